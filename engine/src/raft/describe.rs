@@ -1,0 +1,147 @@
+//! One canonical text rendering of messages, entries and readies, shared by logs, golden files
+//! and failure reports.
+
+use std::fmt;
+
+use super::raw_node::{Ready, RoleKind, Status};
+use super::types::{Entry, EntryKind, HardState, Message, MessageKind};
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            EntryKind::Noop => write!(f, "{}/{} noop", self.term, self.index),
+            EntryKind::Command(data) => {
+                write!(
+                    f,
+                    "{}/{} {}",
+                    self.term,
+                    self.index,
+                    String::from_utf8_lossy(data)
+                )
+            }
+        }
+    }
+}
+
+impl fmt::Display for HardState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let vote = self.voted_for.map_or(0, |v| v.0);
+        write!(f, "Term:{} Vote:{} Commit:{}", self.term, vote, self.commit)
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}->{} ", self.from, self.to)?;
+        match &self.kind {
+            MessageKind::Vote {
+                last_log_index,
+                last_log_term,
+            } => {
+                write!(
+                    f,
+                    "MsgVote Term:{} Log:{last_log_term}/{last_log_index}",
+                    self.term
+                )
+            }
+            MessageKind::VoteResponse { granted } => {
+                let rej = if *granted { "" } else { " Rejected" };
+                write!(f, "MsgVoteResp Term:{}{rej}", self.term)
+            }
+            MessageKind::Append {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => {
+                write!(
+                    f,
+                    "MsgApp Term:{} Log:{prev_log_term}/{prev_log_index} Commit:{leader_commit}",
+                    self.term
+                )?;
+                if !entries.is_empty() {
+                    write!(f, " Entries:[")?;
+                    for (i, e) in entries.iter().enumerate() {
+                        let sep = if i == 0 { "" } else { ", " };
+                        write!(f, "{sep}{e}")?;
+                    }
+                    write!(f, "]")?;
+                }
+                Ok(())
+            }
+            MessageKind::AppendResponse {
+                success,
+                match_index,
+                hint,
+            } => {
+                write!(f, "MsgAppResp Term:{}", self.term)?;
+                if *success {
+                    return write!(f, " Match:{match_index}");
+                }
+                match hint {
+                    None => write!(f, " Rejected"),
+                    Some(h) => {
+                        let ct = h.conflict_term.map_or(0, |t| t.0);
+                        write!(f, " Rejected:{} Hint:{ct}/{}", h.rejected, h.conflict_index)
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for RoleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            RoleKind::Follower => "follower",
+            RoleKind::Candidate => "candidate",
+            RoleKind::Leader => "leader",
+        };
+        f.write_str(name)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lead = self.leader.map_or(0, |l| l.0);
+        let vote = self.voted_for.map_or(0, |v| v.0);
+        write!(
+            f,
+            "{} {} Term:{} Vote:{vote} Lead:{lead} Log:{}/{} Commit:{} Applied:{}",
+            self.id,
+            self.role,
+            self.term,
+            self.last_term,
+            self.last_index,
+            self.commit,
+            self.applied
+        )
+    }
+}
+
+impl fmt::Display for Ready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(hs) = &self.hard_state {
+            writeln!(f, "HardState {hs}")?;
+        }
+        if !self.entries.is_empty() {
+            writeln!(f, "Entries:")?;
+            for e in &self.entries {
+                writeln!(f, "  {e}")?;
+            }
+        }
+        if !self.committed_entries.is_empty() {
+            writeln!(f, "CommittedEntries:")?;
+            for e in &self.committed_entries {
+                writeln!(f, "  {e}")?;
+            }
+        }
+        if !self.messages.is_empty() {
+            writeln!(f, "Messages:")?;
+            for m in &self.messages {
+                writeln!(f, "  {m}")?;
+            }
+        }
+        Ok(())
+    }
+}

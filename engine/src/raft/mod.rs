@@ -1,0 +1,20 @@
+//! The Raft core: a pure, synchronous state machine written from the Raft paper (§5).
+//!
+//! Input: [`RawNode::step`], [`RawNode::tick`], [`RawNode::propose`], [`RawNode::campaign`].
+//! Output: [`RawNode::ready`], closed by [`RawNode::advance`]. No I/O, no clock, no threads;
+//! the only randomness is a ChaCha RNG seeded through [`Config::seed`].
+//!
+//! Layers: `types` < `quorum` < `progress`, `raft_log` < `raw_node` < `describe`.
+
+mod describe;
+pub mod progress;
+pub mod quorum;
+pub mod raft_log;
+mod raw_node;
+mod types;
+
+pub use raw_node::{RawNode, Ready, Role, RoleKind, Status};
+pub use types::{
+    Bugs, Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
+    ProposeError, RejectHint, StepError, Term,
+};

@@ -1,0 +1,145 @@
+//! What the leader knows of each follower's log (Raft Figure 2, "Volatile state on leaders").
+//!
+//! Depends only on `types`.
+
+use std::collections::VecDeque;
+
+use super::types::Index;
+
+/// How the leader sends entries to one follower.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgressState {
+    /// The leader does not know where the follower's log matches: one AppendEntries at a time,
+    /// backing off on rejection (Raft §5.3).
+    Probe {
+        /// True while a probe is outstanding; cleared by a reply or the next heartbeat.
+        paused: bool,
+    },
+    /// The follower matches up to `match_index`: entries are pipelined optimistically.
+    Replicate {
+        /// Last index of each AppendEntries in flight, oldest first.
+        ///
+        /// Invariant: strictly increasing, each `< next_index`, length `<= inflight_msgs_max`.
+        inflight: VecDeque<Index>,
+    },
+}
+
+/// The leader's view of one follower.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// `matchIndex`: highest index known to be replicated on the follower.
+    ///
+    /// Invariant: `match_index < next_index`.
+    pub match_index: Index,
+    /// `nextIndex`: index of the next entry to send.
+    pub next_index: Index,
+    /// Probe or replicate.
+    pub state: ProgressState,
+}
+
+impl Progress {
+    /// A follower the new leader knows nothing of: probe from just after the leader's last entry.
+    pub fn new(last_index: Index) -> Progress {
+        Progress {
+            match_index: Index(0),
+            next_index: last_index.next(),
+            state: ProgressState::Probe { paused: false },
+        }
+    }
+
+    /// True if the leader may send entries now.
+    pub fn can_send(&self, inflight_msgs_max: usize) -> bool {
+        match &self.state {
+            ProgressState::Probe { paused } => !paused,
+            ProgressState::Replicate { inflight } => inflight.len() < inflight_msgs_max,
+        }
+    }
+
+    /// Records that an AppendEntries ending at `last` was sent.
+    pub fn sent(&mut self, last: Index) {
+        match &mut self.state {
+            ProgressState::Probe { paused } => *paused = true,
+            ProgressState::Replicate { inflight } => {
+                if last >= self.next_index {
+                    assert!(inflight.back().is_none_or(|&b| b < last), "inflight grows");
+                    inflight.push_back(last);
+                    self.next_index = last.next();
+                }
+            }
+        }
+    }
+
+    /// A success reply: the follower matches up to `match_index`. Returns true if it moved.
+    pub fn on_success(&mut self, match_index: Index) -> bool {
+        let moved = match_index > self.match_index;
+        if moved {
+            self.match_index = match_index;
+        }
+        if self.next_index <= self.match_index {
+            self.next_index = self.match_index.next();
+        }
+        match &mut self.state {
+            ProgressState::Probe { .. } => {
+                self.state = ProgressState::Replicate {
+                    inflight: VecDeque::new(),
+                };
+            }
+            ProgressState::Replicate { inflight } => {
+                while inflight.front().is_some_and(|&f| f <= match_index) {
+                    inflight.pop_front();
+                }
+            }
+        }
+        moved
+    }
+
+    /// A rejection: back off to `next_index` (already clamped by the caller to
+    /// `match_index < next_index`) and probe again.
+    pub fn on_reject(&mut self, next_index: Index) {
+        assert!(
+            next_index > self.match_index,
+            "next_index stays above match_index"
+        );
+        self.next_index = next_index;
+        self.state = ProgressState::Probe { paused: false };
+    }
+
+    /// A heartbeat round lets a paused probe try again, so a lost probe is retried.
+    pub fn on_heartbeat(&mut self) {
+        if let ProgressState::Probe { paused } = &mut self.state {
+            *paused = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_pauses_until_reply_then_replicates() {
+        let mut p = Progress::new(Index(5));
+        assert!(p.can_send(4));
+        p.sent(Index(5));
+        assert!(!p.can_send(4));
+        p.on_heartbeat();
+        assert!(p.can_send(4));
+        assert!(p.on_success(Index(5)));
+        assert_eq!(p.next_index, Index(6));
+        assert!(matches!(p.state, ProgressState::Replicate { .. }));
+    }
+
+    #[test]
+    fn replicate_pipelines_up_to_the_inflight_limit() {
+        let mut p = Progress::new(Index(0));
+        p.on_success(Index(0));
+        p.sent(Index(1));
+        p.sent(Index(2));
+        assert!(!p.can_send(2));
+        assert_eq!(p.next_index, Index(3));
+        p.on_success(Index(1));
+        assert!(p.can_send(2));
+        p.on_reject(Index(2));
+        assert_eq!(p.state, ProgressState::Probe { paused: false });
+    }
+}

@@ -1,0 +1,781 @@
+//! The Raft state machine of one node (Raft §5), driven by `step`, `tick` and `propose`, read out
+//! through `ready` and closed with `advance`.
+//!
+//! Depends on `types`, `quorum`, `progress` and `raft_log`. No I/O, no clock, no threads: time is
+//! `tick()`, and the only randomness is the injected ChaCha RNG that draws election timeouts.
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::progress::Progress;
+use super::quorum::{majority, majority_index};
+use super::raft_log::RaftLog;
+use super::types::{
+    Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
+    ProposeError, RejectHint, StepError, Term,
+};
+
+/// A node's role; each role owns the data only it needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Follows `leader`, if it has heard from one in the current term.
+    Follower {
+        /// The leader of the current term, once known.
+        leader: Option<NodeId>,
+    },
+    /// Campaigning in the current term (Raft §5.2).
+    Candidate {
+        /// Votes received so far, by voter (this node's own vote included).
+        votes: BTreeMap<NodeId, bool>,
+    },
+    /// Leading the current term.
+    Leader {
+        /// Replication state of every other voter.
+        progress: BTreeMap<NodeId, Progress>,
+    },
+}
+
+/// The kind of a [`Role`], without its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RoleKind {
+    /// See [`Role::Follower`].
+    Follower,
+    /// See [`Role::Candidate`].
+    Candidate,
+    /// See [`Role::Leader`].
+    Leader,
+}
+
+impl Role {
+    /// The role's kind.
+    pub fn kind(&self) -> RoleKind {
+        match self {
+            Role::Follower { .. } => RoleKind::Follower,
+            Role::Candidate { .. } => RoleKind::Candidate,
+            Role::Leader { .. } => RoleKind::Leader,
+        }
+    }
+}
+
+/// Everything the caller must do after a batch of input, in this order of obligation.
+///
+/// Close it with [`RawNode::advance`] before stepping, ticking or proposing again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// Sequence number; `advance` checks it matches.
+    pub number: u64,
+    /// Persist BEFORE sending any of `messages` (Raft Figure 2: "Updated on stable storage before
+    /// responding to RPCs"). `None` if unchanged since the last `Ready`.
+    pub hard_state: Option<HardState>,
+    /// Append to stable storage BEFORE sending any of `messages`. An entry at index `i` replaces
+    /// every stored entry at `>= i` (conflict truncation, Raft §5.3).
+    pub entries: Vec<Entry>,
+    /// Send AFTER `hard_state` and `entries` are durable; they may be lost, delayed, duplicated
+    /// or reordered.
+    pub messages: Vec<Message>,
+    /// Apply to the state machine in order, AFTER `entries` are durable. They are committed.
+    pub committed_entries: Vec<Entry>,
+}
+
+/// A snapshot of a node's externally visible state, for drivers, logs and checkers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// This node.
+    pub id: NodeId,
+    /// `currentTerm`.
+    pub term: Term,
+    /// `votedFor`.
+    pub voted_for: Option<NodeId>,
+    /// The role's kind.
+    pub role: RoleKind,
+    /// The leader of `term` as this node knows it.
+    pub leader: Option<NodeId>,
+    /// `commitIndex`.
+    pub commit: Index,
+    /// `lastApplied`.
+    pub applied: Index,
+    /// Index of the last log entry.
+    pub last_index: Index,
+    /// Term of the last log entry.
+    pub last_term: Term,
+}
+
+/// The Raft core of one node.
+#[derive(Debug)]
+pub struct RawNode {
+    config: Config,
+    /// `currentTerm` (Raft Figure 2). Invariant: never decreases.
+    term: Term,
+    /// `votedFor` (Raft Figure 2). Invariant: at most one vote per term.
+    voted_for: Option<NodeId>,
+    log: RaftLog,
+    role: Role,
+    /// Ticks since the last heartbeat from a leader, vote granted, or campaign start.
+    election_elapsed: u64,
+    /// Drawn from `[election_timeout_ticks, election_timeout_max_ticks)` at every reset.
+    election_timeout_randomized: u64,
+    /// Leader only: ticks since the last heartbeat round.
+    heartbeat_elapsed: u64,
+    rng: ChaCha8Rng,
+    msgs: Vec<Message>,
+    /// The hard state handed out in the last `Ready`.
+    hard_state_sent: HardState,
+    ready_number: u64,
+    ready_pending: bool,
+    /// Elections this node started (for statistics).
+    campaigns: u64,
+}
+
+impl RawNode {
+    /// Builds a node from its configuration and what it recovered from disk.
+    pub fn new(
+        config: Config,
+        hard_state: HardState,
+        entries: Vec<Entry>,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut peers = config.peers.clone();
+        peers.sort();
+        let config = Config { peers, ..config };
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let log = RaftLog::recovered(entries, hard_state.commit);
+        let mut node = RawNode {
+            config,
+            term: hard_state.term,
+            voted_for: hard_state.voted_for,
+            log,
+            role: Role::Follower { leader: None },
+            election_elapsed: 0,
+            election_timeout_randomized: 0,
+            heartbeat_elapsed: 0,
+            rng,
+            msgs: Vec::new(),
+            hard_state_sent: hard_state,
+            ready_number: 0,
+            ready_pending: false,
+            campaigns: 0,
+        };
+        node.reset_election_timer();
+        Ok(node)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The role and its data.
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    /// The in-memory log.
+    pub fn raft_log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    /// How many elections this node has started.
+    pub fn campaigns(&self) -> u64 {
+        self.campaigns
+    }
+
+    /// The current hard state (not necessarily persisted yet).
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+            commit: self.log.commit(),
+        }
+    }
+
+    /// The externally visible state.
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.config.id,
+            term: self.term,
+            voted_for: self.voted_for,
+            role: self.role.kind(),
+            leader: self.leader(),
+            commit: self.log.commit(),
+            applied: self.log.applied(),
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+        }
+    }
+
+    /// The leader of the current term as this node knows it.
+    pub fn leader(&self) -> Option<NodeId> {
+        match &self.role {
+            Role::Follower { leader } => *leader,
+            Role::Candidate { .. } => None,
+            Role::Leader { .. } => Some(self.config.id),
+        }
+    }
+
+    /// Ticks until this node's next timer fires if nothing else happens, so a driver can sleep
+    /// instead of ticking an idle node. Always at least 1.
+    pub fn ticks_until_timeout(&self) -> u64 {
+        let left = match self.role {
+            Role::Leader { .. } => self.config.heartbeat_interval_ticks - self.heartbeat_elapsed,
+            _ => self
+                .election_timeout_randomized
+                .saturating_sub(self.election_elapsed),
+        };
+        left.max(1)
+    }
+
+    /// Advances logical time by one tick: followers and candidates count towards an election
+    /// timeout (Raft §5.2); the leader counts towards its next heartbeat round.
+    pub fn tick(&mut self) {
+        assert!(!self.ready_pending, "tick between ready and advance");
+        if matches!(self.role, Role::Leader { .. }) {
+            self.heartbeat_elapsed += 1;
+            if self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks {
+                self.heartbeat_elapsed = 0;
+                self.broadcast_heartbeat();
+            }
+        } else {
+            self.election_elapsed += 1;
+            if self.election_elapsed >= self.election_timeout_randomized {
+                self.campaign();
+            }
+        }
+        self.after_input();
+    }
+
+    /// Starts an election now (Raft §5.2), whatever the timer says. A leader ignores it.
+    pub fn campaign(&mut self) {
+        if matches!(self.role, Role::Leader { .. }) {
+            return;
+        }
+        self.become_candidate();
+    }
+
+    /// Appends a command to the leader's log. Returns the entry's index and term: the command is
+    /// committed once an entry with that index and term is applied.
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<(Index, Term), ProposeError> {
+        assert!(!self.ready_pending, "propose between ready and advance");
+        let Role::Leader { .. } = self.role else {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader(),
+            });
+        };
+        let uncommitted = self.log.last_index().0 - self.log.commit().0;
+        if uncommitted >= self.config.uncommitted_entries_max {
+            return Err(ProposeError::Dropped);
+        }
+        let index = self.append_own(EntryKind::Command(data));
+        self.broadcast_append();
+        self.after_input();
+        Ok((index, self.term))
+    }
+
+    /// Feeds one message from a peer into the state machine.
+    pub fn step(&mut self, m: Message) -> Result<(), StepError> {
+        assert!(!self.ready_pending, "step between ready and advance");
+        if m.to != self.config.id {
+            return Err(StepError::WrongNode {
+                to: m.to,
+                me: self.config.id,
+            });
+        }
+        if m.from == self.config.id || self.config.peers.binary_search(&m.from).is_err() {
+            return Err(StepError::UnknownPeer(m.from));
+        }
+        // Raft §5.1: a newer term makes any node a follower of that term; an older term is stale.
+        if m.term > self.term {
+            let leader = matches!(m.kind, MessageKind::Append { .. }).then_some(m.from);
+            self.become_follower(m.term, leader);
+        } else if m.term < self.term {
+            self.reply_stale(&m);
+            self.after_input();
+            return Ok(());
+        }
+        assert_eq!(m.term, self.term, "term normalised");
+        match m.kind {
+            MessageKind::Vote {
+                last_log_index,
+                last_log_term,
+            } => {
+                self.handle_vote(m.from, last_log_index, last_log_term);
+            }
+            MessageKind::VoteResponse { granted } => self.handle_vote_response(m.from, granted),
+            MessageKind::Append {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => {
+                self.handle_append(
+                    m.from,
+                    prev_log_index,
+                    prev_log_term,
+                    &entries,
+                    leader_commit,
+                );
+            }
+            MessageKind::AppendResponse {
+                success,
+                match_index,
+                hint,
+            } => {
+                self.handle_append_response(m.from, success, match_index, hint);
+            }
+        }
+        self.after_input();
+        Ok(())
+    }
+
+    /// True if a `Ready` is waiting.
+    pub fn has_ready(&self) -> bool {
+        !self.msgs.is_empty()
+            || self.hard_state() != self.hard_state_sent
+            || !self.log.unsent_entries().is_empty()
+            || self.log.applied() < self.log.commit()
+    }
+
+    /// Takes what the caller must persist, send and apply, if anything.
+    pub fn ready(&mut self) -> Option<Ready> {
+        assert!(!self.ready_pending, "one Ready at a time");
+        if !self.has_ready() {
+            return None;
+        }
+        let hard_state = self.hard_state();
+        let ready = Ready {
+            number: self.ready_number + 1,
+            hard_state: (hard_state != self.hard_state_sent).then_some(hard_state),
+            entries: self.log.unsent_entries().to_vec(),
+            messages: std::mem::take(&mut self.msgs),
+            committed_entries: self.log.next_committed(usize::MAX).to_vec(),
+        };
+        self.ready_number = ready.number;
+        self.ready_pending = true;
+        self.hard_state_sent = hard_state;
+        self.log.mark_sent();
+        Some(ready)
+    }
+
+    /// Closes a `Ready`: its entries are durable and its committed entries applied.
+    pub fn advance(&mut self, ready: Ready) {
+        assert!(self.ready_pending, "advance without ready");
+        assert_eq!(
+            ready.number, self.ready_number,
+            "advance closes the last Ready"
+        );
+        self.ready_pending = false;
+        if let Some(last) = ready.entries.last() {
+            self.log.stable_to(last.index);
+        }
+        if let Some(last) = ready.committed_entries.last() {
+            self.log.applied_to(last.index);
+        }
+        // The leader counts its own log only once it is durable, so a crash cannot take back a
+        // vote towards commitment.
+        if matches!(self.role, Role::Leader { .. }) {
+            self.maybe_commit();
+        }
+        self.after_input();
+    }
+
+    fn after_input(&self) {
+        #[cfg(any(debug_assertions, feature = "invariants"))]
+        self.check_invariants();
+    }
+
+    /// Checks every invariant this node can check about itself. O(peers).
+    pub fn check_invariants(&self) {
+        self.log.check_invariants();
+        let commit = self.log.commit();
+        let last = self.log.last_index();
+        match &self.role {
+            Role::Leader { progress } => {
+                assert_eq!(
+                    self.voted_for,
+                    Some(self.config.id),
+                    "a leader voted for itself"
+                );
+                assert_eq!(
+                    progress.len() + 1,
+                    self.config.peers.len(),
+                    "progress per peer"
+                );
+                for (peer, p) in progress {
+                    assert!(p.match_index < p.next_index, "match < next for {peer}");
+                    assert!(p.next_index <= last.next(), "next <= last + 1 for {peer}");
+                }
+            }
+            Role::Candidate { votes } => {
+                assert_eq!(
+                    self.voted_for,
+                    Some(self.config.id),
+                    "a candidate voted for itself"
+                );
+                assert_eq!(votes.get(&self.config.id), Some(&true), "own vote counted");
+            }
+            Role::Follower { leader } => {
+                assert_ne!(*leader, Some(self.config.id), "a follower does not lead");
+            }
+        }
+        assert!(commit <= last, "commit <= last_index");
+        assert!(
+            self.log.last_term() <= self.term,
+            "no entry from a future term"
+        );
+    }
+
+    // --- Role transitions -------------------------------------------------------------------
+
+    fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        self.election_timeout_randomized = self
+            .rng
+            .gen_range(self.config.election_timeout_ticks..self.config.election_timeout_max_ticks);
+    }
+
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        assert!(term >= self.term, "terms never go back");
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+        }
+        self.role = Role::Follower { leader };
+        self.reset_election_timer();
+    }
+
+    fn become_candidate(&mut self) {
+        assert!(
+            !matches!(self.role, Role::Leader { .. }),
+            "invalid transition leader -> candidate"
+        );
+        // Raft §5.2: increment currentTerm, vote for self, reset the election timer (re-drawing
+        // the randomized timeout), send RequestVote to all other servers.
+        self.term = Term(self.term.0 + 1);
+        self.voted_for = Some(self.config.id);
+        self.campaigns += 1;
+        let mut votes = BTreeMap::new();
+        votes.insert(self.config.id, true);
+        self.role = Role::Candidate { votes };
+        self.reset_election_timer();
+        if majority(self.config.peers.len()) == 1 {
+            self.become_leader();
+            return;
+        }
+        let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
+        for i in 0..self.config.peers.len() {
+            let to = self.config.peers[i];
+            if to != self.config.id {
+                self.send(
+                    to,
+                    MessageKind::Vote {
+                        last_log_index,
+                        last_log_term,
+                    },
+                );
+            }
+        }
+    }
+
+    fn become_leader(&mut self) {
+        assert!(
+            matches!(self.role, Role::Candidate { .. }),
+            "invalid transition -> leader"
+        );
+        let last = self.log.last_index();
+        let progress = self
+            .config
+            .peers
+            .iter()
+            .filter(|&&p| p != self.config.id)
+            .map(|&p| (p, Progress::new(last)))
+            .collect();
+        self.role = Role::Leader { progress };
+        self.heartbeat_elapsed = 0;
+        // Raft §5.4.2 and §8: a leader commits entries of earlier terms only through an entry of
+        // its own term, so it appends a no-op at once.
+        self.append_own(EntryKind::Noop);
+        self.broadcast_append();
+    }
+
+    // --- Handlers ----------------------------------------------------------------------------
+
+    fn reply_stale(&mut self, m: &Message) {
+        match m.kind {
+            MessageKind::Vote { .. } => {
+                self.send(m.from, MessageKind::VoteResponse { granted: false });
+            }
+            MessageKind::Append { .. } => {
+                let kind = MessageKind::AppendResponse {
+                    success: false,
+                    match_index: Index(0),
+                    hint: None,
+                };
+                self.send(m.from, kind);
+            }
+            // Replies from an older term carry nothing we can use.
+            MessageKind::VoteResponse { .. } | MessageKind::AppendResponse { .. } => {}
+        }
+    }
+
+    /// RequestVote receiver (Raft Figure 2, §5.2, §5.4.1).
+    fn handle_vote(&mut self, candidate: NodeId, last_log_index: Index, last_log_term: Term) {
+        let free = self.voted_for.is_none_or(|v| v == candidate);
+        // Raft §5.4.1: grant only if the candidate's log is at least as up-to-date as ours.
+        let (my_index, my_term) = (self.log.last_index(), self.log.last_term());
+        let up_to_date =
+            last_log_term > my_term || (last_log_term == my_term && last_log_index >= my_index);
+        let granted = free && up_to_date;
+        if granted {
+            assert!(
+                matches!(self.role, Role::Follower { .. }),
+                "only a follower grants a vote"
+            );
+            self.voted_for = Some(candidate);
+            self.election_elapsed = 0;
+        }
+        self.send(candidate, MessageKind::VoteResponse { granted });
+    }
+
+    fn handle_vote_response(&mut self, voter: NodeId, granted: bool) {
+        let Role::Candidate { votes } = &mut self.role else {
+            return;
+        };
+        votes.insert(voter, granted);
+        let yes = votes.values().filter(|&&g| g).count();
+        if yes >= majority(self.config.peers.len()) {
+            self.become_leader();
+        }
+    }
+
+    /// AppendEntries receiver (Raft Figure 2, §5.3).
+    fn handle_append(
+        &mut self,
+        leader: NodeId,
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: &[Entry],
+        leader_commit: Index,
+    ) {
+        assert!(
+            !matches!(self.role, Role::Leader { .. }),
+            "two leaders in term {}: {} and {leader}",
+            self.term,
+            self.config.id
+        );
+        // Raft §5.2: a candidate that hears from the leader of its term returns to follower.
+        self.become_follower(self.term, Some(leader));
+        let hint = match self.log.term(prev_log_index) {
+            None => Some(RejectHint {
+                rejected: prev_log_index,
+                conflict_term: None,
+                conflict_index: self.log.last_index().next(),
+            }),
+            Some(t) if t != prev_log_term => Some(RejectHint {
+                rejected: prev_log_index,
+                conflict_term: Some(t),
+                conflict_index: self.log.first_index_of_term(t, prev_log_index),
+            }),
+            Some(_) => None,
+        };
+        if let Some(hint) = hint {
+            let kind = MessageKind::AppendResponse {
+                success: false,
+                match_index: Index(0),
+                hint: Some(hint),
+            };
+            self.send(leader, kind);
+            return;
+        }
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(
+                e.index,
+                Index(prev_log_index.0 + 1 + i as u64),
+                "entries are contiguous"
+            );
+        }
+        self.log.merge(entries);
+        let last_new = Index(prev_log_index.0 + entries.len() as u64);
+        // Raft Figure 2, receiver rule 5: commitIndex = min(leaderCommit, index of last new entry).
+        self.log.commit_to(leader_commit.min(last_new));
+        let kind = MessageKind::AppendResponse {
+            success: true,
+            match_index: last_new,
+            hint: None,
+        };
+        self.send(leader, kind);
+    }
+
+    fn handle_append_response(
+        &mut self,
+        peer: NodeId,
+        success: bool,
+        match_index: Index,
+        hint: Option<RejectHint>,
+    ) {
+        let inflight_max = self.config.inflight_msgs_max;
+        let last = self.log.last_index();
+        if !matches!(self.role, Role::Leader { .. }) {
+            return;
+        }
+        let p = self.progress_mut(peer);
+        if success {
+            let moved = p.on_success(match_index);
+            if moved {
+                self.maybe_commit();
+            }
+        } else {
+            let Some(hint) = hint else { return };
+            let match_index = p.match_index;
+            if hint.rejected <= match_index {
+                return; // A stale rejection: the follower has since matched further.
+            }
+            let next = self.next_after_reject(hint);
+            let p = self.progress_mut(peer);
+            let next = next.max(p.match_index.next()).min(hint.rejected);
+            p.on_reject(next);
+        }
+        let p = self.progress_mut(peer);
+        if p.next_index <= last && p.can_send(inflight_max) {
+            self.send_append(peer);
+        }
+    }
+
+    /// Fast back-off (Raft thesis §5.3): skip a whole conflicting term per round trip.
+    fn next_after_reject(&self, hint: RejectHint) -> Index {
+        let Some(conflict_term) = hint.conflict_term else {
+            return hint.conflict_index;
+        };
+        let at_most = self
+            .log
+            .last_index_at_most_term(conflict_term, hint.rejected);
+        if self.log.term(at_most) == Some(conflict_term) {
+            at_most.next()
+        } else {
+            hint.conflict_index
+        }
+    }
+
+    // --- Leader replication -----------------------------------------------------------------
+
+    fn progress_mut(&mut self, peer: NodeId) -> &mut Progress {
+        let Role::Leader { progress } = &mut self.role else {
+            panic!("progress of {peer} asked of a non-leader");
+        };
+        progress
+            .get_mut(&peer)
+            .expect("leader has progress for every peer")
+    }
+
+    fn append_own(&mut self, kind: EntryKind) -> Index {
+        let index = self.log.last_index().next();
+        self.log.push(Entry {
+            term: self.term,
+            index,
+            kind,
+        });
+        index
+    }
+
+    /// Raft §5.3, §5.4.2: commit the highest index stored on a majority, if it is of this term.
+    fn maybe_commit(&mut self) {
+        let Role::Leader { progress } = &self.role else {
+            return;
+        };
+        let mut matches: Vec<Index> = progress.values().map(|p| p.match_index).collect();
+        matches.push(self.log.stable());
+        let n = majority_index(&mut matches);
+        if n <= self.log.commit() {
+            return;
+        }
+        let own_term = self.log.term(n) == Some(self.term);
+        if own_term || self.config.bugs.commit_old_term {
+            self.log.commit_to(n);
+        }
+    }
+
+    fn broadcast_append(&mut self) {
+        let inflight_max = self.config.inflight_msgs_max;
+        let last = self.log.last_index();
+        for i in 0..self.config.peers.len() {
+            let peer = self.config.peers[i];
+            if peer == self.config.id {
+                continue;
+            }
+            let p = self.progress_mut(peer);
+            if p.next_index <= last && p.can_send(inflight_max) {
+                self.send_append(peer);
+            }
+        }
+    }
+
+    /// Raft §5.2: the leader sends periodic heartbeats (AppendEntries, empty when the follower is
+    /// up to date) to maintain its authority. They double as retries: a lost probe is sent again,
+    /// and a follower that missed an append rejects the heartbeat and is probed.
+    fn broadcast_heartbeat(&mut self) {
+        let inflight_max = self.config.inflight_msgs_max;
+        for i in 0..self.config.peers.len() {
+            let peer = self.config.peers[i];
+            if peer == self.config.id {
+                continue;
+            }
+            let p = self.progress_mut(peer);
+            p.on_heartbeat();
+            if !p.can_send(inflight_max) {
+                // A full pipeline at heartbeat time means appends or their replies were lost:
+                // probe again from what the follower is known to hold.
+                let next = p.match_index.next();
+                p.on_reject(next);
+            }
+            self.send_append(peer);
+        }
+    }
+
+    fn send_append(&mut self, peer: NodeId) {
+        let p = self.progress_mut(peer);
+        let prev = p.next_index.prev();
+        let last = self.log.last_index();
+        self.send_append_from(peer, prev, last);
+        let sent_last = Index(
+            prev.0
+                + self
+                    .log
+                    .slice(prev.next(), last, self.config.msg_entries_max)
+                    .len() as u64,
+        );
+        self.progress_mut(peer).sent(sent_last);
+    }
+
+    fn send_append_from(&mut self, peer: NodeId, prev: Index, last: Index) {
+        let prev_log_term = self
+            .log
+            .term(prev)
+            .expect("leader holds every entry up to next - 1");
+        let entries = self
+            .log
+            .slice(prev.next(), last, self.config.msg_entries_max)
+            .to_vec();
+        let kind = MessageKind::Append {
+            prev_log_index: prev,
+            prev_log_term,
+            entries,
+            leader_commit: self.log.commit(),
+        };
+        self.send(peer, kind);
+    }
+
+    fn send(&mut self, to: NodeId, kind: MessageKind) {
+        assert_ne!(to, self.config.id, "no message to self");
+        self.msgs.push(Message {
+            from: self.config.id,
+            to,
+            term: self.term,
+            kind,
+        });
+    }
+}

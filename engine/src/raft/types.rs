@@ -1,0 +1,280 @@
+//! Plain data of the Raft core: identifiers, entries, messages, hard state, configuration.
+//!
+//! Depends on nothing else in the crate.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! newtype_u64 {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub u64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+newtype_u64!(
+    /// A Raft term (Raft §5.1). Term 0 is the term before any election.
+    Term
+);
+newtype_u64!(
+    /// A log index (Raft §5.3). Index 0 is the empty position before the first entry.
+    Index
+);
+newtype_u64!(
+    /// A node's identity in the cluster. Ids start at 1; 0 means "nobody".
+    NodeId
+);
+
+impl Index {
+    /// The index after this one.
+    #[must_use]
+    pub fn next(self) -> Index {
+        Index(self.0 + 1)
+    }
+    /// The index before this one (saturating at 0).
+    #[must_use]
+    pub fn prev(self) -> Index {
+        Index(self.0.saturating_sub(1))
+    }
+}
+
+/// What an entry carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// The empty entry a new leader appends to commit entries of earlier terms (Raft §5.4.2, §8).
+    Noop,
+    /// An opaque command for the state machine.
+    Command(Vec<u8>),
+}
+
+/// One log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The term of the leader that created the entry.
+    pub term: Term,
+    /// The entry's position in the log.
+    pub index: Index,
+    /// The payload.
+    pub kind: EntryKind,
+}
+
+impl Entry {
+    /// The command bytes, or an empty slice for a no-op.
+    pub fn data(&self) -> &[u8] {
+        match &self.kind {
+            EntryKind::Noop => &[],
+            EntryKind::Command(data) => data,
+        }
+    }
+}
+
+/// The state Raft must persist before answering any RPC (Raft Figure 2, "Persistent state").
+///
+/// `commit` is persisted too (as etcd does), so that a restarted node can re-apply its committed
+/// prefix before it serves anything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    /// `currentTerm`: latest term this node has seen.
+    pub term: Term,
+    /// `votedFor`: the candidate that received this node's vote in `term`, if any.
+    pub voted_for: Option<NodeId>,
+    /// `commitIndex`: highest log index known to be committed.
+    pub commit: Index,
+}
+
+/// A Raft RPC or its reply. Every message carries the sender's term (Raft §5.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Sender.
+    pub from: NodeId,
+    /// Receiver.
+    pub to: NodeId,
+    /// The sender's current term.
+    pub term: Term,
+    /// What the message is.
+    pub kind: MessageKind,
+}
+
+/// The RPCs of Raft Figure 2 and their replies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageKind {
+    /// RequestVote (Raft §5.2, §5.4.1).
+    Vote {
+        /// Index of the candidate's last log entry.
+        last_log_index: Index,
+        /// Term of the candidate's last log entry.
+        last_log_term: Term,
+    },
+    /// Reply to RequestVote.
+    VoteResponse {
+        /// True means the candidate received the vote.
+        granted: bool,
+    },
+    /// AppendEntries (Raft §5.3); with no entries it is a heartbeat (Raft §5.2).
+    Append {
+        /// Index of the log entry immediately preceding the new ones.
+        prev_log_index: Index,
+        /// Term of the entry at `prev_log_index`.
+        prev_log_term: Term,
+        /// Entries to store (empty for a heartbeat).
+        entries: Vec<Entry>,
+        /// The leader's `commitIndex`.
+        leader_commit: Index,
+    },
+    /// Reply to AppendEntries.
+    AppendResponse {
+        /// True if the follower held an entry matching `prev_log_index` and `prev_log_term`.
+        success: bool,
+        /// On success, the index of the last entry the follower now matches the leader on.
+        match_index: Index,
+        /// On rejection, the fast back-off hint (Raft thesis §5.3, "conflict index/term").
+        hint: Option<RejectHint>,
+    },
+}
+
+/// Where a rejecting follower suggests the leader retry from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectHint {
+    /// The rejected `prev_log_index`.
+    pub rejected: Index,
+    /// The term of the follower's entry at `rejected`, if it had one.
+    pub conflict_term: Option<Term>,
+    /// The first index of `conflict_term` in the follower's log, or its last index + 1.
+    pub conflict_index: Index,
+}
+
+/// Deliberately planted bugs, compiled in and off unless asked, so the checkers can prove they bite.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bugs {
+    /// The leader commits an entry of an earlier term by counting replicas (the Figure 8 mistake,
+    /// Raft §5.4.2).
+    pub commit_old_term: bool,
+}
+
+/// Static configuration of one Raft node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node.
+    pub id: NodeId,
+    /// Every voter, this node included.
+    pub peers: Vec<NodeId>,
+    /// Minimum election timeout in ticks; the randomized timeout is drawn from
+    /// `[election_timeout_ticks, election_timeout_max_ticks)` (Raft §5.2).
+    pub election_timeout_ticks: u64,
+    /// Exclusive upper end of the randomized election timeout, in ticks.
+    pub election_timeout_max_ticks: u64,
+    /// The leader sends heartbeats every this many ticks.
+    pub heartbeat_interval_ticks: u64,
+    /// Most entries in one AppendEntries message.
+    pub msg_entries_max: usize,
+    /// Most AppendEntries messages in flight to one follower while replicating.
+    pub inflight_msgs_max: usize,
+    /// Most entries the leader accepts beyond its commit index before dropping proposals.
+    pub uncommitted_entries_max: u64,
+    /// Seed of the ChaCha RNG that draws election timeouts.
+    pub seed: u64,
+    /// Planted bugs (all off by default).
+    pub bugs: Bugs,
+}
+
+impl Config {
+    /// A configuration with etcd-like ratios: heartbeat 1 tick, election 10..20 ticks.
+    pub fn new(id: NodeId, peers: Vec<NodeId>, seed: u64) -> Config {
+        Config {
+            id,
+            peers,
+            election_timeout_ticks: 10,
+            election_timeout_max_ticks: 20,
+            heartbeat_interval_ticks: 1,
+            msg_entries_max: 64,
+            inflight_msgs_max: 64,
+            uncommitted_entries_max: 10_000,
+            seed,
+            bugs: Bugs::default(),
+        }
+    }
+
+    /// Checks the configuration, as etcd's `Config.validate` does.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.id == NodeId(0) {
+            return Err(ConfigError::Invalid("id must not be 0".into()));
+        }
+        if !self.peers.contains(&self.id) {
+            return Err(ConfigError::Invalid("peers must contain id".into()));
+        }
+        let mut sorted = self.peers.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != self.peers.len() || sorted.contains(&NodeId(0)) {
+            return Err(ConfigError::Invalid(
+                "peers must be distinct and non-zero".into(),
+            ));
+        }
+        if self.heartbeat_interval_ticks == 0 {
+            return Err(ConfigError::Invalid(
+                "heartbeat_interval_ticks must be > 0".into(),
+            ));
+        }
+        if self.election_timeout_ticks <= self.heartbeat_interval_ticks {
+            return Err(ConfigError::Invalid(
+                "election_timeout_ticks must exceed heartbeat_interval_ticks".into(),
+            ));
+        }
+        if self.election_timeout_max_ticks <= self.election_timeout_ticks {
+            return Err(ConfigError::Invalid(
+                "election_timeout_max_ticks must exceed election_timeout_ticks".into(),
+            ));
+        }
+        if self.msg_entries_max == 0 || self.inflight_msgs_max == 0 {
+            return Err(ConfigError::Invalid("message limits must be > 0".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The named field is out of range.
+    #[error("invalid raft config: {0}")]
+    Invalid(String),
+}
+
+/// Why a proposal was not appended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// Only the leader appends; `leader` is this node's best guess at who is.
+    #[error("not the leader (leader hint: {leader:?})")]
+    NotLeader {
+        /// The leader this node last heard from in its current term.
+        leader: Option<NodeId>,
+    },
+    /// Too many uncommitted entries; retry later.
+    #[error("proposal dropped: too many uncommitted entries")]
+    Dropped,
+}
+
+/// Why a message was not stepped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// The message is not addressed to this node.
+    #[error("message for node {to} stepped into node {me}")]
+    WrongNode {
+        /// The message's receiver.
+        to: NodeId,
+        /// This node.
+        me: NodeId,
+    },
+    /// The sender is not a member of the cluster.
+    #[error("message from unknown node {0}")]
+    UnknownPeer(NodeId),
+}
