@@ -7,6 +7,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-// pub mod log;
+pub mod log;
 pub mod raft;
-// pub mod server;
+pub mod server;

@@ -74,7 +74,9 @@ impl RaftLog {
             return &[];
         }
         let start = from.0 as usize - 1;
-        let end = (to.0 as usize).min(start + max).min(self.entries.len());
+        let end = (to.0 as usize)
+            .min(start.saturating_add(max))
+            .min(self.entries.len());
         &self.entries[start..end]
     }
 

@@ -141,10 +141,18 @@ impl RawNode {
         let config = Config { peers, ..config };
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
         let log = RaftLog::recovered(entries, hard_state.commit);
+        // The log writes entries before the hard state, so a torn write can keep entries of a
+        // term whose hard state it lost. The node sent nothing in that term (nothing leaves
+        // before a sync), so it may take the term with no vote.
+        let (term, voted_for) = if log.last_term() > hard_state.term {
+            (log.last_term(), None)
+        } else {
+            (hard_state.term, hard_state.voted_for)
+        };
         let mut node = RawNode {
             config,
-            term: hard_state.term,
-            voted_for: hard_state.voted_for,
+            term,
+            voted_for,
             log,
             role: Role::Follower { leader: None },
             election_elapsed: 0,

@@ -1,0 +1,83 @@
+//! The typed client API: how clients (simulated or HTTP) hand commands to a node's loop.
+
+use futures::channel::{mpsc, oneshot};
+
+use crate::raft::{Index, NodeId, Term};
+
+/// A command the node applied for a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied<T> {
+    /// The entry's index.
+    pub index: Index,
+    /// The entry's term.
+    pub term: Term,
+    /// What the state machine returned.
+    pub output: T,
+}
+
+/// Why a client request failed. None of these means the command was applied; `Overwritten`
+/// and `Stopped` mean it might yet be (by a later leader) and the client cannot know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// This node does not lead; try `leader`.
+    #[error("not the leader (leader hint: {leader:?})")]
+    NotLeader {
+        /// The leader this node last heard from, if any.
+        leader: Option<NodeId>,
+    },
+    /// The node is overloaded (request queue or uncommitted entries full).
+    #[error("node busy, retry later")]
+    Busy,
+    /// Another entry was committed at the command's index: the command was not applied there.
+    #[error("proposal overwritten by a new leader")]
+    Overwritten,
+    /// The node stopped (crashed or shut down) before answering.
+    #[error("node stopped before answering")]
+    Stopped,
+}
+
+/// One request to the node loop.
+pub enum Request<T> {
+    /// Replicate `data` and answer once it is applied.
+    Propose {
+        /// The opaque command.
+        data: Vec<u8>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Applied<T>, ClientError>>,
+    },
+}
+
+/// A cloneable handle that sends requests to one node.
+pub struct Client<T> {
+    tx: mpsc::Sender<Request<T>>,
+}
+
+impl<T> Clone for Client<T> {
+    fn clone(&self) -> Self {
+        Client {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<T> Client<T> {
+    /// A client and the receiving end for the node loop, with room for `queue_max` requests.
+    pub fn channel(queue_max: usize) -> (Client<T>, mpsc::Receiver<Request<T>>) {
+        let (tx, rx) = mpsc::channel(queue_max);
+        (Client { tx }, rx)
+    }
+
+    /// Proposes a command and waits until it is applied, or fails.
+    pub async fn propose(&self, data: Vec<u8>) -> Result<Applied<T>, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        let mut tx = self.tx.clone();
+        tx.try_send(Request::Propose { data, reply }).map_err(|e| {
+            if e.is_full() {
+                ClientError::Busy
+            } else {
+                ClientError::Stopped
+            }
+        })?;
+        answer.await.unwrap_or(Err(ClientError::Stopped))
+    }
+}

@@ -1,0 +1,82 @@
+//! The node: drives the Raft core, the durable log and a state machine through the world traits.
+//!
+//! Depends on `raft` and `log`. The loop is async but runtime-agnostic: it awaits only futures
+//! that the world traits hand it (madsim's in the simulator, tokio's in production) and
+//! `futures` channels, so the simulator and the production node run this same code.
+
+mod client;
+mod node;
+
+pub use client::{Applied, Client, ClientError, Request};
+pub use node::{NodeConfig, NodeError, run};
+
+use std::future::Future;
+
+use crate::raft::{Entry, HardState, Message, NodeId, RawNode};
+
+/// The world's clock.
+pub trait Clock {
+    /// Milliseconds since an arbitrary origin fixed for the life of the process (or simulation).
+    fn now_ms(&self) -> u64;
+    /// Completes once `now_ms() >= deadline_ms`.
+    fn sleep_until(&self, deadline_ms: u64) -> impl Future<Output = ()>;
+}
+
+/// The world's network, as the engine assumes it: connectionless, and free to lose, delay,
+/// duplicate and reorder messages.
+pub trait Network {
+    /// Sends a message to `msg.to`, without waiting and without any delivery guarantee.
+    fn send(&mut self, msg: Message);
+    /// The next message for this node. Must be cancel-safe: dropping the future before it
+    /// completes loses no message.
+    fn recv(&mut self) -> impl Future<Output = Message>;
+}
+
+/// The three world services one node needs.
+pub struct Env<C, N, D> {
+    /// Time.
+    pub clock: C,
+    /// Peers.
+    pub net: N,
+    /// The node's durable storage.
+    pub disk: D,
+}
+
+/// A deterministic state machine fed with committed entries, in log order.
+pub trait StateMachine {
+    /// What applying one command yields for the client that proposed it.
+    type Output: Send + 'static;
+    /// Applies one committed entry (no-ops included, so indexes stay contiguous).
+    fn apply(&mut self, entry: &Entry) -> Self::Output;
+}
+
+/// Watches a node from the inside; the simulator's checkers implement it, production ignores it.
+/// Every method has an empty default.
+pub trait Observer {
+    /// The node recovered this state from disk at start, cutting `cut_bytes` of torn tail.
+    fn recovered(
+        &mut self,
+        _id: NodeId,
+        _hard_state: &HardState,
+        _entries: &[Entry],
+        _cut_bytes: u64,
+    ) {
+    }
+    /// This hard state and these entries are now durable (`sync` returned).
+    fn persisted(&mut self, _id: NodeId, _hard_state: Option<&HardState>, _entries: &[Entry]) {}
+    /// The state machine applied this entry.
+    fn applied(&mut self, _id: NodeId, _entry: &Entry) {}
+    /// The node finished handling one input (message, tick, request) and its `Ready`.
+    fn stepped(&mut self, _node: &RawNode) {}
+    /// The node is sending this message (after persisting what it depends on).
+    fn sending(&mut self, _msg: &Message) {}
+    /// Returns true if the node should stop (for example after a checker found a violation).
+    fn should_stop(&self) -> bool {
+        false
+    }
+}
+
+/// The observer that watches nothing.
+pub struct NoObserver;
+
+impl Observer for NoObserver {}

@@ -1,0 +1,202 @@
+//! The node loop: one task per node, the same code in the simulator and in production.
+
+use std::collections::BTreeMap;
+
+use futures::channel::{mpsc, oneshot};
+use futures::{FutureExt, StreamExt};
+
+use super::client::{Applied, ClientError, Request};
+use super::{Clock, Env, Network, Observer, StateMachine};
+use crate::log::{Disk, LogError, Wal};
+use crate::raft::{Config, ConfigError, Index, ProposeError, RawNode, Term};
+
+/// Configuration of the node loop.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The Raft core's configuration (timeouts in ticks).
+    pub raft: Config,
+    /// Length of one Raft tick in the world's milliseconds.
+    pub tick_ms: u64,
+}
+
+/// Why a node loop ended.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The durable log failed; the node must not go on without it.
+    #[error("durable log: {0}")]
+    Log(#[from] LogError),
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+type Reply<T> = oneshot::Sender<Result<Applied<T>, ClientError>>;
+
+/// Everything the loop owns besides the world.
+struct Node<S: StateMachine, O> {
+    raw: RawNode,
+    sm: S,
+    observer: O,
+    /// Proposals waiting to be applied, by index. Bounded by the Raft core's
+    /// `uncommitted_entries_max`, since only appended proposals wait here.
+    waiting: BTreeMap<Index, (Term, Reply<S::Output>)>,
+    tick_ms: u64,
+    /// World time of the last tick boundary that was ticked.
+    ticked_ms: u64,
+}
+
+/// Runs one node until the request channel closes, the observer asks it to stop, or the disk fails.
+///
+/// Recovers the hard state and log from `env.disk`, then loops: wait for a message, a request or
+/// the next timer; feed it to the Raft core; handle every `Ready` (persist, then send, then apply).
+pub async fn run<C, N, D, S, O>(
+    config: NodeConfig,
+    env: Env<C, N, D>,
+    sm: S,
+    mut requests: mpsc::Receiver<Request<S::Output>>,
+    mut observer: O,
+) -> Result<(), NodeError>
+where
+    C: Clock,
+    N: Network,
+    D: Disk,
+    S: StateMachine,
+    O: Observer,
+{
+    assert!(config.tick_ms > 0, "a tick lasts at least 1 ms");
+    let Env {
+        clock,
+        mut net,
+        disk,
+    } = env;
+    let (mut wal, recovered) = Wal::open(disk).await?;
+    let id = config.raft.id;
+    observer.recovered(
+        id,
+        &recovered.hard_state,
+        &recovered.entries,
+        recovered.cut_bytes,
+    );
+    if recovered.cut_bytes > 0 {
+        tracing::warn!(
+            node = id.0,
+            cut_bytes = recovered.cut_bytes,
+            "cut a torn log tail"
+        );
+    }
+    let raw = RawNode::new(config.raft, recovered.hard_state, recovered.entries)?;
+    let now = clock.now_ms();
+    let mut node = Node {
+        raw,
+        sm,
+        observer,
+        waiting: BTreeMap::new(),
+        tick_ms: config.tick_ms,
+        ticked_ms: now,
+    };
+    loop {
+        node.drain_ready(&mut wal, &mut net).await?;
+        node.observer.stepped(&node.raw);
+        if node.observer.should_stop() {
+            return Ok(());
+        }
+        let deadline = node.ticked_ms + node.raw.ticks_until_timeout() * node.tick_ms;
+        // `biased`: poll in a fixed order, so a seed replays exactly (madsim.md, pitfall 1).
+        futures::select_biased! {
+            msg = net.recv().fuse() => {
+                node.catch_up(clock.now_ms());
+                if let Err(e) = node.raw.step(msg) {
+                    tracing::warn!(node = id.0, error = %e, "dropped a message");
+                }
+            }
+            request = requests.next() => {
+                node.catch_up(clock.now_ms());
+                match request {
+                    Some(request) => node.handle_request(request),
+                    None => return Ok(()),
+                }
+            }
+            () = clock.sleep_until(deadline).fuse() => node.catch_up(clock.now_ms()),
+        }
+    }
+}
+
+impl<S: StateMachine, O: Observer> Node<S, O> {
+    /// Ticks the Raft core once for every tick boundary passed since the last one. A node that
+    /// was paused for long is ticked at most one election timeout's worth: more would change
+    /// nothing but the work done.
+    fn catch_up(&mut self, now_ms: u64) {
+        let due = now_ms.saturating_sub(self.ticked_ms) / self.tick_ms;
+        let cap = self.raw.config().election_timeout_max_ticks + 1;
+        for _ in 0..due.min(cap) {
+            self.raw.tick();
+        }
+        self.ticked_ms += due * self.tick_ms;
+    }
+
+    fn handle_request(&mut self, request: Request<S::Output>) {
+        match request {
+            Request::Propose { data, reply } => match self.raw.propose(data) {
+                Ok((index, term)) => {
+                    let previous = self.waiting.insert(index, (term, reply));
+                    // An older proposal at this index lost its place when a new leader
+                    // truncated it; only a leader appends, so it is this node's own and gone.
+                    if let Some((_, old)) = previous {
+                        let _ = old.send(Err(ClientError::Overwritten));
+                    }
+                }
+                Err(ProposeError::NotLeader { leader }) => {
+                    let _ = reply.send(Err(ClientError::NotLeader { leader }));
+                }
+                Err(ProposeError::Dropped) => {
+                    let _ = reply.send(Err(ClientError::Busy));
+                }
+            },
+        }
+    }
+
+    /// Handles every `Ready` until the core is quiet, honouring its contract: persist (and sync)
+    /// the hard state and entries, then send, then apply.
+    async fn drain_ready<D: Disk, N: Network>(
+        &mut self,
+        wal: &mut Wal<D>,
+        net: &mut N,
+    ) -> Result<(), NodeError> {
+        while let Some(mut ready) = self.raw.ready() {
+            let id = self.raw.id();
+            if ready.hard_state.is_some() || !ready.entries.is_empty() {
+                wal.append(ready.hard_state.as_ref(), &ready.entries)?;
+                wal.sync().await?;
+                self.observer
+                    .persisted(id, ready.hard_state.as_ref(), &ready.entries);
+            }
+            for msg in std::mem::take(&mut ready.messages) {
+                self.observer.sending(&msg);
+                net.send(msg);
+            }
+            for entry in &ready.committed_entries {
+                let output = self.sm.apply(entry);
+                self.observer.applied(id, entry);
+                self.answer(entry.index, entry.term, output);
+            }
+            self.raw.advance(ready);
+        }
+        Ok(())
+    }
+
+    fn answer(&mut self, index: Index, term: Term, output: S::Output) {
+        let Some((proposed_term, reply)) = self.waiting.remove(&index) else {
+            return;
+        };
+        let answer = if proposed_term == term {
+            Ok(Applied {
+                index,
+                term,
+                output,
+            })
+        } else {
+            Err(ClientError::Overwritten)
+        };
+        let _ = reply.send(answer);
+    }
+}

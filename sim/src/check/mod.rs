@@ -1,0 +1,54 @@
+//! Checkers: they judge what the world and the workload recorded; they inject nothing.
+
+mod raft_safety;
+
+pub use raft_safety::RaftSafety;
+
+use engine::raft::{Index, NodeId, Term};
+
+/// A broken rule, with where it broke.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Violation {
+    /// The rule, in the paper's words where it has them.
+    pub rule: &'static str,
+    /// The node that showed it.
+    pub node: NodeId,
+    /// The term it happened in.
+    pub term: Term,
+    /// The log index concerned (0 if none).
+    pub index: Index,
+    /// What exactly was seen.
+    pub detail: String,
+    /// Simulated time it was seen at (filled in by the harness).
+    pub at_ms: u64,
+}
+
+impl Violation {
+    /// A violation of `rule` on `node`.
+    pub fn new(
+        rule: &'static str,
+        node: NodeId,
+        term: Term,
+        index: Index,
+        detail: String,
+    ) -> Violation {
+        Violation {
+            rule,
+            node,
+            term,
+            index,
+            detail,
+            at_ms: 0,
+        }
+    }
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} violated at {} ms: node {} term {} index {}: {}",
+            self.rule, self.at_ms, self.node, self.term, self.index, self.detail
+        )
+    }
+}

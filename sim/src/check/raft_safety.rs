@@ -1,0 +1,364 @@
+//! Raft's safety properties (Raft §5.2, §5.3, §5.4, Figure 3), checked incrementally after every
+//! step of every node, across crashes and restarts.
+//!
+//! Logs are compared through hash chains: `chain[i]` hashes the entry at index `i + 1` together
+//! with `chain[i - 1]`, so two logs agree on a prefix exactly when their chains agree at its end.
+//! That makes log matching, leader completeness and committed-prefix agreement O(1) per entry.
+
+use std::collections::BTreeMap;
+
+use engine::raft::{Entry, HardState, Index, NodeId, RawNode, RoleKind, Term};
+
+use super::Violation;
+use crate::trace::{Fnv, hash_bytes};
+
+/// What the checker tracks of one node.
+#[derive(Clone, Debug, Default)]
+struct NodeTrack {
+    /// Hash chain of the node's durable log.
+    chain: Vec<u64>,
+    /// The last hard state made durable: a restart may never recover less.
+    durable: HardState,
+    /// In this life: the last term, vote, commit and applied index seen.
+    term: Term,
+    voted_for: Option<NodeId>,
+    commit: Index,
+    applied: Index,
+    role: Option<RoleKind>,
+}
+
+/// The Raft safety checker.
+#[derive(Debug, Default)]
+pub struct RaftSafety {
+    nodes: BTreeMap<NodeId, NodeTrack>,
+    /// Election safety: the leader of each term.
+    leaders: BTreeMap<Term, NodeId>,
+    /// Log matching: the chain hash of the first log seen holding `(index, term)`.
+    seen: BTreeMap<(Index, Term), u64>,
+    /// The committed prefix, as a chain.
+    committed: Vec<u64>,
+    /// For each committed index, the lowest term in which a node was seen to know it committed
+    /// (an upper bound on the term it was really committed in).
+    committed_in: Vec<Term>,
+    /// State machine safety: what was first applied at each index (term, data hash).
+    applied: Vec<(Term, u64)>,
+    max_term: Term,
+    trace: Fnv,
+}
+
+fn link(prev: u64, entry: &Entry) -> u64 {
+    let mut h = Fnv::new();
+    h.write_all(&[prev, entry.term.0, entry.index.0, hash_bytes(entry.data())]);
+    h.finish()
+}
+
+fn at(chain: &[u64], index: Index) -> Option<u64> {
+    if index == Index(0) {
+        return Some(0);
+    }
+    chain.get(index.0 as usize - 1).copied()
+}
+
+impl RaftSafety {
+    /// Terms in which a leader was elected.
+    pub fn elections(&self) -> u64 {
+        self.leaders.len() as u64
+    }
+
+    /// The highest term any node reached.
+    pub fn max_term(&self) -> Term {
+        self.max_term
+    }
+
+    /// Highest index known committed.
+    pub fn committed_index(&self) -> Index {
+        Index(self.committed.len() as u64)
+    }
+
+    /// Hash of every state change seen.
+    pub fn trace_hash(&self) -> u64 {
+        self.trace.finish()
+    }
+
+    /// What was applied at `index`, if anything: (term, hash of the data).
+    pub fn applied_at(&self, index: Index) -> Option<(Term, u64)> {
+        if index == Index(0) {
+            return None;
+        }
+        self.applied.get(index.0 as usize - 1).copied()
+    }
+
+    /// A node started and recovered this durable state.
+    pub fn recovered(
+        &mut self,
+        id: NodeId,
+        hs: &HardState,
+        entries: &[Entry],
+    ) -> Result<(), Violation> {
+        let track = self.nodes.entry(id).or_default();
+        let floor = track.durable;
+        let last = Index(entries.len() as u64);
+        let v =
+            |rule: &'static str, detail: String| Violation::new(rule, id, hs.term, last, detail);
+        if hs.term < floor.term {
+            return Err(v(
+                "term never goes back (restart)",
+                format!("recovered term {} < durable {}", hs.term, floor.term),
+            ));
+        }
+        if hs.term == floor.term && floor.voted_for.is_some() && hs.voted_for != floor.voted_for {
+            let detail = format!(
+                "recovered vote {:?} != durable {:?}",
+                hs.voted_for, floor.voted_for
+            );
+            return Err(v("vote never changes within a term (restart)", detail));
+        }
+        if hs.commit < floor.commit {
+            let detail = format!("recovered commit {} < durable {}", hs.commit, floor.commit);
+            return Err(v("commit index never goes back (restart)", detail));
+        }
+        let mut chain = Vec::with_capacity(entries.len());
+        for e in entries {
+            chain.push(link(chain.last().copied().unwrap_or(0), e));
+        }
+        // Unsynced records may survive a crash too (a torn write, even one that truncated
+        // synced entries), so the durable log is not a prefix of what comes back; but the
+        // committed prefix the node had made durable always is.
+        let floor_commit = floor.commit;
+        if at(&chain, floor_commit) != at(&self.committed, floor_commit) {
+            let detail = format!(
+                "recovered log lost or changed the durable committed prefix up to {floor_commit}"
+            );
+            return Err(v("committed entries survive a crash", detail));
+        }
+        *track = NodeTrack {
+            chain,
+            durable: *hs,
+            term: hs.term,
+            voted_for: hs.voted_for,
+            commit: hs.commit,
+            applied: Index(0),
+            role: None,
+        };
+        Ok(())
+    }
+
+    /// A node made this hard state and these entries durable.
+    pub fn persisted(
+        &mut self,
+        id: NodeId,
+        hs: Option<&HardState>,
+        entries: &[Entry],
+    ) -> Result<(), Violation> {
+        let track = self.nodes.entry(id).or_default();
+        if let Some(first) = entries.first() {
+            track.chain.truncate(first.index.0 as usize - 1);
+        }
+        for e in entries {
+            assert_eq!(
+                e.index.0 as usize,
+                track.chain.len() + 1,
+                "entries persist without gaps"
+            );
+            let h = link(track.chain.last().copied().unwrap_or(0), e);
+            track.chain.push(h);
+            let first = *self.seen.entry((e.index, e.term)).or_insert(h);
+            if first != h {
+                let detail =
+                    "two logs hold an entry with this index and term but differ before it".into();
+                return Err(Violation::new("log matching", id, e.term, e.index, detail));
+            }
+        }
+        if let Some(hs) = hs {
+            let floor = track.durable;
+            if hs.term < floor.term
+                || (hs.term == floor.term
+                    && floor.voted_for.is_some()
+                    && hs.voted_for != floor.voted_for)
+            {
+                let detail = format!("persisted {hs} after {floor}");
+                return Err(Violation::new(
+                    "term and vote never go back",
+                    id,
+                    hs.term,
+                    hs.commit,
+                    detail,
+                ));
+            }
+            track.durable = *hs;
+        }
+        Ok(())
+    }
+
+    /// A node applied this entry to its state machine.
+    pub fn applied(&mut self, id: NodeId, entry: &Entry) -> Result<(), Violation> {
+        let track = self.nodes.entry(id).or_default();
+        if entry.index != track.applied.next() {
+            let detail = format!("applied {} after {}", entry.index, track.applied);
+            return Err(Violation::new(
+                "entries apply in log order",
+                id,
+                entry.term,
+                entry.index,
+                detail,
+            ));
+        }
+        track.applied = entry.index;
+        let mine = (entry.term, hash_bytes(entry.data()));
+        let slot = entry.index.0 as usize - 1;
+        match self.applied.get(slot) {
+            Some(&first) if first != mine => {
+                let detail = format!(
+                    "applied term {} here, another node applied term {}",
+                    entry.term, first.0
+                );
+                Err(Violation::new(
+                    "state machine safety",
+                    id,
+                    entry.term,
+                    entry.index,
+                    detail,
+                ))
+            }
+            Some(_) => Ok(()),
+            None => {
+                assert_eq!(
+                    slot,
+                    self.applied.len(),
+                    "some node applied every earlier index"
+                );
+                self.applied.push(mine);
+                Ok(())
+            }
+        }
+    }
+
+    /// A node finished a step: check what its visible state says.
+    pub fn stepped(&mut self, raw: &RawNode) -> Result<(), Violation> {
+        let s = raw.status();
+        let id = s.id;
+        self.max_term = self.max_term.max(s.term);
+        let track = self.nodes.entry(id).or_default();
+        let v =
+            |rule: &'static str, detail: String| Violation::new(rule, id, s.term, s.commit, detail);
+        if s.term < track.term {
+            return Err(v(
+                "term never goes back",
+                format!("term {} after {}", s.term, track.term),
+            ));
+        }
+        if s.term == track.term && track.voted_for.is_some() && s.voted_for != track.voted_for {
+            let detail = format!("vote {:?} after {:?}", s.voted_for, track.voted_for);
+            return Err(v("one vote per term", detail));
+        }
+        if s.commit < track.commit {
+            return Err(v(
+                "commit index never goes back",
+                format!("commit {} after {}", s.commit, track.commit),
+            ));
+        }
+        if s.applied < track.applied {
+            return Err(v(
+                "applied index never goes back",
+                format!("applied {} after {}", s.applied, track.applied),
+            ));
+        }
+        let changed = (s.term, Some(s.role), s.commit) != (track.term, track.role, track.commit);
+        let commit_moved = s.commit != track.commit;
+        track.term = s.term;
+        track.voted_for = s.voted_for;
+        track.commit = s.commit;
+        track.role = Some(s.role);
+        if changed {
+            self.trace
+                .write_all(&[id.0, s.term.0, s.role as u64, s.commit.0]);
+        }
+        if s.role == RoleKind::Leader {
+            self.check_leader(id, s.term)?;
+        }
+        if commit_moved {
+            self.check_commit(id, s.term, s.commit)?;
+        }
+        Ok(())
+    }
+
+    /// Election safety (at most one leader per term) and leader completeness (Raft §5.4).
+    fn check_leader(&mut self, id: NodeId, term: Term) -> Result<(), Violation> {
+        let leader = *self.leaders.entry(term).or_insert(id);
+        if leader != id {
+            let detail = format!("nodes {leader} and {id} both lead term {term}");
+            return Err(Violation::new(
+                "election safety",
+                id,
+                term,
+                Index(0),
+                detail,
+            ));
+        }
+        // Every entry known committed in an earlier term must be in this leader's log.
+        let Some(last) = self.committed_in.iter().rposition(|&t| t < term) else {
+            return Ok(());
+        };
+        let index = Index(last as u64 + 1);
+        let chain = &self.nodes[&id].chain;
+        if at(chain, index) != at(&self.committed, index) {
+            let detail =
+                format!("leader of term {term} lacks the entry committed at index {index}");
+            return Err(Violation::new(
+                "leader completeness",
+                id,
+                term,
+                index,
+                detail,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Committed prefixes agree: a node's log at its commit index matches every other node's.
+    fn check_commit(&mut self, id: NodeId, term: Term, commit: Index) -> Result<(), Violation> {
+        let chain = &self.nodes[&id].chain;
+        let Some(mine) = at(chain, commit) else {
+            let detail = format!(
+                "commit {commit} beyond durable log of {} entries",
+                chain.len()
+            );
+            return Err(Violation::new(
+                "commit within the log",
+                id,
+                term,
+                commit,
+                detail,
+            ));
+        };
+        let known = self.committed.len();
+        if commit.0 as usize <= known {
+            if at(&self.committed, commit) != Some(mine) {
+                let detail = "this node committed a different entry here than another node".into();
+                return Err(Violation::new(
+                    "committed entries agree",
+                    id,
+                    term,
+                    commit,
+                    detail,
+                ));
+            }
+            return Ok(());
+        }
+        if at(chain, Index(known as u64)) != at(&self.committed, Index(known as u64)) {
+            let detail =
+                "this node's committed prefix differs from the known committed prefix".into();
+            return Err(Violation::new(
+                "committed entries agree",
+                id,
+                term,
+                Index(known as u64),
+                detail,
+            ));
+        }
+        self.committed
+            .extend_from_slice(&chain[known..commit.0 as usize]);
+        self.committed_in.resize(commit.0 as usize, term);
+        Ok(())
+    }
+}

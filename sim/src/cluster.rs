@@ -1,0 +1,359 @@
+//! The simulated cluster: madsim nodes running the engine's node loop over the simulated world,
+//! plus the shared record every observer, client and checker writes into.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use engine::log::MemDisk;
+use engine::raft::{Bugs, Config, Entry, HardState, NodeId, RawNode, RoleKind, Status};
+use engine::server::{Client, Env, NodeConfig, Observer, StateMachine};
+use madsim::runtime::Handle;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::check::{RaftSafety, Violation};
+use crate::options::{Bug, SimConfig};
+use crate::trace::Fnv;
+use crate::world::{SimClock, SimDisk, SimNet};
+
+/// How a node is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    /// Running.
+    Up,
+    /// Frozen by the nemesis.
+    Paused,
+    /// Killed; its unsynced writes are gone.
+    Down,
+}
+
+/// What every part of the run writes into. One lock: the simulation runs on one thread.
+pub struct Shared {
+    /// Raft safety checks.
+    pub safety: RaftSafety,
+    /// The first violation seen; the run stops at it.
+    pub violation: Option<Violation>,
+    /// Each node's last status (None while down).
+    pub statuses: Vec<Option<Status>>,
+    /// Each running node's client handle.
+    pub clients: Vec<Option<Client<()>>>,
+    /// Each node's state.
+    pub states: Vec<NodeState>,
+    /// Randomness for the nemesis, the clients and the disks: one stream, drawn in a
+    /// deterministic order.
+    pub rng: ChaCha8Rng,
+    /// Hash of faults and client results.
+    pub trace: Fnv,
+    /// Faults injected so far.
+    pub faults_injected: u64,
+}
+
+impl Shared {
+    /// Records a checker's verdict; the first violation wins.
+    pub fn record(&mut self, verdict: Result<(), Violation>, now_ms: u64) {
+        if let Err(mut v) = verdict
+            && self.violation.is_none()
+        {
+            v.at_ms = now_ms;
+            self.violation = Some(v);
+        }
+    }
+}
+
+/// The cluster as the supervisor sees it.
+pub struct Cluster {
+    /// The run's configuration.
+    pub config: SimConfig,
+    /// The network.
+    pub net: SimNet,
+    /// Time.
+    pub clock: SimClock,
+    shared: Arc<Mutex<Shared>>,
+    disks: Vec<MemDisk>,
+    handle: Handle,
+    madsim_ids: Vec<madsim::task::NodeId>,
+}
+
+/// The opaque-command state machine of the foundation: the checkers record what it applies.
+struct Commands;
+
+impl StateMachine for Commands {
+    type Output = ();
+    fn apply(&mut self, _entry: &Entry) {}
+}
+
+/// Feeds one node's inner events to the checkers.
+struct SimObserver {
+    id: NodeId,
+    shared: Arc<Mutex<Shared>>,
+    clock: SimClock,
+}
+
+impl SimObserver {
+    fn with<R>(&self, f: impl FnOnce(&mut Shared) -> R) -> R {
+        f(&mut self.shared.lock().expect("shared lock poisoned"))
+    }
+}
+
+impl Observer for SimObserver {
+    fn recovered(&mut self, id: NodeId, hs: &HardState, entries: &[Entry], _cut_bytes: u64) {
+        let now = self.clock.now_ms();
+        self.with(|s| {
+            let verdict = s.safety.recovered(id, hs, entries);
+            s.record(verdict, now);
+        });
+    }
+
+    fn persisted(&mut self, id: NodeId, hs: Option<&HardState>, entries: &[Entry]) {
+        let now = self.clock.now_ms();
+        self.with(|s| {
+            let verdict = s.safety.persisted(id, hs, entries);
+            s.record(verdict, now);
+        });
+    }
+
+    fn applied(&mut self, id: NodeId, entry: &Entry) {
+        let now = self.clock.now_ms();
+        self.with(|s| {
+            let verdict = s.safety.applied(id, entry);
+            s.record(verdict, now);
+        });
+    }
+
+    fn stepped(&mut self, raw: &RawNode) {
+        raw.check_invariants();
+        let now = self.clock.now_ms();
+        let slot = self.id.0 as usize - 1;
+        self.with(|s| {
+            let verdict = s.safety.stepped(raw);
+            s.record(verdict, now);
+            s.statuses[slot] = Some(raw.status());
+        });
+    }
+
+    fn should_stop(&self) -> bool {
+        self.with(|s| s.violation.is_some())
+    }
+}
+
+impl Cluster {
+    /// Builds the cluster's nodes inside the current madsim runtime and starts them.
+    pub fn start(config: SimConfig) -> Cluster {
+        let n = config.nodes;
+        let clock = SimClock::current();
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let net_rng = ChaCha8Rng::seed_from_u64(rng.r#gen());
+        let net = SimNet::new(n, net_rng, config.latency, clock.clone());
+        let shared = Arc::new(Mutex::new(Shared {
+            safety: RaftSafety::default(),
+            violation: None,
+            statuses: vec![None; n],
+            clients: vec![None; n],
+            states: vec![NodeState::Up; n],
+            rng,
+            trace: Fnv::new(),
+            faults_injected: 0,
+        }));
+        let disks: Vec<MemDisk> = (0..n).map(|_| MemDisk::new()).collect();
+        let handle = Handle::current();
+        let mut cluster = Cluster {
+            config,
+            net,
+            clock,
+            shared,
+            disks,
+            handle,
+            madsim_ids: Vec::new(),
+        };
+        for i in 0..n {
+            let id = cluster.build_node(i);
+            cluster.madsim_ids.push(id);
+        }
+        cluster
+    }
+
+    fn build_node(&self, slot: usize) -> madsim::task::NodeId {
+        let id = NodeId(slot as u64 + 1);
+        let peers: Vec<NodeId> = (1..=self.config.nodes as u64).map(NodeId).collect();
+        let (config, net, shared, disk) = (
+            self.config.clone(),
+            self.net.clone(),
+            self.shared.clone(),
+            self.disks[slot].clone(),
+        );
+        let init = move || {
+            let (config, net, shared, disk) =
+                (config.clone(), net.clone(), shared.clone(), disk.clone());
+            let peers = peers.clone();
+            async move {
+                let clock = SimClock::current();
+                let (client, requests) = Client::channel(64);
+                let (seed, sync_ms) = {
+                    let mut s = shared.lock().expect("shared lock poisoned");
+                    s.clients[slot] = Some(client);
+                    (
+                        s.rng.r#gen::<u64>(),
+                        s.rng.gen_range(0..=config.sync_ms_max),
+                    )
+                };
+                let node_config = node_config(&config, id, peers, seed);
+                let env = Env {
+                    clock: clock.clone(),
+                    net: net.node(id),
+                    disk: SimDisk::new(disk, clock.clone(), sync_ms),
+                };
+                let observer = SimObserver {
+                    id,
+                    shared: shared.clone(),
+                    clock: clock.clone(),
+                };
+                let result =
+                    engine::server::run(node_config, env, Commands, requests, observer).await;
+                if let Err(e) = result {
+                    let v = Violation::new(
+                        "node loop keeps running",
+                        id,
+                        Default::default(),
+                        Default::default(),
+                        e.to_string(),
+                    );
+                    shared
+                        .lock()
+                        .expect("shared lock poisoned")
+                        .record(Err(v), clock.now_ms());
+                }
+            }
+        };
+        self.handle
+            .create_node()
+            .name(format!("n{}", id.0))
+            .init(init)
+            .build()
+            .id()
+    }
+
+    /// Cluster size.
+    pub fn size(&self) -> usize {
+        self.config.nodes
+    }
+
+    /// The shared record.
+    pub fn shared(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().expect("shared lock poisoned")
+    }
+
+    /// The shared random stream (a guard: drop it before calling other methods).
+    pub fn rng(&self) -> RngGuard<'_> {
+        RngGuard(self.shared())
+    }
+
+    /// A node's state.
+    pub fn state(&self, id: NodeId) -> NodeState {
+        self.shared().states[id.0 as usize - 1]
+    }
+
+    /// Each node's last status.
+    pub fn statuses(&self) -> Vec<Option<Status>> {
+        self.shared().statuses.clone()
+    }
+
+    /// The node that leads the highest term, as far as the statuses say.
+    pub fn leader(&self) -> Option<NodeId> {
+        let statuses = self.statuses();
+        statuses
+            .iter()
+            .flatten()
+            .filter(|s| s.role == RoleKind::Leader)
+            .max_by_key(|s| s.term)
+            .map(|s| s.id)
+    }
+
+    fn note_fault(&self, what: u64, id: NodeId) {
+        let now = self.clock.now_ms();
+        let mut s = self.shared();
+        s.faults_injected += 1;
+        s.trace.write_all(&[now, what, id.0]);
+    }
+
+    /// Kills a node: its tasks stop, its unsynced writes are lost (or torn), its messages vanish.
+    pub fn crash(&self, id: NodeId) {
+        let slot = id.0 as usize - 1;
+        self.handle.kill(self.madsim_ids[slot]);
+        let disk = &self.disks[slot];
+        let torn = {
+            let mut s = self.shared();
+            s.states[slot] = NodeState::Down;
+            s.statuses[slot] = None;
+            s.clients[slot] = None;
+            let pending = disk.pending_len();
+            let torn = pending > 0 && s.rng.gen_range(0..1000) < self.config.torn_per_mille;
+            torn.then(|| s.rng.gen_range(0..pending))
+        };
+        match torn {
+            Some(keep) => disk.crash_torn(keep),
+            None => disk.crash_lose_pending(),
+        }
+        self.net.set_up(id, false);
+        self.note_fault(1, id);
+    }
+
+    /// Restarts a dead node from its disk.
+    pub fn restart(&self, id: NodeId) {
+        let slot = id.0 as usize - 1;
+        assert_eq!(
+            self.state(id),
+            NodeState::Down,
+            "kill before restart (madsim.md, pitfall 3)"
+        );
+        self.shared().states[slot] = NodeState::Up;
+        self.net.set_up(id, true);
+        self.handle.restart(self.madsim_ids[slot]);
+        self.note_fault(2, id);
+    }
+
+    /// Freezes a node.
+    pub fn pause(&self, id: NodeId) {
+        let slot = id.0 as usize - 1;
+        self.shared().states[slot] = NodeState::Paused;
+        self.handle.pause(self.madsim_ids[slot]);
+        self.note_fault(3, id);
+    }
+
+    /// Unfreezes a node.
+    pub fn resume(&self, id: NodeId) {
+        let slot = id.0 as usize - 1;
+        self.shared().states[slot] = NodeState::Up;
+        self.handle.resume(self.madsim_ids[slot]);
+        self.note_fault(4, id);
+    }
+}
+
+/// A borrowed handle on the shared random stream.
+pub struct RngGuard<'a>(MutexGuard<'a, Shared>);
+
+impl std::ops::Deref for RngGuard<'_> {
+    type Target = ChaCha8Rng;
+    fn deref(&self) -> &ChaCha8Rng {
+        &self.0.rng
+    }
+}
+
+impl std::ops::DerefMut for RngGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ChaCha8Rng {
+        &mut self.0.rng
+    }
+}
+
+fn node_config(config: &SimConfig, id: NodeId, peers: Vec<NodeId>, seed: u64) -> NodeConfig {
+    let mut raft = Config::new(id, peers, seed);
+    raft.heartbeat_interval_ticks = config.heartbeat_ticks;
+    raft.election_timeout_ticks = config.election_ticks.0;
+    raft.election_timeout_max_ticks = config.election_ticks.1;
+    raft.msg_entries_max = config.msg_entries_max;
+    raft.bugs = Bugs {
+        commit_old_term: config.bug == Some(Bug::CommitOldTerm),
+    };
+    NodeConfig {
+        raft,
+        tick_ms: config.tick_ms,
+    }
+}

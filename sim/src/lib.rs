@@ -1,0 +1,21 @@
+//! Floe's deterministic simulator: a Raft cluster of the engine's nodes under madsim, with seeded
+//! faults, clients, and checkers that run after every step. One seed, one exact run.
+//!
+//! Layers: `trace` and `world` (the simulated clock, network and disk) at the bottom; `check`
+//! (judges, injects nothing); `cluster` (nodes over the world, wired to the checkers); `nemesis`
+//! (faults) and `workload` (clients) over the cluster; `run` on top.
+
+#[cfg(not(madsim))]
+compile_error!(
+    "crate `sim` needs `--cfg madsim` (set by .cargo/config.toml). A RUSTFLAGS variable replaces \
+     that setting; use RUSTFLAGS=\"--cfg madsim ...\" if you must set it."
+);
+
+pub mod check;
+pub mod cluster;
+pub mod nemesis;
+pub mod options;
+pub mod run;
+pub mod trace;
+pub mod workload;
+pub mod world;

@@ -1,0 +1,321 @@
+//! `cargo run -p sim -- --seed N`: run the simulator on one seed, a range of seeds, or twice on
+//! one seed to check determinism.
+
+use std::io::Write;
+use std::ops::Range;
+use std::process::ExitCode;
+
+use clap::Parser;
+use sim::check::Violation;
+use sim::options::{Bug, Overrides, SimConfig};
+use sim::run::{RunReport, run};
+
+/// Floe's deterministic Raft simulator: one seed, one exact run.
+#[derive(Parser, Debug)]
+#[command(name = "sim", version, about, long_about = None)]
+struct Cli {
+    /// Run this one seed.
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Run seeds A..B (B excluded), stopping at the first failure unless --keep-going.
+    #[arg(long, value_parser = parse_seeds)]
+    seeds: Option<Range<u64>>,
+    /// Cluster size (default: drawn from the seed among 3, 5, 7).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=15))]
+    nodes: Option<u64>,
+    /// Length of the safety phase, in simulated seconds (default 20).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    duration: Option<u64>,
+    /// Print one JSON object per run instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Run each seed twice and compare the trace hashes.
+    #[arg(long)]
+    check_determinism: bool,
+    /// With --seeds: go on after a failing seed.
+    #[arg(long)]
+    keep_going: bool,
+    /// Switch on a deliberately planted bug.
+    #[arg(long, value_enum)]
+    bug: Option<Bug>,
+}
+
+fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
+    let (a, b) = text
+        .split_once("..")
+        .ok_or_else(|| format!("expected A..B, got {text:?}"))?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad start {a:?}: {e}"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad end {b:?}: {e}"))?;
+    if a >= b {
+        return Err(format!(
+            "empty range {a}..{b}: the end must be greater than the start"
+        ));
+    }
+    Ok(a..b)
+}
+
+/// Wall-clock time, for reporting speed only: it never reaches the simulation.
+#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
+fn wall_ms_since(start: &mut Option<std::time::Instant>) -> u64 {
+    match start {
+        None => {
+            *start = Some(std::time::Instant::now());
+            0
+        }
+        Some(t) => t.elapsed().as_millis() as u64,
+    }
+}
+
+/// A run and how long it took on the wall clock.
+struct Timed {
+    report: RunReport,
+    wall_ms: u64,
+}
+
+/// Runs one seed on a fresh thread (madsim.md, pitfall 6), turning a panic into a violation.
+#[allow(clippy::disallowed_methods)]
+fn run_seed(config: SimConfig) -> Timed {
+    let mut start = None;
+    wall_ms_since(&mut start);
+    let fallback = config.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("seed-{}", config.seed))
+        .spawn(move || std::panic::catch_unwind(move || run(config)))
+        .expect("spawn a simulation thread");
+    let report = match thread.join().expect("the simulation thread catches panics") {
+        Ok(report) => report,
+        Err(panic) => panicked(fallback, panic),
+    };
+    Timed {
+        report,
+        wall_ms: wall_ms_since(&mut start),
+    }
+}
+
+fn panicked(config: SimConfig, panic: Box<dyn std::any::Any + Send>) -> RunReport {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    let violation = Violation::new(
+        "engine assertion (panic)",
+        engine::raft::NodeId(0),
+        engine::raft::Term(0),
+        engine::raft::Index(0),
+        message,
+    );
+    RunReport {
+        seed: config.seed,
+        ok: false,
+        violation: Some(violation),
+        trace_hash: "panic".into(),
+        simulated_ms: 0,
+        elections: 0,
+        max_term: 0,
+        commands_committed: 0,
+        faults_injected: 0,
+        clients: Default::default(),
+        net: Default::default(),
+        liveness_leader_ms: None,
+        config,
+    }
+}
+
+fn json_line(t: &Timed) -> String {
+    let mut value = serde_json::to_value(&t.report).expect("reports serialize");
+    value["wall_ms"] = t.wall_ms.into();
+    serde_json::to_string(&value).expect("json values serialize")
+}
+
+fn print_human(t: &Timed, replay: &str) {
+    let r = &t.report;
+    let c = &r.config;
+    println!("SEED={}", r.seed);
+    println!(
+        "cluster: {} nodes, tick {} ms, heartbeat {} ticks, election {}..{} ticks, latency {}..{} ms, {} clients at {} ops/s",
+        c.nodes,
+        c.tick_ms,
+        c.heartbeat_ticks,
+        c.election_ticks.0,
+        c.election_ticks.1,
+        c.latency.min_ms,
+        c.latency.max_ms,
+        c.clients,
+        c.ops_per_s
+    );
+    let speed = r.simulated_ms as f64 / t.wall_ms.max(1) as f64;
+    println!(
+        "simulated {:.1} s in {:.2} s wall ({speed:.0}x); elections {}, max term {}; faults {}",
+        r.simulated_ms as f64 / 1000.0,
+        t.wall_ms as f64 / 1000.0,
+        r.elections,
+        r.max_term,
+        r.faults_injected
+    );
+    println!(
+        "commands: {} proposed, {} committed, {} failed, {} timed out; messages: {} sent, {} delivered, {} dropped, {} duplicated",
+        r.clients.proposed,
+        r.clients.committed,
+        r.clients.failed,
+        r.clients.timed_out,
+        r.net.sent,
+        r.net.delivered,
+        r.net.dropped,
+        r.net.duplicated
+    );
+    if let Some(ms) = r.liveness_leader_ms {
+        println!("liveness: stable leader {ms} ms after healing");
+    }
+    match &r.violation {
+        None => println!("ok seed={} trace_hash={}", r.seed, r.trace_hash),
+        Some(v) => {
+            println!("VIOLATION: {v}");
+            println!("replay: {replay}");
+            println!("FAILED seed={} trace_hash={}", r.seed, r.trace_hash);
+        }
+    }
+}
+
+fn config_for(cli: &Cli, seed: u64) -> SimConfig {
+    let overrides = Overrides {
+        nodes: cli.nodes.map(|n| n as usize),
+        duration_ms: cli.duration.map(|s| s * 1000),
+        bug: cli.bug,
+    };
+    SimConfig::swarm(seed, overrides)
+}
+
+fn replay(cli: &Cli, config: &SimConfig) -> String {
+    config.replay_command(cli.nodes.is_some(), cli.duration.is_some())
+}
+
+fn one_seed(cli: &Cli, seed: u64) -> ExitCode {
+    let first = run_seed(config_for(cli, seed));
+    let replay = replay(cli, &first.report.config);
+    if cli.check_determinism {
+        let second = run_seed(config_for(cli, seed));
+        let same = first.report.trace_hash == second.report.trace_hash;
+        if !cli.json {
+            println!(
+                "determinism: run 1 {} / run 2 {}: {}",
+                first.report.trace_hash,
+                second.report.trace_hash,
+                if same { "same" } else { "DIFFERENT" }
+            );
+        }
+        if !same {
+            println!(
+                "NON-DETERMINISM seed={seed} trace_hash={} vs {}",
+                first.report.trace_hash, second.report.trace_hash
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    if cli.json {
+        println!("{}", json_line(&first));
+    } else {
+        print_human(&first, &replay);
+    }
+    if first.report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn many_seeds(cli: &Cli, seeds: Range<u64>) -> ExitCode {
+    let count = seeds.end - seeds.start;
+    let bar = if cli.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(count)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {elapsed} ({msg})")
+            .expect("a valid template"),
+    );
+    let (mut passed, mut failed, mut simulated_ms, mut wall_ms) = (0u64, Vec::new(), 0u64, 0u64);
+    let mut clock = None;
+    wall_ms_since(&mut clock);
+    for seed in seeds {
+        let config = config_for(cli, seed);
+        let mut t = run_seed(config);
+        if cli.check_determinism {
+            let again = run_seed(config_for(cli, seed));
+            if again.report.trace_hash != t.report.trace_hash {
+                let detail = format!(
+                    "trace hash {} then {}",
+                    t.report.trace_hash, again.report.trace_hash
+                );
+                let v = Violation::new(
+                    "determinism",
+                    engine::raft::NodeId(0),
+                    Default::default(),
+                    Default::default(),
+                    detail,
+                );
+                t.report.ok = false;
+                t.report.violation = Some(v);
+            }
+        }
+        simulated_ms += t.report.simulated_ms;
+        wall_ms += t.wall_ms;
+        if cli.json {
+            println!("{}", json_line(&t));
+        }
+        bar.inc(1);
+        if t.report.ok {
+            passed += 1;
+        } else {
+            let replay = replay(cli, &t.report.config);
+            let v = t
+                .report
+                .violation
+                .clone()
+                .expect("a failed run has a violation");
+            bar.suspend(|| eprintln!("seed {seed} FAILED: {v}\n  replay: {replay}"));
+            failed.push((seed, v, replay));
+            if !cli.keep_going {
+                break;
+            }
+        }
+        bar.set_message(format!("{} failed", failed.len()));
+    }
+    bar.finish_and_clear();
+    let total_wall = wall_ms_since(&mut clock);
+    if !cli.json {
+        println!("seeds run   {}", passed + failed.len() as u64);
+        println!("passed      {passed}");
+        println!("failed      {}", failed.len());
+        println!("simulated   {:.1} s", simulated_ms as f64 / 1000.0);
+        println!(
+            "wall        {:.1} s (runs {:.1} s)",
+            total_wall as f64 / 1000.0,
+            wall_ms as f64 / 1000.0
+        );
+        for (seed, v, replay) in &failed {
+            println!("FAILED seed={seed}: {v}\n  replay: {replay}");
+        }
+    }
+    let _ = std::io::stdout().flush();
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match (&cli.seeds, cli.seed) {
+        (Some(seeds), _) => many_seeds(&cli, seeds.clone()),
+        (None, seed) => one_seed(&cli, seed.unwrap_or(1)),
+    }
+}

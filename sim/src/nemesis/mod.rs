@@ -1,0 +1,233 @@
+//! Faults: partitions of several shapes, crashes that lose unsynced writes, pauses, loss bursts
+//! and latency spikes. The nemesis only injects; the checkers judge.
+
+use engine::raft::{NodeId, RoleKind};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+
+use crate::cluster::{Cluster, NodeState};
+use crate::world::Latency;
+
+/// One kind of fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Split the nodes into two random halves.
+    PartitionHalves,
+    /// Cut one random node off from all others.
+    IsolateOne,
+    /// Cut the current leader off from all others.
+    IsolateLeader,
+    /// Each node hears only its ring neighbours: every node sees a majority, no two the same one.
+    MajorityRing,
+    /// Two halves that meet only through one bridge node.
+    Bridge,
+    /// Cut some links in one direction only.
+    OneWay,
+    /// Kill a node; unsynced writes are lost or torn.
+    Crash,
+    /// Freeze a node's tasks (a long GC pause, a stopped VM).
+    Pause,
+    /// Random loss and duplication for a while.
+    Lossy,
+    /// A latency spike for a while.
+    Slow,
+}
+
+impl FaultKind {
+    /// Every fault kind.
+    pub const ALL: [FaultKind; 10] = [
+        FaultKind::PartitionHalves,
+        FaultKind::IsolateOne,
+        FaultKind::IsolateLeader,
+        FaultKind::MajorityRing,
+        FaultKind::Bridge,
+        FaultKind::OneWay,
+        FaultKind::Crash,
+        FaultKind::Pause,
+        FaultKind::Lossy,
+        FaultKind::Slow,
+    ];
+}
+
+/// Every node id of an `n`-node cluster.
+fn ids(n: usize) -> Vec<NodeId> {
+    (1..=n as u64).map(NodeId).collect()
+}
+
+/// Cuts every link between different groups (both directions); nodes in no group are cut off.
+fn partition(cluster: &Cluster, groups: &[Vec<NodeId>]) {
+    let group_of = |id: NodeId| groups.iter().position(|g| g.contains(&id));
+    for a in ids(cluster.size()) {
+        for b in ids(cluster.size()) {
+            if a != b {
+                let apart = group_of(a).is_none() || group_of(a) != group_of(b);
+                cluster.net.set_blocked(a, b, apart);
+            }
+        }
+    }
+}
+
+/// Applies one fault of `kind`, or undoes faults (heal, restart, resume) when it cannot apply.
+pub fn inject(cluster: &Cluster, kind: FaultKind) {
+    let n = cluster.size();
+    let mut all = ids(n);
+    let mut rng = cluster.rng();
+    all.shuffle(&mut *rng);
+    match kind {
+        FaultKind::PartitionHalves => {
+            let cut = rng.gen_range(1..n);
+            drop(rng);
+            partition(cluster, &[all[..cut].to_vec(), all[cut..].to_vec()]);
+        }
+        FaultKind::IsolateOne => {
+            drop(rng);
+            partition(cluster, &[vec![all[0]], all[1..].to_vec()]);
+        }
+        FaultKind::IsolateLeader => {
+            drop(rng);
+            let leader = cluster.leader().unwrap_or(all[0]);
+            let rest: Vec<NodeId> = all.iter().copied().filter(|&id| id != leader).collect();
+            partition(cluster, &[vec![leader], rest]);
+        }
+        FaultKind::MajorityRing => {
+            drop(rng);
+            majority_ring(cluster, &all);
+        }
+        FaultKind::Bridge => {
+            drop(rng);
+            bridge(cluster, &all);
+        }
+        FaultKind::OneWay => {
+            let cuts = rng.gen_range(1..=n);
+            let pairs: Vec<(NodeId, NodeId)> = (0..cuts)
+                .map(|_| (all[rng.gen_range(0..n)], all[rng.gen_range(0..n)]))
+                .collect();
+            drop(rng);
+            for (a, b) in pairs {
+                if a != b {
+                    cluster.net.set_blocked(a, b, true);
+                }
+            }
+        }
+        FaultKind::Crash => {
+            drop(rng);
+            crash_or_restart(cluster, &all);
+        }
+        FaultKind::Pause => {
+            drop(rng);
+            pause_or_resume(cluster, &all);
+        }
+        FaultKind::Lossy => {
+            let (loss, dup) = (
+                cluster.config.loss_per_mille.max(50),
+                cluster.config.dup_per_mille,
+            );
+            drop(rng);
+            cluster.net.set_loss(loss, dup);
+        }
+        FaultKind::Slow => {
+            let base = cluster.config.latency;
+            let factor = rng.gen_range(2..=10);
+            drop(rng);
+            let slow = Latency {
+                min_ms: base.min_ms * factor,
+                max_ms: base.max_ms * factor,
+                tail_per_mille: base.tail_per_mille,
+                tail_max_ms: base.tail_max_ms * factor,
+            };
+            cluster.net.set_latency(slow);
+        }
+    }
+}
+
+/// Each node hears nodes within ring distance `d`, where `2d + 1` is the smallest majority
+/// window; with 5 nodes, node 1 hears 5 and 2, node 2 hears 1 and 3, and so on.
+fn majority_ring(cluster: &Cluster, order: &[NodeId]) {
+    let n = order.len();
+    let d = n / 4 + 1;
+    for (i, &a) in order.iter().enumerate() {
+        for (j, &b) in order.iter().enumerate() {
+            if i != j {
+                let dist = i.abs_diff(j).min(n - i.abs_diff(j));
+                cluster.net.set_blocked(a, b, dist > d);
+            }
+        }
+    }
+}
+
+/// Two halves joined only through `order[0]`.
+fn bridge(cluster: &Cluster, order: &[NodeId]) {
+    let (bridge, rest) = order.split_first().expect("clusters are not empty");
+    let (left, right) = rest.split_at(rest.len() / 2);
+    partition(cluster, &[left.to_vec(), right.to_vec()]);
+    for &other in rest {
+        cluster.net.set_blocked(*bridge, other, false);
+        cluster.net.set_blocked(other, *bridge, false);
+    }
+}
+
+/// Kills a running node; if every node is down already, restarts one instead. A third of the
+/// time it restarts a dead node, so crashed nodes come back during the safety phase too.
+fn crash_or_restart(cluster: &Cluster, order: &[NodeId]) {
+    let dead: Vec<NodeId> = order
+        .iter()
+        .copied()
+        .filter(|&id| cluster.state(id) == NodeState::Down)
+        .collect();
+    let restart = !dead.is_empty() && (dead.len() == order.len() || cluster.rng().gen_bool(0.34));
+    if restart {
+        cluster.restart(dead[0]);
+    } else if let Some(&victim) = order
+        .iter()
+        .find(|&&id| cluster.state(id) != NodeState::Down)
+    {
+        cluster.crash(victim);
+    }
+}
+
+/// Pauses a running node, or resumes a paused one half the time.
+fn pause_or_resume(cluster: &Cluster, order: &[NodeId]) {
+    let paused: Vec<NodeId> = order
+        .iter()
+        .copied()
+        .filter(|&id| cluster.state(id) == NodeState::Paused)
+        .collect();
+    if !paused.is_empty() && cluster.rng().gen_bool(0.5) {
+        cluster.resume(paused[0]);
+    } else if let Some(&victim) = order.iter().find(|&&id| cluster.state(id) == NodeState::Up) {
+        cluster.pause(victim);
+    }
+}
+
+/// Undoes every fault: links, loss, latency, crashed and paused nodes.
+pub fn heal_all(cluster: &Cluster) {
+    cluster.net.heal();
+    cluster.net.set_loss(0, 0);
+    cluster.net.set_latency(cluster.config.latency);
+    for id in ids(cluster.size()) {
+        match cluster.state(id) {
+            NodeState::Down => cluster.restart(id),
+            NodeState::Paused => cluster.resume(id),
+            NodeState::Up => {}
+        }
+    }
+}
+
+/// Whether a stable leader exists: a leader whose term a majority of nodes share, all of them
+/// following it.
+pub fn stable_leader(cluster: &Cluster) -> Option<NodeId> {
+    let statuses = cluster.statuses();
+    let leader = statuses
+        .iter()
+        .flatten()
+        .filter(|s| s.role == RoleKind::Leader)
+        .max_by_key(|s| s.term)?;
+    let followers = statuses
+        .iter()
+        .flatten()
+        .filter(|s| s.term == leader.term && s.leader == Some(leader.id))
+        .count();
+    (followers > cluster.size() / 2).then_some(leader.id)
+}

@@ -1,0 +1,186 @@
+//! A run's configuration. Everything is drawn from the seed (swarm testing, as TigerBeetle's VOPR
+//! does), unless the command line fixes it.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::nemesis::FaultKind;
+use crate::world::Latency;
+
+/// Planted bugs the simulator can switch on to prove its checkers bite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bug {
+    /// The leader commits an entry of an earlier term by counting replicas (Raft Figure 8).
+    CommitOldTerm,
+}
+
+impl Bug {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::CommitOldTerm => "commit-old-term",
+        }
+    }
+}
+
+/// Everything one run needs.
+#[derive(Clone, Debug, Serialize)]
+pub struct SimConfig {
+    /// The seed every random choice derives from.
+    pub seed: u64,
+    /// Cluster size.
+    pub nodes: usize,
+    /// One Raft tick, in simulated ms.
+    pub tick_ms: u64,
+    /// Leader heartbeat interval, in ticks.
+    pub heartbeat_ticks: u64,
+    /// Election timeout range `[min, max)`, in ticks.
+    pub election_ticks: (u64, u64),
+    /// Most entries per AppendEntries.
+    pub msg_entries_max: usize,
+    /// Base one-way latency.
+    pub latency: Latency,
+    /// Random loss while faults are on, per mille.
+    pub loss_per_mille: u32,
+    /// Random duplication while faults are on, per mille.
+    pub dup_per_mille: u32,
+    /// Upper end of a disk sync's duration, ms.
+    pub sync_ms_max: u64,
+    /// Chance that a crash leaves a torn prefix of unsynced writes, per mille.
+    pub torn_per_mille: u32,
+    /// Faults the nemesis may inject, with weights.
+    pub faults: Vec<(FaultKind, u32)>,
+    /// Gap between two faults, ms.
+    pub fault_interval_ms: (u64, u64),
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Target commands per simulated second, over all clients.
+    pub ops_per_s: u64,
+    /// A client gives up on a command after this long.
+    pub client_timeout_ms: u64,
+    /// Length of the safety phase (faults on), ms.
+    pub duration_ms: u64,
+    /// After healing, the bound for a leader to appear and for commands to commit, ms.
+    pub liveness_ms: u64,
+    /// The planted bug, if any.
+    pub bug: Option<Bug>,
+}
+
+/// What the command line may fix; the rest comes from the seed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Overrides {
+    /// Cluster size.
+    pub nodes: Option<usize>,
+    /// Safety phase length, ms.
+    pub duration_ms: Option<u64>,
+    /// Planted bug.
+    pub bug: Option<Bug>,
+}
+
+impl SimConfig {
+    /// Draws a configuration from `seed`.
+    pub fn swarm(seed: u64, o: Overrides) -> SimConfig {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5157_4152_4d00_0000);
+        let nodes = o.nodes.unwrap_or([3, 5, 7][rng.gen_range(0..3)]);
+        let election_min = rng.gen_range(10..=30);
+        let min_ms = rng.gen_range(1..=5);
+        let max_ms = min_ms + rng.gen_range(1..=25);
+        let latency = Latency {
+            min_ms,
+            max_ms,
+            tail_per_mille: rng.gen_range(0..=50),
+            tail_max_ms: max_ms + rng.gen_range(0..=200),
+        };
+        let mut faults = Vec::new();
+        for kind in FaultKind::ALL {
+            // Swarm testing: each run enables a random subset of faults with random weights.
+            if rng.gen_bool(0.7) {
+                faults.push((kind, rng.gen_range(1..=10)));
+            }
+        }
+        let interval_min = rng.gen_range(50..=500);
+        SimConfig {
+            seed,
+            nodes,
+            tick_ms: 10,
+            heartbeat_ticks: rng.gen_range(1..=4),
+            election_ticks: (election_min, election_min * 2),
+            // Small batches now and then split a new leader's catch-up, which is where old-term
+            // entries can be counted before the leader's own no-op (Raft Figure 8).
+            msg_entries_max: if rng.gen_bool(0.3) {
+                rng.gen_range(1..=3)
+            } else {
+                64
+            },
+            latency,
+            loss_per_mille: if rng.gen_bool(0.5) {
+                rng.gen_range(0..=100)
+            } else {
+                0
+            },
+            dup_per_mille: if rng.gen_bool(0.5) {
+                rng.gen_range(0..=50)
+            } else {
+                0
+            },
+            sync_ms_max: rng.gen_range(0..=5),
+            torn_per_mille: rng.gen_range(0..=500),
+            faults,
+            fault_interval_ms: (interval_min, interval_min + rng.gen_range(100..=3000)),
+            clients: rng.gen_range(1..=5),
+            ops_per_s: rng.gen_range(10..=200),
+            client_timeout_ms: 1000,
+            duration_ms: o.duration_ms.unwrap_or(20_000),
+            liveness_ms: 10_000,
+            bug: o.bug,
+        }
+    }
+
+    /// The benchmark's fixed world: 5 nodes, 50 ms heartbeats, 150-300 ms election timeouts,
+    /// 100 commands per simulated second, no faults, all checks on.
+    pub fn bench(seed: u64, duration_ms: u64) -> SimConfig {
+        SimConfig {
+            seed,
+            nodes: 5,
+            tick_ms: 10,
+            heartbeat_ticks: 5,
+            election_ticks: (15, 30),
+            msg_entries_max: 64,
+            latency: Latency {
+                min_ms: 1,
+                max_ms: 5,
+                tail_per_mille: 0,
+                tail_max_ms: 5,
+            },
+            loss_per_mille: 0,
+            dup_per_mille: 0,
+            sync_ms_max: 1,
+            torn_per_mille: 0,
+            faults: Vec::new(),
+            fault_interval_ms: (1000, 2000),
+            clients: 4,
+            ops_per_s: 100,
+            client_timeout_ms: 1000,
+            duration_ms,
+            liveness_ms: 10_000,
+            bug: None,
+        }
+    }
+
+    /// The command that replays this run.
+    pub fn replay_command(&self, fixed_nodes: bool, fixed_duration: bool) -> String {
+        let mut cmd = format!("cargo run --release -p sim -- --seed {}", self.seed);
+        if fixed_nodes {
+            cmd.push_str(&format!(" --nodes {}", self.nodes));
+        }
+        if fixed_duration {
+            cmd.push_str(&format!(" --duration {}", self.duration_ms / 1000));
+        }
+        if let Some(bug) = self.bug {
+            cmd.push_str(&format!(" --bug {}", bug.name()));
+        }
+        cmd
+    }
+}

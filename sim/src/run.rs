@@ -1,0 +1,193 @@
+//! One simulated run: build the world from the config, a safety phase with faults, then a
+//! liveness phase in which every fault heals and the cluster must converge.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use madsim::runtime::Runtime;
+use rand::Rng;
+use serde::Serialize;
+
+use crate::check::Violation;
+use crate::cluster::Cluster;
+use crate::nemesis;
+use crate::options::SimConfig;
+use crate::trace::Fnv;
+use crate::workload::{self, ClientStats};
+use crate::world::NetStats;
+use engine::raft::{Index, NodeId};
+
+/// Everything a run reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// True if no rule broke.
+    pub ok: bool,
+    /// The first broken rule.
+    pub violation: Option<Violation>,
+    /// Fingerprint of every event of the run.
+    pub trace_hash: String,
+    /// Simulated time the run lasted.
+    pub simulated_ms: u64,
+    /// Terms in which a leader was elected.
+    pub elections: u64,
+    /// Highest term reached.
+    pub max_term: u64,
+    /// Commands applied and acknowledged to clients.
+    pub commands_committed: u64,
+    /// Faults injected.
+    pub faults_injected: u64,
+    /// Client counters.
+    pub clients: ClientStats,
+    /// Network counters.
+    pub net: NetStats,
+    /// Time from healing to a stable leader, if one came.
+    pub liveness_leader_ms: Option<u64>,
+    /// The run's configuration.
+    pub config: SimConfig,
+}
+
+/// Runs one seed to the end, on the calling thread. Panics inside the simulation (a failed
+/// `assert!` in the engine) propagate; the caller turns them into a violation.
+pub fn run(config: SimConfig) -> RunReport {
+    let rt = Runtime::with_seed_and_config(config.seed, madsim::Config::default());
+    rt.block_on(supervise(config))
+}
+
+async fn supervise(config: SimConfig) -> RunReport {
+    let cluster = Arc::new(Cluster::start(config));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..cluster.config.clients)
+        .map(|c| madsim::task::spawn(workload::client_loop(cluster.clone(), c, stop.clone())))
+        .collect();
+    safety_phase(&cluster).await;
+    stop.store(true, Ordering::Relaxed);
+    let liveness_leader_ms = liveness_phase(&cluster).await;
+    let mut stats = ClientStats::default();
+    for handle in clients {
+        let s = handle.await.expect("client tasks are not cancelled");
+        stats.proposed += s.proposed;
+        stats.committed += s.committed;
+        stats.failed += s.failed;
+        stats.timed_out += s.timed_out;
+    }
+    report(&cluster, stats, liveness_leader_ms)
+}
+
+/// Faults at random intervals until the safety phase ends (or a rule breaks).
+async fn safety_phase(cluster: &Cluster) {
+    let config = &cluster.config;
+    let end_ms = config.duration_ms;
+    let total: u32 = config.faults.iter().map(|&(_, w)| w).sum();
+    let mut next_fault_ms = config.fault_interval_ms.0;
+    while cluster.clock.now_ms() < end_ms && cluster.shared().violation.is_none() {
+        cluster
+            .clock
+            .sleep_ms(50.min(end_ms.saturating_sub(cluster.clock.now_ms())).max(1))
+            .await;
+        let now = cluster.clock.now_ms();
+        if total == 0 || now < next_fault_ms {
+            continue;
+        }
+        let (kind, heal, gap) = {
+            let mut rng = cluster.rng();
+            let mut pick = rng.gen_range(0..total);
+            let kind = config.faults.iter().find(|&&(_, w)| {
+                if pick < w {
+                    true
+                } else {
+                    pick -= w;
+                    false
+                }
+            });
+            let heal = rng.gen_bool(0.3);
+            (
+                kind.map(|&(k, _)| k),
+                heal,
+                rng.gen_range(config.fault_interval_ms.0..=config.fault_interval_ms.1),
+            )
+        };
+        next_fault_ms = now + gap;
+        if heal {
+            cluster.net.heal();
+            cluster.net.set_loss(0, 0);
+            cluster.net.set_latency(config.latency);
+        } else if let Some(kind) = kind {
+            nemesis::inject(cluster, kind);
+        }
+    }
+}
+
+/// Heals everything; a stable leader must appear within the bound, and then a command from
+/// every client must commit within it. Returns how long the leader took.
+async fn liveness_phase(cluster: &Cluster) -> Option<u64> {
+    if cluster.shared().violation.is_some() {
+        return None;
+    }
+    nemesis::heal_all(cluster);
+    let healed_ms = cluster.clock.now_ms();
+    let deadline_ms = healed_ms + cluster.config.liveness_ms;
+    let mut leader_ms = None;
+    while cluster.clock.now_ms() < deadline_ms {
+        if nemesis::stable_leader(cluster).is_some() {
+            leader_ms = Some(cluster.clock.now_ms() - healed_ms);
+            break;
+        }
+        cluster.clock.sleep_ms(cluster.config.tick_ms).await;
+    }
+    let Some(leader_ms) = leader_ms else {
+        let detail = format!(
+            "no stable leader {} ms after healing",
+            cluster.config.liveness_ms
+        );
+        fail_liveness(cluster, "liveness: a leader after healing", detail);
+        return None;
+    };
+    for client in 0..cluster.config.clients.max(1) {
+        if !workload::commit_one(cluster, client, deadline_ms).await {
+            let detail = format!(
+                "client {client} could not commit a command within the bound after healing"
+            );
+            fail_liveness(cluster, "liveness: commands commit after healing", detail);
+            return Some(leader_ms);
+        }
+    }
+    Some(leader_ms)
+}
+
+fn fail_liveness(cluster: &Cluster, rule: &'static str, detail: String) {
+    let now = cluster.clock.now_ms();
+    let term = cluster.shared().safety.max_term();
+    let v = Violation::new(rule, NodeId(0), term, Index(0), detail);
+    cluster.shared().record(Err(v), now);
+}
+
+fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u64>) -> RunReport {
+    let simulated_ms = cluster.clock.now_ms();
+    let net = cluster.net.stats();
+    let net_hash = cluster.net.trace_hash();
+    let shared = cluster.shared();
+    let mut hash = Fnv::new();
+    hash.write_all(&[
+        net_hash,
+        shared.trace.finish(),
+        shared.safety.trace_hash(),
+        simulated_ms,
+    ]);
+    RunReport {
+        seed: cluster.config.seed,
+        ok: shared.violation.is_none(),
+        violation: shared.violation.clone(),
+        trace_hash: format!("{:016x}", hash.finish()),
+        simulated_ms,
+        elections: shared.safety.elections(),
+        max_term: shared.safety.max_term().0,
+        commands_committed: clients.committed,
+        faults_injected: shared.faults_injected,
+        clients,
+        net,
+        liveness_leader_ms,
+        config: cluster.config.clone(),
+    }
+}

@@ -1,0 +1,42 @@
+//! Virtual time from madsim.
+
+use std::time::Duration;
+
+use engine::server::Clock;
+use madsim::time::TimeHandle;
+
+/// The simulation's clock: milliseconds since the run started, in virtual time.
+#[derive(Clone)]
+pub struct SimClock {
+    handle: TimeHandle,
+}
+
+impl SimClock {
+    /// The clock of the current madsim runtime.
+    pub fn current() -> SimClock {
+        SimClock {
+            handle: TimeHandle::current(),
+        }
+    }
+
+    /// Virtual milliseconds since the run started.
+    pub fn now_ms(&self) -> u64 {
+        self.handle.elapsed().as_millis() as u64
+    }
+
+    /// Sleeps for `ms` virtual milliseconds (at least 1, as madsim rounds up).
+    pub async fn sleep_ms(&self, ms: u64) {
+        self.handle.sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> u64 {
+        SimClock::now_ms(self)
+    }
+
+    async fn sleep_until(&self, deadline_ms: u64) {
+        let now = SimClock::now_ms(self);
+        self.sleep_ms(deadline_ms.saturating_sub(now)).await;
+    }
+}

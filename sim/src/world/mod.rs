@@ -1,0 +1,12 @@
+//! The simulated world: madsim implementations of the engine's `Clock`, `Network` and `Disk`.
+//!
+//! The network is ours rather than madsim's: it needs duplication, one-way links and partitions
+//! that cut messages already in flight, and it wakes a node only when its earliest message is due.
+
+mod clock;
+mod disk;
+mod net;
+
+pub use clock::SimClock;
+pub use disk::SimDisk;
+pub use net::{Latency, NetStats, NodeNet, SimNet};

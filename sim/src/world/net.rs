@@ -1,0 +1,331 @@
+//! The simulated network: per-message latency, loss, duplication, reordering, partitions
+//! (symmetric or one-way, cutting messages in flight), and crashed nodes that hear nothing.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use engine::raft::{Message, MessageKind, NodeId};
+use engine::server::{Clock, Network};
+use futures::FutureExt;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::Notify;
+
+use super::SimClock;
+use crate::trace::Fnv;
+
+/// One-way latency distribution: uniform in `[min_ms, max_ms]`, and with probability
+/// `tail_per_mille / 1000` uniform in `[max_ms, tail_max_ms]` instead (a slow path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Latency {
+    /// Fastest delivery.
+    pub min_ms: u64,
+    /// Usual slowest delivery.
+    pub max_ms: u64,
+    /// Chance of a slow delivery, per mille.
+    pub tail_per_mille: u32,
+    /// Slowest delivery on the slow path.
+    pub tail_max_ms: u64,
+}
+
+/// What the network did, for the run summary.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct NetStats {
+    /// Messages handed to the network.
+    pub sent: u64,
+    /// Messages delivered to a node.
+    pub delivered: u64,
+    /// Messages lost (random loss, partitions, dead receivers).
+    pub dropped: u64,
+    /// Extra copies made.
+    pub duplicated: u64,
+}
+
+/// A message in flight, ordered by delivery time, then by send order.
+struct InFlight {
+    at_ms: u64,
+    seq: u64,
+    msg: Message,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_ms, self.seq) == (other.at_ms, other.seq)
+    }
+}
+impl Eq for InFlight {}
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for InFlight {
+    /// Reversed, so `BinaryHeap` pops the earliest first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at_ms, other.seq).cmp(&(self.at_ms, self.seq))
+    }
+}
+
+struct Inbox {
+    heap: BinaryHeap<InFlight>,
+    notify: Arc<Notify>,
+}
+
+struct NetState {
+    rng: ChaCha8Rng,
+    size: usize,
+    /// `blocked[from * size + to]`: messages from `from` to `to` are cut (0-based node slots).
+    blocked: Vec<bool>,
+    /// Whether each node is running; a dead node's inbox is empty and stays empty.
+    up: Vec<bool>,
+    latency: Latency,
+    loss_per_mille: u32,
+    dup_per_mille: u32,
+    inboxes: Vec<Inbox>,
+    seq: u64,
+    stats: NetStats,
+    trace: Fnv,
+}
+
+/// The whole network, shared by the harness and every node.
+#[derive(Clone)]
+pub struct SimNet {
+    state: Arc<Mutex<NetState>>,
+    clock: SimClock,
+}
+
+/// Node ids are 1-based; slots are 0-based.
+fn slot(id: NodeId) -> usize {
+    assert!(id.0 >= 1, "node ids start at 1");
+    id.0 as usize - 1
+}
+
+fn kind_tag(kind: &MessageKind) -> (u64, u64, u64) {
+    match kind {
+        MessageKind::Vote {
+            last_log_index,
+            last_log_term,
+        } => (1, last_log_index.0, last_log_term.0),
+        MessageKind::VoteResponse { granted } => (2, u64::from(*granted), 0),
+        MessageKind::Append {
+            prev_log_index,
+            entries,
+            leader_commit,
+            ..
+        } => (
+            3,
+            prev_log_index.0 << 16 | entries.len() as u64,
+            leader_commit.0,
+        ),
+        MessageKind::AppendResponse {
+            success,
+            match_index,
+            ..
+        } => (4, u64::from(*success), match_index.0),
+    }
+}
+
+impl SimNet {
+    /// A fully connected network of `size` live nodes.
+    pub fn new(size: usize, rng: ChaCha8Rng, latency: Latency, clock: SimClock) -> SimNet {
+        let inboxes = (0..size)
+            .map(|_| Inbox {
+                heap: BinaryHeap::new(),
+                notify: Arc::new(Notify::new()),
+            })
+            .collect();
+        let state = NetState {
+            rng,
+            size,
+            blocked: vec![false; size * size],
+            up: vec![true; size],
+            latency,
+            loss_per_mille: 0,
+            dup_per_mille: 0,
+            inboxes,
+            seq: 0,
+            stats: NetStats::default(),
+            trace: Fnv::new(),
+        };
+        SimNet {
+            state: Arc::new(Mutex::new(state)),
+            clock,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, NetState> {
+        self.state.lock().expect("network lock poisoned")
+    }
+
+    /// The handle node `id` sends and receives through.
+    pub fn node(&self, id: NodeId) -> NodeNet {
+        NodeNet {
+            id,
+            net: self.clone(),
+        }
+    }
+
+    /// Cuts (or restores) the one-way link `from -> to`.
+    pub fn set_blocked(&self, from: NodeId, to: NodeId, blocked: bool) {
+        let mut s = self.lock();
+        let size = s.size;
+        s.blocked[slot(from) * size + slot(to)] = blocked;
+    }
+
+    /// True if `from -> to` is cut.
+    pub fn is_blocked(&self, from: NodeId, to: NodeId) -> bool {
+        let s = self.lock();
+        s.blocked[slot(from) * s.size + slot(to)]
+    }
+
+    /// Restores every link.
+    pub fn heal(&self) {
+        let mut s = self.lock();
+        s.blocked.iter_mut().for_each(|b| *b = false);
+    }
+
+    /// Marks a node dead (its in-flight messages vanish) or alive again.
+    pub fn set_up(&self, id: NodeId, up: bool) {
+        let mut s = self.lock();
+        let i = slot(id);
+        s.up[i] = up;
+        if !up {
+            let dropped = s.inboxes[i].heap.len() as u64;
+            s.inboxes[i].heap.clear();
+            s.stats.dropped += dropped;
+        }
+    }
+
+    /// Sets random loss and duplication, per mille.
+    pub fn set_loss(&self, loss_per_mille: u32, dup_per_mille: u32) {
+        let mut s = self.lock();
+        s.loss_per_mille = loss_per_mille;
+        s.dup_per_mille = dup_per_mille;
+    }
+
+    /// Replaces the latency distribution.
+    pub fn set_latency(&self, latency: Latency) {
+        self.lock().latency = latency;
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> NetStats {
+        self.lock().stats
+    }
+
+    /// Hash of every network event so far.
+    pub fn trace_hash(&self) -> u64 {
+        self.lock().trace.finish()
+    }
+
+    fn send(&self, msg: Message) {
+        let now = self.clock.now_ms();
+        let mut s = self.lock();
+        s.stats.sent += 1;
+        let (tag, a, b) = kind_tag(&msg.kind);
+        s.trace
+            .write_all(&[now, 1, msg.from.0, msg.to.0, msg.term.0, tag, a, b]);
+        let (from, to) = (slot(msg.from), slot(msg.to));
+        let lost = s.rng.gen_range(0..1000) < s.loss_per_mille;
+        if lost || !s.up[to] || s.blocked[from * s.size + to] {
+            s.stats.dropped += 1;
+            return;
+        }
+        if s.rng.gen_range(0..1000) < s.dup_per_mille {
+            s.stats.duplicated += 1;
+            let copy = msg.clone();
+            push(&mut s, now, copy);
+        }
+        push(&mut s, now, msg);
+    }
+}
+
+/// Queues `msg` for delivery after a random latency; wakes the receiver if it is now first.
+fn push(s: &mut NetState, now: u64, msg: Message) {
+    let lat = s.latency;
+    let delay = if s.rng.gen_range(0..1000) < lat.tail_per_mille {
+        s.rng
+            .gen_range(lat.max_ms..=lat.tail_max_ms.max(lat.max_ms))
+    } else {
+        s.rng.gen_range(lat.min_ms..=lat.max_ms)
+    };
+    s.seq += 1;
+    let flight = InFlight {
+        at_ms: now + delay,
+        seq: s.seq,
+        msg,
+    };
+    let inbox = &mut s.inboxes[slot(flight.msg.to)];
+    let first = inbox.heap.peek().is_none_or(|top| flight.at_ms < top.at_ms);
+    inbox.heap.push(flight);
+    if first {
+        inbox.notify.notify_one();
+    }
+}
+
+/// One node's view of the network.
+pub struct NodeNet {
+    id: NodeId,
+    net: SimNet,
+}
+
+enum Poll {
+    Got(Message),
+    WaitUntil(u64, Arc<Notify>),
+    WaitForever(Arc<Notify>),
+}
+
+impl NodeNet {
+    fn poll_inbox(&self) -> Poll {
+        let now = self.net.clock.now_ms();
+        let mut s = self.net.lock();
+        let i = slot(self.id);
+        loop {
+            let inbox = &mut s.inboxes[i];
+            let Some(top) = inbox.heap.peek() else {
+                return Poll::WaitForever(inbox.notify.clone());
+            };
+            if top.at_ms > now {
+                return Poll::WaitUntil(top.at_ms, inbox.notify.clone());
+            }
+            let flight = inbox.heap.pop().expect("peeked");
+            // A partition also cuts what was already on the wire.
+            let from = slot(flight.msg.from);
+            if s.blocked[from * s.size + i] {
+                s.stats.dropped += 1;
+                continue;
+            }
+            s.stats.delivered += 1;
+            let (tag, a, b) = kind_tag(&flight.msg.kind);
+            let m = &flight.msg;
+            s.trace
+                .write_all(&[now, 2, m.from.0, m.to.0, m.term.0, tag, a, b]);
+            return Poll::Got(flight.msg);
+        }
+    }
+}
+
+impl Network for NodeNet {
+    fn send(&mut self, msg: Message) {
+        assert_eq!(msg.from, self.id, "a node sends as itself");
+        self.net.send(msg);
+    }
+
+    /// Cancel-safe: a message leaves the inbox only in `poll_inbox`, which never awaits.
+    async fn recv(&mut self) -> Message {
+        loop {
+            match self.poll_inbox() {
+                Poll::Got(msg) => return msg,
+                Poll::WaitForever(notify) => notify.notified().await,
+                Poll::WaitUntil(at_ms, notify) => {
+                    let clock = self.net.clock.clone();
+                    futures::select_biased! {
+                        () = notify.notified().fuse() => {}
+                        () = clock.sleep_until(at_ms).fuse() => {}
+                    }
+                }
+            }
+        }
+    }
+}
