@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::check::Violation;
 use crate::cluster::Cluster;
-use crate::nemesis;
+use crate::nemesis::{self, FaultKind};
 use crate::options::SimConfig;
 use crate::trace::Fnv;
 use crate::workload::{self, ClientStats};
@@ -81,11 +81,14 @@ async fn safety_phase(cluster: &Cluster) {
     let end_ms = config.duration_ms;
     let total: u32 = config.faults.iter().map(|&(_, w)| w).sum();
     let mut next_fault_ms = config.fault_interval_ms.0;
+    let mut churn = nemesis::Churn::default();
     while cluster.clock.now_ms() < end_ms && cluster.shared().violation.is_none() {
-        cluster
-            .clock
-            .sleep_ms(50.min(end_ms.saturating_sub(cluster.clock.now_ms())).max(1))
-            .await;
+        let step_ms = config
+            .tick_ms
+            .min(end_ms.saturating_sub(cluster.clock.now_ms()))
+            .max(1);
+        cluster.clock.sleep_ms(step_ms).await;
+        churn.step(cluster);
         let now = cluster.clock.now_ms();
         if total == 0 || now < next_fault_ms {
             continue;
@@ -113,6 +116,9 @@ async fn safety_phase(cluster: &Cluster) {
             cluster.net.heal();
             cluster.net.set_loss(0, 0);
             cluster.net.set_latency(config.latency);
+        } else if kind == Some(FaultKind::LeaderChurn) {
+            let for_ms = cluster.rng().gen_range(500..=5000);
+            churn.start(now, for_ms);
         } else if let Some(kind) = kind {
             nemesis::inject(cluster, kind);
         }

@@ -275,6 +275,22 @@ impl RaftSafety {
         }
         if s.role == RoleKind::Leader {
             self.check_leader(id, s.term)?;
+            // Raft §5.4.2: a leader commits by counting replicas only entries of its own term;
+            // earlier ones are committed indirectly, so its commit index always lands on one.
+            let landed = raw.raft_log().term(s.commit);
+            if commit_moved && landed != Some(s.term) {
+                let detail = format!(
+                    "leader of term {} committed an entry of term {:?} by counting replicas",
+                    s.term, landed
+                );
+                return Err(Violation::new(
+                    "leader commits only current-term entries (§5.4.2)",
+                    id,
+                    s.term,
+                    s.commit,
+                    detail,
+                ));
+            }
         }
         if commit_moved {
             self.check_commit(id, s.term, s.commit)?;

@@ -1,7 +1,7 @@
 //! Faults: partitions of several shapes, crashes that lose unsynced writes, pauses, loss bursts
 //! and latency spikes. The nemesis only injects; the checkers judge.
 
-use engine::raft::{NodeId, RoleKind};
+use engine::raft::{NodeId, RoleKind, Term};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
@@ -33,11 +33,15 @@ pub enum FaultKind {
     Lossy,
     /// A latency spike for a while.
     Slow,
+    /// For a while, every new leader is crashed within a few round trips of its election and
+    /// restarted soon after: short-lived leaders with half-replicated logs, the ground of the
+    /// Raft paper's Figure 8.
+    LeaderChurn,
 }
 
 impl FaultKind {
     /// Every fault kind.
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::PartitionHalves,
         FaultKind::IsolateOne,
         FaultKind::IsolateLeader,
@@ -48,6 +52,7 @@ impl FaultKind {
         FaultKind::Pause,
         FaultKind::Lossy,
         FaultKind::Slow,
+        FaultKind::LeaderChurn,
     ];
 }
 
@@ -138,6 +143,67 @@ pub fn inject(cluster: &Cluster, kind: FaultKind) {
                 tail_max_ms: base.tail_max_ms * factor,
             };
             cluster.net.set_latency(slow);
+        }
+        FaultKind::LeaderChurn => {
+            // Driven step by step by `Churn`; starting it is all `inject` does.
+        }
+    }
+}
+
+/// The leader-churn fault's state, advanced by the supervisor every tick.
+#[derive(Debug, Default)]
+pub struct Churn {
+    /// Churn goes on until this time.
+    until_ms: u64,
+    /// The highest term whose leader was already scheduled to crash.
+    term_seen: Term,
+    /// A leader to crash, and when.
+    kill: Option<(NodeId, u64)>,
+    /// Crashed nodes to restart, and when.
+    restart: Vec<(NodeId, u64)>,
+}
+
+impl Churn {
+    /// Starts churning for `for_ms`.
+    pub fn start(&mut self, now_ms: u64, for_ms: u64) {
+        self.until_ms = self.until_ms.max(now_ms + for_ms);
+    }
+
+    /// One supervisor step: crash the new leader when due, restart crashed nodes when due.
+    pub fn step(&mut self, cluster: &Cluster) {
+        let now = cluster.clock.now_ms();
+        let statuses = cluster.statuses();
+        let newest = statuses
+            .iter()
+            .flatten()
+            .filter(|s| s.role == RoleKind::Leader)
+            .max_by_key(|s| s.term);
+        if let Some(leader) = newest
+            && now < self.until_ms
+            && leader.term > self.term_seen
+            && self.kill.is_none()
+        {
+            self.term_seen = leader.term;
+            let round_trip_ms = 2 * cluster.config.latency.max_ms;
+            let delay = cluster.rng().gen_range(0..=3 * round_trip_ms);
+            self.kill = Some((leader.id, now + delay));
+        }
+        if let Some((id, at)) = self.kill
+            && now >= at
+        {
+            self.kill = None;
+            if cluster.state(id) != NodeState::Down {
+                cluster.crash(id);
+                let back = cluster.rng().gen_range(20..=400);
+                self.restart.push((id, now + back));
+            }
+        }
+        let (due, later): (Vec<_>, Vec<_>) = self.restart.iter().partition(|&&(_, at)| now >= at);
+        self.restart = later;
+        for (id, _) in due {
+            if cluster.state(id) == NodeState::Down {
+                cluster.restart(id);
+            }
         }
     }
 }
