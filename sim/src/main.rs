@@ -35,6 +35,10 @@ struct Cli {
     /// With --seeds: go on after a failing seed.
     #[arg(long)]
     keep_going: bool,
+    /// Run the fixed reference world of the speed benchmark (5 nodes, 50 ms heartbeats,
+    /// 150-300 ms election timeouts, 100 commands/s, no faults) instead of a seed-drawn one.
+    #[arg(long)]
+    reference: bool,
     /// Switch on a deliberately planted bug.
     #[arg(long, value_enum)]
     bug: Option<Bug>,
@@ -189,11 +193,21 @@ fn config_for(cli: &Cli, seed: u64) -> SimConfig {
         duration_ms: cli.duration.map(|s| s * 1000),
         bug: cli.bug,
     };
+    if cli.reference {
+        let mut config = SimConfig::bench(seed, overrides.duration_ms.unwrap_or(60_000));
+        config.bug = cli.bug;
+        return config;
+    }
     SimConfig::swarm(seed, overrides)
 }
 
 fn replay(cli: &Cli, config: &SimConfig) -> String {
-    config.replay_command(cli.nodes.is_some(), cli.duration.is_some())
+    let command = config.replay_command(cli.nodes.is_some(), cli.duration.is_some());
+    if cli.reference {
+        format!("{command} --reference")
+    } else {
+        command
+    }
 }
 
 fn one_seed(cli: &Cli, seed: u64) -> ExitCode {

@@ -63,6 +63,8 @@ pub struct Wal<D: Disk> {
     /// Set when a disk write or sync failed: the file may hold anything, so the WAL refuses
     /// further writes rather than guess (fsync errors are not retryable).
     poisoned: bool,
+    /// Reused encoding buffer, so appending allocates nothing in the steady state.
+    scratch: Vec<u8>,
 }
 
 impl<D: Disk> Wal<D> {
@@ -88,6 +90,7 @@ impl<D: Disk> Wal<D> {
             disk,
             last_index,
             poisoned: false,
+            scratch: Vec::new(),
         };
         Ok((wal, recovered))
     }
@@ -107,17 +110,21 @@ impl<D: Disk> Wal<D> {
             return Err(LogError::Poisoned);
         }
         let last_index = check_entries(self.last_index, entries)?;
-        let mut bytes = Vec::new();
+        let mut bytes = std::mem::take(&mut self.scratch);
+        bytes.clear();
         for entry in entries {
             encode_entry(entry, &mut bytes);
         }
         if let Some(hard_state) = hard_state {
             encode_hard_state(hard_state, &mut bytes);
         }
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        if let Err(error) = self.disk.append(&bytes) {
+        let written = if bytes.is_empty() {
+            Ok(())
+        } else {
+            self.disk.append(&bytes)
+        };
+        self.scratch = bytes;
+        if let Err(error) = written {
             self.poisoned = true;
             return Err(error.into());
         }
@@ -612,6 +619,7 @@ mod tests {
             disk: FailingSync(MemDisk::new()),
             last_index: Index(0),
             poisoned: false,
+            scratch: Vec::new(),
         };
         wal.append(None, &[entry(1, 1, None)])
             .expect("append itself works");

@@ -27,9 +27,14 @@ pub trait Clock {
 pub trait Network {
     /// Sends a message to `msg.to`, without waiting and without any delivery guarantee.
     fn send(&mut self, msg: Message);
-    /// The next message for this node. Must be cancel-safe: dropping the future before it
-    /// completes loses no message.
-    fn recv(&mut self) -> impl Future<Output = Message>;
+    /// The next message for this node, or `None` once the world's clock reaches `deadline_ms`.
+    /// Must be cancel-safe: dropping the future before it completes loses no message.
+    ///
+    /// One call covers both waits of the node loop (a message or its next timer), so a world
+    /// can arm a single timer per wait.
+    fn recv_until(&mut self, deadline_ms: u64) -> impl Future<Output = Option<Message>>;
+    /// A message that is already deliverable, without waiting.
+    fn try_recv(&mut self) -> Option<Message>;
 }
 
 /// The three world services one node needs.

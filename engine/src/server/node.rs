@@ -8,7 +8,7 @@ use futures::{FutureExt, StreamExt};
 use super::client::{Applied, ClientError, Request};
 use super::{Clock, Env, Network, Observer, StateMachine};
 use crate::log::{Disk, LogError, Wal};
-use crate::raft::{Config, ConfigError, Index, ProposeError, RawNode, Term};
+use crate::raft::{Config, ConfigError, Index, Message, ProposeError, RawNode, Term};
 
 /// Configuration of the node loop.
 #[derive(Clone, Debug)]
@@ -103,12 +103,6 @@ where
         let deadline = node.ticked_ms + node.raw.ticks_until_timeout() * node.tick_ms;
         // `biased`: poll in a fixed order, so a seed replays exactly (madsim.md, pitfall 1).
         futures::select_biased! {
-            msg = net.recv().fuse() => {
-                node.catch_up(clock.now_ms());
-                if let Err(e) = node.raw.step(msg) {
-                    tracing::warn!(node = id.0, error = %e, "dropped a message");
-                }
-            }
             request = requests.next() => {
                 node.catch_up(clock.now_ms());
                 match request {
@@ -116,10 +110,24 @@ where
                     None => return Ok(()),
                 }
             }
-            () = clock.sleep_until(deadline).fuse() => node.catch_up(clock.now_ms()),
+            msg = net.recv_until(deadline).fuse() => {
+                node.catch_up(clock.now_ms());
+                if let Some(msg) = msg {
+                    node.step(msg);
+                    // Everything else already deliverable goes into the same Ready: one sync
+                    // for many messages (group commit).
+                    for _ in 1..INPUT_BATCH_MAX {
+                        let Some(msg) = net.try_recv() else { break };
+                        node.step(msg);
+                    }
+                }
+            }
         }
     }
 }
+
+/// Most messages stepped before their `Ready` is handled.
+const INPUT_BATCH_MAX: usize = 64;
 
 impl<S: StateMachine, O: Observer> Node<S, O> {
     /// Ticks the Raft core once for every tick boundary passed since the last one. A node that
@@ -132,6 +140,12 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             self.raw.tick();
         }
         self.ticked_ms += due * self.tick_ms;
+    }
+
+    fn step(&mut self, msg: Message) {
+        if let Err(e) = self.raw.step(msg) {
+            tracing::warn!(node = self.raw.id().0, error = %e, "dropped a message");
+        }
     }
 
     fn handle_request(&mut self, request: Request<S::Output>) {

@@ -300,17 +300,22 @@ impl RaftSafety {
 
     /// Election safety (at most one leader per term) and leader completeness (Raft §5.4).
     fn check_leader(&mut self, id: NodeId, term: Term) -> Result<(), Violation> {
-        let leader = *self.leaders.entry(term).or_insert(id);
-        if leader != id {
-            let detail = format!("nodes {leader} and {id} both lead term {term}");
-            return Err(Violation::new(
-                "election safety",
-                id,
-                term,
-                Index(0),
-                detail,
-            ));
+        if let Some(&leader) = self.leaders.get(&term) {
+            if leader != id {
+                let detail = format!("nodes {leader} and {id} both lead term {term}");
+                return Err(Violation::new(
+                    "election safety",
+                    id,
+                    term,
+                    Index(0),
+                    detail,
+                ));
+            }
+            // Completeness was checked when it took office; since then its log only grows
+            // from its own entries.
+            return Ok(());
         }
+        self.leaders.insert(term, id);
         // Every entry known committed in an earlier term must be in this leader's log.
         let Some(last) = self.committed_in.iter().rposition(|&t| t < term) else {
             return Ok(());

@@ -172,6 +172,9 @@ impl Churn {
     /// One supervisor step: crash the new leader when due, restart crashed nodes when due.
     pub fn step(&mut self, cluster: &Cluster) {
         let now = cluster.clock.now_ms();
+        if now >= self.until_ms && self.kill.is_none() && self.restart.is_empty() {
+            return;
+        }
         let statuses = cluster.statuses();
         let newest = statuses
             .iter()

@@ -312,20 +312,31 @@ impl Network for NodeNet {
         self.net.send(msg);
     }
 
-    /// Cancel-safe: a message leaves the inbox only in `poll_inbox`, which never awaits.
-    async fn recv(&mut self) -> Message {
+    /// Cancel-safe: a message leaves the inbox only in `poll_inbox`, which never awaits. Each
+    /// wait arms one timer, for whichever comes first: the earliest message or the deadline
+    /// (a madsim `Sleep` registers a timer every time it is polled, so fewer polls is faster).
+    async fn recv_until(&mut self, deadline_ms: u64) -> Option<Message> {
         loop {
-            match self.poll_inbox() {
-                Poll::Got(msg) => return msg,
-                Poll::WaitForever(notify) => notify.notified().await,
-                Poll::WaitUntil(at_ms, notify) => {
-                    let clock = self.net.clock.clone();
-                    futures::select_biased! {
-                        () = notify.notified().fuse() => {}
-                        () = clock.sleep_until(at_ms).fuse() => {}
-                    }
-                }
+            let clock = self.net.clock.clone();
+            if clock.now_ms() >= deadline_ms {
+                return None;
             }
+            let (wake_ms, notify) = match self.poll_inbox() {
+                Poll::Got(msg) => return Some(msg),
+                Poll::WaitForever(notify) => (deadline_ms, notify),
+                Poll::WaitUntil(at_ms, notify) => (at_ms.min(deadline_ms), notify),
+            };
+            futures::select_biased! {
+                () = notify.notified().fuse() => {}
+                () = clock.sleep_until(wake_ms).fuse() => {}
+            }
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Message> {
+        match self.poll_inbox() {
+            Poll::Got(msg) => Some(msg),
+            Poll::WaitForever(_) | Poll::WaitUntil(..) => None,
         }
     }
 }
