@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use sim::check::Violation;
 use sim::options::{Bug, Overrides, SimConfig};
-use sim::run::{RunReport, run};
+use sim::run::{RunReport, run_isolated};
 
 /// Floe's deterministic Raft simulator: one seed, one exact run.
 #[derive(Parser, Debug)]
@@ -82,32 +82,19 @@ struct Timed {
     wall_ms: u64,
 }
 
-/// Runs one seed on a fresh thread (madsim.md, pitfall 6), turning a panic into a violation.
-#[allow(clippy::disallowed_methods)]
+/// Runs one seed on a fresh thread, turning a panic into a violation.
 fn run_seed(config: SimConfig) -> Timed {
     let mut start = None;
     wall_ms_since(&mut start);
     let fallback = config.clone();
-    let thread = std::thread::Builder::new()
-        .name(format!("seed-{}", config.seed))
-        .spawn(move || std::panic::catch_unwind(move || run(config)))
-        .expect("spawn a simulation thread");
-    let report = match thread.join().expect("the simulation thread catches panics") {
-        Ok(report) => report,
-        Err(panic) => panicked(fallback, panic),
-    };
+    let report = run_isolated(config).unwrap_or_else(|message| panicked(fallback, message));
     Timed {
         report,
         wall_ms: wall_ms_since(&mut start),
     }
 }
 
-fn panicked(config: SimConfig, panic: Box<dyn std::any::Any + Send>) -> RunReport {
-    let message = panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into());
+fn panicked(config: SimConfig, message: String) -> RunReport {
     let violation = Violation::new(
         "engine assertion (panic)",
         engine::raft::NodeId(0),

@@ -48,6 +48,24 @@ pub struct RunReport {
     pub config: SimConfig,
 }
 
+/// Runs one seed on a fresh thread (a std `HashMap` made on a thread before its runtime breaks
+/// determinism: madsim.md, pitfall 6). A panic inside the simulation comes back as its message.
+#[allow(clippy::disallowed_methods)] // The thread is outside the simulation; it runs one seed.
+pub fn run_isolated(config: SimConfig) -> Result<RunReport, String> {
+    let thread = std::thread::Builder::new()
+        .name(format!("seed-{}", config.seed))
+        .spawn(move || std::panic::catch_unwind(move || run(config)))
+        .expect("spawn a simulation thread");
+    let outcome = thread.join().expect("the simulation thread catches panics");
+    outcome.map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+            .unwrap_or_else(|| "unknown panic".into())
+    })
+}
+
 /// Runs one seed to the end, on the calling thread. Panics inside the simulation (a failed
 /// `assert!` in the engine) propagate; the caller turns them into a violation.
 pub fn run(config: SimConfig) -> RunReport {

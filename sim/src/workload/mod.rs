@@ -95,13 +95,20 @@ pub async fn client_loop(
     let per_client = (cluster.config.ops_per_s / cluster.config.clients as u64).max(1);
     let mean_gap_ms = 1000 / per_client;
     let mut seq = 0;
+    // Commands start on a schedule (one every `mean_gap_ms` on average), not after the previous
+    // answer, so the offered load is the configured rate whatever the latency.
+    let mut next_start_ms = cluster.clock.now_ms();
     while !stop.load(Ordering::Relaxed) {
         let (gap, random_target) = {
             let mut rng = cluster.rng();
             let gap = rng.gen_range(0..=2 * mean_gap_ms);
             (gap, NodeId(rng.gen_range(1..=cluster.size() as u64)))
         };
-        cluster.clock.sleep_ms(gap).await;
+        next_start_ms += gap;
+        let now = cluster.clock.now_ms();
+        if next_start_ms > now {
+            cluster.clock.sleep_ms(next_start_ms - now).await;
+        }
         if stop.load(Ordering::Relaxed) {
             break;
         }

@@ -1,0 +1,101 @@
+//! The command line: two processes agree on a seed's trace hash, `--check-determinism` holds, and
+//! bad input gets a clear message and exit code 2, never a panic.
+
+use std::process::{Command, Output};
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .output()
+        .expect("the sim binary runs")
+}
+
+fn last_line(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn two_processes_print_the_same_last_line() {
+    let a = sim(&["--seed", "5", "--duration", "3"]);
+    let b = sim(&["--seed", "5", "--duration", "3"]);
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stdout));
+    let line = last_line(&a);
+    assert!(line.starts_with("ok seed=5 trace_hash="), "{line}");
+    assert_eq!(line, last_line(&b));
+    let c = sim(&["--seed", "6", "--duration", "3"]);
+    assert_ne!(
+        line.split("trace_hash=").nth(1),
+        last_line(&c).split("trace_hash=").nth(1)
+    );
+}
+
+#[test]
+fn check_determinism_flag_holds() {
+    let out = sim(&["--seed", "9", "--duration", "3", "--check-determinism"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": same"));
+}
+
+#[test]
+fn json_has_the_promised_fields() {
+    let out = sim(&["--seeds", "1..3", "--duration", "2", "--json"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "one object per run");
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+        for field in [
+            "seed",
+            "ok",
+            "violation",
+            "trace_hash",
+            "simulated_ms",
+            "wall_ms",
+            "elections",
+            "max_term",
+            "commands_committed",
+            "faults_injected",
+        ] {
+            assert!(v.get(field).is_some(), "missing {field} in {line}");
+        }
+    }
+}
+
+#[test]
+fn a_failing_seed_prints_its_replay_command() {
+    let out = sim(&["--seed", "2", "--bug", "commit-old-term"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("replay: cargo run --release -p sim -- --seed 2 --bug commit-old-term"),
+        "{text}"
+    );
+    assert!(
+        last_line(&out).starts_with("FAILED seed=2 trace_hash="),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message() {
+    for args in [
+        &["--seed", "abc"][..],
+        &["--seeds", "5..2"],
+        &["--seeds", "5"],
+        &["--nodes", "0"],
+        &["--duration", "0"],
+        &["--bug", "no-such-bug"],
+        &["--no-such-flag"],
+    ] {
+        let out = sim(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("error"), "{args:?} explains itself: {err}");
+        assert!(!err.contains("panicked"), "{args:?} must not panic: {err}");
+    }
+}
