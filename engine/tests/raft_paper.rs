@@ -1,0 +1,718 @@
+//! The rules of the Raft paper (Ongaro and Ousterhout, "In Search of an Understandable Consensus
+//! Algorithm", 2014), one named test per rule, plus property tests of the safety guarantees of
+//! Figure 3 under random message loss, reordering, duplication, partitions and restarts
+//! (STYLE.md §3 rule 14). Names end with the paper section they pin down.
+
+mod common;
+
+use std::cell::Cell;
+use std::collections::BTreeSet;
+
+use common::{Network, Options, Storage};
+use engine::raft::{
+    Bugs, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, ProposeError, RawNode,
+    RejectHint, RoleKind, Term,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+
+// --- Helpers ---------------------------------------------------------------------------------
+
+fn peers(n: u64) -> Vec<NodeId> {
+    (1..=n).map(NodeId).collect()
+}
+
+fn noop(term: u64, index: u64) -> Entry {
+    Entry {
+        term: Term(term),
+        index: Index(index),
+        kind: EntryKind::Noop,
+    }
+}
+
+fn cmd(term: u64, index: u64, data: &str) -> Entry {
+    Entry {
+        term: Term(term),
+        index: Index(index),
+        kind: EntryKind::Command(data.as_bytes().to_vec()),
+    }
+}
+
+/// Node `id` of an `n`-node cluster, started from the given disk.
+fn node_from(id: u64, n: u64, hard_state: HardState, entries: Vec<Entry>) -> RawNode {
+    let config = Options::default().config(NodeId(id), peers(n));
+    RawNode::new(config, hard_state, entries).expect("valid config")
+}
+
+/// Node `id` of an `n`-node cluster with an empty disk.
+fn fresh(id: u64, n: u64) -> RawNode {
+    node_from(id, n, HardState::default(), Vec::new())
+}
+
+fn term_hs(term: u64) -> HardState {
+    HardState {
+        term: Term(term),
+        ..HardState::default()
+    }
+}
+
+/// Takes every Ready (as if persisted at once) and returns the messages sent.
+fn drain(raw: &mut RawNode) -> Vec<Message> {
+    let mut msgs = Vec::new();
+    while let Some(ready) = raw.ready() {
+        msgs.extend(ready.messages.iter().cloned());
+        raw.advance(ready);
+    }
+    msgs
+}
+
+fn append(from: u64, to: u64, term: u64, prev: (u64, u64), entries: Vec<Entry>) -> Message {
+    Message {
+        from: NodeId(from),
+        to: NodeId(to),
+        term: Term(term),
+        kind: MessageKind::Append {
+            prev_log_index: Index(prev.0),
+            prev_log_term: Term(prev.1),
+            entries,
+            leader_commit: Index(0),
+        },
+    }
+}
+
+fn vote(from: u64, to: u64, term: u64, last_index: u64, last_term: u64) -> Message {
+    Message {
+        from: NodeId(from),
+        to: NodeId(to),
+        term: Term(term),
+        kind: MessageKind::Vote {
+            last_log_index: Index(last_index),
+            last_log_term: Term(last_term),
+        },
+    }
+}
+
+fn vote_response(from: u64, to: u64, term: u64, granted: bool) -> Message {
+    Message {
+        from: NodeId(from),
+        to: NodeId(to),
+        term: Term(term),
+        kind: MessageKind::VoteResponse { granted },
+    }
+}
+
+/// The one message `raw` sends after stepping `m`.
+fn reply(raw: &mut RawNode, m: Message) -> Message {
+    raw.step(m).expect("step");
+    let mut msgs = drain(raw);
+    assert_eq!(msgs.len(), 1, "one reply: {msgs:?}");
+    msgs.pop().expect("one reply")
+}
+
+fn granted(m: &Message) -> bool {
+    match m.kind {
+        MessageKind::VoteResponse { granted } => granted,
+        _ => panic!("not a vote response: {m}"),
+    }
+}
+
+fn log_of(raw: &RawNode) -> Vec<Entry> {
+    let log = raw.raft_log();
+    log.slice(Index(1), log.last_index(), usize::MAX).to_vec()
+}
+
+/// A network that has elected node 1 in term 1 and committed its no-op everywhere.
+fn elected_network(n: u64) -> Network {
+    let mut net = Network::new(n, &Options::default());
+    let mut out = String::new();
+    net.campaign(NodeId(1), &mut out);
+    net.stabilize(&net.ids(), &mut out);
+    net.tick(NodeId(1), &mut out);
+    net.stabilize(&net.ids(), &mut out);
+    assert_eq!(
+        net.raw(NodeId(1)).expect("up").status().role,
+        RoleKind::Leader
+    );
+    net
+}
+
+// --- §5.1: terms ------------------------------------------------------------------------------
+
+#[test]
+fn follower_rejects_stale_term_5_1() {
+    let mut raw = node_from(2, 3, term_hs(2), vec![noop(1, 1), noop(2, 2)]);
+    let r = reply(&mut raw, append(1, 2, 1, (2, 2), vec![noop(1, 3)]));
+    assert_eq!(r.term, Term(2), "the reply carries the newer term");
+    let MessageKind::AppendResponse { success, .. } = r.kind else {
+        panic!("not an append response: {r}");
+    };
+    assert!(!success, "a stale AppendEntries is rejected");
+    assert_eq!(raw.raft_log().last_index(), Index(2), "log untouched");
+
+    let r = reply(&mut raw, vote(3, 2, 1, 9, 1));
+    assert!(!granted(&r), "a stale RequestVote is rejected");
+    assert_eq!(r.term, Term(2));
+    assert_eq!(raw.status().voted_for, None);
+    assert_eq!(raw.status().term, Term(2));
+}
+
+#[test]
+fn newer_term_turns_leader_into_follower_5_1() {
+    let mut raw = fresh(1, 3);
+    raw.campaign();
+    drain(&mut raw);
+    raw.step(vote_response(2, 1, 1, true)).expect("step");
+    drain(&mut raw);
+    assert_eq!(raw.status().role, RoleKind::Leader);
+
+    raw.step(append(3, 1, 5, (0, 0), Vec::new())).expect("step");
+    let s = raw.status();
+    assert_eq!(s.role, RoleKind::Follower);
+    assert_eq!(s.term, Term(5), "adopts the newer term");
+    assert_eq!(s.voted_for, None, "no vote yet in the new term");
+    assert_eq!(s.leader, Some(NodeId(3)));
+}
+
+#[test]
+fn only_the_leader_accepts_proposals_5_1() {
+    let mut net = elected_network(3);
+    let mut out = String::new();
+    let r = net.propose(NodeId(2), b"x", &mut out).expect("up");
+    assert_eq!(
+        r,
+        Err(ProposeError::NotLeader {
+            leader: Some(NodeId(1))
+        })
+    );
+    let r = net.propose(NodeId(1), b"x", &mut out).expect("up");
+    assert_eq!(r, Ok((Index(2), Term(1))));
+}
+
+// --- §5.2: leader election --------------------------------------------------------------------
+
+#[test]
+fn candidate_votes_for_itself_and_requests_votes_5_2() {
+    let mut raw = fresh(1, 3);
+    raw.campaign();
+    let ready = raw.ready().expect("a ready");
+    let hs = ready
+        .hard_state
+        .expect("the new term and vote are persisted");
+    assert_eq!((hs.term, hs.voted_for), (Term(1), Some(NodeId(1))));
+    let to: Vec<NodeId> = ready.messages.iter().map(|m| m.to).collect();
+    assert_eq!(to, vec![NodeId(2), NodeId(3)]);
+    assert!(
+        ready
+            .messages
+            .iter()
+            .all(|m| matches!(m.kind, MessageKind::Vote { .. }) && m.term == Term(1))
+    );
+    raw.advance(ready);
+    assert_eq!(raw.status().role, RoleKind::Candidate);
+}
+
+#[test]
+fn candidate_wins_with_a_majority_5_2() {
+    let mut raw = fresh(1, 5);
+    raw.campaign();
+    drain(&mut raw);
+    raw.step(vote_response(2, 1, 1, true)).expect("step");
+    raw.step(vote_response(3, 1, 1, false)).expect("step");
+    assert_eq!(
+        raw.status().role,
+        RoleKind::Candidate,
+        "2 of 5 is no majority"
+    );
+    raw.step(vote_response(4, 1, 1, true)).expect("step");
+    assert_eq!(raw.status().role, RoleKind::Leader, "3 of 5 is a majority");
+}
+
+#[test]
+fn candidate_steps_down_on_append_from_leader_5_2() {
+    let mut raw = fresh(1, 3);
+    raw.campaign();
+    drain(&mut raw);
+    assert_eq!(raw.status().role, RoleKind::Candidate);
+    let r = reply(&mut raw, append(2, 1, 1, (0, 0), vec![noop(1, 1)]));
+    let s = raw.status();
+    assert_eq!(s.role, RoleKind::Follower);
+    assert_eq!(s.leader, Some(NodeId(2)));
+    assert_eq!(s.term, Term(1));
+    assert!(matches!(
+        r.kind,
+        MessageKind::AppendResponse { success: true, .. }
+    ));
+}
+
+#[test]
+fn vote_granted_once_per_term_5_2() {
+    let mut raw = fresh(1, 3);
+    assert!(granted(&reply(&mut raw, vote(2, 1, 1, 0, 0))));
+    assert!(
+        !granted(&reply(&mut raw, vote(3, 1, 1, 0, 0))),
+        "second candidate, same term"
+    );
+    assert!(
+        granted(&reply(&mut raw, vote(2, 1, 1, 0, 0))),
+        "a retried request from the same candidate is answered the same way"
+    );
+    assert!(
+        granted(&reply(&mut raw, vote(3, 1, 2, 0, 0))),
+        "a new term brings a new vote"
+    );
+    assert_eq!(raw.status().voted_for, Some(NodeId(3)));
+}
+
+#[test]
+fn vote_survives_restart_fig2() {
+    let mut net = Network::new(3, &Options::default());
+    let mut out = String::new();
+    net.campaign(NodeId(3), &mut out);
+    net.process_ready(NodeId(3), &mut out);
+    net.deliver(NodeId(2), &BTreeSet::new(), &mut out);
+    net.process_ready(NodeId(2), &mut out);
+    net.restart(NodeId(2));
+    let s = net.raw(NodeId(2)).expect("up").status();
+    assert_eq!((s.term, s.voted_for), (Term(1), Some(NodeId(3))));
+    let raw = net.nodes.get_mut(&NodeId(2)).and_then(|n| n.raw.as_mut());
+    let raw = raw.expect("up");
+    assert!(
+        !granted(&reply(raw, vote(1, 2, 1, 5, 1))),
+        "a restarted voter does not vote twice in a term"
+    );
+}
+
+#[test]
+fn vote_is_persisted_in_the_ready_that_sends_it_fig2() {
+    let mut raw = fresh(2, 3);
+    raw.step(vote(1, 2, 1, 0, 0)).expect("step");
+    let ready = raw.ready().expect("a ready");
+    let hs = ready.hard_state.expect("the vote is persisted");
+    assert_eq!(hs.voted_for, Some(NodeId(1)));
+    assert!(granted(&ready.messages[0]));
+    raw.advance(ready);
+}
+
+/// Ticks until the node starts its next election; returns how many ticks that took.
+fn ticks_to_campaign(raw: &mut RawNode) -> u64 {
+    let before = raw.campaigns();
+    for t in 1..=100 {
+        raw.tick();
+        drain(raw);
+        if raw.campaigns() > before {
+            return t;
+        }
+    }
+    panic!("no election within 100 ticks");
+}
+
+/// The first `k` election timeouts of node 1 (of 3, so it never wins alone) seeded with `seed`.
+fn timeouts(seed: u64, k: usize) -> Vec<u64> {
+    let options = Options {
+        seed,
+        ..Options::default()
+    };
+    let config = options.config(NodeId(1), peers(3));
+    let mut raw = RawNode::new(config, HardState::default(), Vec::new()).expect("valid");
+    (0..k).map(|_| ticks_to_campaign(&mut raw)).collect()
+}
+
+#[test]
+fn election_timeout_is_randomized_and_redrawn_5_2() {
+    let first = timeouts(7, 8);
+    assert_eq!(first, timeouts(7, 8), "same seed, same timeouts");
+    for t in &first {
+        assert!((10..20).contains(t), "timeout {t} outside [10, 20)");
+    }
+    let distinct: BTreeSet<u64> = first.iter().copied().collect();
+    assert!(distinct.len() > 1, "redrawn at every campaign: {first:?}");
+    let across_seeds: BTreeSet<Vec<u64>> = (0..8).map(|s| timeouts(s, 3)).collect();
+    assert!(
+        across_seeds.len() > 1,
+        "different seeds, different timeouts"
+    );
+}
+
+#[test]
+fn heartbeats_prevent_elections_5_2() {
+    let mut net = elected_network(3);
+    let mut out = String::new();
+    for _ in 0..200 {
+        for id in net.ids() {
+            net.tick(id, &mut out);
+        }
+        net.stabilize(&net.ids(), &mut out);
+        out.clear();
+    }
+    for id in net.ids() {
+        let raw = net.raw(id).expect("up");
+        assert_eq!(raw.status().term, Term(1), "node {id} stays in term 1");
+    }
+    assert_eq!(net.raw(NodeId(2)).expect("up").campaigns(), 0);
+    assert_eq!(net.raw(NodeId(3)).expect("up").campaigns(), 0);
+}
+
+// --- §5.3: log replication --------------------------------------------------------------------
+
+#[test]
+fn follower_rejects_append_without_matching_prev_5_3() {
+    let mut raw = node_from(2, 3, term_hs(2), vec![noop(1, 1), noop(1, 2)]);
+    let r = reply(&mut raw, append(1, 2, 2, (3, 2), vec![noop(2, 4)]));
+    let hint = RejectHint {
+        rejected: Index(3),
+        conflict_term: None,
+        conflict_index: Index(3),
+    };
+    assert!(
+        matches!(r.kind, MessageKind::AppendResponse { success: false, hint: Some(h), .. } if h == hint),
+        "missing entry: hint at the log's end: {r}"
+    );
+    let r = reply(&mut raw, append(1, 2, 2, (2, 2), vec![noop(2, 3)]));
+    let hint = RejectHint {
+        rejected: Index(2),
+        conflict_term: Some(Term(1)),
+        conflict_index: Index(1),
+    };
+    assert!(
+        matches!(r.kind, MessageKind::AppendResponse { success: false, hint: Some(h), .. } if h == hint),
+        "term mismatch: hint at the first entry of the conflicting term: {r}"
+    );
+    assert_eq!(raw.raft_log().last_index(), Index(2), "log untouched");
+}
+
+#[test]
+fn follower_truncates_conflicting_suffix_5_3() {
+    let entries = vec![noop(1, 1), cmd(1, 2, "a"), cmd(1, 3, "b")];
+    let hs = HardState {
+        term: Term(1),
+        voted_for: None,
+        commit: Index(1),
+    };
+    let mut raw = node_from(2, 3, hs, entries);
+    raw.step(append(1, 2, 2, (1, 1), vec![noop(2, 2)]))
+        .expect("step");
+    let ready = raw.ready().expect("a ready");
+    assert_eq!(
+        ready.entries,
+        vec![noop(2, 2)],
+        "the replacement is persisted"
+    );
+    let r = &ready.messages[0];
+    assert!(matches!(
+        r.kind,
+        MessageKind::AppendResponse {
+            success: true,
+            match_index: Index(2),
+            ..
+        }
+    ));
+    raw.advance(ready);
+    assert_eq!(log_of(&raw), vec![noop(1, 1), noop(2, 2)]);
+}
+
+#[test]
+fn follower_keeps_its_log_on_a_stale_prefix_5_3() {
+    let entries = vec![noop(1, 1), cmd(1, 2, "a"), cmd(1, 3, "b")];
+    let mut raw = node_from(2, 3, term_hs(1), entries.clone());
+    let r = reply(&mut raw, append(1, 2, 1, (0, 0), vec![noop(1, 1)]));
+    assert!(matches!(
+        r.kind,
+        MessageKind::AppendResponse {
+            success: true,
+            match_index: Index(1),
+            ..
+        }
+    ));
+    assert_eq!(log_of(&raw), entries, "a delayed append does not truncate");
+}
+
+#[test]
+fn follower_learns_commit_from_leader_5_3() {
+    let mut net = elected_network(3);
+    let mut out = String::new();
+    net.propose(NodeId(1), b"x", &mut out)
+        .expect("up")
+        .expect("leader");
+    net.stabilize(&net.ids(), &mut out);
+    assert_eq!(net.node(NodeId(1)).commit(), Index(2));
+    assert_eq!(net.node(NodeId(2)).commit(), Index(1), "not yet told");
+    net.tick(NodeId(1), &mut out);
+    net.stabilize(&net.ids(), &mut out);
+    for id in net.ids() {
+        let applied: Vec<&[u8]> = net.node(id).applied.iter().map(Entry::data).collect();
+        assert_eq!(
+            applied,
+            vec![&b""[..], b"x"],
+            "node {id} applied the no-op and x"
+        );
+    }
+}
+
+// --- §5.4: safety -----------------------------------------------------------------------------
+
+#[test]
+fn log_up_to_date_rule_5_4_1() {
+    // The voter's log ends at term 2, index 2.
+    let cases = [
+        ((1, 5), false, "older last term, longer log"),
+        ((2, 1), false, "same last term, shorter log"),
+        ((2, 2), true, "same last term, same length"),
+        ((2, 3), true, "same last term, longer log"),
+        ((3, 1), true, "newer last term, shorter log"),
+    ];
+    for ((last_term, last_index), want, why) in cases {
+        let mut raw = node_from(2, 3, term_hs(2), vec![noop(1, 1), noop(2, 2)]);
+        let r = reply(&mut raw, vote(1, 2, 3, last_index, last_term));
+        assert_eq!(granted(&r), want, "{why}");
+        assert_eq!(raw.status().term, Term(3), "the term moves either way");
+    }
+}
+
+/// Nodes 1..=3 where only node 1 holds `x` (term 1) at index 1; one entry per AppendEntries.
+/// Node 1 campaigns and the network runs one step at a time until the leader first commits.
+/// Returns the entry it first committed.
+fn first_commit_of_new_leader(bugs: Bugs) -> Entry {
+    let mut storages = vec![Storage::default(); 3];
+    storages[0].entries = vec![cmd(1, 1, "x")];
+    for s in &mut storages {
+        s.hard_state.term = Term(1);
+    }
+    let options = Options {
+        msg_entries_max: 1,
+        bugs,
+        ..Options::default()
+    };
+    let mut net = Network::with_storage(storages, &options);
+    let mut out = String::new();
+    net.campaign(NodeId(1), &mut out);
+    for _ in 0..100 {
+        for id in net.ids() {
+            net.process_ready(id, &mut out);
+            net.deliver_nth(id, 0, &mut out);
+            let leader = net.raw(NodeId(1)).expect("up");
+            let commit = leader.raft_log().commit();
+            if commit > Index(0) {
+                return leader.raft_log().entry(commit).expect("committed").clone();
+            }
+        }
+    }
+    panic!("the leader never committed:\n{out}");
+}
+
+#[test]
+fn commit_only_current_term_5_4_2() {
+    // Node 1 wins term 2 and appends its no-op at index 2; x (term 1, index 1) reaches a
+    // majority first, but only the no-op of the current term commits it (Figure 8).
+    assert_eq!(first_commit_of_new_leader(Bugs::default()), noop(2, 2));
+}
+
+#[test]
+fn planted_bug_commits_old_term_by_counting_replicas_5_4_2() {
+    let bugs = Bugs {
+        commit_old_term: true,
+    };
+    assert_eq!(first_commit_of_new_leader(bugs), cmd(1, 1, "x"));
+}
+
+#[test]
+fn leader_appends_noop_on_election_8() {
+    let mut net = elected_network(3);
+    let log = log_of(net.raw(NodeId(1)).expect("up"));
+    assert_eq!(log, vec![noop(1, 1)], "the term-1 leader's first entry");
+    // A later leader commits the earlier term's entries through its own no-op.
+    let mut out = String::new();
+    net.propose(NodeId(1), b"x", &mut out)
+        .expect("up")
+        .expect("leader");
+    net.process_ready(NodeId(1), &mut out);
+    net.deliver(NodeId(2), &BTreeSet::new(), &mut out);
+    net.process_ready(NodeId(2), &mut out);
+    net.crash(NodeId(1));
+    net.campaign(NodeId(2), &mut out);
+    net.stabilize(&[NodeId(2), NodeId(3)], &mut out);
+    let leader = net.raw(NodeId(2)).expect("up");
+    assert_eq!(leader.status().role, RoleKind::Leader);
+    assert_eq!(log_of(leader)[2], noop(2, 3), "the no-op of term 2");
+    assert_eq!(leader.raft_log().commit(), Index(3), "x commits with it");
+}
+
+// --- Properties -------------------------------------------------------------------------------
+
+/// One step of a random schedule. Node ids are `1..=n`; `usize`s pick a queued message.
+#[derive(Clone, Debug)]
+enum Action {
+    Tick(u64),
+    Ready(u64),
+    Deliver(u64, usize),
+    Drop(u64, usize),
+    Duplicate(u64, usize),
+    /// Proposes at node `i`, or (if true) at the leader of the highest term, if there is one.
+    Propose(u64, bool),
+    Restart(u64),
+    /// Nodes whose bit is set form one side.
+    Partition(u8),
+    Heal,
+}
+
+fn action(n: u64) -> impl Strategy<Value = Action> {
+    let id = 1..=n;
+    // Mostly in order: a quarter of deliveries pick any queued message (reordering).
+    let pick = prop_oneof![3 => Just(0usize), 1 => any::<usize>()];
+    prop_oneof![
+        10 => id.clone().prop_map(Action::Tick),
+        30 => id.clone().prop_map(Action::Ready),
+        40 => (id.clone(), pick).prop_map(|(i, k)| Action::Deliver(i, k)),
+        3 => (id.clone(), any::<usize>()).prop_map(|(i, k)| Action::Drop(i, k)),
+        2 => (id.clone(), any::<usize>()).prop_map(|(i, k)| Action::Duplicate(i, k)),
+        8 => (id.clone(), any::<bool>()).prop_map(|(i, l)| Action::Propose(i, l)),
+        1 => id.prop_map(Action::Restart),
+        1 => any::<u8>().prop_map(Action::Partition),
+        3 => Just(Action::Heal),
+    ]
+}
+
+/// A random schedule: the `msg_entries_max` of every node (small, so that appends are often
+/// partial) and the actions.
+fn schedule(n: u64) -> impl Strategy<Value = (usize, Vec<Action>)> {
+    let len_max = 300 * n as usize;
+    (1usize..=4, prop::collection::vec(action(n), 1..len_max))
+}
+
+fn perform(net: &mut Network, step: usize, a: &Action, out: &mut String) {
+    match *a {
+        Action::Tick(i) => net.tick(NodeId(i), out),
+        Action::Ready(i) => {
+            net.process_ready(NodeId(i), out);
+        }
+        Action::Deliver(i, k) => {
+            net.deliver_nth(NodeId(i), k, out);
+        }
+        Action::Drop(i, k) => net.drop_nth(NodeId(i), k),
+        Action::Duplicate(i, k) => net.duplicate_nth(NodeId(i), k),
+        Action::Propose(i, to_leader) => {
+            let data = format!("p{step}");
+            let leader = to_leader.then(|| newest_leader(net)).flatten();
+            net.propose(leader.unwrap_or(NodeId(i)), data.as_bytes(), out);
+        }
+        Action::Restart(i) => net.restart(NodeId(i)),
+        Action::Partition(mask) => {
+            let side: BTreeSet<NodeId> = net
+                .ids()
+                .into_iter()
+                .filter(|id| mask & (1 << (id.0 - 1)) != 0)
+                .collect();
+            let rest = net.ids().into_iter().filter(|id| !side.contains(id));
+            net.partition(vec![side.clone(), rest.collect()]);
+        }
+        Action::Heal => net.heal(),
+    }
+}
+
+/// The leader of the highest term among the running nodes.
+fn newest_leader(net: &Network) -> Option<NodeId> {
+    let leaders = net.ids().into_iter().filter_map(|id| {
+        let s = net.raw(id)?.status();
+        (s.role == RoleKind::Leader).then_some((s.term, id))
+    });
+    leaders.max().map(|(_, id)| id)
+}
+
+/// Runs `actions` on `n` fresh nodes, checking Figure 3's properties after every action.
+/// Returns the highest commit index any node reached.
+fn run_schedule(n: u64, msg_entries_max: usize, actions: &[Action]) -> Result<Index, String> {
+    let options = Options {
+        election_ticks: ELECTION_TICKS,
+        msg_entries_max,
+        ..Options::default()
+    };
+    let mut net = Network::new(n, &options);
+    let mut out = String::new();
+    for (step, a) in actions.iter().enumerate() {
+        out.clear();
+        perform(&mut net, step, a, &mut out);
+        net.check_all();
+        if let Some(v) = net.checker.violations.first() {
+            return Err(format!("after step {step} ({a:?}): {v}\n{out}"));
+        }
+    }
+    let commit = net.ids().into_iter().map(|id| net.node(id).commit()).max();
+    Ok(commit.unwrap_or_default())
+}
+
+const ELECTION_TICKS: u64 = 5;
+
+fn proptest_config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Election Safety, Log Matching, Leader Completeness (committed entries never change) and
+/// State Machine Safety hold under random schedules; and the schedules are not vacuous: some
+/// commit entries beyond the first leader's no-op.
+fn safety_under_random_schedules(n: u64, cases: u32) {
+    let mut runner = TestRunner::new(proptest_config(cases));
+    let progressed = Cell::new(0u32);
+    let result = runner.run(&schedule(n), |(msg_entries_max, actions)| {
+        let commit = run_schedule(n, msg_entries_max, &actions).map_err(TestCaseError::fail)?;
+        if commit >= Index(3) {
+            progressed.set(progressed.get() + 1);
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{n} nodes: {e}");
+    }
+    assert!(
+        progressed.get() >= cases / 8,
+        "only {} of {cases} schedules committed 3 entries: the test is close to vacuous",
+        progressed.get()
+    );
+}
+
+#[test]
+fn safety_under_random_schedules_3_nodes() {
+    safety_under_random_schedules(3, 512);
+}
+
+#[test]
+fn safety_under_random_schedules_5_nodes() {
+    safety_under_random_schedules(5, 256);
+}
+
+proptest! {
+    #![proptest_config(proptest_config(256))]
+
+    /// Raft Figure 2: `currentTerm` and `votedFor` are persistent, so across any crash and
+    /// restart a node's persisted term never decreases, its vote in a term never changes, and
+    /// it never runs at a term below what it persisted.
+    #[test]
+    fn terms_and_votes_never_go_back_across_restarts((msg_entries_max, actions) in schedule(3)) {
+        let options = Options {
+            election_ticks: ELECTION_TICKS,
+            msg_entries_max,
+            ..Options::default()
+        };
+        let mut net = Network::new(3, &options);
+        let mut out = String::new();
+        let mut last: Vec<HardState> = vec![HardState::default(); 3];
+        for (step, a) in actions.iter().enumerate() {
+            out.clear();
+            perform(&mut net, step, a, &mut out);
+            for (i, id) in net.ids().into_iter().enumerate() {
+                let hs = net.node(id).storage.hard_state;
+                prop_assert!(hs.term >= last[i].term, "node {} term went back: {:?}", id, a);
+                if hs.term == last[i].term && last[i].voted_for.is_some() {
+                    prop_assert_eq!(hs.voted_for, last[i].voted_for, "node {} revoted", id);
+                }
+                if let Some(raw) = net.raw(id) {
+                    prop_assert!(raw.status().term >= hs.term, "node {} runs below its disk", id);
+                }
+                last[i] = hs;
+            }
+            prop_assert!(net.checker.violations.is_empty(), "{:?}", net.checker.violations);
+        }
+    }
+}
