@@ -126,6 +126,8 @@ pub struct RawNode {
     ready_pending: bool,
     /// Elections this node started (for statistics).
     campaigns: u64,
+    /// Scratch space for `maybe_commit`.
+    match_scratch: Vec<Index>,
 }
 
 impl RawNode {
@@ -164,6 +166,7 @@ impl RawNode {
             ready_number: 0,
             ready_pending: false,
             campaigns: 0,
+            match_scratch: Vec::new(),
         };
         node.reset_election_timer();
         Ok(node)
@@ -695,9 +698,13 @@ impl RawNode {
         let Role::Leader { progress } = &self.role else {
             return;
         };
-        let mut matches: Vec<Index> = progress.values().map(|p| p.match_index).collect();
+        // A reused buffer: this runs on every append response.
+        let mut matches = std::mem::take(&mut self.match_scratch);
+        matches.clear();
+        matches.extend(progress.values().map(|p| p.match_index));
         matches.push(self.log.stable());
         let n = majority_index(&mut matches);
+        self.match_scratch = matches;
         if n <= self.log.commit() {
             return;
         }

@@ -1,5 +1,7 @@
 //! Virtual time from madsim.
 
+use std::future::Future;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use engine::server::Clock;
@@ -27,6 +29,20 @@ impl SimClock {
     /// Sleeps for `ms` virtual milliseconds (at least 1, as madsim rounds up).
     pub async fn sleep_ms(&self, ms: u64) {
         self.handle.sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+impl SimClock {
+    /// Has madsim wake `waker` at `at_ms` (a timer, not a task: nothing is left to poll).
+    pub fn wake_at(&self, at_ms: u64, waker: &Waker) {
+        let now = self.now_ms();
+        let sleep = self
+            .handle
+            .sleep(Duration::from_millis(at_ms.saturating_sub(now)));
+        let mut sleep = std::pin::pin!(sleep);
+        // Polling a pending `Sleep` registers a timer that wakes the polling context's waker;
+        // the timer outlives the `Sleep`.
+        let _ = sleep.as_mut().poll(&mut Context::from_waker(waker));
     }
 }
 

@@ -2,15 +2,14 @@
 //! (symmetric or one-way, cutting messages in flight), and crashed nodes that hear nothing.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::raft::{Message, MessageKind, NodeId};
-use engine::server::{Clock, Network};
-use futures::FutureExt;
+use engine::server::Network;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::Notify;
+use std::task::{Poll as TaskPoll, Waker};
 
 use super::SimClock;
 use crate::trace::Fnv;
@@ -67,9 +66,35 @@ impl Ord for InFlight {
     }
 }
 
+/// One node's incoming messages, and how to wake it.
+///
+/// madsim registers a timer every time a pending `Sleep` is polled and never cancels one, so a
+/// node that re-armed its wake-up on every poll would pile up timers and spurious wake-ups.
+/// Instead the inbox remembers the times it already has a timer for, and arms a new one (with
+/// the node's own waker) only when something is due earlier than all of them.
 struct Inbox {
     heap: BinaryHeap<InFlight>,
-    notify: Arc<Notify>,
+    /// The waker of the task waiting in `recv_until`, once it has waited.
+    waker: Option<Waker>,
+    /// Times at which a timer will wake the node (pruned as they pass).
+    armed: BTreeSet<u64>,
+}
+
+impl Inbox {
+    /// Makes sure the node wakes at or before `wake_ms`.
+    fn arm(&mut self, clock: &SimClock, now_ms: u64, wake_ms: u64) {
+        assert!(wake_ms > now_ms, "arm only for the future");
+        while self.armed.first().is_some_and(|&t| t <= now_ms) {
+            self.armed.pop_first();
+        }
+        if self.armed.range(..=wake_ms).next().is_some() {
+            return;
+        }
+        if let Some(waker) = &self.waker {
+            clock.wake_at(wake_ms, waker);
+            self.armed.insert(wake_ms);
+        }
+    }
 }
 
 struct NetState {
@@ -132,7 +157,8 @@ impl SimNet {
         let inboxes = (0..size)
             .map(|_| Inbox {
                 heap: BinaryHeap::new(),
-                notify: Arc::new(Notify::new()),
+                waker: None,
+                armed: BTreeSet::new(),
             })
             .collect();
         let state = NetState {
@@ -193,6 +219,9 @@ impl SimNet {
         if !up {
             let dropped = s.inboxes[i].heap.len() as u64;
             s.inboxes[i].heap.clear();
+            // The dead task's waker and its timers are gone with it.
+            s.inboxes[i].waker = None;
+            s.inboxes[i].armed.clear();
             s.stats.dropped += dropped;
         }
     }
@@ -235,14 +264,14 @@ impl SimNet {
         if s.rng.gen_range(0..1000) < s.dup_per_mille {
             s.stats.duplicated += 1;
             let copy = msg.clone();
-            push(&mut s, now, copy);
+            push(&mut s, &self.clock, now, copy);
         }
-        push(&mut s, now, msg);
+        push(&mut s, &self.clock, now, msg);
     }
 }
 
 /// Queues `msg` for delivery after a random latency; wakes the receiver if it is now first.
-fn push(s: &mut NetState, now: u64, msg: Message) {
+fn push(s: &mut NetState, clock: &SimClock, now: u64, msg: Message) {
     let lat = s.latency;
     let delay = if s.rng.gen_range(0..1000) < lat.tail_per_mille {
         s.rng
@@ -256,12 +285,10 @@ fn push(s: &mut NetState, now: u64, msg: Message) {
         seq: s.seq,
         msg,
     };
+    let at_ms = flight.at_ms;
     let inbox = &mut s.inboxes[slot(flight.msg.to)];
-    let first = inbox.heap.peek().is_none_or(|top| flight.at_ms < top.at_ms);
     inbox.heap.push(flight);
-    if first {
-        inbox.notify.notify_one();
-    }
+    inbox.arm(clock, now, at_ms.max(now + 1));
 }
 
 /// One node's view of the network.
@@ -270,24 +297,28 @@ pub struct NodeNet {
     net: SimNet,
 }
 
-enum Poll {
-    Got(Message),
-    WaitUntil(u64, Arc<Notify>),
-    WaitForever(Arc<Notify>),
-}
-
 impl NodeNet {
-    fn poll_inbox(&self) -> Poll {
+    /// Takes the earliest due message, or arms a wake-up for `deadline_ms` or the earliest
+    /// message, whichever comes first, with `waker` (None: just look).
+    fn poll_inbox(&self, deadline_ms: u64, waker: Option<&Waker>) -> Option<Message> {
         let now = self.net.clock.now_ms();
         let mut s = self.net.lock();
         let i = slot(self.id);
         loop {
             let inbox = &mut s.inboxes[i];
-            let Some(top) = inbox.heap.peek() else {
-                return Poll::WaitForever(inbox.notify.clone());
-            };
-            if top.at_ms > now {
-                return Poll::WaitUntil(top.at_ms, inbox.notify.clone());
+            let due = inbox.heap.peek().map(|top| top.at_ms);
+            if due.is_none_or(|at| at > now) {
+                if let Some(waker) = waker
+                    && deadline_ms > now
+                {
+                    if !inbox.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                        inbox.waker = Some(waker.clone());
+                        inbox.armed.clear();
+                    }
+                    let wake_ms = due.map_or(deadline_ms, |at| at.min(deadline_ms));
+                    inbox.arm(&self.net.clock, now, wake_ms);
+                }
+                return None;
             }
             let flight = inbox.heap.pop().expect("peeked");
             // A partition also cuts what was already on the wire.
@@ -301,7 +332,7 @@ impl NodeNet {
             let m = &flight.msg;
             s.trace
                 .write_all(&[now, 2, m.from.0, m.to.0, m.term.0, tag, a, b]);
-            return Poll::Got(flight.msg);
+            return Some(flight.msg);
         }
     }
 }
@@ -312,31 +343,21 @@ impl Network for NodeNet {
         self.net.send(msg);
     }
 
-    /// Cancel-safe: a message leaves the inbox only in `poll_inbox`, which never awaits. Each
-    /// wait arms one timer, for whichever comes first: the earliest message or the deadline
-    /// (a madsim `Sleep` registers a timer every time it is polled, so fewer polls is faster).
+    /// Cancel-safe: a message leaves the inbox only inside `poll_inbox`, never across an await.
     async fn recv_until(&mut self, deadline_ms: u64) -> Option<Message> {
-        loop {
-            let clock = self.net.clock.clone();
-            if clock.now_ms() >= deadline_ms {
-                return None;
+        std::future::poll_fn(|cx| {
+            if let Some(msg) = self.poll_inbox(deadline_ms, Some(cx.waker())) {
+                return TaskPoll::Ready(Some(msg));
             }
-            let (wake_ms, notify) = match self.poll_inbox() {
-                Poll::Got(msg) => return Some(msg),
-                Poll::WaitForever(notify) => (deadline_ms, notify),
-                Poll::WaitUntil(at_ms, notify) => (at_ms.min(deadline_ms), notify),
-            };
-            futures::select_biased! {
-                () = notify.notified().fuse() => {}
-                () = clock.sleep_until(wake_ms).fuse() => {}
+            if self.net.clock.now_ms() >= deadline_ms {
+                return TaskPoll::Ready(None);
             }
-        }
+            TaskPoll::Pending
+        })
+        .await
     }
 
     fn try_recv(&mut self) -> Option<Message> {
-        match self.poll_inbox() {
-            Poll::Got(msg) => Some(msg),
-            Poll::WaitForever(_) | Poll::WaitUntil(..) => None,
-        }
+        self.poll_inbox(0, None)
     }
 }
