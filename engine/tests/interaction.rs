@@ -15,6 +15,8 @@
 //! - `tick ID... [n=N]`, `tick-all [n=N]`: `N` ticks (default 1) of logical time.
 //! - `propose ID [data=X]`: proposes `X`, or each line of the input; prints `index/term` or the
 //!   error.
+//! - `read-index ID ctx=N`: asks for a linearizable read index (thesis §6.4); the answer shows
+//!   up as a `ReadState` line in a later `Ready`.
 //! - `process-ready ID...`: prints each node's `Ready`, then persists, sends, applies, advances.
 //! - `deliver-msgs ID... [drop=(FROM,..)]`: steps every message queued for the nodes, in order;
 //!   those from the `drop` senders are lost instead.
@@ -87,6 +89,16 @@ fn run_command(net: &mut Option<Network>, tc: &mut TestCase) -> Result<String, S
             tick(net, &net.ids(), n, &mut out);
         }
         "propose" => propose(net, tc, &mut out)?,
+        "read-index" => {
+            let id = one_id(tc)?;
+            let ctx = arg_u64(tc, "ctx")?.ok_or("read-index needs ctx=N")?;
+            match net.with_raw(id, &mut out, |raw| raw.read_index(ctx)) {
+                None => writeln!(out, "{id} is down"),
+                Some(Ok(())) => writeln!(out, "read {ctx} asked at {id}"),
+                Some(Err(e)) => writeln!(out, "read {ctx}: {e}"),
+            }
+            .map_err(|e| e.to_string())?;
+        }
         "process-ready" => {
             for id in ids(tc)? {
                 net.process_ready(id, &mut out);
@@ -180,6 +192,13 @@ fn add_nodes(net: &mut Option<Network>, tc: &mut TestCase) -> Result<String, Str
         Some("commit-old-term") => {
             options.bugs = Bugs {
                 commit_old_term: true,
+                ..Bugs::default()
+            }
+        }
+        Some("stale-read") => {
+            options.bugs = Bugs {
+                stale_read: true,
+                ..Bugs::default()
             }
         }
         Some(other) => return Err(format!("unknown bug {other}")),

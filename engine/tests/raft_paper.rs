@@ -76,6 +76,7 @@ fn append(from: u64, to: u64, term: u64, prev: (u64, u64), entries: Vec<Entry>) 
             prev_log_term: Term(prev.1),
             entries,
             leader_commit: Index(0),
+            read_seq: 0,
         },
     }
 }
@@ -510,6 +511,7 @@ fn commit_only_current_term_5_4_2() {
 fn planted_bug_commits_old_term_by_counting_replicas_5_4_2() {
     let bugs = Bugs {
         commit_old_term: true,
+        ..Bugs::default()
     };
     assert_eq!(first_commit_of_new_leader(bugs), cmd(1, 1, "x"));
 }

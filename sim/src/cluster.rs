@@ -35,7 +35,7 @@ pub struct Shared {
     /// Each node's last status (None while down).
     pub statuses: Vec<Option<Status>>,
     /// Each running node's client handle.
-    pub clients: Vec<Option<Client<()>>>,
+    pub clients: Vec<Option<Client<Commands>>>,
     /// Each node's state.
     pub states: Vec<NodeState>,
     /// Randomness for the nemesis, the clients and the disks: one stream, drawn in a
@@ -45,6 +45,9 @@ pub struct Shared {
     pub trace: Fnv,
     /// Faults injected so far.
     pub faults_injected: u64,
+    /// The highest index of any command acknowledged to a client so far: a linearizable read
+    /// that starts later must see at least this much.
+    pub acked_index_max: engine::raft::Index,
 }
 
 impl Shared {
@@ -74,11 +77,16 @@ pub struct Cluster {
 }
 
 /// The opaque-command state machine of the foundation: the checkers record what it applies.
-struct Commands;
+#[derive(Debug)]
+pub struct Commands;
 
 impl StateMachine for Commands {
     type Output = ();
+    type Query = ();
+    /// Reads ask nothing of the opaque commands; the answer that matters is the applied index.
+    type Answer = ();
     fn apply(&mut self, _entry: &Entry) {}
+    fn query(&self, _query: &()) {}
 }
 
 /// Feeds one node's inner events to the checkers.
@@ -152,6 +160,7 @@ impl Cluster {
             rng,
             trace: Fnv::new(),
             faults_injected: 0,
+            acked_index_max: engine::raft::Index(0),
         }));
         let disks: Vec<MemDisk> = (0..n).map(|_| MemDisk::new()).collect();
         let handle = Handle::current();
@@ -351,6 +360,7 @@ fn node_config(config: &SimConfig, id: NodeId, peers: Vec<NodeId>, seed: u64) ->
     raft.msg_entries_max = config.msg_entries_max;
     raft.bugs = Bugs {
         commit_old_term: config.bug == Some(Bug::CommitOldTerm),
+        stale_read: config.bug == Some(Bug::StaleRead),
     };
     NodeConfig {
         raft,

@@ -161,6 +161,10 @@ fn print_human(t: &Timed, replay: &str) {
         r.net.dropped,
         r.net.duplicated
     );
+    println!(
+        "linearizable reads: {} asked, {} answered, {} refused, {} timed out",
+        r.clients.reads, r.clients.reads_ok, r.clients.reads_failed, r.clients.reads_timed_out
+    );
     if let Some(ms) = r.liveness_leader_ms {
         println!("liveness: stable leader {ms} ms after healing");
     }

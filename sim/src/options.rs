@@ -14,6 +14,8 @@ use crate::world::Latency;
 pub enum Bug {
     /// The leader commits an entry of an earlier term by counting replicas (Raft Figure 8).
     CommitOldTerm,
+    /// The leader answers linearizable reads without confirming its leadership (etcd#741).
+    StaleRead,
 }
 
 impl Bug {
@@ -21,6 +23,7 @@ impl Bug {
     pub fn name(self) -> &'static str {
         match self {
             Bug::CommitOldTerm => "commit-old-term",
+            Bug::StaleRead => "stale-read",
         }
     }
 }
@@ -58,6 +61,8 @@ pub struct SimConfig {
     pub clients: usize,
     /// Target commands per simulated second, over all clients.
     pub ops_per_s: u64,
+    /// Share of client operations that are linearizable reads, percent.
+    pub reads_percent: u32,
     /// A client gives up on a command after this long.
     pub client_timeout_ms: u64,
     /// Length of the safety phase (faults on), ms.
@@ -131,6 +136,7 @@ impl SimConfig {
             fault_interval_ms: (interval_min, interval_min + rng.gen_range(100..=3000)),
             clients: rng.gen_range(1..=5),
             ops_per_s: rng.gen_range(10..=200),
+            reads_percent: rng.gen_range(0..=50),
             client_timeout_ms: 1000,
             duration_ms: o.duration_ms.unwrap_or(20_000),
             liveness_ms: 10_000,
@@ -162,6 +168,7 @@ impl SimConfig {
             fault_interval_ms: (1000, 2000),
             clients: 4,
             ops_per_s: 100,
+            reads_percent: 0,
             client_timeout_ms: 1000,
             duration_ms,
             liveness_ms: 10_000,

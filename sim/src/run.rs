@@ -85,10 +85,7 @@ async fn supervise(config: SimConfig) -> RunReport {
     let mut stats = ClientStats::default();
     for handle in clients {
         let s = handle.await.expect("client tasks are not cancelled");
-        stats.proposed += s.proposed;
-        stats.committed += s.committed;
-        stats.failed += s.failed;
-        stats.timed_out += s.timed_out;
+        stats.add(&s);
     }
     report(&cluster, stats, liveness_leader_ms)
 }

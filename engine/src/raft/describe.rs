@@ -53,12 +53,16 @@ impl fmt::Display for Message {
                 prev_log_term,
                 entries,
                 leader_commit,
+                read_seq,
             } => {
                 write!(
                     f,
                     "MsgApp Term:{} Log:{prev_log_term}/{prev_log_index} Commit:{leader_commit}",
                     self.term
                 )?;
+                if *read_seq > 0 {
+                    write!(f, " Read:{read_seq}")?;
+                }
                 if !entries.is_empty() {
                     write!(f, " Entries:[")?;
                     for (i, e) in entries.iter().enumerate() {
@@ -73,8 +77,12 @@ impl fmt::Display for Message {
                 success,
                 match_index,
                 hint,
+                read_seq,
             } => {
                 write!(f, "MsgAppResp Term:{}", self.term)?;
+                if *read_seq > 0 {
+                    write!(f, " Read:{read_seq}")?;
+                }
                 if *success {
                     return write!(f, " Match:{match_index}");
                 }
@@ -85,6 +93,16 @@ impl fmt::Display for Message {
                         write!(f, " Rejected:{} Hint:{ct}/{}", h.rejected, h.conflict_index)
                     }
                 }
+            }
+            MessageKind::ReadIndex { ctx } => {
+                write!(f, "MsgReadIndex Term:{} Ctx:{ctx}", self.term)
+            }
+            MessageKind::ReadIndexResponse { ctx, index } => {
+                write!(
+                    f,
+                    "MsgReadIndexResp Term:{} Ctx:{ctx} Index:{index}",
+                    self.term
+                )
             }
         }
     }
@@ -135,6 +153,9 @@ impl fmt::Display for Ready {
             for e in &self.committed_entries {
                 writeln!(f, "  {e}")?;
             }
+        }
+        for rs in &self.read_states {
+            writeln!(f, "ReadState Ctx:{} Index:{}", rs.ctx, rs.index)?;
         }
         if !self.messages.is_empty() {
             writeln!(f, "Messages:")?;

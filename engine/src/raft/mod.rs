@@ -11,10 +11,11 @@ pub mod progress;
 pub mod quorum;
 pub mod raft_log;
 mod raw_node;
+pub mod read_only;
 mod types;
 
 pub use raw_node::{RawNode, Ready, Role, RoleKind, Status};
 pub use types::{
     Bugs, Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
-    ProposeError, RejectHint, StepError, Term,
+    ProposeError, ReadState, RejectHint, StepError, Term,
 };

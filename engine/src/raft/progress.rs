@@ -35,6 +35,8 @@ pub struct Progress {
     pub next_index: Index,
     /// Probe or replicate.
     pub state: ProgressState,
+    /// The highest `read_seq` this follower echoed in the current term.
+    pub read_ack: u64,
 }
 
 impl Progress {
@@ -44,6 +46,7 @@ impl Progress {
             match_index: Index(0),
             next_index: last_index.next(),
             state: ProgressState::Probe { paused: false },
+            read_ack: 0,
         }
     }
 

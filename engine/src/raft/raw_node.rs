@@ -12,9 +12,10 @@ use rand_chacha::ChaCha8Rng;
 use super::progress::Progress;
 use super::quorum::{majority, majority_index};
 use super::raft_log::RaftLog;
+use super::read_only::{ReadOnly, ReadRequest};
 use super::types::{
     Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
-    ProposeError, RejectHint, StepError, Term,
+    ProposeError, ReadState, RejectHint, StepError, Term,
 };
 
 /// A node's role; each role owns the data only it needs.
@@ -77,6 +78,8 @@ pub struct Ready {
     pub messages: Vec<Message>,
     /// Apply to the state machine in order, AFTER `entries` are durable. They are committed.
     pub committed_entries: Vec<Entry>,
+    /// Serve each read once the state machine has applied its index (thesis §6.4).
+    pub read_states: Vec<ReadState>,
 }
 
 /// A snapshot of a node's externally visible state, for drivers, logs and checkers.
@@ -128,6 +131,10 @@ pub struct RawNode {
     campaigns: u64,
     /// Scratch space for `maybe_commit`.
     match_scratch: Vec<Index>,
+    /// Leader only: reads being confirmed.
+    reads: ReadOnly,
+    /// Confirmed reads for the next `Ready`.
+    read_states: Vec<ReadState>,
 }
 
 impl RawNode {
@@ -167,6 +174,8 @@ impl RawNode {
             ready_pending: false,
             campaigns: 0,
             match_scratch: Vec::new(),
+            reads: ReadOnly::default(),
+            read_states: Vec::new(),
         };
         node.reset_election_timer();
         Ok(node)
@@ -323,21 +332,24 @@ impl RawNode {
                 prev_log_term,
                 entries,
                 leader_commit,
+                read_seq,
             } => {
-                self.handle_append(
-                    m.from,
-                    prev_log_index,
-                    prev_log_term,
-                    &entries,
-                    leader_commit,
-                );
+                let prev = (prev_log_index, prev_log_term);
+                self.handle_append(m.from, prev, &entries, leader_commit, read_seq);
             }
             MessageKind::AppendResponse {
                 success,
                 match_index,
                 hint,
+                read_seq,
             } => {
-                self.handle_append_response(m.from, success, match_index, hint);
+                self.handle_append_response(m.from, success, match_index, hint, read_seq);
+            }
+            MessageKind::ReadIndex { ctx } => self.handle_read_index(m.from, ctx),
+            MessageKind::ReadIndexResponse { ctx, index } => {
+                if matches!(self.role, Role::Follower { .. }) {
+                    self.read_states.push(ReadState { ctx, index });
+                }
             }
         }
         self.after_input();
@@ -350,6 +362,7 @@ impl RawNode {
             || self.hard_state() != self.hard_state_sent
             || !self.log.unsent_entries().is_empty()
             || self.log.applied() < self.log.commit()
+            || !self.read_states.is_empty()
     }
 
     /// Takes what the caller must persist, send and apply, if anything.
@@ -365,6 +378,7 @@ impl RawNode {
             entries: self.log.unsent_entries().to_vec(),
             messages: std::mem::take(&mut self.msgs),
             committed_entries: self.log.next_committed(usize::MAX).to_vec(),
+            read_states: std::mem::take(&mut self.read_states),
         };
         self.ready_number = ready.number;
         self.ready_pending = true;
@@ -456,6 +470,9 @@ impl RawNode {
             self.term = term;
             self.voted_for = None;
         }
+        if !matches!(self.role, Role::Follower { .. }) {
+            self.reads.clear();
+        }
         self.role = Role::Follower { leader };
         self.reset_election_timer();
     }
@@ -507,6 +524,7 @@ impl RawNode {
             .map(|&p| (p, Progress::new(last)))
             .collect();
         self.role = Role::Leader { progress };
+        self.reads.clear();
         self.heartbeat_elapsed = 0;
         // Raft §5.4.2 and §8: a leader commits entries of earlier terms only through an entry of
         // its own term, so it appends a no-op at once.
@@ -526,11 +544,16 @@ impl RawNode {
                     success: false,
                     match_index: Index(0),
                     hint: None,
+                    read_seq: 0,
                 };
                 self.send(m.from, kind);
             }
-            // Replies from an older term carry nothing we can use.
-            MessageKind::VoteResponse { .. } | MessageKind::AppendResponse { .. } => {}
+            // Replies from an older term carry nothing we can use; a read asked of an old term
+            // is dropped and its asker times out.
+            MessageKind::VoteResponse { .. }
+            | MessageKind::AppendResponse { .. }
+            | MessageKind::ReadIndex { .. }
+            | MessageKind::ReadIndexResponse { .. } => {}
         }
     }
 
@@ -568,10 +591,10 @@ impl RawNode {
     fn handle_append(
         &mut self,
         leader: NodeId,
-        prev_log_index: Index,
-        prev_log_term: Term,
+        (prev_log_index, prev_log_term): (Index, Term),
         entries: &[Entry],
         leader_commit: Index,
+        read_seq: u64,
     ) {
         assert!(
             !matches!(self.role, Role::Leader { .. }),
@@ -599,6 +622,7 @@ impl RawNode {
                 success: false,
                 match_index: Index(0),
                 hint: Some(hint),
+                read_seq,
             };
             self.send(leader, kind);
             return;
@@ -618,6 +642,7 @@ impl RawNode {
             success: true,
             match_index: last_new,
             hint: None,
+            read_seq,
         };
         self.send(leader, kind);
     }
@@ -628,11 +653,18 @@ impl RawNode {
         success: bool,
         match_index: Index,
         hint: Option<RejectHint>,
+        read_seq: u64,
     ) {
         let inflight_max = self.config.inflight_msgs_max;
         let last = self.log.last_index();
         if !matches!(self.role, Role::Leader { .. }) {
             return;
+        }
+        let p = self.progress_mut(peer);
+        // Any reply of this term, success or not, means the follower accepted this leader.
+        p.read_ack = p.read_ack.max(read_seq);
+        if read_seq > 0 {
+            self.confirm_reads();
         }
         let p = self.progress_mut(peer);
         if success {
@@ -712,6 +744,112 @@ impl RawNode {
         if own_term || self.config.bugs.commit_old_term {
             self.log.commit_to(n);
         }
+        // Reads that waited for this term's first commit can now take the commit index.
+        if own_term && self.reads.release_waiting(self.log.commit()) {
+            self.start_read_round();
+        }
+    }
+
+    // --- Linearizable reads (thesis §6.4) ------------------------------------------------------
+
+    /// Asks for a read index on behalf of a client; `ctx` comes back in a `ReadState` once the
+    /// index is known to be safe. A follower forwards the request to its leader.
+    pub fn read_index(&mut self, ctx: u64) -> Result<(), ProposeError> {
+        assert!(!self.ready_pending, "read_index between ready and advance");
+        match &self.role {
+            Role::Leader { .. } => self.register_read(ReadRequest {
+                from: self.config.id,
+                ctx,
+            })?,
+            Role::Follower {
+                leader: Some(leader),
+            } => {
+                let leader = *leader;
+                self.send(leader, MessageKind::ReadIndex { ctx });
+            }
+            Role::Follower { leader: None } | Role::Candidate { .. } => {
+                return Err(ProposeError::NotLeader { leader: None });
+            }
+        }
+        self.after_input();
+        Ok(())
+    }
+
+    fn handle_read_index(&mut self, from: NodeId, ctx: u64) {
+        if matches!(self.role, Role::Leader { .. }) {
+            // A full queue drops the request; the follower's client times out.
+            let _ = self.register_read(ReadRequest { from, ctx });
+        }
+    }
+
+    fn register_read(&mut self, request: ReadRequest) -> Result<(), ProposeError> {
+        let commit = self.log.commit();
+        if self.config.bugs.stale_read {
+            let ReadRequest { from, ctx } = request;
+            let index = commit;
+            if from == self.config.id {
+                self.read_states.push(ReadState { ctx, index });
+            } else {
+                self.send(from, MessageKind::ReadIndexResponse { ctx, index });
+            }
+            return Ok(());
+        }
+        let ok = if self.log.term(commit) == Some(self.term) {
+            self.reads.register(request, commit)
+        } else {
+            self.reads.wait(request)
+        };
+        if !ok {
+            return Err(ProposeError::Dropped);
+        }
+        if self.reads.has_pending() {
+            self.start_read_round();
+        }
+        Ok(())
+    }
+
+    /// One round of empty AppendEntries at each follower's match index (which always succeeds)
+    /// carrying the newest read sequence; a single-node cluster confirms at once.
+    fn start_read_round(&mut self) {
+        for i in 0..self.config.peers.len() {
+            let peer = self.config.peers[i];
+            if peer != self.config.id {
+                let at = self.progress_mut(peer).match_index;
+                self.send_append_from(peer, at, at);
+            }
+        }
+        self.confirm_reads();
+    }
+
+    /// Hands out every read that a majority has confirmed.
+    fn confirm_reads(&mut self) {
+        let Role::Leader { progress } = &self.role else {
+            return;
+        };
+        let need = majority(self.config.peers.len());
+        let mut confirmed = Vec::new();
+        while let Some(read) = self.reads.pop_confirmed(|seq| {
+            1 + progress.values().filter(|p| p.read_ack >= seq).count() >= need
+        }) {
+            confirmed.push(read);
+        }
+        for read in confirmed {
+            let ReadRequest { from, ctx } = read.request;
+            if from == self.config.id {
+                self.read_states.push(ReadState {
+                    ctx,
+                    index: read.index,
+                });
+            } else {
+                self.send(
+                    from,
+                    MessageKind::ReadIndexResponse {
+                        ctx,
+                        index: read.index,
+                    },
+                );
+            }
+        }
     }
 
     fn broadcast_append(&mut self) {
@@ -780,6 +918,7 @@ impl RawNode {
             prev_log_term,
             entries,
             leader_commit: self.log.commit(),
+            read_seq: self.reads.seq(),
         };
         self.send(peer, kind);
     }

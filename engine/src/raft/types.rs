@@ -129,6 +129,9 @@ pub enum MessageKind {
         entries: Vec<Entry>,
         /// The leader's `commitIndex`.
         leader_commit: Index,
+        /// The leader's read sequence when it sent this; echoed back, a reply confirms the
+        /// leader still led when every ReadIndex request up to it was registered (thesis §6.4).
+        read_seq: u64,
     },
     /// Reply to AppendEntries.
     AppendResponse {
@@ -138,6 +141,20 @@ pub enum MessageKind {
         match_index: Index,
         /// On rejection, the fast back-off hint (Raft thesis §5.3, "conflict index/term").
         hint: Option<RejectHint>,
+        /// The `read_seq` of the AppendEntries this answers.
+        read_seq: u64,
+    },
+    /// A follower asks the leader for a read index on behalf of its client (thesis §6.4).
+    ReadIndex {
+        /// The follower's own tag for the request.
+        ctx: u64,
+    },
+    /// The leader's answer: reads that see everything up to `index` are linearizable.
+    ReadIndexResponse {
+        /// The tag of the request.
+        ctx: u64,
+        /// The read index.
+        index: Index,
     },
 }
 
@@ -152,12 +169,24 @@ pub struct RejectHint {
     pub conflict_index: Index,
 }
 
+/// A linearizable read may be served once the state machine has applied `index` (thesis §6.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadState {
+    /// The caller's tag from `read_index`.
+    pub ctx: u64,
+    /// The read index: the leader's commit index once it confirmed its leadership.
+    pub index: Index,
+}
+
 /// Deliberately planted bugs, compiled in and off unless asked, so the checkers can prove they bite.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bugs {
     /// The leader commits an entry of an earlier term by counting replicas (the Figure 8 mistake,
     /// Raft §5.4.2).
     pub commit_old_term: bool,
+    /// The leader answers linearizable reads at its commit index without confirming that it
+    /// still leads (etcd#741): a deposed leader serves stale reads.
+    pub stale_read: bool,
 }
 
 /// Static configuration of one Raft node.

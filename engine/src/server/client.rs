@@ -2,6 +2,7 @@
 
 use futures::channel::{mpsc, oneshot};
 
+use super::StateMachine;
 use crate::raft::{Index, NodeId, Term};
 
 /// A command the node applied for a client.
@@ -36,23 +37,42 @@ pub enum ClientError {
     Stopped,
 }
 
+/// The answer to a read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadAnswer<A> {
+    /// The node's applied index when the read was served.
+    pub applied: Index,
+    /// What the state machine answered.
+    pub answer: A,
+}
+
 /// One request to the node loop.
-pub enum Request<T> {
+pub enum Request<S: StateMachine> {
     /// Replicate `data` and answer once it is applied.
     Propose {
         /// The opaque command.
         data: Vec<u8>,
         /// Where the answer goes.
-        reply: oneshot::Sender<Result<Applied<T>, ClientError>>,
+        reply: oneshot::Sender<Result<Applied<S::Output>, ClientError>>,
+    },
+    /// Answer `query` from the applied state. A linearizable read first obtains a read index
+    /// (Raft thesis §6.4) and waits until the node has applied it; a local read may be stale.
+    Read {
+        /// What to ask the state machine.
+        query: S::Query,
+        /// True for a linearizable (quorum) read.
+        linearizable: bool,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<ReadAnswer<S::Answer>, ClientError>>,
     },
 }
 
 /// A cloneable handle that sends requests to one node.
-pub struct Client<T> {
-    tx: mpsc::Sender<Request<T>>,
+pub struct Client<S: StateMachine> {
+    tx: mpsc::Sender<Request<S>>,
 }
 
-impl<T> Clone for Client<T> {
+impl<S: StateMachine> Clone for Client<S> {
     fn clone(&self) -> Self {
         Client {
             tx: self.tx.clone(),
@@ -60,23 +80,42 @@ impl<T> Clone for Client<T> {
     }
 }
 
-impl<T> Client<T> {
+impl<S: StateMachine> Client<S> {
     /// A client and the receiving end for the node loop, with room for `queue_max` requests.
-    pub fn channel(queue_max: usize) -> (Client<T>, mpsc::Receiver<Request<T>>) {
+    pub fn channel(queue_max: usize) -> (Client<S>, mpsc::Receiver<Request<S>>) {
         let (tx, rx) = mpsc::channel(queue_max);
         (Client { tx }, rx)
     }
 
-    /// Proposes a command and waits until it is applied, or fails.
-    pub async fn propose(&self, data: Vec<u8>) -> Result<Applied<T>, ClientError> {
-        let (reply, answer) = oneshot::channel();
+    fn send(&self, request: Request<S>) -> Result<(), ClientError> {
         let mut tx = self.tx.clone();
-        tx.try_send(Request::Propose { data, reply }).map_err(|e| {
+        tx.try_send(request).map_err(|e| {
             if e.is_full() {
                 ClientError::Busy
             } else {
                 ClientError::Stopped
             }
+        })
+    }
+
+    /// Proposes a command and waits until it is applied, or fails.
+    pub async fn propose(&self, data: Vec<u8>) -> Result<Applied<S::Output>, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Propose { data, reply })?;
+        answer.await.unwrap_or(Err(ClientError::Stopped))
+    }
+
+    /// Reads from the state machine, linearizably or locally.
+    pub async fn read(
+        &self,
+        query: S::Query,
+        linearizable: bool,
+    ) -> Result<ReadAnswer<S::Answer>, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Read {
+            query,
+            linearizable,
+            reply,
         })?;
         answer.await.unwrap_or(Err(ClientError::Stopped))
     }

@@ -7,7 +7,7 @@
 mod client;
 mod node;
 
-pub use client::{Applied, Client, ClientError, Request};
+pub use client::{Applied, Client, ClientError, ReadAnswer, Request};
 pub use node::{NodeConfig, NodeError, run};
 
 use std::future::Future;
@@ -51,8 +51,14 @@ pub struct Env<C, N, D> {
 pub trait StateMachine {
     /// What applying one command yields for the client that proposed it.
     type Output: Send + 'static;
+    /// A read request.
+    type Query: Send + 'static;
+    /// A read's answer.
+    type Answer: Send + 'static;
     /// Applies one committed entry (no-ops included, so indexes stay contiguous).
     fn apply(&mut self, entry: &Entry) -> Self::Output;
+    /// Answers a read from the applied state; never changes it.
+    fn query(&self, query: &Self::Query) -> Self::Answer;
 }
 
 /// Watches a node from the inside; the simulator's checkers implement it, production ignores it.

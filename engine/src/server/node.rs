@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 
-use super::client::{Applied, ClientError, Request};
+use super::client::{Applied, ClientError, ReadAnswer, Request};
 use super::{Clock, Env, Network, Observer, StateMachine};
 use crate::log::{Disk, LogError, Wal};
 use crate::raft::{Config, ConfigError, Index, Message, ProposeError, RawNode, Term};
@@ -31,6 +31,20 @@ pub enum NodeError {
 }
 
 type Reply<T> = oneshot::Sender<Result<Applied<T>, ClientError>>;
+type ReadReply<A> = oneshot::Sender<Result<ReadAnswer<A>, ClientError>>;
+
+/// Most linearizable reads in progress on one node; more are answered `Busy`.
+const READS_MAX: usize = 1024;
+
+/// A linearizable read in progress.
+struct PendingRead<S: StateMachine> {
+    query: S::Query,
+    reply: ReadReply<S::Answer>,
+    /// The term in which it was asked: a new term drops it (its read index may never come).
+    term: Term,
+    /// Known once the Raft core hands out its `ReadState`.
+    index: Option<Index>,
+}
 
 /// Everything the loop owns besides the world.
 struct Node<S: StateMachine, O> {
@@ -40,6 +54,10 @@ struct Node<S: StateMachine, O> {
     /// Proposals waiting to be applied, by index. Bounded by the Raft core's
     /// `uncommitted_entries_max`, since only appended proposals wait here.
     waiting: BTreeMap<Index, (Term, Reply<S::Output>)>,
+    /// Linearizable reads by their tag, bounded by `READS_MAX`.
+    reads: BTreeMap<u64, PendingRead<S>>,
+    /// The next read tag.
+    read_ctx: u64,
     tick_ms: u64,
     /// World time of the last tick boundary that was ticked.
     ticked_ms: u64,
@@ -53,7 +71,7 @@ pub async fn run<C, N, D, S, O>(
     config: NodeConfig,
     env: Env<C, N, D>,
     sm: S,
-    mut requests: mpsc::Receiver<Request<S::Output>>,
+    mut requests: mpsc::Receiver<Request<S>>,
     mut observer: O,
 ) -> Result<(), NodeError>
 where
@@ -91,6 +109,8 @@ where
         sm,
         observer,
         waiting: BTreeMap::new(),
+        reads: BTreeMap::new(),
+        read_ctx: 0,
         tick_ms: config.tick_ms,
         ticked_ms: now,
     };
@@ -148,7 +168,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         }
     }
 
-    fn handle_request(&mut self, request: Request<S::Output>) {
+    fn handle_request(&mut self, request: Request<S>) {
         match request {
             Request::Propose { data, reply } => match self.raw.propose(data) {
                 Ok((index, term)) => {
@@ -166,6 +186,81 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     let _ = reply.send(Err(ClientError::Busy));
                 }
             },
+            Request::Read {
+                query,
+                linearizable: false,
+                reply,
+            } => {
+                let answer = self.sm.query(&query);
+                let _ = reply.send(Ok(ReadAnswer {
+                    applied: self.raw.status().applied,
+                    answer,
+                }));
+            }
+            Request::Read {
+                query,
+                linearizable: true,
+                reply,
+            } => self.start_read(query, reply),
+        }
+    }
+
+    fn start_read(&mut self, query: S::Query, reply: ReadReply<S::Answer>) {
+        if self.reads.len() >= READS_MAX {
+            let _ = reply.send(Err(ClientError::Busy));
+            return;
+        }
+        self.read_ctx += 1;
+        let ctx = self.read_ctx;
+        match self.raw.read_index(ctx) {
+            Ok(()) => {
+                let term = self.raw.status().term;
+                self.reads.insert(
+                    ctx,
+                    PendingRead {
+                        query,
+                        reply,
+                        term,
+                        index: None,
+                    },
+                );
+            }
+            Err(ProposeError::NotLeader { leader }) => {
+                let _ = reply.send(Err(ClientError::NotLeader { leader }));
+            }
+            Err(ProposeError::Dropped) => {
+                let _ = reply.send(Err(ClientError::Busy));
+            }
+        }
+    }
+
+    /// Serves every read whose index is known and applied; drops reads of an older term, whose
+    /// read index may never arrive (their clients learn it at once instead of timing out).
+    fn serve_reads(&mut self) {
+        if self.reads.is_empty() {
+            return;
+        }
+        let status = self.raw.status();
+        let ready: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.term != status.term || r.index.is_some_and(|i| i <= status.applied))
+            .map(|(&ctx, _)| ctx)
+            .collect();
+        for ctx in ready {
+            let read = self.reads.remove(&ctx).expect("listed above");
+            let answer = if read.term == status.term {
+                let answer = self.sm.query(&read.query);
+                Ok(ReadAnswer {
+                    applied: status.applied,
+                    answer,
+                })
+            } else {
+                Err(ClientError::NotLeader {
+                    leader: status.leader,
+                })
+            };
+            let _ = read.reply.send(answer);
         }
     }
 
@@ -193,8 +288,14 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 self.observer.applied(id, entry);
                 self.answer(entry.index, entry.term, output);
             }
+            for read_state in &ready.read_states {
+                if let Some(read) = self.reads.get_mut(&read_state.ctx) {
+                    read.index = Some(read_state.index);
+                }
+            }
             self.raw.advance(ready);
         }
+        self.serve_reads();
         Ok(())
     }
 

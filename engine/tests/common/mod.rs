@@ -229,7 +229,7 @@ impl Network {
     }
 
     /// Runs `f` on the running core of `id`, printing any change of role, term or leader.
-    fn with_raw<R>(
+    pub fn with_raw<R>(
         &mut self,
         id: NodeId,
         out: &mut String,

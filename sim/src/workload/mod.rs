@@ -25,6 +25,28 @@ pub struct ClientStats {
     pub failed: u64,
     /// Commands with no answer before the client's timeout.
     pub timed_out: u64,
+    /// Linearizable reads asked.
+    pub reads: u64,
+    /// Linearizable reads answered.
+    pub reads_ok: u64,
+    /// Linearizable reads refused (not leader, busy, node down, term changed).
+    pub reads_failed: u64,
+    /// Linearizable reads with no answer in time.
+    pub reads_timed_out: u64,
+}
+
+impl ClientStats {
+    /// Adds another client's counters.
+    pub fn add(&mut self, o: &ClientStats) {
+        self.proposed += o.proposed;
+        self.committed += o.committed;
+        self.failed += o.failed;
+        self.timed_out += o.timed_out;
+        self.reads += o.reads;
+        self.reads_ok += o.reads_ok;
+        self.reads_failed += o.reads_failed;
+        self.reads_timed_out += o.reads_timed_out;
+    }
 }
 
 /// The outcome of one command.
@@ -54,6 +76,7 @@ pub async fn propose_once(cluster: &Cluster, client: usize, seq: u64, target: No
     let mut shared = cluster.shared();
     let outcome = match answer {
         Ok(Ok(Applied { index, term, .. })) => {
+            shared.acked_index_max = shared.acked_index_max.max(index);
             if shared.safety.applied_at(index) != Some((term, hash)) {
                 let detail = format!(
                     "client {client} command {seq} acknowledged at {index} but not applied there"
@@ -73,15 +96,59 @@ pub async fn propose_once(cluster: &Cluster, client: usize, seq: u64, target: No
         Ok(Err(_)) => Outcome::Failed(None),
         Err(_) => Outcome::TimedOut,
     };
-    let code = match outcome {
+    let code = 10 + outcome_code(outcome);
+    shared.trace.write_all(&[now, code, client as u64, seq]);
+    outcome
+}
+
+/// One linearizable read at `target`: it must see every command acknowledged before it began
+/// (its node had applied at least the highest acknowledged index when it answered).
+pub async fn read_once(cluster: &Cluster, client: usize, target: NodeId) -> Outcome {
+    let (handle, acked_before) = {
+        let shared = cluster.shared();
+        (
+            shared.clients[target.0 as usize - 1].clone(),
+            shared.acked_index_max,
+        )
+    };
+    let Some(handle) = handle else {
+        return Outcome::Failed(None);
+    };
+    let timeout = Duration::from_millis(cluster.config.client_timeout_ms);
+    let answer = madsim::time::timeout(timeout, handle.read((), true)).await;
+    let now = cluster.clock.now_ms();
+    let mut shared = cluster.shared();
+    let outcome = match answer {
+        Ok(Ok(read)) => {
+            if read.applied < acked_before {
+                let detail = format!(
+                    "client {client} read at applied index {} after index {acked_before} was acknowledged",
+                    read.applied
+                );
+                let term = shared.safety.max_term();
+                let rule = "linearizable reads see acknowledged writes";
+                shared.record(
+                    Err(Violation::new(rule, target, term, read.applied, detail)),
+                    now,
+                );
+            }
+            Outcome::Committed
+        }
+        Ok(Err(ClientError::NotLeader { leader })) => Outcome::Failed(leader),
+        Ok(Err(_)) => Outcome::Failed(None),
+        Err(_) => Outcome::TimedOut,
+    };
+    let code = 20 + outcome_code(outcome);
+    shared.trace.write_all(&[now, code, client as u64]);
+    outcome
+}
+
+fn outcome_code(outcome: Outcome) -> u64 {
+    match outcome {
         Outcome::Committed => 1,
         Outcome::Failed(_) => 2,
         Outcome::TimedOut => 3,
-    };
-    shared
-        .trace
-        .write_all(&[now, 10 + code, client as u64, seq]);
-    outcome
+    }
 }
 
 /// One client: proposes commands at its share of the target rate until `stop` is set.
@@ -99,10 +166,11 @@ pub async fn client_loop(
     // answer, so the offered load is the configured rate whatever the latency.
     let mut next_start_ms = cluster.clock.now_ms();
     while !stop.load(Ordering::Relaxed) {
-        let (gap, random_target) = {
+        let (gap, random_target, read) = {
             let mut rng = cluster.rng();
             let gap = rng.gen_range(0..=2 * mean_gap_ms);
-            (gap, NodeId(rng.gen_range(1..=cluster.size() as u64)))
+            let read = rng.gen_range(0..100) < cluster.config.reads_percent;
+            (gap, NodeId(rng.gen_range(1..=cluster.size() as u64)), read)
         };
         next_start_ms += gap;
         let now = cluster.clock.now_ms();
@@ -112,9 +180,21 @@ pub async fn client_loop(
         if stop.load(Ordering::Relaxed) {
             break;
         }
+        let target = hint.take().unwrap_or(random_target);
+        if read {
+            stats.reads += 1;
+            match read_once(&cluster, client, target).await {
+                Outcome::Committed => stats.reads_ok += 1,
+                Outcome::Failed(leader) => {
+                    stats.reads_failed += 1;
+                    hint = leader;
+                }
+                Outcome::TimedOut => stats.reads_timed_out += 1,
+            }
+            continue;
+        }
         seq += 1;
         stats.proposed += 1;
-        let target = hint.take().unwrap_or(random_target);
         match propose_once(&cluster, client, seq, target).await {
             Outcome::Committed => {
                 stats.committed += 1;

@@ -148,6 +148,8 @@ fn kind_tag(kind: &MessageKind) -> (u64, u64, u64) {
             match_index,
             ..
         } => (4, u64::from(*success), match_index.0),
+        MessageKind::ReadIndex { ctx } => (5, *ctx, 0),
+        MessageKind::ReadIndexResponse { ctx, index } => (6, *ctx, index.0),
     }
 }
 
