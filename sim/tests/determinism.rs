@@ -74,6 +74,16 @@ fn commit_old_term_is_caught_within_100_seeds() {
 }
 
 #[test]
+fn stale_read_is_caught_within_100_seeds() {
+    let caught = (1..=100).find_map(|seed| run_seed(seed, Some(Bug::StaleRead)).violation);
+    let violation = caught.expect("the planted stale-read bug is caught");
+    assert_eq!(
+        violation.rule, "linearizable reads see acknowledged writes",
+        "{violation}"
+    );
+}
+
+#[test]
 fn reference_world_runs_clean() {
     let report = run_isolated(SimConfig::bench(1, 10_000)).expect("no panic");
     assert!(report.ok, "{:?}", report.violation);
