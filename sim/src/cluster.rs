@@ -85,8 +85,13 @@ impl StateMachine for Commands {
     type Query = ();
     /// Reads ask nothing of the opaque commands; the answer that matters is the applied index.
     type Answer = ();
+    /// Nothing to watch in opaque commands.
+    type Watch = ();
     fn apply(&mut self, _entry: &Entry) {}
     fn query(&self, _query: &()) {}
+    fn poll_watch(&self, _watch: &()) -> Option<()> {
+        Some(())
+    }
 }
 
 /// Feeds one node's inner events to the checkers.
@@ -362,8 +367,5 @@ fn node_config(config: &SimConfig, id: NodeId, peers: Vec<NodeId>, seed: u64) ->
         commit_old_term: config.bug == Some(Bug::CommitOldTerm),
         stale_read: config.bug == Some(Bug::StaleRead),
     };
-    NodeConfig {
-        raft,
-        tick_ms: config.tick_ms,
-    }
+    NodeConfig::new(raft, config.tick_ms)
 }

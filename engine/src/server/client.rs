@@ -35,6 +35,9 @@ pub enum ClientError {
     /// The node stopped (crashed or shut down) before answering.
     #[error("node stopped before answering")]
     Stopped,
+    /// The node already serves as many watches as it is configured for.
+    #[error("too many watchers")]
+    TooManyWatchers,
 }
 
 /// The answer to a read.
@@ -62,6 +65,13 @@ pub enum Request<S: StateMachine> {
         query: S::Query,
         /// True for a linearizable (quorum) read.
         linearizable: bool,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<ReadAnswer<S::Answer>, ClientError>>,
+    },
+    /// Wait until `watch` fires on this node's applied state.
+    Watch {
+        /// What to wait for.
+        watch: S::Watch,
         /// Where the answer goes.
         reply: oneshot::Sender<Result<ReadAnswer<S::Answer>, ClientError>>,
     },
@@ -102,6 +112,13 @@ impl<S: StateMachine> Client<S> {
     pub async fn propose(&self, data: Vec<u8>) -> Result<Applied<S::Output>, ClientError> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Propose { data, reply })?;
+        answer.await.unwrap_or(Err(ClientError::Stopped))
+    }
+
+    /// Waits until `watch` fires on the node's applied state.
+    pub async fn watch(&self, watch: S::Watch) -> Result<ReadAnswer<S::Answer>, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Watch { watch, reply })?;
         answer.await.unwrap_or(Err(ClientError::Stopped))
     }
 

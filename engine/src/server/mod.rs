@@ -20,6 +20,9 @@ pub trait Clock {
     fn now_ms(&self) -> u64;
     /// Completes once `now_ms() >= deadline_ms`.
     fn sleep_until(&self, deadline_ms: u64) -> impl Future<Output = ()>;
+    /// Wall-clock milliseconds since the Unix epoch, in the world's time. Only a leader reads it,
+    /// to stamp commands (TTL expiry instants); no replica decides anything by its own clock.
+    fn unix_ms(&self) -> u64;
 }
 
 /// The world's network, as the engine assumes it: connectionless, and free to lose, delay,
@@ -55,10 +58,20 @@ pub trait StateMachine {
     type Query: Send + 'static;
     /// A read's answer.
     type Answer: Send + 'static;
+    /// A watch: a read that waits until the applied state has something for it.
+    type Watch: Send + 'static;
     /// Applies one committed entry (no-ops included, so indexes stay contiguous).
     fn apply(&mut self, entry: &Entry) -> Self::Output;
     /// Answers a read from the applied state; never changes it.
     fn query(&self, query: &Self::Query) -> Self::Answer;
+    /// Checks a watch against the applied state: `Some` once it fires (or fails), `None` to go
+    /// on waiting. Called when the watch arrives and after every batch of applied entries.
+    fn poll_watch(&self, watch: &Self::Watch) -> Option<Self::Answer>;
+    /// A command the leader should propose now on the state machine's behalf, such as expiring
+    /// keys whose TTL passed `unix_ms`. Asked every `NodeConfig::housekeeping_ms` on the leader.
+    fn leader_proposal(&self, _unix_ms: u64) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Watches a node from the inside; the simulator's checkers implement it, production ignores it.

@@ -8,7 +8,7 @@ use futures::{FutureExt, StreamExt};
 use super::client::{Applied, ClientError, ReadAnswer, Request};
 use super::{Clock, Env, Network, Observer, StateMachine};
 use crate::log::{Disk, LogError, Wal};
-use crate::raft::{Config, ConfigError, Index, Message, ProposeError, RawNode, Term};
+use crate::raft::{Config, ConfigError, Index, Message, ProposeError, RawNode, RoleKind, Term};
 
 /// Configuration of the node loop.
 #[derive(Clone, Debug)]
@@ -17,6 +17,22 @@ pub struct NodeConfig {
     pub raft: Config,
     /// Length of one Raft tick in the world's milliseconds.
     pub tick_ms: u64,
+    /// How often the leader asks the state machine for a housekeeping proposal (TTL expiry).
+    pub housekeeping_ms: u64,
+    /// Most watches waiting at once on this node.
+    pub watchers_max: usize,
+}
+
+impl NodeConfig {
+    /// Defaults: 500 ms housekeeping (etcd v2's expiry cadence), 10,000 watchers.
+    pub fn new(raft: Config, tick_ms: u64) -> NodeConfig {
+        NodeConfig {
+            raft,
+            tick_ms,
+            housekeeping_ms: 500,
+            watchers_max: 10_000,
+        }
+    }
 }
 
 /// Why a node loop ended.
@@ -58,6 +74,12 @@ struct Node<S: StateMachine, O> {
     reads: BTreeMap<u64, PendingRead<S>>,
     /// The next read tag.
     read_ctx: u64,
+    /// Watches waiting for the applied state, in arrival order, bounded by `watchers_max`.
+    watchers: Vec<(S::Watch, ReadReply<S::Answer>)>,
+    watchers_max: usize,
+    housekeeping_ms: u64,
+    /// World time of the last housekeeping.
+    housekept_ms: u64,
     tick_ms: u64,
     /// World time of the last tick boundary that was ticked.
     ticked_ms: u64,
@@ -111,6 +133,10 @@ where
         waiting: BTreeMap::new(),
         reads: BTreeMap::new(),
         read_ctx: 0,
+        watchers: Vec::new(),
+        watchers_max: config.watchers_max,
+        housekeeping_ms: config.housekeeping_ms.max(1),
+        housekept_ms: now,
         tick_ms: config.tick_ms,
         ticked_ms: now,
     };
@@ -143,6 +169,7 @@ where
                 }
             }
         }
+        node.housekeep(clock.now_ms(), clock.unix_ms());
     }
 }
 
@@ -202,6 +229,48 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 linearizable: true,
                 reply,
             } => self.start_read(query, reply),
+            Request::Watch { watch, reply } => {
+                if let Some(answer) = self.sm.poll_watch(&watch) {
+                    let applied = self.raw.status().applied;
+                    let _ = reply.send(Ok(ReadAnswer { applied, answer }));
+                } else if self.watchers.len() >= self.watchers_max {
+                    let _ = reply.send(Err(ClientError::TooManyWatchers));
+                } else {
+                    self.watchers.push((watch, reply));
+                }
+            }
+        }
+    }
+
+    /// Fires every watch the newly applied entries satisfy, in arrival order; forgets those
+    /// whose client went away.
+    fn wake_watchers(&mut self) {
+        let applied = self.raw.status().applied;
+        for (watch, reply) in std::mem::take(&mut self.watchers) {
+            if reply.is_canceled() {
+                continue;
+            }
+            match self.sm.poll_watch(&watch) {
+                Some(answer) => {
+                    let _ = reply.send(Ok(ReadAnswer { applied, answer }));
+                }
+                None => self.watchers.push((watch, reply)),
+            }
+        }
+    }
+
+    /// The leader's housekeeping: propose what the state machine asks for (TTL expiry).
+    fn housekeep(&mut self, now_ms: u64, unix_ms: u64) {
+        if now_ms < self.housekept_ms + self.housekeeping_ms {
+            return;
+        }
+        self.housekept_ms = now_ms;
+        if self.raw.status().role != RoleKind::Leader {
+            return;
+        }
+        if let Some(data) = self.sm.leader_proposal(unix_ms) {
+            // Nobody waits for it; a failure is retried at the next housekeeping.
+            let _ = self.raw.propose(data);
         }
     }
 
@@ -271,8 +340,10 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         wal: &mut Wal<D>,
         net: &mut N,
     ) -> Result<(), NodeError> {
+        let mut applied_any = false;
         while let Some(mut ready) = self.raw.ready() {
             let id = self.raw.id();
+            applied_any |= !ready.committed_entries.is_empty();
             if ready.hard_state.is_some() || !ready.entries.is_empty() {
                 wal.append(ready.hard_state.as_ref(), &ready.entries)?;
                 wal.sync().await?;
@@ -296,6 +367,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             self.raw.advance(ready);
         }
         self.serve_reads();
+        if applied_any && !self.watchers.is_empty() {
+            self.wake_watchers();
+        }
         Ok(())
     }
 

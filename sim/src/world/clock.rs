@@ -7,6 +7,9 @@ use std::time::Duration;
 use engine::server::Clock;
 use madsim::time::TimeHandle;
 
+/// 2026-01-01T00:00:00Z: where every simulation's wall clock starts.
+pub const SIM_EPOCH_UNIX_MS: u64 = 1_767_225_600_000;
+
 /// The simulation's clock: milliseconds since the run started, in virtual time.
 #[derive(Clone)]
 pub struct SimClock {
@@ -49,6 +52,11 @@ impl SimClock {
 impl Clock for SimClock {
     fn now_ms(&self) -> u64 {
         SimClock::now_ms(self)
+    }
+
+    /// The simulation's wall clock starts at 2026-01-01T00:00:00Z, the same in every run.
+    fn unix_ms(&self) -> u64 {
+        SIM_EPOCH_UNIX_MS + SimClock::now_ms(self)
     }
 
     async fn sleep_until(&self, deadline_ms: u64) {
