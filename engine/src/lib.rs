@@ -10,3 +10,4 @@
 pub mod log;
 pub mod raft;
 pub mod server;
+pub mod store;

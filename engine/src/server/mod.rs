@@ -5,9 +5,11 @@
 //! `futures` channels, so the simulator and the production node run this same code.
 
 mod client;
+mod kv;
 mod node;
 
 pub use client::{Applied, Client, ClientError, ReadAnswer, Request};
+pub use kv::{KvClient, KvError, KvGet, KvMachine, KvWatch, KvWritten};
 pub use node::{NodeConfig, NodeError, run};
 
 use std::future::Future;

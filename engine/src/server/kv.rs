@@ -1,0 +1,142 @@
+//! The etcd v2 store as the node's state machine, and the typed client API over it that the
+//! simulator's clients and the HTTP layer share.
+
+use crate::raft::{Entry, EntryKind};
+use crate::store::{Applied as StoreApplied, Command, ErrorCode, Event, Store, StoreError};
+
+use super::{Applied, Client, ClientError, ReadAnswer, StateMachine};
+
+/// A read of the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvGet {
+    /// The key.
+    pub key: String,
+    /// List a directory's whole subtree.
+    pub recursive: bool,
+    /// Sort listings (they always are: key order).
+    pub sorted: bool,
+}
+
+/// A watch on the store (etcd-v2.md §2.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvWatch {
+    /// The watched key.
+    pub key: String,
+    /// Fire on changes below the key too.
+    pub recursive: bool,
+    /// The first index that may fire it; 0 means the next change.
+    pub wait_index: u64,
+}
+
+/// The etcd v2 store, fed with committed entries.
+#[derive(Clone, Debug, Default)]
+pub struct KvMachine {
+    store: Store,
+}
+
+impl KvMachine {
+    /// A machine over `store`.
+    pub fn new(store: Store) -> KvMachine {
+        KvMachine { store }
+    }
+
+    /// The store as applied so far.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// The error for a log entry that does not decode as a command; it changes nothing.
+fn undecodable(store: &Store, cause: String) -> StoreError {
+    StoreError::new(ErrorCode::RaftInternal, cause, store.index())
+}
+
+impl StateMachine for KvMachine {
+    type Output = Result<StoreApplied, StoreError>;
+    type Query = KvGet;
+    type Answer = Result<Event, StoreError>;
+    type Watch = KvWatch;
+
+    fn apply(&mut self, entry: &Entry) -> Self::Output {
+        match &entry.kind {
+            EntryKind::Noop => Ok(StoreApplied::Expired(Vec::new())),
+            EntryKind::Command(data) => match Command::decode(data) {
+                Ok(command) => self.store.apply(&command),
+                Err(e) => Err(undecodable(&self.store, e.to_string())),
+            },
+        }
+    }
+
+    fn query(&self, query: &KvGet) -> Self::Answer {
+        self.store.get(&query.key, query.recursive, query.sorted)
+    }
+
+    fn poll_watch(&self, watch: &KvWatch) -> Option<Self::Answer> {
+        self.store
+            .event_since(&watch.key, watch.recursive, watch.wait_index)
+            .transpose()
+    }
+
+    /// etcd v2 expires keys by a leader-stamped tick (etcd-v2.md §2.6); it is proposed only
+    /// once some node's expiry instant has passed.
+    fn leader_proposal(&self, unix_ms: u64) -> Option<Vec<u8>> {
+        let due = self.store.next_expiry_ms()?;
+        (due <= unix_ms).then(|| Command::Expire { now_ms: unix_ms }.encode())
+    }
+}
+
+/// Why a store request failed: the cluster could not answer, or the store said no.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// The node or cluster could not answer (not leader, busy, down, overwritten).
+    #[error(transparent)]
+    Cluster(#[from] ClientError),
+    /// The store refused (an etcd v2 error: key not found, compare failed, ...).
+    #[error("{0:?}")]
+    Store(StoreError),
+}
+
+/// A committed store mutation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvWritten {
+    /// The Raft index and term of the entry (`X-Raft-Index`, `X-Raft-Term`).
+    pub raft: Applied<()>,
+    /// The store's event (its `index` is `X-Etcd-Index`).
+    pub event: Event,
+}
+
+/// The typed store client: one node's handle.
+pub type KvClient = Client<KvMachine>;
+
+impl Client<KvMachine> {
+    /// Replicates `command` and returns its event once applied.
+    pub async fn write(&self, command: &Command) -> Result<KvWritten, KvError> {
+        let applied = self.propose(command.encode()).await?;
+        let raft = Applied {
+            index: applied.index,
+            term: applied.term,
+            output: (),
+        };
+        let event = applied.output.map_err(KvError::Store)?.into_event();
+        let event = event.ok_or_else(|| {
+            KvError::Store(StoreError::new(
+                ErrorCode::RaftInternal,
+                "expire command",
+                0,
+            ))
+        })?;
+        Ok(KvWritten { raft, event })
+    }
+
+    /// Reads `get`: locally (maybe stale, as etcd's default GET) or linearizably (`quorum=true`).
+    pub async fn get(&self, get: KvGet, linearizable: bool) -> Result<(u64, Event), KvError> {
+        let ReadAnswer { applied, answer } = self.read(get, linearizable).await?;
+        Ok((applied.0, answer.map_err(KvError::Store)?))
+    }
+
+    /// Waits for the first event matching `watch` on this node's applied state.
+    pub async fn watch_event(&self, watch: KvWatch) -> Result<Event, KvError> {
+        let ReadAnswer { answer, .. } = self.watch(watch).await?;
+        answer.map_err(KvError::Store)
+    }
+}

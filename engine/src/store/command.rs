@@ -1,0 +1,522 @@
+//! Store commands (what travels inside Raft log entries) and their construction from etcd-style
+//! form parameters.
+//!
+//! Depends on `error`, `key` and `ttl`. TTLs travel as absolute expiry instants computed by the
+//! proposer from its `now_ms` (etcd-v2.md §2.6), so applying a command never needs a clock.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ErrorCode, StoreError};
+use super::key;
+use super::ttl;
+
+/// The largest form the HTTP layer accepts: Go's `maxFormSize`, 10 MiB (etcd-v2.md §1, §2.8).
+pub const FORM_BYTES_MAX: usize = 10 << 20;
+
+/// One store mutation. Keys are cleaned by the constructors in this module; `Store::apply`
+/// cleans them again, so a hand-built command with a raw key behaves the same.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Plain PUT: create or replace a file, or create a directory (action `set`).
+    Set {
+        /// The key.
+        key: String,
+        /// Create a directory instead of a file.
+        dir: bool,
+        /// The file value (empty for directories).
+        value: String,
+        /// Absolute expiry instant in ms, or `None` for a permanent node.
+        expire_at_ms: Option<u64>,
+        /// Keep the existing value and only move the TTL (`refresh=true`).
+        refresh: bool,
+    },
+    /// `prevExist=false`: create only (action `create`).
+    Create {
+        /// The key.
+        key: String,
+        /// Create a directory instead of a file.
+        dir: bool,
+        /// The file value (empty for directories).
+        value: String,
+        /// Absolute expiry instant in ms, or `None` for a permanent node.
+        expire_at_ms: Option<u64>,
+    },
+    /// POST: create `<dir_key>/<index %020d>` (action `create`, etcd-v2.md §2.4).
+    CreateInOrder {
+        /// The directory to create the in-order key in.
+        dir_key: String,
+        /// Create a directory instead of a file.
+        dir: bool,
+        /// The file value (empty for directories).
+        value: String,
+        /// Absolute expiry instant in ms, or `None` for a permanent node.
+        expire_at_ms: Option<u64>,
+    },
+    /// `prevExist=true` without conditions: update an existing node (action `update`).
+    Update {
+        /// The key.
+        key: String,
+        /// The new value; must be empty for a directory.
+        value: String,
+        /// New expiry; `None` makes the node permanent (G142).
+        expire_at_ms: Option<u64>,
+        /// Keep the existing value and only move the TTL.
+        refresh: bool,
+    },
+    /// PUT with `prevValue` and/or `prevIndex` (action `compareAndSwap`).
+    CompareAndSwap {
+        /// The key.
+        key: String,
+        /// The new value.
+        value: String,
+        /// The value the file must have.
+        prev_value: Option<String>,
+        /// The `modifiedIndex` the file must have.
+        prev_index: Option<u64>,
+        /// New expiry; `None` makes the node permanent.
+        expire_at_ms: Option<u64>,
+        /// Keep the existing value and only move the TTL.
+        refresh: bool,
+    },
+    /// Plain DELETE (action `delete`).
+    Delete {
+        /// The key.
+        key: String,
+        /// Allow deleting an empty directory.
+        dir: bool,
+        /// Allow deleting a directory with everything below it (implies `dir`).
+        recursive: bool,
+    },
+    /// DELETE with `prevValue` and/or `prevIndex` (action `compareAndDelete`).
+    CompareAndDelete {
+        /// The key.
+        key: String,
+        /// The value the file must have.
+        prev_value: Option<String>,
+        /// The `modifiedIndex` the file must have.
+        prev_index: Option<u64>,
+    },
+    /// The leader's expiry tick (etcd's `SYNC`): removes every node whose expiry instant is at
+    /// or before `now_ms`, subtrees included, one `expire` event and one index each (§2.6).
+    Expire {
+        /// The leader's clock when it proposed the tick, in ms since the Unix epoch.
+        now_ms: u64,
+    },
+}
+
+/// A log entry payload that is not a valid command.
+#[derive(Debug, thiserror::Error)]
+#[error("undecodable store command: {0}")]
+pub struct DecodeError(#[from] serde_json::Error);
+
+impl Command {
+    /// The bytes that go into a Raft log entry.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing a plain enum of strings, integers and bools into a Vec cannot fail.
+        serde_json::to_vec(self).expect("a Command always serializes")
+    }
+
+    /// Reads a command back from a Raft log entry.
+    pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
+/// The write methods of the keys API. GET (reads and watches) never becomes a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMethod {
+    /// PUT: set, create, update, compareAndSwap.
+    Put,
+    /// POST: in-order create.
+    Post,
+    /// DELETE: delete, compareAndDelete.
+    Delete,
+}
+
+/// The first value of parameter `name`. etcd-v2.md §1: names are case-sensitive and the first
+/// value wins; the HTTP layer puts body values before query values ("body beats query").
+pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Go's `strconv.ParseBool` (etcd-v2.md §1): anything else, the empty string included, is `None`.
+pub fn parse_go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Go's `strconv.ParseUint(text, 10, 64)`: ASCII digits only, no sign, no spaces.
+pub fn parse_go_uint(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// A boolean parameter; absent is `None`. `quoted` picks the cause style: etcd-v2.md §3.1 quotes
+/// the name for plain bools (`invalid value for "recursive"`) but not for prevExist/refresh.
+pub fn bool_param(
+    params: &[(String, String)],
+    name: &str,
+    quoted: bool,
+) -> Result<Option<bool>, StoreError> {
+    let Some(text) = param(params, name) else {
+        return Ok(None);
+    };
+    parse_go_bool(text).map(Some).ok_or_else(|| {
+        let cause = if quoted {
+            format!("invalid value for \"{name}\"")
+        } else {
+            format!("invalid value for {name}")
+        };
+        StoreError::param(ErrorCode::InvalidField, cause)
+    })
+}
+
+/// An index parameter (`prevIndex`, `waitIndex`); absent and 0 are both `None` (G143).
+pub fn index_param(params: &[(String, String)], name: &str) -> Result<Option<u64>, StoreError> {
+    let Some(text) = param(params, name) else {
+        return Ok(None);
+    };
+    match parse_go_uint(text) {
+        Some(0) => Ok(None),
+        Some(index) => Ok(Some(index)),
+        None => Err(StoreError::param(
+            ErrorCode::IndexNan,
+            format!("invalid value for \"{name}\""),
+        )),
+    }
+}
+
+/// The `ttl` parameter as an absolute expiry instant: absent or empty is permanent (G9); a sign,
+/// garbage or a value past `ttl::TTL_SECONDS_MAX` is 202 (G17, G103, §2.6).
+pub fn ttl_param(params: &[(String, String)], now_ms: u64) -> Result<Option<u64>, StoreError> {
+    let text = match param(params, "ttl") {
+        None | Some("") => return Ok(None),
+        Some(text) => text,
+    };
+    parse_go_uint(text)
+        .and_then(|seconds| ttl::expiry_from_ttl(now_ms, seconds))
+        .map(Some)
+        .ok_or_else(|| StoreError::param(ErrorCode::TtlNan, "invalid value for \"ttl\""))
+}
+
+/// The parsed, validated parameters of a write (etcd-v2.md §2.2).
+struct WriteParams {
+    recursive: bool,
+    dir: bool,
+    prev_value: Option<String>,
+    prev_index: Option<u64>,
+    expire_at_ms: Option<u64>,
+    prev_exist: Option<bool>,
+    refresh: bool,
+    value: String,
+}
+
+/// Builds the store command of a PUT, POST or DELETE on `key` from etcd-style form parameters.
+///
+/// Checks run in etcd's order (etcd-v2.md §2.4): prevIndex, waitIndex, bools, wait-only-GET,
+/// empty prevValue, noValueOnSuccess, ttl, prevExist, refresh, then the refresh rules and the
+/// 10 MiB form limit. Parameter errors carry index 0. `noValueOnSuccess` is validated here but is
+/// a rendering flag: read it with `bool_param(params, "noValueOnSuccess", true)`.
+pub fn command_from_params(
+    method: WriteMethod,
+    key: &str,
+    params: &[(String, String)],
+    now_ms: u64,
+) -> Result<Command, StoreError> {
+    let parsed = parse_write_params(params, now_ms)?;
+    let key = key::normalize(key);
+    Ok(match method {
+        WriteMethod::Put => put_command(key, parsed),
+        WriteMethod::Post => Command::CreateInOrder {
+            dir_key: key,
+            dir: parsed.dir,
+            value: parsed.value,
+            expire_at_ms: parsed.expire_at_ms,
+        },
+        WriteMethod::Delete => delete_command(key, parsed),
+    })
+}
+
+fn parse_write_params(params: &[(String, String)], now_ms: u64) -> Result<WriteParams, StoreError> {
+    let prev_index = index_param(params, "prevIndex")?;
+    index_param(params, "waitIndex")?;
+    let recursive = bool_param(params, "recursive", true)?.unwrap_or(false);
+    bool_param(params, "sorted", true)?;
+    let wait = bool_param(params, "wait", true)?.unwrap_or(false);
+    let dir = bool_param(params, "dir", true)?.unwrap_or(false);
+    bool_param(params, "quorum", true)?;
+    bool_param(params, "stream", true)?;
+    if wait {
+        let cause = "\"wait\" can only be used with GET requests";
+        return Err(StoreError::param(ErrorCode::InvalidField, cause));
+    }
+    let prev_value = param(params, "prevValue").map(str::to_string);
+    if prev_value.as_deref() == Some("") {
+        let cause = "\"prevValue\" cannot be empty";
+        return Err(StoreError::param(ErrorCode::PrevValueRequired, cause));
+    }
+    bool_param(params, "noValueOnSuccess", true)?;
+    let expire_at_ms = ttl_param(params, now_ms)?;
+    let prev_exist = bool_param(params, "prevExist", false)?;
+    let refresh = bool_param(params, "refresh", false)?.unwrap_or(false);
+    let raw_value = param(params, "value").unwrap_or("");
+    if refresh && !raw_value.is_empty() {
+        let cause = "A value was provided on a refresh";
+        return Err(StoreError::param(ErrorCode::RefreshValue, cause));
+    }
+    if refresh && expire_at_ms.is_none() {
+        return Err(StoreError::param(
+            ErrorCode::RefreshTtlRequired,
+            "No TTL value set",
+        ));
+    }
+    let form_bytes: usize = params.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+    if form_bytes > FORM_BYTES_MAX {
+        // etcd-v2.md §2.8: Go refuses form bodies over 10 MiB before etcd sees them.
+        return Err(StoreError::param(
+            ErrorCode::InvalidForm,
+            "http: POST too large",
+        ));
+    }
+    // etcd-v2.md §2.2: the value is ignored when dir=true (G148).
+    let value = if dir {
+        String::new()
+    } else {
+        raw_value.to_string()
+    };
+    Ok(WriteParams {
+        recursive,
+        dir,
+        prev_value,
+        prev_index,
+        expire_at_ms,
+        prev_exist,
+        refresh,
+        value,
+    })
+}
+
+/// The PUT decision table of etcd-v2.md §2.4.
+fn put_command(key: String, p: WriteParams) -> Command {
+    let has_condition = p.prev_value.is_some() || p.prev_index.is_some();
+    match p.prev_exist {
+        // prevExist=false is a create; prevValue/prevIndex are ignored (G144).
+        Some(false) => Command::Create {
+            key,
+            dir: p.dir,
+            value: p.value,
+            expire_at_ms: p.expire_at_ms,
+        },
+        Some(true) if !has_condition => Command::Update {
+            key,
+            value: p.value,
+            expire_at_ms: p.expire_at_ms,
+            refresh: p.refresh,
+        },
+        // With conditions prevExist=true changes nothing: compareAndSwap (G145).
+        _ if has_condition => Command::CompareAndSwap {
+            key,
+            value: p.value,
+            prev_value: p.prev_value,
+            prev_index: p.prev_index,
+            expire_at_ms: p.expire_at_ms,
+            refresh: p.refresh,
+        },
+        _ => Command::Set {
+            key,
+            dir: p.dir,
+            value: p.value,
+            expire_at_ms: p.expire_at_ms,
+            refresh: p.refresh,
+        },
+    }
+}
+
+/// The DELETE decision table of etcd-v2.md §2.4.
+fn delete_command(key: String, p: WriteParams) -> Command {
+    if p.prev_value.is_some() || p.prev_index.is_some() {
+        Command::CompareAndDelete {
+            key,
+            prev_value: p.prev_value,
+            prev_index: p.prev_index,
+        }
+    } else {
+        Command::Delete {
+            key,
+            dir: p.dir || p.recursive,
+            recursive: p.recursive,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn put(pairs: &[(&str, &str)]) -> Result<Command, StoreError> {
+        command_from_params(WriteMethod::Put, "/k", &params(pairs), 1_000)
+    }
+
+    fn code(result: Result<Command, StoreError>) -> (u16, String, u64) {
+        let err = result.unwrap_err();
+        (err.code.number(), err.cause, err.index)
+    }
+
+    #[test]
+    fn put_decision_table() {
+        let set = put(&[("value", "v"), ("ttl", "20")]).unwrap();
+        let expect = Command::Set {
+            key: "/k".into(),
+            dir: false,
+            value: "v".into(),
+            expire_at_ms: Some(21_000),
+            refresh: false,
+        };
+        assert_eq!(set, expect);
+        assert!(matches!(
+            put(&[("prevExist", "true")]).unwrap(),
+            Command::Update { .. }
+        ));
+        let cas = put(&[("prevExist", "true"), ("prevValue", "c")]).unwrap();
+        assert!(matches!(cas, Command::CompareAndSwap { .. }), "G145");
+        let create = put(&[("prevExist", "false"), ("prevValue", "zzz")]).unwrap();
+        assert!(matches!(create, Command::Create { .. }), "G144");
+        let cas = put(&[("prevIndex", "26")]).unwrap();
+        assert!(matches!(
+            cas,
+            Command::CompareAndSwap {
+                prev_index: Some(26),
+                ..
+            }
+        ));
+        assert!(
+            matches!(put(&[("prevIndex", "0")]).unwrap(), Command::Set { .. }),
+            "G143"
+        );
+        assert!(
+            matches!(put(&[("prevexist", "false")]).unwrap(), Command::Set { .. }),
+            "G146"
+        );
+        let dir = put(&[("dir", "true"), ("value", "ignored")]).unwrap();
+        assert!(matches!(dir, Command::Set { dir: true, ref value, .. } if value.is_empty()));
+    }
+
+    #[test]
+    fn delete_and_post_tables() {
+        let del = |pairs: &[(&str, &str)]| {
+            command_from_params(WriteMethod::Delete, "/d/", &params(pairs), 0).unwrap()
+        };
+        let expect = Command::Delete {
+            key: "/d".into(),
+            dir: true,
+            recursive: true,
+        };
+        assert_eq!(del(&[("recursive", "true")]), expect);
+        assert!(matches!(
+            del(&[("prevIndex", "3")]),
+            Command::CompareAndDelete { .. }
+        ));
+        let post = command_from_params(WriteMethod::Post, "/q", &params(&[("value", "j")]), 0);
+        assert!(
+            matches!(post.unwrap(), Command::CreateInOrder { ref dir_key, .. } if dir_key == "/q")
+        );
+    }
+
+    #[test]
+    fn parameter_errors_in_order() {
+        assert_eq!(
+            code(put(&[("prevValue", "")])),
+            (201, "\"prevValue\" cannot be empty".into(), 0)
+        );
+        assert_eq!(
+            code(put(&[("ttl", "abc")])),
+            (202, "invalid value for \"ttl\"".into(), 0)
+        );
+        assert_eq!(code(put(&[("ttl", "-1")])).0, 202);
+        assert_eq!(code(put(&[("ttl", "+1")])).0, 202);
+        assert_eq!(code(put(&[("ttl", "18446744073709551615")])).0, 202);
+        assert_eq!(
+            code(put(&[("prevIndex", "abc")])).1,
+            "invalid value for \"prevIndex\""
+        );
+        assert_eq!(code(put(&[("prevIndex", "")])).0, 203);
+        assert_eq!(
+            code(put(&[("recursive", "maybe")])).1,
+            "invalid value for \"recursive\""
+        );
+        assert_eq!(code(put(&[("dir", "")])).0, 209);
+        assert_eq!(
+            code(put(&[("prevExist", "x")])).1,
+            "invalid value for prevExist"
+        );
+        assert_eq!(
+            code(put(&[("refresh", "x")])).1,
+            "invalid value for refresh"
+        );
+        let wait = "\"wait\" can only be used with GET requests";
+        assert_eq!(code(put(&[("wait", "true")])).1, wait);
+        assert_eq!(
+            code(put(&[("prevIndex", "x"), ("ttl", "x")])).0,
+            203,
+            "prevIndex first"
+        );
+        let refresh = put(&[("refresh", "true"), ("ttl", "5"), ("value", "x")]);
+        assert_eq!(code(refresh).0, 211);
+        assert_eq!(code(put(&[("refresh", "true")])).0, 212);
+        assert_eq!(code(put(&[("refresh", "true"), ("ttl", "")])).0, 212);
+        let big = "x".repeat(FORM_BYTES_MAX);
+        assert_eq!(
+            code(put(&[("value", big.as_str())])),
+            (210, "http: POST too large".into(), 0)
+        );
+    }
+
+    #[test]
+    fn go_parsers() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_go_bool(t), Some(true));
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_go_bool(f), Some(false));
+        }
+        for bad in ["", "yes", "tRUE", " true"] {
+            assert_eq!(parse_go_bool(bad), None);
+        }
+        assert_eq!(parse_go_uint("007"), Some(7));
+        assert_eq!(parse_go_uint("18446744073709551616"), None);
+        assert_eq!(parse_go_uint(" 1"), None);
+    }
+
+    #[test]
+    fn encode_round_trip() {
+        let cmd = Command::CompareAndSwap {
+            key: "/k".into(),
+            value: "<&>".into(),
+            prev_value: None,
+            prev_index: Some(3),
+            expire_at_ms: Some(9),
+            refresh: true,
+        };
+        assert_eq!(Command::decode(&cmd.encode()).unwrap(), cmd);
+        assert_eq!(
+            Command::decode(&Command::Expire { now_ms: 5 }.encode()).unwrap(),
+            Command::Expire { now_ms: 5 }
+        );
+        assert!(Command::decode(b"{\"Nope\":{}}").is_err());
+    }
+}

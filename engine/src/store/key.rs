@@ -1,0 +1,131 @@
+//! Key normalisation and the path helpers the tree and the watch history share.
+//!
+//! Depends on nothing else in the crate.
+
+/// The root key, a read-only directory (etcd-v2.md §2.1).
+pub const ROOT: &str = "/";
+
+/// Cleans a key the way etcd does, `path.Clean(path.Join("/", key))` (etcd-v2.md §2.1).
+///
+/// Every string is a valid key: a missing leading slash is added, repeated slashes collapse,
+/// `.` segments vanish, `..` removes the segment before it (never climbing above the root) and a
+/// trailing slash is dropped. The Go mux answers `//`, `/./` and `/../` in a URL with a 301 before
+/// the store sees them (§1); that redirect belongs to the HTTP layer, the store just cleans.
+pub fn normalize(key: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in key.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    let mut out = String::with_capacity(key.len() + 1);
+    for part in &parts {
+        out.push('/');
+        out.push_str(part);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// True for the root key.
+pub fn is_root(key: &str) -> bool {
+    key == ROOT
+}
+
+/// The prefix every descendant of `key` starts with: `key/`, or `/` for the root.
+pub fn child_prefix(key: &str) -> String {
+    if is_root(key) {
+        ROOT.to_string()
+    } else {
+        format!("{key}/")
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix`, for range scans.
+///
+/// `prefix` always ends with `/` here, and `0` is the byte after `/`, so `a/` becomes `a0`.
+pub fn prefix_end(prefix: &str) -> String {
+    debug_assert!(
+        prefix.ends_with('/'),
+        "prefix_end expects a directory prefix"
+    );
+    let mut end = prefix[..prefix.len() - 1].to_string();
+    end.push('0');
+    end
+}
+
+/// The last path component of a cleaned key ("" for the root).
+pub fn last_component(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or("")
+}
+
+/// True when the node's own name starts with `_` (etcd-v2.md §2.1: hidden in listings only).
+pub fn is_hidden(key: &str) -> bool {
+    last_component(key).starts_with('_')
+}
+
+/// True when `key` (a descendant of `base`) has a `_` component below `base`.
+///
+/// etcd-v2.md §2.1: recursive listings and recursive watches skip such keys; `base` itself may
+/// be hidden (reading or watching a hidden key directly is allowed).
+pub fn hidden_below(base: &str, key: &str) -> bool {
+    let rest = key.strip_prefix(&child_prefix(base)).unwrap_or(key);
+    rest.split('/').any(|part| part.starts_with('_'))
+}
+
+/// Every proper ancestor of a cleaned key, outermost first, excluding the root:
+/// `/a/b/c` gives `/a`, `/a/b`.
+pub fn ancestors(key: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for (at, byte) in key.bytes().enumerate().skip(1) {
+        if byte == b'/' {
+            out.push(&key[..at]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_follows_go_path_clean() {
+        assert_eq!(normalize(""), "/");
+        assert_eq!(normalize("/"), "/");
+        assert_eq!(normalize("k1"), "/k1");
+        assert_eq!(normalize("/k1/"), "/k1");
+        assert_eq!(normalize("//a///b//"), "/a/b");
+        assert_eq!(normalize("/a/./b"), "/a/b");
+        assert_eq!(normalize("/a/../a/b"), "/a/b");
+        assert_eq!(normalize("/../../x"), "/x");
+        assert_eq!(normalize("/a/b/.."), "/a");
+        assert_eq!(normalize("/sp ace/été"), "/sp ace/été");
+        assert_eq!(normalize("/..."), "/...");
+    }
+
+    #[test]
+    fn hidden_rules() {
+        assert!(is_hidden("/_h"));
+        assert!(!is_hidden("/a/b_"));
+        assert!(hidden_below("/", "/_hid/x"));
+        assert!(!hidden_below("/_hid", "/_hid/x"));
+        assert!(hidden_below("/a", "/a/_b/c"));
+        assert!(!hidden_below("/a", "/a/b/c"));
+    }
+
+    #[test]
+    fn prefixes_and_ancestors() {
+        assert_eq!(child_prefix("/"), "/");
+        assert_eq!(child_prefix("/a"), "/a/");
+        assert_eq!(prefix_end("/a/"), "/a0");
+        assert_eq!(ancestors("/a/b/c"), vec!["/a", "/a/b"]);
+        assert!(ancestors("/a").is_empty());
+    }
+}

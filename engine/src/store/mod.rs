@@ -1,0 +1,179 @@
+//! The etcd v2 store: a pure, deterministic state machine over a key tree (etcd-v2.md §2).
+//!
+//! Layers, bottom to top (nothing imports from a layer above it):
+//! - [`key`], [`error`], [`event`], [`ttl`]: plain data and pure helpers.
+//! - `tree`: files and directories in one ordered map, plus the expiry index.
+//! - `watch`: the event history that watches scan.
+//! - [`command`]: the replicated commands and their construction from form parameters.
+//! - [`Store`] (this module and `apply`): applies commands, serves reads and history queries.
+//! - [`render`]: the exact JSON bodies of etcd v2.
+//!
+//! No Raft knowledge, no clock (time arrives as `now_ms` inside commands or as an argument), no
+//! hash-ordered collections, no recursion. Only successful mutations advance the store index.
+
+mod apply;
+pub mod command;
+pub mod error;
+pub mod event;
+pub mod key;
+pub mod render;
+mod tree;
+pub mod ttl;
+mod watch;
+
+pub use command::{Command, DecodeError, WriteMethod, command_from_params};
+pub use error::{ErrorCode, StoreError};
+pub use event::{Action, Event, NodeView};
+pub use render::{ExpirationStyle, render, render_error, render_with, success_status};
+pub use watch::{WATCH_HISTORY_MAX, matches as watch_matches};
+
+use tree::Tree;
+use watch::History;
+
+/// What applying one command produced.
+// One value per applied command, moved straight to its client: boxing the event buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A client command's single event.
+    Event(Event),
+    /// The `expire` events of one `Expire` command, in index order (possibly none).
+    Expired(Vec<Event>),
+}
+
+impl Applied {
+    /// Every event, in index order.
+    pub fn events(&self) -> &[Event] {
+        match self {
+            Applied::Event(event) => std::slice::from_ref(event),
+            Applied::Expired(events) => events,
+        }
+    }
+
+    /// The single event of a client command; `None` for an `Expire` result.
+    pub fn into_event(self) -> Option<Event> {
+        match self {
+            Applied::Event(event) => Some(event),
+            Applied::Expired(_) => None,
+        }
+    }
+}
+
+/// The etcd v2 store.
+///
+/// Invariant: `index` equals the index of the newest event in the history (or the start index
+/// before any mutation), and each successful mutation adds exactly one event per index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Store {
+    tree: Tree,
+    index: u64,
+    history: History,
+}
+
+impl Default for Store {
+    fn default() -> Store {
+        Store::new()
+    }
+}
+
+impl Store {
+    /// An empty store at index 0, keeping the last [`WATCH_HISTORY_MAX`] events.
+    pub fn new() -> Store {
+        Store::with_config(0, WATCH_HISTORY_MAX)
+    }
+
+    /// An empty store whose index starts at `start_index` (etcd 3.4 starts at 3 because of its
+    /// hidden cluster entries, etcd-v2.md §2.1), keeping the last `watch_history_max` events.
+    pub fn with_config(start_index: u64, watch_history_max: usize) -> Store {
+        Store {
+            tree: Tree::default(),
+            index: start_index,
+            history: History::new(watch_history_max),
+        }
+    }
+
+    /// The store index: the index of the last successful mutation (`X-Etcd-Index`).
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// The earliest expiry instant of any node, so the leader proposes `Expire` only while TTL
+    /// nodes exist (etcd-v2.md §2.6).
+    pub fn next_expiry_ms(&self) -> Option<u64> {
+        self.tree.next_expiry_ms()
+    }
+
+    /// The number of nodes in the tree, the root excluded.
+    pub fn node_count(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Reads `key` (etcd-v2.md §2.4 GET): a file, or a directory listing one level deep, or the
+    /// whole visible subtree with `recursive`.
+    ///
+    /// Listings are always in key order, which is what `sorted=true` asks for; etcd's unsorted
+    /// order is random (§2.2, G154), so key order is a faithful and deterministic choice, and
+    /// `sorted` changes nothing.
+    pub fn get(&self, key: &str, recursive: bool, sorted: bool) -> Result<Event, StoreError> {
+        let _ = sorted;
+        let key = key::normalize(key);
+        let list = |dir: &str| {
+            if recursive {
+                self.tree.list_recursive(dir)
+            } else {
+                self.tree.list_one_level(dir)
+            }
+        };
+        let node = if key::is_root(&key) {
+            // etcd-v2.md §2.1: the root shows no key and no indexes (G2).
+            NodeView {
+                key,
+                dir: true,
+                value: None,
+                expire_at_ms: None,
+                nodes: list(key::ROOT),
+                modified_index: 0,
+                created_index: 0,
+            }
+        } else {
+            let found = self.tree.find(&key, self.index)?;
+            let mut view = found.view(&key);
+            if found.is_dir() {
+                view.nodes = list(&key);
+            }
+            view
+        };
+        Ok(Event {
+            action: Action::Get,
+            node,
+            prev_node: None,
+            index: self.index,
+            refresh: false,
+        })
+    }
+
+    /// The first event at index >= `wait_index` that a watch on `key` reports (etcd-v2.md §2.5).
+    ///
+    /// `wait_index` 0 means "from the next index", which the history cannot hold yet, so it
+    /// answers `None` (the live watcher registry then waits). Error 401 when `wait_index` is
+    /// below the history window.
+    pub fn event_since(
+        &self,
+        key: &str,
+        recursive: bool,
+        wait_index: u64,
+    ) -> Result<Option<Event>, StoreError> {
+        let key = key::normalize(key);
+        let since = if wait_index == 0 {
+            self.index + 1
+        } else {
+            wait_index
+        };
+        self.history.first_match(&key, recursive, since, self.index)
+    }
+
+    /// The first index the history can still answer (0 until an event has been dropped).
+    pub fn history_start_index(&self) -> u64 {
+        self.history.start_index()
+    }
+}

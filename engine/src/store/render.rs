@@ -1,0 +1,336 @@
+//! The response bodies of etcd v2, byte for byte (etcd-v2.md §1 "JSON encoding", §2.3, §3.1).
+//!
+//! Depends on `event`, `error` and `ttl`. Written by hand rather than through serde so that field
+//! order, omitted fields and Go's HTML-safe escaping are explicit; nested listings are walked
+//! with an explicit stack (no recursion).
+
+use super::error::StoreError;
+use super::event::{Action, Event, NodeView};
+use super::ttl;
+
+/// How `expiration` ends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExpirationStyle {
+    /// `…+00:00`: the project's default, the form dsoprea's client can parse (etcd-v2.md §5.2,
+    /// §8 decision (a)); python-etcd and etcdctl accept it too.
+    #[default]
+    Offset,
+    /// `…Z`: exactly what etcd 3.4 writes (Go RFC3339Nano in UTC, §2.3).
+    Zulu,
+}
+
+/// The body of a successful response or watch event, with `+00:00` expirations.
+///
+/// `now_ms` is the instant the `ttl` fields are computed for (§2.3: recomputed at every read).
+/// With `no_value_on_success`, set/create/update/compareAndSwap answer only `{"action":…}` (G47).
+pub fn render(event: &Event, now_ms: u64, no_value_on_success: bool) -> String {
+    render_with(
+        event,
+        now_ms,
+        no_value_on_success,
+        ExpirationStyle::default(),
+    )
+}
+
+/// [`render`] with a choice of expiration suffix.
+pub fn render_with(
+    event: &Event,
+    now_ms: u64,
+    no_value_on_success: bool,
+    style: ExpirationStyle,
+) -> String {
+    let mut out = String::with_capacity(128);
+    out.push_str("{\"action\":");
+    push_json_string(&mut out, event.action.as_str());
+    let terse = matches!(
+        event.action,
+        Action::Set | Action::Create | Action::Update | Action::CompareAndSwap
+    );
+    if !(no_value_on_success && terse) {
+        out.push_str(",\"node\":");
+        push_node(&mut out, &event.node, now_ms, style);
+        if let Some(prev) = &event.prev_node {
+            out.push_str(",\"prevNode\":");
+            push_node(&mut out, prev, now_ms, style);
+        }
+    }
+    // etcd-v2.md §1: Go's json.Encoder ends every body with a newline.
+    out.push_str("}\n");
+    out
+}
+
+/// The HTTP status of a successful write or read: 201 for `create` and for a `set` that had no
+/// previous node, 200 otherwise (etcd-v2.md §2.3, G3, G4, G21).
+pub fn success_status(event: &Event) -> u16 {
+    match (event.action, &event.prev_node) {
+        (Action::Create, _) | (Action::Set, None) => 201,
+        _ => 200,
+    }
+}
+
+/// The body of an error response: `{"errorCode":…,"message":…,"cause":…,"index":…}` plus a
+/// newline, `cause` omitted when empty (etcd-v2.md §2.3, §3.1).
+pub fn render_error(error: &StoreError) -> String {
+    let mut out = String::with_capacity(96);
+    out.push_str("{\"errorCode\":");
+    out.push_str(&error.code.number().to_string());
+    out.push_str(",\"message\":");
+    push_json_string(&mut out, error.message);
+    if !error.cause.is_empty() {
+        out.push_str(",\"cause\":");
+        push_json_string(&mut out, &error.cause);
+    }
+    out.push_str(",\"index\":");
+    out.push_str(&error.index.to_string());
+    out.push_str("}\n");
+    out
+}
+
+/// Writes one node and its nested children, depth first, with an explicit stack.
+fn push_node(out: &mut String, root: &NodeView, now_ms: u64, style: ExpirationStyle) {
+    let mut stack: Vec<(&NodeView, usize)> = vec![(root, 0)];
+    open_node(out, root, now_ms, style);
+    while let Some(top) = stack.last_mut() {
+        let (node, next) = (top.0, top.1);
+        if let Some(child) = node.nodes.get(next) {
+            top.1 += 1;
+            if next > 0 {
+                out.push(',');
+            }
+            open_node(out, child, now_ms, style);
+            stack.push((child, 0));
+        } else {
+            close_node(out, node);
+            stack.pop();
+        }
+    }
+}
+
+/// The fields before `nodes`, in Go struct order: key, value, dir, expiration, ttl (§2.3).
+fn leading_fields(node: &NodeView, now_ms: u64, style: ExpirationStyle) -> Vec<(&str, String)> {
+    let mut fields = Vec::new();
+    // etcd-v2.md §2.1: only the root has no key.
+    if node.key != "/" {
+        fields.push(("key", json_string(&node.key)));
+    }
+    if let Some(value) = &node.value {
+        fields.push(("value", json_string(value)));
+    }
+    if node.dir {
+        fields.push(("dir", "true".to_string()));
+    }
+    if let Some(at) = node.expire_at_ms {
+        fields.push(("expiration", json_string(&format_rfc3339_ms(at, style))));
+        // etcd-v2.md §2.3: ttl is omitempty, so a TTL that computes to 0 disappears (G101).
+        let remaining = ttl::remaining_seconds(at, now_ms);
+        if remaining != 0 {
+            fields.push(("ttl", remaining.to_string()));
+        }
+    }
+    fields
+}
+
+fn open_node(out: &mut String, node: &NodeView, now_ms: u64, style: ExpirationStyle) {
+    out.push('{');
+    let fields = leading_fields(node, now_ms, style);
+    for (at, (name, value)) in fields.iter().enumerate() {
+        if at > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(name);
+        out.push_str("\":");
+        out.push_str(value);
+    }
+    if !node.nodes.is_empty() {
+        if !fields.is_empty() {
+            out.push(',');
+        }
+        out.push_str("\"nodes\":[");
+    }
+}
+
+fn close_node(out: &mut String, node: &NodeView) {
+    // Exactly the fields `leading_fields` wrote, so the commas line up.
+    let mut wrote_any =
+        node.key != "/" || node.value.is_some() || node.dir || node.expire_at_ms.is_some();
+    if !node.nodes.is_empty() {
+        out.push(']');
+        wrote_any = true;
+    }
+    // etcd-v2.md §2.3: indexes are omitempty (the root has none).
+    for (name, index) in [
+        ("modifiedIndex", node.modified_index),
+        ("createdIndex", node.created_index),
+    ] {
+        if index != 0 {
+            if wrote_any {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":");
+            out.push_str(&index.to_string());
+            wrote_any = true;
+        }
+    }
+    out.push('}');
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    push_json_string(&mut out, text);
+    out
+}
+
+/// Go's HTML-safe string encoding (go1.19, which built etcd 3.4.23): `\"`, `\\`, `\n`, `\r`,
+/// `\t`, other control bytes as `\u00xx`, `<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX`
+/// (etcd-v2.md §1). Strings are valid UTF-8 here; the HTTP layer replaces bad bytes with U+FFFD.
+pub fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(ch)));
+            }
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]` in UTC plus the style's suffix, the fraction trimmed of trailing
+/// zeros as Go's RFC3339Nano does (etcd-v2.md §2.3).
+pub fn format_rfc3339_ms(at_ms: u64, style: ExpirationStyle) -> String {
+    let seconds = at_ms / 1000;
+    let millis = at_ms % 1000;
+    let days = seconds / 86_400;
+    let second_of_day = seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let mut out = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    );
+    if millis != 0 {
+        let fraction = format!("{millis:03}");
+        out.push('.');
+        out.push_str(fraction.trim_end_matches('0'));
+    }
+    out.push_str(match style {
+        ExpirationStyle::Offset => "+00:00",
+        ExpirationStyle::Zulu => "Z",
+    });
+    out
+}
+
+/// The proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's days-from-civil
+/// inverse, restricted to non-negative days since times are u64 ms after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Shift the epoch to 0000-03-01 so leap days fall at the end of each 400-year era.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(
+            format_rfc3339_ms(0, ExpirationStyle::Zulu),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_rfc3339_ms(951_782_400_000, ExpirationStyle::Zulu),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            format_rfc3339_ms(1_795_460_651_861, ExpirationStyle::Zulu),
+            "2026-11-23T19:04:11.861Z"
+        );
+        assert_eq!(
+            format_rfc3339_ms(1_795_460_651_500, ExpirationStyle::Offset),
+            "2026-11-23T19:04:11.5+00:00"
+        );
+        assert_eq!(
+            format_rfc3339_ms(4_107_542_399_000, ExpirationStyle::Zulu),
+            "2100-02-28T23:59:59Z"
+        );
+        assert_eq!(
+            format_rfc3339_ms(4_107_542_400_000, ExpirationStyle::Zulu),
+            "2100-03-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_rfc3339_ms(253_402_300_799_999, ExpirationStyle::Zulu),
+            "9999-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn civil_matches_a_day_by_day_walk() {
+        // An independent walk through the calendar for ~1100 years of days.
+        let (mut y, mut m, mut d) = (1970u64, 1u64, 1u64);
+        for days in 0..400_000u64 {
+            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let len = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ];
+            d += 1;
+            if d > len[(m - 1) as usize] {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn go_escaping() {
+        let mut out = String::new();
+        push_json_string(
+            &mut out,
+            "<a href=\"x\">&\n\t\r\u{1}\u{8}\u{c}\u{7f}\u{2028}é\\",
+        );
+        assert_eq!(
+            out,
+            "\"\\u003ca href=\\\"x\\\"\\u003e\\u0026\\n\\t\\r\\u0001\\u0008\\u000c\u{7f}\\u2028é\\\\\""
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! The key tree: files and directories in one ordered map keyed by full path, plus the index of
+//! TTL'd nodes by expiry instant.
+//!
+//! Depends on `key`, `event` and `error`. A flat `BTreeMap` keeps every subtree contiguous
+//! (`/a/` .. `/a0`), so listings, recursive deletes and expiry are range scans without recursion.
+//! The root is implicit: it is always a directory and is never stored.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::error::{ErrorCode, StoreError};
+use super::event::NodeView;
+use super::key;
+
+/// One stored node. The key is the map key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Node {
+    /// `Some(value)` for a file, `None` for a directory.
+    pub(crate) value: Option<String>,
+    /// The index of the write that created the node.
+    pub(crate) created_index: u64,
+    /// The index of the last write to the node.
+    pub(crate) modified_index: u64,
+    /// The absolute expiry instant in ms, if the node has a TTL.
+    pub(crate) expire_at_ms: Option<u64>,
+}
+
+impl Node {
+    /// A new node created and last modified at `index`.
+    pub(crate) fn new(value: Option<String>, index: u64, expire_at_ms: Option<u64>) -> Node {
+        Node {
+            value,
+            created_index: index,
+            modified_index: index,
+            expire_at_ms,
+        }
+    }
+
+    /// True for a directory.
+    pub(crate) fn is_dir(&self) -> bool {
+        self.value.is_none()
+    }
+
+    /// The full view of this node without children (the `prevNode` shape, etcd-v2.md §2.4).
+    pub(crate) fn view(&self, key: &str) -> NodeView {
+        NodeView {
+            key: key.to_string(),
+            dir: self.is_dir(),
+            value: self.value.clone(),
+            expire_at_ms: self.expire_at_ms,
+            nodes: Vec::new(),
+            modified_index: self.modified_index,
+            created_index: self.created_index,
+        }
+    }
+}
+
+/// The tree of nodes and the expiry index.
+///
+/// Invariant: every ancestor of a stored key is a stored directory, and `expiry` holds exactly the
+/// `(expire_at_ms, key)` pairs of the stored nodes that have a TTL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Tree {
+    nodes: BTreeMap<String, Node>,
+    expiry: BTreeSet<(u64, String)>,
+}
+
+impl Tree {
+    /// The node at `key`, if stored (never the root).
+    pub(crate) fn node(&self, key: &str) -> Option<&Node> {
+        self.nodes.get(key)
+    }
+
+    /// Finds an existing non-root node the way etcd walks a path (etcd-v2.md §2.4 GET).
+    ///
+    /// A missing component gives 100 with the path up to that component as cause (G193, G62); a
+    /// file in the middle of the path gives 104 with the file as cause.
+    pub(crate) fn find(&self, key: &str, index: u64) -> Result<&Node, StoreError> {
+        for ancestor in key::ancestors(key) {
+            match self.nodes.get(ancestor) {
+                None => return Err(StoreError::new(ErrorCode::KeyNotFound, ancestor, index)),
+                Some(node) if !node.is_dir() => {
+                    return Err(StoreError::new(ErrorCode::NotDir, ancestor, index));
+                }
+                Some(_) => {}
+            }
+        }
+        self.nodes
+            .get(key)
+            .ok_or_else(|| StoreError::new(ErrorCode::KeyNotFound, key, index))
+    }
+
+    /// Checks that the parents of `key` can be created: 104 naming the first file on the way
+    /// (etcd-v2.md §2.4, G29). Nothing changes, so a failed write leaves the tree untouched.
+    pub(crate) fn check_parents(&self, key: &str, index: u64) -> Result<(), StoreError> {
+        for ancestor in key::ancestors(key) {
+            match self.nodes.get(ancestor) {
+                None => return Ok(()),
+                Some(node) if !node.is_dir() => {
+                    return Err(StoreError::new(ErrorCode::NotDir, ancestor, index));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the missing parents of `key` as permanent directories stamped with `index`
+    /// (etcd-v2.md §2.1, G31). Call `check_parents` first.
+    pub(crate) fn make_parents(&mut self, key: &str, index: u64) {
+        for ancestor in key::ancestors(key) {
+            if !self.nodes.contains_key(ancestor) {
+                self.nodes
+                    .insert(ancestor.to_string(), Node::new(None, index, None));
+            }
+        }
+    }
+
+    /// Stores `node` at `key`, replacing a file there; keeps the expiry index in step.
+    pub(crate) fn put(&mut self, key: &str, node: Node) {
+        if let Some(old) = self.nodes.get(key)
+            && let Some(at) = old.expire_at_ms
+        {
+            self.expiry.remove(&(at, key.to_string()));
+        }
+        if let Some(at) = node.expire_at_ms {
+            self.expiry.insert((at, key.to_string()));
+        }
+        self.nodes.insert(key.to_string(), node);
+    }
+
+    /// True when the directory at `key` has at least one child (hidden ones included).
+    pub(crate) fn has_children(&self, key: &str) -> bool {
+        let prefix = key::child_prefix(key);
+        let end = key::prefix_end(&prefix);
+        self.nodes.range(prefix..end).next().is_some()
+    }
+
+    /// Removes `key` and its whole subtree (hidden nodes too, etcd-v2.md §2.1) and their expiry
+    /// entries; returns the removed node at `key`.
+    pub(crate) fn remove_subtree(&mut self, key: &str) -> Option<Node> {
+        let prefix = key::child_prefix(key);
+        let end = key::prefix_end(&prefix);
+        let below: Vec<String> = self
+            .nodes
+            .range(prefix..end)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for child in below {
+            self.remove_one(&child);
+        }
+        self.remove_one(key)
+    }
+
+    fn remove_one(&mut self, key: &str) -> Option<Node> {
+        let node = self.nodes.remove(key)?;
+        if let Some(at) = node.expire_at_ms {
+            self.expiry.remove(&(at, key.to_string()));
+        }
+        Some(node)
+    }
+
+    /// The key that expires first among those whose expiry is at or before `now_ms`.
+    ///
+    /// Ties break by key, so every replica expires in the same order (etcd-v2.md §2.6).
+    pub(crate) fn first_expired(&self, now_ms: u64) -> Option<String> {
+        let (at, key) = self.expiry.first()?;
+        (*at <= now_ms).then(|| key.clone())
+    }
+
+    /// The earliest expiry instant in the tree, if any node has a TTL.
+    pub(crate) fn next_expiry_ms(&self) -> Option<u64> {
+        self.expiry.first().map(|(at, _)| *at)
+    }
+
+    /// The number of stored nodes (the root excluded).
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The visible children of the directory `key`, one level deep (etcd-v2.md §2.3, G32).
+    ///
+    /// Hidden children are skipped (§2.1). Child directories carry no `nodes`. The scan jumps
+    /// over each child's subtree, so it costs one seek per child, not one per descendant.
+    pub(crate) fn list_one_level(&self, key: &str) -> Vec<NodeView> {
+        let prefix = key::child_prefix(key);
+        let end = key::prefix_end(&prefix);
+        let mut out = Vec::new();
+        let mut from = prefix.clone();
+        while let Some((child, node)) = self.nodes.range(from.clone()..end.clone()).next() {
+            let rest = &child[prefix.len()..];
+            if let Some(slash) = rest.find('/') {
+                // A descendant of a child we already listed: skip that child's whole subtree.
+                from = key::prefix_end(&child[..prefix.len() + slash + 1]);
+                continue;
+            }
+            if !key::is_hidden(child) {
+                out.push(node.view(child));
+            }
+            from = format!("{child}\0");
+        }
+        out
+    }
+
+    /// The visible subtree below the directory `key`, nested (etcd-v2.md §2.3, G33).
+    ///
+    /// Children are ordered by key at every level: the map order, which is also what
+    /// `sorted=true` asks for, so unsorted listings are deterministic too (§6 item 9). Nodes
+    /// with a hidden component below `key` are skipped (§2.1). Built bottom-up without recursion.
+    pub(crate) fn list_recursive(&self, key: &str) -> Vec<NodeView> {
+        let prefix = key::child_prefix(key);
+        let end = key::prefix_end(&prefix);
+        let mut pending: BTreeMap<&str, NodeView> = BTreeMap::new();
+        for (child, node) in self.nodes.range(prefix..end) {
+            if !key::hidden_below(key, child) {
+                pending.insert(child.as_str(), node.view(child));
+            }
+        }
+        // Deepest first (stable, so siblings stay in key order), each moved into its parent.
+        let mut order: Vec<&str> = pending.keys().copied().collect();
+        order.sort_by_key(|k| std::cmp::Reverse(k.matches('/').count()));
+        let mut top = Vec::new();
+        for child in order {
+            let Some(view) = pending.remove(child) else {
+                continue;
+            };
+            let parent = key::ancestors(child).last().copied().unwrap_or(key::ROOT);
+            match pending.get_mut(parent) {
+                Some(parent_view) if parent != key => parent_view.nodes.push(view),
+                _ => top.push(view),
+            }
+        }
+        top
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(tree: &mut Tree, key: &str, index: u64) {
+        tree.make_parents(key, index);
+        tree.put(key, Node::new(Some(format!("v{index}")), index, None));
+    }
+
+    fn keys(views: &[NodeView]) -> Vec<&str> {
+        views.iter().map(|v| v.key.as_str()).collect()
+    }
+
+    #[test]
+    fn one_level_listing_skips_subtrees_and_hidden() {
+        let mut tree = Tree::default();
+        file(&mut tree, "/a/b", 1);
+        file(&mut tree, "/a/b/c", 2);
+        file(&mut tree, "/a/b c", 3);
+        file(&mut tree, "/a/_h", 4);
+        file(&mut tree, "/a/d/e/f", 5);
+        assert!(tree.check_parents("/a/b/c/d", 6).is_err(), "c is a file");
+        assert_eq!(
+            keys(&tree.list_one_level("/a")),
+            vec!["/a/b", "/a/b c", "/a/d"]
+        );
+        assert_eq!(keys(&tree.list_one_level("/")), vec!["/a"]);
+    }
+
+    #[test]
+    fn recursive_listing_nests_in_key_order() {
+        let mut tree = Tree::default();
+        file(&mut tree, "/a/x/1", 1);
+        file(&mut tree, "/a/x/_2", 2);
+        file(&mut tree, "/a/_y/3", 3);
+        file(&mut tree, "/a/z", 4);
+        let top = tree.list_recursive("/a");
+        assert_eq!(keys(&top), vec!["/a/x", "/a/z"]);
+        assert_eq!(keys(&top[0].nodes), vec!["/a/x/1"]);
+        assert_eq!(tree.list_recursive("/").len(), 1);
+        assert_eq!(keys(&tree.list_recursive("/a/_y")), vec!["/a/_y/3"]);
+    }
+
+    #[test]
+    fn remove_subtree_drops_expiry_entries() {
+        let mut tree = Tree::default();
+        tree.make_parents("/d/k", 1);
+        tree.put("/d/k", Node::new(Some("v".into()), 1, Some(50)));
+        tree.put("/d2", Node::new(Some("v".into()), 2, Some(60)));
+        assert_eq!(tree.next_expiry_ms(), Some(50));
+        assert!(tree.remove_subtree("/d").is_some());
+        assert_eq!(tree.next_expiry_ms(), Some(60));
+        assert_eq!(tree.first_expired(59), None);
+        assert_eq!(tree.first_expired(60).as_deref(), Some("/d2"));
+        assert_eq!(tree.len(), 1);
+    }
+}
