@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::log::MemDisk;
 use engine::raft::{Bugs, Config, Entry, HardState, NodeId, RawNode, RoleKind, Status};
-use engine::server::{Client, Env, NodeConfig, Observer, StateMachine};
+use engine::server::{Client, Env, KvClient, KvMachine, NodeConfig, Observer};
 use madsim::runtime::Handle;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -35,7 +35,7 @@ pub struct Shared {
     /// Each node's last status (None while down).
     pub statuses: Vec<Option<Status>>,
     /// Each running node's client handle.
-    pub clients: Vec<Option<Client<Commands>>>,
+    pub clients: Vec<Option<KvClient>>,
     /// Each node's state.
     pub states: Vec<NodeState>,
     /// Randomness for the nemesis, the clients and the disks: one stream, drawn in a
@@ -48,6 +48,8 @@ pub struct Shared {
     /// The highest index of any command acknowledged to a client so far: a linearizable read
     /// that starts later must see at least this much.
     pub acked_index_max: engine::raft::Index,
+    /// Every client operation, for the checkers and the report.
+    pub history: crate::workload::History,
 }
 
 impl Shared {
@@ -74,24 +76,6 @@ pub struct Cluster {
     disks: Vec<MemDisk>,
     handle: Handle,
     madsim_ids: Vec<madsim::task::NodeId>,
-}
-
-/// The opaque-command state machine of the foundation: the checkers record what it applies.
-#[derive(Debug)]
-pub struct Commands;
-
-impl StateMachine for Commands {
-    type Output = ();
-    type Query = ();
-    /// Reads ask nothing of the opaque commands; the answer that matters is the applied index.
-    type Answer = ();
-    /// Nothing to watch in opaque commands.
-    type Watch = ();
-    fn apply(&mut self, _entry: &Entry) {}
-    fn query(&self, _query: &()) {}
-    fn poll_watch(&self, _watch: &()) -> Option<()> {
-        Some(())
-    }
 }
 
 /// Feeds one node's inner events to the checkers.
@@ -166,6 +150,7 @@ impl Cluster {
             trace: Fnv::new(),
             faults_injected: 0,
             acked_index_max: engine::raft::Index(0),
+            history: crate::workload::History::default(),
         }));
         let disks: Vec<MemDisk> = (0..n).map(|_| MemDisk::new()).collect();
         let handle = Handle::current();
@@ -221,7 +206,8 @@ impl Cluster {
                     clock: clock.clone(),
                 };
                 let result =
-                    engine::server::run(node_config, env, Commands, requests, observer).await;
+                    engine::server::run(node_config, env, KvMachine::default(), requests, observer)
+                        .await;
                 if let Err(e) = result {
                     let v = Violation::new(
                         "node loop keeps running",

@@ -113,9 +113,11 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
         commands_committed: 0,
         faults_injected: 0,
         clients: Default::default(),
+        ops: Default::default(),
         net: Default::default(),
         liveness_leader_ms: None,
         config,
+        history: Default::default(),
     }
 }
 
@@ -151,9 +153,9 @@ fn print_human(t: &Timed, replay: &str) {
         r.faults_injected
     );
     println!(
-        "commands: {} proposed, {} committed, {} failed, {} timed out; messages: {} sent, {} delivered, {} dropped, {} duplicated",
-        r.clients.proposed,
-        r.clients.committed,
+        "operations: {} started, {} writes committed, {} failed, {} timed out; messages: {} sent, {} delivered, {} dropped, {} duplicated",
+        r.clients.started,
+        r.clients.writes_committed,
         r.clients.failed,
         r.clients.timed_out,
         r.net.sent,
@@ -161,10 +163,12 @@ fn print_human(t: &Timed, replay: &str) {
         r.net.dropped,
         r.net.duplicated
     );
-    println!(
-        "linearizable reads: {} asked, {} answered, {} refused, {} timed out",
-        r.clients.reads, r.clients.reads_ok, r.clients.reads_failed, r.clients.reads_timed_out
-    );
+    let kinds: Vec<String> = r
+        .ops
+        .iter()
+        .map(|(kind, s)| format!("{kind:?} {}/{}/{}", s.ok, s.failed, s.timed_out))
+        .collect();
+    println!("by kind (ok/failed/timed out): {}", kinds.join(", "));
     if let Some(ms) = r.liveness_leader_ms {
         println!("liveness: stable leader {ms} ms after healing");
     }

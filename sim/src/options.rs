@@ -63,6 +63,8 @@ pub struct SimConfig {
     pub ops_per_s: u64,
     /// Share of client operations that are linearizable reads, percent.
     pub reads_percent: u32,
+    /// Share of client operations that are watches, percent.
+    pub watch_percent: u32,
     /// A client gives up on a command after this long.
     pub client_timeout_ms: u64,
     /// Length of the safety phase (faults on), ms.
@@ -137,6 +139,7 @@ impl SimConfig {
             clients: rng.gen_range(1..=5),
             ops_per_s: rng.gen_range(10..=200),
             reads_percent: rng.gen_range(0..=50),
+            watch_percent: rng.gen_range(0..=15),
             client_timeout_ms: 1000,
             duration_ms: o.duration_ms.unwrap_or(20_000),
             liveness_ms: 10_000,
@@ -169,6 +172,7 @@ impl SimConfig {
             clients: 4,
             ops_per_s: 100,
             reads_percent: 0,
+            watch_percent: 0,
             client_timeout_ms: 1000,
             duration_ms,
             liveness_ms: 10_000,

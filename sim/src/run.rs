@@ -40,12 +40,17 @@ pub struct RunReport {
     pub faults_injected: u64,
     /// Client counters.
     pub clients: ClientStats,
+    /// Client operations by kind: answered, failed, timed out.
+    pub ops: std::collections::BTreeMap<crate::workload::OpKind, crate::workload::KindStats>,
     /// Network counters.
     pub net: NetStats,
     /// Time from healing to a stable leader, if one came.
     pub liveness_leader_ms: Option<u64>,
     /// The run's configuration.
     pub config: SimConfig,
+    /// Every client operation (not in the JSON line: it is long).
+    #[serde(skip)]
+    pub history: crate::workload::History,
 }
 
 /// Runs one seed on a fresh thread (a std `HashMap` made on a thread before its runtime breaks
@@ -204,7 +209,9 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         simulated_ms,
         elections: shared.safety.elections(),
         max_term: shared.safety.max_term().0,
-        commands_committed: clients.committed,
+        commands_committed: clients.writes_committed,
+        ops: shared.history.stats(),
+        history: shared.history.clone(),
         faults_injected: shared.faults_injected,
         clients,
         net,

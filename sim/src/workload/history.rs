@@ -1,0 +1,99 @@
+//! The client history: every operation with its invocation, its response (or timeout), the node
+//! it went to and the simulated times, for the checkers and the run report.
+
+use std::collections::BTreeMap;
+
+use engine::raft::NodeId;
+use serde::Serialize;
+
+use super::OpKind;
+
+/// How an operation ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpOutcome {
+    /// The store answered with an event.
+    Ok {
+        /// The event's action (`set`, `expire`, ...).
+        action: &'static str,
+        /// The store index in the answer (`X-Etcd-Index`).
+        store_index: u64,
+        /// The node's Raft index: of the entry for a write, the applied index for a read.
+        raft_index: u64,
+        /// The value seen or written, if the node is a file.
+        value: Option<String>,
+        /// The node's `modifiedIndex`, if any.
+        modified_index: Option<u64>,
+    },
+    /// The store refused with an etcd error code (the write, if any, was still committed).
+    StoreError {
+        /// The etcd v2 error code.
+        code: u16,
+    },
+    /// The cluster could not answer (not leader, busy, down, overwritten): nothing happened,
+    /// or for `overwritten`/`stopped` maybe something did.
+    Unavailable {
+        /// A leader to try next.
+        leader: Option<NodeId>,
+    },
+    /// No answer in time: it may or may not have happened.
+    TimedOut,
+}
+
+/// One operation of the history.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpRecord {
+    /// The client.
+    pub client: usize,
+    /// What it did.
+    pub kind: OpKind,
+    /// The key.
+    pub key: &'static str,
+    /// The node it asked.
+    pub node: NodeId,
+    /// Simulated time of the invocation.
+    pub invoke_ms: u64,
+    /// Simulated time of the response (or of giving up).
+    pub complete_ms: u64,
+    /// The response.
+    pub outcome: OpOutcome,
+}
+
+/// Per-kind counters for `--json`.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct KindStats {
+    /// Answered by the store with an event.
+    pub ok: u64,
+    /// Answered with an error (store or cluster).
+    pub failed: u64,
+    /// No answer in time.
+    pub timed_out: u64,
+}
+
+/// Every operation of a run, in completion order. Bounded by the run's length and rate.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// The records.
+    pub ops: Vec<OpRecord>,
+}
+
+impl History {
+    /// Adds one finished operation.
+    pub fn push(&mut self, record: OpRecord) {
+        self.ops.push(record);
+    }
+
+    /// Counters by operation kind.
+    pub fn stats(&self) -> BTreeMap<OpKind, KindStats> {
+        let mut by_kind: BTreeMap<OpKind, KindStats> = BTreeMap::new();
+        for op in &self.ops {
+            let s = by_kind.entry(op.kind).or_default();
+            match op.outcome {
+                OpOutcome::Ok { .. } => s.ok += 1,
+                OpOutcome::StoreError { .. } | OpOutcome::Unavailable { .. } => s.failed += 1,
+                OpOutcome::TimedOut => s.timed_out += 1,
+            }
+        }
+        by_kind
+    }
+}
