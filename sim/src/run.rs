@@ -71,6 +71,20 @@ pub fn run_isolated(config: SimConfig) -> Result<RunReport, String> {
     })
 }
 
+/// Starts the cluster of `config` (its nemesis and clients stay off) and runs `body` against it
+/// in the simulated world: for tests that drive the cluster themselves.
+pub fn with_cluster<F, Fut, T>(config: SimConfig, body: F) -> T
+where
+    F: FnOnce(Arc<Cluster>) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let rt = Runtime::with_seed_and_config(config.seed, madsim::Config::default());
+    rt.block_on(async move {
+        let cluster = Arc::new(Cluster::start(config));
+        body(cluster).await
+    })
+}
+
 /// Runs one seed to the end, on the calling thread. Panics inside the simulation (a failed
 /// `assert!` in the engine) propagate; the caller turns them into a violation.
 pub fn run(config: SimConfig) -> RunReport {

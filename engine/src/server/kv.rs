@@ -140,3 +140,95 @@ impl Client<KvMachine> {
         answer.map_err(KvError::Store)
     }
 }
+
+/// A client of the whole cluster: it sends each request to the node it believes leads,
+/// following "not the leader" hints, so callers (the lock module) work from any node.
+///
+/// Only refusals that prove nothing happened (`NotLeader`, `Busy`) are retried; anything else
+/// is returned, since retrying a write that may have been applied could apply it twice.
+pub struct KvRouter<C> {
+    /// One client per node, in node-id order (node `i` is `clients[i - 1]`).
+    clients: Vec<KvClient>,
+    /// The node to try first.
+    current: std::sync::Mutex<usize>,
+    clock: C,
+}
+
+/// Most tries of one request before giving up with the last refusal.
+const ROUTER_TRIES_MAX: usize = 50;
+
+impl<C: super::Clock> KvRouter<C> {
+    /// A router over every node's client (in node-id order), starting at `first`.
+    pub fn new(clients: Vec<KvClient>, first: usize, clock: C) -> KvRouter<C> {
+        assert!(first < clients.len(), "the first node is one of the nodes");
+        KvRouter {
+            clients,
+            current: std::sync::Mutex::new(first),
+            clock,
+        }
+    }
+
+    /// The world's clock, for callers that time their own steps.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    fn current(&self) -> usize {
+        *self.current.lock().expect("router lock poisoned")
+    }
+
+    /// After a refusal: follow the hint, or try the next node after a short pause.
+    async fn redirect(&self, refusal: &ClientError) {
+        let hinted = match refusal {
+            ClientError::NotLeader { leader: Some(id) } => Some(id.0 as usize - 1),
+            _ => None,
+        };
+        let followed = {
+            let mut current = self.current.lock().expect("router lock poisoned");
+            match hinted.filter(|&i| i < self.clients.len() && i != *current) {
+                Some(i) => *current = i,
+                None => *current = (*current + 1) % self.clients.len(),
+            }
+            hinted.is_some()
+        };
+        if !followed {
+            let now = self.clock.now_ms();
+            self.clock.sleep_until(now + 20).await;
+        }
+    }
+
+    /// Replicates `command` through the leader.
+    pub async fn write(&self, command: &Command) -> Result<KvWritten, KvError> {
+        let mut last = ClientError::Busy;
+        for _ in 0..ROUTER_TRIES_MAX {
+            match self.clients[self.current()].write(command).await {
+                Err(KvError::Cluster(e @ (ClientError::NotLeader { .. } | ClientError::Busy))) => {
+                    self.redirect(&e).await;
+                    last = e;
+                }
+                other => return other,
+            }
+        }
+        Err(KvError::Cluster(last))
+    }
+
+    /// A linearizable read, through whichever node can confirm it.
+    pub async fn get(&self, get: KvGet) -> Result<(u64, Event), KvError> {
+        let mut last = ClientError::Busy;
+        for _ in 0..ROUTER_TRIES_MAX {
+            match self.clients[self.current()].get(get.clone(), true).await {
+                Err(KvError::Cluster(e @ (ClientError::NotLeader { .. } | ClientError::Busy))) => {
+                    self.redirect(&e).await;
+                    last = e;
+                }
+                other => return other,
+            }
+        }
+        Err(KvError::Cluster(last))
+    }
+
+    /// Waits for an event on the current node's applied state.
+    pub async fn watch_event(&self, watch: KvWatch) -> Result<Event, KvError> {
+        self.clients[self.current()].watch_event(watch).await
+    }
+}

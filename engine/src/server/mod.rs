@@ -6,10 +6,11 @@
 
 mod client;
 mod kv;
+pub mod lock;
 mod node;
 
 pub use client::{Applied, Client, ClientError, ReadAnswer, Request};
-pub use kv::{KvClient, KvError, KvGet, KvMachine, KvWatch, KvWritten};
+pub use kv::{KvClient, KvError, KvGet, KvMachine, KvRouter, KvWatch, KvWritten};
 pub use node::{NodeConfig, NodeError, run};
 
 use std::future::Future;
