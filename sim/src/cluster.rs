@@ -50,6 +50,8 @@ pub struct Shared {
     pub acked_index_max: engine::raft::Index,
     /// Every client operation, for the checkers and the report.
     pub history: crate::workload::History,
+    /// Every holding of the workload's lock: (start ms, end ms, fencing token).
+    pub lock_holds: Vec<(u64, u64, u64)>,
 }
 
 impl Shared {
@@ -151,6 +153,7 @@ impl Cluster {
             faults_injected: 0,
             acked_index_max: engine::raft::Index(0),
             history: crate::workload::History::default(),
+            lock_holds: Vec::new(),
         }));
         let disks: Vec<MemDisk> = (0..n).map(|_| MemDisk::new()).collect();
         let handle = Handle::current();

@@ -45,6 +45,7 @@ fn store_workload_reaches_every_operation_and_ttl_expiry() {
         OpKind::DeleteRecursive,
         OpKind::InOrder,
         OpKind::Watch,
+        OpKind::Lock,
     ] {
         assert!(
             kinds_ok.contains(&kind),

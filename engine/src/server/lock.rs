@@ -80,20 +80,29 @@ fn find(nodes: &[NodeView], who: &Contender) -> Option<NodeView> {
 }
 
 /// Moves a contender's TTL forward without changing its value (and without firing watchers).
-async fn refresh<C: Clock>(client: &KvRouter<C>, key: &str, ttl_s: u64) -> Result<(), KvError> {
-    let expire_at_ms = Some(client.clock().unix_ms() + ttl_s.saturating_mul(1000));
+/// Returns the new expiry instant (ms since the Unix epoch).
+async fn refresh<C: Clock>(client: &KvRouter<C>, key: &str, ttl_s: u64) -> Result<u64, KvError> {
+    let expire_at_ms = client.clock().unix_ms() + ttl_s.saturating_mul(1000);
     let command = Command::Update {
         key: key.into(),
         value: String::new(),
-        expire_at_ms,
+        expire_at_ms: Some(expire_at_ms),
         refresh: true,
     };
-    client.write(&command).await.map(|_| ())
+    client.write(&command).await.map(|_| expire_at_ms)
 }
 
-/// Joins the queue of lock `name` (or finds the caller's entry by `value`) and waits until it is
-/// first in line: `timeout_s` `None` waits forever, `Some(0)` tries once. Returns the entry's
-/// index, which is also a fencing token: a later holder always has a higher one.
+/// A held lock: its fencing token and until when the holder may rely on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The entry's index: a later holder always has a higher one.
+    pub index: u64,
+    /// The entry's expiry instant (ms since the Unix epoch): past it, another contender may
+    /// hold the lock, so the holder must stop (or renew before it).
+    pub expires_at_ms: u64,
+}
+
+/// As [`acquire_lease`], returning only the index (the 0.x module's answer).
 pub async fn acquire<C: Clock>(
     client: &KvRouter<C>,
     name: &str,
@@ -101,6 +110,25 @@ pub async fn acquire<C: Clock>(
     value: Option<&str>,
     timeout_s: Option<u64>,
 ) -> Result<u64, LockError> {
+    acquire_lease(client, name, ttl_s, value, timeout_s)
+        .await
+        .map(|lease| lease.index)
+}
+
+/// Joins the queue of lock `name` (or finds the caller's entry by `value`) and waits until it is
+/// first in line: `timeout_s` `None` waits forever, `Some(0)` tries once. Returns the entry's
+/// index, which is also a fencing token: a later holder always has a higher one.
+///
+/// A lease that has already run out when the answer arrives (the cluster was slow to confirm
+/// the last renewal) is given up and reported as [`LockError::Lost`]: by then another
+/// contender may hold the lock.
+pub async fn acquire_lease<C: Clock>(
+    client: &KvRouter<C>,
+    name: &str,
+    ttl_s: u64,
+    value: Option<&str>,
+    timeout_s: Option<u64>,
+) -> Result<Lease, LockError> {
     let dir = lock_dir(name);
     let deadline_ms = timeout_s.map(|t| {
         client
@@ -131,8 +159,20 @@ pub async fn acquire<C: Clock>(
     };
     match wait_first(client, &dir, &mine, ttl_s, deadline_ms).await {
         Ok(()) => {
-            refresh(client, &mine.key, ttl_s).await?;
-            Ok(mine.created_index)
+            let expires_at_ms = refresh(client, &mine.key, ttl_s).await?;
+            if client.clock().unix_ms() < expires_at_ms {
+                return Ok(Lease {
+                    index: mine.created_index,
+                    expires_at_ms,
+                });
+            }
+            let gone = Command::Delete {
+                key: mine.key.clone(),
+                dir: false,
+                recursive: false,
+            };
+            let _ = client.write(&gone).await;
+            Err(LockError::Lost(mine.created_index))
         }
         Err(e) => {
             // Give the place up, as etcd 0.3 did when the client went away or timed out.

@@ -132,7 +132,10 @@ where
         observer,
         waiting: BTreeMap::new(),
         reads: BTreeMap::new(),
-        read_ctx: 0,
+        // Read tags must not repeat across restarts: a ReadIndex answer delayed from a previous
+        // life would otherwise be taken for a new read and serve it a stale index. The clock
+        // never goes back, so tags start above any the node gave out before.
+        read_ctx: now.saturating_mul(1 << 20),
         watchers: Vec::new(),
         watchers_max: config.watchers_max,
         housekeeping_ms: config.housekeeping_ms.max(1),

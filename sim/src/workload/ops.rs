@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use engine::raft::{Index, NodeId, Term};
-use engine::server::{ClientError, KvClient, KvError, KvGet, KvWatch};
+use engine::server::lock::{self, Contender, LockError};
+use engine::server::{ClientError, KvClient, KvError, KvGet, KvRouter, KvWatch};
 use engine::store::{Command, Event, watch_matches};
 use rand::Rng;
 use serde::Serialize;
@@ -13,6 +14,7 @@ use super::history::{OpOutcome, OpRecord};
 use crate::check::Violation;
 use crate::cluster::Cluster;
 use crate::trace::hash_bytes;
+use crate::world::SIM_EPOCH_UNIX_MS;
 
 /// The key space: small, so operations collide. `/d` is a directory (its files are created
 /// implicitly), `/_h` is hidden, `/q` takes in-order keys.
@@ -46,6 +48,8 @@ pub enum OpKind {
     InOrder,
     /// GET `wait=true` from the next index this client has not seen.
     Watch,
+    /// Acquire the lock module's lock `w` (ttl 2 s, timeout 1 s), hold it briefly, release it.
+    Lock,
 }
 
 impl OpKind {
@@ -73,14 +77,21 @@ impl OpKind {
             OpKind::InOrder,
         ];
         if roll < reads_percent + watch_percent {
-            return OpKind::Watch;
+            return if rng.gen_bool(0.5) {
+                OpKind::Watch
+            } else {
+                OpKind::Lock
+            };
         }
         WRITES[rng.gen_range(0..WRITES.len())]
     }
 
     /// True for operations that go through the log.
     pub fn is_write(self) -> bool {
-        !matches!(self, OpKind::Get | OpKind::QuorumGet | OpKind::Watch)
+        !matches!(
+            self,
+            OpKind::Get | OpKind::QuorumGet | OpKind::Watch | OpKind::Lock
+        )
     }
 }
 
@@ -152,7 +163,9 @@ fn command(
             value,
             expire_at_ms: None,
         },
-        OpKind::Get | OpKind::QuorumGet | OpKind::Watch => unreachable!("{kind:?} is not a write"),
+        OpKind::Get | OpKind::QuorumGet | OpKind::Watch | OpKind::Lock => {
+            unreachable!("{kind:?} is not a single write")
+        }
     }
 }
 
@@ -256,6 +269,73 @@ async fn write(
     }
 }
 
+/// One round of the lock module from `target`'s side: acquire, hold 10-50 ms, release. The
+/// holding interval (from the acquire's answer to the release's start) must not overlap any
+/// other holder's, and fencing tokens must grow with holding order.
+async fn lock_round(cluster: &Cluster, client: usize, target: NodeId) -> OpOutcome {
+    let clients: Option<Vec<KvClient>> = cluster.shared().clients.iter().cloned().collect();
+    let Some(clients) = clients else {
+        return OpOutcome::Unavailable { leader: None };
+    };
+    let router = KvRouter::new(clients, target.0 as usize - 1, cluster.clock.clone());
+    let lease = match lock::acquire_lease(&router, "w", 2, None, Some(1)).await {
+        Ok(lease) => lease,
+        Err(LockError::Timeout) => return OpOutcome::TimedOut,
+        Err(LockError::Kv(e)) => return error_outcome(e),
+        Err(LockError::Lost(_) | LockError::NotQueued(_)) => {
+            return OpOutcome::StoreError { code: 100 };
+        }
+    };
+    let index = lease.index;
+    // Hold 10-50 ms, but never past the lease: after it another contender may hold the lock.
+    let start = cluster.clock.now_ms();
+    let lease_end_ms = lease.expires_at_ms.saturating_sub(SIM_EPOCH_UNIX_MS);
+    let hold = cluster
+        .rng()
+        .gen_range(10..=50)
+        .min(lease_end_ms.saturating_sub(start + 1));
+    cluster.clock.sleep_ms(hold).await;
+    let end = cluster.clock.now_ms();
+    record_hold(cluster, client, target, (start, end, index));
+    // A failed release leaves the entry to expire: the next holder waits for its TTL.
+    let _ = lock::release(&router, "w", &Contender::Index(index)).await;
+    OpOutcome::Ok {
+        action: "lock",
+        store_index: index,
+        raft_index: 0,
+        value: None,
+        modified_index: Some(index),
+    }
+}
+
+fn record_hold(cluster: &Cluster, client: usize, node: NodeId, hold: (u64, u64, u64)) {
+    let now = cluster.clock.now_ms();
+    let mut shared = cluster.shared();
+    let (start, end, index) = hold;
+    let clash = shared.lock_holds.iter().find(|&&(s, e, i)| {
+        let overlap = start < e && s < end;
+        let order = (s < start && i > index) || (start < s && index > i);
+        overlap || order
+    });
+    if let Some(&(s, e, i)) = clash {
+        let detail = format!(
+            "client {client} held lock w [{start}, {end}] with token {index}; another holder [{s}, {e}] with token {i}"
+        );
+        let term = shared.safety.max_term();
+        shared.record(
+            Err(Violation::new(
+                "lock holders never overlap; tokens grow",
+                node,
+                term,
+                Index(index),
+                detail,
+            )),
+            now,
+        );
+    }
+    shared.lock_holds.push(hold);
+}
+
 fn error_outcome(e: KvError) -> OpOutcome {
     match e {
         KvError::Store(e) => OpOutcome::StoreError {
@@ -287,6 +367,7 @@ pub(super) async fn run_op(
         (None, _) => OpOutcome::Unavailable { leader: None },
         (Some(h), OpKind::Get | OpKind::QuorumGet) => read(&h, kind, key, timeout).await,
         (Some(h), OpKind::Watch) => watch(cluster, &h, state, key, target).await,
+        (Some(_), OpKind::Lock) => lock_round(cluster, client, target).await,
         (Some(h), _) => {
             let value = format!("v{client}-{}", state.seq);
             let data = command(cluster, state, kind, key, value).encode();
