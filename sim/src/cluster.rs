@@ -356,5 +356,7 @@ fn node_config(config: &SimConfig, id: NodeId, peers: Vec<NodeId>, seed: u64) ->
         commit_old_term: config.bug == Some(Bug::CommitOldTerm),
         stale_read: config.bug == Some(Bug::StaleRead),
     };
-    NodeConfig::new(raft, config.tick_ms)
+    let mut node = NodeConfig::new(raft, config.tick_ms);
+    node.watchers_max = config.watchers_max;
+    node
 }

@@ -65,6 +65,8 @@ pub struct SimConfig {
     pub reads_percent: u32,
     /// Share of client operations that are watches, percent.
     pub watch_percent: u32,
+    /// Most watches waiting at once on one node.
+    pub watchers_max: usize,
     /// A client gives up on a command after this long.
     pub client_timeout_ms: u64,
     /// Length of the safety phase (faults on), ms.
@@ -140,6 +142,7 @@ impl SimConfig {
             ops_per_s: rng.gen_range(10..=200),
             reads_percent: rng.gen_range(0..=50),
             watch_percent: rng.gen_range(0..=15),
+            watchers_max: 10_000,
             client_timeout_ms: 1000,
             duration_ms: o.duration_ms.unwrap_or(20_000),
             liveness_ms: 10_000,
@@ -173,6 +176,7 @@ impl SimConfig {
             ops_per_s: 100,
             reads_percent: 0,
             watch_percent: 0,
+            watchers_max: 10_000,
             client_timeout_ms: 1000,
             duration_ms,
             liveness_ms: 10_000,

@@ -72,13 +72,15 @@ pub fn run_isolated(config: SimConfig) -> Result<RunReport, String> {
 }
 
 /// Starts the cluster of `config` (its nemesis and clients stay off) and runs `body` against it
-/// in the simulated world: for tests that drive the cluster themselves.
+/// in the simulated world: for tests that drive the cluster themselves. The body must finish
+/// within `config.duration_ms` of simulated time, or the run panics instead of hanging.
 pub fn with_cluster<F, Fut, T>(config: SimConfig, body: F) -> T
 where
     F: FnOnce(Arc<Cluster>) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
-    let rt = Runtime::with_seed_and_config(config.seed, madsim::Config::default());
+    let mut rt = Runtime::with_seed_and_config(config.seed, madsim::Config::default());
+    rt.set_time_limit(std::time::Duration::from_millis(config.duration_ms));
     rt.block_on(async move {
         let cluster = Arc::new(Cluster::start(config));
         body(cluster).await
@@ -88,7 +90,10 @@ where
 /// Runs one seed to the end, on the calling thread. Panics inside the simulation (a failed
 /// `assert!` in the engine) propagate; the caller turns them into a violation.
 pub fn run(config: SimConfig) -> RunReport {
-    let rt = Runtime::with_seed_and_config(config.seed, madsim::Config::default());
+    let mut rt = Runtime::with_seed_and_config(config.seed, madsim::Config::default());
+    // Every phase is bounded; a run that outlives them all is stuck, and says so.
+    let limit_ms = config.duration_ms + 2 * config.liveness_ms + 10 * config.client_timeout_ms;
+    rt.set_time_limit(std::time::Duration::from_millis(limit_ms));
     rt.block_on(supervise(config))
 }
 

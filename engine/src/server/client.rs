@@ -43,8 +43,10 @@ pub enum ClientError {
 /// The answer to a read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadAnswer<A> {
-    /// The node's applied index when the read was served.
+    /// The node's applied index when the read was served (`X-Raft-Index`).
     pub applied: Index,
+    /// The node's term when the read was served (`X-Raft-Term`).
+    pub term: Term,
     /// What the state machine answered.
     pub answer: A,
 }

@@ -77,6 +77,13 @@ impl StateMachine for KvMachine {
             .transpose()
     }
 
+    /// `waitIndex` 0 (or absent) means the next change after the watch arrived (etcd-v2.md §2.5).
+    fn arm_watch(&self, watch: &mut KvWatch) {
+        if watch.wait_index == 0 {
+            watch.wait_index = self.store.index() + 1;
+        }
+    }
+
     /// etcd v2 expires keys by a leader-stamped tick (etcd-v2.md §2.6); it is proposed only
     /// once some node's expiry instant has passed.
     fn leader_proposal(&self, unix_ms: u64) -> Option<Vec<u8>> {
@@ -105,6 +112,17 @@ pub struct KvWritten {
     pub event: Event,
 }
 
+/// A read of the store, stamped like an etcd v2 response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvRead {
+    /// The node's applied Raft index when it answered (`X-Raft-Index`).
+    pub raft_index: u64,
+    /// The node's term when it answered (`X-Raft-Term`).
+    pub raft_term: u64,
+    /// The store's answer; its `index` is `X-Etcd-Index`.
+    pub event: Event,
+}
+
 /// The typed store client: one node's handle.
 pub type KvClient = Client<KvMachine>;
 
@@ -129,9 +147,18 @@ impl Client<KvMachine> {
     }
 
     /// Reads `get`: locally (maybe stale, as etcd's default GET) or linearizably (`quorum=true`).
-    pub async fn get(&self, get: KvGet, linearizable: bool) -> Result<(u64, Event), KvError> {
-        let ReadAnswer { applied, answer } = self.read(get, linearizable).await?;
-        Ok((applied.0, answer.map_err(KvError::Store)?))
+    pub async fn get(&self, get: KvGet, linearizable: bool) -> Result<KvRead, KvError> {
+        let ReadAnswer {
+            applied,
+            term,
+            answer,
+        } = self.read(get, linearizable).await?;
+        let event = answer.map_err(KvError::Store)?;
+        Ok(KvRead {
+            raft_index: applied.0,
+            raft_term: term.0,
+            event,
+        })
     }
 
     /// Waits for the first event matching `watch` on this node's applied state.
@@ -213,7 +240,7 @@ impl<C: super::Clock> KvRouter<C> {
     }
 
     /// A linearizable read, through whichever node can confirm it.
-    pub async fn get(&self, get: KvGet) -> Result<(u64, Event), KvError> {
+    pub async fn get(&self, get: KvGet) -> Result<KvRead, KvError> {
         let mut last = ClientError::Busy;
         for _ in 0..ROUTER_TRIES_MAX {
             match self.clients[self.current()].get(get.clone(), true).await {

@@ -7,7 +7,7 @@
 
 use futures::FutureExt;
 
-use super::kv::{KvError, KvGet, KvRouter, KvWatch};
+use super::kv::{KvError, KvGet, KvRead, KvRouter, KvWatch};
 use super::{ClientError, Clock};
 use crate::store::{Command, ErrorCode, NodeView, StoreError};
 
@@ -58,7 +58,7 @@ async fn contenders<C: Clock>(
         sorted: true,
     };
     match client.get(get).await {
-        Ok((_, event)) => {
+        Ok(KvRead { event, .. }) => {
             let mut nodes: Vec<NodeView> =
                 event.node.nodes.into_iter().filter(|n| !n.dir).collect();
             nodes.sort_by_key(|n| n.created_index);

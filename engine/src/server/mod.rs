@@ -10,7 +10,7 @@ pub mod lock;
 mod node;
 
 pub use client::{Applied, Client, ClientError, ReadAnswer, Request};
-pub use kv::{KvClient, KvError, KvGet, KvMachine, KvRouter, KvWatch, KvWritten};
+pub use kv::{KvClient, KvError, KvGet, KvMachine, KvRead, KvRouter, KvWatch, KvWritten};
 pub use node::{NodeConfig, NodeError, run};
 
 use std::future::Future;
@@ -70,6 +70,9 @@ pub trait StateMachine {
     /// Checks a watch against the applied state: `Some` once it fires (or fails), `None` to go
     /// on waiting. Called when the watch arrives and after every batch of applied entries.
     fn poll_watch(&self, watch: &Self::Watch) -> Option<Self::Answer>;
+    /// Fixes what a watch means against the state at its arrival (for the store: "from the
+    /// next index" becomes a concrete index), before it is first polled.
+    fn arm_watch(&self, _watch: &mut Self::Watch) {}
     /// A command the leader should propose now on the state machine's behalf, such as expiring
     /// keys whose TTL passed `unix_ms`. Asked every `NodeConfig::housekeeping_ms` on the leader.
     fn leader_proposal(&self, _unix_ms: u64) -> Option<Vec<u8>> {

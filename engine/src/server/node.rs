@@ -222,20 +222,17 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 reply,
             } => {
                 let answer = self.sm.query(&query);
-                let _ = reply.send(Ok(ReadAnswer {
-                    applied: self.raw.status().applied,
-                    answer,
-                }));
+                let _ = reply.send(Ok(self.read_answer(answer)));
             }
             Request::Read {
                 query,
                 linearizable: true,
                 reply,
             } => self.start_read(query, reply),
-            Request::Watch { watch, reply } => {
+            Request::Watch { mut watch, reply } => {
+                self.sm.arm_watch(&mut watch);
                 if let Some(answer) = self.sm.poll_watch(&watch) {
-                    let applied = self.raw.status().applied;
-                    let _ = reply.send(Ok(ReadAnswer { applied, answer }));
+                    let _ = reply.send(Ok(self.read_answer(answer)));
                 } else if self.watchers.len() >= self.watchers_max {
                     let _ = reply.send(Err(ClientError::TooManyWatchers));
                 } else {
@@ -245,17 +242,26 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         }
     }
 
+    /// An answer stamped with the node's applied index and term.
+    fn read_answer(&self, answer: S::Answer) -> ReadAnswer<S::Answer> {
+        let status = self.raw.status();
+        ReadAnswer {
+            applied: status.applied,
+            term: status.term,
+            answer,
+        }
+    }
+
     /// Fires every watch the newly applied entries satisfy, in arrival order; forgets those
     /// whose client went away.
     fn wake_watchers(&mut self) {
-        let applied = self.raw.status().applied;
         for (watch, reply) in std::mem::take(&mut self.watchers) {
             if reply.is_canceled() {
                 continue;
             }
             match self.sm.poll_watch(&watch) {
                 Some(answer) => {
-                    let _ = reply.send(Ok(ReadAnswer { applied, answer }));
+                    let _ = reply.send(Ok(self.read_answer(answer)));
                 }
                 None => self.watchers.push((watch, reply)),
             }
@@ -322,11 +328,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         for ctx in ready {
             let read = self.reads.remove(&ctx).expect("listed above");
             let answer = if read.term == status.term {
-                let answer = self.sm.query(&read.query);
-                Ok(ReadAnswer {
-                    applied: status.applied,
-                    answer,
-                })
+                Ok(self.read_answer(self.sm.query(&read.query)))
             } else {
                 Err(ClientError::NotLeader {
                     leader: status.leader,

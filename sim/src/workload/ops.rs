@@ -194,7 +194,7 @@ async fn read(handle: &KvClient, kind: OpKind, key: &str, timeout: Duration) -> 
         sorted: false,
     };
     match madsim::time::timeout(timeout, handle.get(get, kind == OpKind::QuorumGet)).await {
-        Ok(Ok((applied, event))) => ok_outcome(&event, applied),
+        Ok(Ok(read)) => ok_outcome(&read.event, read.raft_index),
         Ok(Err(e)) => error_outcome(e),
         Err(_) => OpOutcome::TimedOut,
     }
