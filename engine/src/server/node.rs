@@ -21,16 +21,19 @@ pub struct NodeConfig {
     pub housekeeping_ms: u64,
     /// Most watches waiting at once on this node.
     pub watchers_max: usize,
+    /// How long a linearizable read waits for its read index before it is answered `Busy`.
+    pub read_timeout_ms: u64,
 }
 
 impl NodeConfig {
-    /// Defaults: 500 ms housekeeping (etcd v2's expiry cadence), 10,000 watchers.
+    /// Defaults: 500 ms housekeeping (etcd v2's expiry cadence), 10,000 watchers, 3 s reads.
     pub fn new(raft: Config, tick_ms: u64) -> NodeConfig {
         NodeConfig {
             raft,
             tick_ms,
             housekeeping_ms: 500,
             watchers_max: 10_000,
+            read_timeout_ms: 3_000,
         }
     }
 }
@@ -56,6 +59,9 @@ const READS_MAX: usize = 1024;
 struct PendingRead<S: StateMachine> {
     query: S::Query,
     reply: ReadReply<S::Answer>,
+    /// When it was asked (world ms): a read index can be lost with its message, so a read
+    /// waits at most `read_timeout_ms`.
+    asked_ms: u64,
     /// The term in which it was asked: a new term drops it (its read index may never come).
     term: Term,
     /// Known once the Raft core hands out its `ReadState`.
@@ -77,6 +83,7 @@ struct Node<S: StateMachine, O> {
     /// Watches waiting for the applied state, in arrival order, bounded by `watchers_max`.
     watchers: Vec<(S::Watch, ReadReply<S::Answer>)>,
     watchers_max: usize,
+    read_timeout_ms: u64,
     housekeeping_ms: u64,
     /// World time of the last housekeeping.
     housekept_ms: u64,
@@ -138,6 +145,7 @@ where
         read_ctx: now.saturating_mul(1 << 20),
         watchers: Vec::new(),
         watchers_max: config.watchers_max,
+        read_timeout_ms: config.read_timeout_ms,
         housekeeping_ms: config.housekeeping_ms.max(1),
         housekept_ms: now,
         tick_ms: config.tick_ms,
@@ -298,6 +306,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     PendingRead {
                         query,
                         reply,
+                        asked_ms: self.ticked_ms,
                         term,
                         index: None,
                     },
@@ -313,26 +322,34 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     /// Serves every read whose index is known and applied; drops reads of an older term, whose
-    /// read index may never arrive (their clients learn it at once instead of timing out).
+    /// read index may never arrive (their clients learn it at once instead of timing out), and
+    /// reads whose index has not come within `read_timeout_ms` (a lost message): `Busy`.
     fn serve_reads(&mut self) {
         if self.reads.is_empty() {
             return;
         }
         let status = self.raw.status();
+        let now = self.ticked_ms;
+        let timeout = self.read_timeout_ms;
         let ready: Vec<u64> = self
             .reads
             .iter()
-            .filter(|(_, r)| r.term != status.term || r.index.is_some_and(|i| i <= status.applied))
+            .filter(|(_, r)| {
+                let expired = r.index.is_none() && now >= r.asked_ms + timeout;
+                r.term != status.term || expired || r.index.is_some_and(|i| i <= status.applied)
+            })
             .map(|(&ctx, _)| ctx)
             .collect();
         for ctx in ready {
             let read = self.reads.remove(&ctx).expect("listed above");
-            let answer = if read.term == status.term {
-                Ok(self.read_answer(self.sm.query(&read.query)))
-            } else {
+            let answer = if read.term != status.term {
                 Err(ClientError::NotLeader {
                     leader: status.leader,
                 })
+            } else if read.index.is_none() {
+                Err(ClientError::Busy)
+            } else {
+                Ok(self.read_answer(self.sm.query(&read.query)))
             };
             let _ = read.reply.send(answer);
         }

@@ -367,7 +367,12 @@ pub(super) async fn run_op(
         (None, _) => OpOutcome::Unavailable { leader: None },
         (Some(h), OpKind::Get | OpKind::QuorumGet) => read(&h, kind, key, timeout).await,
         (Some(h), OpKind::Watch) => watch(cluster, &h, state, key, target).await,
-        (Some(_), OpKind::Lock) => lock_round(cluster, client, target).await,
+        (Some(_), OpKind::Lock) => {
+            // A round is several requests; bound it as a whole like any other operation.
+            let bound = Duration::from_millis(5 * cluster.config.client_timeout_ms);
+            let round = madsim::time::timeout(bound, lock_round(cluster, client, target)).await;
+            round.unwrap_or(OpOutcome::TimedOut)
+        }
         (Some(h), _) => {
             let value = format!("v{client}-{}", state.seq);
             let data = command(cluster, state, kind, key, value).encode();
