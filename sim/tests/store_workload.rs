@@ -32,21 +32,7 @@ fn store_workload_reaches_every_operation_and_ttl_expiry() {
             }
         }
     }
-    for kind in [
-        OpKind::Get,
-        OpKind::QuorumGet,
-        OpKind::Set,
-        OpKind::TtlSet,
-        OpKind::Create,
-        OpKind::Update,
-        OpKind::Cas,
-        OpKind::Cad,
-        OpKind::Delete,
-        OpKind::DeleteRecursive,
-        OpKind::InOrder,
-        OpKind::Watch,
-        OpKind::Lock,
-    ] {
+    for kind in OpKind::ALL {
         assert!(
             kinds_ok.contains(&kind),
             "{kind:?} never succeeded in 20 seeds"

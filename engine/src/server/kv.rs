@@ -224,11 +224,15 @@ impl<C: super::Clock> KvRouter<C> {
         }
     }
 
-    /// Replicates `command` through the leader.
-    pub async fn write(&self, command: &Command) -> Result<KvWritten, KvError> {
+    /// Runs `attempt` on the current node until it is not refused, following hints.
+    async fn routed<T, F, Fut>(&self, mut attempt: F) -> Result<T, KvError>
+    where
+        F: FnMut(KvClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T, KvError>>,
+    {
         let mut last = ClientError::Busy;
         for _ in 0..ROUTER_TRIES_MAX {
-            match self.clients[self.current()].write(command).await {
+            match attempt(self.clients[self.current()].clone()).await {
                 Err(KvError::Cluster(e @ (ClientError::NotLeader { .. } | ClientError::Busy))) => {
                     self.redirect(&e).await;
                     last = e;
@@ -239,19 +243,19 @@ impl<C: super::Clock> KvRouter<C> {
         Err(KvError::Cluster(last))
     }
 
+    /// Replicates `command` through the leader.
+    pub async fn write(&self, command: &Command) -> Result<KvWritten, KvError> {
+        self.routed(|client| async move { client.write(command).await })
+            .await
+    }
+
     /// A linearizable read, through whichever node can confirm it.
     pub async fn get(&self, get: KvGet) -> Result<KvRead, KvError> {
-        let mut last = ClientError::Busy;
-        for _ in 0..ROUTER_TRIES_MAX {
-            match self.clients[self.current()].get(get.clone(), true).await {
-                Err(KvError::Cluster(e @ (ClientError::NotLeader { .. } | ClientError::Busy))) => {
-                    self.redirect(&e).await;
-                    last = e;
-                }
-                other => return other,
-            }
-        }
-        Err(KvError::Cluster(last))
+        self.routed(|client| {
+            let get = get.clone();
+            async move { client.get(get, true).await }
+        })
+        .await
     }
 
     /// Waits for an event on the current node's applied state.

@@ -53,6 +53,23 @@ pub enum OpKind {
 }
 
 impl OpKind {
+    /// Every kind.
+    pub const ALL: [OpKind; 13] = [
+        OpKind::Get,
+        OpKind::QuorumGet,
+        OpKind::Set,
+        OpKind::TtlSet,
+        OpKind::Create,
+        OpKind::Update,
+        OpKind::Cas,
+        OpKind::Cad,
+        OpKind::Delete,
+        OpKind::DeleteRecursive,
+        OpKind::InOrder,
+        OpKind::Watch,
+        OpKind::Lock,
+    ];
+
     /// Draws a kind: `reads_percent` reads (half local, half quorum), `watch_percent` watches,
     /// the rest writes of every kind.
     pub fn draw(rng: &mut impl Rng, reads_percent: u32, watch_percent: u32) -> OpKind {
