@@ -277,6 +277,21 @@ impl Cluster {
         s.trace.write_all(&[now, what, id.0]);
     }
 
+    /// Ends the run's world: kills every node and drops the handles that tie node tasks, the
+    /// network and the shared record into reference cycles, so a long `--seeds` sweep does not
+    /// keep every finished run in memory.
+    pub fn shutdown(&self) {
+        for (slot, &id) in self.madsim_ids.iter().enumerate() {
+            if self.shared().states[slot] != NodeState::Down {
+                self.handle.kill(id);
+            }
+        }
+        let mut s = self.shared();
+        s.clients.iter_mut().for_each(|c| *c = None);
+        drop(s);
+        self.net.shutdown();
+    }
+
     /// Kills a node: its tasks stop, its unsynced writes are lost (or torn), its messages vanish.
     pub fn crash(&self, id: NodeId) {
         let slot = id.0 as usize - 1;

@@ -83,7 +83,9 @@ where
     rt.set_time_limit(std::time::Duration::from_millis(config.duration_ms));
     rt.block_on(async move {
         let cluster = Arc::new(Cluster::start(config));
-        body(cluster).await
+        let out = body(cluster.clone()).await;
+        cluster.shutdown();
+        out
     })
 }
 
@@ -111,7 +113,9 @@ async fn supervise(config: SimConfig) -> RunReport {
         let s = handle.await.expect("client tasks are not cancelled");
         stats.add(&s);
     }
-    report(&cluster, stats, liveness_leader_ms)
+    let report = report(&cluster, stats, liveness_leader_ms);
+    cluster.shutdown();
+    report
 }
 
 /// Faults at random intervals until the safety phase ends (or a rule breaks).

@@ -228,6 +228,17 @@ impl SimNet {
         }
     }
 
+    /// Forgets every waiting message and node waker. Wakers point at node tasks that own
+    /// handles to this network: left in place, that cycle would leak each run's world.
+    pub fn shutdown(&self) {
+        let mut s = self.lock();
+        for inbox in &mut s.inboxes {
+            inbox.heap.clear();
+            inbox.waker = None;
+            inbox.armed.clear();
+        }
+    }
+
     /// Sets random loss and duplication, per mille.
     pub fn set_loss(&self, loss_per_mille: u32, dup_per_mille: u32) {
         let mut s = self.lock();
