@@ -7,10 +7,12 @@
 //! `RUN=campaign.txt cargo test -p engine --test interaction` runs one script.
 //!
 //! Commands (node ids are bare numbers; every other argument is named):
-//! - `add-nodes N [seed=S] [election=E] [heartbeat=H] [max-entries=M] [bug=commit-old-term]`:
-//!   starts nodes `1..=N` with empty disks. Node `i` seeds its RNG with `S + i`; the election
-//!   timeout is drawn from `[E, 2E)` ticks (default 10); `max-entries` caps the entries of one
-//!   AppendEntries; `bug=commit-old-term` plants the Figure 8 bug (`Bugs::commit_old_term`).
+//! - `add-nodes N [seed=S] [election=E] [heartbeat=H] [max-entries=M] [pre-vote=true]
+//!   [check-quorum=true] [bug=commit-old-term]`: starts nodes `1..=N` with empty disks. Node
+//!   `i` seeds its RNG with `S + i`; the election timeout is drawn from `[E, 2E)` ticks
+//!   (default 10); `max-entries` caps the entries of one AppendEntries; `pre-vote` and
+//!   `check-quorum` set `Config::pre_vote` and `Config::check_quorum`; `bug=commit-old-term`
+//!   plants the Figure 8 bug (`Bugs::commit_old_term`).
 //! - `campaign ID`: the node starts an election now.
 //! - `tick ID... [n=N]`, `tick-all [n=N]`: `N` ticks (default 1) of logical time.
 //! - `propose ID [data=X]`: proposes `X`, or each line of the input; prints `index/term` or the
@@ -185,6 +187,12 @@ fn add_nodes(net: &mut Option<Network>, tc: &mut TestCase) -> Result<String, Str
     }
     if let Some(max) = arg_u64(tc, "max-entries")? {
         options.msg_entries_max = usize::try_from(max).map_err(|e| e.to_string())?;
+    }
+    if let Some(on) = tc.try_take_arg("pre-vote").map_err(|e| e.to_string())? {
+        options.pre_vote = on;
+    }
+    if let Some(on) = tc.try_take_arg("check-quorum").map_err(|e| e.to_string())? {
+        options.check_quorum = on;
     }
     let bug: Option<String> = tc.try_take_arg("bug").map_err(|e| e.to_string())?;
     match bug.as_deref() {

@@ -4,12 +4,13 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::log::MemDisk;
-use engine::raft::{Bugs, Config, Entry, HardState, NodeId, RawNode, RoleKind, Status};
-use engine::server::{Client, Env, KvClient, KvMachine, NodeConfig, Observer};
+use engine::raft::{Config, Entry, HardState, Message, NodeId, RawNode, RoleKind, Status};
+use engine::server::{Client, Env, KvClient, KvMachine, NodeConfig, Observer, StateMachine};
 use madsim::runtime::Handle;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::check::watch::CommittedEvent;
 use crate::check::{RaftSafety, Violation};
 use crate::options::{Bug, SimConfig};
 use crate::trace::Fnv;
@@ -50,8 +51,97 @@ pub struct Shared {
     pub acked_index_max: engine::raft::Index,
     /// Every client operation, for the checkers and the report.
     pub history: crate::workload::History,
-    /// Every holding of the workload's lock: (start ms, end ms, fencing token).
-    pub lock_holds: Vec<(u64, u64, u64)>,
+    /// A correct replica of the state machine, fed each committed entry once: the ground
+    /// truth the watch checker and the output check compare against.
+    pub reference: KvMachine,
+    /// Every committed store event, in index order, with when it was first applied.
+    pub events: Vec<CommittedEvent>,
+    /// The reference answer at each Raft index (index 1 first), and when it was first applied.
+    pub reference_outputs: Vec<ReferenceOutput>,
+    /// Faults and repairs, in time order, for the failure report.
+    pub world_events: Vec<WorldEvent>,
+    /// Each node's role and term changes, in time order, for the failure report.
+    pub roles: Vec<RoleChange>,
+    /// The history operation a history checker blamed, if any.
+    pub bad_op: Option<u64>,
+}
+
+/// What a correct replica answered for one log entry, and when the first replica applied it.
+#[derive(Clone, Debug)]
+pub struct ReferenceOutput {
+    /// When the entry was first applied (µs).
+    pub at_us: u64,
+    /// The first event, or the etcd error code.
+    pub answer: Result<Option<engine::store::Event>, u16>,
+}
+
+impl ReferenceOutput {
+    /// The answer's store index, action and modified index, if it has an event.
+    pub fn summary(&self) -> Option<(u64, &'static str, u64)> {
+        let event = self.answer.as_ref().ok()?.as_ref()?;
+        Some((
+            event.index,
+            event.action.as_str(),
+            event.node.modified_index,
+        ))
+    }
+}
+
+/// A fault or a repair.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct WorldEvent {
+    /// When (µs of simulated time).
+    pub at_us: u64,
+    /// What: a fault kind's name, `crash`, `restart`, `pause`, `resume`, `heal`.
+    pub what: String,
+    /// The nodes concerned (empty for network-wide changes).
+    pub nodes: Vec<u64>,
+}
+
+/// A node's role or term changed (or it went down, paused, came back).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RoleChange {
+    /// When (µs of simulated time).
+    pub at_us: u64,
+    /// The node.
+    pub node: u64,
+    /// `leader`, `candidate`, `follower`, `down` or `paused`.
+    pub role: &'static str,
+    /// Its term (0 while down).
+    pub term: u64,
+}
+
+impl Shared {
+    fn note_role(&mut self, at_us: u64, node: u64, role: &'static str, term: u64) {
+        let last = self.roles.iter().rev().find(|c| c.node == node);
+        if last.is_none_or(|c| c.role != role || c.term != term) {
+            self.roles.push(RoleChange {
+                at_us,
+                node,
+                role,
+                term,
+            });
+        }
+    }
+
+    /// The first replica to apply `entry` feeds it to the reference machine too.
+    fn apply_reference(&mut self, entry: &Entry, at_us: u64) {
+        let output = self.reference.apply(entry);
+        let answer = match &output {
+            Ok(applied) => Ok(applied.events().first().cloned()),
+            Err(e) => Err(e.code.number()),
+        };
+        self.reference_outputs
+            .push(ReferenceOutput { at_us, answer });
+        if let Ok(applied) = output {
+            for event in applied.events() {
+                self.events.push(CommittedEvent {
+                    at_us,
+                    event: event.clone(),
+                });
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -112,7 +202,11 @@ impl Observer for SimObserver {
 
     fn applied(&mut self, id: NodeId, entry: &Entry) {
         let now = self.clock.now_ms();
+        let now_us = self.clock.now_us();
         self.with(|s| {
+            if s.reference_outputs.len() as u64 + 1 == entry.index.0 {
+                s.apply_reference(entry, now_us);
+            }
             let verdict = s.safety.applied(id, entry);
             s.record(verdict, now);
         });
@@ -120,11 +214,23 @@ impl Observer for SimObserver {
 
     fn stepped(&mut self, raw: &RawNode) {
         let now = self.clock.now_ms();
+        let now_us = self.clock.now_us();
         let slot = self.id.0 as usize - 1;
+        let id = self.id;
         self.with(|s| {
             let verdict = s.safety.stepped(raw);
             s.record(verdict, now);
-            s.statuses[slot] = Some(raw.status());
+            let status = raw.status();
+            s.statuses[slot] = Some(status);
+            s.note_role(now_us, id.0, role_name(status.role), status.term.0);
+        });
+    }
+
+    fn sending(&mut self, msg: &Message) {
+        let now = self.clock.now_ms();
+        self.with(|s| {
+            let verdict = s.safety.sending(msg);
+            s.record(verdict, now);
         });
     }
 
@@ -152,7 +258,12 @@ impl Cluster {
             faults_injected: 0,
             acked_index_max: engine::raft::Index(0),
             history: crate::workload::History::default(),
-            lock_holds: Vec::new(),
+            reference: KvMachine::default(),
+            events: Vec::new(),
+            reference_outputs: Vec::new(),
+            world_events: Vec::new(),
+            roles: Vec::new(),
+            bad_op: None,
         }));
         let disks: Vec<MemDisk> = (0..n).map(|_| MemDisk::new()).collect();
         let handle = Handle::current();
@@ -197,6 +308,7 @@ impl Cluster {
                     )
                 };
                 let node_config = node_config(&config, id, peers, seed);
+                let machine = KvMachine::with_bugs(node_config.raft.bugs);
                 let env = Env {
                     clock: clock.clone(),
                     net: net.node(id),
@@ -208,8 +320,7 @@ impl Cluster {
                     clock: clock.clone(),
                 };
                 let result =
-                    engine::server::run(node_config, env, KvMachine::default(), requests, observer)
-                        .await;
+                    engine::server::run(node_config, env, machine, requests, observer).await;
                 if let Err(e) = result {
                     let v = Violation::new(
                         "node loop keeps running",
@@ -271,9 +382,38 @@ impl Cluster {
 
     fn note_fault(&self, what: u64, id: NodeId) {
         let now = self.clock.now_ms();
+        let now_us = self.clock.now_us();
         let mut s = self.shared();
         s.faults_injected += 1;
         s.trace.write_all(&[now, what, id.0]);
+        let (name, role) = match what {
+            1 => ("crash", Some("down")),
+            2 => ("restart", None),
+            3 => ("pause", Some("paused")),
+            _ => ("resume", None),
+        };
+        s.world_events.push(WorldEvent {
+            at_us: now_us,
+            what: name.into(),
+            nodes: vec![id.0],
+        });
+        if let Some(role) = role {
+            s.note_role(now_us, id.0, role, 0);
+        }
+    }
+
+    /// Records a fault or repair for the failure report.
+    pub fn note_event(&self, what: &str, nodes: Vec<u64>) {
+        let at_us = self.clock.now_us();
+        let mut s = self.shared();
+        if what != "heal" {
+            s.faults_injected += 1;
+        }
+        s.world_events.push(WorldEvent {
+            at_us,
+            what: what.into(),
+            nodes,
+        });
     }
 
     /// Ends the run's world: kills every node and drops the handles that tie node tasks, the
@@ -366,11 +506,17 @@ fn node_config(config: &SimConfig, id: NodeId, peers: Vec<NodeId>, seed: u64) ->
     raft.election_timeout_ticks = config.election_ticks.0;
     raft.election_timeout_max_ticks = config.election_ticks.1;
     raft.msg_entries_max = config.msg_entries_max;
-    raft.bugs = Bugs {
-        commit_old_term: config.bug == Some(Bug::CommitOldTerm),
-        stale_read: config.bug == Some(Bug::StaleRead),
-    };
+    raft.bugs = Bug::switches(config.bug);
     let mut node = NodeConfig::new(raft, config.tick_ms);
     node.watchers_max = config.watchers_max;
     node
+}
+
+fn role_name(role: RoleKind) -> &'static str {
+    match role {
+        RoleKind::Leader => "leader",
+        RoleKind::Candidate => "candidate",
+        RoleKind::PreCandidate => "pre-candidate",
+        RoleKind::Follower => "follower",
+    }
 }

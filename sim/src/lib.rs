@@ -13,8 +13,11 @@ compile_error!(
 
 pub mod check;
 pub mod cluster;
+pub mod failure;
 pub mod nemesis;
 pub mod options;
+pub mod planted;
+pub mod report;
 pub mod run;
 pub mod trace;
 pub mod workload;

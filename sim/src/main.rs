@@ -42,6 +42,111 @@ struct Cli {
     /// Switch on a deliberately planted bug.
     #[arg(long, value_enum)]
     bug: Option<Bug>,
+    /// Where a failing seed writes its report folder (summary.txt, history.jsonl,
+    /// history.html); `none` to write nothing.
+    #[arg(long, default_value = "reports")]
+    report_dir: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Other jobs than running seeds.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Sweep every planted bug and write the table of which checker caught it, and when.
+    PlantedBugs {
+        /// Most seeds tried per bug before giving up on it.
+        #[arg(long, default_value_t = 1000)]
+        max_seeds: u64,
+        /// Catches are also counted over seeds 1..=SAMPLE.
+        #[arg(long, default_value_t = 100)]
+        sample: u64,
+        /// The Markdown file written.
+        #[arg(long, default_value = "reports/planted-bugs.md")]
+        out: std::path::PathBuf,
+    },
+    /// Judge a recorded history (JSON lines of `check::history::Op`, as a failing seed's
+    /// `history.jsonl`): index rules, locks, linearizability.
+    CheckHistory {
+        /// The history file.
+        file: std::path::PathBuf,
+    },
+}
+
+fn check_history(file: &std::path::Path) -> ExitCode {
+    use sim::check::linearizability::{Budget, Verdict, check};
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let ops = match sim::check::history_file::read_jsonl(&text) {
+        Ok(ops) => ops,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    println!("{} operations", ops.len());
+    let mut ok = true;
+    for (name, verdict) in [
+        ("index", sim::check::index::check_index(&ops)),
+        ("locks", sim::check::locks::check_locks(&ops)),
+    ] {
+        match verdict {
+            Ok(()) => println!("{name}: ok"),
+            Err(v) => {
+                ok = false;
+                println!("{name}: VIOLATION {v}");
+            }
+        }
+    }
+    let lin = check(&ops, Budget::steps(sim::run::LINEARIZABILITY_STEPS_MAX));
+    println!("linearizability: {lin}");
+    ok &= lin.verdict() == Verdict::Linearizable;
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn planted_bugs(max_seeds: u64, sample: u64, out: &std::path::Path) -> ExitCode {
+    let mut rows = Vec::new();
+    for bug in Bug::ALL {
+        let row = sim::planted::sweep(bug, max_seeds, sample);
+        match &row.first {
+            Some((seed, rule)) => println!(
+                "{:22} first caught at seed {seed} by \"{rule}\"; {} of seeds 1..={sample}",
+                bug.name(),
+                row.caught_in_sample
+            ),
+            None => println!("{:22} NOT caught in {max_seeds} seeds", bug.name()),
+        }
+        rows.push(row);
+    }
+    let clean_last = rows
+        .iter()
+        .filter_map(|r| r.first.as_ref().map(|f| f.0))
+        .max()
+        .unwrap_or(0)
+        .max(sample);
+    let clean = sim::planted::clean_failures(clean_last);
+    println!("no bug, seeds 1..={clean_last}: {} failed", clean.len());
+    let text = sim::planted::render(&rows, sample, max_seeds, &clean, clean_last);
+    if let Err(e) = std::fs::write(out, text) {
+        eprintln!("cannot write {}: {e}", out.display());
+        return ExitCode::from(2);
+    }
+    println!("wrote {}", out.display());
+    let all_caught = rows.iter().all(|r| r.first.is_some());
+    if all_caught && clean.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
@@ -118,6 +223,10 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
         liveness_leader_ms: None,
         config,
         history: Default::default(),
+        bad_op: None,
+        checked_ops: Vec::new(),
+        world_events: Vec::new(),
+        roles: Vec::new(),
     }
 }
 
@@ -205,6 +314,33 @@ fn replay(cli: &Cli, config: &SimConfig) -> String {
     }
 }
 
+/// Writes a failing run's report folder under `--report-dir` and says where.
+fn write_report(cli: &Cli, report: &RunReport, replay: &str) {
+    if cli.report_dir == "none" || report.ok {
+        return;
+    }
+    let mut name = format!("seed-{}", report.seed);
+    if let Some(bug) = report.config.bug {
+        name.push_str(&format!("-{}", bug.name()));
+    }
+    let dir = std::path::Path::new(&cli.report_dir).join(name);
+    let keys = sim::failure::linearizability_verdicts(&report.checked_ops);
+    let data = sim::failure::report_data(report, replay, keys);
+    let resolved = dir.join("history-resolved.jsonl");
+    let written =
+        sim::failure::write_failure(&dir, &data, &report.history.checker_ops()).and_then(|()| {
+            let file = std::fs::File::create(resolved)?;
+            sim::check::history_file::write_jsonl(
+                &report.checked_ops,
+                std::io::BufWriter::new(file),
+            )
+        });
+    match written {
+        Ok(()) => eprintln!("report: {}/history.html", dir.display()),
+        Err(e) => eprintln!("could not write the report to {}: {e}", dir.display()),
+    }
+}
+
 fn one_seed(cli: &Cli, seed: u64) -> ExitCode {
     let first = run_seed(config_for(cli, seed));
     let replay = replay(cli, &first.report.config);
@@ -232,6 +368,7 @@ fn one_seed(cli: &Cli, seed: u64) -> ExitCode {
     } else {
         print_human(&first, &replay);
     }
+    write_report(cli, &first.report, &replay);
     if first.report.ok {
         ExitCode::SUCCESS
     } else {
@@ -289,7 +426,12 @@ fn many_seeds(cli: &Cli, seeds: Range<u64>) -> ExitCode {
                 .violation
                 .clone()
                 .expect("a failed run has a violation");
-            bar.suspend(|| eprintln!("seed {seed} FAILED: {v}\n  replay: {replay}"));
+            bar.suspend(|| {
+                eprintln!("seed {seed} FAILED: {v}\n  replay: {replay}");
+                if failed.is_empty() {
+                    write_report(cli, &t.report, &replay);
+                }
+            });
             failed.push((seed, v, replay));
             if !cli.keep_going {
                 break;
@@ -323,6 +465,17 @@ fn many_seeds(cli: &Cli, seeds: Range<u64>) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::PlantedBugs {
+        max_seeds,
+        sample,
+        out,
+    }) = &cli.command
+    {
+        return planted_bugs(*max_seeds, *sample, out);
+    }
+    if let Some(Command::CheckHistory { file }) = &cli.command {
+        return check_history(file);
+    }
     match (&cli.seeds, cli.seed) {
         (Some(seeds), _) => many_seeds(&cli, seeds.clone()),
         (None, seed) => one_seed(&cli, seed.unwrap_or(1)),

@@ -8,22 +8,72 @@ use serde::Serialize;
 use crate::nemesis::FaultKind;
 use crate::world::Latency;
 
-/// Planted bugs the simulator can switch on to prove its checkers bite.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+/// Planted bugs the simulator can switch on to prove its checkers bite (`../shared/anchors.md`
+/// §5). Each is compiled in and off unless asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Bug {
     /// The leader commits an entry of an earlier term by counting replicas (Raft Figure 8).
     CommitOldTerm,
     /// The leader answers linearizable reads without confirming its leadership (etcd#741).
     StaleRead,
+    /// ReadIndex served before the leader committed an entry of its own term (etcd#7331).
+    ReadIndexEarly,
+    /// The vote is sent before it is synced: a restarted node can vote twice in a term.
+    VoteNotPersisted,
+    /// A follower appends without cutting a conflicting suffix.
+    NoTruncate,
+    /// A watcher misses one event when two commit in the same batch.
+    WatchSkip,
+    /// A holder acts on a lock whose lease ran out (Jepsen 2020).
+    LockNoExpiryCheck,
+    /// The store index goes back by one after a restart.
+    IndexReuse,
+    /// A replica expires TTL keys on its own clock.
+    LocalExpiry,
 }
 
 impl Bug {
+    /// Every planted bug.
+    pub const ALL: [Bug; 9] = [
+        Bug::StaleRead,
+        Bug::ReadIndexEarly,
+        Bug::VoteNotPersisted,
+        Bug::NoTruncate,
+        Bug::CommitOldTerm,
+        Bug::WatchSkip,
+        Bug::LockNoExpiryCheck,
+        Bug::IndexReuse,
+        Bug::LocalExpiry,
+    ];
+
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Bug::CommitOldTerm => "commit-old-term",
             Bug::StaleRead => "stale-read",
+            Bug::ReadIndexEarly => "read-index-early",
+            Bug::VoteNotPersisted => "vote-not-persisted",
+            Bug::NoTruncate => "no-truncate",
+            Bug::WatchSkip => "watch-skip",
+            Bug::LockNoExpiryCheck => "lock-no-expiry-check",
+            Bug::IndexReuse => "index-reuse",
+            Bug::LocalExpiry => "local-expiry",
+        }
+    }
+
+    /// The engine's switches for this bug.
+    pub fn switches(bug: Option<Bug>) -> engine::raft::Bugs {
+        engine::raft::Bugs {
+            commit_old_term: bug == Some(Bug::CommitOldTerm),
+            stale_read: bug == Some(Bug::StaleRead),
+            read_index_early: bug == Some(Bug::ReadIndexEarly),
+            vote_not_persisted: bug == Some(Bug::VoteNotPersisted),
+            no_truncate: bug == Some(Bug::NoTruncate),
+            watch_skip: bug == Some(Bug::WatchSkip),
+            lock_no_expiry_check: bug == Some(Bug::LockNoExpiryCheck),
+            index_reuse: bug == Some(Bug::IndexReuse),
+            local_expiry: bug == Some(Bug::LocalExpiry),
         }
     }
 }
@@ -73,6 +123,8 @@ pub struct SimConfig {
     pub duration_ms: u64,
     /// After healing, the bound for a leader to appear and for commands to commit, ms.
     pub liveness_ms: u64,
+    /// While faults go on: the longest a quiet majority may go without a stable leader.
+    pub leader_bound_ms: u64,
     /// The planted bug, if any.
     pub bug: Option<Bug>,
 }
@@ -146,6 +198,7 @@ impl SimConfig {
             client_timeout_ms: 1000,
             duration_ms: o.duration_ms.unwrap_or(20_000),
             liveness_ms: 10_000,
+            leader_bound_ms: 5_000,
             bug: o.bug,
         }
     }
@@ -180,6 +233,7 @@ impl SimConfig {
             client_timeout_ms: 1000,
             duration_ms,
             liveness_ms: 10_000,
+            leader_bound_ms: 5_000,
             bug: None,
         }
     }

@@ -8,12 +8,13 @@ use madsim::runtime::Runtime;
 use rand::Rng;
 use serde::Serialize;
 
-use crate::check::Violation;
-use crate::cluster::Cluster;
+use crate::check::liveness::{Links, quiet_majority};
+use crate::check::{self, Violation};
+use crate::cluster::{Cluster, NodeState, Shared};
 use crate::nemesis::{self, FaultKind};
 use crate::options::SimConfig;
 use crate::trace::Fnv;
-use crate::workload::{self, ClientStats};
+use crate::workload::{self, ClientStats, OpKind};
 use crate::world::NetStats;
 use engine::raft::{Index, NodeId};
 
@@ -51,6 +52,17 @@ pub struct RunReport {
     /// Every client operation (not in the JSON line: it is long).
     #[serde(skip)]
     pub history: crate::workload::History,
+    /// The history as the linearizability checker judged it (timed-out writes resolved).
+    #[serde(skip)]
+    pub checked_ops: Vec<check::history::Op>,
+    /// The operation a history checker blamed.
+    pub bad_op: Option<u64>,
+    /// Faults and repairs, for the failure report.
+    #[serde(skip)]
+    pub world_events: Vec<crate::cluster::WorldEvent>,
+    /// Role and term changes, for the failure report.
+    #[serde(skip)]
+    pub roles: Vec<crate::cluster::RoleChange>,
 }
 
 /// Runs one seed on a fresh thread (a std `HashMap` made on a thread before its runtime breaks
@@ -113,6 +125,7 @@ async fn supervise(config: SimConfig) -> RunReport {
         let s = handle.await.expect("client tasks are not cancelled");
         stats.add(&s);
     }
+    check_history(&cluster);
     let report = report(&cluster, stats, liveness_leader_ms);
     cluster.shutdown();
     report
@@ -125,6 +138,7 @@ async fn safety_phase(cluster: &Cluster) {
     let total: u32 = config.faults.iter().map(|&(_, w)| w).sum();
     let mut next_fault_ms = config.fault_interval_ms.0;
     let mut churn = nemesis::Churn::default();
+    let mut quiet = QuietWatch::default();
     while cluster.clock.now_ms() < end_ms && cluster.shared().violation.is_none() {
         let step_ms = config
             .tick_ms
@@ -133,6 +147,7 @@ async fn safety_phase(cluster: &Cluster) {
         cluster.clock.sleep_ms(step_ms).await;
         churn.step(cluster);
         let now = cluster.clock.now_ms();
+        quiet.step(cluster, churn.active(now));
         if total == 0 || now < next_fault_ms {
             continue;
         }
@@ -156,6 +171,7 @@ async fn safety_phase(cluster: &Cluster) {
         };
         next_fault_ms = now + gap;
         if heal {
+            cluster.note_event("heal", Vec::new());
             cluster.net.heal();
             cluster.net.set_loss(0, 0);
             cluster.net.set_latency(config.latency);
@@ -165,6 +181,62 @@ async fn safety_phase(cluster: &Cluster) {
         } else if let Some(kind) = kind {
             nemesis::inject(cluster, kind);
         }
+    }
+}
+
+/// Liveness during the faults: once a quiet majority (`check::liveness`) has held, on a network
+/// without loss or slowness and without leader churn, for `config.leader_bound_ms`, a stable
+/// leader must exist.
+#[derive(Debug, Default)]
+struct QuietWatch {
+    /// The quiet majority and since when it has held.
+    since: Option<(Vec<u64>, u64)>,
+}
+
+impl QuietWatch {
+    fn step(&mut self, cluster: &Cluster, churning: bool) {
+        let now = cluster.clock.now_ms();
+        let majority = if churning || cluster.net.conditions() != (0, cluster.config.latency) {
+            None
+        } else {
+            let running: Vec<bool> = cluster
+                .shared()
+                .states
+                .iter()
+                .map(|&s| s == NodeState::Up)
+                .collect();
+            let cut = |a: u64, b: u64| cluster.net.is_blocked(NodeId(a), NodeId(b));
+            quiet_majority(&Links {
+                n: cluster.size(),
+                running: &running,
+                cut: &cut,
+            })
+        };
+        let Some(set) = majority else {
+            self.since = None;
+            return;
+        };
+        match &self.since {
+            Some((held, _)) if *held == set => {}
+            _ => self.since = Some((set, now)),
+        }
+        let (set, since) = self.since.as_ref().expect("set above");
+        if now < since + cluster.config.leader_bound_ms {
+            return;
+        }
+        if nemesis::stable_leader(cluster).is_some_and(|l| set.contains(&l.0)) {
+            self.since = Some((set.clone(), now));
+            return;
+        }
+        let detail = format!(
+            "nodes {set:?} were running, linked both ways and undisturbed for {} ms with no stable leader among them",
+            now - since
+        );
+        fail_liveness(
+            cluster,
+            "liveness: a leader once a majority is connected",
+            detail,
+        );
     }
 }
 
@@ -194,15 +266,139 @@ async fn liveness_phase(cluster: &Cluster) -> Option<u64> {
         return None;
     };
     for client in 0..cluster.config.clients.max(1) {
-        if !workload::commit_one(cluster, client, deadline_ms).await {
-            let detail = format!(
-                "client {client} could not commit a command within the bound after healing"
-            );
-            fail_liveness(cluster, "liveness: commands commit after healing", detail);
-            return Some(leader_ms);
+        for kind in [OpKind::Set, OpKind::QuorumGet, OpKind::Lock] {
+            if !workload::settle_one(cluster, client, kind, deadline_ms).await {
+                let detail = format!(
+                    "client {client}: {kind:?} not answered within the bound after healing"
+                );
+                fail_liveness(
+                    cluster,
+                    "liveness: every operation answered after healing",
+                    detail,
+                );
+                return Some(leader_ms);
+            }
         }
     }
     Some(leader_ms)
+}
+
+/// The history checkers, once the run is over: index rules, watches, locks.
+fn check_history(cluster: &Cluster) {
+    if cluster.shared().violation.is_some() {
+        return;
+    }
+    let (ops, events) = {
+        let shared = cluster.shared();
+        (shared.history.checker_ops(), shared.events.clone())
+    };
+    let resolved = resolved_ops(&cluster.shared());
+    let verdict = check::index::check_index(&ops)
+        .and_then(|()| check::watch::check_watches(&ops, &events))
+        .and_then(|()| check::locks::check_locks(&ops))
+        .and_then(|()| linearizable(&resolved));
+    if let Err(v) = verdict {
+        let op = v.op.and_then(|id| ops.get(id as usize));
+        let (node, at_ms) = op.map_or((0, cluster.clock.now_ms()), |op| {
+            (op.node, op.complete_us / 1000)
+        });
+        let mut shared = cluster.shared();
+        let term = shared.safety.max_term();
+        let violation = Violation::new(v.rule, NodeId(node), term, Index(0), v.to_string());
+        shared.bad_op = v.op;
+        shared.record(Err(violation), at_ms);
+    }
+}
+
+/// The history with every timed-out write resolved from the log, which the simulator can see
+/// and a client cannot: a write whose command was applied took effect by the time it was
+/// first applied, with the answer a correct replica gives; one never applied by the end of
+/// the run never happened. Without this, each unanswered write may linearize anywhere after
+/// its invocation, and a few dozen of them on one key make the search exponential. Histories
+/// from real clusters keep `Ret::Unknown` (and `history.jsonl` keeps it too).
+pub fn resolved_ops(shared: &Shared) -> Vec<check::history::Op> {
+    use check::history::Ret;
+    // Only commands that occur once in the history and at most once in the log can be matched
+    // (a delete's bytes repeat; those stay unknown).
+    let mut in_history: std::collections::BTreeMap<u64, usize> = std::collections::BTreeMap::new();
+    for hash in shared.history.ops.iter().filter_map(|r| r.data_hash) {
+        *in_history.entry(hash).or_default() += 1;
+    }
+    let mut by_hash: std::collections::BTreeMap<u64, Option<usize>> =
+        std::collections::BTreeMap::new();
+    for i in 1..=shared.reference_outputs.len() as u64 {
+        if let Some((_, hash)) = shared.safety.applied_at(Index(i)) {
+            by_hash
+                .entry(hash)
+                .and_modify(|seen| *seen = None)
+                .or_insert(Some(i as usize));
+        }
+    }
+    let resolve = |record: &workload::OpRecord| {
+        let mut op = record.op.clone();
+        if op.ret != Ret::Unknown || !op.call.is_write() {
+            return op;
+        }
+        let Some(hash) = record.data_hash.filter(|h| in_history.get(h) == Some(&1)) else {
+            return op;
+        };
+        let applied = match by_hash.get(&hash) {
+            Some(None) => return op,
+            Some(Some(index)) => Some(index),
+            None => None,
+        };
+        let Some(&index) = applied else {
+            op.ret = Ret::Fail;
+            return op;
+        };
+        let output = &shared.reference_outputs[index - 1];
+        op.complete_us = output.at_us.max(op.invoke_us);
+        op.ret = match &output.answer {
+            Ok(Some(e)) => Ret::Ok {
+                index: e.index,
+                action: e.action.as_str().into(),
+                key: e.node.key.clone(),
+                value: e.node.value.clone(),
+                modified_index: e.node.modified_index,
+            },
+            Ok(None) => Ret::Fail,
+            Err(code) => Ret::Err { code: *code },
+        };
+        op
+    };
+    shared.history.ops.iter().map(resolve).collect()
+}
+
+/// Search steps per partition before the linearizability checker answers "unknown".
+pub const LINEARIZABILITY_STEPS_MAX: u64 = 5_000_000;
+
+/// The linearizability checker over the history; "unknown" (out of budget) fails the run too:
+/// it is never counted as a pass.
+fn linearizable(ops: &[check::history::Op]) -> Result<(), check::HistoryViolation> {
+    use check::linearizability::{Budget, Verdict, check};
+    let report = check(ops, Budget::steps(LINEARIZABILITY_STEPS_MAX));
+    let Some(p) = report
+        .partitions
+        .iter()
+        .find(|p| p.verdict != Verdict::Linearizable)
+    else {
+        return Ok(());
+    };
+    let rule = match p.verdict {
+        Verdict::NotLinearizable => "linearizability",
+        _ => "linearizability decided within the checker's budget",
+    };
+    Err(check::HistoryViolation {
+        rule,
+        op: p.first_bad,
+        detail: format!(
+            "key {}: {} ({} operations; longest linearizable prefix {} operations)",
+            p.partition,
+            p.verdict,
+            p.ops,
+            p.longest_prefix.len()
+        ),
+    })
 }
 
 fn fail_liveness(cluster: &Cluster, rule: &'static str, detail: String) {
@@ -235,6 +431,10 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         commands_committed: clients.writes_committed,
         ops: shared.history.stats(),
         history: shared.history.clone(),
+        bad_op: shared.bad_op,
+        checked_ops: resolved_ops(&shared),
+        world_events: shared.world_events.clone(),
+        roles: shared.roles.clone(),
         faults_injected: shared.faults_injected,
         clients,
         net,

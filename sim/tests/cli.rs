@@ -67,9 +67,30 @@ fn json_has_the_promised_fields() {
 }
 
 #[test]
-fn a_failing_seed_prints_its_replay_command() {
-    let out = sim(&["--seed", "2", "--bug", "commit-old-term"]);
+fn a_failing_seed_prints_its_replay_command_and_writes_its_report() {
+    let dir = std::env::temp_dir().join(format!("floe-cli-report-{}", std::process::id()));
+    let dir_arg = dir.to_string_lossy().to_string();
+    let out = sim(&[
+        "--seed",
+        "2",
+        "--bug",
+        "commit-old-term",
+        "--report-dir",
+        &dir_arg,
+    ]);
     assert_eq!(out.status.code(), Some(1));
+    let folder = dir.join("seed-2-commit-old-term");
+    let html = std::fs::read_to_string(folder.join("history.html")).expect("history.html");
+    assert!(html.contains("<svg") && !html.contains("http://") && !html.contains("https://"));
+    let summary = std::fs::read_to_string(folder.join("summary.txt")).expect("summary.txt");
+    assert!(
+        summary.contains("--seed 2 --bug commit-old-term"),
+        "{summary}"
+    );
+    let history = std::fs::read_to_string(folder.join("history.jsonl")).expect("history.jsonl");
+    let ops = sim::check::history_file::read_jsonl(&history).expect("the history reads back");
+    assert!(!ops.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("replay: cargo run --release -p sim -- --seed 2 --bug commit-old-term"),

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeSet;
 
+use sim::check::history::Ret;
 use sim::options::{Overrides, SimConfig};
 use sim::run::run_isolated;
-use sim::workload::{OpKind, OpOutcome};
+use sim::workload::OpKind;
 
 #[test]
 fn store_workload_reaches_every_operation_and_ttl_expiry() {
@@ -20,13 +21,13 @@ fn store_workload_reaches_every_operation_and_ttl_expiry() {
         };
         let report = run_isolated(SimConfig::swarm(seed, overrides)).expect("no panic");
         assert!(report.ok, "seed {seed}: {:?}", report.violation);
-        for op in &report.history.ops {
-            if let OpOutcome::Ok { action, .. } = op.outcome {
-                kinds_ok.insert(op.kind);
+        for record in &report.history.ops {
+            if let Ret::Ok { action, .. } = &record.op.ret {
+                kinds_ok.insert(record.kind);
                 if action == "expire" {
                     expired_seen += 1;
                 }
-                if op.kind == OpKind::Watch {
+                if record.kind == OpKind::Watch {
                     watch_fired += 1;
                 }
             }

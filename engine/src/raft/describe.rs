@@ -44,9 +44,23 @@ impl fmt::Display for Message {
                     self.term
                 )
             }
+            MessageKind::PreVote {
+                last_log_index,
+                last_log_term,
+            } => {
+                write!(
+                    f,
+                    "MsgPreVote Term:{} Log:{last_log_term}/{last_log_index}",
+                    self.term
+                )
+            }
             MessageKind::VoteResponse { granted } => {
                 let rej = if *granted { "" } else { " Rejected" };
                 write!(f, "MsgVoteResp Term:{}{rej}", self.term)
+            }
+            MessageKind::PreVoteResponse { granted } => {
+                let rej = if *granted { "" } else { " Rejected" };
+                write!(f, "MsgPreVoteResp Term:{}{rej}", self.term)
             }
             MessageKind::Append {
                 prev_log_index,
@@ -112,6 +126,7 @@ impl fmt::Display for RoleKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
             RoleKind::Follower => "follower",
+            RoleKind::PreCandidate => "pre-candidate",
             RoleKind::Candidate => "candidate",
             RoleKind::Leader => "leader",
         };

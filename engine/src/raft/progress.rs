@@ -37,6 +37,9 @@ pub struct Progress {
     pub state: ProgressState,
     /// The highest `read_seq` this follower echoed in the current term.
     pub read_ack: u64,
+    /// CheckQuorum (Raft thesis §6.2): true if the follower answered since the leader's last
+    /// quorum check.
+    pub recent_active: bool,
 }
 
 impl Progress {
@@ -47,6 +50,7 @@ impl Progress {
             next_index: last_index.next(),
             state: ProgressState::Probe { paused: false },
             read_ack: 0,
+            recent_active: false,
         }
     }
 

@@ -112,11 +112,13 @@ impl RaftLog {
     /// The follower's path (Raft §5.3, AppendEntries receiver rules 3 and 4): entries already
     /// present with the same term are skipped; the first conflicting one and everything after it
     /// are deleted; new entries are appended. Returns the index of the last entry of `new`.
-    pub fn merge(&mut self, new: &[Entry]) -> Index {
+    /// `truncate` false is the planted bug `no_truncate`: present entries are kept whatever
+    /// their term.
+    pub fn merge(&mut self, new: &[Entry], truncate: bool) -> Index {
         let mut skip = 0;
         for e in new {
             match self.term(e.index) {
-                Some(t) if t == e.term => skip += 1,
+                Some(t) if t == e.term || !truncate => skip += 1,
                 Some(_) => {
                     // Raft §5.4: a committed entry is never overwritten.
                     assert!(
@@ -237,7 +239,10 @@ mod tests {
     #[test]
     fn merge_skips_matching_and_truncates_conflicts() {
         let mut log = RaftLog::recovered(vec![ent(1, 1), ent(2, 1), ent(3, 2)], Index(1));
-        assert_eq!(log.merge(&[ent(2, 1), ent(3, 3), ent(4, 3)]), Index(4));
+        assert_eq!(
+            log.merge(&[ent(2, 1), ent(3, 3), ent(4, 3)], true),
+            Index(4)
+        );
         assert_eq!(log.last_index(), Index(4));
         assert_eq!(log.term(Index(3)), Some(Term(3)));
         assert_eq!(log.stable(), Index(2));
@@ -247,7 +252,7 @@ mod tests {
     #[test]
     fn merge_of_a_stale_prefix_never_truncates() {
         let mut log = RaftLog::recovered(vec![ent(1, 1), ent(2, 1), ent(3, 1)], Index(0));
-        log.merge(&[ent(1, 1)]);
+        log.merge(&[ent(1, 1)], true);
         assert_eq!(log.last_index(), Index(3));
     }
 

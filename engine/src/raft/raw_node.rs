@@ -26,6 +26,12 @@ pub enum Role {
         /// The leader of the current term, once known.
         leader: Option<NodeId>,
     },
+    /// Asking whether a majority would vote for it in the next term (Raft thesis §9.6), before
+    /// it increments its term. Exists only with [`Config::pre_vote`](super::types::Config).
+    PreCandidate {
+        /// Answers to this pre-election so far, by voter (this node's own grant included).
+        votes: BTreeMap<NodeId, bool>,
+    },
     /// Campaigning in the current term (Raft §5.2).
     Candidate {
         /// Votes received so far, by voter (this node's own vote included).
@@ -43,6 +49,8 @@ pub enum Role {
 pub enum RoleKind {
     /// See [`Role::Follower`].
     Follower,
+    /// See [`Role::PreCandidate`].
+    PreCandidate,
     /// See [`Role::Candidate`].
     Candidate,
     /// See [`Role::Leader`].
@@ -54,6 +62,7 @@ impl Role {
     pub fn kind(&self) -> RoleKind {
         match self {
             Role::Follower { .. } => RoleKind::Follower,
+            Role::PreCandidate { .. } => RoleKind::PreCandidate,
             Role::Candidate { .. } => RoleKind::Candidate,
             Role::Leader { .. } => RoleKind::Leader,
         }
@@ -115,7 +124,8 @@ pub struct RawNode {
     voted_for: Option<NodeId>,
     log: RaftLog,
     role: Role,
-    /// Ticks since the last heartbeat from a leader, vote granted, or campaign start.
+    /// Ticks since the last heartbeat from a leader, vote granted, or (pre-)campaign start; on a
+    /// leader with `check_quorum`, ticks since its last quorum check.
     election_elapsed: u64,
     /// Drawn from `[election_timeout_ticks, election_timeout_max_ticks)` at every reset.
     election_timeout_randomized: u64,
@@ -234,7 +244,7 @@ impl RawNode {
     pub fn leader(&self) -> Option<NodeId> {
         match &self.role {
             Role::Follower { leader } => *leader,
-            Role::Candidate { .. } => None,
+            Role::PreCandidate { .. } | Role::Candidate { .. } => None,
             Role::Leader { .. } => Some(self.config.id),
         }
     }
@@ -243,6 +253,11 @@ impl RawNode {
     /// instead of ticking an idle node. Always at least 1.
     pub fn ticks_until_timeout(&self) -> u64 {
         let left = match self.role {
+            Role::Leader { .. } if self.config.check_quorum => {
+                let heartbeat = self.config.heartbeat_interval_ticks - self.heartbeat_elapsed;
+                let check = self.config.election_timeout_ticks - self.election_elapsed;
+                heartbeat.min(check)
+            }
             Role::Leader { .. } => self.config.heartbeat_interval_ticks - self.heartbeat_elapsed,
             _ => self
                 .election_timeout_randomized
@@ -251,16 +266,13 @@ impl RawNode {
         left.max(1)
     }
 
-    /// Advances logical time by one tick: followers and candidates count towards an election
-    /// timeout (Raft §5.2); the leader counts towards its next heartbeat round.
+    /// Advances logical time by one tick: followers and (pre-)candidates count towards an
+    /// election timeout (Raft §5.2); the leader counts towards its next heartbeat round and, with
+    /// `check_quorum`, its next quorum check.
     pub fn tick(&mut self) {
         assert!(!self.ready_pending, "tick between ready and advance");
         if matches!(self.role, Role::Leader { .. }) {
-            self.heartbeat_elapsed += 1;
-            if self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks {
-                self.heartbeat_elapsed = 0;
-                self.broadcast_heartbeat();
-            }
+            self.tick_leader();
         } else {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout_randomized {
@@ -270,12 +282,66 @@ impl RawNode {
         self.after_input();
     }
 
-    /// Starts an election now (Raft §5.2), whatever the timer says. A leader ignores it.
+    /// Starts an election now (Raft §5.2), whatever the timer says; with `pre_vote`, a
+    /// pre-election (Raft thesis §9.6). A leader ignores it.
     pub fn campaign(&mut self) {
         if matches!(self.role, Role::Leader { .. }) {
             return;
         }
-        self.become_candidate();
+        if self.config.pre_vote {
+            self.become_pre_candidate();
+        } else {
+            self.become_candidate();
+        }
+    }
+
+    fn tick_leader(&mut self) {
+        if self.config.check_quorum {
+            self.election_elapsed += 1;
+            if self.election_elapsed >= self.config.election_timeout_ticks {
+                self.election_elapsed = 0;
+                if !self.quorum_recently_active() {
+                    // Raft thesis §6.2: "a leader steps down if an election timeout elapses
+                    // without a successful round of heartbeats to a majority of its cluster",
+                    // so that a leader cut off in a minority stops taking requests it can never
+                    // commit. It keeps its term; it has no leader to follow.
+                    self.become_follower(self.term, None);
+                    return;
+                }
+            }
+        }
+        self.heartbeat_elapsed += 1;
+        if self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks {
+            self.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat();
+        }
+    }
+
+    /// CheckQuorum: true if a majority (this leader included) answered since the last check;
+    /// starts the next period with every follower inactive.
+    fn quorum_recently_active(&mut self) -> bool {
+        let Role::Leader { progress } = &mut self.role else {
+            panic!("quorum check on a non-leader");
+        };
+        let active = 1 + progress.values().filter(|p| p.recent_active).count();
+        for p in progress.values_mut() {
+            p.recent_active = false;
+        }
+        active >= majority(self.config.peers.len())
+    }
+
+    /// True if this node heard from the leader of its term within the minimum election timeout,
+    /// or is that leader (Raft thesis §4.2.3, §9.6).
+    fn leader_recently_heard(&self) -> bool {
+        match self.role {
+            Role::Leader { .. } => true,
+            Role::Follower { leader: Some(_) } => {
+                self.election_elapsed < self.config.election_timeout_ticks
+            }
+            Role::Follower { leader: None }
+            | Role::PreCandidate { .. }
+            | Role::Candidate { .. } => false,
+        }
     }
 
     /// Appends a command to the leader's log. Returns the entry's index and term: the command is
@@ -309,16 +375,51 @@ impl RawNode {
         if m.from == self.config.id || self.config.peers.binary_search(&m.from).is_err() {
             return Err(StepError::UnknownPeer(m.from));
         }
-        // Raft §5.1: a newer term makes any node a follower of that term; an older term is stale.
-        if m.term > self.term {
-            let leader = matches!(m.kind, MessageKind::Append { .. }).then_some(m.from);
-            self.become_follower(m.term, leader);
-        } else if m.term < self.term {
-            self.reply_stale(&m);
-            self.after_input();
-            return Ok(());
+        if self.step_term(&m) {
+            self.dispatch(m);
         }
-        assert_eq!(m.term, self.term, "term normalised");
+        self.after_input();
+        Ok(())
+    }
+
+    /// Brings this node to the message's term, if it should. Returns false if the message was
+    /// consumed here (stale or ignored).
+    fn step_term(&mut self, m: &Message) -> bool {
+        if m.term > self.term {
+            match m.kind {
+                // CheckQuorum's lease (Raft thesis §4.2.3): "if a server receives a RequestVote
+                // request within the minimum election timeout of hearing from a current leader,
+                // it does not update its term or grant its vote", so a node rejoining from a
+                // partition with a higher term cannot depose a leader that still has a majority.
+                // (etcd lets a leader transfer's "force" vote through; leader transfer is not
+                // implemented here.)
+                MessageKind::Vote { .. } if self.in_lease() => return false,
+                // Raft thesis §9.6: a pre-vote never changes the receiver's term, and a granted
+                // pre-vote carries the term the pre-candidate has not moved to yet.
+                MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true } => {}
+                // Raft §5.1: a newer term makes any node a follower of that term.
+                _ => {
+                    let leader = matches!(m.kind, MessageKind::Append { .. }).then_some(m.from);
+                    self.become_follower(m.term, leader);
+                }
+            }
+        } else if m.term < self.term {
+            // Raft §5.1: an older term is stale.
+            self.reply_stale(m);
+            return false;
+        }
+        true
+    }
+
+    fn dispatch(&mut self, m: Message) {
+        let ahead = matches!(
+            m.kind,
+            MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true }
+        );
+        assert!(
+            m.term == self.term || (ahead && m.term > self.term),
+            "term normalised"
+        );
         match m.kind {
             MessageKind::Vote {
                 last_log_index,
@@ -327,6 +428,15 @@ impl RawNode {
                 self.handle_vote(m.from, last_log_index, last_log_term);
             }
             MessageKind::VoteResponse { granted } => self.handle_vote_response(m.from, granted),
+            MessageKind::PreVote {
+                last_log_index,
+                last_log_term,
+            } => {
+                self.handle_pre_vote(m.from, m.term, last_log_index, last_log_term);
+            }
+            MessageKind::PreVoteResponse { granted } => {
+                self.handle_pre_vote_response(m.from, m.term, granted);
+            }
             MessageKind::Append {
                 prev_log_index,
                 prev_log_term,
@@ -352,8 +462,6 @@ impl RawNode {
                 }
             }
         }
-        self.after_input();
-        Ok(())
     }
 
     /// True if a `Ready` is waiting.
@@ -442,7 +550,13 @@ impl RawNode {
                     Some(self.config.id),
                     "a candidate voted for itself"
                 );
-                assert_eq!(votes.get(&self.config.id), Some(&true), "own vote counted");
+                self.check_votes(votes);
+            }
+            Role::PreCandidate { votes } => {
+                assert!(self.config.pre_vote, "a pre-candidate only with pre_vote");
+                // Raft thesis §9.6: a pre-election neither moves the term nor casts a vote, so
+                // `voted_for` is whatever this node did in its term before it timed out.
+                self.check_votes(votes);
             }
             Role::Follower { leader } => {
                 assert_ne!(*leader, Some(self.config.id), "a follower does not lead");
@@ -452,6 +566,23 @@ impl RawNode {
         assert!(
             self.log.last_term() <= self.term,
             "no entry from a future term"
+        );
+    }
+
+    /// The tally of a (pre-)election: its own vote is counted, every voter is a peer, and it
+    /// has not yet won (a majority ends the election at once).
+    fn check_votes(&self, votes: &BTreeMap<NodeId, bool>) {
+        assert_eq!(votes.get(&self.config.id), Some(&true), "own vote counted");
+        for voter in votes.keys() {
+            assert!(
+                self.config.peers.binary_search(voter).is_ok(),
+                "vote from non-peer {voter}"
+            );
+        }
+        let yes = votes.values().filter(|&&g| g).count();
+        assert!(
+            yes < majority(self.config.peers.len()),
+            "a won election ends at once"
         );
     }
 
@@ -495,18 +626,52 @@ impl RawNode {
             self.become_leader();
             return;
         }
+        self.request_votes(self.term, false);
+    }
+
+    fn become_pre_candidate(&mut self) {
+        assert!(
+            !matches!(self.role, Role::Leader { .. }),
+            "invalid transition leader -> pre-candidate"
+        );
+        assert!(self.config.pre_vote, "pre-election without pre_vote");
+        // Raft thesis §9.6: before incrementing its term, ask whether a majority would vote
+        // for it in term + 1. The term and vote stay; the timer restarts (re-drawn), so a failed
+        // pre-election is retried after another timeout. The role forgets the leader: it timed
+        // out on it, and a remembered leader would make it refuse the pre-votes of the others,
+        // which can leave a cluster leaderless with every survivor in that state (etcd#9586,
+        // etcd#10355).
+        let mut votes = BTreeMap::new();
+        votes.insert(self.config.id, true);
+        self.role = Role::PreCandidate { votes };
+        self.reset_election_timer();
+        if majority(self.config.peers.len()) == 1 {
+            self.become_candidate();
+            return;
+        }
+        self.request_votes(Term(self.term.0 + 1), true);
+    }
+
+    /// Sends RequestVote (or PreVote) for `term` to every other voter.
+    fn request_votes(&mut self, term: Term, pre_vote: bool) {
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         for i in 0..self.config.peers.len() {
             let to = self.config.peers[i];
-            if to != self.config.id {
-                self.send(
-                    to,
-                    MessageKind::Vote {
-                        last_log_index,
-                        last_log_term,
-                    },
-                );
+            if to == self.config.id {
+                continue;
             }
+            let kind = if pre_vote {
+                MessageKind::PreVote {
+                    last_log_index,
+                    last_log_term,
+                }
+            } else {
+                MessageKind::Vote {
+                    last_log_index,
+                    last_log_term,
+                }
+            };
+            self.send_at(to, term, kind);
         }
     }
 
@@ -526,6 +691,7 @@ impl RawNode {
         self.role = Role::Leader { progress };
         self.reads.clear();
         self.heartbeat_elapsed = 0;
+        self.election_elapsed = 0;
         // Raft §5.4.2 and §8: a leader commits entries of earlier terms only through an entry of
         // its own term, so it appends a no-op at once.
         self.append_own(EntryKind::Noop);
@@ -539,6 +705,20 @@ impl RawNode {
             MessageKind::Vote { .. } => {
                 self.send(m.from, MessageKind::VoteResponse { granted: false });
             }
+            // A pre-candidate whose term fell behind (it was away while the others moved on)
+            // learns ours from the rejection. Dropping its pre-vote instead can wedge a cluster
+            // with PreVote: its better log needs our vote, our pre-votes need its grant, and it
+            // ignores our lower-term ones (etcd#8243).
+            MessageKind::PreVote { .. } => {
+                self.send(m.from, MessageKind::PreVoteResponse { granted: false });
+            }
+            // An AppendEntries from a lower term is answered with our term, which deposes its
+            // leader. It may be a delayed message, or this node's term ran ahead while it was
+            // partitioned (a candidate whose elections failed). With CheckQuorum's lease the
+            // others ignore such a node's RequestVotes and with PreVote its term no longer
+            // rises, so this answer is how the cluster's term catches up and the node rejoins
+            // (etcd-io/raft `raft.go` `Step`, the `m.Term < r.Term` branch, which answers only
+            // with CheckQuorum or PreVote on; here it is always answered).
             MessageKind::Append { .. } => {
                 let kind = MessageKind::AppendResponse {
                     success: false,
@@ -551,21 +731,36 @@ impl RawNode {
             // Replies from an older term carry nothing we can use; a read asked of an old term
             // is dropped and its asker times out.
             MessageKind::VoteResponse { .. }
+            | MessageKind::PreVoteResponse { .. }
             | MessageKind::AppendResponse { .. }
             | MessageKind::ReadIndex { .. }
             | MessageKind::ReadIndexResponse { .. } => {}
         }
     }
 
+    /// Raft §5.4.1: a log ending at `(last_log_index, last_log_term)` is at least as
+    /// up-to-date as ours.
+    fn log_up_to_date(&self, last_log_index: Index, last_log_term: Term) -> bool {
+        let (my_index, my_term) = (self.log.last_index(), self.log.last_term());
+        last_log_term > my_term || (last_log_term == my_term && last_log_index >= my_index)
+    }
+
+    /// CheckQuorum's lease (Raft thesis §4.2.3): this node heard from a current leader (or is
+    /// one) within the minimum election timeout, so it ignores RequestVote of a higher term.
+    fn in_lease(&self) -> bool {
+        self.config.check_quorum && self.leader_recently_heard()
+    }
+
     /// RequestVote receiver (Raft Figure 2, §5.2, §5.4.1).
     fn handle_vote(&mut self, candidate: NodeId, last_log_index: Index, last_log_term: Term) {
         let free = self.voted_for.is_none_or(|v| v == candidate);
         // Raft §5.4.1: grant only if the candidate's log is at least as up-to-date as ours.
-        let (my_index, my_term) = (self.log.last_index(), self.log.last_term());
-        let up_to_date =
-            last_log_term > my_term || (last_log_term == my_term && last_log_index >= my_index);
-        let granted = free && up_to_date;
+        let granted = free && self.log_up_to_date(last_log_index, last_log_term);
         if granted {
+            if matches!(self.role, Role::PreCandidate { .. }) {
+                // Voting for another candidate of our term ends our own pre-election.
+                self.become_follower(self.term, None);
+            }
             assert!(
                 matches!(self.role, Role::Follower { .. }),
                 "only a follower grants a vote"
@@ -574,6 +769,55 @@ impl RawNode {
             self.election_elapsed = 0;
         }
         self.send(candidate, MessageKind::VoteResponse { granted });
+    }
+
+    /// PreVote receiver (Raft thesis §9.6): grant if a RequestVote for `term` would be granted
+    /// now (the candidate's log is at least as up-to-date, §5.4.1, and this node is free to vote
+    /// in `term`) and this node has not heard from a leader within the minimum election timeout
+    /// ("the voters have not received heartbeats from a valid leader for at least a baseline
+    /// election timeout"). Nothing changes here: not the term, the vote, nor the timer.
+    ///
+    /// NB: etcd-io/raft checks the leader only with CheckQuorum on; this follows the thesis and
+    /// checks it with PreVote alone too.
+    fn handle_pre_vote(&mut self, candidate: NodeId, term: Term, index: Index, log_term: Term) {
+        assert!(
+            term >= self.term,
+            "a stale pre-vote is answered by reply_stale"
+        );
+        let free = term > self.term || self.voted_for.is_none_or(|v| v == candidate);
+        let granted = free && self.log_up_to_date(index, log_term) && !self.leader_recently_heard();
+        // A grant carries the requested term: with ours (lower, since we did not move) the
+        // pre-candidate would drop it as stale (etcd#8288).
+        let reply_term = if granted { term } else { self.term };
+        self.send_at(
+            candidate,
+            reply_term,
+            MessageKind::PreVoteResponse { granted },
+        );
+    }
+
+    /// Counts an answer to this node's pre-election. A grant is for the term it would campaign
+    /// in, `term + 1`; one for any other term answers an earlier pre-election and is dropped,
+    /// since what it granted may no longer hold. A rejection carries the voter's term: a higher
+    /// one made this node a follower in `step_term`, an equal one is recorded unless the voter
+    /// already granted.
+    fn handle_pre_vote_response(&mut self, voter: NodeId, term: Term, granted: bool) {
+        let next = Term(self.term.0 + 1);
+        let Role::PreCandidate { votes } = &mut self.role else {
+            return;
+        };
+        if granted && term == next {
+            votes.insert(voter, true);
+        } else if !granted && term == self.term {
+            votes.entry(voter).or_insert(false);
+        } else {
+            return;
+        }
+        let yes = votes.values().filter(|&&g| g).count();
+        if yes >= majority(self.config.peers.len()) {
+            // Raft thesis §9.6: a majority would vote for it, so it starts a real election.
+            self.become_candidate();
+        }
     }
 
     fn handle_vote_response(&mut self, voter: NodeId, granted: bool) {
@@ -634,7 +878,7 @@ impl RawNode {
                 "entries are contiguous"
             );
         }
-        self.log.merge(entries);
+        self.log.merge(entries, !self.config.bugs.no_truncate);
         let last_new = Index(prev_log_index.0 + entries.len() as u64);
         // Raft Figure 2, receiver rule 5: commitIndex = min(leaderCommit, index of last new entry).
         self.log.commit_to(leader_commit.min(last_new));
@@ -662,6 +906,7 @@ impl RawNode {
         }
         let p = self.progress_mut(peer);
         // Any reply of this term, success or not, means the follower accepted this leader.
+        p.recent_active = true;
         p.read_ack = p.read_ack.max(read_seq);
         if read_seq > 0 {
             self.confirm_reads();
@@ -767,7 +1012,9 @@ impl RawNode {
                 let leader = *leader;
                 self.send(leader, MessageKind::ReadIndex { ctx });
             }
-            Role::Follower { leader: None } | Role::Candidate { .. } => {
+            Role::Follower { leader: None }
+            | Role::PreCandidate { .. }
+            | Role::Candidate { .. } => {
                 return Err(ProposeError::NotLeader { leader: None });
             }
         }
@@ -777,6 +1024,8 @@ impl RawNode {
 
     fn handle_read_index(&mut self, from: NodeId, ctx: u64) {
         if matches!(self.role, Role::Leader { .. }) {
+            // The follower asks this node as its leader of this term: it is active.
+            self.progress_mut(from).recent_active = true;
             // A full queue drops the request; the follower's client times out.
             let _ = self.register_read(ReadRequest { from, ctx });
         }
@@ -794,7 +1043,8 @@ impl RawNode {
             }
             return Ok(());
         }
-        let ok = if self.log.term(commit) == Some(self.term) {
+        let own_term_committed = self.log.term(commit) == Some(self.term);
+        let ok = if own_term_committed || self.config.bugs.read_index_early {
             self.reads.register(request, commit)
         } else {
             self.reads.wait(request)
@@ -924,11 +1174,29 @@ impl RawNode {
     }
 
     fn send(&mut self, to: NodeId, kind: MessageKind) {
+        self.send_at(to, self.term, kind);
+    }
+
+    /// Sends a message stamped with `term`: this node's term, except for the pre-vote messages
+    /// of Raft thesis §9.6, which carry the next term.
+    fn send_at(&mut self, to: NodeId, term: Term, kind: MessageKind) {
         assert_ne!(to, self.config.id, "no message to self");
+        assert!(
+            term >= self.term,
+            "a message never carries a term below ours"
+        );
+        let ahead = matches!(
+            kind,
+            MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true }
+        );
+        assert!(
+            term == self.term || ahead,
+            "only pre-vote messages run ahead"
+        );
         self.msgs.push(Message {
             from: self.config.id,
             to,
-            term: self.term,
+            term,
             kind,
         });
     }

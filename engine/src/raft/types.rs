@@ -119,6 +119,22 @@ pub enum MessageKind {
         /// True means the candidate received the vote.
         granted: bool,
     },
+    /// PreVote (Raft thesis §9.6): "would you vote for me in the next term?". The message's
+    /// `term` is the term the pre-candidate would campaign in (its own term + 1); neither the
+    /// sender nor the receiver changes its term or vote for it.
+    PreVote {
+        /// Index of the pre-candidate's last log entry.
+        last_log_index: Index,
+        /// Term of the pre-candidate's last log entry.
+        last_log_term: Term,
+    },
+    /// Reply to PreVote. A grant carries the requested term (the receiver's own term may be
+    /// lower: it did not move to it); a rejection carries the receiver's current term, so a
+    /// pre-candidate with a stale term learns the newer one (etcd#8243).
+    PreVoteResponse {
+        /// True means the receiver would grant its vote.
+        granted: bool,
+    },
     /// AppendEntries (Raft §5.3); with no entries it is a heartbeat (Raft §5.2).
     Append {
         /// Index of the log entry immediately preceding the new ones.
@@ -187,6 +203,28 @@ pub struct Bugs {
     /// The leader answers linearizable reads at its commit index without confirming that it
     /// still leads (etcd#741): a deposed leader serves stale reads.
     pub stale_read: bool,
+    /// A new leader serves ReadIndex before it has committed an entry of its own term, so its
+    /// commit index may be behind what an earlier leader acknowledged (etcd#7331).
+    pub read_index_early: bool,
+    /// The node loop sends its messages before it syncs the hard state, so a vote can leave the
+    /// node and then be lost in a crash: after a restart it may vote again in the same term.
+    pub vote_not_persisted: bool,
+    /// A follower appends after its own entries without cutting a conflicting suffix: entries
+    /// present at an index are kept whatever their term (Raft §5.3, receiver rule 3 skipped).
+    pub no_truncate: bool,
+    /// A watch misses one event when two matching events commit back to back: it is answered
+    /// with the second.
+    pub watch_skip: bool,
+    /// After a restart the store index goes back by one once the replayed log is applied, as if
+    /// restored from a snapshot's index minus one: later writes reuse an index.
+    pub index_reuse: bool,
+    /// Every replica expires TTL keys on its own clock, outside the log, besides the leader's
+    /// replicated expiry.
+    pub local_expiry: bool,
+    /// The lock module does not check the lease on acquiring: a holder whose entry's TTL ran
+    /// out before the answer came acts as holder while the next contender is granted the lock
+    /// (Jepsen's 2020 etcd lock finding).
+    pub lock_no_expiry_check: bool,
 }
 
 /// Static configuration of one Raft node.
@@ -211,6 +249,14 @@ pub struct Config {
     pub uncommitted_entries_max: u64,
     /// Seed of the ChaCha RNG that draws election timeouts.
     pub seed: u64,
+    /// PreVote (Raft thesis §9.6): an election timeout first asks a majority whether it would
+    /// grant a vote for the next term, and only then increments the term and campaigns, so a
+    /// node that cannot win (partitioned, or behind) does not disrupt the cluster with terms.
+    pub pre_vote: bool,
+    /// CheckQuorum (Raft thesis §6.2): a leader that has not heard from a majority within an
+    /// election timeout steps down; and a node that heard from a leader within the minimum
+    /// election timeout ignores RequestVote of a higher term (the leader "lease", thesis §4.2.3).
+    pub check_quorum: bool,
     /// Planted bugs (all off by default).
     pub bugs: Bugs,
 }
@@ -228,6 +274,8 @@ impl Config {
             inflight_msgs_max: 64,
             uncommitted_entries_max: 10_000,
             seed,
+            pre_vote: false,
+            check_quorum: false,
             bugs: Bugs::default(),
         }
     }

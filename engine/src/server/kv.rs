@@ -1,7 +1,7 @@
 //! The etcd v2 store as the node's state machine, and the typed client API over it that the
 //! simulator's clients and the HTTP layer share.
 
-use crate::raft::{Entry, EntryKind};
+use crate::raft::{Bugs, Entry, EntryKind, Index};
 use crate::store::{Applied as StoreApplied, Command, ErrorCode, Event, Store, StoreError};
 
 use super::{Applied, Client, ClientError, ReadAnswer, StateMachine};
@@ -32,12 +32,27 @@ pub struct KvWatch {
 #[derive(Clone, Debug, Default)]
 pub struct KvMachine {
     store: Store,
+    /// Planted bugs of the store layer (`watch_skip`, `index_reuse`, `local_expiry`).
+    bugs: Bugs,
+    /// `index_reuse`: the replayed log's last index, after which the index goes back.
+    rewind_at: Option<Index>,
 }
 
 impl KvMachine {
     /// A machine over `store`.
     pub fn new(store: Store) -> KvMachine {
-        KvMachine { store }
+        KvMachine {
+            store,
+            ..KvMachine::default()
+        }
+    }
+
+    /// A fresh machine with planted bugs switched on (the simulator's `--bug`).
+    pub fn with_bugs(bugs: Bugs) -> KvMachine {
+        KvMachine {
+            bugs,
+            ..KvMachine::default()
+        }
     }
 
     /// The store as applied so far.
@@ -58,12 +73,34 @@ impl StateMachine for KvMachine {
     type Watch = KvWatch;
 
     fn apply(&mut self, entry: &Entry) -> Self::Output {
-        match &entry.kind {
+        let output = match &entry.kind {
             EntryKind::Noop => Ok(StoreApplied::Expired(Vec::new())),
             EntryKind::Command(data) => match Command::decode(data) {
                 Ok(command) => self.store.apply(&command),
                 Err(e) => Err(undecodable(&self.store, e.to_string())),
             },
+        };
+        if self.rewind_at == Some(entry.index) {
+            self.rewind_at = None;
+            self.store.planted_bug_rewind_index();
+        }
+        output
+    }
+
+    fn recovered(&mut self, commit: Index) {
+        if self.bugs.index_reuse && commit > Index(0) {
+            self.rewind_at = Some(commit);
+        }
+    }
+
+    fn housekeeping(&mut self, unix_ms: u64) {
+        if self.bugs.local_expiry
+            && self
+                .store
+                .next_expiry_ms()
+                .is_some_and(|due| due <= unix_ms)
+        {
+            let _ = self.store.apply(&Command::Expire { now_ms: unix_ms });
         }
     }
 
@@ -72,9 +109,19 @@ impl StateMachine for KvMachine {
     }
 
     fn poll_watch(&self, watch: &KvWatch) -> Option<Self::Answer> {
-        self.store
-            .event_since(&watch.key, watch.recursive, watch.wait_index)
-            .transpose()
+        let found = self
+            .store
+            .event_since(&watch.key, watch.recursive, watch.wait_index);
+        if self.bugs.watch_skip
+            && let Ok(Some(first)) = &found
+            && let Ok(Some(next)) =
+                self.store
+                    .event_since(&watch.key, watch.recursive, first.index + 1)
+            && next.index == first.index + 1
+        {
+            return Some(Ok(next));
+        }
+        found.transpose()
     }
 
     /// `waitIndex` 0 (or absent) means the next change after the watch arrived (etcd-v2.md §2.5).

@@ -129,6 +129,28 @@ pub async fn acquire_lease<C: Clock>(
     value: Option<&str>,
     timeout_s: Option<u64>,
 ) -> Result<Lease, LockError> {
+    acquire_checked(client, name, (ttl_s, timeout_s), value, true).await
+}
+
+/// The planted bug `lock_no_expiry_check`: as [`acquire_lease`], but a lease that ran out before
+/// the answer came is returned as held.
+pub async fn acquire_lease_without_expiry_check<C: Clock>(
+    client: &KvRouter<C>,
+    name: &str,
+    ttl_s: u64,
+    value: Option<&str>,
+    timeout_s: Option<u64>,
+) -> Result<Lease, LockError> {
+    acquire_checked(client, name, (ttl_s, timeout_s), value, false).await
+}
+
+async fn acquire_checked<C: Clock>(
+    client: &KvRouter<C>,
+    name: &str,
+    (ttl_s, timeout_s): (u64, Option<u64>),
+    value: Option<&str>,
+    check_expiry: bool,
+) -> Result<Lease, LockError> {
     let dir = lock_dir(name);
     let deadline_ms = timeout_s.map(|t| {
         client
@@ -160,7 +182,7 @@ pub async fn acquire_lease<C: Clock>(
     match wait_first(client, &dir, &mine, ttl_s, deadline_ms).await {
         Ok(()) => {
             let expires_at_ms = refresh(client, &mine.key, ttl_s).await?;
-            if client.clock().unix_ms() < expires_at_ms {
+            if !check_expiry || client.clock().unix_ms() < expires_at_ms {
                 return Ok(Lease {
                     index: mine.created_index,
                     expires_at_ms,

@@ -78,6 +78,12 @@ pub trait StateMachine {
     fn leader_proposal(&self, _unix_ms: u64) -> Option<Vec<u8>> {
         None
     }
+    /// The node recovered a log committed up to `commit` and will re-apply it. Only a planted
+    /// bug acts on it.
+    fn recovered(&mut self, _commit: crate::raft::Index) {}
+    /// Called every `NodeConfig::housekeeping_ms` on every node. A correct machine changes
+    /// nothing here (replicas change only by applying entries); only a planted bug acts on it.
+    fn housekeeping(&mut self, _unix_ms: u64) {}
 }
 
 /// Watches a node from the inside; the simulator's checkers implement it, production ignores it.

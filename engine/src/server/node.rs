@@ -131,6 +131,8 @@ where
             "cut a torn log tail"
         );
     }
+    let mut sm = sm;
+    sm.recovered(recovered.hard_state.commit);
     let raw = RawNode::new(config.raft, recovered.hard_state, recovered.entries)?;
     let now = clock.now_ms();
     let mut node = Node {
@@ -282,6 +284,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             return;
         }
         self.housekept_ms = now_ms;
+        self.sm.housekeeping(unix_ms);
         if self.raw.status().role != RoleKind::Leader {
             return;
         }
@@ -366,16 +369,17 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         while let Some(mut ready) = self.raw.ready() {
             let id = self.raw.id();
             applied_any |= !ready.committed_entries.is_empty();
+            if self.raw.config().bugs.vote_not_persisted {
+                // Planted bug: messages (votes among them) leave before the sync below.
+                self.send_all(&mut ready, net);
+            }
             if ready.hard_state.is_some() || !ready.entries.is_empty() {
                 wal.append(ready.hard_state.as_ref(), &ready.entries)?;
                 wal.sync().await?;
                 self.observer
                     .persisted(id, ready.hard_state.as_ref(), &ready.entries);
             }
-            for msg in std::mem::take(&mut ready.messages) {
-                self.observer.sending(&msg);
-                net.send(msg);
-            }
+            self.send_all(&mut ready, net);
             for entry in &ready.committed_entries {
                 let output = self.sm.apply(entry);
                 self.observer.applied(id, entry);
@@ -393,6 +397,13 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             self.wake_watchers();
         }
         Ok(())
+    }
+
+    fn send_all<N: Network>(&mut self, ready: &mut crate::raft::Ready, net: &mut N) {
+        for msg in std::mem::take(&mut ready.messages) {
+            self.observer.sending(&msg);
+            net.send(msg);
+        }
     }
 
     fn answer(&mut self, index: Index, term: Term, output: S::Output) {

@@ -97,6 +97,13 @@ impl Store {
         self.index
     }
 
+    /// The planted bug `index_reuse`: the index goes back by one (and the newest event is
+    /// forgotten, so the history stays in index order): the next mutation reuses the index.
+    pub fn planted_bug_rewind_index(&mut self) {
+        self.index = self.index.saturating_sub(1);
+        self.history.pop_newest();
+    }
+
     /// The earliest expiry instant of any node, so the leader proposes `Expire` only while TTL
     /// nodes exist (etcd-v2.md §2.6).
     pub fn next_expiry_ms(&self) -> Option<u64> {

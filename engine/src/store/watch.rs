@@ -45,6 +45,11 @@ impl History {
         self.events.push_back(event);
     }
 
+    /// Forgets the newest event (only the planted bug `index_reuse` does).
+    pub(crate) fn pop_newest(&mut self) {
+        self.events.pop_back();
+    }
+
     /// The first index still answerable: the oldest kept event once anything was dropped, else 0
     /// (nothing has been cleared, so every earlier `waitIndex` simply scans from the start, G49).
     pub(crate) fn start_index(&self) -> u64 {

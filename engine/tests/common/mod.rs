@@ -34,6 +34,10 @@ pub struct Options {
     pub heartbeat_ticks: u64,
     /// `msg_entries_max`.
     pub msg_entries_max: usize,
+    /// `pre_vote` (Raft thesis §9.6).
+    pub pre_vote: bool,
+    /// `check_quorum` (Raft thesis §6.2, §4.2.3).
+    pub check_quorum: bool,
     /// Planted bugs.
     pub bugs: Bugs,
 }
@@ -45,6 +49,8 @@ impl Default for Options {
             election_ticks: 10,
             heartbeat_ticks: 1,
             msg_entries_max: 64,
+            pre_vote: false,
+            check_quorum: false,
             bugs: Bugs::default(),
         }
     }
@@ -58,6 +64,8 @@ impl Options {
         config.election_timeout_max_ticks = 2 * self.election_ticks;
         config.heartbeat_interval_ticks = self.heartbeat_ticks;
         config.msg_entries_max = self.msg_entries_max;
+        config.pre_vote = self.pre_vote;
+        config.check_quorum = self.check_quorum;
         config.bugs = self.bugs;
         config
     }
@@ -365,7 +373,13 @@ impl Network {
     /// storage before responding to RPCs").
     fn check_sent(&mut self, id: NodeId, m: &Message) {
         let hs = self.node(id).storage.hard_state;
-        if m.term > hs.term {
+        // Pre-vote messages carry the next term, which their sender has not moved to (Raft
+        // thesis §9.6): they promise nothing durable.
+        let ahead = matches!(
+            m.kind,
+            MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true }
+        );
+        if m.term > hs.term && !ahead {
             let what = format!(
                 "node {id} sent {m} before persisting its term ({})",
                 hs.term

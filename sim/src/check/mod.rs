@@ -1,6 +1,13 @@
 //! Checkers: they judge what the world and the workload recorded; they inject nothing.
 
+pub mod history;
+pub mod history_file;
+pub mod index;
+pub mod linearizability;
+pub mod liveness;
+pub mod locks;
 mod raft_safety;
+pub mod watch;
 
 pub use raft_safety::RaftSafety;
 
@@ -50,5 +57,25 @@ impl std::fmt::Display for Violation {
             "{} violated at {} ms: node {} term {} index {}: {}",
             self.rule, self.at_ms, self.node, self.term, self.index, self.detail
         )
+    }
+}
+
+/// A rule a client history breaks, naming the operation that shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryViolation {
+    /// The rule.
+    pub rule: &'static str,
+    /// The operation that cannot be explained (its `Op::id`).
+    pub op: Option<u64>,
+    /// What exactly was seen.
+    pub detail: String,
+}
+
+impl std::fmt::Display for HistoryViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.op {
+            Some(op) => write!(f, "{} (operation {op}): {}", self.rule, self.detail),
+            None => write!(f, "{}: {}", self.rule, self.detail),
+        }
     }
 }

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use engine::raft::{Entry, HardState, Index, NodeId, RawNode, RoleKind, Term};
+use engine::raft::{
+    Entry, HardState, Index, Message, MessageKind, NodeId, RawNode, RoleKind, Term,
+};
 
 use super::Violation;
 use crate::trace::{Fnv, hash_bytes};
@@ -186,6 +188,54 @@ impl RaftSafety {
                 ));
             }
             track.durable = *hs;
+        }
+        Ok(())
+    }
+
+    /// A node is sending `msg`. Raft Figure 2: persistent state is "updated on stable storage
+    /// before responding to RPCs": a granted vote must already be durable (or a higher term),
+    /// and so must every entry an AppendEntries success acknowledges (checked while the durable
+    /// term is the message's: a later leader's entries may legitimately cut the log since).
+    pub fn sending(&mut self, msg: &Message) -> Result<(), Violation> {
+        let track = self.nodes.entry(msg.from).or_default();
+        match msg.kind {
+            MessageKind::VoteResponse { granted: true } => {
+                let durable = track.durable;
+                // A durable higher term also keeps the node from voting again in this one.
+                let kept = durable.term > msg.term
+                    || (durable.term == msg.term && durable.voted_for == Some(msg.to));
+                if !kept {
+                    let detail = format!(
+                        "granted its vote in term {} to {} while its durable state is {durable}",
+                        msg.term, msg.to
+                    );
+                    return Err(Violation::new(
+                        "votes are durable before they are sent (Raft Figure 2)",
+                        msg.from,
+                        msg.term,
+                        Index(0),
+                        detail,
+                    ));
+                }
+            }
+            MessageKind::AppendResponse {
+                success: true,
+                match_index,
+                ..
+            } if msg.term == track.durable.term && match_index.0 as usize > track.chain.len() => {
+                let detail = format!(
+                    "acknowledged entries up to {match_index} with {} durable",
+                    track.chain.len()
+                );
+                return Err(Violation::new(
+                    "entries are durable before they are acknowledged (Raft Figure 2)",
+                    msg.from,
+                    msg.term,
+                    match_index,
+                    detail,
+                ));
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -56,6 +56,25 @@ impl FaultKind {
     ];
 }
 
+impl FaultKind {
+    /// The kind's name, as in `--json` and the failure report.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::PartitionHalves => "partition-halves",
+            FaultKind::IsolateOne => "isolate-one",
+            FaultKind::IsolateLeader => "isolate-leader",
+            FaultKind::MajorityRing => "majority-ring",
+            FaultKind::Bridge => "bridge",
+            FaultKind::OneWay => "one-way",
+            FaultKind::Crash => "crash",
+            FaultKind::Pause => "pause",
+            FaultKind::Lossy => "lossy",
+            FaultKind::Slow => "slow",
+            FaultKind::LeaderChurn => "leader-churn",
+        }
+    }
+}
+
 /// Every node id of an `n`-node cluster.
 fn ids(n: usize) -> Vec<NodeId> {
     (1..=n as u64).map(NodeId).collect()
@@ -76,6 +95,10 @@ fn partition(cluster: &Cluster, groups: &[Vec<NodeId>]) {
 
 /// Applies one fault of `kind`, or undoes faults (heal, restart, resume) when it cannot apply.
 pub fn inject(cluster: &Cluster, kind: FaultKind) {
+    if !matches!(kind, FaultKind::Crash | FaultKind::Pause) {
+        // Crashes and pauses record themselves, with their node.
+        cluster.note_event(kind.name(), Vec::new());
+    }
     let n = cluster.size();
     let mut all = ids(n);
     let mut rng = cluster.rng();
@@ -167,6 +190,11 @@ impl Churn {
     /// Starts churning for `for_ms`.
     pub fn start(&mut self, now_ms: u64, for_ms: u64) {
         self.until_ms = self.until_ms.max(now_ms + for_ms);
+    }
+
+    /// True while churn goes on (or a crash or restart it scheduled is pending).
+    pub fn active(&self, now_ms: u64) -> bool {
+        now_ms < self.until_ms || self.kill.is_some() || !self.restart.is_empty()
     }
 
     /// One supervisor step: crash the new leader when due, restart crashed nodes when due.
@@ -272,6 +300,7 @@ fn pause_or_resume(cluster: &Cluster, order: &[NodeId]) {
 
 /// Undoes every fault: links, loss, latency, crashed and paused nodes.
 pub fn heal_all(cluster: &Cluster) {
+    cluster.note_event("heal", Vec::new());
     cluster.net.heal();
     cluster.net.set_loss(0, 0);
     cluster.net.set_latency(cluster.config.latency);

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use engine::raft::NodeId;
+
+use crate::check::history::{Op, Ret};
 use serde::Serialize;
 
 use super::OpKind;
@@ -16,6 +18,8 @@ pub enum OpOutcome {
     Ok {
         /// The event's action (`set`, `expire`, ...).
         action: &'static str,
+        /// The event's key.
+        key: String,
         /// The store index in the answer (`X-Etcd-Index`).
         store_index: u64,
         /// The node's Raft index: of the entry for a write, the applied index for a read.
@@ -40,23 +44,15 @@ pub enum OpOutcome {
     TimedOut,
 }
 
-/// One operation of the history.
+/// One operation of the history: the checkers' record, tagged with the workload's kind.
 #[derive(Clone, Debug, Serialize)]
 pub struct OpRecord {
-    /// The client.
-    pub client: usize,
-    /// What it did.
+    /// What the workload meant to do.
     pub kind: OpKind,
-    /// The key.
-    pub key: &'static str,
-    /// The node it asked.
-    pub node: NodeId,
-    /// Simulated time of the invocation.
-    pub invoke_ms: u64,
-    /// Simulated time of the response (or of giving up).
-    pub complete_ms: u64,
-    /// The response.
-    pub outcome: OpOutcome,
+    /// The operation as the checkers see it.
+    pub op: Op,
+    /// For a write: the hash of the command's bytes, to find it in the log.
+    pub data_hash: Option<u64>,
 }
 
 /// Per-kind counters for `--json`.
@@ -83,15 +79,20 @@ impl History {
         self.ops.push(record);
     }
 
+    /// The operations, for the checkers.
+    pub fn checker_ops(&self) -> Vec<Op> {
+        self.ops.iter().map(|r| r.op.clone()).collect()
+    }
+
     /// Counters by operation kind.
     pub fn stats(&self) -> BTreeMap<OpKind, KindStats> {
         let mut by_kind: BTreeMap<OpKind, KindStats> = BTreeMap::new();
-        for op in &self.ops {
-            let s = by_kind.entry(op.kind).or_default();
-            match op.outcome {
-                OpOutcome::Ok { .. } => s.ok += 1,
-                OpOutcome::StoreError { .. } | OpOutcome::Unavailable { .. } => s.failed += 1,
-                OpOutcome::TimedOut => s.timed_out += 1,
+        for record in &self.ops {
+            let s = by_kind.entry(record.kind).or_default();
+            match record.op.ret {
+                Ret::Ok { .. } => s.ok += 1,
+                Ret::Err { .. } | Ret::Fail => s.failed += 1,
+                Ret::Unknown => s.timed_out += 1,
             }
         }
         by_kind

@@ -105,27 +105,32 @@ pub async fn client_loop(
     stats
 }
 
-/// Writes until one commits or `deadline_ms` passes; true if one committed. The liveness phase
-/// uses it: after healing, every client must get a write through.
-pub async fn commit_one(cluster: &Cluster, client: usize, deadline_ms: u64) -> bool {
+/// Runs `kind` until it is answered or `deadline_ms` passes; true if answered: a write
+/// committed, a quorum read answered (a value or "key not found"), a lock acquired and
+/// released. The liveness phase uses it: after healing, every client's operations must be
+/// answered, and the lock must be handed on (an expired or released holder never blocks it).
+pub async fn settle_one(cluster: &Cluster, client: usize, kind: OpKind, deadline_ms: u64) -> bool {
     let mut state = ClientState {
         seq: 1_000_000_000,
         ..ClientState::default()
     };
-    while cluster.clock.now_ms() < deadline_ms {
+    while cluster.clock.now_ms() < deadline_ms && cluster.shared().violation.is_none() {
         state.seq += 1;
         let target = state
             .hint
             .take()
             .or_else(|| cluster.leader())
             .unwrap_or(NodeId(1));
-        match ops::run_op(cluster, client, &mut state, OpKind::Set, KEYS[0], target).await {
+        match ops::run_op(cluster, client, &mut state, kind, KEYS[0], target).await {
             OpOutcome::Ok { .. } => return true,
+            OpOutcome::StoreError { .. } if kind == OpKind::QuorumGet => return true,
             OpOutcome::Unavailable { leader } => {
                 state.hint = leader;
                 cluster.clock.sleep_ms(10).await;
             }
-            OpOutcome::StoreError { .. } | OpOutcome::TimedOut => {}
+            OpOutcome::StoreError { .. } => {}
+            // A stopped node answers at once: pause, or this loop spins in zero simulated time.
+            OpOutcome::TimedOut => cluster.clock.sleep_ms(10).await,
         }
     }
     false

@@ -12,7 +12,9 @@ use serde::Serialize;
 use super::ClientState;
 use super::history::{OpOutcome, OpRecord};
 use crate::check::Violation;
-use crate::cluster::Cluster;
+use crate::check::history::{Call, Op, Ret};
+use crate::cluster::{Cluster, ReferenceOutput};
+use crate::options::Bug;
 use crate::trace::hash_bytes;
 use crate::world::SIM_EPOCH_UNIX_MS;
 
@@ -189,6 +191,7 @@ fn command(
 fn ok_outcome(event: &Event, raft_index: u64) -> OpOutcome {
     OpOutcome::Ok {
         action: event.action.as_str(),
+        key: event.node.key.clone(),
         store_index: event.index,
         raft_index,
         value: event.node.value.clone(),
@@ -199,6 +202,8 @@ fn ok_outcome(event: &Event, raft_index: u64) -> OpOutcome {
 fn cluster_outcome(e: ClientError) -> OpOutcome {
     match e {
         ClientError::NotLeader { leader } => OpOutcome::Unavailable { leader },
+        // The node stopped with the request in flight: it may still commit.
+        ClientError::Stopped => OpOutcome::TimedOut,
         _ => OpOutcome::Unavailable { leader: None },
     }
 }
@@ -217,14 +222,14 @@ async fn read(handle: &KvClient, kind: OpKind, key: &str, timeout: Duration) -> 
     }
 }
 
-/// A watch from the first index this client has not seen; the event must match the watch.
+/// A watch from the first index this client has not seen; the watch checker judges the event.
 async fn watch(
     cluster: &Cluster,
     handle: &KvClient,
     state: &ClientState,
     key: &str,
     target: NodeId,
-) -> OpOutcome {
+) -> (Call, OpOutcome) {
     let recursive = key.starts_with("/d");
     let key = if recursive { "/d" } else { key };
     let watch = KvWatch {
@@ -232,8 +237,13 @@ async fn watch(
         recursive,
         wait_index: state.store_index + 1,
     };
+    let call = Call::Watch {
+        key: key.into(),
+        recursive,
+        wait_index: watch.wait_index,
+    };
     let timeout = Duration::from_millis(cluster.config.client_timeout_ms);
-    match madsim::time::timeout(timeout, handle.watch_event(watch)).await {
+    let outcome = match madsim::time::timeout(timeout, handle.watch_event(watch)).await {
         Ok(Ok(event)) => {
             if !watch_matches(&event, key, recursive) {
                 let action = event.action.as_str();
@@ -255,7 +265,8 @@ async fn watch(
         }
         Ok(Err(e)) => error_outcome(e),
         Err(_) => OpOutcome::TimedOut,
-    }
+    };
+    (call, outcome)
 }
 
 /// A write through the log; an acknowledged one must be the entry applied at its index.
@@ -271,8 +282,15 @@ async fn write(
     match madsim::time::timeout(timeout, handle.propose(data)).await {
         Ok(Ok(applied)) => {
             check_acknowledged(cluster, client, target, applied.index, applied.term, hash);
+            let first = applied
+                .output
+                .as_ref()
+                .ok()
+                .and_then(|d| d.events().first());
+            let answer = first.map(|e| (e.index, e.action.as_str(), e.node.modified_index));
+            check_same_answer(cluster, target, applied.index, answer);
             match &applied.output {
-                Ok(done) => match done.events().first() {
+                Ok(_) => match first {
                     Some(event) => ok_outcome(event, applied.index.0),
                     None => OpOutcome::StoreError { code: 300 },
                 },
@@ -286,71 +304,60 @@ async fn write(
     }
 }
 
-/// One round of the lock module from `target`'s side: acquire, hold 10-50 ms, release. The
-/// holding interval (from the acquire's answer to the release's start) must not overlap any
-/// other holder's, and fencing tokens must grow with holding order.
-async fn lock_round(cluster: &Cluster, client: usize, target: NodeId) -> OpOutcome {
+/// One round of the lock module from `target`'s side: acquire, hold 10-50 ms (or, one time in
+/// ten, 1-3 s; never past the lease), release. Returns the outcome and the holding interval in µs; the lock checker judges
+/// the intervals and their fencing tokens.
+async fn lock_round(cluster: &Cluster, target: NodeId) -> (OpOutcome, Option<(u64, u64)>) {
     let clients: Option<Vec<KvClient>> = cluster.shared().clients.iter().cloned().collect();
     let Some(clients) = clients else {
-        return OpOutcome::Unavailable { leader: None };
+        return (OpOutcome::Unavailable { leader: None }, None);
     };
     let router = KvRouter::new(clients, target.0 as usize - 1, cluster.clock.clone());
-    let lease = match lock::acquire_lease(&router, "w", 2, None, Some(1)).await {
+    let unchecked = cluster.config.bug == Some(Bug::LockNoExpiryCheck);
+    let acquired = if unchecked {
+        lock::acquire_lease_without_expiry_check(&router, "w", 2, None, Some(1)).await
+    } else {
+        lock::acquire_lease(&router, "w", 2, None, Some(1)).await
+    };
+    let lease = match acquired {
         Ok(lease) => lease,
-        Err(LockError::Timeout) => return OpOutcome::TimedOut,
-        Err(LockError::Kv(e)) => return error_outcome(e),
+        Err(LockError::Timeout) => return (OpOutcome::TimedOut, None),
+        Err(LockError::Kv(e)) => return (error_outcome(e), None),
         Err(LockError::Lost(_) | LockError::NotQueued(_)) => {
-            return OpOutcome::StoreError { code: 100 };
+            return (OpOutcome::StoreError { code: 100 }, None);
         }
     };
     let index = lease.index;
-    // Hold 10-50 ms, but never past the lease: after it another contender may hold the lock.
+    let from_us = cluster.clock.now_us();
     let start = cluster.clock.now_ms();
     let lease_end_ms = lease.expires_at_ms.saturating_sub(SIM_EPOCH_UNIX_MS);
-    let hold = cluster
-        .rng()
-        .gen_range(10..=50)
-        .min(lease_end_ms.saturating_sub(start + 1));
+    // Mostly short critical sections; one in ten is slow (a GC pause, a slow disk) and would
+    // outlive the 2 s lease if the holder did not check it.
+    let mut hold = {
+        let mut rng = cluster.rng();
+        if rng.gen_bool(0.1) {
+            rng.gen_range(1000..=3000)
+        } else {
+            rng.gen_range(10..=50)
+        }
+    };
+    if !unchecked {
+        // Never past the lease: after it another contender may hold the lock.
+        hold = hold.min(lease_end_ms.saturating_sub(start + 1));
+    }
     cluster.clock.sleep_ms(hold).await;
-    let end = cluster.clock.now_ms();
-    record_hold(cluster, client, target, (start, end, index));
+    let to_us = cluster.clock.now_us();
     // A failed release leaves the entry to expire: the next holder waits for its TTL.
     let _ = lock::release(&router, "w", &Contender::Index(index)).await;
-    OpOutcome::Ok {
+    let outcome = OpOutcome::Ok {
         action: "lock",
+        key: "w".into(),
         store_index: index,
         raft_index: 0,
         value: None,
         modified_index: Some(index),
-    }
-}
-
-fn record_hold(cluster: &Cluster, client: usize, node: NodeId, hold: (u64, u64, u64)) {
-    let now = cluster.clock.now_ms();
-    let mut shared = cluster.shared();
-    let (start, end, index) = hold;
-    let clash = shared.lock_holds.iter().find(|&&(s, e, i)| {
-        let overlap = start < e && s < end;
-        let order = (s < start && i > index) || (start < s && index > i);
-        overlap || order
-    });
-    if let Some(&(s, e, i)) = clash {
-        let detail = format!(
-            "client {client} held lock w [{start}, {end}] with token {index}; another holder [{s}, {e}] with token {i}"
-        );
-        let term = shared.safety.max_term();
-        shared.record(
-            Err(Violation::new(
-                "lock holders never overlap; tokens grow",
-                node,
-                term,
-                Index(index),
-                detail,
-            )),
-            now,
-        );
-    }
-    shared.lock_holds.push(hold);
+    };
+    (outcome, Some((from_us, to_us)))
 }
 
 fn error_outcome(e: KvError) -> OpOutcome {
@@ -359,6 +366,128 @@ fn error_outcome(e: KvError) -> OpOutcome {
             code: e.code.number(),
         },
         KvError::Cluster(e) => cluster_outcome(e),
+    }
+}
+
+/// The checkers' view of a write command.
+fn write_call(command: &Command) -> Call {
+    let us = |ms: Option<u64>| ms.map(|ms| ms.saturating_sub(SIM_EPOCH_UNIX_MS) * 1000);
+    match command.clone() {
+        Command::Set {
+            key,
+            value,
+            expire_at_ms,
+            ..
+        } => Call::Set {
+            key,
+            value,
+            expire_at_us: us(expire_at_ms),
+        },
+        Command::Create { key, value, .. } => Call::Create { key, value },
+        Command::Update { key, value, .. } => Call::Update { key, value },
+        Command::CompareAndSwap {
+            key,
+            value,
+            prev_value,
+            prev_index,
+            ..
+        } => Call::Cas {
+            key,
+            value,
+            prev_value,
+            prev_index,
+        },
+        Command::CompareAndDelete {
+            key,
+            prev_value,
+            prev_index,
+        } => Call::Cad {
+            key,
+            prev_value,
+            prev_index,
+        },
+        Command::Delete {
+            key,
+            recursive: true,
+            ..
+        } => Call::DeleteRecursive { key },
+        Command::Delete { key, .. } => Call::Delete { key },
+        Command::CreateInOrder { dir_key, value, .. } => Call::CreateInOrder {
+            dir: dir_key,
+            value,
+        },
+        Command::Expire { .. } => unreachable!("clients never send expiries"),
+    }
+}
+
+/// The checkers' view of an answer.
+fn ret_of(outcome: &OpOutcome) -> Ret {
+    match outcome {
+        OpOutcome::Ok {
+            action,
+            key,
+            store_index,
+            value,
+            modified_index,
+            ..
+        } => Ret::Ok {
+            index: *store_index,
+            action: (*action).to_string(),
+            key: key.clone(),
+            value: value.clone(),
+            modified_index: modified_index.unwrap_or(0),
+        },
+        OpOutcome::StoreError { code } => Ret::Err { code: *code },
+        OpOutcome::Unavailable { .. } => Ret::Fail,
+        OpOutcome::TimedOut => Ret::Unknown,
+    }
+}
+
+/// Runs the operation itself; returns its call (as the checkers see it) and its outcome.
+async fn perform(
+    cluster: &Cluster,
+    (client, target): (usize, NodeId),
+    state: &ClientState,
+    kind: OpKind,
+    key: &'static str,
+) -> (Call, OpOutcome, Option<u64>) {
+    let handle = cluster.shared().clients[target.0 as usize - 1].clone();
+    let timeout = Duration::from_millis(cluster.config.client_timeout_ms);
+    let quorum = kind == OpKind::QuorumGet;
+    let get = Call::Get {
+        key: key.into(),
+        quorum,
+    };
+    let Some(h) = handle else {
+        return (get, OpOutcome::Unavailable { leader: None }, None);
+    };
+    match kind {
+        OpKind::Get | OpKind::QuorumGet => (get, read(&h, kind, key, timeout).await, None),
+        OpKind::Watch => {
+            let (call, outcome) = watch(cluster, &h, state, key, target).await;
+            (call, outcome, None)
+        }
+        OpKind::Lock => {
+            // A round is several requests; bound it as a whole like any other operation.
+            let bound = Duration::from_millis(5 * cluster.config.client_timeout_ms);
+            let round = madsim::time::timeout(bound, lock_round(cluster, target)).await;
+            let (outcome, hold) = round.unwrap_or((OpOutcome::TimedOut, None));
+            let (hold_from_us, hold_to_us) = hold.unwrap_or((0, 0));
+            let call = Call::Lock {
+                name: "w".into(),
+                hold_from_us,
+                hold_to_us,
+            };
+            (call, outcome, None)
+        }
+        _ => {
+            let value = format!("v{client}-{}", state.seq);
+            let command = command(cluster, state, kind, key, value);
+            let data = command.encode();
+            let hash = hash_bytes(&data);
+            let outcome = write(cluster, &h, client, data, target).await;
+            (write_call(&command), outcome, Some(hash))
+        }
     }
 }
 
@@ -371,43 +500,12 @@ pub(super) async fn run_op(
     key: &'static str,
     target: NodeId,
 ) -> OpOutcome {
-    let invoke_ms = cluster.clock.now_ms();
-    let (handle, acked_before) = {
-        let shared = cluster.shared();
-        (
-            shared.clients[target.0 as usize - 1].clone(),
-            shared.acked_index_max,
-        )
-    };
-    let timeout = Duration::from_millis(cluster.config.client_timeout_ms);
-    let outcome = match (handle, kind) {
-        (None, _) => OpOutcome::Unavailable { leader: None },
-        (Some(h), OpKind::Get | OpKind::QuorumGet) => read(&h, kind, key, timeout).await,
-        (Some(h), OpKind::Watch) => watch(cluster, &h, state, key, target).await,
-        (Some(_), OpKind::Lock) => {
-            // A round is several requests; bound it as a whole like any other operation.
-            let bound = Duration::from_millis(5 * cluster.config.client_timeout_ms);
-            let round = madsim::time::timeout(bound, lock_round(cluster, client, target)).await;
-            round.unwrap_or(OpOutcome::TimedOut)
-        }
-        (Some(h), _) => {
-            let value = format!("v{client}-{}", state.seq);
-            let data = command(cluster, state, kind, key, value).encode();
-            write(cluster, &h, client, data, target).await
-        }
-    };
-    let complete_ms = cluster.clock.now_ms();
+    let invoke_us = cluster.clock.now_us();
+    let acked_before = cluster.shared().acked_index_max;
+    let (call, outcome, data_hash) = perform(cluster, (client, target), state, kind, key).await;
+    let complete_us = cluster.clock.now_us();
     check_answer(cluster, client, state, kind, target, &outcome, acked_before);
     remember(state, kind, key, &outcome);
-    let record = OpRecord {
-        client,
-        kind,
-        key,
-        node: target,
-        invoke_ms,
-        complete_ms,
-        outcome: outcome.clone(),
-    };
     let mut shared = cluster.shared();
     let code = match &outcome {
         OpOutcome::Ok { store_index, .. } => 100 + *store_index,
@@ -417,9 +515,55 @@ pub(super) async fn run_op(
     };
     shared
         .trace
-        .write_all(&[complete_ms, kind as u64, client as u64, code]);
-    shared.history.push(record);
+        .write_all(&[complete_us, kind as u64, client as u64, code]);
+    let op = Op {
+        id: shared.history.ops.len() as u64,
+        client: client as u64,
+        node: target.0,
+        invoke_us,
+        complete_us,
+        call,
+        ret: ret_of(&outcome),
+    };
+    shared.history.push(OpRecord {
+        kind,
+        op,
+        data_hash,
+    });
     outcome
+}
+
+/// State machine safety, seen from the client: the answer the node gave for the entry at
+/// `index` is the one a correct replica gives (same store index, action and modified index).
+fn check_same_answer(
+    cluster: &Cluster,
+    node: NodeId,
+    index: Index,
+    answer: Option<(u64, &'static str, u64)>,
+) {
+    let now = cluster.clock.now_ms();
+    let mut shared = cluster.shared();
+    let reference = shared
+        .reference_outputs
+        .get(index.0 as usize - 1)
+        .map(ReferenceOutput::summary);
+    if reference.is_some_and(|r| r != answer) {
+        let detail = format!(
+            "node {node} answered the entry at {index} with {answer:?}; a correct replica answers {:?}",
+            reference.flatten()
+        );
+        let term = shared.safety.max_term();
+        shared.record(
+            Err(Violation::new(
+                "every replica answers a command alike",
+                node,
+                term,
+                index,
+                detail,
+            )),
+            now,
+        );
+    }
 }
 
 /// An acknowledged write must be the entry applied at its index.

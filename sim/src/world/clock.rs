@@ -29,6 +29,11 @@ impl SimClock {
         self.handle.elapsed().as_millis() as u64
     }
 
+    /// Virtual microseconds since the run started (the history's time base).
+    pub fn now_us(&self) -> u64 {
+        self.handle.elapsed().as_micros() as u64
+    }
+
     /// Sleeps for `ms` virtual milliseconds (at least 1, as madsim rounds up).
     pub async fn sleep_ms(&self, ms: u64) {
         self.handle.sleep(Duration::from_millis(ms)).await;

@@ -150,6 +150,11 @@ fn kind_tag(kind: &MessageKind) -> (u64, u64, u64) {
         } => (4, u64::from(*success), match_index.0),
         MessageKind::ReadIndex { ctx } => (5, *ctx, 0),
         MessageKind::ReadIndexResponse { ctx, index } => (6, *ctx, index.0),
+        MessageKind::PreVote {
+            last_log_index,
+            last_log_term,
+        } => (7, last_log_index.0, last_log_term.0),
+        MessageKind::PreVoteResponse { granted } => (8, u64::from(*granted), 0),
     }
 }
 
@@ -249,6 +254,12 @@ impl SimNet {
     /// Replaces the latency distribution.
     pub fn set_latency(&self, latency: Latency) {
         self.lock().latency = latency;
+    }
+
+    /// The current loss (per mille) and latency distribution.
+    pub fn conditions(&self) -> (u32, Latency) {
+        let s = self.lock();
+        (s.loss_per_mille, s.latency)
     }
 
     /// Counters so far.
