@@ -107,7 +107,7 @@ pub struct RoleChange {
     pub node: u64,
     /// `leader`, `candidate`, `follower`, `down` or `paused`.
     pub role: &'static str,
-    /// Its term (0 while down).
+    /// Its term (while down or paused: the term it had).
     pub term: u64,
 }
 
@@ -398,7 +398,14 @@ impl Cluster {
             nodes: vec![id.0],
         });
         if let Some(role) = role {
-            s.note_role(now_us, id.0, role, 0);
+            // Down or paused, the node keeps the term it had (it comes back with it).
+            let term = s
+                .roles
+                .iter()
+                .rev()
+                .find(|c| c.node == id.0)
+                .map_or(0, |c| c.term);
+            s.note_role(now_us, id.0, role, term);
         }
     }
 
