@@ -514,6 +514,8 @@ fn node_config(config: &SimConfig, id: NodeId, peers: Vec<NodeId>, seed: u64) ->
     raft.election_timeout_max_ticks = config.election_ticks.1;
     raft.msg_entries_max = config.msg_entries_max;
     raft.bugs = Bug::switches(config.bug);
+    raft.pre_vote = config.pre_vote;
+    raft.check_quorum = config.check_quorum;
     let mut node = NodeConfig::new(raft, config.tick_ms);
     node.watchers_max = config.watchers_max;
     node

@@ -19,6 +19,7 @@ pub mod options;
 pub mod planted;
 pub mod report;
 pub mod run;
+pub mod scenario;
 pub mod trace;
 pub mod workload;
 pub mod world;

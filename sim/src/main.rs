@@ -39,6 +39,9 @@ struct Cli {
     /// 150-300 ms election timeouts, 100 commands/s, no faults) instead of a seed-drawn one.
     #[arg(long)]
     reference: bool,
+    /// Run the named scenario, `scenarios/NAME.toml` (with --seed or --seeds).
+    #[arg(long, conflicts_with = "reference")]
+    scenario: Option<String>,
     /// Switch on a deliberately planted bug.
     #[arg(long, value_enum)]
     bug: Option<Bug>,
@@ -302,7 +305,27 @@ fn config_for(cli: &Cli, seed: u64) -> SimConfig {
         config.bug = cli.bug;
         return config;
     }
+    if let Some(name) = &cli.scenario {
+        return match load_scenario(name) {
+            Ok(scenario) => scenario.config(seed, overrides),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
+        };
+    }
     SimConfig::swarm(seed, overrides)
+}
+
+/// Finds `scenarios/NAME.toml` from the current directory, or from the workspace the binary
+/// was built in.
+fn load_scenario(name: &str) -> Result<sim::scenario::Scenario, String> {
+    let here = std::path::Path::new(".");
+    if here.join("scenarios").is_dir() {
+        return sim::scenario::Scenario::load(here, name);
+    }
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    sim::scenario::Scenario::load(&workspace, name)
 }
 
 fn replay(cli: &Cli, config: &SimConfig) -> String {

@@ -127,6 +127,14 @@ pub struct SimConfig {
     pub leader_bound_ms: u64,
     /// The planted bug, if any.
     pub bug: Option<Bug>,
+    /// PreVote on (Raft thesis §9.6).
+    pub pre_vote: bool,
+    /// CheckQuorum on (Raft thesis §6.2).
+    pub check_quorum: bool,
+    /// Timed fault steps (a scenario's); when set, they replace the random faults.
+    pub schedule: Vec<crate::scenario::Step>,
+    /// The named scenario this run comes from, if any.
+    pub scenario: Option<String>,
 }
 
 /// What the command line may fix; the rest comes from the seed.
@@ -200,6 +208,10 @@ impl SimConfig {
             liveness_ms: 10_000,
             leader_bound_ms: 5_000,
             bug: o.bug,
+            pre_vote: false,
+            check_quorum: false,
+            schedule: Vec::new(),
+            scenario: None,
         }
     }
 
@@ -235,12 +247,19 @@ impl SimConfig {
             liveness_ms: 10_000,
             leader_bound_ms: 5_000,
             bug: None,
+            pre_vote: false,
+            check_quorum: false,
+            schedule: Vec::new(),
+            scenario: None,
         }
     }
 
     /// The command that replays this run.
     pub fn replay_command(&self, fixed_nodes: bool, fixed_duration: bool) -> String {
         let mut cmd = format!("cargo run --release -p sim -- --seed {}", self.seed);
+        if let Some(name) = &self.scenario {
+            cmd.push_str(&format!(" --scenario {name}"));
+        }
         if fixed_nodes {
             cmd.push_str(&format!(" --nodes {}", self.nodes));
         }

@@ -139,6 +139,7 @@ async fn safety_phase(cluster: &Cluster) {
     let mut next_fault_ms = config.fault_interval_ms.0;
     let mut churn = nemesis::Churn::default();
     let mut quiet = QuietWatch::default();
+    let mut next_step = 0;
     while cluster.clock.now_ms() < end_ms && cluster.shared().violation.is_none() {
         let step_ms = config
             .tick_ms
@@ -148,6 +149,14 @@ async fn safety_phase(cluster: &Cluster) {
         churn.step(cluster);
         let now = cluster.clock.now_ms();
         quiet.step(cluster, churn.active(now));
+        while let Some(step) = config.schedule.get(next_step)
+            && step.at_ms <= now
+        {
+            next_step += 1;
+            if !nemesis::perform(cluster, &step.action) {
+                churn.start(now, 5000);
+            }
+        }
         if total == 0 || now < next_fault_ms {
             continue;
         }

@@ -298,6 +298,58 @@ fn pause_or_resume(cluster: &Cluster, order: &[NodeId]) {
     }
 }
 
+/// Performs one timed step of a scenario's fault schedule (see `scenario`). Returns false for
+/// `leader-churn`, which the caller's `Churn` drives.
+pub fn perform(cluster: &Cluster, action: &str) -> bool {
+    let leader = cluster.leader();
+    let running: Vec<NodeId> = ids(cluster.size())
+        .into_iter()
+        .filter(|&id| cluster.state(id) == NodeState::Up)
+        .collect();
+    match action {
+        "crash-leader" => {
+            if let Some(id) = leader.filter(|&id| cluster.state(id) == NodeState::Up) {
+                cluster.crash(id);
+            }
+        }
+        "crash-random" if !running.is_empty() => {
+            let pick = cluster.rng().gen_range(0..running.len());
+            cluster.crash(running[pick]);
+        }
+        "pause-leader" => {
+            if let Some(id) = leader.filter(|&id| cluster.state(id) == NodeState::Up) {
+                cluster.pause(id);
+            }
+        }
+        "restart-all" | "resume-all" => {
+            let (from, undo): (NodeState, fn(&Cluster, NodeId)) = if action == "restart-all" {
+                (NodeState::Down, Cluster::restart)
+            } else {
+                (NodeState::Paused, Cluster::resume)
+            };
+            for id in ids(cluster.size()) {
+                if cluster.state(id) == from {
+                    undo(cluster, id);
+                }
+            }
+        }
+        "isolate-random" => inject(cluster, FaultKind::IsolateOne),
+        "heal" => {
+            cluster.note_event("heal", Vec::new());
+            cluster.net.heal();
+            cluster.net.set_loss(0, 0);
+            cluster.net.set_latency(cluster.config.latency);
+        }
+        "leader-churn" => return false,
+        other => {
+            if let Some(kind) = FaultKind::ALL.into_iter().find(|k| k.name() == other) {
+                inject(cluster, kind);
+            }
+        }
+    }
+    true
+}
+
 /// Undoes every fault: links, loss, latency, crashed and paused nodes.
 pub fn heal_all(cluster: &Cluster) {
     cluster.note_event("heal", Vec::new());

@@ -1,0 +1,67 @@
+//! Every named scenario under `scenarios/` parses, and one seed of each behaves as it expects.
+
+use std::path::Path;
+
+use sim::options::Overrides;
+use sim::run::run_isolated;
+use sim::scenario::Scenario;
+
+fn scenario_names() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("scenarios/ exists")
+        .filter_map(|e| {
+            let path = e.expect("a directory entry").path();
+            (path.extension()? == "toml").then(|| path.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_election_family_exists_and_every_scenario_runs_as_expected() {
+    let names = scenario_names();
+    for family in [
+        "cold-start",
+        "leader-crash",
+        "symmetric-partition",
+        "one-way",
+        "majority-ring",
+        "bridge",
+        "rolling-restarts",
+    ] {
+        let name = format!("elections-{family}");
+        assert!(names.contains(&name), "scenarios/{name}.toml is missing");
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for name in names {
+        let scenario = Scenario::load(&root, &name).unwrap_or_else(|e| panic!("{e}"));
+        let report = run_isolated(scenario.config(1, Overrides::default())).expect("no panic");
+        assert_eq!(
+            report.ok, scenario.expect_pass,
+            "{name} seed 1: {:?}",
+            report.violation
+        );
+    }
+}
+
+#[test]
+fn a_scenario_replays_with_its_name() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let scenario = Scenario::load(&root, "elections-leader-crash").expect("loads");
+    let config = scenario.config(9, Overrides::default());
+    assert!(
+        config
+            .replay_command(false, false)
+            .contains("--seed 9 --scenario elections-leader-crash")
+    );
+    let a = run_isolated(config.clone()).expect("no panic");
+    let b = run_isolated(config).expect("no panic");
+    assert_eq!(a.trace_hash, b.trace_hash, "same seed, same run");
+    assert!(
+        a.faults_injected >= 9,
+        "the timed steps ran: {}",
+        a.faults_injected
+    );
+}
