@@ -152,6 +152,7 @@ impl SimConfig {
     /// Draws a configuration from `seed`.
     pub fn swarm(seed: u64, o: Overrides) -> SimConfig {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5157_4152_4d00_0000);
+        let mut flags = ChaCha8Rng::seed_from_u64(seed ^ 0x5052_4556_4f54_4500);
         let nodes = o.nodes.unwrap_or([3, 5, 7][rng.gen_range(0..3)]);
         let election_min = rng.gen_range(10..=30);
         let min_ms = rng.gen_range(1..=5);
@@ -208,8 +209,9 @@ impl SimConfig {
             liveness_ms: 10_000,
             leader_bound_ms: 5_000,
             bug: o.bug,
-            pre_vote: false,
-            check_quorum: false,
+            // From their own stream, so switching them on changes no other draw of the seed.
+            pre_vote: flags.gen_bool(0.25),
+            check_quorum: flags.gen_bool(0.25),
             schedule: Vec::new(),
             scenario: None,
         }
