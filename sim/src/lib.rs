@@ -14,6 +14,7 @@ compile_error!(
 pub mod check;
 pub mod cluster;
 pub mod failure;
+pub mod fig16;
 pub mod nemesis;
 pub mod options;
 pub mod planted;

@@ -68,6 +68,32 @@ enum Command {
         #[arg(long, default_value = "reports/planted-bugs.md")]
         out: std::path::PathBuf,
     },
+    /// Research experiments: `research elections` reproduces the Raft paper's Figure 16.
+    Research {
+        /// The experiment: `elections`.
+        experiment: String,
+        /// Trials per curve (default: Ongaro's, 100 or 1,000).
+        #[arg(long)]
+        trials: Option<usize>,
+        /// Servers (default 5); `--nine` adds every curve with 9 servers.
+        #[arg(long, default_value_t = 5)]
+        servers: usize,
+        /// Also run with 9 servers.
+        #[arg(long)]
+        nine: bool,
+        /// Base seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output folder.
+        #[arg(long, default_value = "reports/elections")]
+        out: std::path::PathBuf,
+        /// Ongaro's measured data.
+        #[arg(
+            long,
+            default_value = "../shared/data/raft-paper-fig16/ongaro-fig16.csv"
+        )]
+        ongaro: std::path::PathBuf,
+    },
     /// Judge a recorded history (JSON lines of `check::history::Op`, as a failing seed's
     /// `history.jsonl`): index rules, locks, linearizability.
     CheckHistory {
@@ -498,6 +524,50 @@ fn main() -> ExitCode {
     }
     if let Some(Command::CheckHistory { file }) = &cli.command {
         return check_history(file);
+    }
+    if let Some(Command::Research {
+        experiment,
+        trials,
+        servers,
+        nine,
+        seed,
+        out,
+        ongaro,
+    }) = &cli.command
+    {
+        if experiment != "elections" {
+            eprintln!("error: unknown experiment {experiment:?} (known: elections)");
+            return ExitCode::from(2);
+        }
+        if *servers < 3 {
+            eprintln!("error: --servers must be at least 3 (two of them keep shorter logs)");
+            return ExitCode::from(2);
+        }
+        let opts = sim::fig16::ElectionsOptions {
+            trials: *trials,
+            servers: *servers,
+            seed: *seed,
+            out: out.clone(),
+            ongaro_csv: ongaro.clone(),
+            nine: *nine,
+        };
+        let mut clock = None;
+        wall_ms_since(&mut clock);
+        return match sim::fig16::run_elections(&opts) {
+            Ok(md) => {
+                println!("{md}");
+                println!(
+                    "wall {:.1} s; wrote {}",
+                    wall_ms_since(&mut clock) as f64 / 1000.0,
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
     }
     match (&cli.seeds, cli.seed) {
         (Some(seeds), _) => many_seeds(&cli, seeds.clone()),

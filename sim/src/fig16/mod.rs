@@ -1,0 +1,286 @@
+//! `sim research elections`: Figure 16 of the Raft paper (Ongaro & Ousterhout 2014, §9.3),
+//! reproduced with Floe's Raft core, beside Ongaro's measured data.
+//!
+//! The setup follows the paper: five servers; a one-way latency uniform in 6-9 ms (a broadcast
+//! and its replies take about 15 ms); two of the four survivors have shorter logs and cannot win
+//! (AppendEntries reach them without entries, so they still hear the leader); the leader
+//! heartbeats every half minimum election timeout; after a second of normal operation it is
+//! crashed at a uniformly random point of its heartbeat interval; the time measured runs from the
+//! crash until every other live server has received an AppendEntries of the new leader. Raft
+//! ticks are 1 ms and each server ticks at its own random phase. Timeouts "150-155" are drawn
+//! uniformly from the integers 150..=155 ms by the core's seeded RNG, re-drawn at every reset.
+
+mod report;
+mod world;
+
+use engine::raft::{Config, NodeId, RoleKind, Term};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub use report::{ks_statistic, write_report};
+use world::{TICK_US, World};
+
+/// One curve of the figure: a timeout range and its number of trials.
+#[derive(Clone, Copy, Debug)]
+pub struct Curve {
+    /// Minimum election timeout, ms.
+    pub min_ms: u64,
+    /// Maximum election timeout, ms (inclusive).
+    pub max_ms: u64,
+    /// Trials (Ongaro's count).
+    pub trials: usize,
+}
+
+impl Curve {
+    /// `150-155`, as in Ongaro's CSV.
+    pub fn label(&self) -> String {
+        format!("{}-{}", self.min_ms, self.max_ms)
+    }
+}
+
+/// The top graph's curves, then the bottom graph's.
+pub const CURVES: [Curve; 10] = [
+    Curve {
+        min_ms: 150,
+        max_ms: 150,
+        trials: 100,
+    },
+    Curve {
+        min_ms: 150,
+        max_ms: 151,
+        trials: 1000,
+    },
+    Curve {
+        min_ms: 150,
+        max_ms: 155,
+        trials: 1000,
+    },
+    Curve {
+        min_ms: 150,
+        max_ms: 175,
+        trials: 1000,
+    },
+    Curve {
+        min_ms: 150,
+        max_ms: 200,
+        trials: 1000,
+    },
+    Curve {
+        min_ms: 150,
+        max_ms: 300,
+        trials: 1000,
+    },
+    Curve {
+        min_ms: 12,
+        max_ms: 24,
+        trials: 1000,
+    },
+    Curve {
+        min_ms: 25,
+        max_ms: 50,
+        trials: 1000,
+    },
+    Curve {
+        min_ms: 50,
+        max_ms: 100,
+        trials: 1000,
+    },
+    Curve {
+        min_ms: 100,
+        max_ms: 200,
+        trials: 1000,
+    },
+];
+
+/// A trial that has no new leader after this long is cut off and recorded at the cap.
+pub const TRIAL_CAP_MS: u64 = 100_000;
+
+/// One-way latency, µs.
+const LATENCY_US: (u64, u64) = (6_000, 9_000);
+
+/// The experiment's knobs.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Cluster size.
+    pub servers: usize,
+    /// PreVote on.
+    pub pre_vote: bool,
+    /// CheckQuorum on.
+    pub check_quorum: bool,
+}
+
+fn config(curve: Curve, setup: &Setup, id: NodeId, peers: Vec<NodeId>, seed: u64) -> Config {
+    let tick_ms = TICK_US / 1000;
+    let mut c = Config::new(id, peers, seed);
+    c.election_timeout_ticks = curve.min_ms / tick_ms;
+    c.election_timeout_max_ticks = curve.max_ms / tick_ms + 1;
+    c.heartbeat_interval_ticks = (curve.min_ms / tick_ms / 2).max(1);
+    c.pre_vote = setup.pre_vote;
+    c.check_quorum = setup.check_quorum;
+    c
+}
+
+/// The leader of the highest term among running nodes.
+fn leader_of(world: &World) -> Option<(usize, Term)> {
+    (0..world.nodes.len())
+        .filter_map(|slot| match world.role(slot) {
+            Some((RoleKind::Leader, term)) => Some((slot, term)),
+            _ => None,
+        })
+        .max_by_key(|&(_, term)| term)
+}
+
+/// One trial: ms from the leader's crash until every other live server heard the new leader.
+pub fn trial(curve: Curve, setup: &Setup, seed: u64) -> u64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let world_rng = ChaCha8Rng::seed_from_u64(rng.r#gen());
+    let mut w = World::new(setup.servers, world_rng, LATENCY_US, |id, peers, s| {
+        config(curve, setup, id, peers, s)
+    });
+    // The last two servers keep shorter logs: they can never win (Raft §5.4.1).
+    let n = setup.servers;
+    w.starve[n - 1] = true;
+    w.starve[n - 2] = true;
+    // Node 1 leads; a few entries commit everywhere but on the starved servers.
+    w.nodes[0].as_mut().expect("running").campaign();
+    w.run(500_000, |w| leader_of(w).is_some());
+    let (first, _) = leader_of(&w).expect("node 1 wins an undisturbed election");
+    for i in 0..2u8 {
+        let node = w.nodes[first].as_mut().expect("the leader runs");
+        let _ = node.propose(vec![i]);
+    }
+    // Normal operation, then a crash of the leader of the highest term (with short timeouts
+    // leadership may have moved) at a uniform point of the heartbeat interval.
+    let heartbeat_us = (curve.min_ms / 2).max(1) * 1000;
+    let crash_us = 1_000_000 + rng.gen_range(0..heartbeat_us);
+    w.run(crash_us, |_| false);
+    let (leader, _) = leader_of(&w).unwrap_or((first, Term(0)));
+    let term = (0..n)
+        .filter_map(|s| w.role(s))
+        .map(|(_, t)| t)
+        .max()
+        .unwrap_or_default();
+    w.crash(leader);
+    w.watch_term = Term(term.0 + 1);
+    let others: Vec<usize> = (0..n).filter(|&s| s != leader).collect();
+    let done = |w: &World| match leader_of(w) {
+        Some((new, _)) => others
+            .iter()
+            .filter(|&&s| s != new)
+            .all(|&s| w.heard_at[s].is_some_and(|_| true)),
+        None => false,
+    };
+    w.run(crash_us + TRIAL_CAP_MS * 1000, done);
+    let Some((new, _)) = leader_of(&w) else {
+        return TRIAL_CAP_MS;
+    };
+    let last = others
+        .iter()
+        .filter(|&&s| s != new)
+        .filter_map(|&s| w.heard_at[s])
+        .max()
+        .unwrap_or(crash_us + TRIAL_CAP_MS * 1000);
+    (last - crash_us).div_ceil(1000)
+}
+
+/// Every trial of `curve`, seeded from `(seed, curve, trial)`.
+pub fn run_curve(curve: Curve, setup: &Setup, seed: u64, trials: usize) -> Vec<u64> {
+    (0..trials)
+        .map(|t| {
+            let s = seed ^ (curve.min_ms << 40) ^ (curve.max_ms << 24) ^ (t as u64) << 1;
+            trial(curve, setup, s ^ ((setup.servers as u64) << 56))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_curve_is_deterministic_and_plausible() {
+        let setup = Setup {
+            servers: 5,
+            pre_vote: false,
+            check_quorum: false,
+        };
+        let curve = Curve {
+            min_ms: 150,
+            max_ms: 200,
+            trials: 20,
+        };
+        let a = run_curve(curve, &setup, 7, 20);
+        assert_eq!(a, run_curve(curve, &setup, 7, 20), "same seed, same trials");
+        for ms in &a {
+            assert!((100..=1000).contains(ms), "{a:?}");
+        }
+    }
+}
+
+/// What `sim research elections` runs.
+#[derive(Clone, Debug)]
+pub struct ElectionsOptions {
+    /// Trials per curve instead of Ongaro's counts.
+    pub trials: Option<usize>,
+    /// Cluster size of the main reproduction.
+    pub servers: usize,
+    /// Base seed.
+    pub seed: u64,
+    /// Output folder.
+    pub out: std::path::PathBuf,
+    /// Ongaro's CSV.
+    pub ongaro_csv: std::path::PathBuf,
+    /// Also run every curve with 9 servers.
+    pub nine: bool,
+}
+
+/// Runs every curve, writes the report, returns the README text.
+pub fn run_elections(opts: &ElectionsOptions) -> Result<String, String> {
+    let text = std::fs::read_to_string(&opts.ongaro_csv)
+        .map_err(|e| format!("cannot read {}: {e}", opts.ongaro_csv.display()))?;
+    let ongaro = report::read_ongaro(&text)?;
+    let mut results = Vec::new();
+    let mut sizes = vec![opts.servers];
+    if opts.nine && opts.servers != 9 {
+        sizes.push(9);
+    }
+    for &servers in &sizes {
+        let setup = Setup {
+            servers,
+            pre_vote: false,
+            check_quorum: false,
+        };
+        for curve in CURVES {
+            let trials = opts.trials.unwrap_or(curve.trials);
+            let mut ms: Vec<f64> = run_curve(curve, &setup, opts.seed, trials)
+                .into_iter()
+                .map(|m| m as f64)
+                .collect();
+            ms.sort_by(f64::total_cmp);
+            let label = if servers == opts.servers {
+                curve.label()
+            } else {
+                format!("{} ({servers} servers)", curve.label())
+            };
+            results.push(report::CurveResult { label, ours: ms });
+        }
+    }
+    // The 9-server rows compare with Ongaro's 5-server data (the paper: "similar").
+    let mut ongaro_all = ongaro.clone();
+    for (label, data) in &ongaro {
+        ongaro_all.insert(format!("{label} (9 servers)"), data.clone());
+    }
+    let preamble = format!(
+        "# Elections: Figure 16 of the Raft paper, reproduced\n\n\
+         Regenerate with `cargo run --release -p sim -- research elections` (seed {}, {} servers{}). \
+         Setup: `sim/src/fig16/mod.rs` (the module doc). KS: the two-sample Kolmogorov–Smirnov \
+         statistic between Floe's trials and Ongaro's measured ones (`../shared/data/raft-paper-fig16/`). \
+         Trials cut off at {} ms count at the cap.\n",
+        opts.seed,
+        opts.servers,
+        if sizes.len() > 1 { ", and 9" } else { "" },
+        TRIAL_CAP_MS
+    );
+    report::write_report(&opts.out, &results, &ongaro_all, &preamble)
+        .map_err(|e| format!("cannot write {}: {e}", opts.out.display()))
+}

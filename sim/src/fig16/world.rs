@@ -1,0 +1,165 @@
+//! A small discrete-event world over the Raft core alone, for election experiments: nodes are
+//! `RawNode`s ticked every millisecond (each with its own random phase, so timers are not in
+//! lockstep), messages take a random one-way latency, persistence is instant. No madsim: a trial
+//! is a few thousand events, and an experiment is tens of thousands of trials.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use engine::raft::{Config, HardState, Message, MessageKind, NodeId, RawNode, RoleKind, Term};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Microseconds per Raft tick.
+pub const TICK_US: u64 = 1000;
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Tick(usize),
+    Deliver(usize, u64),
+}
+
+/// The world: nodes, the event queue, links and the clock.
+pub struct World {
+    /// The nodes (slot `i` is node `i + 1`); `None` once crashed.
+    pub nodes: Vec<Option<RawNode>>,
+    queue: BinaryHeap<Reverse<(u64, u64, Event)>>,
+    in_flight: Vec<Option<Message>>,
+    seq: u64,
+    /// Simulated time, µs.
+    pub now_us: u64,
+    rng: ChaCha8Rng,
+    /// One-way latency range, µs.
+    pub latency_us: (u64, u64),
+    /// `cut[from][to]`: messages on this link are lost.
+    pub cut: Vec<Vec<bool>>,
+    /// AppendEntries to these slots lose their entries on the way (the nodes keep shorter logs
+    /// but still hear the leader).
+    pub starve: Vec<bool>,
+    /// First time each slot received an AppendEntries of a term at least `watch_term`.
+    pub heard_at: Vec<Option<u64>>,
+    /// The term `heard_at` watches for (0: off).
+    pub watch_term: Term,
+}
+
+impl World {
+    /// `n` nodes with `config_of(id)`; node `i` ticks at its own random phase.
+    pub fn new(
+        n: usize,
+        mut rng: ChaCha8Rng,
+        latency_us: (u64, u64),
+        config_of: impl Fn(NodeId, Vec<NodeId>, u64) -> Config,
+    ) -> World {
+        let peers: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
+        let mut world = World {
+            nodes: Vec::with_capacity(n),
+            queue: BinaryHeap::new(),
+            in_flight: Vec::new(),
+            seq: 0,
+            now_us: 0,
+            rng: ChaCha8Rng::seed_from_u64(rng.r#gen()),
+            latency_us,
+            cut: vec![vec![false; n]; n],
+            starve: vec![false; n],
+            heard_at: vec![None; n],
+            watch_term: Term(0),
+        };
+        for slot in 0..n {
+            let config = config_of(peers[slot], peers.clone(), rng.r#gen());
+            let node = RawNode::new(config, HardState::default(), Vec::new())
+                .expect("a valid experiment configuration");
+            world.nodes.push(Some(node));
+            let phase = rng.gen_range(0..TICK_US);
+            world.push(phase, Event::Tick(slot));
+        }
+        world
+    }
+
+    fn push(&mut self, at_us: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse((at_us, self.seq, event)));
+    }
+
+    /// Crashes a node: it stops ticking and receiving.
+    pub fn crash(&mut self, slot: usize) {
+        self.nodes[slot] = None;
+    }
+
+    /// The node's status, if it runs.
+    pub fn role(&self, slot: usize) -> Option<(RoleKind, Term)> {
+        let node = self.nodes[slot].as_ref()?;
+        let s = node.status();
+        Some((s.role, s.term))
+    }
+
+    /// Runs until `until_us` or until `stop(world)` is true (checked after every event).
+    pub fn run(&mut self, until_us: u64, stop: impl Fn(&World) -> bool) {
+        while let Some(Reverse((at, _, _))) = self.queue.peek() {
+            if *at > until_us || stop(self) {
+                break;
+            }
+            let Reverse((at, _, event)) = self.queue.pop().expect("peeked");
+            self.now_us = at;
+            match event {
+                Event::Tick(slot) => {
+                    if let Some(node) = self.nodes[slot].as_mut() {
+                        node.tick();
+                        self.push(at + TICK_US, Event::Tick(slot));
+                    }
+                }
+                Event::Deliver(slot, id) => {
+                    let msg = self.in_flight[id as usize].take().expect("delivered once");
+                    self.deliver(slot, msg);
+                }
+            }
+            self.drain(at);
+        }
+    }
+
+    fn deliver(&mut self, slot: usize, msg: Message) {
+        let watched = self.watch_term > Term(0)
+            && msg.term >= self.watch_term
+            && matches!(msg.kind, MessageKind::Append { .. });
+        let Some(node) = self.nodes[slot].as_mut() else {
+            return;
+        };
+        if watched && self.heard_at[slot].is_none() {
+            self.heard_at[slot] = Some(self.now_us);
+        }
+        let _ = node.step(msg);
+    }
+
+    /// Handles every node's Ready: instant persistence, messages onto the network.
+    fn drain(&mut self, now: u64) {
+        for slot in 0..self.nodes.len() {
+            let Some(node) = self.nodes[slot].as_mut() else {
+                continue;
+            };
+            let mut out = Vec::new();
+            while let Some(mut ready) = node.ready() {
+                out.append(&mut ready.messages);
+                node.advance(ready);
+            }
+            for msg in out {
+                self.send(now, msg);
+            }
+        }
+    }
+
+    fn send(&mut self, now: u64, msg: Message) {
+        let (from, to) = (msg.from.0 as usize - 1, msg.to.0 as usize - 1);
+        if self.cut[from][to] {
+            return;
+        }
+        let mut msg = msg;
+        if self.starve[to]
+            && let MessageKind::Append { entries, .. } = &mut msg.kind
+        {
+            entries.clear();
+        }
+        let latency = self.rng.gen_range(self.latency_us.0..=self.latency_us.1);
+        let id = self.in_flight.len() as u64;
+        self.in_flight.push(Some(msg));
+        self.push(now + latency, Event::Deliver(to, id));
+    }
+}
