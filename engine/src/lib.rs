@@ -7,7 +7,11 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "net")]
+pub mod http;
 pub mod log;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod raft;
 pub mod server;
 pub mod store;

@@ -1,0 +1,2 @@
+//! The Floe production node.
+fn main() {}

@@ -1,0 +1,1 @@
+//! The etcd v2 HTTP API over the typed client API.

@@ -1,0 +1,1 @@
+//! The production world: the system clock, a file disk and a TCP peer transport (tokio).
