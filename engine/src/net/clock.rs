@@ -40,7 +40,11 @@ impl Clock for SystemClock {
         tokio::time::sleep(Duration::from_millis(wait))
     }
 
-    #[allow(clippy::disallowed_types, clippy::disallowed_methods, reason = "TTL stamps need wall-clock time")]
+    #[allow(
+        clippy::disallowed_types,
+        clippy::disallowed_methods,
+        reason = "TTL stamps need wall-clock time"
+    )]
     fn unix_ms(&self) -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -1,5 +1,15 @@
 //! The production world: the system clock, a file disk and a TCP peer transport (tokio).
+//!
+//! - `clock`: [`SystemClock`], monotonic timers and wall-clock TTL stamps.
+//! - `disk`: [`FileDisk`], one append-only file made durable by `fdatasync`.
+//! - `peer`: [`TcpNetwork`], Raft messages over TCP, and the member [`Directory`].
 
 mod clock;
+mod disk;
+mod peer;
 
 pub use clock::SystemClock;
+pub use disk::FileDisk;
+pub use peer::{
+    Directory, Member, MemberView, PeerSetup, TcpNetwork, bind_reusable, start_peers, url_authority,
+};

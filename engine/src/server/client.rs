@@ -3,7 +3,7 @@
 use futures::channel::{mpsc, oneshot};
 
 use super::StateMachine;
-use crate::raft::{Index, NodeId, Term};
+use crate::raft::{Index, NodeId, Status, Term};
 
 /// A command the node applied for a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,12 +70,21 @@ pub enum Request<S: StateMachine> {
         /// Where the answer goes.
         reply: oneshot::Sender<Result<ReadAnswer<S::Answer>, ClientError>>,
     },
+    /// The Raft core's status now (role, term, leader, indexes), for the HTTP layer's
+    /// membership and health endpoints.
+    Status {
+        /// Where the answer goes.
+        reply: oneshot::Sender<Status>,
+    },
     /// Wait until `watch` fires on this node's applied state.
     Watch {
         /// What to wait for.
         watch: S::Watch,
         /// Where the answer goes.
         reply: oneshot::Sender<Result<ReadAnswer<S::Answer>, ClientError>>,
+        /// Told the machine's position once the watch is accepted (before it fires); dropped
+        /// unsent if the watch fails at once.
+        armed: Option<oneshot::Sender<u64>>,
     },
 }
 
@@ -120,8 +129,43 @@ impl<S: StateMachine> Client<S> {
     /// Waits until `watch` fires on the node's applied state.
     pub async fn watch(&self, watch: S::Watch) -> Result<ReadAnswer<S::Answer>, ClientError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Request::Watch { watch, reply })?;
+        self.send(Request::Watch {
+            watch,
+            reply,
+            armed: None,
+        })?;
         answer.await.unwrap_or(Err(ClientError::Stopped))
+    }
+
+    /// Starts a watch and returns at once: the first receiver gets the machine's position when
+    /// the watch is accepted (it is dropped unsent if the watch fails at once), the second the
+    /// watch's answer.
+    #[allow(clippy::type_complexity)]
+    pub fn watch_armed(
+        &self,
+        watch: S::Watch,
+    ) -> Result<
+        (
+            oneshot::Receiver<u64>,
+            oneshot::Receiver<Result<ReadAnswer<S::Answer>, ClientError>>,
+        ),
+        ClientError,
+    > {
+        let (reply, answer) = oneshot::channel();
+        let (armed_tx, armed) = oneshot::channel();
+        self.send(Request::Watch {
+            watch,
+            reply,
+            armed: Some(armed_tx),
+        })?;
+        Ok((armed, answer))
+    }
+
+    /// The node's Raft status.
+    pub async fn status(&self) -> Result<Status, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Status { reply })?;
+        answer.await.map_err(|_| ClientError::Stopped)
     }
 
     /// Reads from the state machine, linearizably or locally.

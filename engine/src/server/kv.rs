@@ -124,6 +124,10 @@ impl StateMachine for KvMachine {
         found.transpose()
     }
 
+    fn position(&self) -> u64 {
+        self.store.index()
+    }
+
     /// `waitIndex` 0 (or absent) means the next change after the watch arrived (etcd-v2.md §2.5).
     fn arm_watch(&self, watch: &mut KvWatch) {
         if watch.wait_index == 0 {

@@ -73,6 +73,11 @@ pub trait StateMachine {
     /// Fixes what a watch means against the state at its arrival (for the store: "from the
     /// next index" becomes a concrete index), before it is first polled.
     fn arm_watch(&self, _watch: &mut Self::Watch) {}
+    /// The machine's own position, reported when a watch is armed (for the store: its index,
+    /// which etcd sends as a watch response's `X-Etcd-Index`).
+    fn position(&self) -> u64 {
+        0
+    }
     /// A command the leader should propose now on the state machine's behalf, such as expiring
     /// keys whose TTL passed `unix_ms`. Asked every `NodeConfig::housekeeping_ms` on the leader.
     fn leader_proposal(&self, _unix_ms: u64) -> Option<Vec<u8>> {

@@ -23,6 +23,9 @@ pub struct NodeConfig {
     pub watchers_max: usize,
     /// How long a linearizable read waits for its read index before it is answered `Busy`.
     pub read_timeout_ms: u64,
+    /// Most client requests taken into one `Ready` (so into one log sync): 1 in the simulator,
+    /// more in production, where many proposals share one fsync (group commit).
+    pub requests_per_ready: usize,
 }
 
 impl NodeConfig {
@@ -34,6 +37,7 @@ impl NodeConfig {
             housekeeping_ms: 500,
             watchers_max: 10_000,
             read_timeout_ms: 3_000,
+            requests_per_ready: 1,
         }
     }
 }
@@ -168,6 +172,13 @@ where
                     Some(request) => node.handle_request(request),
                     None => return Ok(()),
                 }
+                // Group commit: requests already queued join the same Ready (one sync).
+                for _ in 1..config.requests_per_ready {
+                    match requests.try_recv() {
+                        Ok(request) => node.handle_request(request),
+                        _ => break,
+                    }
+                }
             }
             msg = net.recv_until(deadline).fuse() => {
                 node.catch_up(clock.now_ms());
@@ -239,14 +250,35 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 linearizable: true,
                 reply,
             } => self.start_read(query, reply),
-            Request::Watch { mut watch, reply } => {
+            Request::Status { reply } => {
+                let _ = reply.send(self.raw.status());
+            }
+            Request::Watch {
+                mut watch,
+                reply,
+                armed,
+            } => {
+                let position = self.sm.position();
                 self.sm.arm_watch(&mut watch);
-                if let Some(answer) = self.sm.poll_watch(&watch) {
-                    let _ = reply.send(Ok(self.read_answer(answer)));
-                } else if self.watchers.len() >= self.watchers_max {
-                    let _ = reply.send(Err(ClientError::TooManyWatchers));
-                } else {
-                    self.watchers.push((watch, reply));
+                let arm = |armed: Option<oneshot::Sender<u64>>| {
+                    if let Some(armed) = armed {
+                        let _ = armed.send(position);
+                    }
+                };
+                // The answer (if any) is sent right after `armed`, in this same step, so a
+                // caller that got `armed` can tell an immediate answer by polling once.
+                match self.sm.poll_watch(&watch) {
+                    Some(answer) => {
+                        arm(armed);
+                        let _ = reply.send(Ok(self.read_answer(answer)));
+                    }
+                    None if self.watchers.len() >= self.watchers_max => {
+                        let _ = reply.send(Err(ClientError::TooManyWatchers));
+                    }
+                    None => {
+                        arm(armed);
+                        self.watchers.push((watch, reply));
+                    }
                 }
             }
         }

@@ -32,6 +32,14 @@ pub enum ErrorCode {
     TtlNan,
     /// 203: `prevIndex` or `waitIndex` is not a number.
     IndexNan,
+    /// 205: the 0.x lock module's `timeout` is not a number.
+    TimeoutNan,
+    /// 206: the 0.x leader module needs `name`.
+    NameRequired,
+    /// 207: the 0.x lock module needs `index` or `value`.
+    IndexOrValueRequired,
+    /// 208: the 0.x lock module's release takes `index` or `value`, not both.
+    IndexValueMutex,
     /// 209: a boolean (or `wait` on a non-GET) is invalid.
     InvalidField,
     /// 210: the form could not be parsed (or is over 10 MiB).
@@ -65,6 +73,10 @@ impl ErrorCode {
             ErrorCode::PrevValueRequired => 201,
             ErrorCode::TtlNan => 202,
             ErrorCode::IndexNan => 203,
+            ErrorCode::TimeoutNan => 205,
+            ErrorCode::NameRequired => 206,
+            ErrorCode::IndexOrValueRequired => 207,
+            ErrorCode::IndexValueMutex => 208,
             ErrorCode::InvalidField => 209,
             ErrorCode::InvalidForm => 210,
             ErrorCode::RefreshValue => 211,
@@ -90,6 +102,10 @@ impl ErrorCode {
             ErrorCode::PrevValueRequired => "PrevValue is Required in POST form",
             ErrorCode::TtlNan => "The given TTL in POST form is not a number",
             ErrorCode::IndexNan => "The given index in POST form is not a number",
+            ErrorCode::TimeoutNan => "The given timeout in POST form is not a number",
+            ErrorCode::NameRequired => "Name is required in POST form",
+            ErrorCode::IndexOrValueRequired => "Index or value is required",
+            ErrorCode::IndexValueMutex => "Index and value cannot both be specified",
             ErrorCode::InvalidField => "Invalid field",
             ErrorCode::InvalidForm => "Invalid POST form",
             ErrorCode::RefreshValue => "Value provided on refresh",

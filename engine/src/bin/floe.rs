@@ -1,2 +1,0 @@
-//! The Floe production node.
-fn main() {}

@@ -1,0 +1,509 @@
+//! `floe`: the production node. Runs like etcd (same flags, same client API), built from the
+//! engine the simulator tests.
+
+mod flags;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use engine::http::{App, HttpConfig, MemberInfo, Membership};
+use engine::log::{CutReason, Disk, RECORD_BYTES_MAX, Wal};
+use engine::net::{Directory, FileDisk, Member, PeerSetup, SystemClock, bind_reusable};
+use engine::raft::{Config, NodeId};
+use engine::server::{Clock, Env, KvClient, KvMachine, NoObserver, NodeConfig};
+use engine::store::ExpirationStyle;
+use flags::Flags;
+
+const HELP: &str = "\
+floe: a Raft key-value store that speaks the etcd v2 API
+
+Usage: floe [flags]            (etcd's flags; -flag, --flag, -flag=value and --flag value all work;
+                                a repeated flag's last value wins; ETCD_<FLAG> variables too)
+
+With no flags: a one-member cluster named 'default', clients on http://127.0.0.1:2379 and
+http://127.0.0.1:4001, peers on http://127.0.0.1:2380, data in ./default.floe.
+
+  --name NAME                          member name (default: default)
+  --data-dir DIR                       where the log lives (default: NAME.floe)
+  --listen-client-urls URLS            client listen URLs, comma-separated
+                                       (default: http://127.0.0.1:2379,http://127.0.0.1:4001)
+  --advertise-client-urls URLS         client URLs told to others (default: the listen URLs)
+  --listen-peer-urls URLS              peer listen URLs (default: http://127.0.0.1:2380)
+  --initial-advertise-peer-urls URLS   peer URLs told to others (default: the listen URLs)
+  --initial-cluster NAME=URL,...       every member (default: NAME=<advertised peer URLs>)
+  --initial-cluster-state new|existing only 'new' clusters are formed; 'existing' needs a data dir
+  --initial-cluster-token TOKEN        tells clusters apart (default: etcd-cluster)
+  --heartbeat-interval MS              heartbeat period in ms (default: 100)
+  --election-timeout MS                minimum election timeout in ms (default: 1000)
+  --pre-vote BOOL                      Raft PreVote (default: true)
+  --check-quorum BOOL                  Raft CheckQuorum: a leader cut off steps down (default: true)
+  --legacy BOOL                        the etcd 0.x layer: /mod/v2/lock, /mod/v2/leader,
+                                       /v2/keys/_etcd/machines, text /v2/leader (default: true)
+  --expiration-suffix offset|z         'expiration' ends in +00:00 (default) or Z (etcd 3.4)
+  --help                               this text
+
+Logging: RUST_LOG (e.g. RUST_LOG=debug); default info.
+Membership changes, TLS, v2 auth and the v3 API are not supported.
+";
+
+/// Everything the command line decides.
+struct Settings {
+    name: String,
+    data_dir: PathBuf,
+    listen_client: Vec<SocketAddr>,
+    advertise_client: Vec<String>,
+    listen_peer: Vec<SocketAddr>,
+    members: Vec<(String, Vec<String>)>,
+    state: String,
+    token: String,
+    heartbeat_ms: u64,
+    election_ms: u64,
+    pre_vote: bool,
+    check_quorum: bool,
+    legacy: bool,
+    expiration: ExpirationStyle,
+}
+
+fn split_urls(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Socket addresses of `http://host:port` URLs (`localhost` resolves to loopback).
+fn listen_addrs(urls: &[String], what: &str) -> Result<Vec<SocketAddr>, String> {
+    let mut addrs = Vec::new();
+    for url in urls {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("{what} URL {url:?} must start with http://"));
+        }
+        if url.starts_with("https://") {
+            return Err(format!("{what} URL {url:?}: TLS is not supported"));
+        }
+        let authority = engine::net::url_authority(url)
+            .ok_or_else(|| format!("{what} URL {url:?} needs a host and a port"))?;
+        let resolved: Vec<SocketAddr> = authority
+            .to_socket_addrs()
+            .map_err(|e| format!("{what} URL {url:?}: {e}"))?
+            .collect();
+        let addr = resolved
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(resolved.first())
+            .ok_or_else(|| format!("{what} URL {url:?} resolves to nothing"))?;
+        addrs.push(*addr);
+    }
+    Ok(addrs)
+}
+
+/// `--initial-cluster`: `name=url,name=url2,...` (a name may repeat for several URLs).
+fn parse_cluster(text: &str) -> Result<Vec<(String, Vec<String>)>, String> {
+    let mut members: Vec<(String, Vec<String>)> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, url) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--initial-cluster item {item:?} is not NAME=URL"))?;
+        if name.is_empty() || engine::net::url_authority(url).is_none() {
+            return Err(format!(
+                "--initial-cluster item {item:?} is not NAME=http://host:port"
+            ));
+        }
+        match members.iter_mut().find(|(n, _)| n == name) {
+            Some((_, urls)) => urls.push(url.to_string()),
+            None => members.push((name.to_string(), vec![url.to_string()])),
+        }
+    }
+    if members.is_empty() {
+        return Err("--initial-cluster names no member".into());
+    }
+    members.sort();
+    Ok(members)
+}
+
+fn settings(flags: &Flags) -> Result<Settings, String> {
+    let name = flags.get("name").unwrap_or("default").to_string();
+    let data_dir = PathBuf::from(
+        flags
+            .get("data-dir")
+            .map_or_else(|| format!("{name}.floe"), str::to_string),
+    );
+    let listen_client = split_urls(
+        flags
+            .get("listen-client-urls")
+            .unwrap_or("http://127.0.0.1:2379,http://127.0.0.1:4001"),
+    );
+    let advertise_client = flags
+        .get("advertise-client-urls")
+        .map_or_else(|| listen_client.clone(), split_urls);
+    let listen_peer = split_urls(
+        flags
+            .get("listen-peer-urls")
+            .unwrap_or("http://127.0.0.1:2380"),
+    );
+    let advertise_peer = flags
+        .get("initial-advertise-peer-urls")
+        .map_or_else(|| listen_peer.clone(), split_urls);
+    let cluster = flags.get("initial-cluster").map_or_else(
+        || format!("{name}={}", advertise_peer.join(&format!(",{name}="))),
+        str::to_string,
+    );
+    let members = parse_cluster(&cluster)?;
+    if !members.iter().any(|(n, _)| *n == name) {
+        return Err(format!(
+            "--initial-cluster {cluster:?} has no member named {name:?} (--name)"
+        ));
+    }
+    let state = flags
+        .get("initial-cluster-state")
+        .unwrap_or("new")
+        .to_string();
+    if state != "new" && state != "existing" {
+        return Err(format!(
+            "--initial-cluster-state {state:?}: want new or existing"
+        ));
+    }
+    let heartbeat_ms = flags.uint("heartbeat-interval", 100)?.max(1);
+    let election_ms = flags.uint("election-timeout", 1000)?;
+    if election_ms < 5 * heartbeat_ms {
+        return Err(format!(
+            "--election-timeout {election_ms} should be at least 5 times --heartbeat-interval {heartbeat_ms}"
+        ));
+    }
+    let expiration = match flags.get("expiration-suffix").unwrap_or("offset") {
+        "offset" | "+00:00" => ExpirationStyle::Offset,
+        "z" | "Z" => ExpirationStyle::Zulu,
+        other => return Err(format!("--expiration-suffix {other:?}: want offset or z")),
+    };
+    Ok(Settings {
+        listen_client: listen_addrs(&listen_client, "client")?,
+        listen_peer: listen_addrs(&listen_peer, "peer")?,
+        name,
+        data_dir,
+        advertise_client,
+        members,
+        state,
+        token: flags
+            .get("initial-cluster-token")
+            .unwrap_or("etcd-cluster")
+            .to_string(),
+        heartbeat_ms,
+        election_ms,
+        pre_vote: flags.bool("pre-vote", true)?,
+        check_quorum: flags.bool("check-quorum", true)?,
+        legacy: flags.bool("legacy", true)?,
+        expiration,
+    })
+}
+
+/// FNV-1a, for member and cluster ids that are the same on every member and every start.
+fn fnv(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// The member list as the HTTP layer shows it, from the transport's directory.
+struct DirectoryMembership {
+    directory: Directory,
+    hex_ids: Vec<(NodeId, String)>,
+}
+
+impl Membership for DirectoryMembership {
+    fn members(&self) -> Vec<MemberInfo> {
+        self.directory
+            .members()
+            .into_iter()
+            .map(|m| MemberInfo {
+                id: m.id,
+                hex_id: self
+                    .hex_ids
+                    .iter()
+                    .find(|(id, _)| *id == m.id)
+                    .map(|(_, hex)| hex.clone())
+                    .unwrap_or_default(),
+                name: m.name,
+                peer_urls: m.peer_urls,
+                client_urls: m.client_urls,
+            })
+            .collect()
+    }
+}
+
+/// A read-only view of the log file, to judge its damage before recovery cuts anything.
+struct Inspect(Vec<u8>);
+
+impl Disk for Inspect {
+    fn read_all(&self) -> std::io::Result<Vec<u8>> {
+        Ok(self.0.clone())
+    }
+    fn append(&mut self, _: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn truncate(&mut self, _: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+    async fn sync(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Refuses a data dir of another cluster or member, and a log damaged before its tail (a torn
+/// last write is cut and logged by recovery; damage with intact data after it is not a torn
+/// write, and cutting there could drop acknowledged writes).
+async fn check_data_dir(
+    dir: &Path,
+    cluster_hex: &str,
+    member_hex: &str,
+    name: &str,
+    state: &str,
+) -> Result<PathBuf, String> {
+    let meta_path = dir.join("floe.meta");
+    let wal_path = dir.join("wal");
+    let meta = format!("cluster={cluster_hex}\nmember={member_hex}\nname={name}\n");
+    match std::fs::read_to_string(&meta_path) {
+        Ok(found) if found == meta => {}
+        Ok(found) => {
+            return Err(format!(
+                "data dir {} belongs to another cluster or member:\n{found}but this node is\n{meta}(check --name, --initial-cluster and --initial-cluster-token, or use a new --data-dir)",
+                dir.display()
+            ));
+        }
+        Err(_) if wal_path.exists() => {
+            return Err(format!(
+                "data dir {} has a log but no floe.meta: not a Floe data dir",
+                dir.display()
+            ));
+        }
+        Err(_) => {
+            if state == "existing" {
+                return Err(format!(
+                    "--initial-cluster-state existing needs this member's data dir; {} is empty (Floe cannot add members to a running cluster)",
+                    dir.display()
+                ));
+            }
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
+            std::fs::write(&meta_path, &meta)
+                .map_err(|e| format!("cannot write {}: {e}", meta_path.display()))?;
+        }
+    }
+    if let Ok(bytes) = std::fs::read(&wal_path) {
+        let total = bytes.len();
+        let (_, recovered) = Wal::open(Inspect(bytes))
+            .await
+            .map_err(|e| format!("log {}: {e}", wal_path.display()))?;
+        let torn = matches!(
+            recovered.cut_reason,
+            None | Some(CutReason::ShortHeader | CutReason::ShortPayload)
+        );
+        if !torn && recovered.cut_bytes as usize > RECORD_BYTES_MAX + 4096 {
+            return Err(format!(
+                "log {} is corrupt: a bad record ({:?}) {} bytes before its end of {total} bytes; refusing to start rather than drop data (restore the member from a healthy copy)",
+                wal_path.display(),
+                recovered.cut_reason,
+                recovered.cut_bytes
+            ));
+        }
+        if recovered.cut_bytes > 0 {
+            tracing::warn!(
+                log = %wal_path.display(),
+                cut_bytes = recovered.cut_bytes,
+                reason = ?recovered.cut_reason,
+                "the log's last write was torn; recovery cuts it"
+            );
+        }
+    }
+    Ok(wal_path)
+}
+
+/// Who is who: Raft ids by sorted name, etcd-style hex ids, the cluster id.
+struct Identity {
+    me: NodeId,
+    peers: Vec<NodeId>,
+    hex_ids: Vec<(NodeId, String)>,
+    cluster_id: u64,
+    members: Vec<Member>,
+}
+
+fn identity(s: &Settings) -> Result<Identity, String> {
+    let mut hex_ids = Vec::new();
+    let mut members = Vec::new();
+    let mut me = None;
+    for (i, (name, urls)) in s.members.iter().enumerate() {
+        let id = NodeId(i as u64 + 1);
+        let mut parts = vec![name.as_str(), s.token.as_str()];
+        parts.extend(urls.iter().map(String::as_str));
+        hex_ids.push((id, format!("{:x}", fnv(&parts))));
+        if *name == s.name {
+            me = Some(id);
+        }
+        members.push(Member {
+            id,
+            name: name.clone(),
+            peer_urls: urls.clone(),
+            client_urls: if *name == s.name {
+                s.advertise_client.clone()
+            } else {
+                Vec::new()
+            },
+        });
+    }
+    let mut cluster_parts: Vec<&str> = hex_ids.iter().map(|(_, h)| h.as_str()).collect();
+    cluster_parts.push(&s.token);
+    Ok(Identity {
+        me: me.ok_or("no member has this --name")?,
+        peers: members.iter().map(|m| m.id).collect(),
+        cluster_id: fnv(&cluster_parts),
+        hex_ids,
+        members,
+    })
+}
+
+async fn run(s: Settings) -> Result<(), String> {
+    let Identity {
+        me,
+        peers,
+        hex_ids,
+        cluster_id,
+        members,
+    } = identity(&s)?;
+    let cluster_hex = format!("{cluster_id:x}");
+    let member_hex = &hex_ids.iter().find(|(id, _)| *id == me).ok_or("no id")?.1;
+    let wal_path = check_data_dir(&s.data_dir, &cluster_hex, member_hex, &s.name, &s.state).await?;
+
+    let clock = SystemClock::new();
+    let mut client_listeners = Vec::new();
+    for addr in &s.listen_client {
+        let listener = bind_reusable(*addr).map_err(|e| format!("client listener: {e}"))?;
+        client_listeners.push(listener);
+    }
+    let (network, directory) = engine::net::start_peers(PeerSetup {
+        id: me,
+        name: s.name.clone(),
+        cluster_id,
+        listen: s.listen_peer.clone(),
+        members,
+        queue_max: 4096,
+        clock,
+    })
+    .await
+    .map_err(|e| format!("peer listener: {e}"))?;
+    let disk = FileDisk::open(&wal_path).map_err(|e| format!("log {}: {e}", wal_path.display()))?;
+
+    let mut raft = Config::new(me, peers, clock.unix_ms() ^ (me.0 << 48));
+    let election_ticks = s.election_ms / s.heartbeat_ms;
+    raft.heartbeat_interval_ticks = 1;
+    raft.election_timeout_ticks = election_ticks;
+    raft.election_timeout_max_ticks = election_ticks * 2;
+    raft.pre_vote = s.pre_vote;
+    raft.check_quorum = s.check_quorum;
+    let mut node = NodeConfig::new(raft, s.heartbeat_ms);
+    node.requests_per_ready = 256;
+    node.read_timeout_ms = 5_000 + 2 * s.election_ms;
+    let (client, requests) = KvClient::channel(8192);
+    let app = App::new(
+        client,
+        clock,
+        HttpConfig {
+            id: me,
+            cluster_id: cluster_hex.clone(),
+            legacy: s.legacy,
+            request_timeout_ms: 5_000 + 2 * s.election_ms,
+            expiration: s.expiration,
+        },
+        Box::new(DirectoryMembership {
+            directory,
+            hex_ids: hex_ids.clone(),
+        }),
+    );
+    for listener in client_listeners {
+        tokio_spawn(engine::http::serve(listener, app.clone()));
+    }
+    tracing::info!(
+        name = %s.name,
+        member = %member_hex,
+        cluster = %cluster_hex,
+        clients = ?s.advertise_client,
+        data_dir = %s.data_dir.display(),
+        "floe is serving"
+    );
+    let env = Env {
+        clock,
+        net: network,
+        disk,
+    };
+    engine::server::run(node, env, KvMachine::default(), requests, NoObserver)
+        .await
+        .map_err(|e| format!("node stopped: {e}"))
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "production: the HTTP servers run on tokio's runtime"
+)]
+fn tokio_spawn<F: std::future::Future<Output = ()> + Send + 'static>(future: F) {
+    tokio::spawn(future);
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flags = match Flags::parse(&args, std::env::vars()) {
+        Ok(flags) => flags,
+        Err(e) => {
+            eprintln!("floe: {e}\nRun 'floe --help' for the flags.");
+            return ExitCode::from(2);
+        }
+    };
+    if flags.get("help").is_some() {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    if flags.get("version").is_some() {
+        println!(
+            "floe {} (etcd v2 API, as etcd 3.4.23)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    for ignored in &flags.ignored {
+        tracing::warn!(flag = %ignored, "flag not used by floe; ignored");
+    }
+    let settings = match settings(&flags) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("floe: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("floe: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("floe: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

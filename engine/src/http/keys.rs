@@ -1,0 +1,375 @@
+//! `/v2/keys`: reads, writes, and long-poll or stream watches (etcd-v2.md §2).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::http::request::Parts;
+use hyper::{Method, Response};
+
+use super::forward::Attempt;
+use super::response::{self, Body, JSON};
+use super::{App, form_params, read_form_body};
+use crate::server::{ClientError, Clock, KvError, KvGet, KvWatch};
+use crate::store::command::{bool_param, index_param, param, ttl_param};
+use crate::store::{
+    Command, ErrorCode, Event, StoreError, WriteMethod, command_from_params, render_with,
+    success_status,
+};
+
+/// What a GET asks for, once its parameters are valid.
+struct ReadParams {
+    recursive: bool,
+    sorted: bool,
+    wait: bool,
+    wait_index: u64,
+    quorum: bool,
+    stream: bool,
+}
+
+/// etcd's parameter checks for a GET, in its order (etcd-v2.md §2.4: prevIndex, waitIndex,
+/// bools, empty prevValue, noValueOnSuccess, ttl, prevExist, refresh).
+fn read_params(params: &[(String, String)], now_ms: u64) -> Result<ReadParams, StoreError> {
+    index_param(params, "prevIndex")?;
+    let wait_index = index_param(params, "waitIndex")?.unwrap_or(0);
+    let recursive = bool_param(params, "recursive", true)?.unwrap_or(false);
+    let sorted = bool_param(params, "sorted", true)?.unwrap_or(false);
+    let wait = bool_param(params, "wait", true)?.unwrap_or(false);
+    bool_param(params, "dir", true)?;
+    let quorum = bool_param(params, "quorum", true)?.unwrap_or(false);
+    let stream = bool_param(params, "stream", true)?.unwrap_or(false);
+    if param(params, "prevValue") == Some("") {
+        let cause = "\"prevValue\" cannot be empty";
+        return Err(StoreError::param(ErrorCode::PrevValueRequired, cause));
+    }
+    bool_param(params, "noValueOnSuccess", true)?;
+    ttl_param(params, now_ms)?;
+    bool_param(params, "prevExist", false)?;
+    bool_param(params, "refresh", false)?;
+    Ok(ReadParams {
+        recursive,
+        sorted,
+        wait,
+        wait_index,
+        quorum,
+        stream,
+    })
+}
+
+/// The `/v2/stats/store` counter family of a write command.
+fn stat_name(command: &Command) -> &'static str {
+    match command {
+        Command::Set { .. } => "sets",
+        Command::Create { .. } | Command::CreateInOrder { .. } => "create",
+        Command::Update { .. } => "update",
+        Command::CompareAndSwap { .. } => "compareAndSwap",
+        Command::Delete { .. } => "delete",
+        Command::CompareAndDelete { .. } => "compareAndDelete",
+        Command::Expire { .. } => "expireCount",
+    }
+}
+
+/// A 500/300 for failures below the store (etcd-v2.md §3.1: index 0).
+pub(super) fn internal(error: &ClientError, cluster_id: &str) -> Response<Body> {
+    let cause = match error {
+        ClientError::Overwritten | ClientError::Stopped => "etcdserver: request timed out",
+        ClientError::TooManyWatchers => "too many watchers",
+        _ => "etcdserver: server stopped",
+    };
+    response::store_error(
+        &StoreError::param(ErrorCode::RaftInternal, cause),
+        cluster_id,
+    )
+}
+
+impl App {
+    /// Renders an event with the configured expiration style.
+    pub(super) fn event_body(&self, event: &Event, no_value: bool) -> String {
+        render_with(
+            event,
+            self.clock.unix_ms(),
+            no_value,
+            self.config.expiration,
+        )
+    }
+
+    /// A keys-API success: JSON, `X-Etcd-Index`, `X-Raft-Index`, `X-Raft-Term`.
+    fn event_response(
+        &self,
+        status: u16,
+        event: &Event,
+        raft: (u64, u64),
+        no_value: bool,
+    ) -> Response<Body> {
+        let mut response = response::with_body(status, JSON, self.event_body(event, no_value));
+        self.stamp(&mut response, event.index, raft);
+        response
+    }
+
+    fn stamp(&self, response: &mut Response<Body>, etcd_index: u64, raft: (u64, u64)) {
+        response::set(response, "X-Etcd-Cluster-Id", &self.config.cluster_id);
+        response::set(response, "X-Etcd-Index", &etcd_index.to_string());
+        response::set(response, "X-Raft-Index", &raft.0.to_string());
+        response::set(response, "X-Raft-Term", &raft.1.to_string());
+    }
+
+    pub(super) fn error_response(&self, error: &StoreError) -> Response<Body> {
+        response::store_error(error, &self.config.cluster_id)
+    }
+
+    pub(super) async fn keys(
+        self: Arc<Self>,
+        head: Parts,
+        body: Incoming,
+        key: String,
+        raw_query: String,
+    ) -> Response<Body> {
+        let method = head.method.clone();
+        if !matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::POST | Method::DELETE
+        ) {
+            return response::method_not_allowed("HEAD,GET,PUT,POST,DELETE");
+        }
+        let form = match read_form_body(&head, body).await {
+            Ok(bytes) => form_params(&bytes, &raw_query).map(|params| (bytes, params)),
+            Err(cause) => Err(cause),
+        };
+        let (body, params) = match form {
+            Ok(form) => form,
+            Err(cause) => {
+                let error = StoreError::param(ErrorCode::InvalidForm, cause);
+                return self.error_response(&error);
+            }
+        };
+        let key = if key.is_empty() { "/".to_string() } else { key };
+        let write = match method {
+            Method::PUT => WriteMethod::Put,
+            Method::POST => WriteMethod::Post,
+            Method::DELETE => WriteMethod::Delete,
+            _ => return self.read(&head, &body, key, &params).await,
+        };
+        self.write(&head, &body, write, &key, &params).await
+    }
+
+    async fn write(
+        self: &Arc<Self>,
+        head: &Parts,
+        body: &Bytes,
+        method: WriteMethod,
+        key: &str,
+        params: &[(String, String)],
+    ) -> Response<Body> {
+        let command = match command_from_params(method, key, params, self.clock.unix_ms()) {
+            Ok(command) => command,
+            Err(error) => return self.error_response(&error),
+        };
+        let no_value = bool_param(params, "noValueOnSuccess", true)
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        let stat = stat_name(&command);
+        let app = self.clone();
+        self.on_leader(head, body, || {
+            let app = app.clone();
+            let command = command.clone();
+            async move {
+                match app.client.write(&command).await {
+                    Ok(written) => {
+                        app.stats.bump(&format!("{stat}Success"));
+                        let raft = (written.raft.index.0, written.raft.term.0);
+                        let status = success_status(&written.event);
+                        Attempt::Done(app.event_response(status, &written.event, raft, no_value))
+                    }
+                    Err(KvError::Store(error)) => {
+                        app.stats.bump(&format!("{stat}Fail"));
+                        Attempt::Done(app.error_response(&error))
+                    }
+                    Err(KvError::Cluster(ClientError::NotLeader { leader })) => {
+                        Attempt::NotLeader(leader)
+                    }
+                    Err(KvError::Cluster(ClientError::Busy)) => Attempt::NotLeader(None),
+                    Err(KvError::Cluster(e)) => Attempt::Done(internal(&e, &app.config.cluster_id)),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn read(
+        self: &Arc<Self>,
+        head: &Parts,
+        body: &Bytes,
+        key: String,
+        params: &[(String, String)],
+    ) -> Response<Body> {
+        let read = match read_params(params, self.clock.unix_ms()) {
+            Ok(read) => read,
+            Err(error) => return self.error_response(&error),
+        };
+        let is_head = head.method == Method::HEAD;
+        if read.wait {
+            let watch = KvWatch {
+                key: crate::store::key::normalize(&key),
+                recursive: read.recursive,
+                wait_index: read.wait_index,
+            };
+            return self.watch(watch, read.stream, is_head).await;
+        }
+        let get = KvGet {
+            key,
+            recursive: read.recursive,
+            sorted: read.sorted,
+        };
+        let mut response = if read.quorum {
+            let app = self.clone();
+            self.on_leader(head, body, || {
+                let app = app.clone();
+                let get = get.clone();
+                async move {
+                    match app.client.get(get, true).await {
+                        Err(KvError::Cluster(ClientError::NotLeader { leader })) => {
+                            Attempt::NotLeader(leader)
+                        }
+                        Err(KvError::Cluster(ClientError::Busy)) => Attempt::NotLeader(None),
+                        other => Attempt::Done(app.read_response(other)),
+                    }
+                }
+            })
+            .await
+        } else {
+            let answer = self.client.get(get, false).await;
+            self.read_response(answer)
+        };
+        if is_head {
+            // etcd-v2.md §1: HEAD is GET without the body, Content-Length included (G6).
+            let length = hyper::body::Body::size_hint(response.body())
+                .exact()
+                .unwrap_or(0);
+            *response.body_mut() = response::full(Bytes::new());
+            response::set(&mut response, "Content-Length", &length.to_string());
+        }
+        response
+    }
+
+    fn read_response(&self, answer: Result<crate::server::KvRead, KvError>) -> Response<Body> {
+        match answer {
+            Ok(read) => {
+                self.stats.bump("getsSuccess");
+                let raft = (read.raft_index, read.raft_term);
+                self.event_response(200, &read.event, raft, false)
+            }
+            Err(KvError::Store(error)) => {
+                self.stats.bump("getsFail");
+                self.error_response(&error)
+            }
+            Err(KvError::Cluster(e)) => internal(&e, &self.config.cluster_id),
+        }
+    }
+
+    /// A watch (etcd-v2.md §2.5): 401 and parameter errors come instead of the 200; otherwise the
+    /// headers go out at once with `X-Etcd-Index` = the store index at the watch's start, and
+    /// the event follows (chunked). With `stream`, every matching event follows, one per line,
+    /// until the client leaves. Watches never time out.
+    async fn watch(
+        self: &Arc<Self>,
+        watch: KvWatch,
+        stream: bool,
+        is_head: bool,
+    ) -> Response<Body> {
+        let (armed, answer) = match self.client.watch_armed(watch.clone()) {
+            Ok(pair) => pair,
+            Err(e) => return internal(&e, &self.config.cluster_id),
+        };
+        let mut answer = answer;
+        let Ok(start_index) = armed.await else {
+            // Not armed: the watch failed at once (too many watchers, node stopped).
+            return match answer.await {
+                Ok(Err(e)) => internal(&e, &self.config.cluster_id),
+                _ => internal(&ClientError::Stopped, &self.config.cluster_id),
+            };
+        };
+        // An immediate answer was sent in the same step as `armed`: a 401 is an error response.
+        let first = match answer.try_recv() {
+            Ok(Some(Ok(read))) => match read.answer {
+                Err(error) => return self.error_response(&error),
+                Ok(event) => Some((event, read.applied.0, read.term.0)),
+            },
+            Ok(Some(Err(e))) => return internal(&e, &self.config.cluster_id),
+            Ok(None) => None,
+            Err(_) => return internal(&ClientError::Stopped, &self.config.cluster_id),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let app = self.clone();
+        self.stats.watchers.fetch_add(1, Ordering::Relaxed);
+        super::spawn(async move {
+            app.feed_watch(watch, stream, first, answer, tx).await;
+            app.stats.watchers.fetch_sub(1, Ordering::Relaxed);
+        });
+        let chunks = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), rx))
+        });
+        let body = if is_head {
+            response::full(Bytes::new())
+        } else {
+            StreamBody::new(chunks).boxed()
+        };
+        let mut response = Response::new(body);
+        response::set(&mut response, "Content-Type", JSON);
+        response::set(&mut response, "X-Etcd-Cluster-Id", &self.config.cluster_id);
+        response::set(&mut response, "X-Etcd-Index", &start_index.to_string());
+        response
+    }
+
+    /// Writes a watch's events into its response body until done or the client leaves.
+    async fn feed_watch(
+        self: &Arc<Self>,
+        mut watch: KvWatch,
+        stream: bool,
+        first: Option<(Event, u64, u64)>,
+        answer: futures::channel::oneshot::Receiver<
+            Result<crate::server::ReadAnswer<Result<Event, StoreError>>, ClientError>,
+        >,
+        tx: tokio::sync::mpsc::Sender<Bytes>,
+    ) {
+        let mut next = first.map(|(event, _, _)| event);
+        let mut pending = if next.is_none() { Some(answer) } else { None };
+        loop {
+            let event = match next.take() {
+                Some(event) => event,
+                None => {
+                    let Some(waiting) = pending.take() else {
+                        return;
+                    };
+                    let outcome = tokio::select! {
+                        outcome = waiting => outcome,
+                        () = tx.closed() => return,
+                    };
+                    match outcome {
+                        Ok(Ok(read)) => match read.answer {
+                            Ok(event) => event,
+                            // The history moved past the index while waiting: end the
+                            // response with what etcd ends a cleared watcher with (nothing).
+                            Err(_) => return,
+                        },
+                        _ => return,
+                    }
+                }
+            };
+            let body = self.event_body(&event, false);
+            if tx.send(Bytes::from(body)).await.is_err() || !stream {
+                return;
+            }
+            watch.wait_index = event.index + 1;
+            match self.client.watch_armed(watch.clone()) {
+                Ok((_, answer)) => pending = Some(answer),
+                Err(_) => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Building responses the way etcd's Go server writes them (etcd-v2.md §1, §2.3, §3).
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::{Response, StatusCode};
+
+use crate::store::StoreError;
+use crate::store::render::render_error;
+
+/// The body type of every response: whole (with Content-Length) or streamed (chunked).
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+/// A response with a whole body and the given content type.
+pub fn with_body(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    if !content_type.is_empty() {
+        set(&mut response, "Content-Type", content_type);
+    }
+    response
+}
+
+/// Sets a header (names are written title-cased on the wire).
+pub fn set(response: &mut Response<Body>, name: &'static str, value: &str) {
+    if let Ok(value) = hyper::header::HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
+    }
+}
+
+/// `text/plain; charset=utf-8`, as Go's `http.Error` and plain writes.
+pub const TEXT: &str = "text/plain; charset=utf-8";
+/// `application/json`.
+pub const JSON: &str = "application/json";
+
+/// Go's `http.NotFound`: 404 `404 page not found\n` (G61).
+pub fn not_found() -> Response<Body> {
+    let mut response = with_body(404, TEXT, "404 page not found\n");
+    set(&mut response, "X-Content-Type-Options", "nosniff");
+    response
+}
+
+/// Go's 405 for the keys handler (G50).
+pub fn method_not_allowed(allow: &str) -> Response<Body> {
+    let mut response = with_body(405, TEXT, "Method Not Allowed\n");
+    set(&mut response, "Allow", allow);
+    set(&mut response, "X-Content-Type-Options", "nosniff");
+    response
+}
+
+/// Go's `http.Error(w, text, status)`: plain text plus a newline.
+pub fn plain_error(status: u16, text: &str) -> Response<Body> {
+    let mut response = with_body(status, TEXT, format!("{text}\n"));
+    set(&mut response, "X-Content-Type-Options", "nosniff");
+    response
+}
+
+/// An etcd v2 error: its JSON body, status, and `X-Etcd-Index` = the error's index; no
+/// `X-Raft-*` headers (etcd-v2.md §2.3).
+pub fn store_error(error: &StoreError, cluster_id: &str) -> Response<Body> {
+    let mut response = with_body(error.code.http_status(), JSON, render_error(error));
+    set(&mut response, "X-Etcd-Cluster-Id", cluster_id);
+    set(&mut response, "X-Etcd-Index", &error.index.to_string());
+    response
+}
+
+/// A `{"message":…}` error of the members and stats endpoints (etcd-v2.md §3.2).
+pub fn message_error(status: u16, message: &str) -> Response<Body> {
+    let mut body = String::from("{\"message\":");
+    crate::store::render::push_json_string(&mut body, message);
+    body.push_str("}\n");
+    with_body(status, JSON, body)
+}
