@@ -128,6 +128,16 @@ pub(super) fn decode_record(bytes: &[u8]) -> Result<(Record, usize), CutReason> 
     Ok((record, record_len))
 }
 
+/// The offset of the first intact record that starts after `from`, if any. Recovery cuts the log
+/// at its first bad record; an intact record after that point means the damage was not a torn
+/// last write but corruption in the middle, which a production node must refuse to cut.
+pub fn intact_record_after(bytes: &[u8], from: usize) -> Option<usize> {
+    (from + 1..bytes.len().saturating_sub(HEADER_BYTES)).find(|&at| {
+        let kind = bytes[at + 8];
+        (kind == KIND_HARD_STATE || kind == KIND_ENTRY) && decode_record(&bytes[at..]).is_ok()
+    })
+}
+
 /// Decodes a CRC-checked payload; `None` if it is not exactly one valid record.
 fn decode_payload(kind: u8, payload: &[u8]) -> Option<Record> {
     let mut r = Reader(payload);

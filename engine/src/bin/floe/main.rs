@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use engine::http::{App, HttpConfig, MemberInfo, Membership};
-use engine::log::{CutReason, Disk, RECORD_BYTES_MAX, Wal};
+use engine::log::{Disk, Wal, intact_record_after};
 use engine::net::{Directory, FileDisk, Member, PeerSetup, SystemClock, bind_reusable};
 use engine::raft::{Config, NodeId};
 use engine::server::{Clock, Env, KvClient, KvMachine, NoObserver, NodeConfig};
@@ -297,19 +297,16 @@ async fn check_data_dir(
     }
     if let Ok(bytes) = std::fs::read(&wal_path) {
         let total = bytes.len();
+        let bytes_copy = bytes.clone();
         let (_, recovered) = Wal::open(Inspect(bytes))
             .await
             .map_err(|e| format!("log {}: {e}", wal_path.display()))?;
-        let torn = matches!(
-            recovered.cut_reason,
-            None | Some(CutReason::ShortHeader | CutReason::ShortPayload)
-        );
-        if !torn && recovered.cut_bytes as usize > RECORD_BYTES_MAX + 4096 {
+        let cut_at = total - recovered.cut_bytes as usize;
+        if recovered.cut_bytes > 0 && intact_record_after(&bytes_copy, cut_at).is_some() {
             return Err(format!(
-                "log {} is corrupt: a bad record ({:?}) {} bytes before its end of {total} bytes; refusing to start rather than drop data (restore the member from a healthy copy)",
+                "log {} is corrupt: a bad record ({:?}) at byte {cut_at} of {total}, with intact records after it; refusing to start rather than drop data (restore this member's data dir from a healthy copy)",
                 wal_path.display(),
                 recovered.cut_reason,
-                recovered.cut_bytes
             ));
         }
         if recovered.cut_bytes > 0 {
