@@ -166,7 +166,7 @@ impl App {
         );
         body.push_str(",\"startTime\":");
         push_json_string(&mut body, &start);
-        body.push_str("},\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}\n");
+        body.push_str("},\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}");
         response::with_body(200, JSON, body)
     }
 
@@ -194,7 +194,7 @@ impl App {
             push_json_string(&mut body, &follower.hex_id);
             body.push_str(":{\"latency\":{\"current\":0,\"average\":0,\"standardDeviation\":0,\"minimum\":0,\"maximum\":0},\"counts\":{\"fail\":0,\"success\":0}}");
         }
-        body.push_str("}}\n");
+        body.push_str("}}");
         response::with_body(200, JSON, body)
     }
 
@@ -209,7 +209,7 @@ impl App {
             body.push_str(&format!("\"{name}\":{value}"));
         }
         let watchers = self.stats.watchers.load(Ordering::Relaxed);
-        body.push_str(&format!(",\"watchers\":{watchers}}}\n"));
+        body.push_str(&format!(",\"watchers\":{watchers}}}"));
         response::with_body(200, JSON, body)
     }
 

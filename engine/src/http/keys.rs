@@ -285,7 +285,7 @@ impl App {
             Err(e) => return internal(&e, &self.config.cluster_id),
         };
         let mut answer = answer;
-        let Ok(start_index) = armed.await else {
+        let Ok(start) = armed.await else {
             // Not armed: the watch failed at once (too many watchers, node stopped).
             return match answer.await {
                 Ok(Err(e)) => internal(&e, &self.config.cluster_id),
@@ -321,8 +321,7 @@ impl App {
         };
         let mut response = Response::new(body);
         response::set(&mut response, "Content-Type", JSON);
-        response::set(&mut response, "X-Etcd-Cluster-Id", &self.config.cluster_id);
-        response::set(&mut response, "X-Etcd-Index", &start_index.to_string());
+        self.stamp(&mut response, start.answer, (start.applied.0, start.term.0));
         response
     }
 

@@ -84,7 +84,7 @@ pub enum Request<S: StateMachine> {
         reply: oneshot::Sender<Result<ReadAnswer<S::Answer>, ClientError>>,
         /// Told the machine's position once the watch is accepted (before it fires); dropped
         /// unsent if the watch fails at once.
-        armed: Option<oneshot::Sender<u64>>,
+        armed: Option<oneshot::Sender<ReadAnswer<u64>>>,
     },
 }
 
@@ -137,8 +137,8 @@ impl<S: StateMachine> Client<S> {
         answer.await.unwrap_or(Err(ClientError::Stopped))
     }
 
-    /// Starts a watch and returns at once: the first receiver gets the machine's position when
-    /// the watch is accepted (it is dropped unsent if the watch fails at once), the second the
+    /// Starts a watch and returns at once: the first receiver gets the machine's position (with
+    /// the node's applied index and term) when the watch is accepted (it is dropped unsent if the watch fails at once), the second the
     /// watch's answer.
     #[allow(clippy::type_complexity)]
     pub fn watch_armed(
@@ -146,7 +146,7 @@ impl<S: StateMachine> Client<S> {
         watch: S::Watch,
     ) -> Result<
         (
-            oneshot::Receiver<u64>,
+            oneshot::Receiver<ReadAnswer<u64>>,
             oneshot::Receiver<Result<ReadAnswer<S::Answer>, ClientError>>,
         ),
         ClientError,

@@ -258,9 +258,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 reply,
                 armed,
             } => {
-                let position = self.sm.position();
+                let position = self.read_answer(self.sm.position());
                 self.sm.arm_watch(&mut watch);
-                let arm = |armed: Option<oneshot::Sender<u64>>| {
+                let arm = |armed: Option<oneshot::Sender<ReadAnswer<u64>>>| {
                     if let Some(armed) = armed {
                         let _ = armed.send(position);
                     }
@@ -285,7 +285,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     /// An answer stamped with the node's applied index and term.
-    fn read_answer(&self, answer: S::Answer) -> ReadAnswer<S::Answer> {
+    fn read_answer<A>(&self, answer: A) -> ReadAnswer<A> {
         let status = self.raw.status();
         ReadAnswer {
             applied: status.applied,
