@@ -131,7 +131,25 @@ impl App {
                 .and_then(|leader| self.client_url_of(leader));
             if let Some(url) = target {
                 match self.forwarder.send(&url, head, body, hops + 1).await {
-                    Ok(response) => return response,
+                    Ok(response) => {
+                        // Read-your-writes on this member, as etcd gives it (its followers
+                        // answer a write once they applied it): wait until this node applied
+                        // the leader's answer before relaying it.
+                        let raft_index = response
+                            .headers()
+                            .get("X-Raft-Index")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse().ok());
+                        if let Some(index) = raft_index {
+                            let wait = self.client.wait_applied(crate::raft::Index(index));
+                            let _ = tokio::time::timeout(
+                                std::time::Duration::from_millis(self.config.request_timeout_ms),
+                                wait,
+                            )
+                            .await;
+                        }
+                        return response;
+                    }
                     Err(e) => tracing::debug!(error = %e, url, "forward to the leader failed"),
                 }
             }

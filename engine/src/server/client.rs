@@ -76,6 +76,14 @@ pub enum Request<S: StateMachine> {
         /// Where the answer goes.
         reply: oneshot::Sender<Status>,
     },
+    /// Answer once this node has applied `index` (a follower relaying a write the leader
+    /// committed waits for it, so its own local reads see the write afterwards).
+    WaitApplied {
+        /// The index to wait for.
+        index: Index,
+        /// Where the answer goes.
+        reply: oneshot::Sender<()>,
+    },
     /// Wait until `watch` fires on this node's applied state.
     Watch {
         /// What to wait for.
@@ -159,6 +167,13 @@ impl<S: StateMachine> Client<S> {
             armed: Some(armed_tx),
         })?;
         Ok((armed, answer))
+    }
+
+    /// Waits until this node has applied `index`.
+    pub async fn wait_applied(&self, index: Index) -> Result<(), ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::WaitApplied { index, reply })?;
+        answer.await.map_err(|_| ClientError::Stopped)
     }
 
     /// The node's Raft status.

@@ -87,6 +87,8 @@ struct Node<S: StateMachine, O> {
     /// Watches waiting for the applied state, in arrival order, bounded by `watchers_max`.
     watchers: Vec<(S::Watch, ReadReply<S::Answer>)>,
     watchers_max: usize,
+    /// Callers waiting for an index to be applied, by index; bounded by `watchers_max`.
+    applied_waiters: BTreeMap<Index, Vec<oneshot::Sender<()>>>,
     read_timeout_ms: u64,
     housekeeping_ms: u64,
     /// World time of the last housekeeping.
@@ -151,6 +153,7 @@ where
         read_ctx: now.saturating_mul(1 << 20),
         watchers: Vec::new(),
         watchers_max: config.watchers_max,
+        applied_waiters: BTreeMap::new(),
         read_timeout_ms: config.read_timeout_ms,
         housekeeping_ms: config.housekeeping_ms.max(1),
         housekept_ms: now,
@@ -250,6 +253,14 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 linearizable: true,
                 reply,
             } => self.start_read(query, reply),
+            Request::WaitApplied { index, reply } => {
+                let waiting: usize = self.applied_waiters.values().map(Vec::len).sum();
+                if index <= self.raw.status().applied || waiting >= self.watchers_max {
+                    let _ = reply.send(());
+                } else {
+                    self.applied_waiters.entry(index).or_default().push(reply);
+                }
+            }
             Request::Status { reply } => {
                 let _ = reply.send(self.raw.status());
             }
@@ -427,6 +438,16 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         self.serve_reads();
         if applied_any && !self.watchers.is_empty() {
             self.wake_watchers();
+        }
+        if applied_any && !self.applied_waiters.is_empty() {
+            let applied = self.raw.status().applied;
+            let later = self.applied_waiters.split_off(&applied.next());
+            for reply in std::mem::replace(&mut self.applied_waiters, later)
+                .into_values()
+                .flatten()
+            {
+                let _ = reply.send(());
+            }
         }
         Ok(())
     }
