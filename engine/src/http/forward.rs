@@ -37,14 +37,16 @@ impl Forwarder {
         }
     }
 
-    /// Sends the request to `base_url` and relays the answer whole.
+    /// Sends the request to `base_url` and relays the answer whole. `Err(Unsent)` means the
+    /// leader never got it (no connection): safe to retry. `Err(Ambiguous)` means it may have
+    /// been applied: retrying could apply a write twice.
     async fn send(
         &self,
         base_url: &str,
         head: &Parts,
         body: &Bytes,
         hops: u32,
-    ) -> Result<Response<Body>, String> {
+    ) -> Result<Response<Body>, ForwardError> {
         let path = head.uri.path_and_query().map_or("/", |p| p.as_str());
         let uri = format!("{}{}", base_url.trim_end_matches('/'), path);
         let mut request = Request::builder()
@@ -56,17 +58,19 @@ impl Forwarder {
         }
         let request = request
             .body(Full::new(body.clone()))
-            .map_err(|e| e.to_string())?;
-        let answer = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ForwardError::Unsent(e.to_string()))?;
+        let answer = self.client.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                ForwardError::Unsent(e.to_string())
+            } else {
+                ForwardError::Ambiguous(e.to_string())
+            }
+        })?;
         let (parts, incoming) = answer.into_parts();
         let bytes = incoming
             .collect()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| ForwardError::Ambiguous(e.to_string()))?
             .to_bytes();
         let mut relayed = Response::new(response::full(bytes));
         *relayed.status_mut() = parts.status;
@@ -81,6 +85,15 @@ impl Forwarder {
         }
         Ok(relayed)
     }
+}
+
+/// Why a forward failed.
+#[derive(Debug)]
+enum ForwardError {
+    /// The leader never received the request.
+    Unsent(String),
+    /// The request may have reached the leader (the connection broke after sending).
+    Ambiguous(String),
 }
 
 /// What one attempt on the local node gave.
@@ -150,7 +163,15 @@ impl App {
                         }
                         return response;
                     }
-                    Err(e) => tracing::debug!(error = %e, url, "forward to the leader failed"),
+                    Err(ForwardError::Unsent(e)) => {
+                        tracing::debug!(error = %e, url, "forward to the leader failed");
+                    }
+                    Err(ForwardError::Ambiguous(e)) => {
+                        // It may have been applied: never send it twice (etcd answers a lost
+                        // proposal the same way).
+                        tracing::debug!(error = %e, url, "forward to the leader broke off");
+                        return timed_out(&self.config.cluster_id);
+                    }
                 }
             }
             let now = self.clock.now_ms();
