@@ -518,6 +518,7 @@ fn node_config(config: &SimConfig, id: NodeId, peers: Vec<NodeId>, seed: u64) ->
     raft.check_quorum = config.check_quorum;
     let mut node = NodeConfig::new(raft, config.tick_ms);
     node.watchers_max = config.watchers_max;
+    node.leader_sends_before_sync = config.parallel_sync;
     node
 }
 

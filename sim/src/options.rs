@@ -131,6 +131,9 @@ pub struct SimConfig {
     pub pre_vote: bool,
     /// CheckQuorum on (Raft thesis §6.2).
     pub check_quorum: bool,
+    /// Leaders send before they sync their log (the production node's setting, Raft thesis
+    /// §10.2.1); drawn per seed so the simulator checks it.
+    pub parallel_sync: bool,
     /// Timed fault steps (a scenario's); when set, they replace the random faults.
     pub schedule: Vec<crate::scenario::Step>,
     /// The named scenario this run comes from, if any.
@@ -212,6 +215,7 @@ impl SimConfig {
             // From their own stream, so switching them on changes no other draw of the seed.
             pre_vote: flags.gen_bool(0.25),
             check_quorum: flags.gen_bool(0.25),
+            parallel_sync: flags.gen_bool(0.5),
             schedule: Vec::new(),
             scenario: None,
         }
@@ -251,6 +255,7 @@ impl SimConfig {
             bug: None,
             pre_vote: false,
             check_quorum: false,
+            parallel_sync: false,
             schedule: Vec::new(),
             scenario: None,
         }

@@ -26,6 +26,10 @@ pub struct NodeConfig {
     /// Most client requests taken into one `Ready` (so into one log sync): 1 in the simulator,
     /// more in production, where many proposals share one fsync (group commit).
     pub requests_per_ready: usize,
+    /// A leader sends its messages before it syncs its log, so its own disk write overlaps the
+    /// followers' (Raft thesis §10.2.1). Safe because the loop steps no answer to those messages
+    /// before the sync returns, so the leader never counts its own unsynced entries in a commit.
+    pub leader_sends_before_sync: bool,
 }
 
 impl NodeConfig {
@@ -38,6 +42,7 @@ impl NodeConfig {
             watchers_max: 10_000,
             read_timeout_ms: 3_000,
             requests_per_ready: 1,
+            leader_sends_before_sync: false,
         }
     }
 }
@@ -61,8 +66,8 @@ const READS_MAX: usize = 1024;
 
 /// A linearizable read in progress.
 struct PendingRead<S: StateMachine> {
-    query: S::Query,
-    reply: ReadReply<S::Answer>,
+    /// The reads sharing this read index (asked in one batch of requests).
+    items: Vec<(S::Query, ReadReply<S::Answer>)>,
     /// When it was asked (world ms): a read index can be lost with its message, so a read
     /// waits at most `read_timeout_ms`.
     asked_ms: u64,
@@ -80,8 +85,10 @@ struct Node<S: StateMachine, O> {
     /// Proposals waiting to be applied, by index. Bounded by the Raft core's
     /// `uncommitted_entries_max`, since only appended proposals wait here.
     waiting: BTreeMap<Index, (Term, Reply<S::Output>)>,
-    /// Linearizable reads by their tag, bounded by `READS_MAX`.
+    /// Linearizable reads by their tag, bounded by `READS_MAX` reads in all.
     reads: BTreeMap<u64, PendingRead<S>>,
+    /// Reads asked in the current batch of requests: they share one read index.
+    unsent_reads: Vec<(S::Query, ReadReply<S::Answer>)>,
     /// The next read tag.
     read_ctx: u64,
     /// Watches waiting for the applied state, in arrival order, bounded by `watchers_max`.
@@ -94,6 +101,7 @@ struct Node<S: StateMachine, O> {
     /// World time of the last housekeeping.
     housekept_ms: u64,
     tick_ms: u64,
+    leader_sends_before_sync: bool,
     /// World time of the last tick boundary that was ticked.
     ticked_ms: u64,
 }
@@ -147,6 +155,7 @@ where
         observer,
         waiting: BTreeMap::new(),
         reads: BTreeMap::new(),
+        unsent_reads: Vec::new(),
         // Read tags must not repeat across restarts: a ReadIndex answer delayed from a previous
         // life would otherwise be taken for a new read and serve it a stale index. The clock
         // never goes back, so tags start above any the node gave out before.
@@ -158,6 +167,7 @@ where
         housekeeping_ms: config.housekeeping_ms.max(1),
         housekept_ms: now,
         tick_ms: config.tick_ms,
+        leader_sends_before_sync: config.leader_sends_before_sync,
         ticked_ms: now,
     };
     loop {
@@ -175,13 +185,15 @@ where
                     Some(request) => node.handle_request(request),
                     None => return Ok(()),
                 }
-                // Group commit: requests already queued join the same Ready (one sync).
+                // Group commit: requests already queued join the same Ready (one sync), and
+                // their linearizable reads share one read index.
                 for _ in 1..config.requests_per_ready {
                     match requests.try_recv() {
                         Ok(request) => node.handle_request(request),
                         _ => break,
                     }
                 }
+                node.start_reads();
             }
             msg = net.recv_until(deadline).fuse() => {
                 node.catch_up(clock.now_ms());
@@ -252,7 +264,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 query,
                 linearizable: true,
                 reply,
-            } => self.start_read(query, reply),
+            } => self.unsent_reads.push((query, reply)),
             Request::WaitApplied { index, reply } => {
                 let waiting: usize = self.applied_waiters.values().map(Vec::len).sum();
                 if index <= self.raw.status().applied || waiting >= self.watchers_max {
@@ -337,9 +349,18 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         }
     }
 
-    fn start_read(&mut self, query: S::Query, reply: ReadReply<S::Answer>) {
-        if self.reads.len() >= READS_MAX {
+    /// Asks one read index (Raft thesis §6.4) for every read of the current batch of requests.
+    fn start_reads(&mut self) {
+        if self.unsent_reads.is_empty() {
+            return;
+        }
+        let mut items = std::mem::take(&mut self.unsent_reads);
+        let in_flight: usize = self.reads.values().map(|r| r.items.len()).sum();
+        let room = READS_MAX.saturating_sub(in_flight);
+        for (_, reply) in items.drain(room.min(items.len())..) {
             let _ = reply.send(Err(ClientError::Busy));
+        }
+        if items.is_empty() {
             return;
         }
         self.read_ctx += 1;
@@ -350,8 +371,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 self.reads.insert(
                     ctx,
                     PendingRead {
-                        query,
-                        reply,
+                        items,
                         asked_ms: self.ticked_ms,
                         term,
                         index: None,
@@ -359,10 +379,14 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 );
             }
             Err(ProposeError::NotLeader { leader }) => {
-                let _ = reply.send(Err(ClientError::NotLeader { leader }));
+                for (_, reply) in items {
+                    let _ = reply.send(Err(ClientError::NotLeader { leader }));
+                }
             }
             Err(ProposeError::Dropped) => {
-                let _ = reply.send(Err(ClientError::Busy));
+                for (_, reply) in items {
+                    let _ = reply.send(Err(ClientError::Busy));
+                }
             }
         }
     }
@@ -388,16 +412,18 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             .collect();
         for ctx in ready {
             let read = self.reads.remove(&ctx).expect("listed above");
-            let answer = if read.term != status.term {
-                Err(ClientError::NotLeader {
-                    leader: status.leader,
-                })
-            } else if read.index.is_none() {
-                Err(ClientError::Busy)
-            } else {
-                Ok(self.read_answer(self.sm.query(&read.query)))
-            };
-            let _ = read.reply.send(answer);
+            for (query, reply) in read.items {
+                let answer = if read.term != status.term {
+                    Err(ClientError::NotLeader {
+                        leader: status.leader,
+                    })
+                } else if read.index.is_none() {
+                    Err(ClientError::Busy)
+                } else {
+                    Ok(self.read_answer(self.sm.query(&query)))
+                };
+                let _ = reply.send(answer);
+            }
         }
     }
 
@@ -412,8 +438,11 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         while let Some(mut ready) = self.raw.ready() {
             let id = self.raw.id();
             applied_any |= !ready.committed_entries.is_empty();
-            if self.raw.config().bugs.vote_not_persisted {
-                // Planted bug: messages (votes among them) leave before the sync below.
+            if self.raw.config().bugs.vote_not_persisted
+                || (self.leader_sends_before_sync && self.raw.status().role == RoleKind::Leader)
+            {
+                // Planted bug: messages (votes among them) leave before the sync below. Or a
+                // leader overlapping its disk write with its followers' (see NodeConfig).
                 self.send_all(&mut ready, net);
             }
             if ready.hard_state.is_some() || !ready.entries.is_empty() {
