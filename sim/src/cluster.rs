@@ -519,6 +519,7 @@ fn node_config(config: &SimConfig, id: NodeId, peers: Vec<NodeId>, seed: u64) ->
     let mut node = NodeConfig::new(raft, config.tick_ms);
     node.watchers_max = config.watchers_max;
     node.leader_sends_before_sync = config.parallel_sync;
+    node.lazy_commit_sync = config.lazy_commit_sync;
     node
 }
 

@@ -134,6 +134,9 @@ pub struct SimConfig {
     /// Leaders send before they sync their log (the production node's setting, Raft thesis
     /// §10.2.1); drawn per seed so the simulator checks it.
     pub parallel_sync: bool,
+    /// Commit-only hard states are not synced (the production node's setting, as etcd's WAL);
+    /// drawn per seed so the simulator checks it.
+    pub lazy_commit_sync: bool,
     /// Timed fault steps (a scenario's); when set, they replace the random faults.
     pub schedule: Vec<crate::scenario::Step>,
     /// The named scenario this run comes from, if any.
@@ -216,6 +219,7 @@ impl SimConfig {
             pre_vote: flags.gen_bool(0.25),
             check_quorum: flags.gen_bool(0.25),
             parallel_sync: flags.gen_bool(0.5),
+            lazy_commit_sync: flags.gen_bool(0.5),
             schedule: Vec::new(),
             scenario: None,
         }
@@ -256,6 +260,7 @@ impl SimConfig {
             pre_vote: false,
             check_quorum: false,
             parallel_sync: false,
+            lazy_commit_sync: false,
             schedule: Vec::new(),
             scenario: None,
         }

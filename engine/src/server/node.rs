@@ -30,6 +30,9 @@ pub struct NodeConfig {
     /// followers' (Raft thesis §10.2.1). Safe because the loop steps no answer to those messages
     /// before the sync returns, so the leader never counts its own unsynced entries in a commit.
     pub leader_sends_before_sync: bool,
+    /// Skip the log sync when a `Ready`'s only durable change is the commit index (as etcd's
+    /// WAL does); the next sync makes it durable with whatever comes next.
+    pub lazy_commit_sync: bool,
 }
 
 impl NodeConfig {
@@ -43,6 +46,7 @@ impl NodeConfig {
             read_timeout_ms: 3_000,
             requests_per_ready: 1,
             leader_sends_before_sync: false,
+            lazy_commit_sync: false,
         }
     }
 }
@@ -102,6 +106,10 @@ struct Node<S: StateMachine, O> {
     housekept_ms: u64,
     tick_ms: u64,
     leader_sends_before_sync: bool,
+    lazy_commit_sync: bool,
+    /// Term and vote as last synced: a hard state that changes neither is commit-only.
+    synced_term: Term,
+    synced_vote: Option<crate::raft::NodeId>,
     /// World time of the last tick boundary that was ticked.
     ticked_ms: u64,
 }
@@ -147,6 +155,8 @@ where
     }
     let mut sm = sm;
     sm.recovered(recovered.hard_state.commit);
+    let (recovered_term, recovered_vote) =
+        (recovered.hard_state.term, recovered.hard_state.voted_for);
     let raw = RawNode::new(config.raft, recovered.hard_state, recovered.entries)?;
     let now = clock.now_ms();
     let mut node = Node {
@@ -168,6 +178,9 @@ where
         housekept_ms: now,
         tick_ms: config.tick_ms,
         leader_sends_before_sync: config.leader_sends_before_sync,
+        lazy_commit_sync: config.lazy_commit_sync,
+        synced_term: recovered_term,
+        synced_vote: recovered_vote,
         ticked_ms: now,
     };
     loop {
@@ -447,9 +460,23 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             }
             if ready.hard_state.is_some() || !ready.entries.is_empty() {
                 wal.append(ready.hard_state.as_ref(), &ready.entries)?;
-                wal.sync().await?;
-                self.observer
-                    .persisted(id, ready.hard_state.as_ref(), &ready.entries);
+                // A hard state whose only change is the commit index needs no sync: a lost
+                // commit index is learned again from the leader (etcd's WAL skips that fsync
+                // too). Entries, terms and votes are always synced before anything depends on
+                // them.
+                let commit_only = ready.entries.is_empty()
+                    && ready.hard_state.as_ref().is_some_and(|hs| {
+                        hs.term == self.synced_term && hs.voted_for == self.synced_vote
+                    });
+                if !(commit_only && self.lazy_commit_sync) {
+                    wal.sync().await?;
+                    if let Some(hs) = &ready.hard_state {
+                        self.synced_term = hs.term;
+                        self.synced_vote = hs.voted_for;
+                    }
+                    self.observer
+                        .persisted(id, ready.hard_state.as_ref(), &ready.entries);
+                }
             }
             self.send_all(&mut ready, net);
             for entry in &ready.committed_entries {

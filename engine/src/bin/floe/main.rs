@@ -405,6 +405,7 @@ async fn run(s: Settings) -> Result<(), String> {
     let mut node = NodeConfig::new(raft, s.heartbeat_ms);
     node.requests_per_ready = 256;
     node.leader_sends_before_sync = true;
+    node.lazy_commit_sync = true;
     node.read_timeout_ms = 5_000 + 2 * s.election_ms;
     let (client, requests) = KvClient::channel(8192);
     let app = App::new(
