@@ -3,6 +3,10 @@
 
 mod flags;
 
+/// glibc's malloc took about a sixth of a busy leader's CPU (perf); mimalloc is cheaper.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
