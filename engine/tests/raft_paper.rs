@@ -718,3 +718,44 @@ proptest! {
         }
     }
 }
+
+/// `Config::step_down_resets_timer`: etcd-io/raft (the default) restarts the election timer on
+/// every step-down to a higher term; with `false`, the Raft paper's rule (Figure 2) holds and
+/// only a leader's AppendEntries or a granted vote restarts it.
+#[test]
+fn step_down_to_a_higher_term_keeps_the_timer_only_under_the_papers_rule() {
+    for paper_rule in [false, true] {
+        let mut config = engine::raft::Config::new(NodeId(1), peers(3), 7);
+        config.step_down_resets_timer = !paper_rule;
+        // A node with a log longer than the candidate's, so it refuses the vote.
+        let entries = vec![noop(1, 1), noop(1, 2)];
+        let hard = HardState {
+            term: Term(1),
+            voted_for: None,
+            commit: Index(0),
+        };
+        let mut node = RawNode::new(config, hard, entries).expect("valid");
+        for _ in 0..9 {
+            node.tick();
+        }
+        let before = node.ticks_until_timeout();
+        assert!(before < 10, "nine of at least ten ticks have passed");
+        let vote = Message {
+            from: NodeId(2),
+            to: NodeId(1),
+            term: Term(5),
+            kind: MessageKind::Vote {
+                last_log_index: Index(1),
+                last_log_term: Term(1),
+            },
+        };
+        node.step(vote).expect("steps");
+        assert_eq!(node.status().term, Term(5), "a higher term is adopted");
+        let after = node.ticks_until_timeout();
+        if paper_rule {
+            assert_eq!(after, before, "the paper's rule keeps the running timer");
+        } else {
+            assert!(after >= 10, "etcd's rule restarts it: {after}");
+        }
+    }
+}

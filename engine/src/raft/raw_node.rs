@@ -604,8 +604,16 @@ impl RawNode {
         if !matches!(self.role, Role::Follower { .. }) {
             self.reads.clear();
         }
+        // Raft Figure 2 resets the timer only on AppendEntries from the current leader or on
+        // granting a vote; etcd-io/raft (and this core by default) also resets it on every
+        // step-down. `step_down_resets_timer = false` keeps the paper's rule.
+        let keep_timer = !self.config.step_down_resets_timer
+            && leader.is_none()
+            && !matches!(self.role, Role::Leader { .. });
         self.role = Role::Follower { leader };
-        self.reset_election_timer();
+        if !keep_timer {
+            self.reset_election_timer();
+        }
     }
 
     fn become_candidate(&mut self) {

@@ -257,6 +257,11 @@ pub struct Config {
     /// election timeout steps down; and a node that heard from a leader within the minimum
     /// election timeout ignores RequestVote of a higher term (the leader "lease", thesis §4.2.3).
     pub check_quorum: bool,
+    /// Whether stepping down to follower (on a higher term, or a candidate losing) restarts the
+    /// election timer, as etcd-io/raft does (the default). `false` keeps the Raft paper's rule
+    /// (Figure 2): only an AppendEntries from the current leader or a granted vote restart it,
+    /// as in LogCabin, whose timings the paper's Figure 16 measured.
+    pub step_down_resets_timer: bool,
     /// Planted bugs (all off by default).
     pub bugs: Bugs,
 }
@@ -276,6 +281,7 @@ impl Config {
             seed,
             pre_vote: false,
             check_quorum: false,
+            step_down_resets_timer: true,
             bugs: Bugs::default(),
         }
     }

@@ -1,14 +1,21 @@
 //! `sim research elections`: Figure 16 of the Raft paper (Ongaro & Ousterhout 2014, §9.3),
 //! reproduced with Floe's Raft core, beside Ongaro's measured data.
 //!
-//! The setup follows the paper: five servers; a one-way latency uniform in 6-9 ms (a broadcast
-//! and its replies take about 15 ms); two of the four survivors have shorter logs and cannot win
-//! (AppendEntries reach them without entries, so they still hear the leader); the leader
+//! The setup follows the paper: five servers; requests travel 1-3 ms one way and answers wait
+//! 6-10 ms more for the disk (a vote or an acknowledgement is durable before it is sent), so a
+//! broadcast round takes about 10-16 ms (the paper: "about 15 ms"); two of the four survivors
+//! have shorter logs and cannot win (AppendEntries reach them without entries and their refusals
+//! are lost, so they hear exactly the leader's heartbeats, like the others); the leader
 //! heartbeats every half minimum election timeout; after a second of normal operation it is
 //! crashed at a uniformly random point of its heartbeat interval; the time measured runs from the
 //! crash until every other live server has received an AppendEntries of the new leader. Raft
-//! ticks are 1 ms and each server ticks at its own random phase. Timeouts "150-155" are drawn
-//! uniformly from the integers 150..=155 ms by the core's seeded RNG, re-drawn at every reset.
+//! ticks are 100 µs and each server ticks at its own random phase; timeouts "150-155" are drawn
+//! uniformly in 0.1 ms steps by the core's seeded RNG, re-drawn at every reset. The timer follows
+//! the paper's rule (LogCabin's, which the paper measured): only an AppendEntries of the current
+//! leader or a granted vote restarts it; a step-down to a higher term does not
+//! (`Config::step_down_resets_timer = false`). Both choices are what moved the curves onto
+//! Ongaro's: with 6-9 ms one-way latency and no disk the narrow ranges split for ever; with the
+//! etcd-style timer reset every step-down adds a timeout and the wide ranges run ~25 ms late.
 
 mod report;
 mod world;
@@ -95,8 +102,12 @@ pub const CURVES: [Curve; 10] = [
 /// A trial that has no new leader after this long is cut off and recorded at the cap.
 pub const TRIAL_CAP_MS: u64 = 100_000;
 
-/// One-way latency, µs.
-const LATENCY_US: (u64, u64) = (6_000, 9_000);
+/// One-way network latency, µs: requests (RequestVote, AppendEntries) arrive this fast.
+const LATENCY_US: (u64, u64) = (1_000, 3_000);
+
+/// Disk time before a server's answers leave, µs (a vote or an acknowledgement is made durable
+/// first). Latency + disk + latency: a broadcast round of about 10-16 ms, the paper's "about 15".
+const DISK_US: (u64, u64) = (6_000, 10_000);
 
 /// The experiment's knobs.
 #[derive(Clone, Debug)]
@@ -107,16 +118,20 @@ pub struct Setup {
     pub pre_vote: bool,
     /// CheckQuorum on.
     pub check_quorum: bool,
+    /// The Raft paper's timer rule (LogCabin's): a step-down to a higher term does not restart
+    /// the election timer.
+    pub paper_timer: bool,
 }
 
 fn config(curve: Curve, setup: &Setup, id: NodeId, peers: Vec<NodeId>, seed: u64) -> Config {
-    let tick_ms = TICK_US / 1000;
+    let per_ms = 1000 / TICK_US;
     let mut c = Config::new(id, peers, seed);
-    c.election_timeout_ticks = curve.min_ms / tick_ms;
-    c.election_timeout_max_ticks = curve.max_ms / tick_ms + 1;
-    c.heartbeat_interval_ticks = (curve.min_ms / tick_ms / 2).max(1);
+    c.election_timeout_ticks = curve.min_ms * per_ms;
+    c.election_timeout_max_ticks = curve.max_ms * per_ms + 1;
+    c.heartbeat_interval_ticks = (curve.min_ms * per_ms / 2).max(1);
     c.pre_vote = setup.pre_vote;
     c.check_quorum = setup.check_quorum;
+    c.step_down_resets_timer = !setup.paper_timer;
     c
 }
 
@@ -137,6 +152,7 @@ pub fn trial(curve: Curve, setup: &Setup, seed: u64) -> u64 {
     let mut w = World::new(setup.servers, world_rng, LATENCY_US, |id, peers, s| {
         config(curve, setup, id, peers, s)
     });
+    w.disk_us = DISK_US;
     // The last two servers keep shorter logs: they can never win (Raft §5.4.1).
     let n = setup.servers;
     w.starve[n - 1] = true;
@@ -203,6 +219,7 @@ mod tests {
             servers: 5,
             pre_vote: false,
             check_quorum: false,
+            paper_timer: true,
         };
         let curve = Curve {
             min_ms: 150,
@@ -249,6 +266,7 @@ pub fn run_elections(opts: &ElectionsOptions) -> Result<String, String> {
             servers,
             pre_vote: false,
             check_quorum: false,
+            paper_timer: true,
         };
         for curve in CURVES {
             let trials = opts.trials.unwrap_or(curve.trials);

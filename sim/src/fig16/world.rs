@@ -10,12 +10,13 @@ use engine::raft::{Config, HardState, Message, MessageKind, NodeId, RawNode, Rol
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Microseconds per Raft tick.
-pub const TICK_US: u64 = 1000;
+/// Microseconds per Raft tick: fine enough that a 1 ms timeout range is ten distinct draws.
+pub const TICK_US: u64 = 100;
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
-    Tick(usize),
+    /// The node's next timer may fire now (stale if its generation moved on).
+    Wake(usize, u64),
     Deliver(usize, u64),
 }
 
@@ -40,6 +41,13 @@ pub struct World {
     pub heard_at: Vec<Option<u64>>,
     /// The term `heard_at` watches for (0: off).
     pub watch_term: Term,
+    /// Per slot: the last tick boundary ticked, µs (each node has its own phase).
+    ticked_us: Vec<u64>,
+    /// Per slot: the generation of its pending wake-up.
+    wake_gen: Vec<u64>,
+    /// Time to make a Ready's hard state and entries durable before its messages leave, µs
+    /// (votes and acknowledgements wait for the disk, as in LogCabin).
+    pub disk_us: (u64, u64),
 }
 
 impl World {
@@ -63,16 +71,45 @@ impl World {
             starve: vec![false; n],
             heard_at: vec![None; n],
             watch_term: Term(0),
+            ticked_us: vec![0; n],
+            wake_gen: vec![0; n],
+            disk_us: (0, 0),
         };
         for slot in 0..n {
             let config = config_of(peers[slot], peers.clone(), rng.r#gen());
             let node = RawNode::new(config, HardState::default(), Vec::new())
                 .expect("a valid experiment configuration");
             world.nodes.push(Some(node));
-            let phase = rng.gen_range(0..TICK_US);
-            world.push(phase, Event::Tick(slot));
+            world.ticked_us[slot] = rng.gen_range(0..TICK_US);
+            world.schedule_wake(slot);
         }
         world
+    }
+
+    /// Ticks `slot` once per tick boundary passed since the last (as the node loop does).
+    fn catch_up(&mut self, slot: usize, now: u64) {
+        let Some(node) = self.nodes[slot].as_mut() else {
+            return;
+        };
+        if now < self.ticked_us[slot] {
+            return;
+        }
+        let due = (now - self.ticked_us[slot]) / TICK_US;
+        for _ in 0..due {
+            node.tick();
+        }
+        self.ticked_us[slot] += due * TICK_US;
+    }
+
+    /// Schedules `slot`'s next wake-up at its next timer.
+    fn schedule_wake(&mut self, slot: usize) {
+        let Some(node) = self.nodes[slot].as_ref() else {
+            return;
+        };
+        let at = self.ticked_us[slot] + node.ticks_until_timeout() * TICK_US;
+        self.wake_gen[slot] += 1;
+        let generation = self.wake_gen[slot];
+        self.push(at, Event::Wake(slot, generation));
     }
 
     fn push(&mut self, at_us: u64, event: Event) {
@@ -100,19 +137,23 @@ impl World {
             }
             let Reverse((at, _, event)) = self.queue.pop().expect("peeked");
             self.now_us = at;
-            match event {
-                Event::Tick(slot) => {
-                    if let Some(node) = self.nodes[slot].as_mut() {
-                        node.tick();
-                        self.push(at + TICK_US, Event::Tick(slot));
+            let slot = match event {
+                Event::Wake(slot, generation) => {
+                    if generation != self.wake_gen[slot] {
+                        continue;
                     }
+                    self.catch_up(slot, at);
+                    slot
                 }
                 Event::Deliver(slot, id) => {
                     let msg = self.in_flight[id as usize].take().expect("delivered once");
+                    self.catch_up(slot, at);
                     self.deliver(slot, msg);
+                    slot
                 }
-            }
+            };
             self.drain(at);
+            self.schedule_wake(slot);
         }
     }
 
@@ -136,12 +177,27 @@ impl World {
                 continue;
             };
             let mut out = Vec::new();
+            let mut durable = false;
             while let Some(mut ready) = node.ready() {
+                durable |= ready.hard_state.is_some() || !ready.entries.is_empty();
                 out.append(&mut ready.messages);
                 node.advance(ready);
             }
+            let disk = if durable && self.disk_us.1 > 0 {
+                self.rng.gen_range(self.disk_us.0..=self.disk_us.1)
+            } else {
+                0
+            };
             for msg in out {
-                self.send(now, msg);
+                // Answers wait for the disk (a vote or an acknowledgement is durable first);
+                // requests leave at once, as LogCabin's peer threads send them.
+                let answer = matches!(
+                    msg.kind,
+                    MessageKind::VoteResponse { .. }
+                        | MessageKind::PreVoteResponse { .. }
+                        | MessageKind::AppendResponse { .. }
+                );
+                self.send(if answer { now + disk } else { now }, msg);
             }
         }
     }
@@ -149,6 +205,11 @@ impl World {
     fn send(&mut self, now: u64, msg: Message) {
         let (from, to) = (msg.from.0 as usize - 1, msg.to.0 as usize - 1);
         if self.cut[from][to] {
+            return;
+        }
+        // A starved server's refusals never reach the leader, so the leader does not retry
+        // at network speed: the starved servers hear the periodic heartbeats, like the others.
+        if self.starve[from] && matches!(msg.kind, MessageKind::AppendResponse { .. }) {
             return;
         }
         let mut msg = msg;
