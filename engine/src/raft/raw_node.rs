@@ -590,9 +590,11 @@ impl RawNode {
 
     fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
-        self.election_timeout_randomized = self
-            .rng
-            .gen_range(self.config.election_timeout_ticks..self.config.election_timeout_max_ticks);
+        if self.config.redraw_timeout || self.election_timeout_randomized == 0 {
+            self.election_timeout_randomized = self.rng.gen_range(
+                self.config.election_timeout_ticks..self.config.election_timeout_max_ticks,
+            );
+        }
     }
 
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
@@ -832,10 +834,18 @@ impl RawNode {
         let Role::Candidate { votes } = &mut self.role else {
             return;
         };
-        votes.insert(voter, granted);
+        let first_answer = votes.insert(voter, granted).is_none();
         let yes = votes.values().filter(|&&g| g).count();
+        let no = votes.values().filter(|&&g| !g).count();
         if yes >= majority(self.config.peers.len()) {
             self.become_leader();
+        } else if self.config.backoff_on_lost_vote
+            && first_answer
+            && !granted
+            && no == majority(self.config.peers.len())
+        {
+            // Lost this term: give the servers that can win a head start next time.
+            self.election_timeout_randomized += self.config.election_timeout_max_ticks;
         }
     }
 

@@ -262,6 +262,13 @@ pub struct Config {
     /// (Figure 2): only an AppendEntries from the current leader or a granted vote restart it,
     /// as in LogCabin, whose timings the paper's Figure 16 measured.
     pub step_down_resets_timer: bool,
+    /// Re-draw the randomized election timeout at every timer restart (Raft §5.2, the
+    /// default); `false` draws it once, at start (an election-research variant).
+    pub redraw_timeout: bool,
+    /// A candidate refused by a majority (it cannot win this term, e.g. its log is shorter)
+    /// waits one maximum election timeout more before its next campaign (a research variant;
+    /// off by default).
+    pub backoff_on_lost_vote: bool,
     /// Planted bugs (all off by default).
     pub bugs: Bugs,
 }
@@ -282,6 +289,8 @@ impl Config {
             pre_vote: false,
             check_quorum: false,
             step_down_resets_timer: true,
+            redraw_timeout: true,
+            backoff_on_lost_vote: false,
             bugs: Bugs::default(),
         }
     }

@@ -18,6 +18,8 @@
 //! etcd-style timer reset every step-down adds a timeout and the wide ranges run ~25 ms late.
 
 mod report;
+pub mod splitvote;
+pub mod variants;
 mod world;
 
 use engine::raft::{Config, NodeId, RoleKind, Term};
@@ -121,6 +123,24 @@ pub struct Setup {
     /// The Raft paper's timer rule (LogCabin's): a step-down to a higher term does not restart
     /// the election timer.
     pub paper_timer: bool,
+    /// Election timeouts drawn once at start instead of at every timer restart.
+    pub drawn_once: bool,
+    /// A candidate refused by a majority backs off one maximum timeout.
+    pub backoff: bool,
+}
+
+impl Setup {
+    /// The reproduction's setup for `servers` servers.
+    pub fn paper(servers: usize) -> Setup {
+        Setup {
+            servers,
+            pre_vote: false,
+            check_quorum: false,
+            paper_timer: true,
+            drawn_once: false,
+            backoff: false,
+        }
+    }
 }
 
 fn config(curve: Curve, setup: &Setup, id: NodeId, peers: Vec<NodeId>, seed: u64) -> Config {
@@ -132,6 +152,8 @@ fn config(curve: Curve, setup: &Setup, id: NodeId, peers: Vec<NodeId>, seed: u64
     c.pre_vote = setup.pre_vote;
     c.check_quorum = setup.check_quorum;
     c.step_down_resets_timer = !setup.paper_timer;
+    c.redraw_timeout = !setup.drawn_once;
+    c.backoff_on_lost_vote = setup.backoff;
     c
 }
 
@@ -153,14 +175,18 @@ pub fn trial(curve: Curve, setup: &Setup, seed: u64) -> u64 {
         config(curve, setup, id, peers, s)
     });
     w.disk_us = DISK_US;
-    // The last two servers keep shorter logs: they can never win (Raft §5.4.1).
+    // Half the survivors (the last servers) keep shorter logs: they can never win (Raft §5.4.1).
+    // With five servers that is the paper's "two of the four survivors".
     let n = setup.servers;
-    w.starve[n - 1] = true;
-    w.starve[n - 2] = true;
+    for slot in n - (n - 1) / 2..n {
+        w.starve[slot] = true;
+    }
     // Node 1 leads; a few entries commit everywhere but on the starved servers.
     w.nodes[0].as_mut().expect("running").campaign();
-    w.run(500_000, |w| leader_of(w).is_some());
-    let (first, _) = leader_of(&w).expect("node 1 wins an undisturbed election");
+    w.run(5_000_000, |w| leader_of(w).is_some());
+    let Some((first, _)) = leader_of(&w) else {
+        panic!("node 1 wins an undisturbed election ({setup:?}, {curve:?}, seed {seed})");
+    };
     for i in 0..2u8 {
         let node = w.nodes[first].as_mut().expect("the leader runs");
         let _ = node.propose(vec![i]);
@@ -215,12 +241,7 @@ mod tests {
 
     #[test]
     fn a_short_curve_is_deterministic_and_plausible() {
-        let setup = Setup {
-            servers: 5,
-            pre_vote: false,
-            check_quorum: false,
-            paper_timer: true,
-        };
+        let setup = Setup::paper(5);
         let curve = Curve {
             min_ms: 150,
             max_ms: 200,
@@ -262,12 +283,7 @@ pub fn run_elections(opts: &ElectionsOptions) -> Result<String, String> {
         sizes.push(9);
     }
     for &servers in &sizes {
-        let setup = Setup {
-            servers,
-            pre_vote: false,
-            check_quorum: false,
-            paper_timer: true,
-        };
+        let setup = Setup::paper(servers);
         for curve in CURVES {
             let trials = opts.trials.unwrap_or(curve.trials);
             let mut ms: Vec<f64> = run_curve(curve, &setup, opts.seed, trials)
@@ -299,6 +315,18 @@ pub fn run_elections(opts: &ElectionsOptions) -> Result<String, String> {
         if sizes.len() > 1 { ", and 9" } else { "" },
         TRIAL_CAP_MS
     );
-    report::write_report(&opts.out, &results, &ongaro_all, &preamble)
-        .map_err(|e| format!("cannot write {}: {e}", opts.out.display()))
+    let mut md = report::write_report(&opts.out, &results, &ongaro_all, &preamble)
+        .map_err(|e| format!("cannot write {}: {e}", opts.out.display()))?;
+    let split_trials = opts.trials.unwrap_or(SPLIT_TRIALS).min(SPLIT_TRIALS);
+    md.push_str(&splitvote::markdown(
+        &splitvote::table(opts.seed, split_trials),
+        split_trials,
+    ));
+    md.push_str(&variants::markdown(opts.seed, opts.trials.unwrap_or(500)));
+    std::fs::write(opts.out.join("README.md"), &md)
+        .map_err(|e| format!("cannot write {}: {e}", opts.out.display()))?;
+    Ok(md)
 }
+
+/// Trials per cell of the split-vote table.
+const SPLIT_TRIALS: usize = 400;

@@ -129,6 +129,11 @@ impl World {
         Some((s.role, s.term))
     }
 
+    /// Campaigns the node has started (0 once crashed).
+    pub fn campaigns(&self, slot: usize) -> u64 {
+        self.nodes[slot].as_ref().map_or(0, RawNode::campaigns)
+    }
+
     /// Runs until `until_us` or until `stop(world)` is true (checked after every event).
     pub fn run(&mut self, until_us: u64, stop: impl Fn(&World) -> bool) {
         while let Some(Reverse((at, _, _))) = self.queue.peek() {
