@@ -292,7 +292,7 @@ impl App {
                 _ => internal(&ClientError::Stopped, &self.config.cluster_id),
             };
         };
-        // An immediate answer was sent in the same step as `armed`: a 401 is an error response.
+        // An immediate answer is sent before `armed`: a 401 is an error response.
         let first = match answer.try_recv() {
             Ok(Some(Ok(read))) => match read.answer {
                 Err(error) => return self.error_response(&error),

@@ -301,12 +301,12 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                         let _ = armed.send(position);
                     }
                 };
-                // The answer (if any) is sent right after `armed`, in this same step, so a
-                // caller that got `armed` can tell an immediate answer by polling once.
+                // An immediate answer is sent before `armed`, so a caller that got `armed` (on
+                // any thread) finds it by polling once.
                 match self.sm.poll_watch(&watch) {
                     Some(answer) => {
-                        arm(armed);
                         let _ = reply.send(Ok(self.read_answer(answer)));
+                        arm(armed);
                     }
                     None if self.watchers.len() >= self.watchers_max => {
                         let _ = reply.send(Err(ClientError::TooManyWatchers));
