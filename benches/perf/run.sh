@@ -91,7 +91,7 @@ etcd=$(run_suite "$etcd_url")
   echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)). Both clusters: 3 members on"
   echo "loopback on this one machine, fsync on (etcd's default; Floe's \`fdatasync\` per batch),"
   echo "the load generator (wrk, ${secs} s per row) against the leader's client URL; PUT writes a"
-  echo "64-byte value to one of 1,000 keys; GETs read one key. etcd: $(etcd --version | head -1)."
+  echo "64-byte value to one of 1,000 keys; GETs read one key. etcd: $(etcd --version | sed -n 1p)."
   echo
   echo "| load | Floe req/s | Floe p50 ms | Floe p99 ms | etcd req/s | etcd p50 ms | etcd p99 ms | throughput ratio | p99 ratio |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"

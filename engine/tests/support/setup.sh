@@ -21,7 +21,9 @@ for what in "$@"; do
       apt-get update -qq
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null
     fi
-    etcd --version | head -1
+    # (not `| head -1`: with pipefail, etcd's SIGPIPE would fail the script)
+    version=$(etcd --version)
+    echo "${version%%$'\n'*}"
     ;;
   python-etcd)
     venv=target/venvs/python-etcd
