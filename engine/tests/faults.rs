@@ -66,15 +66,6 @@ fn no_acknowledged_write_is_lost_and_the_history_is_linearizable_under_kills_and
         seconds < 10 || faults.len() >= 2,
         "the nemesis did too little: {faults:?}"
     );
-    for name in NAMES {
-        let log = work.join(format!("{name}.log"));
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(
-            !text.contains("panicked"),
-            "{name} panicked at some point; see {}",
-            log.display()
-        );
-    }
     let (passed, verdict) = check_history(&history);
     println!("sim check-history:\n{verdict}");
     assert!(
