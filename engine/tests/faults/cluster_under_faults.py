@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""A real 3-process floe cluster under faults, recording a client history.
+
+Usage: cluster_under_faults.py FLOE_BIN WORKDIR SECONDS HISTORY_OUT
+
+Several clients (threads, one keep-alive connection each, to a random member) run random etcd v2
+operations on a few keys while a nemesis repeatedly SIGKILLs a random member (the leader too)
+and restarts it, or SIGSTOPs and later SIGCONTs it. Afterwards every member is healed, each key is
+read with quorum=true, and every acknowledged write must still be there or superseded. The whole
+history is written as JSON lines in the format `sim check-history` reads; the linearizability
+checker then judges it (the Rust test does that).
+"""
+import http.client
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+FLOE, WORK, SECONDS, OUT = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+CLIENTS = 6
+KEYS = ["/f/k%d" % i for i in range(5)]
+BASE_CLIENT, BASE_PEER = 27011, 27021
+NAMES = ["n1", "n2", "n3"]
+IC = ",".join("%s=http://127.0.0.1:%d" % (n, BASE_PEER + i) for i, n in enumerate(NAMES))
+T0 = time.monotonic()
+rng = random.Random(int(os.environ.get("FLOE_FAULT_SEED", "1")))
+
+
+def now_us():
+    return int((time.monotonic() - T0) * 1e6)
+
+
+class Member:
+    def __init__(self, i):
+        self.i, self.name = i, NAMES[i]
+        self.port = BASE_CLIENT + i
+        self.proc = None
+        self.stopped = False
+
+    def start(self):
+        log = open(os.path.join(WORK, self.name + ".log"), "ab")
+        self.proc = subprocess.Popen(
+            [FLOE, "--name", self.name, "--data-dir", os.path.join(WORK, self.name),
+             "--listen-client-urls", "http://127.0.0.1:%d" % self.port,
+             "--listen-peer-urls", "http://127.0.0.1:%d" % (BASE_PEER + self.i),
+             "--initial-cluster", IC],
+            stdout=log, stderr=log)
+        self.stopped = False
+
+    def kill(self):
+        if self.proc:
+            if self.stopped:
+                self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        self.stopped = False
+
+
+members = [Member(i) for i in range(3)]
+history = []
+history_lock = threading.Lock()
+next_id = [0]
+stop = threading.Event()
+
+
+def record(client, node, invoke, call, ret):
+    with history_lock:
+        next_id[0] += 1
+        history.append({"id": next_id[0], "client": client, "node": node, "invoke_us": invoke,
+                        "complete_us": max(now_us(), invoke), "call": call, "ret": ret})
+
+
+def request(conn, method, path, body=None):
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
+    conn.request(method, path, body=body, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    return resp.status, resp.getheader("X-Etcd-Index"), data
+
+
+def answer(status, etcd_index, data):
+    """The history's Ret for an HTTP answer."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return {"r": "unknown"}
+    if "errorCode" in doc:
+        code = doc["errorCode"]
+        # 300/301: timed out or no leader: it may still happen. Others are definite refusals.
+        return {"r": "unknown"} if code >= 300 else {"r": "err", "code": code}
+    node = doc.get("node", {})
+    return {"r": "ok", "index": int(etcd_index or 0), "action": doc.get("action", ""),
+            "key": node.get("key", ""), "value": node.get("value"),
+            "modified_index": node.get("modifiedIndex", 0)}
+
+
+def client(cid):
+    r = random.Random(cid * 7919 + 1)
+    conn, node = None, 0
+    n = 0
+    while not stop.is_set():
+        if conn is None:
+            node = r.randrange(3)
+            conn = http.client.HTTPConnection("127.0.0.1", members[node].port, timeout=3)
+        key = r.choice(KEYS)
+        n += 1
+        value = "c%d-%d" % (cid, n)
+        kind = r.choice(["set", "set", "get", "get", "cas", "create", "delete"])
+        quoted = urllib.parse.quote(key)
+        if kind == "set":
+            call = {"f": "set", "key": key, "value": value, "expire_at_us": None}
+            args = ("PUT", "/v2/keys" + quoted, "value=" + value)
+        elif kind == "get":
+            call = {"f": "get", "key": key, "quorum": True}
+            args = ("GET", "/v2/keys" + quoted + "?quorum=true", None)
+        elif kind == "cas":
+            prev = "c%d-%d" % (r.randrange(CLIENTS), r.randrange(1, max(2, n)))
+            call = {"f": "cas", "key": key, "value": value, "prev_value": prev, "prev_index": None}
+            args = ("PUT", "/v2/keys" + quoted + "?prevValue=" + prev, "value=" + value)
+        elif kind == "create":
+            call = {"f": "create", "key": key, "value": value}
+            args = ("PUT", "/v2/keys" + quoted + "?prevExist=false", "value=" + value)
+        else:
+            call = {"f": "delete", "key": key}
+            args = ("DELETE", "/v2/keys" + quoted, None)
+        invoke = now_us()
+        try:
+            ret = answer(*request(conn, *args))
+        except Exception:
+            ret = {"r": "unknown"}
+            try:
+                conn.close()
+            except Exception:
+                pass
+            conn = None
+        if ret["r"] == "unknown" and kind == "get":
+            ret = {"r": "fail"}  # a read that got no answer changed nothing
+        record(cid, node + 1, invoke, call, ret)
+        if ret["r"] in ("unknown", "fail"):
+            time.sleep(0.05)
+
+
+def leader():
+    for m in members:
+        if m.proc is None or m.stopped:
+            continue
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", m.port, timeout=1)
+            c.request("GET", "/v2/stats/self")
+            if json.loads(c.getresponse().read()).get("state") == "StateLeader":
+                return m
+        except Exception:
+            pass
+    return None
+
+
+def nemesis(log):
+    while not stop.is_set():
+        time.sleep(rng.uniform(2.0, 4.0))
+        if stop.is_set():
+            return
+        target = leader() if rng.random() < 0.5 else None
+        target = target or rng.choice(members)
+        pause = rng.uniform(1.0, 3.0)
+        if rng.random() < 0.5:
+            log.append("%.1fs kill -9 %s (down %.1fs)" % (time.monotonic() - T0, target.name, pause))
+            target.kill()
+            time.sleep(pause)
+            target.start()
+        else:
+            log.append("%.1fs SIGSTOP %s (for %.1fs)" % (time.monotonic() - T0, target.name, pause))
+            target.stopped = True
+            target.proc.send_signal(signal.SIGSTOP)
+            time.sleep(pause)
+            target.proc.send_signal(signal.SIGCONT)
+            target.stopped = False
+
+
+def wait_healthy(deadline_s=30):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        ok = 0
+        for m in members:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", m.port, timeout=1)
+                c.request("GET", "/health")
+                ok += b"true" in c.getresponse().read()
+            except Exception:
+                pass
+        if ok == 3:
+            return
+        time.sleep(0.2)
+    raise SystemExit("the cluster did not become healthy after healing")
+
+
+def durability_check(final):
+    """Every acknowledged write is there or superseded: per key, the final value's modifiedIndex
+    is at least every acknowledged write's index, or a later delete removed it."""
+    problems = []
+    for key in KEYS:
+        acked = [op for op in history if op["call"]["key"] == key and op["call"]["f"] != "get"
+                 and op["ret"]["r"] == "ok"]
+        if not acked:
+            continue
+        last = max(acked, key=lambda op: op["ret"]["modified_index"])
+        got = final[key]
+        if got["r"] == "ok":
+            if got["modified_index"] < last["ret"]["modified_index"]:
+                problems.append("%s: acknowledged write %s (index %d) lost; final read %s"
+                                % (key, last["call"], last["ret"]["modified_index"], got))
+        elif last["call"]["f"] != "delete":
+            unknown_deletes = [op for op in history if op["call"]["key"] == key
+                               and op["call"]["f"] == "delete" and op["ret"]["r"] == "unknown"]
+            if not unknown_deletes:
+                problems.append("%s: gone, but its last acknowledged write %s was not a delete"
+                                % (key, last["call"]))
+    return problems
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    faults = []
+    try:
+        for m in members:
+            m.start()
+        wait_healthy()
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(1, CLIENTS + 1)]
+        threads.append(threading.Thread(target=nemesis, args=(faults,)))
+        for t in threads:
+            t.start()
+        time.sleep(SECONDS)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        for m in members:
+            if m.proc is None:
+                m.start()
+            elif m.stopped:
+                m.proc.send_signal(signal.SIGCONT)
+        wait_healthy()
+        final = {}
+        conn = http.client.HTTPConnection("127.0.0.1", members[0].port, timeout=10)
+        for key in KEYS:
+            invoke = now_us()
+            ret = answer(*request(conn, "GET", "/v2/keys" + key + "?quorum=true"))
+            record(0, 1, invoke, {"f": "get", "key": key, "quorum": True}, ret)
+            final[key] = ret
+    finally:
+        for m in members:
+            m.kill()
+    with open(OUT, "w") as f:
+        for op in history:
+            f.write(json.dumps(op) + "\n")
+    counts = {}
+    for op in history:
+        counts[op["ret"]["r"]] = counts.get(op["ret"]["r"], 0) + 1
+    print("%d operations %s; %d faults:" % (len(history), counts, len(faults)))
+    for line in faults:
+        print("  " + line)
+    problems = durability_check(final)
+    for p in problems:
+        print("LOST: " + p)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
