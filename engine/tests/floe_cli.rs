@@ -2,30 +2,14 @@
 //! message and never serve wrong data (issue: a corrupt log, a data dir of another cluster, a
 //! port in use, a bad `--initial-cluster`).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod support;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-const FLOE: &str = env!("CARGO_BIN_EXE_floe");
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("floe-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// A child process killed when dropped.
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{FLOE, Proc, http, temp_dir, wait_healthy as wait_ready};
 
 fn node_args(data: &Path, client: u16, peer: u16) -> Vec<String> {
     vec![
@@ -38,15 +22,17 @@ fn node_args(data: &Path, client: u16, peer: u16) -> Vec<String> {
     ]
 }
 
-fn start(args: &[String]) -> Node {
-    Node(
-        Command::new(FLOE)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("floe starts"),
-    )
+fn start(args: &[String]) -> Proc {
+    let child = Command::new(FLOE)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("floe starts");
+    Proc {
+        child,
+        name: "floe".into(),
+    }
 }
 
 /// Runs floe expecting it to exit by itself (within 10 s).
@@ -65,34 +51,6 @@ fn run_to_exit(args: &[String]) -> Output {
     }
     let _ = child.kill();
     panic!("floe {args:?} kept running; it should have exited with an error");
-}
-
-/// One HTTP/1.0 request; the whole response as text.
-fn http(port: u16, method: &str, path: &str, body: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut out = String::new();
-    stream.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
-fn wait_ready(port: u16) {
-    for _ in 0..200 {
-        if let Some(r) = http(port, "GET", "/health", "")
-            && r.contains("\"true\"")
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("floe on port {port} never became healthy");
 }
 
 fn stderr(output: &Output) -> String {

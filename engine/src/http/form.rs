@@ -65,27 +65,10 @@ pub fn parse_query(text: &str, out: &mut Vec<(String, String)>) -> Result<(), St
     first_error.map_or(Ok(()), Err)
 }
 
-/// Go's `path.Clean`: the shortest equivalent absolute path (no `//`, `.` or `..`).
+/// Go's `path.Clean`: the shortest equivalent absolute path (no `//`, `.` or `..`), which is
+/// exactly the store's key normalisation.
 pub fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    let mut out = String::with_capacity(path.len() + 1);
-    for part in &parts {
-        out.push('/');
-        out.push_str(part);
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    out
+    crate::store::key::normalize(path)
 }
 
 /// Go's `ServeMux` cleaning: the cleaned path, keeping a trailing slash. A request whose path

@@ -109,7 +109,8 @@ impl App {
         response
     }
 
-    fn stamp(&self, response: &mut Response<Body>, etcd_index: u64, raft: (u64, u64)) {
+    /// The keys-API headers: cluster id, `X-Etcd-Index`, `X-Raft-Index`, `X-Raft-Term`.
+    pub(super) fn stamp(&self, response: &mut Response<Body>, etcd_index: u64, raft: (u64, u64)) {
         response::set(response, "X-Etcd-Cluster-Id", &self.config.cluster_id);
         response::set(response, "X-Etcd-Index", &etcd_index.to_string());
         response::set(response, "X-Raft-Index", &raft.0.to_string());

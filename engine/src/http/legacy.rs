@@ -128,10 +128,7 @@ impl App {
         };
         let body = self.event_body(&event, false);
         let mut r = response::with_body(200, JSON, if is_head { String::new() } else { body });
-        response::set(&mut r, "X-Etcd-Cluster-Id", &self.config.cluster_id);
-        response::set(&mut r, "X-Etcd-Index", &index.to_string());
-        response::set(&mut r, "X-Raft-Index", &raft.0.to_string());
-        response::set(&mut r, "X-Raft-Term", &raft.1.to_string());
+        self.stamp(&mut r, index, raft);
         r
     }
 
