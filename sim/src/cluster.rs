@@ -3,8 +3,10 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use engine::log::MemDisk;
-use engine::raft::{Config, Entry, HardState, Message, NodeId, RawNode, RoleKind, Status};
+use engine::log::{MemDisk, Recovered};
+use engine::raft::{
+    Config, Entry, HardState, Index, Message, NodeId, RawNode, RoleKind, Status, Term,
+};
 use engine::server::{Client, Env, KvClient, KvMachine, NodeConfig, Observer, StateMachine};
 use madsim::runtime::Handle;
 use rand::{Rng, SeedableRng};
@@ -46,6 +48,8 @@ pub struct Shared {
     pub trace: Fnv,
     /// Faults injected so far.
     pub faults_injected: u64,
+    /// Snapshots installed from a leader so far.
+    pub snapshots_installed: u64,
     /// The highest index of any command acknowledged to a client so far: a linearizable read
     /// that starts later must see at least this much.
     pub acked_index_max: engine::raft::Index,
@@ -184,10 +188,19 @@ impl SimObserver {
 }
 
 impl Observer for SimObserver {
-    fn recovered(&mut self, id: NodeId, hs: &HardState, entries: &[Entry], _cut_bytes: u64) {
+    fn recovered(&mut self, id: NodeId, recovered: &Recovered) {
         let now = self.clock.now_ms();
         self.with(|s| {
-            let verdict = s.safety.recovered(id, hs, entries);
+            let verdict = s.safety.recovered(id, recovered);
+            s.record(verdict, now);
+        });
+    }
+
+    fn snapshot_installed(&mut self, id: NodeId, index: Index, term: Term) {
+        let now = self.clock.now_ms();
+        self.with(|s| {
+            s.snapshots_installed += 1;
+            let verdict = s.safety.snapshot_installed(id, index, term);
             s.record(verdict, now);
         });
     }
@@ -256,6 +269,7 @@ impl Cluster {
             rng,
             trace: Fnv::new(),
             faults_injected: 0,
+            snapshots_installed: 0,
             acked_index_max: engine::raft::Index(0),
             history: crate::workload::History::default(),
             reference: KvMachine::default(),
@@ -520,6 +534,8 @@ fn node_config(config: &SimConfig, id: NodeId, peers: Vec<NodeId>, seed: u64) ->
     node.watchers_max = config.watchers_max;
     node.leader_sends_before_sync = config.parallel_sync;
     node.lazy_commit_sync = config.lazy_commit_sync;
+    node.snapshot_entries = config.snapshot_entries;
+    node.snapshot_keep_entries = config.snapshot_keep;
     node
 }
 

@@ -246,6 +246,7 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
         max_term: 0,
         commands_committed: 0,
         faults_injected: 0,
+        snapshots_installed: 0,
         clients: Default::default(),
         ops: Default::default(),
         net: Default::default(),
@@ -283,12 +284,14 @@ fn print_human(t: &Timed, replay: &str) {
     );
     let speed = r.simulated_ms as f64 / t.wall_ms.max(1) as f64;
     println!(
-        "simulated {:.1} s in {:.2} s wall ({speed:.0}x); elections {}, max term {}; faults {}",
+        "simulated {:.1} s in {:.2} s wall ({speed:.0}x); elections {}, max term {}; faults {}; snapshots every {} entries, {} installed",
         r.simulated_ms as f64 / 1000.0,
         t.wall_ms as f64 / 1000.0,
         r.elections,
         r.max_term,
-        r.faults_injected
+        r.faults_injected,
+        c.snapshot_entries,
+        r.snapshots_installed
     );
     println!(
         "operations: {} started, {} writes committed, {} failed, {} timed out; messages: {} sent, {} delivered, {} dropped, {} duplicated",

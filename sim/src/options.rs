@@ -137,6 +137,12 @@ pub struct SimConfig {
     /// Commit-only hard states are not synced (the production node's setting, as etcd's WAL);
     /// drawn per seed so the simulator checks it.
     pub lazy_commit_sync: bool,
+    /// Nodes snapshot their store and compact their log every this many applied entries (0:
+    /// never); drawn small per seed so that compaction, InstallSnapshot and restarts from a
+    /// snapshot happen under faults.
+    pub snapshot_entries: u64,
+    /// Entries kept below each snapshot's index.
+    pub snapshot_keep: u64,
     /// Timed fault steps (a scenario's); when set, they replace the random faults.
     pub schedule: Vec<crate::scenario::Step>,
     /// The named scenario this run comes from, if any.
@@ -220,6 +226,12 @@ impl SimConfig {
             check_quorum: flags.gen_bool(0.25),
             parallel_sync: flags.gen_bool(0.5),
             lazy_commit_sync: flags.gen_bool(0.5),
+            snapshot_entries: if flags.gen_bool(0.5) {
+                flags.gen_range(5..=100)
+            } else {
+                0
+            },
+            snapshot_keep: flags.gen_range(0..=10),
             schedule: Vec::new(),
             scenario: None,
         }
@@ -261,6 +273,8 @@ impl SimConfig {
             check_quorum: false,
             parallel_sync: false,
             lazy_commit_sync: false,
+            snapshot_entries: 0,
+            snapshot_keep: 0,
             schedule: Vec::new(),
             scenario: None,
         }

@@ -39,6 +39,8 @@ pub struct RunReport {
     pub commands_committed: u64,
     /// Faults injected.
     pub faults_injected: u64,
+    /// Snapshots installed from a leader (InstallSnapshot, Raft §7).
+    pub snapshots_installed: u64,
     /// Client counters.
     pub clients: ClientStats,
     /// Client operations by kind: answered, failed, timed out.
@@ -445,6 +447,7 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         world_events: shared.world_events.clone(),
         roles: shared.roles.clone(),
         faults_injected: shared.faults_injected,
+        snapshots_installed: shared.snapshots_installed,
         clients,
         net,
         liveness_leader_ms,

@@ -75,7 +75,9 @@ fn stat_name(command: &Command) -> &'static str {
 /// A 500/300 for failures below the store (etcd-v2.md §3.1: index 0).
 pub(super) fn internal(error: &ClientError, cluster_id: &str) -> Response<Body> {
     let cause = match error {
-        ClientError::Overwritten | ClientError::Stopped => "etcdserver: request timed out",
+        ClientError::Overwritten | ClientError::Stopped | ClientError::Compacted => {
+            "etcdserver: request timed out"
+        }
         ClientError::TooManyWatchers => "too many watchers",
         _ => "etcdserver: server stopped",
     };

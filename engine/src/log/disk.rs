@@ -12,4 +12,8 @@ pub trait Disk {
     fn truncate(&mut self, len: u64) -> std::io::Result<()>;
     /// Makes every earlier append and truncate durable.
     fn sync(&mut self) -> impl std::future::Future<Output = std::io::Result<()>>;
+    /// Replaces the whole content with `bytes` (log compaction), atomically: after a crash the
+    /// disk holds either what it held before (as far as it was synced) or exactly `bytes`,
+    /// never a mixture. Durable once it returns Ok.
+    fn rewrite(&mut self, bytes: &[u8]) -> impl std::future::Future<Output = std::io::Result<()>>;
 }

@@ -174,6 +174,15 @@ impl Disk for MemDisk {
         }
         Ok(())
     }
+
+    async fn rewrite(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        // Like a write to a new file, a sync and a rename: all or nothing, and the unsynced
+        // writes to the old file go with it.
+        let mut inner = self.lock();
+        inner.pending.clear();
+        inner.durable = bytes.to_vec();
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -3,15 +3,24 @@
 //! A record is, little endian: `[payload_len: u32][crc32: u32][kind: u8][payload]`, where the
 //! CRC covers the kind byte and the payload. Payloads:
 //! - hard state: `term: u64, voted_for: u64 (0 = None), commit: u64`;
-//! - entry: `term: u64, index: u64, tag: u8 (0 = Noop, 1 = Command), data_len: u32, data`.
+//! - entry: `term: u64, index: u64, tag: u8 (0 = Noop, 1 = Command), data_len: u32, data`;
+//! - snapshot: `index: u64, term: u64, log_start_index: u64, log_start_term: u64, data` (the
+//!   state machine up to `index`; the entries that follow it in the file come after
+//!   `log_start_index`, whose term is `log_start_term`).
 //!
 //! Depends only on `crate::raft` data types.
 
-use crate::raft::{Entry, EntryKind, HardState, Index, NodeId, Term};
+use crate::raft::{Entry, EntryKind, HardState, Index, NodeId, Snapshot, Term};
 
 /// Largest payload a record may carry, in bytes. Recovery treats a longer length field as
 /// corruption, so a flipped bit in a length can never make it allocate or wait for gigabytes.
 pub const RECORD_BYTES_MAX: usize = 64 << 20;
+
+/// Largest payload of a snapshot record, in bytes: the whole state machine.
+pub const SNAPSHOT_BYTES_MAX: usize = 1 << 30;
+
+/// Bytes of a snapshot payload before its data.
+pub(super) const SNAPSHOT_FIXED_BYTES: usize = 32;
 
 /// Bytes before the payload: length, CRC and kind.
 pub(super) const HEADER_BYTES: usize = 9;
@@ -22,6 +31,7 @@ pub(super) const ENTRY_FIXED_BYTES: usize = 21;
 
 const KIND_HARD_STATE: u8 = 1;
 const KIND_ENTRY: u8 = 2;
+const KIND_SNAPSHOT: u8 = 3;
 const TAG_NOOP: u8 = 0;
 const TAG_COMMAND: u8 = 1;
 
@@ -32,6 +42,13 @@ pub(super) enum Record {
     HardState(HardState),
     /// An entry, replacing every entry at or after its index.
     Entry(Entry),
+    /// A snapshot, replacing every entry; the entries after it follow `log_start`.
+    Snapshot {
+        /// The snapshot.
+        snapshot: Snapshot,
+        /// The last index before the entries kept after the snapshot, and its term.
+        log_start: (Index, Term),
+    },
 }
 
 /// Why recovery stopped reading the WAL and cut its tail.
@@ -87,6 +104,27 @@ pub(super) fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
     });
 }
 
+/// Appends the record of a snapshot to `out`. The caller has checked the size against
+/// [`SNAPSHOT_BYTES_MAX`].
+pub(super) fn encode_snapshot(snapshot: &Snapshot, log_start: (Index, Term), out: &mut Vec<u8>) {
+    encode_record(KIND_SNAPSHOT, out, |out| {
+        out.extend_from_slice(&snapshot.index.0.to_le_bytes());
+        out.extend_from_slice(&snapshot.term.0.to_le_bytes());
+        out.extend_from_slice(&log_start.0.0.to_le_bytes());
+        out.extend_from_slice(&log_start.1.0.to_le_bytes());
+        out.extend_from_slice(&snapshot.data);
+    });
+}
+
+/// The largest payload a record of `kind` may have.
+fn payload_max(kind: u8) -> usize {
+    if kind == KIND_SNAPSHOT {
+        SNAPSHOT_BYTES_MAX
+    } else {
+        RECORD_BYTES_MAX
+    }
+}
+
 /// Writes a header placeholder, the payload, then fills in the length and CRC.
 fn encode_record(kind: u8, out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
@@ -95,10 +133,10 @@ fn encode_record(kind: u8, out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)
     payload(out);
     let payload_len = out.len() - start - HEADER_BYTES;
     assert!(
-        payload_len <= RECORD_BYTES_MAX,
+        payload_len <= payload_max(kind),
         "record payload {payload_len} bytes over max"
     );
-    let len = u32::try_from(payload_len).expect("RECORD_BYTES_MAX fits in u32");
+    let len = u32::try_from(payload_len).expect("the maxima fit in u32");
     let crc = crc32fast::hash(&out[start + 8..]);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -109,11 +147,11 @@ fn encode_record(kind: u8, out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)
 /// Never panics and never allocates more than the record's own payload, whatever `bytes` hold.
 pub(super) fn decode_record(bytes: &[u8]) -> Result<(Record, usize), CutReason> {
     let mut header = Reader(bytes);
-    let (Some(len), Some(crc), Some(_kind)) = (header.u32(), header.u32(), header.u8()) else {
+    let (Some(len), Some(crc), Some(kind)) = (header.u32(), header.u32(), header.u8()) else {
         return Err(CutReason::ShortHeader);
     };
     let payload_len = usize::try_from(len).map_err(|_| CutReason::TooLong)?;
-    if payload_len > RECORD_BYTES_MAX {
+    if payload_len > payload_max(kind) {
         return Err(CutReason::TooLong);
     }
     let record_len = HEADER_BYTES + payload_len;
@@ -134,7 +172,8 @@ pub(super) fn decode_record(bytes: &[u8]) -> Result<(Record, usize), CutReason> 
 pub fn intact_record_after(bytes: &[u8], from: usize) -> Option<usize> {
     (from + 1..bytes.len().saturating_sub(HEADER_BYTES)).find(|&at| {
         let kind = bytes[at + 8];
-        (kind == KIND_HARD_STATE || kind == KIND_ENTRY) && decode_record(&bytes[at..]).is_ok()
+        matches!(kind, KIND_HARD_STATE | KIND_ENTRY | KIND_SNAPSHOT)
+            && decode_record(&bytes[at..]).is_ok()
     })
 }
 
@@ -164,6 +203,19 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Option<Record> {
                 _ => return None,
             };
             Record::Entry(Entry { term, index, kind })
+        }
+        KIND_SNAPSHOT => {
+            let index = Index(r.u64()?);
+            let term = Term(r.u64()?);
+            let log_start = (Index(r.u64()?), Term(r.u64()?));
+            if log_start.0 > index {
+                return None;
+            }
+            let data = std::mem::take(&mut r.0).to_vec();
+            Record::Snapshot {
+                snapshot: Snapshot { index, term, data },
+                log_start,
+            }
         }
         _ => return None,
     };

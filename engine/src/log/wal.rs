@@ -7,10 +7,10 @@
 
 use super::disk::Disk;
 use super::record::{
-    CutReason, RECORD_BYTES_MAX, Record, decode_record, encode_entry, encode_hard_state,
-    entry_payload_bytes,
+    CutReason, RECORD_BYTES_MAX, Record, SNAPSHOT_BYTES_MAX, SNAPSHOT_FIXED_BYTES, decode_record,
+    encode_entry, encode_hard_state, encode_snapshot, entry_payload_bytes,
 };
-use crate::raft::{Entry, HardState, Index};
+use crate::raft::{Entry, HardState, Index, Snapshot, Term};
 
 /// Why a WAL operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,20 @@ pub enum LogError {
         /// Its record payload size.
         bytes: usize,
     },
+    /// A snapshot does not fit in one record; nothing was written.
+    #[error("a snapshot of {bytes} bytes is over the {SNAPSHOT_BYTES_MAX}-byte maximum")]
+    SnapshotTooLarge {
+        /// Its size.
+        bytes: usize,
+    },
+    /// An appended entry lies at or below the log's start (compacted into the snapshot).
+    #[error("entry index {index} is at or below the compacted log start {start}")]
+    BelowStart {
+        /// The offending entry's index.
+        index: Index,
+        /// The last compacted index.
+        start: Index,
+    },
     /// An earlier append or sync failed, so what the disk holds is unknown until reopened.
     #[error("an earlier disk write or sync failed; reopen the log")]
     Poisoned,
@@ -44,7 +58,12 @@ pub enum LogError {
 pub struct Recovered {
     /// The last hard state recorded, or the default if none was.
     pub hard_state: HardState,
-    /// The log. Invariant: `entries[k].index == k + 1`.
+    /// The newest snapshot (Raft §7), if the log was ever compacted.
+    pub snapshot: Option<Snapshot>,
+    /// The last compacted index and its term: the entries follow it. `(0, 0)` without a
+    /// snapshot; at or below the snapshot's index with one.
+    pub log_start: (Index, Term),
+    /// The log. Invariant: `entries[k].index == log_start.0 + k + 1`.
     pub entries: Vec<Entry>,
     /// Bytes cut from the end of the disk because they were torn, corrupt or inconsistent.
     pub cut_bytes: u64,
@@ -58,8 +77,11 @@ pub struct Recovered {
 #[derive(Debug)]
 pub struct Wal<D: Disk> {
     disk: D,
-    /// The index of the last entry in the disk's view, synced or not; 0 if the log is empty.
+    /// The index of the last entry in the disk's view, synced or not; the log start if the
+    /// log holds no entry.
     last_index: Index,
+    /// The last compacted index: appends must lie above it.
+    start: Index,
     /// Set when a disk write or sync failed: the file may hold anything, so the WAL refuses
     /// further writes rather than guess (fsync errors are not retryable).
     poisoned: bool,
@@ -85,10 +107,12 @@ impl<D: Disk> Wal<D> {
         if recovered.cut_bytes == 0 {
             recovered.cut_reason = None;
         }
-        let last_index = recovered.entries.last().map_or(Index(0), |e| e.index);
+        let start = recovered.log_start.0;
+        let last_index = recovered.entries.last().map_or(start, |e| e.index);
         let wal = Wal {
             disk,
             last_index,
+            start,
             poisoned: false,
             scratch: Vec::new(),
         };
@@ -109,6 +133,12 @@ impl<D: Disk> Wal<D> {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
+        if let Some(first) = entries.first().filter(|e| e.index <= self.start) {
+            return Err(LogError::BelowStart {
+                index: first.index,
+                start: self.start,
+            });
+        }
         let last_index = check_entries(self.last_index, entries)?;
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();
@@ -128,6 +158,51 @@ impl<D: Disk> Wal<D> {
             self.poisoned = true;
             return Err(error.into());
         }
+        self.last_index = last_index;
+        Ok(())
+    }
+
+    /// Replaces the whole log with `snapshot`, then `hard_state`, then `entries`, which follow
+    /// `log_start` (Raft §7 log compaction; also how a snapshot from the leader is installed).
+    /// Atomic and durable once it returns: a crash leaves the old log or the new one.
+    pub async fn rewrite(
+        &mut self,
+        snapshot: &Snapshot,
+        log_start: (Index, Term),
+        hard_state: &HardState,
+        entries: &[Entry],
+    ) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        assert!(
+            log_start.0 <= snapshot.index,
+            "the log starts after {}, beyond the snapshot at {}",
+            log_start.0,
+            snapshot.index
+        );
+        let bytes = SNAPSHOT_FIXED_BYTES + snapshot.data.len();
+        if bytes > SNAPSHOT_BYTES_MAX {
+            return Err(LogError::SnapshotTooLarge { bytes });
+        }
+        if let Some(first) = entries.first().filter(|e| e.index != log_start.0.next()) {
+            return Err(LogError::IndexGap {
+                index: first.index,
+                last: log_start.0,
+            });
+        }
+        let last_index = check_entries(log_start.0, entries)?;
+        let mut out = Vec::with_capacity(bytes + 64);
+        encode_snapshot(snapshot, log_start, &mut out);
+        encode_hard_state(hard_state, &mut out);
+        for entry in entries {
+            encode_entry(entry, &mut out);
+        }
+        if let Err(error) = self.disk.rewrite(&out).await {
+            self.poisoned = true;
+            return Err(error.into());
+        }
+        self.start = log_start.0;
         self.last_index = last_index;
         Ok(())
     }
@@ -195,14 +270,24 @@ fn replay(bytes: &[u8]) -> Recovered {
         };
         match record {
             Record::HardState(hard_state) => recovered.hard_state = hard_state,
+            Record::Snapshot {
+                snapshot,
+                log_start,
+            } => {
+                recovered.snapshot = Some(snapshot);
+                recovered.log_start = log_start;
+                recovered.entries.clear();
+            }
             Record::Entry(entry) => {
                 let len_u64 = u64::try_from(recovered.entries.len()).expect("usize fits in u64");
-                // We never write a gap, so one on disk means the bytes are not what we wrote.
-                if entry.index.0 == 0 || entry.index.0 > len_u64 + 1 {
+                let start = recovered.log_start.0.0;
+                // We never write a gap, nor below the log start, so one on disk means the
+                // bytes are not what we wrote.
+                if entry.index.0 <= start || entry.index.0 > start + len_u64 + 1 {
                     recovered.cut_reason = Some(CutReason::IndexGap);
                     break;
                 }
-                let keep = usize::try_from(entry.index.0 - 1).expect("index <= len + 1");
+                let keep = usize::try_from(entry.index.0 - start - 1).expect("index <= len + 1");
                 recovered.entries.truncate(keep);
                 recovered.entries.push(entry);
             }
@@ -606,6 +691,9 @@ mod tests {
         async fn sync(&mut self) -> std::io::Result<()> {
             Err(std::io::Error::other("injected sync failure"))
         }
+        async fn rewrite(&mut self, _: &[u8]) -> std::io::Result<()> {
+            Err(std::io::Error::other("injected sync failure"))
+        }
     }
 
     #[test]
@@ -618,6 +706,7 @@ mod tests {
         let mut wal = Wal {
             disk: FailingSync(MemDisk::new()),
             last_index: Index(0),
+            start: Index(0),
             poisoned: false,
             scratch: Vec::new(),
         };

@@ -70,6 +70,35 @@ impl Disk for FileDisk {
             }
         }
     }
+
+    /// Writes `<file>.new`, syncs it, renames it over the file and syncs the directory: a
+    /// crash leaves the old file or the new one.
+    async fn rewrite(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let path = self.path.clone();
+        let bytes = bytes.to_vec();
+        let file = tokio::task::spawn_blocking(move || replace_file(&path, &bytes))
+            .await
+            .map_err(std::io::Error::other)??;
+        self.file = file;
+        Ok(())
+    }
+}
+
+/// The blocking part of [`FileDisk::rewrite`]; returns the new file opened for appending.
+fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<File> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    let new = path.with_file_name(name);
+    {
+        let mut file = File::create(&new)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&new, path)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        File::open(parent)?.sync_all()?;
+    }
+    OpenOptions::new().read(true).append(true).open(path)
 }
 
 #[cfg(test)]
@@ -96,8 +125,15 @@ mod tests {
         disk.append(b"!").unwrap();
         disk.sync().await.unwrap();
         drop(disk);
-        let disk = FileDisk::open(&path).unwrap();
+        let mut disk = FileDisk::open(&path).unwrap();
         assert_eq!(disk.read_all().unwrap(), b"hello!");
+        disk.rewrite(b"new").await.unwrap();
+        disk.append(b" tail").unwrap();
+        disk.sync().await.unwrap();
+        drop(disk);
+        let disk = FileDisk::open(&path).unwrap();
+        assert_eq!(disk.read_all().unwrap(), b"new tail");
+        assert!(!path.with_file_name("wal.new").exists());
     }
 
     #[tokio::test]

@@ -108,6 +108,14 @@ impl fmt::Display for Message {
                     }
                 }
             }
+            MessageKind::Snapshot { snapshot } => write!(
+                f,
+                "MsgSnap Term:{} Index:{} LogTerm:{} Bytes:{}",
+                self.term,
+                snapshot.index,
+                snapshot.term,
+                snapshot.data.len()
+            ),
             MessageKind::ReadIndex { ctx } => {
                 write!(f, "MsgReadIndex Term:{} Ctx:{ctx}", self.term)
             }

@@ -17,5 +17,5 @@ mod types;
 pub use raw_node::{RawNode, Ready, Role, RoleKind, Status};
 pub use types::{
     Bugs, Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
-    ProposeError, ReadState, RejectHint, StepError, Term,
+    ProposeError, ReadState, RejectHint, Snapshot, StepError, Term,
 };

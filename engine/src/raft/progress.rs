@@ -22,6 +22,15 @@ pub enum ProgressState {
         /// Invariant: strictly increasing, each `< next_index`, length `<= inflight_msgs_max`.
         inflight: VecDeque<Index>,
     },
+    /// A snapshot was sent (the follower needs compacted entries, Raft §7): nothing more is
+    /// sent until it is acknowledged, or until `heartbeats_left` heartbeats passed without an
+    /// answer (it was lost), when the leader probes again.
+    Snapshot {
+        /// The snapshot's index.
+        index: Index,
+        /// Heartbeat rounds left before the leader gives up waiting.
+        heartbeats_left: u64,
+    },
 }
 
 /// The leader's view of one follower.
@@ -59,6 +68,7 @@ impl Progress {
         match &self.state {
             ProgressState::Probe { paused } => !paused,
             ProgressState::Replicate { inflight } => inflight.len() < inflight_msgs_max,
+            ProgressState::Snapshot { .. } => false,
         }
     }
 
@@ -73,6 +83,7 @@ impl Progress {
                     self.next_index = last.next();
                 }
             }
+            ProgressState::Snapshot { .. } => {}
         }
     }
 
@@ -86,7 +97,8 @@ impl Progress {
             self.next_index = self.match_index.next();
         }
         match &mut self.state {
-            ProgressState::Probe { .. } => {
+            ProgressState::Snapshot { index, .. } if match_index < *index => {}
+            ProgressState::Probe { .. } | ProgressState::Snapshot { .. } => {
                 self.state = ProgressState::Replicate {
                     inflight: VecDeque::new(),
                 };
@@ -113,9 +125,34 @@ impl Progress {
 
     /// A heartbeat round lets a paused probe try again, so a lost probe is retried.
     pub fn on_heartbeat(&mut self) {
-        if let ProgressState::Probe { paused } = &mut self.state {
-            *paused = false;
+        match &mut self.state {
+            ProgressState::Probe { paused } => *paused = false,
+            ProgressState::Snapshot {
+                heartbeats_left, ..
+            } => {
+                *heartbeats_left = heartbeats_left.saturating_sub(1);
+                if *heartbeats_left == 0 {
+                    let next = self.match_index.next();
+                    self.on_reject(next);
+                }
+            }
+            ProgressState::Replicate { .. } => {}
         }
+    }
+
+    /// The leader sent the snapshot at `index`: wait for its acknowledgement for at most
+    /// `heartbeats` heartbeat rounds.
+    pub fn snapshot_sent(&mut self, index: Index, heartbeats: u64) {
+        self.next_index = self.next_index.max(index.next());
+        self.state = ProgressState::Snapshot {
+            index,
+            heartbeats_left: heartbeats.max(1),
+        };
+    }
+
+    /// True while a snapshot is in flight to this follower.
+    pub fn snapshot_pending(&self) -> bool {
+        matches!(self.state, ProgressState::Snapshot { .. })
     }
 }
 

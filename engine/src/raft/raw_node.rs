@@ -15,7 +15,7 @@ use super::raft_log::RaftLog;
 use super::read_only::{ReadOnly, ReadRequest};
 use super::types::{
     Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
-    ProposeError, ReadState, RejectHint, StepError, Term,
+    ProposeError, ReadState, RejectHint, Snapshot, StepError, Term,
 };
 
 /// A node's role; each role owns the data only it needs.
@@ -82,8 +82,12 @@ pub struct Ready {
     /// Append to stable storage BEFORE sending any of `messages`. An entry at index `i` replaces
     /// every stored entry at `>= i` (conflict truncation, Raft §5.3).
     pub entries: Vec<Entry>,
-    /// Send AFTER `hard_state` and `entries` are durable; they may be lost, delayed, duplicated
-    /// or reordered.
+    /// A snapshot from the leader (Raft §7): persist it BEFORE sending any of `messages`, in
+    /// place of every stored entry up to its index, and restore the state machine from it
+    /// BEFORE applying `committed_entries` (which follow it).
+    pub snapshot: Option<Snapshot>,
+    /// Send AFTER `hard_state`, `snapshot` and `entries` are durable; they may be lost,
+    /// delayed, duplicated or reordered.
     pub messages: Vec<Message>,
     /// Apply to the state machine in order, AFTER `entries` are durable. They are committed.
     pub committed_entries: Vec<Entry>,
@@ -145,6 +149,12 @@ pub struct RawNode {
     reads: ReadOnly,
     /// Confirmed reads for the next `Ready`.
     read_states: Vec<ReadState>,
+    /// The newest snapshot this node holds (taken locally or received), sent to followers that
+    /// need compacted entries. Invariant: `Some` with `index >= log.offset()` once the offset
+    /// is above 0.
+    snapshot: Option<Snapshot>,
+    /// A snapshot received from the leader, for the next `Ready`.
+    pending_snapshot: Option<Snapshot>,
 }
 
 impl RawNode {
@@ -154,12 +164,31 @@ impl RawNode {
         hard_state: HardState,
         entries: Vec<Entry>,
     ) -> Result<Self, ConfigError> {
+        RawNode::restart(config, hard_state, None, (Index(0), Term(0)), entries)
+    }
+
+    /// Builds a node from what it recovered from disk after a compaction: the snapshot the
+    /// state machine was restored from, and the log's entries following `log_start` (the last
+    /// compacted index and its term), which may begin at or before the snapshot's index.
+    pub fn restart(
+        config: Config,
+        hard_state: HardState,
+        snapshot: Option<Snapshot>,
+        log_start: (Index, Term),
+        entries: Vec<Entry>,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut peers = config.peers.clone();
         peers.sort();
         let config = Config { peers, ..config };
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let log = RaftLog::recovered(entries, hard_state.commit);
+        let applied = snapshot.as_ref().map_or(Index(0), |s| s.index);
+        let (offset, offset_term) = log_start;
+        assert!(
+            offset <= applied,
+            "the log starts after {offset}, beyond the snapshot at {applied}"
+        );
+        let log = RaftLog::recovered_after(offset, offset_term, entries, hard_state.commit, applied);
         // The log writes entries before the hard state, so a torn write can keep entries of a
         // term whose hard state it lost. The node sent nothing in that term (nothing leaves
         // before a sync), so it may take the term with no vote.
@@ -186,6 +215,8 @@ impl RawNode {
             match_scratch: Vec::new(),
             reads: ReadOnly::default(),
             read_states: Vec::new(),
+            snapshot,
+            pending_snapshot: None,
         };
         node.reset_election_timer();
         Ok(node)
@@ -399,7 +430,9 @@ impl RawNode {
                 MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true } => {}
                 // Raft §5.1: a newer term makes any node a follower of that term.
                 _ => {
-                    let leader = matches!(m.kind, MessageKind::Append { .. }).then_some(m.from);
+                    let from_leader =
+                        matches!(m.kind, MessageKind::Append { .. } | MessageKind::Snapshot { .. });
+                    let leader = from_leader.then_some(m.from);
                     self.become_follower(m.term, leader);
                 }
             }
@@ -455,6 +488,7 @@ impl RawNode {
             } => {
                 self.handle_append_response(m.from, success, match_index, hint, read_seq);
             }
+            MessageKind::Snapshot { snapshot } => self.handle_snapshot(m.from, snapshot),
             MessageKind::ReadIndex { ctx } => self.handle_read_index(m.from, ctx),
             MessageKind::ReadIndexResponse { ctx, index } => {
                 if matches!(self.role, Role::Follower { .. }) {
@@ -471,6 +505,7 @@ impl RawNode {
             || !self.log.unsent_entries().is_empty()
             || self.log.applied() < self.log.commit()
             || !self.read_states.is_empty()
+            || self.pending_snapshot.is_some()
     }
 
     /// Takes what the caller must persist, send and apply, if anything.
@@ -483,6 +518,7 @@ impl RawNode {
         let ready = Ready {
             number: self.ready_number + 1,
             hard_state: (hard_state != self.hard_state_sent).then_some(hard_state),
+            snapshot: self.pending_snapshot.take(),
             entries: self.log.unsent_entries().to_vec(),
             messages: std::mem::take(&mut self.msgs),
             committed_entries: self.log.next_committed(usize::MAX).to_vec(),
@@ -525,6 +561,14 @@ impl RawNode {
     /// Checks every invariant this node can check about itself. O(peers).
     pub fn check_invariants(&self) {
         self.log.check_invariants();
+        if self.log.offset() > Index(0) {
+            assert!(
+                self.snapshot
+                    .as_ref()
+                    .is_some_and(|s| s.index >= self.log.offset()),
+                "a compacted log holds a snapshot covering its offset"
+            );
+        }
         let commit = self.log.commit();
         let last = self.log.last_index();
         match &self.role {
@@ -729,7 +773,7 @@ impl RawNode {
             // rises, so this answer is how the cluster's term catches up and the node rejoins
             // (etcd-io/raft `raft.go` `Step`, the `m.Term < r.Term` branch, which answers only
             // with CheckQuorum or PreVote on; here it is always answered).
-            MessageKind::Append { .. } => {
+            MessageKind::Append { .. } | MessageKind::Snapshot { .. } => {
                 let kind = MessageKind::AppendResponse {
                     success: false,
                     match_index: Index(0),
@@ -866,6 +910,18 @@ impl RawNode {
         );
         // Raft §5.2: a candidate that hears from the leader of its term returns to follower.
         self.become_follower(self.term, Some(leader));
+        if prev_log_index < self.log.offset() {
+            // The entries it starts after were compacted here, so they are committed and match
+            // the leader's (Raft §5.4.3): answer with the commit index, the leader resumes there.
+            let kind = MessageKind::AppendResponse {
+                success: true,
+                match_index: self.log.commit(),
+                hint: None,
+                read_seq,
+            };
+            self.send(leader, kind);
+            return;
+        }
         let hint = match self.log.term(prev_log_index) {
             None => Some(RejectHint {
                 rejected: prev_log_index,
@@ -909,6 +965,67 @@ impl RawNode {
         self.send(leader, kind);
     }
 
+    /// InstallSnapshot receiver (Raft §7, Figure 13): a snapshot beyond what this node has
+    /// committed replaces its log up to the snapshot's index (a matching suffix is kept) and,
+    /// through the next `Ready`, its state machine. The answer acknowledges the commit index,
+    /// which is the snapshot's index once it is taken.
+    fn handle_snapshot(&mut self, leader: NodeId, snapshot: Snapshot) {
+        assert!(
+            !matches!(self.role, Role::Leader { .. }),
+            "two leaders in term {}: {} and {leader}",
+            self.term,
+            self.config.id
+        );
+        self.become_follower(self.term, Some(leader));
+        if snapshot.index > self.log.commit() {
+            self.log.restore(snapshot.index, snapshot.term);
+            self.snapshot = Some(snapshot.clone());
+            self.pending_snapshot = Some(snapshot);
+        }
+        let kind = MessageKind::AppendResponse {
+            success: true,
+            match_index: self.log.commit(),
+            hint: None,
+            read_seq: 0,
+        };
+        self.send(leader, kind);
+    }
+
+    /// The state machine saved `snapshot`, everything it applied up to the snapshot's index:
+    /// keep it to send to followers that fall behind, and drop the log entries up to `keep`
+    /// entries before its index (Raft §7; the kept ones spare a slightly lagging follower a
+    /// whole snapshot). An older snapshot than the one held is ignored.
+    pub fn compact(&mut self, snapshot: Snapshot, keep: u64) {
+        assert!(!self.ready_pending, "compact between ready and advance");
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.index >= snapshot.index)
+        {
+            return;
+        }
+        assert!(
+            snapshot.index <= self.log.applied(),
+            "snapshot at {} beyond applied {}",
+            snapshot.index,
+            self.log.applied()
+        );
+        assert_eq!(
+            self.log.term(snapshot.index),
+            Some(snapshot.term),
+            "the snapshot's term is its last entry's"
+        );
+        let to = Index(snapshot.index.0.saturating_sub(keep));
+        self.log.compact(to);
+        self.snapshot = Some(snapshot);
+        self.after_input();
+    }
+
+    /// The newest snapshot this node holds, if any.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
     fn handle_append_response(
         &mut self,
         peer: NodeId,
@@ -936,7 +1053,10 @@ impl RawNode {
                 self.maybe_commit();
             }
         } else {
-            let Some(hint) = hint else { return };
+            // Rejections of what was sent before a snapshot say nothing new: wait for it.
+            let Some(hint) = hint.filter(|_| !p.snapshot_pending()) else {
+                return;
+            };
             let match_index = p.match_index;
             if hint.rejected <= match_index {
                 return; // A stale rejection: the follower has since matched further.
@@ -1082,7 +1202,7 @@ impl RawNode {
         for i in 0..self.config.peers.len() {
             let peer = self.config.peers[i];
             if peer != self.config.id {
-                let at = self.progress_mut(peer).match_index;
+                let at = self.probe_point(peer);
                 self.send_append_from(peer, at, at);
             }
         }
@@ -1147,6 +1267,13 @@ impl RawNode {
             }
             let p = self.progress_mut(peer);
             p.on_heartbeat();
+            if p.snapshot_pending() {
+                // Keep the follower's timer quiet while its snapshot is on the way.
+                let at = self.probe_point(peer);
+                self.send_append_from(peer, at, at);
+                continue;
+            }
+            let p = self.progress_mut(peer);
             if !p.can_send(inflight_max) {
                 // A full pipeline at heartbeat time means appends or their replies were lost:
                 // probe again from what the follower is known to hold.
@@ -1160,6 +1287,10 @@ impl RawNode {
     fn send_append(&mut self, peer: NodeId) {
         let p = self.progress_mut(peer);
         let prev = p.next_index.prev();
+        if prev < self.log.offset() {
+            self.send_snapshot(peer);
+            return;
+        }
         let last = self.log.last_index();
         self.send_append_from(peer, prev, last);
         let sent_last = Index(
@@ -1170,6 +1301,28 @@ impl RawNode {
                     .len() as u64,
         );
         self.progress_mut(peer).sent(sent_last);
+    }
+
+    /// InstallSnapshot (Raft §7): the follower needs entries this log compacted.
+    fn send_snapshot(&mut self, peer: NodeId) {
+        let snapshot = self
+            .snapshot
+            .clone()
+            .expect("a log compacted above 0 holds a snapshot");
+        // Wait about two election timeouts for the answer before probing (and sending) again.
+        let heartbeats =
+            2 * self.config.election_timeout_max_ticks / self.config.heartbeat_interval_ticks + 1;
+        self.progress_mut(peer)
+            .snapshot_sent(snapshot.index, heartbeats);
+        self.send(peer, MessageKind::Snapshot { snapshot });
+    }
+
+    /// Where an empty AppendEntries to `peer` can start and surely be accepted: its match index,
+    /// or the compacted offset if it matches less (then it is rejected, but still counts as an
+    /// answer to this leader).
+    fn probe_point(&mut self, peer: NodeId) -> Index {
+        let offset = self.log.offset();
+        self.progress_mut(peer).match_index.max(offset)
     }
 
     fn send_append_from(&mut self, peer: NodeId, prev: Index, last: Index) {

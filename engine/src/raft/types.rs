@@ -91,6 +91,29 @@ pub struct HardState {
     pub commit: Index,
 }
 
+/// The state machine as of `index`: everything applied up to and including it (Raft §7).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The last index the snapshot covers ("last included index", Raft Figure 13).
+    pub index: Index,
+    /// The term of the entry at `index` ("last included term").
+    pub term: Term,
+    /// The state machine's own serialization of itself.
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Snapshot {{ index: {}, term: {}, data: {} bytes }}",
+            self.index,
+            self.term,
+            self.data.len()
+        )
+    }
+}
+
 /// A Raft RPC or its reply. Every message carries the sender's term (Raft §5.1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -159,6 +182,13 @@ pub enum MessageKind {
         hint: Option<RejectHint>,
         /// The `read_seq` of the AppendEntries this answers.
         read_seq: u64,
+    },
+    /// InstallSnapshot (Raft §7, Figure 13), sent whole rather than in chunks: the leader has
+    /// compacted the entries the follower needs. Answered with an `AppendResponse` whose
+    /// `match_index` is the snapshot's index once it is durable.
+    Snapshot {
+        /// The snapshot.
+        snapshot: Snapshot,
     },
     /// A follower asks the leader for a read index on behalf of its client (thesis §6.4).
     ReadIndex {

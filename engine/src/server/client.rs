@@ -32,6 +32,10 @@ pub enum ClientError {
     /// Another entry was committed at the command's index: the command was not applied there.
     #[error("proposal overwritten by a new leader")]
     Overwritten,
+    /// A snapshot from the leader covered the command's index before this node applied it:
+    /// it may or may not have committed.
+    #[error("outcome unknown: a snapshot replaced the log before the command was applied")]
+    Compacted,
     /// The node stopped (crashed or shut down) before answering.
     #[error("node stopped before answering")]
     Stopped,

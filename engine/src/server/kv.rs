@@ -87,6 +87,19 @@ impl StateMachine for KvMachine {
         output
     }
 
+    fn snapshot(&self) -> Vec<u8> {
+        self.store.snapshot()
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        self.store = Store::restore(data)?;
+        if self.bugs.index_reuse {
+            // Planted bug: the restored index comes back one short.
+            self.store.planted_bug_rewind_index();
+        }
+        Ok(())
+    }
+
     fn recovered(&mut self, commit: Index) {
         if self.bugs.index_reuse && commit > Index(0) {
             self.rewind_at = Some(commit);

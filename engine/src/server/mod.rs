@@ -15,7 +15,8 @@ pub use node::{NodeConfig, NodeError, run};
 
 use std::future::Future;
 
-use crate::raft::{Entry, HardState, Message, NodeId, RawNode};
+use crate::log::Recovered;
+use crate::raft::{Entry, HardState, Index, Message, NodeId, RawNode, Term};
 
 /// The world's clock.
 pub trait Clock {
@@ -70,6 +71,11 @@ pub trait StateMachine {
     /// Checks a watch against the applied state: `Some` once it fires (or fails), `None` to go
     /// on waiting. Called when the watch arrives and after every batch of applied entries.
     fn poll_watch(&self, watch: &Self::Watch) -> Option<Self::Answer>;
+    /// The whole applied state as bytes, for a Raft snapshot (Raft §7).
+    fn snapshot(&self) -> Vec<u8>;
+    /// Replaces the whole state with one saved by [`StateMachine::snapshot`]; an error says why
+    /// the bytes are not one (the state is then unchanged).
+    fn restore(&mut self, data: &[u8]) -> Result<(), String>;
     /// Fixes what a watch means against the state at its arrival (for the store: "from the
     /// next index" becomes a concrete index), before it is first polled.
     fn arm_watch(&self, _watch: &mut Self::Watch) {}
@@ -94,15 +100,11 @@ pub trait StateMachine {
 /// Watches a node from the inside; the simulator's checkers implement it, production ignores it.
 /// Every method has an empty default.
 pub trait Observer {
-    /// The node recovered this state from disk at start, cutting `cut_bytes` of torn tail.
-    fn recovered(
-        &mut self,
-        _id: NodeId,
-        _hard_state: &HardState,
-        _entries: &[Entry],
-        _cut_bytes: u64,
-    ) {
-    }
+    /// The node recovered this state from disk at start (snapshot, hard state, log).
+    fn recovered(&mut self, _id: NodeId, _recovered: &Recovered) {}
+    /// A snapshot from the leader up to `(index, term)` is durable and the state machine was
+    /// restored from it: the node's log up to `index` is now the snapshot.
+    fn snapshot_installed(&mut self, _id: NodeId, _index: Index, _term: Term) {}
     /// This hard state and these entries are now durable (`sync` returned).
     fn persisted(&mut self, _id: NodeId, _hard_state: Option<&HardState>, _entries: &[Entry]) {}
     /// The state machine applied this entry.

@@ -8,7 +8,9 @@ use futures::{FutureExt, StreamExt};
 use super::client::{Applied, ClientError, ReadAnswer, Request};
 use super::{Clock, Env, Network, Observer, StateMachine};
 use crate::log::{Disk, LogError, Wal};
-use crate::raft::{Config, ConfigError, Index, Message, ProposeError, RawNode, RoleKind, Term};
+use crate::raft::{
+    Config, ConfigError, Index, Message, ProposeError, RawNode, RoleKind, Snapshot, Term,
+};
 
 /// Configuration of the node loop.
 #[derive(Clone, Debug)]
@@ -33,6 +35,12 @@ pub struct NodeConfig {
     /// Skip the log sync when a `Ready`'s only durable change is the commit index (as etcd's
     /// WAL does); the next sync makes it durable with whatever comes next.
     pub lazy_commit_sync: bool,
+    /// Take a snapshot of the state machine and compact the log once this many entries were
+    /// applied since the last snapshot (Raft §7; etcd's `--snapshot-count`); 0 never does.
+    pub snapshot_entries: u64,
+    /// Entries kept in the log below a new snapshot's index, so that a follower slightly
+    /// behind catches up from the log rather than from a whole snapshot.
+    pub snapshot_keep_entries: u64,
 }
 
 impl NodeConfig {
@@ -47,6 +55,8 @@ impl NodeConfig {
             requests_per_ready: 1,
             leader_sends_before_sync: false,
             lazy_commit_sync: false,
+            snapshot_entries: 10_000,
+            snapshot_keep_entries: 5_000,
         }
     }
 }
@@ -60,6 +70,14 @@ pub enum NodeError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A snapshot (on disk, or from the leader) does not restore the state machine.
+    #[error("snapshot at index {index} does not restore: {cause}")]
+    Snapshot {
+        /// The snapshot's index.
+        index: Index,
+        /// Why.
+        cause: String,
+    },
 }
 
 type Reply<T> = oneshot::Sender<Result<Applied<T>, ClientError>>;
@@ -112,6 +130,10 @@ struct Node<S: StateMachine, O> {
     synced_vote: Option<crate::raft::NodeId>,
     /// World time of the last tick boundary that was ticked.
     ticked_ms: u64,
+    snapshot_entries: u64,
+    snapshot_keep_entries: u64,
+    /// The index of the newest snapshot this node holds (0 for none).
+    snapshot_index: Index,
 }
 
 /// Runs one node until the request channel closes, the observer asks it to stop, or the disk fails.
@@ -140,12 +162,7 @@ where
     } = env;
     let (mut wal, recovered) = Wal::open(disk).await?;
     let id = config.raft.id;
-    observer.recovered(
-        id,
-        &recovered.hard_state,
-        &recovered.entries,
-        recovered.cut_bytes,
-    );
+    observer.recovered(id, &recovered);
     if recovered.cut_bytes > 0 {
         tracing::warn!(
             node = id.0,
@@ -154,10 +171,24 @@ where
         );
     }
     let mut sm = sm;
+    let snapshot_index = recovered.snapshot.as_ref().map_or(Index(0), |s| s.index);
+    if let Some(snapshot) = &recovered.snapshot {
+        sm.restore(&snapshot.data)
+            .map_err(|cause| NodeError::Snapshot {
+                index: snapshot.index,
+                cause,
+            })?;
+    }
     sm.recovered(recovered.hard_state.commit);
     let (recovered_term, recovered_vote) =
         (recovered.hard_state.term, recovered.hard_state.voted_for);
-    let raw = RawNode::new(config.raft, recovered.hard_state, recovered.entries)?;
+    let raw = RawNode::restart(
+        config.raft,
+        recovered.hard_state,
+        recovered.snapshot,
+        recovered.log_start,
+        recovered.entries,
+    )?;
     let now = clock.now_ms();
     let mut node = Node {
         raw,
@@ -182,9 +213,13 @@ where
         synced_term: recovered_term,
         synced_vote: recovered_vote,
         ticked_ms: now,
+        snapshot_entries: config.snapshot_entries,
+        snapshot_keep_entries: config.snapshot_keep_entries,
+        snapshot_index,
     };
     loop {
         node.drain_ready(&mut wal, &mut net).await?;
+        node.maybe_snapshot(&mut wal).await?;
         node.observer.stepped(&node.raw);
         if node.observer.should_stop() {
             return Ok(());
@@ -458,6 +493,10 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 // leader overlapping its disk write with its followers' (see NodeConfig).
                 self.send_all(&mut ready, net);
             }
+            if let Some(snapshot) = ready.snapshot.take() {
+                self.install(wal, snapshot).await?;
+                applied_any = true;
+            }
             if ready.hard_state.is_some() || !ready.entries.is_empty() {
                 wal.append(ready.hard_state.as_ref(), &ready.entries)?;
                 // A hard state whose only change is the commit index needs no sync: a lost
@@ -505,6 +544,90 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 let _ = reply.send(());
             }
         }
+        Ok(())
+    }
+
+    /// A snapshot from the leader (Raft §7): the log on disk becomes the snapshot, the hard
+    /// state and the entries this node kept after it (durable before any answer leaves), and
+    /// the state machine is restored from it.
+    async fn install<D: Disk>(
+        &mut self,
+        wal: &mut Wal<D>,
+        snapshot: Snapshot,
+    ) -> Result<(), NodeError> {
+        let id = self.raw.id();
+        let log = self.raw.raft_log();
+        let start = (log.offset(), snapshot.term);
+        assert_eq!(log.offset(), snapshot.index, "the log starts at the snapshot");
+        let kept = log.slice(log.first_index(), log.stable(), usize::MAX).to_vec();
+        let hard_state = self.raw.hard_state();
+        wal.rewrite(&snapshot, start, &hard_state, &kept).await?;
+        self.synced_term = hard_state.term;
+        self.synced_vote = hard_state.voted_for;
+        self.sm
+            .restore(&snapshot.data)
+            .map_err(|cause| NodeError::Snapshot {
+                index: snapshot.index,
+                cause,
+            })?;
+        self.snapshot_index = snapshot.index;
+        self.observer
+            .snapshot_installed(id, snapshot.index, snapshot.term);
+        tracing::info!(
+            node = id.0,
+            index = snapshot.index.0,
+            bytes = snapshot.data.len(),
+            "installed a snapshot from the leader"
+        );
+        // Proposals of this node the snapshot covers will never be applied here one by one:
+        // whether they committed is unknown.
+        let later = self.waiting.split_off(&snapshot.index.next());
+        for (_, (_, reply)) in std::mem::replace(&mut self.waiting, later) {
+            let _ = reply.send(Err(ClientError::Compacted));
+        }
+        Ok(())
+    }
+
+    /// Raft §7: once `snapshot_entries` entries were applied since the last snapshot, saves
+    /// the state machine and rewrites the log as that snapshot plus the entries after
+    /// `snapshot_keep_entries` before it.
+    async fn maybe_snapshot<D: Disk>(&mut self, wal: &mut Wal<D>) -> Result<(), NodeError> {
+        let applied = self.raw.status().applied;
+        if self.snapshot_entries == 0 || applied.0 < self.snapshot_index.0 + self.snapshot_entries
+        {
+            return Ok(());
+        }
+        let term = self
+            .raw
+            .raft_log()
+            .term(applied)
+            .expect("the applied entry is in the log");
+        let snapshot = Snapshot {
+            index: applied,
+            term,
+            data: self.sm.snapshot(),
+        };
+        let bytes = snapshot.data.len();
+        self.raw.compact(snapshot.clone(), self.snapshot_keep_entries);
+        let log = self.raw.raft_log();
+        let offset = log.offset();
+        let start = (offset, log.term(offset).expect("the offset's term is kept"));
+        debug_assert_eq!(log.stable(), log.last_index(), "a drained log is stable");
+        let entries = log
+            .slice(log.first_index(), log.last_index(), usize::MAX)
+            .to_vec();
+        let hard_state = self.raw.hard_state();
+        wal.rewrite(&snapshot, start, &hard_state, &entries).await?;
+        self.synced_term = hard_state.term;
+        self.synced_vote = hard_state.voted_for;
+        self.snapshot_index = applied;
+        tracing::debug!(
+            node = self.raw.id().0,
+            index = applied.0,
+            bytes,
+            kept = entries.len(),
+            "took a snapshot and compacted the log"
+        );
         Ok(())
     }
 

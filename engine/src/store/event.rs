@@ -3,7 +3,9 @@
 //! Depends on nothing else in the crate.
 
 /// The `action` of a response or watch event (etcd-v2.md §2.3, §2.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Action {
     /// A read.
     Get,
@@ -50,7 +52,7 @@ impl Action {
 /// One node as a response shows it (etcd-v2.md §2.3).
 ///
 /// The root is the node with key `/` and both indexes 0; the renderer omits its key and indexes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeView {
     /// The cleaned absolute key.
     pub key: String,
@@ -69,7 +71,7 @@ pub struct NodeView {
 }
 
 /// The result of one successful store operation (etcd-v2.md §2.3).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     /// What happened.
     pub action: Action,

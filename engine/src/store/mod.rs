@@ -70,6 +70,20 @@ pub struct Store {
     history: History,
 }
 
+/// The format of [`Store::snapshot`].
+const IMAGE_VERSION: u32 = 1;
+
+/// What a store snapshot holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Image {
+    version: u32,
+    index: u64,
+    nodes: Vec<(String, tree::Node)>,
+    events: Vec<Event>,
+    cleared: bool,
+    capacity: u64,
+}
+
 impl Default for Store {
     fn default() -> Store {
         Store::new()
@@ -95,6 +109,46 @@ impl Store {
     /// The store index: the index of the last successful mutation (`X-Etcd-Index`).
     pub fn index(&self) -> u64 {
         self.index
+    }
+
+    /// The whole store as bytes (a Raft snapshot, Raft §7): the tree, the index and the watch
+    /// history, so that watches keep working across a restore.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let (events, cleared, capacity) = self.history.parts();
+        let image = Image {
+            version: IMAGE_VERSION,
+            index: self.index,
+            nodes: self
+                .tree
+                .nodes()
+                .map(|(k, n)| (k.clone(), n.clone()))
+                .collect(),
+            events,
+            cleared,
+            capacity: capacity as u64,
+        };
+        postcard::to_stdvec(&image).expect("a store always serializes")
+    }
+
+    /// A store restored from [`Store::snapshot`]'s bytes; an error says why they are not one.
+    pub fn restore(bytes: &[u8]) -> Result<Store, String> {
+        let image: Image =
+            postcard::from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))?;
+        if image.version != IMAGE_VERSION {
+            return Err(format!(
+                "store snapshot version {} (this build reads {IMAGE_VERSION})",
+                image.version
+            ));
+        }
+        let tree = Tree::restored(image.nodes).map_err(|e| format!("store snapshot: {e}"))?;
+        let capacity = usize::try_from(image.capacity).unwrap_or(usize::MAX);
+        let history = History::restored(image.events, image.cleared, capacity)
+            .map_err(|e| format!("store snapshot: {e}"))?;
+        Ok(Store {
+            tree,
+            index: image.index,
+            history,
+        })
     }
 
     /// The planted bug `index_reuse`: the index goes back by one (and the newest event is

@@ -12,7 +12,7 @@ use super::event::NodeView;
 use super::key;
 
 /// One stored node. The key is the map key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Node {
     /// `Some(value)` for a file, `None` for a directory.
     pub(crate) value: Option<String>,
@@ -65,6 +65,34 @@ pub(crate) struct Tree {
 }
 
 impl Tree {
+    /// Every stored node in key order, for a snapshot.
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.nodes.iter()
+    }
+
+    /// A tree of `nodes` restored from a snapshot, checking its invariant: every ancestor of a
+    /// key is a stored directory. The expiry index is rebuilt from the nodes.
+    pub(crate) fn restored(nodes: Vec<(String, Node)>) -> Result<Tree, String> {
+        let mut tree = Tree::default();
+        for (key, node) in nodes {
+            if key::normalize(&key) != key || key == "/" {
+                return Err(format!("bad key {key:?}"));
+            }
+            for ancestor in key::ancestors(&key) {
+                if !tree.nodes.get(ancestor).is_some_and(Node::is_dir) {
+                    return Err(format!("{key:?} has no directory {ancestor:?}"));
+                }
+            }
+            if let Some(at) = node.expire_at_ms {
+                tree.expiry.insert((at, key.clone()));
+            }
+            if tree.nodes.insert(key.clone(), node).is_some() {
+                return Err(format!("{key:?} twice"));
+            }
+        }
+        Ok(tree)
+    }
+
     /// The node at `key`, if stored (never the root).
     pub(crate) fn node(&self, key: &str) -> Option<&Node> {
         self.nodes.get(key)

@@ -45,6 +45,35 @@ impl History {
         self.events.push_back(event);
     }
 
+    /// The kept events, oldest first, whether older ones were dropped, and the capacity: what a
+    /// snapshot saves.
+    pub(crate) fn parts(&self) -> (Vec<Event>, bool, usize) {
+        (
+            self.events.iter().cloned().collect(),
+            self.cleared,
+            self.capacity,
+        )
+    }
+
+    /// A history restored from a snapshot's parts, checking that indexes increase.
+    pub(crate) fn restored(
+        events: Vec<Event>,
+        cleared: bool,
+        capacity: usize,
+    ) -> Result<History, String> {
+        if capacity == 0 || events.len() > capacity {
+            return Err(format!("{} events over capacity {capacity}", events.len()));
+        }
+        if events.windows(2).any(|w| w[0].index >= w[1].index) {
+            return Err("event indexes do not increase".into());
+        }
+        Ok(History {
+            events: events.into(),
+            capacity,
+            cleared,
+        })
+    }
+
     /// Forgets the newest event (only the planted bug `index_reuse` does).
     pub(crate) fn pop_newest(&mut self) {
         self.events.pop_back();

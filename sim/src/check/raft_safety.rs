@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use engine::log::Recovered;
 use engine::raft::{
     Entry, HardState, Index, Message, MessageKind, NodeId, RawNode, RoleKind, Term,
 };
@@ -90,16 +91,15 @@ impl RaftSafety {
         self.applied.get(index.0 as usize - 1).copied()
     }
 
-    /// A node started and recovered this durable state.
-    pub fn recovered(
-        &mut self,
-        id: NodeId,
-        hs: &HardState,
-        entries: &[Entry],
-    ) -> Result<(), Violation> {
+    /// A node started and recovered this durable state: a snapshot (Raft §7), if it compacted
+    /// its log, the hard state and the entries after the log's start.
+    pub fn recovered(&mut self, id: NodeId, recovered: &Recovered) -> Result<(), Violation> {
+        let (hs, entries) = (&recovered.hard_state, &recovered.entries);
+        let start = recovered.log_start.0;
+        let snapshot_index = recovered.snapshot.as_ref().map_or(Index(0), |s| s.index);
         let track = self.nodes.entry(id).or_default();
         let floor = track.durable;
-        let last = Index(entries.len() as u64);
+        let last = Index(start.0 + entries.len() as u64);
         let v =
             |rule: &'static str, detail: String| Violation::new(rule, id, hs.term, last, detail);
         if hs.term < floor.term {
@@ -119,7 +119,17 @@ impl RaftSafety {
             let detail = format!("recovered commit {} < durable {}", hs.commit, floor.commit);
             return Err(v("commit index never goes back (restart)", detail));
         }
-        let mut chain = Vec::with_capacity(entries.len());
+        // The log's compacted part is the committed prefix (a snapshot holds only applied, so
+        // committed, entries): the chain starts from it.
+        let known = self.committed.len();
+        if snapshot_index.0 as usize > known {
+            let detail = format!(
+                "recovered a snapshot at {snapshot_index}, beyond the {known} entries known committed"
+            );
+            return Err(v("snapshots hold only committed entries (Raft §7)", detail));
+        }
+        let mut chain = self.committed[..start.0 as usize].to_vec();
+        chain.reserve(entries.len());
         for e in entries {
             chain.push(link(chain.last().copied().unwrap_or(0), e));
         }
@@ -133,15 +143,49 @@ impl RaftSafety {
             );
             return Err(v("committed entries survive a crash", detail));
         }
+        if at(&chain, snapshot_index) != at(&self.committed, snapshot_index) {
+            let detail =
+                format!("the log kept below the snapshot at {snapshot_index} is not the committed one");
+            return Err(v("snapshots hold only committed entries (Raft §7)", detail));
+        }
         *track = NodeTrack {
             chain,
             durable: *hs,
             term: hs.term,
             voted_for: hs.voted_for,
             commit: hs.commit,
-            applied: Index(0),
+            applied: snapshot_index,
             role: None,
         };
+        Ok(())
+    }
+
+    /// A node made a snapshot from the leader durable and restored its state machine from it:
+    /// its log up to `index` is now the committed prefix (a matching suffix after it is kept).
+    pub fn snapshot_installed(
+        &mut self,
+        id: NodeId,
+        index: Index,
+        term: Term,
+    ) -> Result<(), Violation> {
+        let known = self.committed.len();
+        let rule = "snapshots hold only committed entries (Raft §7)";
+        if index.0 as usize > known {
+            let detail =
+                format!("installed a snapshot at {index}, beyond the {known} entries known committed");
+            return Err(Violation::new(rule, id, term, index, detail));
+        }
+        let committed = at(&self.committed, index);
+        if index > Index(0) && self.seen.get(&(index, term)).copied() != committed {
+            let detail = format!("the snapshot's last entry (term {term}) is not the committed one");
+            return Err(Violation::new(rule, id, term, index, detail));
+        }
+        let track = self.nodes.entry(id).or_default();
+        if at(&track.chain, index) != committed {
+            track.chain = self.committed[..index.0 as usize].to_vec();
+        }
+        track.applied = index;
+        self.trace.write_all(&[id.0, index.0, term.0, 0x5a5]);
         Ok(())
     }
 

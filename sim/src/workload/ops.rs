@@ -203,7 +203,7 @@ fn cluster_outcome(e: ClientError) -> OpOutcome {
     match e {
         ClientError::NotLeader { leader } => OpOutcome::Unavailable { leader },
         // The node stopped with the request in flight: it may still commit.
-        ClientError::Stopped => OpOutcome::TimedOut,
+        ClientError::Stopped | ClientError::Compacted => OpOutcome::TimedOut,
         _ => OpOutcome::Unavailable { leader: None },
     }
 }

@@ -44,4 +44,13 @@ impl Disk for SimDisk {
         }
         self.mem.sync().await
     }
+
+    async fn rewrite(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        // Writing the new file and syncing it take a sync's time; a crash meanwhile keeps the
+        // old file.
+        if self.sync_ms > 0 {
+            self.clock.sleep_ms(self.sync_ms).await;
+        }
+        self.mem.rewrite(bytes).await
+    }
 }

@@ -257,6 +257,9 @@ impl Disk for Inspect {
     async fn sync(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+    async fn rewrite(&mut self, _: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Refuses a data dir of another cluster or member, and a log damaged before its tail (a torn
