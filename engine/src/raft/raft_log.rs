@@ -243,13 +243,15 @@ impl RaftLog {
         if self.term(index) == Some(term) {
             let drop = self.position(index).expect("above the commit") + 1;
             self.entries.drain(..drop);
+            self.stable = self.stable.max(index);
+            self.unsent = self.unsent.max(index.next());
         } else {
             self.entries.clear();
+            self.stable = index;
+            self.unsent = index.next();
         }
         self.offset = index;
         self.offset_term = term;
-        self.stable = self.stable.max(index);
-        self.unsent = self.unsent.max(index.next());
         self.commit = index;
         self.applied = index;
     }

@@ -564,6 +564,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         wal.rewrite(&snapshot, start, &hard_state, &kept).await?;
         self.synced_term = hard_state.term;
         self.synced_vote = hard_state.voted_for;
+        self.observer.persisted(id, Some(&hard_state), &[]);
         self.sm
             .restore(&snapshot.data)
             .map_err(|cause| NodeError::Snapshot {
@@ -620,6 +621,8 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         wal.rewrite(&snapshot, start, &hard_state, &entries).await?;
         self.synced_term = hard_state.term;
         self.synced_vote = hard_state.voted_for;
+        self.observer
+            .persisted(self.raw.id(), Some(&hard_state), &[]);
         self.snapshot_index = applied;
         tracing::debug!(
             node = self.raw.id().0,

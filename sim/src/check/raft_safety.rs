@@ -139,7 +139,10 @@ impl RaftSafety {
         let floor_commit = floor.commit;
         if at(&chain, floor_commit) != at(&self.committed, floor_commit) {
             let detail = format!(
-                "recovered log lost or changed the durable committed prefix up to {floor_commit}"
+                "recovered log lost or changed the durable committed prefix up to {floor_commit} \
+                 (log after {start}: {} entries; snapshot at {snapshot_index}; {} known committed)",
+                entries.len(),
+                self.committed.len()
             );
             return Err(v("committed entries survive a crash", detail));
         }
@@ -232,6 +235,11 @@ impl RaftSafety {
                 ));
             }
             track.durable = *hs;
+            // A durable commit index can outlive the step that moved it (a crash during a
+            // later sync of the same batch): the committed prefix is known from here on.
+            if hs.commit.0 as usize > self.committed.len() {
+                self.check_commit(id, hs.term, hs.commit)?;
+            }
         }
         Ok(())
     }
