@@ -189,3 +189,126 @@ fn a_corrupt_log_is_refused_and_a_torn_tail_is_cut() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("corrupt"), "{}", stderr(&output));
 }
+
+/// The `X-Etcd-Index` header of a response.
+fn etcd_index(response: &str) -> u64 {
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Etcd-Index: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no X-Etcd-Index in {response}"))
+}
+
+#[test]
+fn writes_survive_compaction_and_restart() {
+    let dir = temp_dir("compaction");
+    let data = dir.join("data");
+    let mut args = node_args(&data, 25461, 25462);
+    args.push("--snapshot-count=5".into());
+    let node = start(&args);
+    wait_ready(25461);
+    for i in 0..30 {
+        let r = http(
+            25461,
+            "PUT",
+            &format!("/v2/keys/k{i}"),
+            &format!("value=v{i}"),
+        )
+        .unwrap();
+        assert!(r.starts_with("HTTP/1.0 201"), "{r}");
+    }
+    let r = http(25461, "DELETE", "/v2/keys/k0", "").unwrap();
+    assert!(r.starts_with("HTTP/1.0 200"), "{r}");
+    let r = http(25461, "PUT", "/v2/keys/dir?dir=true", "").unwrap();
+    let index = etcd_index(&r);
+    drop(node); // SIGKILL
+    let wal = std::fs::read(data.join("wal")).expect("the log file");
+    assert_eq!(
+        wal.get(8),
+        Some(&3),
+        "the log starts with a snapshot record"
+    );
+    let _node = start(&args);
+    wait_ready(25461);
+    let r = http(25461, "GET", "/v2/keys/k0", "").unwrap();
+    assert!(r.starts_with("HTTP/1.0 404"), "the delete survived: {r}");
+    for i in 1..30 {
+        let r = http(25461, "GET", &format!("/v2/keys/k{i}"), "").unwrap();
+        assert!(r.contains(&format!("\"value\":\"v{i}\"")), "k{i} lost: {r}");
+    }
+    let r = http(25461, "GET", "/v2/keys/dir", "").unwrap();
+    assert!(r.contains("\"dir\":true"), "{r}");
+    assert_eq!(etcd_index(&r), index, "the store index survives");
+    // The watch history came back with the snapshot: a past waitIndex answers at once.
+    let path = format!("/v2/keys/k29?wait=true&waitIndex={}", index - 2);
+    let r = http(25461, "GET", &path, "").unwrap();
+    assert!(
+        r.contains("\"action\":\"set\"") && r.contains("\"v29\""),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_member_behind_the_compacted_log_catches_up_from_a_snapshot() {
+    let dir = temp_dir("install-snapshot");
+    let members = [("a", 25471u16), ("b", 25473), ("c", 25475)];
+    let cluster = members
+        .iter()
+        .map(|(name, client)| format!("{name}=http://127.0.0.1:{}", client + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let args = |name: &str, client: u16| -> Vec<String> {
+        vec![
+            format!("--name={name}"),
+            format!("--data-dir={}", dir.join(name).display()),
+            format!("--listen-client-urls=http://127.0.0.1:{client}"),
+            format!("--listen-peer-urls=http://127.0.0.1:{}", client + 1),
+            format!("--initial-cluster={cluster}"),
+            "--snapshot-count=10".into(),
+        ]
+    };
+    let start_member = |name: &str, client: u16, log: &str| {
+        support::spawn(name, FLOE, &args(name, client), &dir.join(log))
+    };
+    let _a = start_member("a", 25471, "a.log");
+    let _b = start_member("b", 25473, "b.log");
+    let c = start_member("c", 25475, "c.log");
+    for (_, client) in members {
+        wait_ready(client);
+    }
+    drop(c); // SIGKILL: c misses everything below.
+    for i in 0..60 {
+        let r = http(
+            25471,
+            "PUT",
+            &format!("/v2/keys/k{i}"),
+            &format!("value=v{i}"),
+        )
+        .unwrap();
+        assert!(r.starts_with("HTTP/1.0 201"), "{r}");
+    }
+    let _c = start_member("c", 25475, "c-again.log");
+    wait_ready(25475);
+    let mut caught_up = false;
+    for _ in 0..200 {
+        let r = http(25475, "GET", "/v2/keys/k59", "");
+        if r.is_some_and(|r| r.contains("\"v59\"")) {
+            caught_up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(caught_up, "c never caught up");
+    for i in 0..60 {
+        let r = http(25475, "GET", &format!("/v2/keys/k{i}"), "").unwrap();
+        assert!(
+            r.contains(&format!("\"value\":\"v{i}\"")),
+            "k{i} missing on c: {r}"
+        );
+    }
+    let log = std::fs::read_to_string(dir.join("c-again.log")).unwrap_or_default();
+    assert!(
+        log.contains("installed a snapshot"),
+        "c caught up without a snapshot; its log:\n{log}"
+    );
+}

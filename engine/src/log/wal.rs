@@ -133,7 +133,10 @@ impl<D: Disk> Wal<D> {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
-        if let Some(first) = entries.first().filter(|e| e.index <= self.start) {
+        if let Some(first) = entries
+            .first()
+            .filter(|e| e.index.0 > 0 && e.index <= self.start)
+        {
             return Err(LogError::BelowStart {
                 index: first.index,
                 start: self.start,
@@ -339,6 +342,7 @@ mod tests {
         fn apply(&mut self, record: &Record) {
             match record {
                 Record::HardState(hs) => self.hard_state = *hs,
+                Record::Snapshot { .. } => self.entries.clear(),
                 Record::Entry(e) => {
                     self.entries.retain(|old| old.index < e.index);
                     self.entries.push(e.clone());
@@ -358,7 +362,121 @@ mod tests {
             + match record {
                 Record::HardState(_) => HARD_STATE_PAYLOAD_BYTES,
                 Record::Entry(e) => ENTRY_FIXED_BYTES + e.data().len(),
+                Record::Snapshot { snapshot, .. } => {
+                    super::super::record::SNAPSHOT_FIXED_BYTES + snapshot.data.len()
+                }
             }
+    }
+
+    fn snapshot(index: u64, term: u64, data: &[u8]) -> Snapshot {
+        Snapshot {
+            index: Index(index),
+            term: Term(term),
+            data: data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn rewrite_replaces_the_log_with_a_snapshot_and_appends_follow_it() {
+        let disk = MemDisk::new();
+        let (mut wal, _) = open(&disk);
+        let entries: Vec<Entry> = (1..=6).map(|i| entry(1, i, Some(b"x"))).collect();
+        wal.append(Some(&hard(1, Some(1), 6)), &entries)
+            .expect("valid batch");
+        now(wal.sync()).expect("sync");
+        // Compact up to 5, keeping entries 4..=6 after a log start of (3, 1).
+        let snap = snapshot(5, 1, b"state at 5");
+        now(wal.rewrite(
+            &snap,
+            (Index(3), Term(1)),
+            &hard(1, Some(1), 6),
+            &entries[3..],
+        ))
+        .expect("rewrite");
+        assert_eq!(wal.last_index(), Index(6));
+        assert!(
+            matches!(
+                wal.append(None, &[entry(1, 3, None)]),
+                Err(LogError::BelowStart { .. })
+            ),
+            "nothing goes below the log start"
+        );
+        wal.append(Some(&hard(2, None, 6)), &[entry(2, 7, Some(b"y"))])
+            .expect("after the snapshot");
+        now(wal.sync()).expect("sync");
+        let (wal, recovered) = open(&disk);
+        assert_eq!(recovered.snapshot, Some(snap.clone()));
+        assert_eq!(recovered.log_start, (Index(3), Term(1)));
+        assert_eq!(
+            recovered
+                .entries
+                .iter()
+                .map(|e| e.index.0)
+                .collect::<Vec<_>>(),
+            [4, 5, 6, 7]
+        );
+        assert_eq!(recovered.hard_state, hard(2, None, 6));
+        assert_eq!((recovered.cut_bytes, wal.last_index()), (0, Index(7)));
+        // An installed snapshot that keeps nothing: the log starts at its index.
+        let mut wal = wal;
+        now(wal.rewrite(
+            &snapshot(9, 3, b"nine"),
+            (Index(9), Term(3)),
+            &hard(3, None, 9),
+            &[],
+        ))
+        .expect("rewrite");
+        wal.append(None, &[entry(3, 10, None)])
+            .expect("right after");
+        now(wal.sync()).expect("sync");
+        let (_, recovered) = open(&disk);
+        assert_eq!(recovered.log_start, (Index(9), Term(3)));
+        assert_eq!(recovered.entries.len(), 1);
+        assert_eq!(recovered.snapshot.map(|s| s.data), Some(b"nine".to_vec()));
+    }
+
+    #[test]
+    fn rewrite_checks_its_entries_and_unsynced_writes_do_not_leak_into_it() {
+        let disk = MemDisk::new();
+        let (mut wal, _) = open(&disk);
+        let snap = snapshot(2, 1, b"s");
+        let gap = now(wal.rewrite(
+            &snap,
+            (Index(2), Term(1)),
+            &hard(1, None, 2),
+            &[entry(1, 4, None)],
+        ));
+        assert!(matches!(gap, Err(LogError::IndexGap { .. })));
+        wal.append(None, &[entry(1, 1, None)]).expect("unsynced");
+        now(wal.rewrite(&snap, (Index(2), Term(1)), &hard(1, None, 2), &[])).expect("rewrite");
+        disk.crash_lose_pending();
+        let (_, recovered) = open(&disk);
+        assert_eq!(recovered.snapshot, Some(snap));
+        assert!(recovered.entries.is_empty());
+    }
+
+    #[test]
+    fn a_corrupt_snapshot_record_is_cut_with_everything_after_it() {
+        let disk = MemDisk::new();
+        let (mut wal, _) = open(&disk);
+        now(wal.rewrite(
+            &snapshot(4, 2, b"abcdef"),
+            (Index(4), Term(2)),
+            &hard(2, None, 4),
+            &[],
+        ))
+        .expect("rewrite");
+        let len = disk.durable_len();
+        // The last data byte of the snapshot sits before the hard-state record.
+        disk.corrupt_byte(HEADER_BYTES + HARD_STATE_PAYLOAD_BYTES, 0x01);
+        let (_, recovered) = open(&disk);
+        assert_eq!(recovered.cut_reason, Some(CutReason::BadCrc));
+        assert_eq!(recovered.cut_bytes, len as u64);
+        assert_eq!(recovered.snapshot, None);
+        assert!(
+            crate::log::intact_record_after(&disk.durable_bytes(), 0).is_none(),
+            "recovery cut it all"
+        );
     }
 
     /// The records `Wal::append` writes for one call, in order: entries, then hard state.

@@ -422,8 +422,12 @@ mod tests {
 
     #[test]
     fn recovered_after_a_snapshot() {
-        let log = RaftLog::recovered_after(Index(10), Term(3), vec![ent(11, 3)], Index(10), Index(10));
-        assert_eq!((log.first_index(), log.last_index()), (Index(11), Index(11)));
+        let log =
+            RaftLog::recovered_after(Index(10), Term(3), vec![ent(11, 3)], Index(10), Index(10));
+        assert_eq!(
+            (log.first_index(), log.last_index()),
+            (Index(11), Index(11))
+        );
         assert_eq!(log.next_committed(9).len(), 0);
         log.check_invariants();
     }

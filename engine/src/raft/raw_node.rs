@@ -188,7 +188,8 @@ impl RawNode {
             offset <= applied,
             "the log starts after {offset}, beyond the snapshot at {applied}"
         );
-        let log = RaftLog::recovered_after(offset, offset_term, entries, hard_state.commit, applied);
+        let log =
+            RaftLog::recovered_after(offset, offset_term, entries, hard_state.commit, applied);
         // The log writes entries before the hard state, so a torn write can keep entries of a
         // term whose hard state it lost. The node sent nothing in that term (nothing leaves
         // before a sync), so it may take the term with no vote.
@@ -430,8 +431,10 @@ impl RawNode {
                 MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true } => {}
                 // Raft §5.1: a newer term makes any node a follower of that term.
                 _ => {
-                    let from_leader =
-                        matches!(m.kind, MessageKind::Append { .. } | MessageKind::Snapshot { .. });
+                    let from_leader = matches!(
+                        m.kind,
+                        MessageKind::Append { .. } | MessageKind::Snapshot { .. }
+                    );
                     let leader = from_leader.then_some(m.from);
                     self.become_follower(m.term, leader);
                 }

@@ -558,8 +558,14 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         let id = self.raw.id();
         let log = self.raw.raft_log();
         let start = (log.offset(), snapshot.term);
-        assert_eq!(log.offset(), snapshot.index, "the log starts at the snapshot");
-        let kept = log.slice(log.first_index(), log.stable(), usize::MAX).to_vec();
+        assert_eq!(
+            log.offset(),
+            snapshot.index,
+            "the log starts at the snapshot"
+        );
+        let kept = log
+            .slice(log.first_index(), log.stable(), usize::MAX)
+            .to_vec();
         let hard_state = self.raw.hard_state();
         wal.rewrite(&snapshot, start, &hard_state, &kept).await?;
         self.synced_term = hard_state.term;
@@ -594,8 +600,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     /// `snapshot_keep_entries` before it.
     async fn maybe_snapshot<D: Disk>(&mut self, wal: &mut Wal<D>) -> Result<(), NodeError> {
         let applied = self.raw.status().applied;
-        if self.snapshot_entries == 0 || applied.0 < self.snapshot_index.0 + self.snapshot_entries
-        {
+        if self.snapshot_entries == 0 || applied.0 < self.snapshot_index.0 + self.snapshot_entries {
             return Ok(());
         }
         let term = self
@@ -609,7 +614,8 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             data: self.sm.snapshot(),
         };
         let bytes = snapshot.data.len();
-        self.raw.compact(snapshot.clone(), self.snapshot_keep_entries);
+        self.raw
+            .compact(snapshot.clone(), self.snapshot_keep_entries);
         let log = self.raw.raft_log();
         let offset = log.offset();
         let start = (offset, log.term(offset).expect("the offset's term is kept"));

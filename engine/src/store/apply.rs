@@ -686,6 +686,40 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_restores_tree_index_history_and_ttls() {
+        let mut store = Store::with_config(3, 4);
+        for i in 0..6 {
+            ok(&mut store, set(&format!("/d/k{i}"), &format!("v{i}")));
+        }
+        ok(&mut store, mkdir("/t", Some(5_000)));
+        ok(&mut store, set("/t/x", "y"));
+        let bytes = store.snapshot();
+        let restored = Store::restore(&bytes).expect("a snapshot restores");
+        assert_eq!(
+            restored, store,
+            "tree, index, history and expiry index all come back"
+        );
+        // Watches answer from the restored history, and its cleared window is kept.
+        assert_eq!(
+            restored
+                .event_since("/t/x", false, 0)
+                .map(|e| e.map(|e| e.index)),
+            store
+                .event_since("/t/x", false, 0)
+                .map(|e| e.map(|e| e.index))
+        );
+        assert!(restored.event_since("/d/k0", false, 1).is_err(), "cleared");
+        assert_eq!(restored.next_expiry_ms(), Some(5_000));
+        // Damaged bytes are an error, never a panic or a half-restored store.
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(Store::restore(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut flipped = bytes.clone();
+        flipped[0] ^= 0x7f;
+        assert!(Store::restore(&flipped).is_err(), "another version");
+    }
+
+    #[test]
     fn expire_removes_subtrees_in_order() {
         let mut s = Store::new();
         ok(&mut s, mkdir("/edir", Some(100)));

@@ -147,8 +147,9 @@ impl RaftSafety {
             return Err(v("committed entries survive a crash", detail));
         }
         if at(&chain, snapshot_index) != at(&self.committed, snapshot_index) {
-            let detail =
-                format!("the log kept below the snapshot at {snapshot_index} is not the committed one");
+            let detail = format!(
+                "the log kept below the snapshot at {snapshot_index} is not the committed one"
+            );
             return Err(v("snapshots hold only committed entries (Raft §7)", detail));
         }
         *track = NodeTrack {
@@ -174,13 +175,15 @@ impl RaftSafety {
         let known = self.committed.len();
         let rule = "snapshots hold only committed entries (Raft §7)";
         if index.0 as usize > known {
-            let detail =
-                format!("installed a snapshot at {index}, beyond the {known} entries known committed");
+            let detail = format!(
+                "installed a snapshot at {index}, beyond the {known} entries known committed"
+            );
             return Err(Violation::new(rule, id, term, index, detail));
         }
         let committed = at(&self.committed, index);
         if index > Index(0) && self.seen.get(&(index, term)).copied() != committed {
-            let detail = format!("the snapshot's last entry (term {term}) is not the committed one");
+            let detail =
+                format!("the snapshot's last entry (term {term}) is not the committed one");
             return Err(Violation::new(rule, id, term, index, detail));
         }
         let track = self.nodes.entry(id).or_default();

@@ -40,6 +40,8 @@ http://127.0.0.1:4001, peers on http://127.0.0.1:2380, data in ./default.floe.
   --initial-cluster-token TOKEN        tells clusters apart (default: etcd-cluster)
   --heartbeat-interval MS              heartbeat period in ms (default: 100)
   --election-timeout MS                minimum election timeout in ms (default: 1000)
+  --snapshot-count N                   snapshot the store and compact the log every N applied
+                                       entries; 0 never does (default: 10000)
   --pre-vote BOOL                      Raft PreVote (default: true)
   --check-quorum BOOL                  Raft CheckQuorum: a leader cut off steps down (default: true)
   --legacy BOOL                        the etcd 0.x layer: /mod/v2/lock, /mod/v2/leader,
@@ -63,6 +65,7 @@ struct Settings {
     token: String,
     heartbeat_ms: u64,
     election_ms: u64,
+    snapshot_count: u64,
     pre_vote: bool,
     check_quorum: bool,
     legacy: bool,
@@ -195,6 +198,7 @@ fn settings(flags: &Flags) -> Result<Settings, String> {
             .to_string(),
         heartbeat_ms,
         election_ms,
+        snapshot_count: flags.uint("snapshot-count", 10_000)?,
         pre_vote: flags.bool("pre-vote", true)?,
         check_quorum: flags.bool("check-quorum", true)?,
         legacy: flags.bool("legacy", true)?,
@@ -414,6 +418,10 @@ async fn run(s: Settings) -> Result<(), String> {
     node.leader_sends_before_sync = true;
     node.lazy_commit_sync = true;
     node.read_timeout_ms = 5_000 + 2 * s.election_ms;
+    // etcd's --snapshot-count: applied entries between snapshots; half as many stay in the log
+    // so that a follower slightly behind catches up without a whole snapshot.
+    node.snapshot_entries = s.snapshot_count;
+    node.snapshot_keep_entries = s.snapshot_count / 2;
     let (client, requests) = KvClient::channel(8192);
     let app = App::new(
         client,
