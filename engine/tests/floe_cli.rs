@@ -312,3 +312,39 @@ fn a_member_behind_the_compacted_log_catches_up_from_a_snapshot() {
         "c caught up without a snapshot; its log:\n{log}"
     );
 }
+
+#[test]
+fn a_lock_contender_that_hangs_up_leaves_the_queue() {
+    use std::io::Write;
+    let dir = temp_dir("lock-hangup");
+    let _node = start(&node_args(&dir.join("data"), 25481, 25482));
+    wait_ready(25481);
+    let r = http(25481, "POST", "/mod/v2/lock/l?ttl=30", "").unwrap();
+    assert!(r.starts_with("HTTP/1.0 200"), "{r}");
+    let queue = || {
+        let r = http(25481, "GET", "/v2/keys/_etcd/mod/lock/l", "").unwrap();
+        r.matches("\"createdIndex\"").count() - 1 // the directory's own
+    };
+    // A second contender waits in the queue...
+    let mut waiter = std::net::TcpStream::connect(("127.0.0.1", 25481)).unwrap();
+    waiter
+        .write_all(b"POST /mod/v2/lock/l?ttl=30 HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    let mut waited = 0;
+    while queue() < 2 {
+        waited += 1;
+        assert!(waited < 100, "the second contender never queued");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ...and hangs up: its entry goes at once, not when its 30 s TTL runs out.
+    drop(waiter);
+    let mut waited = 0;
+    while queue() != 1 {
+        waited += 1;
+        assert!(
+            waited < 100,
+            "the entry of a contender that hung up stayed queued"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

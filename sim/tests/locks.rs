@@ -70,7 +70,7 @@ fn lock_module_serialises_contenders_on_different_nodes() {
             tasks.push(madsim::task::spawn(async move {
                 let kv = router(&cluster, node).await;
                 for round in 0..4 {
-                    let index = lock::acquire(&kv, "l", 5, None, None)
+                    let index = lock::acquire(&kv, "l", (5, None), None, &mut |_| {})
                         .await
                         .expect("acquired");
                     let start = cluster.clock.now_ms();
@@ -105,16 +105,16 @@ fn acquire_times_out_and_leaves_the_queue() {
         settle(&cluster).await;
         let a = router(&cluster, 0).await;
         let b = router(&cluster, 1).await;
-        let held = lock::acquire(&a, "t", 10, Some("a"), None)
+        let held = lock::acquire(&a, "t", (10, None), Some("a"), &mut |_| {})
             .await
             .expect("a holds");
         assert_eq!(
-            lock::acquire(&b, "t", 10, Some("b"), Some(0)).await,
+            lock::acquire(&b, "t", (10, Some(0)), Some("b"), &mut |_| {}).await,
             Err(LockError::Timeout)
         );
         let before = cluster.clock.now_ms();
         assert_eq!(
-            lock::acquire(&b, "t", 10, Some("b"), Some(1)).await,
+            lock::acquire(&b, "t", (10, Some(1)), Some("b"), &mut |_| {}).await,
             Err(LockError::Timeout)
         );
         assert!(
@@ -144,7 +144,7 @@ fn an_expired_holder_hands_the_lock_on_and_renewal_keeps_it() {
         let a = router(&cluster, 0).await;
         let b = router(&cluster, 2).await;
         // a renews once, so it still holds after its first TTL would have run out.
-        let first = lock::acquire(&a, "e", 1, Some("a"), None)
+        let first = lock::acquire(&a, "e", (1, None), Some("a"), &mut |_| {})
             .await
             .expect("a holds");
         cluster.clock.sleep_ms(700).await;
@@ -157,7 +157,7 @@ fn an_expired_holder_hands_the_lock_on_and_renewal_keeps_it() {
             Some("a".into())
         );
         // Then a stops renewing: b, waiting with no timeout, gets the lock once a's entry expires.
-        let second = lock::acquire(&b, "e", 5, Some("b"), None)
+        let second = lock::acquire(&b, "e", (5, None), Some("b"), &mut |_| {})
             .await
             .expect("b holds");
         assert!(

@@ -261,9 +261,25 @@ impl App {
                         ttl,
                         value,
                         timeout,
-                    } => lock::acquire(&router, &name, *ttl, value.as_deref(), *timeout)
-                        .await
-                        .map(|index| index.to_string()),
+                    } => {
+                        // A client that hangs up while waiting gives its place in the queue up
+                        // (as etcd 0.x did on CloseNotify) instead of blocking the lock until
+                        // its entry's TTL runs out.
+                        let mut guard = GiveUpOnDrop {
+                            client: app.client.clone(),
+                            key: None,
+                        };
+                        let result = lock::acquire(
+                            &router,
+                            &name,
+                            (*ttl, *timeout),
+                            value.as_deref(),
+                            &mut |key| guard.key = Some(key.to_string()),
+                        )
+                        .await;
+                        guard.key = None;
+                        result.map(|index| index.to_string())
+                    }
                     LockCall::Holder { want_index } => lock::holder(&router, &name, *want_index)
                         .await
                         .map(Option::unwrap_or_default),
@@ -305,5 +321,27 @@ impl App {
             }
             LockError::Kv(KvError::Cluster(e)) => super::keys::internal(e, &self.config.cluster_id),
         }
+    }
+}
+
+/// Deletes a lock contender's queue entry when dropped with `key` set: the request that
+/// queued it went away (the client hung up) before the lock was granted or refused.
+struct GiveUpOnDrop {
+    client: crate::server::KvClient,
+    key: Option<String>,
+}
+
+impl Drop for GiveUpOnDrop {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else { return };
+        let client = self.client.clone();
+        super::spawn(async move {
+            let command = crate::store::Command::Delete {
+                key,
+                dir: false,
+                recursive: false,
+            };
+            let _ = client.write(&command).await;
+        });
     }
 }

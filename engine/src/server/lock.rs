@@ -102,15 +102,17 @@ pub struct Lease {
     pub expires_at_ms: u64,
 }
 
-/// As [`acquire_lease`], returning only the index (the 0.x module's answer).
+/// As [`acquire_lease`], returning only the index (the 0.x module's answer). `queued` is told
+/// the key of the caller's queue entry as soon as it has one, so that a caller that goes away
+/// while waiting can give its place up.
 pub async fn acquire<C: Clock>(
     client: &KvRouter<C>,
     name: &str,
-    ttl_s: u64,
+    (ttl_s, timeout_s): (u64, Option<u64>),
     value: Option<&str>,
-    timeout_s: Option<u64>,
+    queued: &mut (dyn FnMut(&str) + Send),
 ) -> Result<u64, LockError> {
-    acquire_lease(client, name, ttl_s, value, timeout_s)
+    acquire_checked(client, name, (ttl_s, timeout_s), value, (true, queued))
         .await
         .map(|lease| lease.index)
 }
@@ -129,7 +131,7 @@ pub async fn acquire_lease<C: Clock>(
     value: Option<&str>,
     timeout_s: Option<u64>,
 ) -> Result<Lease, LockError> {
-    acquire_checked(client, name, (ttl_s, timeout_s), value, true).await
+    acquire_checked(client, name, (ttl_s, timeout_s), value, (true, &mut |_| {})).await
 }
 
 /// The planted bug `lock_no_expiry_check`: as [`acquire_lease`], but a lease that ran out before
@@ -141,7 +143,14 @@ pub async fn acquire_lease_without_expiry_check<C: Clock>(
     value: Option<&str>,
     timeout_s: Option<u64>,
 ) -> Result<Lease, LockError> {
-    acquire_checked(client, name, (ttl_s, timeout_s), value, false).await
+    acquire_checked(
+        client,
+        name,
+        (ttl_s, timeout_s),
+        value,
+        (false, &mut |_| {}),
+    )
+    .await
 }
 
 async fn acquire_checked<C: Clock>(
@@ -149,7 +158,7 @@ async fn acquire_checked<C: Clock>(
     name: &str,
     (ttl_s, timeout_s): (u64, Option<u64>),
     value: Option<&str>,
-    check_expiry: bool,
+    (check_expiry, queued): (bool, &mut (dyn FnMut(&str) + Send)),
 ) -> Result<Lease, LockError> {
     let dir = lock_dir(name);
     let deadline_ms = timeout_s.map(|t| {
@@ -179,6 +188,7 @@ async fn acquire_checked<C: Clock>(
             client.write(&command).await?.event.node
         }
     };
+    queued(&mine.key);
     match wait_first(client, &dir, &mine, ttl_s, deadline_ms).await {
         Ok(()) => {
             let expires_at_ms = refresh(client, &mine.key, ttl_s).await?;
@@ -322,7 +332,7 @@ pub async fn leader_campaign<C: Clock>(
     ttl_s: u64,
     timeout_s: Option<u64>,
 ) -> Result<u64, LockError> {
-    acquire(client, key, ttl_s, Some(name), timeout_s).await
+    acquire(client, key, (ttl_s, timeout_s), Some(name), &mut |_| {}).await
 }
 
 /// The leader module: who leads `key` now.

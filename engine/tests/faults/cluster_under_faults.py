@@ -48,7 +48,10 @@ class Member:
             [FLOE, "--name", self.name, "--data-dir", os.path.join(WORK, self.name),
              "--listen-client-urls", "http://127.0.0.1:%d" % self.port,
              "--listen-peer-urls", "http://127.0.0.1:%d" % (BASE_PEER + self.i),
-             "--initial-cluster", IC],
+             "--initial-cluster", IC,
+             # Small, so that compaction, restarts from a snapshot and InstallSnapshot to a
+             # member that was down all happen under the faults.
+             "--snapshot-count", os.environ.get("FLOE_FAULT_SNAPSHOT_COUNT", "64")],
             stdout=log, stderr=log)
         self.stopped = False
 
@@ -264,6 +267,14 @@ def main():
     for line in faults:
         print("  " + line)
     problems = durability_check(final)
+    installs = 0
+    for m in members:
+        with open(os.path.join(WORK, m.name + ".log"), errors="replace") as f:
+            text = f.read()
+        installs += text.count("installed a snapshot")
+        if "panicked" in text:
+            problems.append("member %s panicked (see %s.log)" % (m.name, m.name))
+    print("snapshots installed from a leader: %d" % installs)
     for p in problems:
         print("LOST: " + p)
     return 1 if problems else 0
