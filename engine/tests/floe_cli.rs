@@ -311,6 +311,32 @@ fn a_member_behind_the_compacted_log_catches_up_from_a_snapshot() {
         log.contains("installed a snapshot"),
         "c caught up without a snapshot; its log:\n{log}"
     );
+    // The leader's /v2/stats/leader measures both followers: answered requests and latencies.
+    let stats: Vec<String> = members
+        .iter()
+        .filter_map(|(_, client)| http(*client, "GET", "/v2/stats/leader", ""))
+        .filter(|r| r.starts_with("HTTP/1.0 200"))
+        .collect();
+    let [stats] = &stats[..] else {
+        panic!("one leader answers /v2/stats/leader: {stats:?}")
+    };
+    let successes: Vec<u64> = stats
+        .split("\"success\":")
+        .skip(1)
+        .map(|t| {
+            t.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(successes.len(), 2, "{stats}");
+    assert!(successes.iter().all(|&n| n > 10), "{stats}");
+    assert!(
+        !stats.contains("\"maximum\":0,"),
+        "latencies are measured: {stats}"
+    );
 }
 
 #[test]

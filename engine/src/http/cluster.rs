@@ -170,13 +170,15 @@ impl App {
         response::with_body(200, JSON, body)
     }
 
-    /// `/v2/stats/leader` (G58, G174): followers by id; 403 on a follower (G173). Floe does not
-    /// measure per-follower latency; the counts and latencies are written as zero.
+    /// `/v2/stats/leader` (G58, G174): followers by id; 403 on a follower (G173). Latencies are
+    /// the round trips of AppendEntries in ms; `success` counts answered ones, `fail` those
+    /// never answered, since this member became leader.
     pub(super) async fn stats_leader(&self) -> Response<Body> {
         let status = self.client.status().await.ok();
         if status.as_ref().map(|s| s.role) != Some(RoleKind::Leader) {
             return response::message_error(403, "not current leader");
         }
+        let measured = self.client.leader_stats().await.unwrap_or_default();
         let me = self.me();
         let mut body = String::from("{\"leader\":");
         push_json_string(&mut body, me.as_ref().map_or("", |m| m.hex_id.as_str()));
@@ -192,7 +194,16 @@ impl App {
                 body.push(',');
             }
             push_json_string(&mut body, &follower.hex_id);
-            body.push_str(":{\"latency\":{\"current\":0,\"average\":0,\"standardDeviation\":0,\"minimum\":0,\"maximum\":0},\"counts\":{\"fail\":0,\"success\":0}}");
+            let s = measured
+                .iter()
+                .find(|s| s.id == follower.id)
+                .copied()
+                .unwrap_or_default();
+            let l = s.latency;
+            body.push_str(&format!(
+                ":{{\"latency\":{{\"current\":{},\"average\":{},\"standardDeviation\":{},\"minimum\":{},\"maximum\":{}}},\"counts\":{{\"fail\":{},\"success\":{}}}}}",
+                l.current, l.average, l.standard_deviation, l.minimum, l.maximum, s.fail, s.success
+            ));
         }
         body.push_str("}}");
         response::with_body(200, JSON, body)

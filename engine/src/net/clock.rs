@@ -34,6 +34,10 @@ impl Clock for SystemClock {
         u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
     #[allow(refining_impl_trait, reason = "callers rely on the sleep being Send")]
     fn sleep_until(&self, deadline_ms: u64) -> impl Future<Output = ()> + Send + 'static {
         let wait = deadline_ms.saturating_sub(self.now_ms());

@@ -80,6 +80,12 @@ pub enum Request<S: StateMachine> {
         /// Where the answer goes.
         reply: oneshot::Sender<Status>,
     },
+    /// What this node, as leader, measured of its followers in its current term (empty if it
+    /// does not lead).
+    LeaderStats {
+        /// Where the answer goes.
+        reply: oneshot::Sender<Vec<crate::server::FollowerStats>>,
+    },
     /// Answer once this node has applied `index` (a follower relaying a write the leader
     /// committed waits for it, so its own local reads see the write afterwards).
     WaitApplied {
@@ -184,6 +190,13 @@ impl<S: StateMachine> Client<S> {
     pub async fn status(&self) -> Result<Status, ClientError> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Status { reply })?;
+        answer.await.map_err(|_| ClientError::Stopped)
+    }
+
+    /// What this node, as leader, measured of its followers (etcd's `/v2/stats/leader`).
+    pub async fn leader_stats(&self) -> Result<Vec<crate::server::FollowerStats>, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::LeaderStats { reply })?;
         answer.await.map_err(|_| ClientError::Stopped)
     }
 

@@ -5,11 +5,13 @@
 //! `futures` channels, so the simulator and the production node run this same code.
 
 mod client;
+mod follower_stats;
 mod kv;
 pub mod lock;
 mod node;
 
 pub use client::{Applied, Client, ClientError, ReadAnswer, Request};
+pub use follower_stats::{FollowerStats, Latency};
 pub use kv::{KvClient, KvError, KvGet, KvMachine, KvRead, KvRouter, KvWatch, KvWritten};
 pub use node::{NodeConfig, NodeError, run};
 
@@ -22,6 +24,10 @@ use crate::raft::{Entry, HardState, Index, Message, NodeId, RawNode, Term};
 pub trait Clock {
     /// Milliseconds since an arbitrary origin fixed for the life of the process (or simulation).
     fn now_ms(&self) -> u64;
+    /// As `now_ms`, in microseconds (for round-trip measurements).
+    fn now_us(&self) -> u64 {
+        self.now_ms().saturating_mul(1000)
+    }
     /// Completes once `now_ms() >= deadline_ms`.
     fn sleep_until(&self, deadline_ms: u64) -> impl Future<Output = ()>;
     /// Wall-clock milliseconds since the Unix epoch, in the world's time. Only a leader reads it,

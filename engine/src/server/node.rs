@@ -6,6 +6,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 
 use super::client::{Applied, ClientError, ReadAnswer, Request};
+use super::follower_stats::Followers;
 use super::{Clock, Env, Network, Observer, StateMachine};
 use crate::log::{Disk, LogError, Wal};
 use crate::raft::{
@@ -134,6 +135,8 @@ struct Node<S: StateMachine, O> {
     snapshot_keep_entries: u64,
     /// The index of the newest snapshot this node holds (0 for none).
     snapshot_index: Index,
+    /// What this node measured of its followers while leading.
+    followers: Followers,
 }
 
 /// Runs one node until the request channel closes, the observer asks it to stop, or the disk fails.
@@ -216,9 +219,10 @@ where
         snapshot_entries: config.snapshot_entries,
         snapshot_keep_entries: config.snapshot_keep_entries,
         snapshot_index,
+        followers: Followers::default(),
     };
     loop {
-        node.drain_ready(&mut wal, &mut net).await?;
+        node.drain_ready(&mut wal, &mut net, &clock).await?;
         node.maybe_snapshot(&mut wal).await?;
         node.observer.stepped(&node.raw);
         if node.observer.should_stop() {
@@ -246,12 +250,13 @@ where
             msg = net.recv_until(deadline).fuse() => {
                 node.catch_up(clock.now_ms());
                 if let Some(msg) = msg {
-                    node.step(msg);
+                    let now_us = clock.now_us();
+                    node.step(msg, now_us);
                     // Everything else already deliverable goes into the same Ready: one sync
                     // for many messages (group commit).
                     for _ in 1..INPUT_BATCH_MAX {
                         let Some(msg) = net.try_recv() else { break };
-                        node.step(msg);
+                        node.step(msg, now_us);
                     }
                 }
             }
@@ -276,7 +281,11 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         self.ticked_ms += due * self.tick_ms;
     }
 
-    fn step(&mut self, msg: Message) {
+    fn step(&mut self, msg: Message, now_us: u64) {
+        let status = self.raw.status();
+        if status.role == RoleKind::Leader {
+            self.followers.received(status.term, &msg, now_us);
+        }
         if let Err(e) = self.raw.step(msg) {
             tracing::warn!(node = self.raw.id().0, error = %e, "dropped a message");
         }
@@ -323,6 +332,15 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             }
             Request::Status { reply } => {
                 let _ = reply.send(self.raw.status());
+            }
+            Request::LeaderStats { reply } => {
+                let status = self.raw.status();
+                let stats = if status.role == RoleKind::Leader {
+                    self.followers.report(status.term)
+                } else {
+                    Vec::new()
+                };
+                let _ = reply.send(stats);
             }
             Request::Watch {
                 mut watch,
@@ -477,10 +495,11 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
 
     /// Handles every `Ready` until the core is quiet, honouring its contract: persist (and sync)
     /// the hard state and entries, then send, then apply.
-    async fn drain_ready<D: Disk, N: Network>(
+    async fn drain_ready<D: Disk, N: Network, C: Clock>(
         &mut self,
         wal: &mut Wal<D>,
         net: &mut N,
+        clock: &C,
     ) -> Result<(), NodeError> {
         let mut applied_any = false;
         while let Some(mut ready) = self.raw.ready() {
@@ -491,7 +510,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             {
                 // Planted bug: messages (votes among them) leave before the sync below. Or a
                 // leader overlapping its disk write with its followers' (see NodeConfig).
-                self.send_all(&mut ready, net);
+                self.send_all(&mut ready, net, clock.now_us());
             }
             if let Some(snapshot) = ready.snapshot.take() {
                 self.install(wal, snapshot).await?;
@@ -517,7 +536,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                         .persisted(id, ready.hard_state.as_ref(), &ready.entries);
                 }
             }
-            self.send_all(&mut ready, net);
+            self.send_all(&mut ready, net, clock.now_us());
             for entry in &ready.committed_entries {
                 let output = self.sm.apply(entry);
                 self.observer.applied(id, entry);
@@ -640,8 +659,12 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         Ok(())
     }
 
-    fn send_all<N: Network>(&mut self, ready: &mut crate::raft::Ready, net: &mut N) {
+    fn send_all<N: Network>(&mut self, ready: &mut crate::raft::Ready, net: &mut N, now_us: u64) {
+        let leads = self.raw.status().role == RoleKind::Leader;
         for msg in std::mem::take(&mut ready.messages) {
+            if leads {
+                self.followers.sent(&msg, now_us);
+            }
             self.observer.sending(&msg);
             net.send(msg);
         }

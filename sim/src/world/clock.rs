@@ -59,6 +59,10 @@ impl Clock for SimClock {
         SimClock::now_ms(self)
     }
 
+    fn now_us(&self) -> u64 {
+        SimClock::now_us(self)
+    }
+
     /// The simulation's wall clock starts at 2026-01-01T00:00:00Z, the same in every run.
     fn unix_ms(&self) -> u64 {
         SIM_EPOCH_UNIX_MS + SimClock::now_ms(self)
