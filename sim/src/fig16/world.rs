@@ -17,6 +17,9 @@ pub const TICK_US: u64 = 100;
 enum Event {
     /// The node's next timer may fire now (stale if its generation moved on).
     Wake(usize, u64),
+    /// The node's timer was due at its tick, and the node's timer thread runs only now
+    /// (scheduling lateness).
+    Late(usize),
     Deliver(usize, u64),
 }
 
@@ -48,6 +51,13 @@ pub struct World {
     /// Time to make a Ready's hard state and entries durable before its messages leave, µs
     /// (votes and acknowledgements wait for the disk, as in LogCabin).
     pub disk_us: (u64, u64),
+    /// Most lateness of a timer wake-up, µs: a server runs its timer a random moment after it
+    /// is due (OS scheduling) and times its next timeout from then, so its timer phase drifts
+    /// (a random walk) against the others' (0: wake exactly on time).
+    pub timer_late_us: u64,
+    /// Per slot: the tick boundary from which the node's timer is due but not yet run (its
+    /// `Late` event is pending); messages meanwhile find it as it was before that tick.
+    held_from: Vec<Option<u64>>,
 }
 
 impl World {
@@ -74,6 +84,8 @@ impl World {
             ticked_us: vec![0; n],
             wake_gen: vec![0; n],
             disk_us: (0, 0),
+            timer_late_us: 0,
+            held_from: vec![None; n],
         };
         for slot in 0..n {
             let config = config_of(peers[slot], peers.clone(), rng.r#gen());
@@ -147,18 +159,37 @@ impl World {
                     if generation != self.wake_gen[slot] {
                         continue;
                     }
+                    if self.timer_late_us > 0 {
+                        let late = self.rng.gen_range(0..=self.timer_late_us);
+                        self.held_from[slot] = Some(at);
+                        self.push(at + late, Event::Late(slot));
+                        continue;
+                    }
                     self.catch_up(slot, at);
+                    slot
+                }
+                Event::Late(slot) => {
+                    if self.held_from[slot].take().is_none() {
+                        continue;
+                    }
+                    self.catch_up(slot, at);
+                    // The node times its next timeout from when its timer really ran.
+                    self.ticked_us[slot] = at;
                     slot
                 }
                 Event::Deliver(slot, id) => {
                     let msg = self.in_flight[id as usize].take().expect("delivered once");
-                    self.catch_up(slot, at);
+                    // A held timer has not run yet: the message finds the node before it.
+                    let upto = self.held_from[slot].map_or(at, |h| at.min(h.saturating_sub(1)));
+                    self.catch_up(slot, upto);
                     self.deliver(slot, msg);
                     slot
                 }
             };
             self.drain(at);
-            self.schedule_wake(slot);
+            if self.held_from[slot].is_none() {
+                self.schedule_wake(slot);
+            }
         }
     }
 
