@@ -21,8 +21,9 @@ use super::SystemClock;
 use crate::raft::{Message, NodeId};
 use crate::server::{Clock, Network};
 
-/// Largest frame accepted from a peer; a larger length closes the connection.
-const FRAME_BYTES_MAX: usize = 64 << 20;
+/// Largest frame accepted from a peer; a larger length closes the connection. A frame carries
+/// one message, and the largest is a whole snapshot (InstallSnapshot).
+const FRAME_BYTES_MAX: usize = crate::log::SNAPSHOT_BYTES_MAX + (1 << 20);
 /// Messages written before a flush, when more are queued.
 const WRITE_BATCH_MAX: usize = 256;
 /// Incoming messages buffered for the node loop.

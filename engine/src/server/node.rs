@@ -633,6 +633,17 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             data: self.sm.snapshot(),
         };
         let bytes = snapshot.data.len();
+        if bytes >= crate::log::SNAPSHOT_BYTES_MAX - 64 {
+            // Too large for one record (or one peer frame): keep the log whole rather than
+            // stop; try again after as many entries.
+            tracing::warn!(
+                node = self.raw.id().0,
+                bytes,
+                "the state machine is too large to snapshot; the log is not compacted"
+            );
+            self.snapshot_index = applied;
+            return Ok(());
+        }
         self.raw
             .compact(snapshot.clone(), self.snapshot_keep_entries);
         let log = self.raw.raft_log();
