@@ -55,6 +55,9 @@ pub struct World {
     /// is due (OS scheduling) and times its next timeout from then, so its timer phase drifts
     /// (a random walk) against the others' (0: wake exactly on time).
     pub timer_late_us: u64,
+    /// Time a new candidate takes to make its term and vote durable before its RequestVotes
+    /// leave, µs.
+    pub vote_disk_us: (u64, u64),
     /// Per slot: the tick boundary from which the node's timer is due but not yet run (its
     /// `Late` event is pending); messages meanwhile find it as it was before that tick.
     held_from: Vec<Option<u64>>,
@@ -85,6 +88,7 @@ impl World {
             wake_gen: vec![0; n],
             disk_us: (0, 0),
             timer_late_us: 0,
+            vote_disk_us: (0, 0),
             held_from: vec![None; n],
         };
         for slot in 0..n {
@@ -233,7 +237,14 @@ impl World {
                         | MessageKind::PreVoteResponse { .. }
                         | MessageKind::AppendResponse { .. }
                 );
-                self.send(if answer { now + disk } else { now }, msg);
+                let vote = matches!(msg.kind, MessageKind::Vote { .. });
+                let meta = if vote && self.vote_disk_us.1 > 0 {
+                    self.rng
+                        .gen_range(self.vote_disk_us.0..=self.vote_disk_us.1)
+                } else {
+                    0
+                };
+                self.send(if answer { now + disk } else { now + meta }, msg);
             }
         }
     }
