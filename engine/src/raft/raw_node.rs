@@ -905,24 +905,11 @@ impl RawNode {
         leader_commit: Index,
         read_seq: u64,
     ) {
-        assert!(
-            !matches!(self.role, Role::Leader { .. }),
-            "two leaders in term {}: {} and {leader}",
-            self.term,
-            self.config.id
-        );
-        // Raft §5.2: a candidate that hears from the leader of its term returns to follower.
-        self.become_follower(self.term, Some(leader));
+        self.follow(leader);
         if prev_log_index < self.log.offset() {
             // The entries it starts after were compacted here, so they are committed and match
             // the leader's (Raft §5.4.3): answer with the commit index, the leader resumes there.
-            let kind = MessageKind::AppendResponse {
-                success: true,
-                match_index: self.log.commit(),
-                hint: None,
-                read_seq,
-            };
-            self.send(leader, kind);
+            self.acknowledge(leader, self.log.commit(), read_seq);
             return;
         }
         let hint = match self.log.term(prev_log_index) {
@@ -959,13 +946,7 @@ impl RawNode {
         let last_new = Index(prev_log_index.0 + entries.len() as u64);
         // Raft Figure 2, receiver rule 5: commitIndex = min(leaderCommit, index of last new entry).
         self.log.commit_to(leader_commit.min(last_new));
-        let kind = MessageKind::AppendResponse {
-            success: true,
-            match_index: last_new,
-            hint: None,
-            read_seq,
-        };
-        self.send(leader, kind);
+        self.acknowledge(leader, last_new, read_seq);
     }
 
     /// InstallSnapshot receiver (Raft §7, Figure 13): a snapshot beyond what this node has
@@ -973,6 +954,18 @@ impl RawNode {
     /// through the next `Ready`, its state machine. The answer acknowledges the commit index,
     /// which is the snapshot's index once it is taken.
     fn handle_snapshot(&mut self, leader: NodeId, snapshot: Snapshot) {
+        self.follow(leader);
+        if snapshot.index > self.log.commit() {
+            self.log.restore(snapshot.index, snapshot.term);
+            self.snapshot = Some(snapshot.clone());
+            self.pending_snapshot = Some(snapshot);
+        }
+        self.acknowledge(leader, self.log.commit(), 0);
+    }
+
+    /// Raft §5.2: a node that hears from the leader of its term follows it (a candidate returns
+    /// to follower); two leaders in one term would break election safety.
+    fn follow(&mut self, leader: NodeId) {
         assert!(
             !matches!(self.role, Role::Leader { .. }),
             "two leaders in term {}: {} and {leader}",
@@ -980,16 +973,15 @@ impl RawNode {
             self.config.id
         );
         self.become_follower(self.term, Some(leader));
-        if snapshot.index > self.log.commit() {
-            self.log.restore(snapshot.index, snapshot.term);
-            self.snapshot = Some(snapshot.clone());
-            self.pending_snapshot = Some(snapshot);
-        }
+    }
+
+    /// A successful AppendEntries answer: this node matches the leader up to `match_index`.
+    fn acknowledge(&mut self, leader: NodeId, match_index: Index, read_seq: u64) {
         let kind = MessageKind::AppendResponse {
             success: true,
-            match_index: self.log.commit(),
+            match_index,
             hint: None,
-            read_seq: 0,
+            read_seq,
         };
         self.send(leader, kind);
     }

@@ -575,21 +575,12 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         snapshot: Snapshot,
     ) -> Result<(), NodeError> {
         let id = self.raw.id();
-        let log = self.raw.raft_log();
-        let start = (log.offset(), snapshot.term);
         assert_eq!(
-            log.offset(),
+            self.raw.raft_log().offset(),
             snapshot.index,
             "the log starts at the snapshot"
         );
-        let kept = log
-            .slice(log.first_index(), log.stable(), usize::MAX)
-            .to_vec();
-        let hard_state = self.raw.hard_state();
-        wal.rewrite(&snapshot, start, &hard_state, &kept).await?;
-        self.synced_term = hard_state.term;
-        self.synced_vote = hard_state.voted_for;
-        self.observer.persisted(id, Some(&hard_state), &[]);
+        self.rewrite_log(wal, &snapshot).await?;
         self.sm
             .restore(&snapshot.data)
             .map_err(|cause| NodeError::Snapshot {
@@ -612,6 +603,28 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             let _ = reply.send(Err(ClientError::Compacted));
         }
         Ok(())
+    }
+
+    /// Rewrites the log on disk as `snapshot`, the hard state and the durable entries the Raft
+    /// log holds after its compacted offset; returns how many entries were kept.
+    async fn rewrite_log<D: Disk>(
+        &mut self,
+        wal: &mut Wal<D>,
+        snapshot: &Snapshot,
+    ) -> Result<usize, NodeError> {
+        let log = self.raw.raft_log();
+        let offset = log.offset();
+        let start = (offset, log.term(offset).expect("the offset's term is kept"));
+        let kept = log
+            .slice(log.first_index(), log.stable(), usize::MAX)
+            .to_vec();
+        let hard_state = self.raw.hard_state();
+        wal.rewrite(snapshot, start, &hard_state, &kept).await?;
+        self.synced_term = hard_state.term;
+        self.synced_vote = hard_state.voted_for;
+        self.observer
+            .persisted(self.raw.id(), Some(&hard_state), &[]);
+        Ok(kept.len())
     }
 
     /// Raft §7: once `snapshot_entries` entries were applied since the last snapshot, saves
@@ -647,24 +660,14 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         self.raw
             .compact(snapshot.clone(), self.snapshot_keep_entries);
         let log = self.raw.raft_log();
-        let offset = log.offset();
-        let start = (offset, log.term(offset).expect("the offset's term is kept"));
         debug_assert_eq!(log.stable(), log.last_index(), "a drained log is stable");
-        let entries = log
-            .slice(log.first_index(), log.last_index(), usize::MAX)
-            .to_vec();
-        let hard_state = self.raw.hard_state();
-        wal.rewrite(&snapshot, start, &hard_state, &entries).await?;
-        self.synced_term = hard_state.term;
-        self.synced_vote = hard_state.voted_for;
-        self.observer
-            .persisted(self.raw.id(), Some(&hard_state), &[]);
+        let kept = self.rewrite_log(wal, &snapshot).await?;
         self.snapshot_index = applied;
         tracing::debug!(
             node = self.raw.id().0,
             index = applied.0,
             bytes,
-            kept = entries.len(),
+            kept,
             "took a snapshot and compacted the log"
         );
         Ok(())
