@@ -362,9 +362,7 @@ mod tests {
             + match record {
                 Record::HardState(_) => HARD_STATE_PAYLOAD_BYTES,
                 Record::Entry(e) => ENTRY_FIXED_BYTES + e.data().len(),
-                Record::Snapshot { snapshot, .. } => {
-                    super::super::record::SNAPSHOT_FIXED_BYTES + snapshot.data.len()
-                }
+                Record::Snapshot { snapshot, .. } => SNAPSHOT_FIXED_BYTES + snapshot.data.len(),
             }
     }
 

@@ -57,8 +57,8 @@ impl RaftLog {
             "recovered commit {commit} beyond last index {last}"
         );
         assert!(
-            offset <= applied && applied <= commit.max(applied),
-            "restored state {applied} below the log start {offset}"
+            offset <= applied && applied <= last,
+            "restored state {applied} outside the log, which runs from {offset} to {last}"
         );
         RaftLog {
             entries,

@@ -184,10 +184,6 @@ impl RawNode {
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
         let applied = snapshot.as_ref().map_or(Index(0), |s| s.index);
         let (offset, offset_term) = log_start;
-        assert!(
-            offset <= applied,
-            "the log starts after {offset}, beyond the snapshot at {applied}"
-        );
         let log =
             RaftLog::recovered_after(offset, offset_term, entries, hard_state.commit, applied);
         // The log writes entries before the hard state, so a torn write can keep entries of a

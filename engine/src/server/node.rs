@@ -133,7 +133,9 @@ struct Node<S: StateMachine, O> {
     ticked_ms: u64,
     snapshot_entries: u64,
     snapshot_keep_entries: u64,
-    /// The index of the newest snapshot this node holds (0 for none).
+    /// The applied index at the last snapshot taken, received, or skipped as too large (0 for
+    /// none): the next one is due `snapshot_entries` after it. Not derivable from the Raft
+    /// core's snapshot, which a skipped one never reaches.
     snapshot_index: Index,
     /// What this node measured of its followers while leading.
     followers: Followers,
