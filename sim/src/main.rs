@@ -93,6 +93,27 @@ enum Command {
             default_value = "../shared/data/raft-paper-fig16/ongaro-fig16.csv"
         )]
         ongaro: std::path::PathBuf,
+        /// One-way network latency, µs: `A..B` (uniform) or `A` (default 1500..1900).
+        #[arg(long, value_parser = parse_us_range)]
+        latency_us: Option<(u64, u64)>,
+        /// Disk time before an answer leaves, µs: `A..B` or `A` (default 1100..5400).
+        #[arg(long, value_parser = parse_us_range)]
+        disk_us: Option<(u64, u64)>,
+        /// Mean of an exponential extra disk time, µs (default 0).
+        #[arg(long)]
+        disk_tail_us: Option<u64>,
+        /// A new candidate's write of its term and vote, µs: `A..B` or `A` (default 600..1000).
+        #[arg(long, value_parser = parse_us_range)]
+        vote_disk_us: Option<(u64, u64)>,
+        /// Most lateness of a timer thread, µs (default 2000).
+        #[arg(long)]
+        timer_late_us: Option<u64>,
+        /// Clock drift: each server runs fast or slow by up to this many ppm (default 0).
+        #[arg(long)]
+        drift_ppm: Option<u64>,
+        /// A new leader's first AppendEntries wait for its disk write.
+        #[arg(long)]
+        leader_disk: bool,
     },
     /// Judge a recorded history (JSON lines of `check::history::Op`, as a failing seed's
     /// `history.jsonl`): index rules, locks, linearizability.
@@ -100,6 +121,29 @@ enum Command {
         /// The history file.
         file: std::path::PathBuf,
     },
+}
+
+/// `A..B` (inclusive, A ≤ B) or `A`, in µs.
+fn parse_us_range(text: &str) -> Result<(u64, u64), String> {
+    let num = |t: &str| {
+        t.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{t:?} is not a whole number of µs"))
+    };
+    let (a, b) = match text.split_once("..") {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => {
+            let a = num(text)?;
+            (a, a)
+        }
+    };
+    if a > b {
+        return Err(format!("{text:?}: the range runs backwards"));
+    }
+    if b > 10_000_000 {
+        return Err(format!("{text:?}: more than 10 s"));
+    }
+    Ok((a, b))
 }
 
 fn check_history(file: &std::path::Path) -> ExitCode {
@@ -536,6 +580,13 @@ fn main() -> ExitCode {
         seed,
         out,
         ongaro,
+        latency_us,
+        disk_us,
+        disk_tail_us,
+        vote_disk_us,
+        timer_late_us,
+        drift_ppm,
+        leader_disk,
     }) = &cli.command
     {
         if experiment != "elections" {
@@ -546,6 +597,17 @@ fn main() -> ExitCode {
             eprintln!("error: --servers must be at least 3 (two of them keep shorter logs)");
             return ExitCode::from(2);
         }
+        if drift_ppm.is_some_and(|p| p > 100_000) {
+            eprintln!("error: --drift-ppm is at most 100000 (10%)");
+            return ExitCode::from(2);
+        }
+        if [*disk_tail_us, *timer_late_us]
+            .iter()
+            .any(|v| v.is_some_and(|us| us > 10_000_000))
+        {
+            eprintln!("error: --disk-tail-us and --timer-late-us are at most 10000000 (10 s)");
+            return ExitCode::from(2);
+        }
         let opts = sim::fig16::ElectionsOptions {
             trials: *trials,
             servers: *servers,
@@ -553,6 +615,18 @@ fn main() -> ExitCode {
             out: out.clone(),
             ongaro_csv: ongaro.clone(),
             nine: *nine,
+            timing: {
+                let d = sim::fig16::Timing::default();
+                sim::fig16::Timing {
+                    latency_us: latency_us.unwrap_or(d.latency_us),
+                    disk_us: disk_us.unwrap_or(d.disk_us),
+                    disk_tail_us: disk_tail_us.unwrap_or(d.disk_tail_us),
+                    vote_disk_us: vote_disk_us.unwrap_or(d.vote_disk_us),
+                    timer_late_us: timer_late_us.unwrap_or(d.timer_late_us),
+                    drift_ppm: drift_ppm.unwrap_or(d.drift_ppm),
+                    leader_disk: *leader_disk,
+                }
+            },
         };
         let mut clock = None;
         wall_ms_since(&mut clock);
@@ -575,5 +649,23 @@ fn main() -> ExitCode {
     match (&cli.seeds, cli.seed) {
         (Some(seeds), _) => many_seeds(&cli, seeds.clone()),
         (None, seed) => one_seed(&cli, seed.unwrap_or(1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_us_range;
+
+    #[test]
+    fn microsecond_ranges_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse_us_range("1500..1900"), Ok((1500, 1900)));
+        assert_eq!(parse_us_range("700"), Ok((700, 700)));
+        assert!(parse_us_range("9..3").unwrap_err().contains("backwards"));
+        assert!(
+            parse_us_range("x..3")
+                .unwrap_err()
+                .contains("not a whole number")
+        );
+        assert!(parse_us_range("20000000").unwrap_err().contains("10 s"));
     }
 }

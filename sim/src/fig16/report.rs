@@ -44,6 +44,17 @@ pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
     d
 }
 
+/// The KS statistic that two samples of `n` and `m` trials drawn from one distribution exceed
+/// only 5% of the time (the asymptotic two-sample bound, c(0.05) = 1.358): a smaller KS is
+/// within sampling noise.
+pub fn ks_bound(n: usize, m: usize) -> f64 {
+    if n == 0 || m == 0 {
+        return 1.0;
+    }
+    let (n, m) = (n as f64, m as f64);
+    1.358 * ((n + m) / (n * m)).sqrt()
+}
+
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -204,13 +215,21 @@ pub fn write_report(
         svg_cdf(&bottom, (0.0, 600.0), false),
     )?;
     let mut md = String::from(preamble);
-    md.push_str("\n| timeouts | source | n | min | p10 | median | mean | p90 | p99 | max | KS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("\n| timeouts | source | n | min | p10 | median | mean | p90 | p99 | max | KS | KS 5% bound |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         let ks = ongaro.get(&r.label).map(|o| ks_statistic(&r.ours, o));
         let ks = ks.map_or("-".into(), |k| format!("{k:.3}"));
-        let _ = writeln!(md, "| {} | Floe | {} | {ks} |", r.label, stats_row(&r.ours));
+        let bound = ongaro.get(&r.label).map_or("-".into(), |o| {
+            format!("{:.3}", ks_bound(r.ours.len(), o.len()))
+        });
+        let _ = writeln!(
+            md,
+            "| {} | Floe | {} | {ks} | {bound} |",
+            r.label,
+            stats_row(&r.ours)
+        );
         if let Some(o) = ongaro.get(&r.label) {
-            let _ = writeln!(md, "| {} | Ongaro | {} | |", r.label, stats_row(o));
+            let _ = writeln!(md, "| {} | Ongaro | {} | | |", r.label, stats_row(o));
         }
     }
     std::fs::write(dir.join("README.md"), &md)?;
@@ -229,6 +248,13 @@ mod tests {
         // F_a(2) = 2/3, F_b(2) = 1/3 at the largest gap.
         let d = ks_statistic(&[1.0, 2.0, 3.0], &[1.5, 2.5, 3.5]);
         assert!((d - 1.0 / 3.0).abs() < 1e-12, "{d}");
+    }
+
+    #[test]
+    fn ks_bound_is_the_textbook_value() {
+        assert!((ks_bound(100, 100) - 0.192).abs() < 0.001);
+        assert!((ks_bound(1000, 1000) - 0.0607).abs() < 0.001);
+        assert_eq!(ks_bound(0, 10), 1.0);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::world::{TICK_US, World};
-use super::{Curve, Setup, run_curve};
+use super::{Curve, Setup, Timing, run_curve};
 use engine::raft::{Config, NodeId, RoleKind};
 
 /// The two curves each variant runs: a narrow range (split votes matter) and a wide one.
@@ -114,8 +114,11 @@ fn partial(pre_vote_check_quorum: bool, seed: u64, span_s: u64) -> (f64, u64) {
 }
 
 /// Runs every variant and returns the report section.
-pub fn markdown(seed: u64, trials: usize) -> String {
-    let base = Setup::paper(5);
+pub fn markdown(seed: u64, trials: usize, timing: Timing) -> String {
+    let base = Setup {
+        timing,
+        ..Setup::paper(5)
+    };
     let mut rows = vec![row("the reproduction (5 servers)", &base, seed, trials)];
     let variants: [(&str, Setup); 4] = [
         (
@@ -153,7 +156,10 @@ pub fn markdown(seed: u64, trials: usize) -> String {
     for servers in [3usize, 7, 9] {
         rows.push(row(
             &format!("{servers} servers"),
-            &Setup::paper(servers),
+            &Setup {
+                timing,
+                ..Setup::paper(servers)
+            },
             seed,
             trials,
         ));

@@ -1,7 +1,8 @@
 //! A small discrete-event world over the Raft core alone, for election experiments: nodes are
-//! `RawNode`s ticked every millisecond (each with its own random phase, so timers are not in
-//! lockstep), messages take a random one-way latency, persistence is instant. No madsim: a trial
-//! is a few thousand events, and an experiment is tens of thousands of trials.
+//! `RawNode`s ticked every 100 µs of their own clock (each with its own random phase, and
+//! optionally its own rate), messages take a random one-way latency, answers wait for a
+//! simulated disk, and timer threads run late. No madsim: a trial is a few thousand events, and
+//! an experiment is tens of thousands of trials.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -44,8 +45,15 @@ pub struct World {
     pub heard_at: Vec<Option<u64>>,
     /// The term `heard_at` watches for (0: off).
     pub watch_term: Term,
-    /// Per slot: the last tick boundary ticked, µs (each node has its own phase).
-    ticked_us: Vec<u64>,
+    /// Per slot: the last tick boundary ticked, ps (each node has its own phase).
+    ticked_ps: Vec<u64>,
+    /// Per slot: the length of one of its ticks in real time, ps (its clock's rate).
+    tick_ps: Vec<u64>,
+    /// Mean of an exponential extra disk time, µs (0: none).
+    pub disk_tail_us: u64,
+    /// A new leader's first AppendEntries wait for its disk too (its no-op entry is written
+    /// before the peers are sent anything).
+    pub leader_disk: bool,
     /// Per slot: the generation of its pending wake-up.
     wake_gen: Vec<u64>,
     /// Time to make a Ready's hard state and entries durable before its messages leave, µs
@@ -84,7 +92,10 @@ impl World {
             starve: vec![false; n],
             heard_at: vec![None; n],
             watch_term: Term(0),
-            ticked_us: vec![0; n],
+            ticked_ps: vec![0; n],
+            tick_ps: vec![TICK_US * 1_000_000; n],
+            disk_tail_us: 0,
+            leader_disk: false,
             wake_gen: vec![0; n],
             disk_us: (0, 0),
             timer_late_us: 0,
@@ -96,7 +107,7 @@ impl World {
             let node = RawNode::new(config, HardState::default(), Vec::new())
                 .expect("a valid experiment configuration");
             world.nodes.push(Some(node));
-            world.ticked_us[slot] = rng.gen_range(0..TICK_US);
+            world.ticked_ps[slot] = rng.gen_range(0..TICK_US) * 1_000_000;
             world.schedule_wake(slot);
         }
         world
@@ -107,14 +118,15 @@ impl World {
         let Some(node) = self.nodes[slot].as_mut() else {
             return;
         };
-        if now < self.ticked_us[slot] {
+        let now_ps = now * 1_000_000;
+        if now_ps < self.ticked_ps[slot] {
             return;
         }
-        let due = (now - self.ticked_us[slot]) / TICK_US;
+        let due = (now_ps - self.ticked_ps[slot]) / self.tick_ps[slot];
         for _ in 0..due {
             node.tick();
         }
-        self.ticked_us[slot] += due * TICK_US;
+        self.ticked_ps[slot] += due * self.tick_ps[slot];
     }
 
     /// Schedules `slot`'s next wake-up at its next timer.
@@ -122,7 +134,8 @@ impl World {
         let Some(node) = self.nodes[slot].as_ref() else {
             return;
         };
-        let at = self.ticked_us[slot] + node.ticks_until_timeout() * TICK_US;
+        let at_ps = self.ticked_ps[slot] + node.ticks_until_timeout() * self.tick_ps[slot];
+        let at = at_ps.div_ceil(1_000_000);
         self.wake_gen[slot] += 1;
         let generation = self.wake_gen[slot];
         self.push(at, Event::Wake(slot, generation));
@@ -131,6 +144,19 @@ impl World {
     fn push(&mut self, at_us: u64, event: Event) {
         self.seq += 1;
         self.queue.push(Reverse((at_us, self.seq, event)));
+    }
+
+    /// Gives every node a clock rate off by up to `ppm` parts per million either way (crystal
+    /// drift): identical timeouts then drift apart steadily.
+    pub fn set_drift_ppm(&mut self, ppm: u64) {
+        if ppm == 0 {
+            return;
+        }
+        for slot in 0..self.tick_ps.len() {
+            // A tick is TICK_US * 1e6 ps; ppm of it is ppm * TICK_US ps.
+            let off = self.rng.gen_range(0..=2 * ppm * TICK_US);
+            self.tick_ps[slot] = TICK_US * 1_000_000 - ppm * TICK_US + off;
+        }
     }
 
     /// Crashes a node: it stops ticking and receiving.
@@ -178,7 +204,7 @@ impl World {
                     }
                     self.catch_up(slot, at);
                     // The node times its next timeout from when its timer really ran.
-                    self.ticked_us[slot] = at;
+                    self.ticked_ps[slot] = at * 1_000_000;
                     slot
                 }
                 Event::Deliver(slot, id) => {
@@ -223,11 +249,16 @@ impl World {
                 out.append(&mut ready.messages);
                 node.advance(ready);
             }
-            let disk = if durable && self.disk_us.1 > 0 {
+            let mut disk = if durable && self.disk_us.1 > 0 {
                 self.rng.gen_range(self.disk_us.0..=self.disk_us.1)
             } else {
                 0
             };
+            if durable && self.disk_tail_us > 0 {
+                let u: f64 = self.rng.r#gen();
+                disk += (-(self.disk_tail_us as f64) * (1.0 - u).ln()) as u64;
+            }
+            let leading = self.leader_disk && durable && node.status().role == RoleKind::Leader;
             for msg in out {
                 // Answers wait for the disk (a vote or an acknowledgement is durable first);
                 // requests leave at once, as LogCabin's peer threads send them.
@@ -236,7 +267,7 @@ impl World {
                     MessageKind::VoteResponse { .. }
                         | MessageKind::PreVoteResponse { .. }
                         | MessageKind::AppendResponse { .. }
-                );
+                ) || (leading && matches!(msg.kind, MessageKind::Append { .. }));
                 let vote = matches!(msg.kind, MessageKind::Vote { .. });
                 let meta = if vote && self.vote_disk_us.1 > 0 {
                     self.rng
