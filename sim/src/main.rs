@@ -114,6 +114,9 @@ enum Command {
         /// A new leader's first AppendEntries wait for its disk write.
         #[arg(long)]
         leader_disk: bool,
+        /// A server handles nothing, not even its timer, while its disk writes.
+        #[arg(long)]
+        busy_disk: bool,
     },
     /// Judge a recorded history (JSON lines of `check::history::Op`, as a failing seed's
     /// `history.jsonl`): index rules, locks, linearizability.
@@ -587,6 +590,7 @@ fn main() -> ExitCode {
         timer_late_us,
         drift_ppm,
         leader_disk,
+        busy_disk,
     }) = &cli.command
     {
         if experiment != "elections" {
@@ -625,6 +629,7 @@ fn main() -> ExitCode {
                     timer_late_us: timer_late_us.unwrap_or(d.timer_late_us),
                     drift_ppm: drift_ppm.unwrap_or(d.drift_ppm),
                     leader_disk: *leader_disk,
+                    busy_disk: *busy_disk,
                 }
             },
         };

@@ -54,6 +54,10 @@ pub struct World {
     /// A new leader's first AppendEntries wait for its disk too (its no-op entry is written
     /// before the peers are sent anything).
     pub leader_disk: bool,
+    /// A server handles nothing (messages, its timer) while its disk writes.
+    pub busy_disk: bool,
+    /// Per slot: until when its disk is busy, µs.
+    busy_until: Vec<u64>,
     /// Per slot: the generation of its pending wake-up.
     wake_gen: Vec<u64>,
     /// Time to make a Ready's hard state and entries durable before its messages leave, µs
@@ -96,6 +100,8 @@ impl World {
             tick_ps: vec![TICK_US * 1_000_000; n],
             disk_tail_us: 0,
             leader_disk: false,
+            busy_disk: false,
+            busy_until: vec![0; n],
             wake_gen: vec![0; n],
             disk_us: (0, 0),
             timer_late_us: 0,
@@ -184,6 +190,17 @@ impl World {
             }
             let Reverse((at, _, event)) = self.queue.pop().expect("peeked");
             self.now_us = at;
+            // A server busy with its disk handles nothing until the write ends (as one that
+            // holds a single lock across its fsync): the event waits, in arrival order. Only
+            // with `busy_disk`; otherwise `busy_until` stays 0.
+            let target = match &event {
+                Event::Wake(slot, _) | Event::Late(slot) | Event::Deliver(slot, _) => *slot,
+            };
+            if at < self.busy_until[target] {
+                let until = self.busy_until[target];
+                self.push(until, event);
+                continue;
+            }
             let slot = match event {
                 Event::Wake(slot, generation) => {
                     if generation != self.wake_gen[slot] {
@@ -259,6 +276,8 @@ impl World {
                 disk += (-(self.disk_tail_us as f64) * (1.0 - u).ln()) as u64;
             }
             let leading = self.leader_disk && durable && node.status().role == RoleKind::Leader;
+            let mut busy = 0;
+            let mut voted = false;
             for msg in out {
                 // Answers wait for the disk (a vote or an acknowledgement is durable first);
                 // requests leave at once, as LogCabin's peer threads send them.
@@ -275,7 +294,15 @@ impl World {
                 } else {
                     0
                 };
+                voted |= vote;
+                busy = busy.max(meta);
                 self.send(if answer { now + disk } else { now + meta }, msg);
+            }
+            if self.busy_disk {
+                if !voted {
+                    busy = disk;
+                }
+                self.busy_until[slot] = self.busy_until[slot].max(now + busy);
             }
         }
     }
