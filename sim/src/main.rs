@@ -54,6 +54,8 @@ struct Cli {
 }
 
 /// Other jobs than running seeds.
+// Parsed once at start-up: the size of the largest variant (research's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand, Debug)]
 enum Command {
     /// Sweep every planted bug and write the table of which checker caught it, and when.
@@ -117,6 +119,9 @@ enum Command {
         /// A server handles nothing, not even its timer, while its disk writes.
         #[arg(long)]
         busy_disk: bool,
+        /// Most extra delay of each AppendEntries before it leaves, µs (default 0).
+        #[arg(long)]
+        append_spread_us: Option<u64>,
     },
     /// Judge a recorded history (JSON lines of `check::history::Op`, as a failing seed's
     /// `history.jsonl`): index rules, locks, linearizability.
@@ -591,6 +596,7 @@ fn main() -> ExitCode {
         drift_ppm,
         leader_disk,
         busy_disk,
+        append_spread_us,
     }) = &cli.command
     {
         if experiment != "elections" {
@@ -605,11 +611,13 @@ fn main() -> ExitCode {
             eprintln!("error: --drift-ppm is at most 100000 (10%)");
             return ExitCode::from(2);
         }
-        if [*disk_tail_us, *timer_late_us]
+        if [*disk_tail_us, *timer_late_us, *append_spread_us]
             .iter()
             .any(|v| v.is_some_and(|us| us > 10_000_000))
         {
-            eprintln!("error: --disk-tail-us and --timer-late-us are at most 10000000 (10 s)");
+            eprintln!(
+                "error: --disk-tail-us, --timer-late-us and --append-spread-us are at most 10000000 (10 s)"
+            );
             return ExitCode::from(2);
         }
         let opts = sim::fig16::ElectionsOptions {
@@ -630,6 +638,7 @@ fn main() -> ExitCode {
                     drift_ppm: drift_ppm.unwrap_or(d.drift_ppm),
                     leader_disk: *leader_disk,
                     busy_disk: *busy_disk,
+                    append_spread_us: append_spread_us.unwrap_or(d.append_spread_us),
                 }
             },
         };

@@ -56,6 +56,9 @@ pub struct World {
     pub leader_disk: bool,
     /// A server handles nothing (messages, its timer) while its disk writes.
     pub busy_disk: bool,
+    /// Most extra delay of each AppendEntries before it leaves, µs (uniform, drawn per message:
+    /// a leader's per-follower sender threads do not send a round at one instant).
+    pub append_spread_us: u64,
     /// Per slot: until when its disk is busy, µs.
     busy_until: Vec<u64>,
     /// Per slot: the generation of its pending wake-up.
@@ -101,6 +104,7 @@ impl World {
             disk_tail_us: 0,
             leader_disk: false,
             busy_disk: false,
+            append_spread_us: 0,
             busy_until: vec![0; n],
             wake_gen: vec![0; n],
             disk_us: (0, 0),
@@ -323,7 +327,10 @@ impl World {
         {
             entries.clear();
         }
-        let latency = self.rng.gen_range(self.latency_us.0..=self.latency_us.1);
+        let mut latency = self.rng.gen_range(self.latency_us.0..=self.latency_us.1);
+        if self.append_spread_us > 0 && matches!(msg.kind, MessageKind::Append { .. }) {
+            latency += self.rng.gen_range(0..=self.append_spread_us);
+        }
         let id = self.in_flight.len() as u64;
         self.in_flight.push(Some(msg));
         self.push(now + latency, Event::Deliver(to, id));
