@@ -95,19 +95,19 @@ enum Command {
             default_value = "../shared/data/raft-paper-fig16/ongaro-fig16.csv"
         )]
         ongaro: std::path::PathBuf,
-        /// One-way network latency, µs: `A..B` (uniform) or `A` (default 1500..1900).
+        /// One-way network latency, µs: `A..B` (uniform) or `A` (default 1425..1521).
         #[arg(long, value_parser = parse_us_range)]
         latency_us: Option<(u64, u64)>,
-        /// Disk time before an answer leaves, µs: `A..B` or `A` (default 1100..5400).
+        /// Disk time before an answer leaves, µs: `A..B` or `A` (default 1031..5935).
         #[arg(long, value_parser = parse_us_range)]
         disk_us: Option<(u64, u64)>,
         /// Mean of an exponential extra disk time, µs (default 0).
         #[arg(long)]
         disk_tail_us: Option<u64>,
-        /// A new candidate's write of its term and vote, µs: `A..B` or `A` (default 600..1000).
+        /// A new candidate's write of its term and vote, µs: `A..B` or `A` (default 869..1434).
         #[arg(long, value_parser = parse_us_range)]
         vote_disk_us: Option<(u64, u64)>,
-        /// Most lateness of a timer thread, µs (default 2000).
+        /// Most lateness of a timer thread, µs (default 2106).
         #[arg(long)]
         timer_late_us: Option<u64>,
         /// Clock drift: each server runs fast or slow by up to this many ppm (default 0).
@@ -119,7 +119,7 @@ enum Command {
         /// A server handles nothing, not even its timer, while its disk writes.
         #[arg(long)]
         busy_disk: bool,
-        /// Most extra delay of each AppendEntries before it leaves, µs (default 0).
+        /// Most extra delay of each AppendEntries before it leaves, µs (default 80).
         #[arg(long)]
         append_spread_us: Option<u64>,
     },
