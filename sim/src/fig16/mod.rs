@@ -70,6 +70,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use report::{ks_statistic, write_report};
+pub use world::Timing;
 use world::{TICK_US, World};
 
 /// One curve of the figure: a timeout range and its number of trials.
@@ -167,31 +168,8 @@ const TIMER_LATE_US: u64 = 2_106;
 /// Most extra delay of each AppendEntries before it leaves, µs (one sender per follower).
 const APPEND_SPREAD_US: u64 = 80;
 
-/// The simulated world's timing. The default is the reproduction's (the constants above);
-/// `sim research elections` takes every field as a flag, for exploring other models.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timing {
-    /// One-way network latency, µs (uniform in the range).
-    pub latency_us: (u64, u64),
-    /// Disk time before a server's answers leave, µs (uniform in the range).
-    pub disk_us: (u64, u64),
-    /// Mean of an exponential extra disk time, µs (0: none): a heavy-tailed disk.
-    pub disk_tail_us: u64,
-    /// A new candidate's durable write of its term and vote before its RequestVotes, µs.
-    pub vote_disk_us: (u64, u64),
-    /// Most lateness of a timer thread, µs.
-    pub timer_late_us: u64,
-    /// Each server's clock runs fast or slow by up to this many parts per million.
-    pub drift_ppm: u64,
-    /// A new leader's first AppendEntries wait for the disk (its no-op entry is written first).
-    pub leader_disk: bool,
-    /// A server handles nothing, not even its timer, while its disk writes.
-    pub busy_disk: bool,
-    /// Most extra delay of each AppendEntries before it leaves, µs: the followers' timers
-    /// start from a spread-out last heartbeat.
-    pub append_spread_us: u64,
-}
-
+/// The reproduction's timing (the constants above); `sim research elections` takes every field
+/// as a flag, for exploring other models.
 impl Default for Timing {
     fn default() -> Timing {
         Timing {
@@ -209,18 +187,6 @@ impl Default for Timing {
 }
 
 impl Timing {
-    fn apply(&self, w: &mut World) {
-        w.latency_us = self.latency_us;
-        w.disk_us = self.disk_us;
-        w.disk_tail_us = self.disk_tail_us;
-        w.vote_disk_us = self.vote_disk_us;
-        w.timer_late_us = self.timer_late_us;
-        w.leader_disk = self.leader_disk;
-        w.busy_disk = self.busy_disk;
-        w.append_spread_us = self.append_spread_us;
-        w.set_drift_ppm(self.drift_ppm);
-    }
-
     /// What differs from the reproduction's timing, for the report (empty when nothing does).
     pub fn differences(&self) -> String {
         let d = Timing::default();
@@ -320,13 +286,9 @@ fn leader_of(world: &World) -> Option<(usize, Term)> {
 pub fn trial(curve: Curve, setup: &Setup, seed: u64) -> u64 {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let world_rng = ChaCha8Rng::seed_from_u64(rng.r#gen());
-    let mut w = World::new(
-        setup.servers,
-        world_rng,
-        setup.timing.latency_us,
-        |id, peers, s| config(curve, setup, id, peers, s),
-    );
-    setup.timing.apply(&mut w);
+    let mut w = World::new(setup.servers, world_rng, setup.timing, |id, peers, s| {
+        config(curve, setup, id, peers, s)
+    });
     // Half the survivors (the last servers) keep shorter logs: they can never win (Raft §5.4.1).
     // With five servers that is the paper's "two of the four survivors".
     let n = setup.servers;

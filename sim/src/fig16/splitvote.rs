@@ -11,7 +11,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::world::{TICK_US, World};
+use super::world::{TICK_US, Timing, World};
 use engine::raft::{Config, NodeId, RoleKind};
 
 /// One cell of the table.
@@ -36,7 +36,7 @@ fn trial(servers: usize, d_us: u64, seed: u64) -> (bool, bool) {
     let mut w = World::new(
         servers,
         ChaCha8Rng::seed_from_u64(rng.r#gen()),
-        (d_us, d_us),
+        Timing::none((d_us, d_us)),
         |id: NodeId, peers, s| {
             let mut c = Config::new(id, peers, s);
             c.election_timeout_ticks = RANGE_MS.0 * per_ms;

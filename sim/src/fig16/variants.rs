@@ -61,7 +61,10 @@ fn partial(pre_vote_check_quorum: bool, seed: u64, span_s: u64) -> (f64, u64) {
     let mut w = World::new(
         5,
         ChaCha8Rng::seed_from_u64(rng.r#gen()),
-        (1_000, 3_000),
+        Timing {
+            disk_us: (6_000, 10_000),
+            ..Timing::none((1_000, 3_000))
+        },
         |id: NodeId, peers, s| {
             let mut c = Config::new(id, peers, s);
             c.election_timeout_ticks = 150 * per_ms;
@@ -72,7 +75,6 @@ fn partial(pre_vote_check_quorum: bool, seed: u64, span_s: u64) -> (f64, u64) {
             c
         },
     );
-    w.disk_us = (6_000, 10_000);
     w.nodes[0].as_mut().expect("runs").campaign();
     w.run(1_000_000, |_| false);
     for other in 0..3 {

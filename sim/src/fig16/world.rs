@@ -24,6 +24,49 @@ enum Event {
     Deliver(usize, u64),
 }
 
+/// The world's timing. `Timing::none` is instant disks and on-time timers; the Figure 16
+/// reproduction's default is in the parent module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// One-way network latency, µs (uniform in the range).
+    pub latency_us: (u64, u64),
+    /// Disk time before a server's answers leave, µs (uniform in the range).
+    pub disk_us: (u64, u64),
+    /// Mean of an exponential extra disk time, µs (0: none): a heavy-tailed disk.
+    pub disk_tail_us: u64,
+    /// A new candidate's durable write of its term and vote before its RequestVotes, µs.
+    pub vote_disk_us: (u64, u64),
+    /// Most lateness of a timer thread, µs: a server runs its timer a random moment after it
+    /// is due and times its next timeout from then, so timer phases drift apart (a random walk).
+    pub timer_late_us: u64,
+    /// Each server's clock runs fast or slow by up to this many parts per million.
+    pub drift_ppm: u64,
+    /// A new leader's first AppendEntries wait for the disk (its no-op entry is written first).
+    pub leader_disk: bool,
+    /// A server handles nothing, not even its timer, while its disk writes.
+    pub busy_disk: bool,
+    /// Most extra delay of each AppendEntries before it leaves, µs: the followers' timers
+    /// start from a spread-out last heartbeat.
+    pub append_spread_us: u64,
+}
+
+impl Timing {
+    /// Only a network latency: instant disks, timers on time, one clock rate.
+    pub fn none(latency_us: (u64, u64)) -> Timing {
+        Timing {
+            latency_us,
+            disk_us: (0, 0),
+            disk_tail_us: 0,
+            vote_disk_us: (0, 0),
+            timer_late_us: 0,
+            drift_ppm: 0,
+            leader_disk: false,
+            busy_disk: false,
+            append_spread_us: 0,
+        }
+    }
+}
+
 /// The world: nodes, the event queue, links and the clock.
 pub struct World {
     /// The nodes (slot `i` is node `i + 1`); `None` once crashed.
@@ -34,8 +77,8 @@ pub struct World {
     /// Simulated time, µs.
     pub now_us: u64,
     rng: ChaCha8Rng,
-    /// One-way latency range, µs.
-    pub latency_us: (u64, u64),
+    /// Latencies, disk times, timer lateness and clock rates.
+    timing: Timing,
     /// `cut[from][to]`: messages on this link are lost.
     pub cut: Vec<Vec<bool>>,
     /// AppendEntries to these slots lose their entries on the way (the nodes keep shorter logs
@@ -49,30 +92,10 @@ pub struct World {
     ticked_ps: Vec<u64>,
     /// Per slot: the length of one of its ticks in real time, ps (its clock's rate).
     tick_ps: Vec<u64>,
-    /// Mean of an exponential extra disk time, µs (0: none).
-    pub disk_tail_us: u64,
-    /// A new leader's first AppendEntries wait for its disk too (its no-op entry is written
-    /// before the peers are sent anything).
-    pub leader_disk: bool,
-    /// A server handles nothing (messages, its timer) while its disk writes.
-    pub busy_disk: bool,
-    /// Most extra delay of each AppendEntries before it leaves, µs (uniform, drawn per message:
-    /// a leader's per-follower sender threads do not send a round at one instant).
-    pub append_spread_us: u64,
     /// Per slot: until when its disk is busy, µs.
     busy_until: Vec<u64>,
     /// Per slot: the generation of its pending wake-up.
     wake_gen: Vec<u64>,
-    /// Time to make a Ready's hard state and entries durable before its messages leave, µs
-    /// (votes and acknowledgements wait for the disk, as in LogCabin).
-    pub disk_us: (u64, u64),
-    /// Most lateness of a timer wake-up, µs: a server runs its timer a random moment after it
-    /// is due (OS scheduling) and times its next timeout from then, so its timer phase drifts
-    /// (a random walk) against the others' (0: wake exactly on time).
-    pub timer_late_us: u64,
-    /// Time a new candidate takes to make its term and vote durable before its RequestVotes
-    /// leave, µs.
-    pub vote_disk_us: (u64, u64),
     /// Per slot: the tick boundary from which the node's timer is due but not yet run (its
     /// `Late` event is pending); messages meanwhile find it as it was before that tick.
     held_from: Vec<Option<u64>>,
@@ -83,7 +106,7 @@ impl World {
     pub fn new(
         n: usize,
         mut rng: ChaCha8Rng,
-        latency_us: (u64, u64),
+        timing: Timing,
         config_of: impl Fn(NodeId, Vec<NodeId>, u64) -> Config,
     ) -> World {
         let peers: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
@@ -94,22 +117,15 @@ impl World {
             seq: 0,
             now_us: 0,
             rng: ChaCha8Rng::seed_from_u64(rng.r#gen()),
-            latency_us,
+            timing,
             cut: vec![vec![false; n]; n],
             starve: vec![false; n],
             heard_at: vec![None; n],
             watch_term: Term(0),
             ticked_ps: vec![0; n],
             tick_ps: vec![TICK_US * 1_000_000; n],
-            disk_tail_us: 0,
-            leader_disk: false,
-            busy_disk: false,
-            append_spread_us: 0,
             busy_until: vec![0; n],
             wake_gen: vec![0; n],
-            disk_us: (0, 0),
-            timer_late_us: 0,
-            vote_disk_us: (0, 0),
             held_from: vec![None; n],
         };
         for slot in 0..n {
@@ -120,6 +136,7 @@ impl World {
             world.ticked_ps[slot] = rng.gen_range(0..TICK_US) * 1_000_000;
             world.schedule_wake(slot);
         }
+        world.draw_clock_rates();
         world
     }
 
@@ -156,9 +173,10 @@ impl World {
         self.queue.push(Reverse((at_us, self.seq, event)));
     }
 
-    /// Gives every node a clock rate off by up to `ppm` parts per million either way (crystal
-    /// drift): identical timeouts then drift apart steadily.
-    pub fn set_drift_ppm(&mut self, ppm: u64) {
+    /// Gives every node a clock rate off by up to `timing.drift_ppm` parts per million either
+    /// way (crystal drift): identical timeouts then drift apart steadily.
+    fn draw_clock_rates(&mut self) {
+        let ppm = self.timing.drift_ppm;
         if ppm == 0 {
             return;
         }
@@ -196,7 +214,7 @@ impl World {
             self.now_us = at;
             // A server busy with its disk handles nothing until the write ends (as one that
             // holds a single lock across its fsync): the event waits, in arrival order. Only
-            // with `busy_disk`; otherwise `busy_until` stays 0.
+            // with `timing.busy_disk`; otherwise `busy_until` stays 0.
             let target = match &event {
                 Event::Wake(slot, _) | Event::Late(slot) | Event::Deliver(slot, _) => *slot,
             };
@@ -210,8 +228,8 @@ impl World {
                     if generation != self.wake_gen[slot] {
                         continue;
                     }
-                    if self.timer_late_us > 0 {
-                        let late = self.rng.gen_range(0..=self.timer_late_us);
+                    if self.timing.timer_late_us > 0 {
+                        let late = self.rng.gen_range(0..=self.timing.timer_late_us);
                         self.held_from[slot] = Some(at);
                         self.push(at + late, Event::Late(slot));
                         continue;
@@ -270,16 +288,18 @@ impl World {
                 out.append(&mut ready.messages);
                 node.advance(ready);
             }
-            let mut disk = if durable && self.disk_us.1 > 0 {
-                self.rng.gen_range(self.disk_us.0..=self.disk_us.1)
+            let mut disk = if durable && self.timing.disk_us.1 > 0 {
+                self.rng
+                    .gen_range(self.timing.disk_us.0..=self.timing.disk_us.1)
             } else {
                 0
             };
-            if durable && self.disk_tail_us > 0 {
+            if durable && self.timing.disk_tail_us > 0 {
                 let u: f64 = self.rng.r#gen();
-                disk += (-(self.disk_tail_us as f64) * (1.0 - u).ln()) as u64;
+                disk += (-(self.timing.disk_tail_us as f64) * (1.0 - u).ln()) as u64;
             }
-            let leading = self.leader_disk && durable && node.status().role == RoleKind::Leader;
+            let leading =
+                self.timing.leader_disk && durable && node.status().role == RoleKind::Leader;
             let mut busy = 0;
             let mut voted = false;
             for msg in out {
@@ -292,9 +312,9 @@ impl World {
                         | MessageKind::AppendResponse { .. }
                 ) || (leading && matches!(msg.kind, MessageKind::Append { .. }));
                 let vote = matches!(msg.kind, MessageKind::Vote { .. });
-                let meta = if vote && self.vote_disk_us.1 > 0 {
+                let meta = if vote && self.timing.vote_disk_us.1 > 0 {
                     self.rng
-                        .gen_range(self.vote_disk_us.0..=self.vote_disk_us.1)
+                        .gen_range(self.timing.vote_disk_us.0..=self.timing.vote_disk_us.1)
                 } else {
                     0
                 };
@@ -302,7 +322,7 @@ impl World {
                 busy = busy.max(meta);
                 self.send(if answer { now + disk } else { now + meta }, msg);
             }
-            if self.busy_disk {
+            if self.timing.busy_disk {
                 if !voted {
                     busy = disk;
                 }
@@ -327,9 +347,11 @@ impl World {
         {
             entries.clear();
         }
-        let mut latency = self.rng.gen_range(self.latency_us.0..=self.latency_us.1);
-        if self.append_spread_us > 0 && matches!(msg.kind, MessageKind::Append { .. }) {
-            latency += self.rng.gen_range(0..=self.append_spread_us);
+        let mut latency = self
+            .rng
+            .gen_range(self.timing.latency_us.0..=self.timing.latency_us.1);
+        if self.timing.append_spread_us > 0 && matches!(msg.kind, MessageKind::Append { .. }) {
+            latency += self.rng.gen_range(0..=self.timing.append_spread_us);
         }
         let id = self.in_flight.len() as u64;
         self.in_flight.push(Some(msg));
