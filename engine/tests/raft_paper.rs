@@ -334,6 +334,39 @@ fn election_timeout_is_randomized_and_redrawn_5_2() {
     );
 }
 
+/// `Config::election_timeout_step_ticks`: timeouts in whole steps past the minimum, drawn as
+/// LogCabin drew whole milliseconds (the range's two ends half as likely as the values between).
+#[test]
+fn election_timeout_in_steps_is_rounded_like_logcabin() {
+    let draws = |step: u64, min: u64, max_excl: u64, seed: u64| -> Vec<u64> {
+        let mut config = engine::raft::Config::new(NodeId(1), peers(3), seed);
+        config.election_timeout_ticks = min;
+        config.election_timeout_max_ticks = max_excl;
+        config.heartbeat_interval_ticks = 1;
+        config.election_timeout_step_ticks = step;
+        let mut raw = RawNode::new(config, HardState::default(), Vec::new()).expect("valid");
+        (0..2000).map(|_| ticks_to_campaign(&mut raw)).collect()
+    };
+    // 10..=20 in steps of 5: 10, 15 and 20 only, with weights 1/4, 1/2, 1/4.
+    let d = draws(5, 10, 21, 3);
+    let count = |v: u64| d.iter().filter(|&&t| t == v).count();
+    assert_eq!(
+        count(10) + count(15) + count(20),
+        d.len(),
+        "only whole steps"
+    );
+    for (v, share) in [(10, 0.25), (15, 0.5), (20, 0.25)] {
+        let got = count(v) as f64 / d.len() as f64;
+        assert!((got - share).abs() < 0.04, "{v}: {got} against {share}");
+    }
+    // A range narrower than one step is always its minimum.
+    assert!(draws(10, 10, 15, 4).iter().all(|&t| t == 10));
+    // Step 0 is refused.
+    let mut config = engine::raft::Config::new(NodeId(1), peers(3), 1);
+    config.election_timeout_step_ticks = 0;
+    assert!(RawNode::new(config, HardState::default(), Vec::new()).is_err());
+}
+
 #[test]
 fn heartbeats_prevent_elections_5_2() {
     let mut net = elected_network(3);

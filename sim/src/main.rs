@@ -114,15 +114,21 @@ enum Command {
         /// 100000).
         #[arg(long, value_parser = clap::value_parser!(u64).range(..=100_000))]
         drift_ppm: Option<u64>,
-        /// A new leader's first AppendEntries wait for its disk write.
-        #[arg(long)]
-        leader_disk: bool,
-        /// A server handles nothing, not even its timer, while its disk writes.
-        #[arg(long)]
-        busy_disk: bool,
+        /// A new leader's first AppendEntries wait for its disk write (`--leader-disk` or
+        /// `--leader-disk true|false`; default false).
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        leader_disk: Option<bool>,
+        /// A server handles nothing, not even its timer, while its disk writes (`--busy-disk`
+        /// or `--busy-disk true|false`; default false).
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        busy_disk: Option<bool>,
         /// Most extra delay of each AppendEntries before it leaves, µs (default 80).
         #[arg(long, value_parser = parse_us)]
         append_spread_us: Option<u64>,
+        /// Granularity of the drawn election timeouts, µs (default 1000, LogCabin's whole
+        /// milliseconds; 0 draws any 100 µs tick).
+        #[arg(long, value_parser = parse_us)]
+        timeout_step_us: Option<u64>,
     },
     /// Judge a recorded history (JSON lines of `check::history::Op`, as a failing seed's
     /// `history.jsonl`): index rules, locks, linearizability.
@@ -602,6 +608,7 @@ fn main() -> ExitCode {
         leader_disk,
         busy_disk,
         append_spread_us,
+        timeout_step_us,
     }) = &cli.command
     {
         if experiment != "elections" {
@@ -628,9 +635,10 @@ fn main() -> ExitCode {
                     vote_disk_us: vote_disk_us.unwrap_or(d.vote_disk_us),
                     timer_late_us: timer_late_us.unwrap_or(d.timer_late_us),
                     drift_ppm: drift_ppm.unwrap_or(d.drift_ppm),
-                    leader_disk: *leader_disk,
-                    busy_disk: *busy_disk,
+                    leader_disk: leader_disk.unwrap_or(d.leader_disk),
+                    busy_disk: busy_disk.unwrap_or(d.busy_disk),
                     append_spread_us: append_spread_us.unwrap_or(d.append_spread_us),
+                    timeout_step_us: timeout_step_us.unwrap_or(d.timeout_step_us),
                 }
             },
         };

@@ -634,10 +634,30 @@ impl RawNode {
     fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
         if self.config.redraw_timeout || self.election_timeout_randomized == 0 {
-            self.election_timeout_randomized = self.rng.gen_range(
-                self.config.election_timeout_ticks..self.config.election_timeout_max_ticks,
-            );
+            self.election_timeout_randomized = self.draw_election_timeout();
         }
+    }
+
+    /// A randomized election timeout (Raft §5.2), in whole steps of
+    /// `election_timeout_step_ticks` past the minimum when that is over 1.
+    fn draw_election_timeout(&mut self) -> u64 {
+        let (min, max) = (
+            self.config.election_timeout_ticks,
+            self.config.election_timeout_max_ticks,
+        );
+        let step = self.config.election_timeout_step_ticks;
+        if step <= 1 {
+            return self.rng.gen_range(min..max);
+        }
+        // round(u * k) for u uniform in [0, 1): 0 on [0, 1/2k), j on [(2j-1)/2k, (2j+1)/2k),
+        // k on [(2k-1)/2k, 1); so draw one of 2k halves and pair them up.
+        let k = (max - 1 - min) / step;
+        let j = if k == 0 {
+            0
+        } else {
+            self.rng.gen_range(0..2 * k).div_ceil(2)
+        };
+        min + j * step
     }
 
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {

@@ -168,6 +168,11 @@ const TIMER_LATE_US: u64 = 2_106;
 /// Most extra delay of each AppendEntries before it leaves, µs (one sender per follower).
 const APPEND_SPREAD_US: u64 = 80;
 
+/// Granularity of the drawn election timeouts, µs (0: any tick). LogCabin, which the paper
+/// measured, drew them in whole milliseconds (`RaftConsensus::setElectionTimer`, 2012-2015);
+/// `--timeout-step-us 1000` does the same.
+const TIMEOUT_STEP_US: u64 = 0;
+
 /// The reproduction's timing (the constants above); `sim research elections` takes every field
 /// as a flag, for exploring other models.
 impl Default for Timing {
@@ -182,6 +187,7 @@ impl Default for Timing {
             leader_disk: false,
             busy_disk: false,
             append_spread_us: APPEND_SPREAD_US,
+            timeout_step_us: TIMEOUT_STEP_US,
         }
     }
 }
@@ -210,14 +216,17 @@ impl Timing {
         if self.drift_ppm != d.drift_ppm {
             out.push(format!("--drift-ppm {}", self.drift_ppm));
         }
-        if self.leader_disk {
-            out.push("--leader-disk".into());
+        if self.leader_disk != d.leader_disk {
+            out.push(format!("--leader-disk {}", self.leader_disk));
         }
-        if self.busy_disk {
-            out.push("--busy-disk".into());
+        if self.busy_disk != d.busy_disk {
+            out.push(format!("--busy-disk {}", self.busy_disk));
         }
         if self.append_spread_us != d.append_spread_us {
             out.push(format!("--append-spread-us {}", self.append_spread_us));
+        }
+        if self.timeout_step_us != d.timeout_step_us {
+            out.push(format!("--timeout-step-us {}", self.timeout_step_us));
         }
         out.join(" ")
     }
@@ -263,6 +272,7 @@ fn config(curve: Curve, setup: &Setup, id: NodeId, peers: Vec<NodeId>, seed: u64
     let mut c = Config::new(id, peers, seed);
     c.election_timeout_ticks = curve.min_ms * per_ms;
     c.election_timeout_max_ticks = curve.max_ms * per_ms + 1;
+    c.election_timeout_step_ticks = (setup.timing.timeout_step_us / TICK_US).max(1);
     c.heartbeat_interval_ticks = (curve.min_ms * per_ms / 2).max(1);
     c.pre_vote = setup.pre_vote;
     c.check_quorum = setup.check_quorum;
@@ -339,14 +349,32 @@ pub fn trial(curve: Curve, setup: &Setup, seed: u64) -> u64 {
     (last - crash_us).div_ceil(1000)
 }
 
-/// Every trial of `curve`, seeded from `(seed, curve, trial)`.
+/// Every trial of `curve`, seeded from `(seed, curve, servers, trial)`.
 pub fn run_curve(curve: Curve, setup: &Setup, seed: u64, trials: usize) -> Vec<u64> {
     (0..trials)
         .map(|t| {
-            let s = seed ^ (curve.min_ms << 40) ^ (curve.max_ms << 24) ^ (t as u64) << 1;
-            trial(curve, setup, s ^ ((setup.servers as u64) << 56))
+            let s = trial_seed(&[
+                seed,
+                curve.min_ms,
+                curve.max_ms,
+                setup.servers as u64,
+                t as u64,
+            ]);
+            trial(curve, setup, s)
         })
         .collect()
+}
+
+/// One trial's seed from its coordinates, each folded in through SplitMix64's finalizer, so
+/// that no two coordinates share a seed (XOR-ing shifted fields did: seeds 1 and 3 ran the same
+/// trials in another order).
+pub(crate) fn trial_seed(parts: &[u64]) -> u64 {
+    parts.iter().fold(0x6a09_e667_f3bc_c908, |acc, &p| {
+        let mut z = (acc ^ p).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    })
 }
 
 #[cfg(test)]
@@ -368,6 +396,7 @@ mod tests {
                 leader_disk: true,
                 busy_disk: true,
                 append_spread_us: 500,
+                timeout_step_us: 1_000,
                 ..Timing::default()
             },
             ..Setup::paper(5)
@@ -382,7 +411,8 @@ mod tests {
         assert_eq!(Timing::default().differences(), "");
         assert_eq!(
             drifting.timing.differences(),
-            "--disk-tail-us 2000 --drift-ppm 50 --leader-disk --busy-disk --append-spread-us 500"
+            "--disk-tail-us 2000 --drift-ppm 50 --leader-disk true --busy-disk true \
+             --append-spread-us 500 --timeout-step-us 1000"
         );
     }
 
@@ -399,6 +429,34 @@ mod tests {
         for ms in &a {
             assert!((100..=1000).contains(ms), "{a:?}");
         }
+    }
+
+    #[test]
+    fn seeds_that_differ_in_low_bits_run_different_trials() {
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..4 {
+            for t in 0..64 {
+                assert!(
+                    seen.insert(trial_seed(&[seed, 150, 155, 5, t])),
+                    "{seed} {t}"
+                );
+            }
+        }
+        let curve = Curve {
+            min_ms: 150,
+            max_ms: 155,
+            trials: 30,
+        };
+        let sorted = |seed| {
+            let mut v = run_curve(curve, &Setup::paper(5), seed, 30);
+            v.sort_unstable();
+            v
+        };
+        assert_ne!(
+            sorted(1),
+            sorted(3),
+            "seeds 1 and 3 once ran the same trials"
+        );
     }
 }
 

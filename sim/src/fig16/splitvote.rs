@@ -73,8 +73,12 @@ pub fn table(seed: u64, trials: usize) -> Vec<Cell> {
             let d_us = (range_us as f64 * fraction) as u64;
             let (mut contested, mut failed) = (0usize, 0usize);
             for t in 0..trials {
-                let s =
-                    seed ^ ((servers as u64) << 48) ^ ((fraction * 1000.0) as u64) << 32 ^ t as u64;
+                let s = super::trial_seed(&[
+                    seed,
+                    servers as u64,
+                    (fraction * 1000.0) as u64,
+                    t as u64,
+                ]);
                 let (c, f) = trial(servers, d_us, s);
                 contested += usize::from(c);
                 failed += usize::from(f);

@@ -197,8 +197,9 @@ pub fn markdown(seed: u64, trials: usize, timing: Timing) -> String {
     let mut guarded = (0.0, 0);
     let runs = 10u64;
     for i in 0..runs {
-        let (a, ta) = partial(false, seed ^ (i << 8), span);
-        let (c, tc) = partial(true, seed ^ (i << 8), span);
+        let run_seed = super::trial_seed(&[seed, i]);
+        let (a, ta) = partial(false, run_seed, span);
+        let (c, tc) = partial(true, run_seed, span);
         plain = (plain.0 + a, plain.1 + ta);
         guarded = (guarded.0 + c, guarded.1 + tc);
     }

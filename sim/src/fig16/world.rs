@@ -48,6 +48,9 @@ pub struct Timing {
     /// Most extra delay of each AppendEntries before it leaves, µs: the followers' timers
     /// start from a spread-out last heartbeat.
     pub append_spread_us: u64,
+    /// Granularity of the drawn election timeouts, µs (rounded down to whole ticks; 0 or one
+    /// tick draws any tick): LogCabin drew whole milliseconds (`Config::election_timeout_step_ticks`).
+    pub timeout_step_us: u64,
 }
 
 impl Timing {
@@ -63,6 +66,7 @@ impl Timing {
             leader_disk: false,
             busy_disk: false,
             append_spread_us: 0,
+            timeout_step_us: 0,
         }
     }
 }
