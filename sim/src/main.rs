@@ -95,22 +95,22 @@ enum Command {
             default_value = "../shared/data/raft-paper-fig16/ongaro-fig16.csv"
         )]
         ongaro: std::path::PathBuf,
-        /// One-way network latency, µs: `A..B` (uniform) or `A` (default 1425..1521).
+        /// One-way network latency, µs: `A..B` (uniform) or `A` (default 1556..1637).
         #[arg(long, value_parser = parse_us_range)]
         latency_us: Option<(u64, u64)>,
-        /// Disk time before an answer leaves, µs: `A..B` or `A` (default 1031..5935).
+        /// Disk time before an answer leaves, µs: `A..B` or `A` (default 653..5251).
         #[arg(long, value_parser = parse_us_range)]
         disk_us: Option<(u64, u64)>,
         /// Mean of an exponential extra disk time, µs (default 0).
         #[arg(long, value_parser = parse_us)]
         disk_tail_us: Option<u64>,
-        /// A new candidate's write of its term and vote, µs: `A..B` or `A` (default 869..1434).
+        /// A new candidate's write of its term and vote, µs: `A..B` or `A` (default 1126..2065).
         #[arg(long, value_parser = parse_us_range)]
         vote_disk_us: Option<(u64, u64)>,
-        /// Most lateness of a timer thread, µs (default 2106).
+        /// Most lateness of a timer thread, µs (default 1769).
         #[arg(long, value_parser = parse_us)]
         timer_late_us: Option<u64>,
-        /// Clock drift: each server runs fast or slow by up to this many ppm (default 0, at most
+        /// Clock drift: each server runs fast or slow by up to this many ppm (default 38, at most
         /// 100000).
         #[arg(long, value_parser = clap::value_parser!(u64).range(..=100_000))]
         drift_ppm: Option<u64>,
@@ -119,10 +119,10 @@ enum Command {
         #[arg(long, num_args = 0..=1, default_missing_value = "true")]
         leader_disk: Option<bool>,
         /// A server handles nothing, not even its timer, while its disk writes (`--busy-disk`
-        /// or `--busy-disk true|false`; default false).
+        /// or `--busy-disk true|false`; default true).
         #[arg(long, num_args = 0..=1, default_missing_value = "true")]
         busy_disk: Option<bool>,
-        /// Most extra delay of each AppendEntries before it leaves, µs (default 80).
+        /// Most extra delay of each AppendEntries before it leaves, µs (default 65).
         #[arg(long, value_parser = parse_us)]
         append_spread_us: Option<u64>,
         /// Granularity of the drawn election timeouts, µs (default 1000, LogCabin's whole
