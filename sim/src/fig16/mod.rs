@@ -450,6 +450,28 @@ mod tests {
         }
     }
 
+    /// The paper's landmarks under the default model: 150-155's median near 287 ms, and
+    /// 150-150 never electing within 10 s.
+    #[test]
+    fn the_default_model_keeps_the_papers_landmarks() {
+        let setup = Setup::paper(5);
+        let narrow = Curve {
+            min_ms: 150,
+            max_ms: 155,
+            trials: 300,
+        };
+        let mut ms = run_curve(narrow, &setup, 1, 300);
+        ms.sort_unstable();
+        assert!((250..=330).contains(&ms[150]), "150-155 median {}", ms[150]);
+        let identical = Curve {
+            min_ms: 150,
+            max_ms: 150,
+            trials: 4,
+        };
+        let ms = run_curve(identical, &setup, 1, 4);
+        assert!(ms.iter().all(|&m| m >= 10_000), "150-150: {ms:?}");
+    }
+
     #[test]
     fn seeds_that_differ_in_low_bits_run_different_trials() {
         let mut seen = std::collections::BTreeSet::new();
