@@ -214,40 +214,29 @@ impl Default for Timing {
 impl Timing {
     /// What differs from the reproduction's timing, for the report (empty when nothing does).
     pub fn differences(&self) -> String {
-        let d = Timing::default();
         let range = |(a, b): (u64, u64)| format!("{a}..{b}");
-        let mut out = Vec::new();
-        if self.latency_us != d.latency_us {
-            out.push(format!("--latency-us {}", range(self.latency_us)));
-        }
-        if self.disk_us != d.disk_us {
-            out.push(format!("--disk-us {}", range(self.disk_us)));
-        }
-        if self.disk_tail_us != d.disk_tail_us {
-            out.push(format!("--disk-tail-us {}", self.disk_tail_us));
-        }
-        if self.vote_disk_us != d.vote_disk_us {
-            out.push(format!("--vote-disk-us {}", range(self.vote_disk_us)));
-        }
-        if self.timer_late_us != d.timer_late_us {
-            out.push(format!("--timer-late-us {}", self.timer_late_us));
-        }
-        if self.drift_ppm != d.drift_ppm {
-            out.push(format!("--drift-ppm {}", self.drift_ppm));
-        }
-        if self.leader_disk != d.leader_disk {
-            out.push(format!("--leader-disk {}", self.leader_disk));
-        }
-        if self.busy_disk != d.busy_disk {
-            out.push(format!("--busy-disk {}", self.busy_disk));
-        }
-        if self.append_spread_us != d.append_spread_us {
-            out.push(format!("--append-spread-us {}", self.append_spread_us));
-        }
-        if self.timeout_step_us != d.timeout_step_us {
-            out.push(format!("--timeout-step-us {}", self.timeout_step_us));
-        }
-        out.join(" ")
+        // Each flag with its value here and in the default, in the order of `--help`.
+        let flags = |t: &Timing| {
+            [
+                ("--latency-us", range(t.latency_us)),
+                ("--disk-us", range(t.disk_us)),
+                ("--disk-tail-us", t.disk_tail_us.to_string()),
+                ("--vote-disk-us", range(t.vote_disk_us)),
+                ("--timer-late-us", t.timer_late_us.to_string()),
+                ("--drift-ppm", t.drift_ppm.to_string()),
+                ("--leader-disk", t.leader_disk.to_string()),
+                ("--busy-disk", t.busy_disk.to_string()),
+                ("--append-spread-us", t.append_spread_us.to_string()),
+                ("--timeout-step-us", t.timeout_step_us.to_string()),
+            ]
+        };
+        flags(self)
+            .into_iter()
+            .zip(flags(&Timing::default()))
+            .filter(|(ours, default)| ours.1 != default.1)
+            .map(|((flag, value), _)| format!("{flag} {value}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
