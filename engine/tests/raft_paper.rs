@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 
 use common::{Network, Options, Storage};
 use engine::raft::{
-    Bugs, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, ProposeError, RawNode,
-    RejectHint, RoleKind, Term,
+    Bugs, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, ProposeError, Proposed,
+    RawNode, RejectHint, RoleKind, Term,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
@@ -469,9 +469,14 @@ fn follower_learns_commit_from_leader_5_3() {
         .expect("leader");
     net.stabilize(&net.ids(), &mut out);
     assert_eq!(net.node(NodeId(1)).commit(), Index(2));
-    assert_eq!(net.node(NodeId(2)).commit(), Index(1), "not yet told");
-    net.tick(NodeId(1), &mut out);
-    net.stabilize(&net.ids(), &mut out);
+    // Told at once, not with the next heartbeat: the leader sends the new commit index as
+    // soon as it moves (as etcd-io/raft's `bcastAppend` after `maybeCommit`), so a write a
+    // follower relays is not held up a heartbeat interval.
+    assert_eq!(
+        net.node(NodeId(2)).commit(),
+        Index(2),
+        "told without a tick"
+    );
     for id in net.ids() {
         let applied: Vec<&[u8]> = net.node(id).applied.iter().map(Entry::data).collect();
         assert_eq!(
@@ -480,6 +485,44 @@ fn follower_learns_commit_from_leader_5_3() {
             "node {id} applied the no-op and x"
         );
     }
+}
+
+/// Every member takes writes: a follower forwards a command to its leader, which appends it
+/// tagged with the follower's id and tag, so the follower recognises its own command when it
+/// applies it (etcd's followers forward proposals the same way); a duplicated message appends
+/// it once.
+#[test]
+fn a_follower_forwards_a_command_to_the_leader_tagged_5_3() {
+    let mut net = elected_network(3);
+    let mut out = String::new();
+    let forwarded = net.with_raw(NodeId(2), &mut out, |raw| {
+        raw.propose_or_forward(41, b"from 2".to_vec())
+    });
+    assert_eq!(forwarded, Some(Ok(Proposed::Forwarded(Term(1)))));
+    // The network delivers the Propose twice: the command is appended once.
+    assert!(net.process_ready(NodeId(2), &mut out));
+    net.duplicate_nth(NodeId(1), 0);
+    net.stabilize(&net.ids(), &mut out);
+    let expected = EntryKind::Forwarded {
+        origin: NodeId(2),
+        tag: 41,
+        data: b"from 2".to_vec(),
+    };
+    for id in net.ids() {
+        let raw = net.raw(id).expect("up");
+        let log = log_of(raw);
+        let copies = log.iter().filter(|e| e.kind == expected).count();
+        assert_eq!(copies, 1, "{id} appended it once: {out}");
+        let last = log.last().expect("an entry").clone();
+        assert_eq!(last.kind, expected, "{id}: {out}");
+        assert_eq!(raw.status().commit, last.index, "{id} committed it");
+    }
+    // The leader appends its own commands directly; a node that knows no leader refuses.
+    let mut fresh = fresh(3, 3);
+    assert_eq!(
+        fresh.propose_or_forward(1, b"y".to_vec()),
+        Err(ProposeError::NotLeader { leader: None })
+    );
 }
 
 // --- §5.4: safety -----------------------------------------------------------------------------

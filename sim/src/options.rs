@@ -31,11 +31,16 @@ pub enum Bug {
     IndexReuse,
     /// A replica expires TTL keys on its own clock.
     LocalExpiry,
+    /// Every start of a node numbers its read and forwarded-command tags from the same point,
+    /// so an answer meant for a previous life (a forwarded command committed after a restart, a
+    /// late ReadIndex answer) is taken for a new request's. Lives in the simulator's choice of
+    /// `NodeConfig::boot_nonce`, not in the engine.
+    TagReuse,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -45,6 +50,7 @@ impl Bug {
         Bug::LockNoExpiryCheck,
         Bug::IndexReuse,
         Bug::LocalExpiry,
+        Bug::TagReuse,
     ];
 
     /// The name used on the command line.
@@ -59,6 +65,7 @@ impl Bug {
             Bug::LockNoExpiryCheck => "lock-no-expiry-check",
             Bug::IndexReuse => "index-reuse",
             Bug::LocalExpiry => "local-expiry",
+            Bug::TagReuse => "tag-reuse",
         }
     }
 

@@ -76,6 +76,7 @@ fn what(bug: Bug) -> &'static str {
         }
         Bug::IndexReuse => "store index goes back by one after a restart",
         Bug::LocalExpiry => "replicas expire TTL keys on their own clocks",
+        Bug::TagReuse => "request tags restart at one number on every start of a node",
     }
 }
 

@@ -13,7 +13,12 @@ fn store_workload_reaches_every_operation_and_ttl_expiry() {
     let mut kinds_ok = BTreeSet::new();
     let mut expired_seen = 0;
     let mut watch_fired = 0;
-    for seed in 1..=20 {
+    // At least 20 seeds, then on until a watch saw a TTL expiry (a rare event: a TTL key is
+    // usually overwritten before its TTL runs out; about one seed in ten shows one), at most 100.
+    for seed in 1..=100 {
+        if seed > 20 && expired_seen > 0 {
+            break;
+        }
         let overrides = Overrides {
             nodes: None,
             duration_ms: Some(8_000),
@@ -34,11 +39,11 @@ fn store_workload_reaches_every_operation_and_ttl_expiry() {
         }
     }
     for kind in OpKind::ALL {
-        assert!(
-            kinds_ok.contains(&kind),
-            "{kind:?} never succeeded in 20 seeds"
-        );
+        assert!(kinds_ok.contains(&kind), "{kind:?} never succeeded");
     }
-    assert!(expired_seen > 0, "no watch ever saw a TTL key expire");
+    assert!(
+        expired_seen > 0,
+        "no watch saw a TTL key expire in 100 seeds"
+    );
     assert!(watch_fired > 10, "watches fired {watch_fired} times");
 }

@@ -75,9 +75,10 @@ fn stat_name(command: &Command) -> &'static str {
 /// A 500/300 for failures below the store (etcd-v2.md §3.1: index 0).
 pub(super) fn internal(error: &ClientError, cluster_id: &str) -> Response<Body> {
     let cause = match error {
-        ClientError::Overwritten | ClientError::Stopped | ClientError::Compacted => {
-            "etcdserver: request timed out"
-        }
+        ClientError::Overwritten
+        | ClientError::Stopped
+        | ClientError::Compacted
+        | ClientError::TimedOut => "etcdserver: request timed out",
         ClientError::TooManyWatchers => "too many watchers",
         _ => "etcdserver: server stopped",
     };
@@ -138,11 +139,11 @@ impl App {
             return response::method_not_allowed("HEAD,GET,PUT,POST,DELETE");
         }
         let form = match read_form_body(&head, body).await {
-            Ok(bytes) => form_params(&bytes, &raw_query).map(|params| (bytes, params)),
+            Ok(bytes) => form_params(&bytes, &raw_query),
             Err(cause) => Err(cause),
         };
-        let (body, params) = match form {
-            Ok(form) => form,
+        let params = match form {
+            Ok(params) => params,
             Err(cause) => {
                 let error = StoreError::param(ErrorCode::InvalidForm, cause);
                 return self.error_response(&error);
@@ -153,15 +154,13 @@ impl App {
             Method::PUT => WriteMethod::Put,
             Method::POST => WriteMethod::Post,
             Method::DELETE => WriteMethod::Delete,
-            _ => return self.read(&head, &body, key, &params).await,
+            _ => return self.read(&head, key, &params).await,
         };
-        self.write(&head, &body, write, &key, &params).await
+        self.write(write, &key, &params).await
     }
 
     async fn write(
         self: &Arc<Self>,
-        head: &Parts,
-        body: &Bytes,
         method: WriteMethod,
         key: &str,
         params: &[(String, String)],
@@ -176,7 +175,7 @@ impl App {
             .unwrap_or(false);
         let stat = stat_name(&command);
         let app = self.clone();
-        self.on_leader(head, body, || {
+        self.on_leader(|| {
             let app = app.clone();
             let command = command.clone();
             async move {
@@ -191,10 +190,9 @@ impl App {
                         app.stats.bump(&format!("{stat}Fail"));
                         Attempt::Done(app.error_response(&error))
                     }
-                    Err(KvError::Cluster(ClientError::NotLeader { leader })) => {
-                        Attempt::NotLeader(leader)
+                    Err(KvError::Cluster(ClientError::NotLeader { .. } | ClientError::Busy)) => {
+                        Attempt::NoLeader
                     }
-                    Err(KvError::Cluster(ClientError::Busy)) => Attempt::NotLeader(None),
                     Err(KvError::Cluster(e)) => Attempt::Done(internal(&e, &app.config.cluster_id)),
                 }
             }
@@ -205,7 +203,6 @@ impl App {
     async fn read(
         self: &Arc<Self>,
         head: &Parts,
-        body: &Bytes,
         key: String,
         params: &[(String, String)],
     ) -> Response<Body> {
@@ -229,15 +226,14 @@ impl App {
         };
         let mut response = if read.quorum {
             let app = self.clone();
-            self.on_leader(head, body, || {
+            self.on_leader(|| {
                 let app = app.clone();
                 let get = get.clone();
                 async move {
                     match app.client.get(get, true).await {
-                        Err(KvError::Cluster(ClientError::NotLeader { leader })) => {
-                            Attempt::NotLeader(leader)
-                        }
-                        Err(KvError::Cluster(ClientError::Busy)) => Attempt::NotLeader(None),
+                        Err(KvError::Cluster(
+                            ClientError::NotLeader { .. } | ClientError::Busy,
+                        )) => Attempt::NoLeader,
                         other => Attempt::Done(app.read_response(other)),
                     }
                 }

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::http::request::Parts;
 use hyper::{Method, Response};
@@ -12,7 +11,6 @@ use hyper::{Method, Response};
 use super::forward::Attempt;
 use super::response::{self, Body, JSON, TEXT};
 use super::{App, form_params, read_form_body};
-use crate::raft::RoleKind;
 use crate::server::lock::{self, Contender, LockError};
 use crate::server::{ClientError, KvError, KvGet, KvRouter};
 use crate::store::command::{param, parse_go_uint};
@@ -140,7 +138,7 @@ impl App {
         name: String,
         raw_query: String,
     ) -> Response<Body> {
-        let (body, params) = match self.module_form(&head, body, &raw_query).await {
+        let params = match self.module_form(&head, body, &raw_query).await {
             Ok(form) => form,
             Err(response) => return response,
         };
@@ -173,7 +171,7 @@ impl App {
             _ => return response::method_not_allowed("GET,POST,PUT,DELETE"),
         };
         match call {
-            Ok(call) => self.run_lock(&head, &body, &name, call).await,
+            Ok(call) => self.run_lock(&name, call).await,
             Err(error) => self.error_response(&error),
         }
     }
@@ -186,7 +184,7 @@ impl App {
         key: String,
         raw_query: String,
     ) -> Response<Body> {
-        let (body, params) = match self.module_form(&head, body, &raw_query).await {
+        let params = match self.module_form(&head, body, &raw_query).await {
             Ok(form) => form,
             Err(response) => return response,
         };
@@ -216,7 +214,7 @@ impl App {
             _ => return response::method_not_allowed("GET,PUT,DELETE"),
         };
         match call {
-            Ok(call) => self.run_lock(&head, &body, &key, call).await,
+            Ok(call) => self.run_lock(&key, call).await,
             Err(error) => self.error_response(&error),
         }
     }
@@ -226,35 +224,24 @@ impl App {
         head: &Parts,
         body: Incoming,
         raw_query: &str,
-    ) -> Result<(Bytes, Vec<(String, String)>), Response<Body>> {
+    ) -> Result<Vec<(String, String)>, Response<Body>> {
         let bytes = read_form_body(head, body)
             .await
             .map_err(|cause| self.error_response(&param_error(ErrorCode::InvalidForm, &cause)))?;
-        let params = form_params(&bytes, raw_query)
-            .map_err(|cause| self.error_response(&param_error(ErrorCode::InvalidForm, &cause)))?;
-        Ok((bytes, params))
+        form_params(&bytes, raw_query)
+            .map_err(|cause| self.error_response(&param_error(ErrorCode::InvalidForm, &cause)))
     }
 
-    /// Runs a lock call on the leader (forwarding from a follower).
-    async fn run_lock(
-        self: &Arc<Self>,
-        head: &Parts,
-        body: &Bytes,
-        name: &str,
-        call: LockCall,
-    ) -> Response<Body> {
+    /// Runs a lock call on this member (every step is a replicated write or a quorum read, so
+    /// any member can serve it).
+    async fn run_lock(self: &Arc<Self>, name: &str, call: LockCall) -> Response<Body> {
         let call = Arc::new(call);
         let app = self.clone();
-        self.on_leader(head, body, || {
+        self.on_leader(|| {
             let app = app.clone();
             let call = call.clone();
             let name = name.to_string();
             async move {
-                match app.client.status().await {
-                    Ok(s) if s.role == RoleKind::Leader => {}
-                    Ok(s) => return Attempt::NotLeader(s.leader),
-                    Err(e) => return Attempt::Done(super::keys::internal(&e, "")),
-                }
                 let router = KvRouter::new(vec![app.client.clone()], 0, app.clock);
                 let outcome = match &*call {
                     LockCall::Acquire {
@@ -292,9 +279,9 @@ impl App {
                 };
                 match outcome {
                     Ok(text) => Attempt::Done(response::with_body(200, TEXT, text)),
-                    Err(LockError::Kv(KvError::Cluster(ClientError::NotLeader { leader }))) => {
-                        Attempt::NotLeader(leader)
-                    }
+                    Err(LockError::Kv(KvError::Cluster(
+                        ClientError::NotLeader { .. } | ClientError::Busy,
+                    ))) => Attempt::NoLeader,
                     Err(error) => Attempt::Done(app.lock_error(&error)),
                 }
             }

@@ -6,7 +6,8 @@
 //! - `cluster`: `/version`, `/health`, `/v2/machines`, `/v2/members`, `/v2/stats/*`.
 //! - `legacy`: the 0.x layer (`/v2/keys/_etcd/machines`, `/mod/v2/lock`, `/mod/v2/leader`,
 //!   text `/v2/leader`), on by default.
-//! - `forward`: writes and quorum reads that reach a follower go to the leader (no 307s).
+//! - `forward`: any member serves writes, quorum reads and lock calls (a follower forwards commands
+//!   to the leader over Raft and answers once it applied them; no 307s); the wait for a leader.
 //!
 //! Depends on `server` (the typed client, the `Clock`) and `store` (commands, rendering).
 
@@ -119,7 +120,6 @@ pub struct App {
     /// Process start, ms since the Unix epoch (`/v2/stats/self` `startTime`).
     start_unix_ms: u64,
     stats: StoreStats,
-    forwarder: forward::Forwarder,
 }
 
 impl App {
@@ -138,7 +138,6 @@ impl App {
             membership,
             start_unix_ms,
             stats: StoreStats::default(),
-            forwarder: forward::Forwarder::new(),
         })
     }
 

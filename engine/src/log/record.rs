@@ -3,7 +3,8 @@
 //! A record is, little endian: `[payload_len: u32][crc32: u32][kind: u8][payload]`, where the
 //! CRC covers the kind byte and the payload. Payloads:
 //! - hard state: `term: u64, voted_for: u64 (0 = None), commit: u64`;
-//! - entry: `term: u64, index: u64, tag: u8 (0 = Noop, 1 = Command), data_len: u32, data`;
+//! - entry: `term: u64, index: u64, tag: u8 (0 = Noop, 1 = Command, 2 = Forwarded), data_len: u32,
+//!   data`, where a forwarded command's data starts with `origin: u64, tag: u64`;
 //! - snapshot: `index: u64, term: u64, log_start_index: u64, log_start_term: u64, data` (the
 //!   state machine up to `index`; the entries that follow it in the file come after
 //!   `log_start_index`, whose term is `log_start_term`).
@@ -34,6 +35,9 @@ const KIND_ENTRY: u8 = 2;
 const KIND_SNAPSHOT: u8 = 3;
 const TAG_NOOP: u8 = 0;
 const TAG_COMMAND: u8 = 1;
+const TAG_FORWARDED: u8 = 2;
+/// Bytes a forwarded command's origin and tag add before its data.
+const FORWARDED_PREFIX_BYTES: usize = 16;
 
 /// One decoded record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,7 +74,11 @@ pub enum CutReason {
 
 /// Payload bytes of `entry`'s record.
 pub(super) fn entry_payload_bytes(entry: &Entry) -> usize {
-    ENTRY_FIXED_BYTES + entry.data().len()
+    let prefix = match entry.kind {
+        EntryKind::Forwarded { .. } => FORWARDED_PREFIX_BYTES,
+        _ => 0,
+    };
+    ENTRY_FIXED_BYTES + prefix + entry.data().len()
 }
 
 /// Appends the record of a hard state to `out`.
@@ -90,16 +98,22 @@ pub(super) fn encode_hard_state(hard_state: &HardState, out: &mut Vec<u8>) {
 /// Appends the record of an entry to `out`. The caller has checked the size against the max.
 pub(super) fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
     let data = entry.data();
-    let data_len = u32::try_from(data.len()).expect("entry size checked against RECORD_BYTES_MAX");
-    let tag = match entry.kind {
-        EntryKind::Noop => TAG_NOOP,
-        EntryKind::Command(_) => TAG_COMMAND,
+    let (tag, prefix) = match entry.kind {
+        EntryKind::Noop => (TAG_NOOP, None),
+        EntryKind::Command(_) => (TAG_COMMAND, None),
+        EntryKind::Forwarded { origin, tag, .. } => (TAG_FORWARDED, Some((origin, tag))),
     };
+    let data_len = u32::try_from(entry_payload_bytes(entry) - ENTRY_FIXED_BYTES)
+        .expect("entry size checked against RECORD_BYTES_MAX");
     encode_record(KIND_ENTRY, out, |out| {
         out.extend_from_slice(&entry.term.0.to_le_bytes());
         out.extend_from_slice(&entry.index.0.to_le_bytes());
         out.push(tag);
         out.extend_from_slice(&data_len.to_le_bytes());
+        if let Some((origin, tag)) = prefix {
+            out.extend_from_slice(&origin.0.to_le_bytes());
+            out.extend_from_slice(&tag.to_le_bytes());
+        }
         out.extend_from_slice(data);
     });
 }
@@ -200,6 +214,15 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Option<Record> {
             let kind = match tag {
                 TAG_NOOP if data.is_empty() => EntryKind::Noop,
                 TAG_COMMAND => EntryKind::Command(data.to_vec()),
+                TAG_FORWARDED if data.len() >= FORWARDED_PREFIX_BYTES => {
+                    let (prefix, data) = data.split_at(FORWARDED_PREFIX_BYTES);
+                    let (origin, tag) = prefix.split_at(8);
+                    EntryKind::Forwarded {
+                        origin: NodeId(u64::from_le_bytes(origin.try_into().ok()?)),
+                        tag: u64::from_le_bytes(tag.try_into().ok()?),
+                        data: data.to_vec(),
+                    }
+                }
                 _ => return None,
             };
             Record::Entry(Entry { term, index, kind })

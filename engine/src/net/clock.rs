@@ -23,6 +23,20 @@ impl SystemClock {
     }
 }
 
+impl SystemClock {
+    /// Nanoseconds since the Unix epoch on the wall clock (a start-up nonce).
+    #[allow(
+        clippy::disallowed_types,
+        clippy::disallowed_methods,
+        reason = "a nonce that grows from one start of the process to the next"
+    )]
+    pub fn unix_ns(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
 impl Default for SystemClock {
     fn default() -> SystemClock {
         SystemClock::new()

@@ -19,8 +19,30 @@ impl fmt::Display for Entry {
                     String::from_utf8_lossy(data)
                 )
             }
+            EntryKind::Forwarded { origin, tag, data } => {
+                write!(
+                    f,
+                    "{}/{} from {origin}#{tag} {}",
+                    self.term,
+                    self.index,
+                    String::from_utf8_lossy(data)
+                )
+            }
         }
     }
+}
+
+/// Writes `[a, b, c]`.
+fn write_list<T: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    items: impl Iterator<Item = T>,
+) -> fmt::Result {
+    write!(f, "[")?;
+    for (i, item) in items.enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        write!(f, "{sep}{item}")?;
+    }
+    write!(f, "]")
 }
 
 impl fmt::Display for HardState {
@@ -78,12 +100,8 @@ impl fmt::Display for Message {
                     write!(f, " Read:{read_seq}")?;
                 }
                 if !entries.is_empty() {
-                    write!(f, " Entries:[")?;
-                    for (i, e) in entries.iter().enumerate() {
-                        let sep = if i == 0 { "" } else { ", " };
-                        write!(f, "{sep}{e}")?;
-                    }
-                    write!(f, "]")?;
+                    write!(f, " Entries:")?;
+                    write_list(f, entries.iter())?;
                 }
                 Ok(())
             }
@@ -116,6 +134,10 @@ impl fmt::Display for Message {
                 snapshot.term,
                 snapshot.data.len()
             ),
+            MessageKind::Propose { proposals } => {
+                write!(f, "MsgProp Term:{} Tags:", self.term)?;
+                write_list(f, proposals.iter().map(|p| p.tag))
+            }
             MessageKind::ReadIndex { ctx } => {
                 write!(f, "MsgReadIndex Term:{} Ctx:{ctx}", self.term)
             }

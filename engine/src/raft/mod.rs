@@ -14,8 +14,8 @@ mod raw_node;
 pub mod read_only;
 mod types;
 
-pub use raw_node::{RawNode, Ready, Role, RoleKind, Status};
+pub use raw_node::{Proposed, RawNode, Ready, Role, RoleKind, Status};
 pub use types::{
     Bugs, Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
-    ProposeError, ReadState, RejectHint, Snapshot, StepError, Term,
+    Proposal, ProposeError, ReadState, RejectHint, Snapshot, StepError, Term,
 };

@@ -2,7 +2,7 @@
 //!
 //! Depends only on `types`.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use super::types::Index;
 
@@ -49,7 +49,17 @@ pub struct Progress {
     /// CheckQuorum (Raft thesis §6.2): true if the follower answered since the leader's last
     /// quorum check.
     pub recent_active: bool,
+    /// The highest commit index this follower can have learned from what was sent to it: the
+    /// smallest of each AppendEntries' `leaderCommit` and its last entry (Raft Figure 2,
+    /// receiver rule 5), the largest over the messages sent this term.
+    pub commit_sent: Index,
+    /// Tags of the last commands this follower forwarded that the leader appended this term
+    /// (at most `FORWARDED_SEEN_MAX`): a duplicated `Propose` message is appended once.
+    pub forwarded_seen: BTreeSet<u64>,
 }
+
+/// Most forwarded-command tags remembered per follower.
+pub const FORWARDED_SEEN_MAX: usize = 4096;
 
 impl Progress {
     /// A follower the new leader knows nothing of: probe from just after the leader's last entry.
@@ -60,6 +70,8 @@ impl Progress {
             state: ProgressState::Probe { paused: false },
             read_ack: 0,
             recent_active: false,
+            commit_sent: Index(0),
+            forwarded_seen: BTreeSet::new(),
         }
     }
 
@@ -148,6 +160,28 @@ impl Progress {
             index,
             heartbeats_left: heartbeats.max(1),
         };
+    }
+
+    /// Records an AppendEntries that ends at `last` and carries `leader_commit`.
+    pub fn commit_sent_to(&mut self, leader_commit: Index, last: Index) {
+        self.commit_sent = self.commit_sent.max(leader_commit.min(last));
+    }
+
+    /// True if an empty AppendEntries from `match_index` would tell this follower of a commit
+    /// index it has not been sent yet.
+    pub fn commit_news(&self, commit: Index) -> bool {
+        commit.min(self.match_index) > self.commit_sent
+    }
+
+    /// True the first time this term that the follower's command `tag` reaches the leader.
+    pub fn first_forward(&mut self, tag: u64) -> bool {
+        if !self.forwarded_seen.insert(tag) {
+            return false;
+        }
+        if self.forwarded_seen.len() > FORWARDED_SEEN_MAX {
+            self.forwarded_seen.pop_first();
+        }
+        true
     }
 
     /// True while a snapshot is in flight to this follower.

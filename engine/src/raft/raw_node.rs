@@ -15,7 +15,7 @@ use super::raft_log::RaftLog;
 use super::read_only::{ReadOnly, ReadRequest};
 use super::types::{
     Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
-    ProposeError, ReadState, RejectHint, Snapshot, StepError, Term,
+    Proposal, ProposeError, ReadState, RejectHint, Snapshot, StepError, Term,
 };
 
 /// A node's role; each role owns the data only it needs.
@@ -67,6 +67,16 @@ impl Role {
             Role::Leader { .. } => RoleKind::Leader,
         }
     }
+}
+
+/// What [`RawNode::propose_or_forward`] did with a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proposed {
+    /// This node leads and appended it at this index and term.
+    Appended(Index, Term),
+    /// This node follows and sent it to the leader of this term: if the command is ever
+    /// committed, its entry has this term.
+    Forwarded(Term),
 }
 
 /// Everything the caller must do after a batch of input, in this order of obligation.
@@ -391,6 +401,47 @@ impl RawNode {
         Ok((index, self.term))
     }
 
+    /// Appends a command if this node leads, or forwards it to the leader it follows (etcd's
+    /// followers forward proposals the same way) tagged with `tag`: the entry comes back as
+    /// [`EntryKind::Forwarded`] with this node as its origin, and whoever applies it knows whose
+    /// it is. Commands forwarded in one batch of input travel in one message. A forwarded
+    /// command may be lost (the leader changed or was full): its outcome is then unknown.
+    pub fn propose_or_forward(
+        &mut self,
+        tag: u64,
+        data: Vec<u8>,
+    ) -> Result<Proposed, ProposeError> {
+        assert!(!self.ready_pending, "propose between ready and advance");
+        let leader = match &self.role {
+            Role::Leader { .. } => {
+                return self
+                    .propose(data)
+                    .map(|(index, term)| Proposed::Appended(index, term));
+            }
+            Role::Follower {
+                leader: Some(leader),
+            } => *leader,
+            _ => return Err(ProposeError::NotLeader { leader: None }),
+        };
+        let proposal = Proposal { tag, data };
+        let joined = self.msgs.iter_mut().rev().find_map(|m| match &mut m.kind {
+            MessageKind::Propose { proposals } if m.to == leader && m.term == self.term => {
+                Some(proposals)
+            }
+            _ => None,
+        });
+        match joined {
+            Some(proposals) => proposals.push(proposal),
+            None => self.send(
+                leader,
+                MessageKind::Propose {
+                    proposals: vec![proposal],
+                },
+            ),
+        }
+        Ok(Proposed::Forwarded(self.term))
+    }
+
     /// Feeds one message from a peer into the state machine.
     pub fn step(&mut self, m: Message) -> Result<(), StepError> {
         assert!(!self.ready_pending, "step between ready and advance");
@@ -488,6 +539,7 @@ impl RawNode {
                 self.handle_append_response(m.from, success, match_index, hint, read_seq);
             }
             MessageKind::Snapshot { snapshot } => self.handle_snapshot(m.from, snapshot),
+            MessageKind::Propose { proposals } => self.handle_propose(m.from, proposals),
             MessageKind::ReadIndex { ctx } => self.handle_read_index(m.from, ctx),
             MessageKind::ReadIndexResponse { ctx, index } => {
                 if matches!(self.role, Role::Follower { .. }) {
@@ -510,6 +562,7 @@ impl RawNode {
     /// Takes what the caller must persist, send and apply, if anything.
     pub fn ready(&mut self) -> Option<Ready> {
         assert!(!self.ready_pending, "one Ready at a time");
+        self.broadcast_commit();
         if !self.has_ready() {
             return None;
         }
@@ -801,11 +854,12 @@ impl RawNode {
                 };
                 self.send(m.from, kind);
             }
-            // Replies from an older term carry nothing we can use; a read asked of an old term
-            // is dropped and its asker times out.
+            // Replies from an older term carry nothing we can use; a read or a command asked of
+            // an old term is dropped and its asker times out.
             MessageKind::VoteResponse { .. }
             | MessageKind::PreVoteResponse { .. }
             | MessageKind::AppendResponse { .. }
+            | MessageKind::Propose { .. }
             | MessageKind::ReadIndex { .. }
             | MessageKind::ReadIndexResponse { .. } => {}
         }
@@ -1171,6 +1225,36 @@ impl RawNode {
         Ok(())
     }
 
+    /// The leader appends a follower's forwarded commands while it has room for them; the rest
+    /// are dropped (the follower's clients time out, as they would if the message were lost).
+    /// A command whose tag it already appended this term (a duplicated message) is skipped: the
+    /// network may deliver a message twice, and a command must not apply twice. Only the leader
+    /// of the message's term appends, so remembering its own term's tags is enough.
+    fn handle_propose(&mut self, from: NodeId, proposals: Vec<Proposal>) {
+        if !matches!(self.role, Role::Leader { .. }) {
+            return;
+        }
+        self.progress_mut(from).recent_active = true;
+        let mut appended = false;
+        for Proposal { tag, data } in proposals {
+            let uncommitted = self.log.last_index().0 - self.log.commit().0;
+            if uncommitted >= self.config.uncommitted_entries_max {
+                break;
+            }
+            if self.progress_mut(from).first_forward(tag) {
+                self.append_own(EntryKind::Forwarded {
+                    origin: from,
+                    tag,
+                    data,
+                });
+                appended = true;
+            }
+        }
+        if appended {
+            self.broadcast_append();
+        }
+    }
+
     fn handle_read_index(&mut self, from: NodeId, ctx: u64) {
         if matches!(self.role, Role::Leader { .. }) {
             // The follower asks this node as its leader of this term: it is active.
@@ -1266,6 +1350,31 @@ impl RawNode {
         }
     }
 
+    /// Tells every follower of a commit index it has not been sent, in an empty AppendEntries
+    /// from its match index (always accepted), once per `Ready` so that one message carries
+    /// every commit of a batch. Without it a follower learns of a commit only with the next
+    /// append or heartbeat, and a write it forwarded (which it answers once applied here, for
+    /// read-your-writes) waits up to a heartbeat interval; etcd-io/raft broadcasts the same way
+    /// after its commit index moves.
+    fn broadcast_commit(&mut self) {
+        if !matches!(self.role, Role::Leader { .. }) {
+            return;
+        }
+        let commit = self.log.commit();
+        let offset = self.log.offset();
+        for i in 0..self.config.peers.len() {
+            let peer = self.config.peers[i];
+            if peer == self.config.id {
+                continue;
+            }
+            let p = self.progress_mut(peer);
+            if p.commit_news(commit) && !p.snapshot_pending() && p.match_index >= offset {
+                let at = p.match_index;
+                self.send_append_from(peer, at, at);
+            }
+        }
+    }
+
     /// Raft §5.2: the leader sends periodic heartbeats (AppendEntries, empty when the follower is
     /// up to date) to maintain its authority. They double as retries: a lost probe is sent again,
     /// and a follower that missed an append rejects the heartbeat and is probed.
@@ -1345,11 +1454,14 @@ impl RawNode {
             .log
             .slice(prev.next(), last, self.config.msg_entries_max)
             .to_vec();
+        let commit = self.log.commit();
+        let covered = Index(prev.0 + entries.len() as u64);
+        self.progress_mut(peer).commit_sent_to(commit, covered);
         let kind = MessageKind::Append {
             prev_log_index: prev,
             prev_log_term,
             entries,
-            leader_commit: self.log.commit(),
+            leader_commit: commit,
             read_seq: self.reads.seq(),
         };
         self.send(peer, kind);

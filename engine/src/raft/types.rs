@@ -54,6 +54,16 @@ pub enum EntryKind {
     Noop,
     /// An opaque command for the state machine.
     Command(Vec<u8>),
+    /// A command a follower forwarded to the leader for its client (as etcd's followers forward
+    /// proposals): `origin` answers its client when it applies the entry whose `tag` it gave.
+    Forwarded {
+        /// The node that forwarded it.
+        origin: NodeId,
+        /// The origin's tag for the proposal, unique across the origin's restarts.
+        tag: u64,
+        /// The command.
+        data: Vec<u8>,
+    },
 }
 
 /// One log entry.
@@ -72,7 +82,7 @@ impl Entry {
     pub fn data(&self) -> &[u8] {
         match &self.kind {
             EntryKind::Noop => &[],
-            EntryKind::Command(data) => data,
+            EntryKind::Command(data) | EntryKind::Forwarded { data, .. } => data,
         }
     }
 }
@@ -190,6 +200,13 @@ pub enum MessageKind {
         /// The snapshot.
         snapshot: Snapshot,
     },
+    /// A follower hands its clients' commands to the leader, which appends each as an
+    /// [`EntryKind::Forwarded`] entry (or drops them if it does not lead or is full: the
+    /// follower's clients then time out, their outcome unknown).
+    Propose {
+        /// The commands, each with the follower's tag.
+        proposals: Vec<Proposal>,
+    },
     /// A follower asks the leader for a read index on behalf of its client (thesis §6.4).
     ReadIndex {
         /// The follower's own tag for the request.
@@ -202,6 +219,15 @@ pub enum MessageKind {
         /// The read index.
         index: Index,
     },
+}
+
+/// One command a follower forwards to the leader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The follower's tag for it.
+    pub tag: u64,
+    /// The command.
+    pub data: Vec<u8>,
 }
 
 /// Where a rejecting follower suggests the leader retry from.

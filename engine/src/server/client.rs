@@ -36,6 +36,10 @@ pub enum ClientError {
     /// it may or may not have committed.
     #[error("outcome unknown: a snapshot replaced the log before the command was applied")]
     Compacted,
+    /// A command this node forwarded to its leader was not applied here in time: it may or
+    /// may not have been committed.
+    #[error("request timed out: the outcome is unknown")]
+    TimedOut,
     /// The node stopped (crashed or shut down) before answering.
     #[error("node stopped before answering")]
     Stopped,

@@ -75,10 +75,12 @@ impl StateMachine for KvMachine {
     fn apply(&mut self, entry: &Entry) -> Self::Output {
         let output = match &entry.kind {
             EntryKind::Noop => Ok(StoreApplied::Expired(Vec::new())),
-            EntryKind::Command(data) => match Command::decode(data) {
-                Ok(command) => self.store.apply(&command),
-                Err(e) => Err(undecodable(&self.store, e.to_string())),
-            },
+            EntryKind::Command(data) | EntryKind::Forwarded { data, .. } => {
+                match Command::decode(data) {
+                    Ok(command) => self.store.apply(&command),
+                    Err(e) => Err(undecodable(&self.store, e.to_string())),
+                }
+            }
         };
         if self.rewind_at == Some(entry.index) {
             self.rewind_at = None;

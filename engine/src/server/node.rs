@@ -10,7 +10,8 @@ use super::follower_stats::Followers;
 use super::{Clock, Env, Network, Observer, StateMachine};
 use crate::log::{Disk, LogError, Wal};
 use crate::raft::{
-    Config, ConfigError, Index, Message, ProposeError, RawNode, RoleKind, Snapshot, Term,
+    Config, ConfigError, EntryKind, Index, Message, NodeId, ProposeError, Proposed, RawNode,
+    RoleKind, Snapshot, Term,
 };
 
 /// Configuration of the node loop.
@@ -42,6 +43,16 @@ pub struct NodeConfig {
     /// Entries kept in the log below a new snapshot's index, so that a follower slightly
     /// behind catches up from the log rather than from a whole snapshot.
     pub snapshot_keep_entries: u64,
+    /// How long a command this node forwarded to its leader waits to be applied here before
+    /// its client is told the outcome is unknown (the leader may have lost it or be gone).
+    pub forward_timeout_ms: u64,
+    /// Where this life's read and proposal tags start. They must never repeat across the
+    /// node's restarts (an answer from a previous life, still in flight or in the log, would
+    /// be taken for a new request's), so each start draws its own: `floe` the wall clock in
+    /// nanoseconds (a life issues far fewer than one tag per nanosecond, so a later life's tags
+    /// lie above an earlier one's while the wall clock does not go back), the simulator a
+    /// number from the seed.
+    pub boot_nonce: u64,
 }
 
 impl NodeConfig {
@@ -58,6 +69,8 @@ impl NodeConfig {
             lazy_commit_sync: false,
             snapshot_entries: 10_000,
             snapshot_keep_entries: 5_000,
+            forward_timeout_ms: 3_000,
+            boot_nonce: 0,
         }
     }
 }
@@ -86,6 +99,8 @@ type ReadReply<A> = oneshot::Sender<Result<ReadAnswer<A>, ClientError>>;
 
 /// Most linearizable reads in progress on one node; more are answered `Busy`.
 const READS_MAX: usize = 1024;
+/// Most commands forwarded to the leader and not yet applied here; more are answered `Busy`.
+const FORWARDED_MAX: usize = 16_384;
 
 /// A linearizable read in progress.
 struct PendingRead<S: StateMachine> {
@@ -100,6 +115,76 @@ struct PendingRead<S: StateMachine> {
     index: Option<Index>,
 }
 
+/// Commands this node forwarded to its leader (`RawNode::propose_or_forward`), answered when
+/// their entry is applied here, or after `timeout_ms` with an unknown outcome.
+struct Forwarded<T> {
+    /// By tag, with the world time each was sent and the term of the leader it went to;
+    /// bounded by `FORWARDED_MAX`.
+    pending: BTreeMap<u64, Pending<T>>,
+    /// The next tag; tags grow, so the map's order is the order they were sent in.
+    next_tag: u64,
+    timeout_ms: u64,
+}
+
+impl<T> Forwarded<T> {
+    fn new(first_tag: u64, timeout_ms: u64) -> Forwarded<T> {
+        Forwarded {
+            pending: BTreeMap::new(),
+            next_tag: first_tag,
+            timeout_ms,
+        }
+    }
+
+    /// The command tagged `next_tag` went at `now_ms` to the leader of `term`.
+    fn sent(&mut self, now_ms: u64, term: Term, reply: Reply<T>) {
+        let pending = Pending {
+            sent_ms: now_ms,
+            term,
+            reply,
+        };
+        self.pending.insert(self.next_tag, pending);
+        self.next_tag = self.next_tag.wrapping_add(1);
+    }
+
+    /// Commands not applied within the timeout: the leader may have lost them or may yet
+    /// commit them; their clients learn that the outcome is unknown.
+    fn expire(&mut self, now_ms: u64) {
+        while let Some(entry) = self.pending.first_entry() {
+            if now_ms < entry.get().sent_ms + self.timeout_ms {
+                break;
+            }
+            let _ = entry.remove().reply.send(Err(ClientError::TimedOut));
+        }
+    }
+
+    /// This node applied an entry of `term`. A command forwarded to the leader of an older term
+    /// and not applied yet never will be: its entry would have that older term, and every
+    /// entry after one of `term` in the committed log has a term at least as high (terms never
+    /// go down along a log, and the log matching property extends that to the committed
+    /// prefix). Its client learns that nothing happened (`NotLeader`) and may send it again
+    /// (the HTTP layer does). Tags grow with time and terms with tags, so the oldest come first.
+    fn superseded(&mut self, term: Term, leader: Option<NodeId>) {
+        while let Some(entry) = self.pending.first_entry() {
+            if entry.get().term >= term {
+                break;
+            }
+            let _ = entry
+                .remove()
+                .reply
+                .send(Err(ClientError::NotLeader { leader }));
+        }
+    }
+}
+
+/// One forwarded command waiting for its answer.
+struct Pending<T> {
+    /// When it was sent (world ms).
+    sent_ms: u64,
+    /// The term of the leader it was sent to.
+    term: Term,
+    reply: Reply<T>,
+}
+
 /// Everything the loop owns besides the world.
 struct Node<S: StateMachine, O> {
     raw: RawNode,
@@ -108,11 +193,15 @@ struct Node<S: StateMachine, O> {
     /// Proposals waiting to be applied, by index. Bounded by the Raft core's
     /// `uncommitted_entries_max`, since only appended proposals wait here.
     waiting: BTreeMap<Index, (Term, Reply<S::Output>)>,
+    /// Commands forwarded to the leader, waiting to be applied here.
+    forwarded: Forwarded<S::Output>,
     /// Linearizable reads by their tag, bounded by `READS_MAX` reads in all.
     reads: BTreeMap<u64, PendingRead<S>>,
     /// Reads asked in the current batch of requests: they share one read index.
     unsent_reads: Vec<(S::Query, ReadReply<S::Answer>)>,
-    /// The next read tag.
+    /// The next read tag. Read tags must not repeat across restarts: a ReadIndex answer
+    /// delayed from a previous life would otherwise be taken for a new read and serve it a
+    /// stale index (hence `NodeConfig::boot_nonce`).
     read_ctx: u64,
     /// Watches waiting for the applied state, in arrival order, bounded by `watchers_max`.
     watchers: Vec<(S::Watch, ReadReply<S::Answer>)>,
@@ -148,7 +237,7 @@ struct Node<S: StateMachine, O> {
 pub async fn run<C, N, D, S, O>(
     config: NodeConfig,
     env: Env<C, N, D>,
-    sm: S,
+    mut sm: S,
     mut requests: mpsc::Receiver<Request<S>>,
     mut observer: O,
 ) -> Result<(), NodeError>
@@ -175,7 +264,6 @@ where
             "cut a torn log tail"
         );
     }
-    let mut sm = sm;
     let snapshot_index = recovered.snapshot.as_ref().map_or(Index(0), |s| s.index);
     if let Some(snapshot) = &recovered.snapshot {
         sm.restore(&snapshot.data)
@@ -200,12 +288,10 @@ where
         sm,
         observer,
         waiting: BTreeMap::new(),
+        forwarded: Forwarded::new(config.boot_nonce, config.forward_timeout_ms),
         reads: BTreeMap::new(),
         unsent_reads: Vec::new(),
-        // Read tags must not repeat across restarts: a ReadIndex answer delayed from a previous
-        // life would otherwise be taken for a new read and serve it a stale index. The clock
-        // never goes back, so tags start above any the node gave out before.
-        read_ctx: now.saturating_mul(1 << 20),
+        read_ctx: config.boot_nonce,
         watchers: Vec::new(),
         watchers_max: config.watchers_max,
         applied_waiters: BTreeMap::new(),
@@ -293,24 +379,34 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         }
     }
 
+    /// Appends a client's command (this node leads) or forwards it to the leader.
+    fn propose(&mut self, data: Vec<u8>, reply: Reply<S::Output>) {
+        if self.forwarded.pending.len() >= FORWARDED_MAX {
+            let _ = reply.send(Err(ClientError::Busy));
+            return;
+        }
+        match self.raw.propose_or_forward(self.forwarded.next_tag, data) {
+            Ok(Proposed::Appended(index, term)) => {
+                let previous = self.waiting.insert(index, (term, reply));
+                // An older proposal at this index lost its place when a new leader truncated
+                // it; only a leader appends, so it is this node's own and gone.
+                if let Some((_, old)) = previous {
+                    let _ = old.send(Err(ClientError::Overwritten));
+                }
+            }
+            Ok(Proposed::Forwarded(term)) => self.forwarded.sent(self.ticked_ms, term, reply),
+            Err(ProposeError::NotLeader { leader }) => {
+                let _ = reply.send(Err(ClientError::NotLeader { leader }));
+            }
+            Err(ProposeError::Dropped) => {
+                let _ = reply.send(Err(ClientError::Busy));
+            }
+        }
+    }
+
     fn handle_request(&mut self, request: Request<S>) {
         match request {
-            Request::Propose { data, reply } => match self.raw.propose(data) {
-                Ok((index, term)) => {
-                    let previous = self.waiting.insert(index, (term, reply));
-                    // An older proposal at this index lost its place when a new leader
-                    // truncated it; only a leader appends, so it is this node's own and gone.
-                    if let Some((_, old)) = previous {
-                        let _ = old.send(Err(ClientError::Overwritten));
-                    }
-                }
-                Err(ProposeError::NotLeader { leader }) => {
-                    let _ = reply.send(Err(ClientError::NotLeader { leader }));
-                }
-                Err(ProposeError::Dropped) => {
-                    let _ = reply.send(Err(ClientError::Busy));
-                }
-            },
+            Request::Propose { data, reply } => self.propose(data, reply),
             Request::Read {
                 query,
                 linearizable: false,
@@ -542,7 +638,13 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             for entry in &ready.committed_entries {
                 let output = self.sm.apply(entry);
                 self.observer.applied(id, entry);
-                self.answer(entry.index, entry.term, output);
+                match entry.kind {
+                    EntryKind::Forwarded { origin, tag, .. } if origin == id => {
+                        self.answer_forwarded(entry.index, entry.term, tag, output);
+                    }
+                    _ => self.answer(entry.index, entry.term, output),
+                }
+                self.forwarded.superseded(entry.term, self.raw.leader());
             }
             for read_state in &ready.read_states {
                 if let Some(read) = self.reads.get_mut(&read_state.ctx) {
@@ -552,6 +654,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             self.raw.advance(ready);
         }
         self.serve_reads();
+        self.forwarded.expire(self.ticked_ms);
         if applied_any && !self.watchers.is_empty() {
             self.wake_watchers();
         }
@@ -603,6 +706,10 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         let later = self.waiting.split_off(&snapshot.index.next());
         for (_, (_, reply)) in std::mem::replace(&mut self.waiting, later) {
             let _ = reply.send(Err(ClientError::Compacted));
+        }
+        // Forwarded commands carry no index here: any of them may lie under the snapshot.
+        for (_, pending) in std::mem::take(&mut self.forwarded.pending) {
+            let _ = pending.reply.send(Err(ClientError::Compacted));
         }
         Ok(())
     }
@@ -683,6 +790,21 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             }
             self.observer.sending(&msg);
             net.send(msg);
+        }
+    }
+
+    /// Answers the client of a command this node forwarded, now applied at `index`.
+    fn answer_forwarded(&mut self, index: Index, term: Term, tag: u64, output: S::Output) {
+        // A proposal this node appended there as leader of an older term lost its place.
+        if let Some((_, old)) = self.waiting.remove(&index) {
+            let _ = old.send(Err(ClientError::Overwritten));
+        }
+        if let Some(Pending { reply, .. }) = self.forwarded.pending.remove(&tag) {
+            let _ = reply.send(Ok(Applied {
+                index,
+                term,
+                output,
+            }));
         }
     }
 

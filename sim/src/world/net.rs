@@ -156,6 +156,11 @@ fn kind_tag(kind: &MessageKind) -> (u64, u64, u64) {
         } => (7, last_log_index.0, last_log_term.0),
         MessageKind::PreVoteResponse { granted } => (8, u64::from(*granted), 0),
         MessageKind::Snapshot { snapshot } => (9, snapshot.index.0, snapshot.term.0),
+        MessageKind::Propose { proposals } => (
+            10,
+            proposals.len() as u64,
+            proposals.first().map_or(0, |p| p.tag),
+        ),
     }
 }
 

@@ -418,6 +418,8 @@ async fn run(s: Settings) -> Result<(), String> {
     node.leader_sends_before_sync = true;
     node.lazy_commit_sync = true;
     node.read_timeout_ms = 5_000 + 2 * s.election_ms;
+    node.forward_timeout_ms = node.read_timeout_ms;
+    node.boot_nonce = clock.unix_ns();
     // etcd's --snapshot-count: applied entries between snapshots; half as many stay in the log
     // so that a follower slightly behind catches up without a whole snapshot.
     node.snapshot_entries = s.snapshot_count;
