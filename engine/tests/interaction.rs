@@ -51,9 +51,15 @@ use engine::raft::{Bugs, NodeId};
 /// The largest node id a script may name.
 const NODE_ID_MAX: u64 = 32;
 
+/// Fewest scripts `testdata/` must hold: a walk that finds none (a moved folder, a renamed
+/// extension) would otherwise pass having checked nothing.
+const SCRIPTS_MIN: usize = 13;
+
 #[test]
 fn interaction() {
+    let mut scripts = 0;
     datadriven::walk("testdata", |file| {
+        scripts += 1;
         let mut net: Option<Network> = None;
         let mut violations_seen = 0;
         file.run(|tc| -> Result<String, String> {
@@ -72,6 +78,10 @@ fn interaction() {
             Ok(out)
         });
     });
+    assert!(
+        scripts >= SCRIPTS_MIN,
+        "ran {scripts} scripts from testdata/, expected at least {SCRIPTS_MIN}"
+    );
 }
 
 fn run_command(net: &mut Option<Network>, tc: &mut TestCase) -> Result<String, String> {

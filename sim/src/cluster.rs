@@ -480,7 +480,7 @@ impl Cluster {
         assert_eq!(
             self.state(id),
             NodeState::Down,
-            "kill before restart (madsim.md, pitfall 3)"
+            "kill before restart (sim/README.md §2, pitfall 3)"
         );
         self.shared().states[slot] = NodeState::Up;
         self.net.set_up(id, true);

@@ -46,8 +46,9 @@ struct Cli {
     #[arg(long, value_enum)]
     bug: Option<Bug>,
     /// Where a failing seed writes its report folder (summary.txt, history.jsonl,
-    /// history.html); `none` to write nothing.
-    #[arg(long, default_value = "reports")]
+    /// history.html); `none` to write nothing. The default lies under `target/`, outside the
+    /// tracked tree; the path is printed.
+    #[arg(long, default_value = "target/sim-reports")]
     report_dir: String,
     #[command(subcommand)]
     command: Option<Command>,
@@ -89,12 +90,10 @@ enum Command {
         /// Output folder.
         #[arg(long, default_value = "reports/elections")]
         out: std::path::PathBuf,
-        /// Ongaro's measured data.
-        #[arg(
-            long,
-            default_value = "../shared/data/raft-paper-fig16/ongaro-fig16.csv"
-        )]
-        ongaro: std::path::PathBuf,
+        /// Ongaro's measured data as CSV (default: the copy built into the simulator, from
+        /// `sim/data/raft-paper-fig16/`).
+        #[arg(long)]
+        ongaro: Option<std::path::PathBuf>,
         /// One-way network latency, µs: `A..B` (uniform) or `A` (default 1556..1637).
         #[arg(long, value_parser = parse_us_range)]
         latency_us: Option<(u64, u64)>,
@@ -451,7 +450,10 @@ fn write_report(cli: &Cli, report: &RunReport, replay: &str) {
             )
         });
     match written {
-        Ok(()) => eprintln!("report: {}/history.html", dir.display()),
+        Ok(()) => {
+            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+            eprintln!("report: {}", dir.join("history.html").display());
+        }
         Err(e) => eprintln!("could not write the report to {}: {e}", dir.display()),
     }
 }

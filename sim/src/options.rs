@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::nemesis::FaultKind;
 use crate::world::Latency;
 
-/// Planted bugs the simulator can switch on to prove its checkers bite (`../shared/anchors.md`
-/// §5). Each is compiled in and off unless asked.
+/// Planted bugs the simulator can switch on to prove its checkers bite (`sim/README.md` §4).
+/// Each is compiled in and off unless asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Bug {

@@ -68,7 +68,7 @@ pub struct RunReport {
 }
 
 /// Runs one seed on a fresh thread (a std `HashMap` made on a thread before its runtime breaks
-/// determinism: madsim.md, pitfall 6). A panic inside the simulation comes back as its message.
+/// determinism: sim/README.md §2, pitfall 6). A panic inside the simulation comes back as its message.
 #[allow(clippy::disallowed_methods)] // The thread is outside the simulation; it runs one seed.
 pub fn run_isolated(config: SimConfig) -> Result<RunReport, String> {
     let thread = std::thread::Builder::new()

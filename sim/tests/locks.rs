@@ -1,4 +1,4 @@
-//! Locks on a simulated 3-node cluster: the 0.x lock and leader modules (etcd-v2.md §4.2), and
+//! Locks on a simulated 3-node cluster: the 0.x lock and leader modules (etcd 0.4's `mod/lock` API, as engine/src/store/README.md describes it), and
 //! the seed's own lock recipe as a plain sequence of store operations.
 
 use std::sync::{Arc, Mutex};

@@ -32,43 +32,10 @@
 //! 100 µs and each server ticks at its own random phase.
 //!
 //! With whole-millisecond timeouts, 150-150's timers are identical and only lateness and drift
-//! take them apart, slowly: none of 1,000 trials (seeds 11 and 12, 500 each) elected within
-//! 10 s, the paper's observation. 150-151's draws differ by a whole millisecond half the time,
-//! which splits its rounds without noisy timers. Per round (a round is about 150 ms), Ongaro's
-//! 150-151 trials end 2.6%, 4%, 6%, 9%, 11% of the time and ours 0%, 1.2%, 4.9%, 7.7%, 8.6%;
-//! his 150-155 trials end 29%, 49%, 56% and ours 29%, 46%, 47%. The first round of 150-151 is
-//! the one place the model is still short: a 1 ms lead rarely beats a 1.1-2.1 ms candidate
-//! write plus a 1.6 ms flight.
-//!
-//! How this model was found. Earlier defaults drew timeouts in 0.1 ms steps, and no timing of
-//! that world fitted both 150-150 and 150-151: 150-151 needs noisy timers to split its rounds
-//! early, 150-150 quiet ones to stay split for ten seconds (a toy model of four timers with a
-//! fresh U[0, J] jitter each round needs J ≈ 2.5 ms for 150-151's first 2.6%, and that J ends
-//! 0.7% of 150-150's rounds from the first). About 300 models over two sessions left the largest
-//! KS at 0.140 (150-151) with 1.3% of 150-150 trials under 10 s. Whole-millisecond timeouts
-//! removed the tension. Random searches over the flags below (about 260 models; each scored on
-//! seeds 1-3 by its worst curve, at 1,000 trials a curve, plus 300 trials of 150-150 on seed 4
-//! and its share under 10 s) chose the timing above. Over seeds 1-10 (5-10 held out) every
-//! 1,000-trial curve is at KS 0.102 or less, and 150-150 (100 trials) at 0.08-0.14, inside its
-//! 0.19 noise bound. The steadiest residual is 12-24 (0.082-0.102): its fastest elections run
-//! about 2 ms slower than Ongaro's (the largest gap is at 22 ms, 8 points of the CDF); a
-//! heavier-tailed disk does not close it.
-//!
-//! A pitfall on the way: trial seeds were once the base seed XOR-ed with shifted coordinates,
-//! so seeds 1 and 3 ran the same trials in another order, and the old default, tuned on seed 1,
-//! scored 0.180 / 0.148 / 0.133 on 150-150 / 150-151 / 150-155 with fresh trials. Seeds now go
-//! through SplitMix64 (`trial_seed`), and models are judged on several seeds.
-//!
-//! Every timing is a flag of `sim research elections` ([`Timing`]), with mechanisms that the
-//! default leaves off: a heavy-tailed disk (`--disk-tail-us`), a leader that writes its no-op
-//! entry before its first AppendEntries (`--leader-disk`), and 0.1 ms timeouts
-//! (`--timeout-step-us 0`). Measured in the 0.1 ms world (1,000 trials a curve, 300 for
-//! 150-150): `--disk-us 500..2000 --disk-tail-us 3000` takes 12-24 to KS 0.090 and 25-50 to
-//! 0.083 but 150-155 to 0.125 and puts 8% of 150-150 under 10 s; exponential rather than uniform
-//! lateness, or a leader disk write, ruins 150-150 or the short ranges; a wide AppendEntries
-//! spread (`--append-spread-us 2500 --timer-late-us 200 --drift-ppm 60`) fits 150-151's first
-//! rounds (p2 / p5 / p10 117 / 269 / 416 ms against 151 / 287 / 434) but runs its later rounds
-//! slow (KS 0.25) and gives 150-150 first-round wins (23 of 200 trials under 10 s).
+//! take them apart, slowly, which is why it never elects within 10 s, as the paper observed.
+//! Every timing is a flag of `sim research elections` ([`Timing`]). How the defaults were
+//! chosen, per-round success rates against Ongaro's, and the models that were measured and
+//! rejected are in `reports/elections/lab-notes.md`.
 
 mod report;
 pub mod splitvote;
@@ -501,18 +468,26 @@ pub struct ElectionsOptions {
     pub seed: u64,
     /// Output folder.
     pub out: std::path::PathBuf,
-    /// Ongaro's CSV.
-    pub ongaro_csv: std::path::PathBuf,
+    /// Ongaro's CSV; `None` for the copy built in ([`ONGARO_CSV`]).
+    pub ongaro_csv: Option<std::path::PathBuf>,
     /// Also run every curve with 9 servers.
     pub nine: bool,
     /// The world's timing (the reproduction's by default).
     pub timing: Timing,
 }
 
+/// Ongaro's measured election times behind the paper's Figure 16 (MIT licence; see
+/// `sim/data/raft-paper-fig16/README.md`), built into the simulator so the experiment runs
+/// from any directory.
+pub const ONGARO_CSV: &str = include_str!("../../data/raft-paper-fig16/ongaro-fig16.csv");
+
 /// Runs every curve, writes the report, returns the README text.
 pub fn run_elections(opts: &ElectionsOptions) -> Result<String, String> {
-    let text = std::fs::read_to_string(&opts.ongaro_csv)
-        .map_err(|e| format!("cannot read {}: {e}", opts.ongaro_csv.display()))?;
+    let text = match &opts.ongaro_csv {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        None => ONGARO_CSV.to_string(),
+    };
     let ongaro = report::read_ongaro(&text)?;
     let mut results = Vec::new();
     let mut sizes = vec![opts.servers];
@@ -548,7 +523,7 @@ pub fn run_elections(opts: &ElectionsOptions) -> Result<String, String> {
         "# Elections: Figure 16 of the Raft paper, reproduced\n\n\
          Regenerate with `cargo run --release -p sim -- research elections{}` (seed {}, {} servers{}). \
          Setup: `sim/src/fig16/mod.rs` (the module doc). KS: the two-sample Kolmogorov–Smirnov \
-         statistic between Floe's trials and Ongaro's measured ones (`../shared/data/raft-paper-fig16/`); \
+         statistic between Floe's trials and Ongaro's measured ones (`sim/data/raft-paper-fig16/`); \
          *KS 5% bound*: the KS that two samples of these sizes from one distribution exceed only 5% \
          of the time, so a KS under it is within sampling noise (with 100 trials a side it is 0.19, \
          and even a perfect model averages about 0.12). Trials cut off at {} ms count at the cap.\n",

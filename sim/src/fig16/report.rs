@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Ongaro's measured times per curve label (ms, ascending), from the CSV of
-/// `../shared/data/raft-paper-fig16/`.
+/// Ongaro's measured times per curve label (ms, ascending), from the CSV in
+/// `sim/data/raft-paper-fig16/`.
 pub fn read_ongaro(text: &str) -> Result<BTreeMap<String, Vec<f64>>, String> {
     let mut curves: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for (i, line) in text.lines().enumerate().skip(1) {

@@ -3,7 +3,7 @@
 //!
 //! The caller flattens a run into a [`ReportData`]; this module only formats it, so it depends on
 //! nothing else in the crate. Everything is sorted and uses simulated time only, so two runs of a
-//! seed write byte-identical files and `diff` works (STYLE.md rule 18).
+//! seed write byte-identical files and `diff` works (so a report is a plain function of the seed).
 
 mod html;
 mod summary;
