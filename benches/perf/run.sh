@@ -57,8 +57,10 @@ measure() { # URL CONNS LUA_OR_PATH
   local url=$1 conns=$2 what=$3 out threads=2
   [ "$conns" -eq 1 ] && threads=1
   if [[ $what == *.lua* ]]; then
-    # shellcheck disable=SC2086
-    out=$(wrk -t$threads -c"$conns" -d"${secs}s" --latency -s $what "$url")
+    # "script.lua -- ARGS": wrk takes the script's arguments after the URL.
+    local script=${what%% *} args=()
+    [[ $what == *" -- "* ]] && read -ra args <<<"${what#* -- }"
+    out=$(wrk -t$threads -c"$conns" -d"${secs}s" --latency -s "$script" "$url" -- "${args[@]}")
   else
     out=$(wrk -t$threads -c"$conns" -d"${secs}s" --latency "$url$what")
   fi
@@ -67,6 +69,7 @@ measure() { # URL CONNS LUA_OR_PATH
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   bad=$(awk '/Non-2xx/ {print $5}' <<<"$out"); bad=${bad:-0}
+  [ -n "$rps" ] || { echo "wrk gave no figures for $url $what: $out" >&2; rps=0; }
   echo "$rps $(ms "$p50") $(ms "$p99") $bad"
 }
 ms() { # wrk prints 850.00us, 1.23ms or 1.02s
