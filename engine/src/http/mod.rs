@@ -143,7 +143,21 @@ impl App {
 
     /// Answers one request.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
-        let mut response = self.route(request).await;
+        // hyper bounds the number of headers; their total size is bounded here.
+        let header_bytes: usize = request
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum();
+        let mut response = if header_bytes > HEADER_BYTES_MAX {
+            response::with_body(
+                431,
+                "text/plain; charset=utf-8",
+                "request headers too large\n",
+            )
+        } else {
+            self.route(request).await
+        };
         // etcd 3.4's default CORS headers (etcd-v2.md §1) on every response.
         let headers = response.headers_mut();
         headers.insert(
@@ -226,9 +240,21 @@ async fn read_form_body(head: &Parts, body: Incoming) -> Result<Bytes, String> {
     if !(takes_body && is_form) {
         return Ok(Bytes::new());
     }
-    match Limited::new(body, FORM_BYTES_MAX).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(_) => Err("http: POST too large".into()),
+    let too_large = "http: POST too large";
+    let declared = head
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > FORM_BYTES_MAX as u64) {
+        return Err(too_large.into());
+    }
+    // A client that stops sending its body must not hold the connection forever.
+    let read = Limited::new(body, FORM_BYTES_MAX).collect();
+    match tokio::time::timeout(std::time::Duration::from_millis(BODY_READ_TIMEOUT_MS), read).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(_)) => Err(too_large.into()),
+        Err(_) => Err("http: request body read timed out".into()),
     }
 }
 
@@ -279,11 +305,26 @@ fn html_escape(text: &str) -> String {
 
 /// Serves HTTP/1.1 on `listener` until the process ends: one task per connection.
 pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    let mut backoff_ms = 0;
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
+        // At most CONNECTIONS_MAX connections: the next waits in the kernel's backlog until
+        // one closes, instead of costing a task and buffers here.
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                backoff_ms = 0;
+                stream
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
+                // Out of file descriptors or memory: retrying at once would spin. Back off,
+                // doubling up to a second, until an accept succeeds again.
+                backoff_ms = (backoff_ms * 2).clamp(ACCEPT_BACKOFF_MIN_MS, ACCEPT_BACKOFF_MAX_MS);
+                tracing::warn!(error = %e, backoff_ms, "accept failed");
+                let now = app.clock.now_ms();
+                app.clock.sleep_until(now + backoff_ms).await;
                 continue;
             }
         };
@@ -294,13 +335,32 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(app.handle(request).await) }
             });
+            // One request at a time per connection (HTTP/1.1), so a connection holds at most
+            // one watch; a client that sends its headers too slowly, or too many of them, is
+            // cut off (hyper answers 431 to oversized headers).
             let _ = hyper::server::conn::http1::Builder::new()
                 .title_case_headers(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_millis(HEADER_READ_TIMEOUT_MS))
+                .max_buf_size(HEADER_BYTES_MAX)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            drop(permit);
         });
     }
 }
+
+/// How long a client may take to send a form body.
+const BODY_READ_TIMEOUT_MS: u64 = 30_000;
+/// Most client connections open at once.
+const CONNECTIONS_MAX: usize = 4096;
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Largest read buffer of a connection, so the largest request head (hyper's minimum is 8 KiB).
+const HEADER_BYTES_MAX: usize = 64 * 1024;
+/// The back-off after a failed accept, doubling from the first to the second.
+const ACCEPT_BACKOFF_MIN_MS: u64 = 5;
+const ACCEPT_BACKOFF_MAX_MS: u64 = 1_000;
 
 /// Runs a future on the tokio runtime (the production world's only executor).
 #[allow(
