@@ -30,6 +30,17 @@ const WRITE_BATCH_MAX: usize = 256;
 const INBOUND_MAX: usize = 8192;
 /// Tells a Floe peer stream from anything else that connects.
 const MAGIC: u32 = 0x464c_4f45;
+/// The peer protocol's version, checked in the hello (2: forwarded proposals and the version
+/// field itself).
+const PROTOCOL_VERSION: u32 = 2;
+/// Most inbound peer connections open at once (each reads at most a hello until it proves it
+/// belongs to the cluster, within 5 s).
+const INBOUND_CONNECTIONS_MAX: usize = 256;
+/// Largest hello: nothing bigger is read before the peer proved it belongs to the cluster.
+const HELLO_BYTES_MAX: usize = 64 << 10;
+/// Bytes allocated ahead of a frame's payload: a frame's buffer grows as its bytes arrive, so a
+/// claimed length costs nothing until it is backed by data.
+const FRAME_CHUNK_BYTES: usize = 64 << 10;
 
 /// One member of the cluster as configured.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +124,8 @@ impl Directory {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Hello {
     magic: u32,
+    /// [`PROTOCOL_VERSION`]: a peer speaking another refuses the connection.
+    version: u32,
     cluster_id: u64,
     from: NodeId,
     name: String,
@@ -218,6 +231,7 @@ pub async fn start_peers(setup: PeerSetup) -> std::io::Result<(TcpNetwork, Direc
     let me = setup.members.iter().find(|m| m.id == setup.id);
     let hello = Hello {
         magic: MAGIC,
+        version: PROTOCOL_VERSION,
         cluster_id: setup.cluster_id,
         from: setup.id,
         name: setup.name.clone(),
@@ -255,17 +269,25 @@ async fn write_frame<W: AsyncWriteExt + Unpin>(out: &mut W, payload: &[u8]) -> s
     out.write_all(payload).await
 }
 
-async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+/// Reads one frame of at most `max` bytes. The buffer grows with the bytes that arrive, not
+/// with the length the sender claims.
+async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > FRAME_BYTES_MAX {
+    if len > max {
         return Err(std::io::Error::other(format!(
-            "frame of {len} bytes is over the {FRAME_BYTES_MAX}-byte limit"
+            "frame of {len} bytes is over the {max}-byte limit"
         )));
     }
-    let mut payload = vec![0u8; len];
-    stream.read_exact(&mut payload).await?;
+    let mut payload = Vec::with_capacity(len.min(FRAME_CHUNK_BYTES));
+    let read = (&mut *stream)
+        .take(len as u64)
+        .read_to_end(&mut payload)
+        .await?;
+    if read < len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(payload)
 }
 
@@ -348,17 +370,21 @@ async fn accept_loop(
     inbound: mpsc::Sender<Message>,
     cluster_id: u64,
 ) {
+    // A member needs one inbound connection per peer; strangers wait in the kernel's backlog
+    // rather than cost memory here.
+    let permits = Arc::new(tokio::sync::Semaphore::new(INBOUND_CONNECTIONS_MAX));
     loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         match listener.accept().await {
             Ok((stream, from)) => {
                 let _ = stream.set_nodelay(true);
-                spawn(read_loop(
-                    stream,
-                    from,
-                    directory.clone(),
-                    inbound.clone(),
-                    cluster_id,
-                ));
+                let read = read_loop(stream, from, directory.clone(), inbound.clone(), cluster_id);
+                spawn(async move {
+                    read.await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "peer accept failed");
@@ -376,7 +402,8 @@ async fn read_loop(
     inbound: mpsc::Sender<Message>,
     cluster_id: u64,
 ) {
-    let hello = match tokio::time::timeout(Duration::from_secs(5), read_frame(&mut stream)).await {
+    let first = read_frame(&mut stream, HELLO_BYTES_MAX);
+    let hello = match tokio::time::timeout(Duration::from_secs(5), first).await {
         Ok(Ok(bytes)) => postcard::from_bytes::<Hello>(&bytes).ok(),
         _ => None,
     };
@@ -384,6 +411,15 @@ async fn read_loop(
         tracing::warn!(%addr, "peer connection without a valid hello closed");
         return;
     };
+    if hello.version != PROTOCOL_VERSION {
+        tracing::error!(
+            %addr,
+            theirs = hello.version,
+            ours = PROTOCOL_VERSION,
+            "refused a peer speaking another protocol version"
+        );
+        return;
+    }
     if hello.cluster_id != cluster_id {
         tracing::error!(
             %addr,
@@ -400,7 +436,7 @@ async fn read_loop(
     }
     directory.update(hello.from, |m| m.client_urls = hello.client_urls.clone());
     loop {
-        let payload = match read_frame(&mut stream).await {
+        let payload = match read_frame(&mut stream, FRAME_BYTES_MAX).await {
             Ok(payload) => payload,
             Err(e) => {
                 if e.kind() != std::io::ErrorKind::UnexpectedEof {
