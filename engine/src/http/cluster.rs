@@ -1,6 +1,7 @@
 //! The cluster endpoints: `/version`, `/health`, `/v2/machines`, `/v2/members`,
 //! `/v2/stats/*` (etcd-v2.md §4.1) and the 0.x text `/v2/leader` (§4.2).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -166,7 +167,13 @@ impl App {
         );
         body.push_str(",\"startTime\":");
         push_json_string(&mut body, &start);
-        body.push_str("},\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}");
+        let counts = &self.config.metrics;
+        let received = crate::server::Metrics::get(&counts.append_received);
+        let sent = crate::server::Metrics::get(&counts.append_sent);
+        let _ = write!(
+            body,
+            "}},\"recvAppendRequestCnt\":{received},\"sendAppendRequestCnt\":{sent}}}"
+        );
         response::with_body(200, JSON, body)
     }
 

@@ -16,6 +16,7 @@ mod form;
 mod forward;
 mod keys;
 mod legacy;
+mod metrics;
 mod response;
 
 use std::convert::Infallible;
@@ -73,6 +74,8 @@ pub struct HttpConfig {
     /// How long a write or quorum read waits for a leader before `500`/300
     /// `etcdserver: request timed out` (etcd: 5 s + 2 × election timeout).
     pub request_timeout_ms: u64,
+    /// The node's counters (`/metrics`, `/v2/stats/self`): the same as `NodeConfig::metrics`.
+    pub metrics: Arc<crate::server::Metrics>,
     /// `expiration` suffix (`+00:00` by default, §8 decision (a)).
     pub expiration: crate::store::ExpirationStyle,
 }
@@ -149,6 +152,11 @@ impl App {
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len())
             .sum();
+        let span = tracing::debug_span!(
+            "http",
+            method = %request.method(),
+            path = %request.uri().path()
+        );
         let mut response = if header_bytes > HEADER_BYTES_MAX {
             response::with_body(
                 431,
@@ -156,7 +164,7 @@ impl App {
                 "request headers too large\n",
             )
         } else {
-            self.route(request).await
+            tracing::Instrument::instrument(self.route(request), span).await
         };
         // etcd 3.4's default CORS headers (etcd-v2.md §1) on every response.
         let headers = response.headers_mut();
@@ -195,6 +203,7 @@ impl App {
             "/v2/members" | "/v2/members/" => self.members(&head.method),
             "/v2/members/leader" => self.members_leader().await,
             "/v2/stats/self" => self.stats_self().await,
+            "/metrics" => self.metrics(),
             "/v2/stats/leader" => self.stats_leader().await,
             "/v2/stats/store" => self.stats_store(),
             "/v2/leader" if legacy => self.legacy_leader().await,

@@ -90,8 +90,8 @@ impl Followers {
         f.outstanding.push_back((key.0, key.1, now_us));
     }
 
-    /// The leader of `term` received `msg` at `now_us`.
-    pub fn received(&mut self, term: Term, msg: &Message, now_us: u64) {
+    /// The leader of `term` received `msg` at `now_us`; the round trip it closes, µs, if any.
+    pub fn received(&mut self, term: Term, msg: &Message, now_us: u64) -> Option<u64> {
         let MessageKind::AppendResponse {
             success,
             match_index,
@@ -99,14 +99,12 @@ impl Followers {
             ..
         } = &msg.kind
         else {
-            return;
+            return None;
         };
         if msg.term != term || term != self.term {
-            return;
+            return None;
         }
-        let Some(f) = self.by_id.get_mut(&msg.from) else {
-            return;
-        };
+        let f = self.by_id.get_mut(&msg.from)?;
         let answers = |&(prev, last, _): &(Index, Index, u64)| {
             if *success {
                 last == *match_index
@@ -114,13 +112,12 @@ impl Followers {
                 hint.is_some_and(|h| h.rejected == prev)
             }
         };
-        let Some(pos) = f.outstanding.iter().position(answers) else {
-            return;
-        };
+        let pos = f.outstanding.iter().position(answers)?;
         f.stats.fail += pos as u64;
         let (_, _, sent_us) = f.outstanding[pos];
         f.outstanding.drain(..=pos);
-        let ms = now_us.saturating_sub(sent_us) as f64 / 1000.0;
+        let round_trip_us = now_us.saturating_sub(sent_us);
+        let ms = round_trip_us as f64 / 1000.0;
         let s = &mut f.stats;
         s.success += 1;
         f.sum += ms;
@@ -138,6 +135,7 @@ impl Followers {
             },
             maximum: s.latency.maximum.max(ms),
         };
+        Some(round_trip_us)
     }
 
     /// Every follower measured in `term` (none if the measurements are of another term).

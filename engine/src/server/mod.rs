@@ -8,11 +8,13 @@ mod client;
 mod follower_stats;
 mod kv;
 pub mod lock;
+pub mod metrics;
 mod node;
 
 pub use client::{Applied, Client, ClientError, ReadAnswer, Request};
 pub use follower_stats::{FollowerStats, Latency};
 pub use kv::{KvClient, KvError, KvGet, KvMachine, KvRead, KvRouter, KvWatch, KvWritten};
+pub use metrics::Metrics;
 pub use node::{NodeConfig, NodeError, run};
 
 use std::future::Future;

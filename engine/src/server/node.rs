@@ -1,17 +1,19 @@
 //! The node loop: one task per node, the same code in the simulator and in production.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 
 use super::client::{Applied, ClientError, ReadAnswer, Request};
 use super::follower_stats::Followers;
+use super::metrics::Metrics;
 use super::{Clock, Env, Network, Observer, StateMachine};
 use crate::log::{Disk, LogError, Wal};
 use crate::raft::{
-    Config, ConfigError, EntryKind, Index, Message, NodeId, ProposeError, Proposed, RawNode,
-    RoleKind, Snapshot, Term,
+    Config, ConfigError, EntryKind, Index, Message, MessageKind, NodeId, ProposeError, Proposed,
+    RawNode, RoleKind, Snapshot, Term,
 };
 
 /// Configuration of the node loop.
@@ -46,6 +48,8 @@ pub struct NodeConfig {
     /// How long a command this node forwarded to its leader waits to be applied here before
     /// its client is told the outcome is unknown (the leader may have lost it or be gone).
     pub forward_timeout_ms: u64,
+    /// Where the node counts what it does, for `/metrics` and `/v2/stats/self`.
+    pub metrics: Arc<Metrics>,
     /// Where this life's read and proposal tags start. They must never repeat across the
     /// node's restarts (an answer from a previous life, still in flight or in the log, would
     /// be taken for a new request's), so each start draws its own: `floe` the wall clock in
@@ -70,6 +74,7 @@ impl NodeConfig {
             snapshot_entries: 10_000,
             snapshot_keep_entries: 5_000,
             forward_timeout_ms: 3_000,
+            metrics: Arc::default(),
             boot_nonce: 0,
         }
     }
@@ -148,13 +153,17 @@ impl<T> Forwarded<T> {
 
     /// Commands not applied within the timeout: the leader may have lost them or may yet
     /// commit them; their clients learn that the outcome is unknown.
-    fn expire(&mut self, now_ms: u64) {
+    /// Returns how many it answered so.
+    fn expire(&mut self, now_ms: u64) -> u64 {
+        let mut expired = 0;
         while let Some(entry) = self.pending.first_entry() {
             if now_ms < entry.get().sent_ms + self.timeout_ms {
                 break;
             }
             let _ = entry.remove().reply.send(Err(ClientError::TimedOut));
+            expired += 1;
         }
+        expired
     }
 
     /// This node applied an entry of `term`. A command forwarded to the leader of an older term
@@ -163,7 +172,9 @@ impl<T> Forwarded<T> {
     /// go down along a log, and the log matching property extends that to the committed
     /// prefix). Its client learns that nothing happened (`NotLeader`) and may send it again
     /// (the HTTP layer does). Tags grow with time and terms with tags, so the oldest come first.
-    fn superseded(&mut self, term: Term, leader: Option<NodeId>) {
+    /// Returns how many it answered so.
+    fn superseded(&mut self, term: Term, leader: Option<NodeId>) -> u64 {
+        let mut superseded = 0;
         while let Some(entry) = self.pending.first_entry() {
             if entry.get().term >= term {
                 break;
@@ -172,7 +183,9 @@ impl<T> Forwarded<T> {
                 .remove()
                 .reply
                 .send(Err(ClientError::NotLeader { leader }));
+            superseded += 1;
         }
+        superseded
     }
 }
 
@@ -228,6 +241,10 @@ struct Node<S: StateMachine, O> {
     snapshot_index: Index,
     /// What this node measured of its followers while leading.
     followers: Followers,
+    /// What it counts of itself (`/metrics`).
+    metrics: Arc<Metrics>,
+    /// The leader it last knew of, to count and log leader changes.
+    last_leader: Option<(Term, NodeId)>,
 }
 
 /// Runs one node until the request channel closes, the observer asks it to stop, or the disk fails.
@@ -276,42 +293,18 @@ where
     let (recovered_term, recovered_vote) =
         (recovered.hard_state.term, recovered.hard_state.voted_for);
     let raw = RawNode::restart(
-        config.raft,
+        config.raft.clone(),
         recovered.hard_state,
         recovered.snapshot,
         recovered.log_start,
         recovered.entries,
     )?;
     let now = clock.now_ms();
-    let mut node = Node {
-        raw,
-        sm,
-        observer,
-        waiting: BTreeMap::new(),
-        forwarded: Forwarded::new(config.boot_nonce, config.forward_timeout_ms),
-        reads: BTreeMap::new(),
-        unsent_reads: Vec::new(),
-        read_ctx: config.boot_nonce,
-        watchers: Vec::new(),
-        watchers_max: config.watchers_max,
-        applied_waiters: BTreeMap::new(),
-        read_timeout_ms: config.read_timeout_ms,
-        housekeeping_ms: config.housekeeping_ms.max(1),
-        housekept_ms: now,
-        tick_ms: config.tick_ms,
-        leader_sends_before_sync: config.leader_sends_before_sync,
-        lazy_commit_sync: config.lazy_commit_sync,
-        synced_term: recovered_term,
-        synced_vote: recovered_vote,
-        ticked_ms: now,
-        snapshot_entries: config.snapshot_entries,
-        snapshot_keep_entries: config.snapshot_keep_entries,
-        snapshot_index,
-        followers: Followers::default(),
-    };
+    let synced = (recovered_term, recovered_vote);
+    let mut node = Node::new(&config, (raw, sm, observer), now, synced, snapshot_index);
     loop {
         node.drain_ready(&mut wal, &mut net, &clock).await?;
-        node.maybe_snapshot(&mut wal).await?;
+        node.maybe_snapshot(&mut wal, &clock).await?;
         node.observer.stepped(&node.raw);
         if node.observer.should_stop() {
             return Ok(());
@@ -357,6 +350,45 @@ where
 const INPUT_BATCH_MAX: usize = 64;
 
 impl<S: StateMachine, O: Observer> Node<S, O> {
+    /// The loop's state at start, `now_ms` in the world's time, with the term and vote the
+    /// disk holds and the index of the snapshot the state machine was restored from.
+    fn new(
+        config: &NodeConfig,
+        (raw, sm, observer): (RawNode, S, O),
+        now: u64,
+        (synced_term, synced_vote): (Term, Option<NodeId>),
+        snapshot_index: Index,
+    ) -> Node<S, O> {
+        Node {
+            raw,
+            sm,
+            observer,
+            waiting: BTreeMap::new(),
+            forwarded: Forwarded::new(config.boot_nonce, config.forward_timeout_ms),
+            reads: BTreeMap::new(),
+            unsent_reads: Vec::new(),
+            read_ctx: config.boot_nonce,
+            watchers: Vec::new(),
+            watchers_max: config.watchers_max,
+            applied_waiters: BTreeMap::new(),
+            read_timeout_ms: config.read_timeout_ms,
+            housekeeping_ms: config.housekeeping_ms.max(1),
+            housekept_ms: now,
+            tick_ms: config.tick_ms,
+            leader_sends_before_sync: config.leader_sends_before_sync,
+            lazy_commit_sync: config.lazy_commit_sync,
+            synced_term,
+            synced_vote,
+            ticked_ms: now,
+            snapshot_entries: config.snapshot_entries,
+            snapshot_keep_entries: config.snapshot_keep_entries,
+            snapshot_index,
+            followers: Followers::default(),
+            metrics: config.metrics.clone(),
+            last_leader: None,
+        }
+    }
+
     /// Ticks the Raft core once for every tick boundary passed since the last one. A node that
     /// was paused for long is ticked at most one election timeout's worth: more would change
     /// nothing but the work done.
@@ -371,8 +403,13 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
 
     fn step(&mut self, msg: Message, now_us: u64) {
         let status = self.raw.status();
-        if status.role == RoleKind::Leader {
-            self.followers.received(status.term, &msg, now_us);
+        if status.role == RoleKind::Leader
+            && let Some(us) = self.followers.received(status.term, &msg, now_us)
+        {
+            self.metrics.peer_round_trip.observe(us);
+        }
+        if matches!(msg.kind, MessageKind::Append { .. }) {
+            Metrics::add(&self.metrics.append_received, 1);
         }
         if let Err(e) = self.raw.step(msg) {
             tracing::warn!(node = self.raw.id().0, error = %e, "dropped a message");
@@ -625,7 +662,12 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                         hs.term == self.synced_term && hs.voted_for == self.synced_vote
                     });
                 if !(commit_only && self.lazy_commit_sync) {
+                    let started_us = clock.now_us();
                     wal.sync().await?;
+                    let synced_us = clock.now_us();
+                    self.metrics
+                        .wal_fsync
+                        .observe(synced_us.saturating_sub(started_us));
                     if let Some(hs) = &ready.hard_state {
                         self.synced_term = hs.term;
                         self.synced_vote = hs.voted_for;
@@ -644,7 +686,8 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     }
                     _ => self.answer(entry.index, entry.term, output),
                 }
-                self.forwarded.superseded(entry.term, self.raw.leader());
+                let superseded = self.forwarded.superseded(entry.term, self.raw.leader());
+                Metrics::add(&self.metrics.proposals_failed, superseded);
             }
             for read_state in &ready.read_states {
                 if let Some(read) = self.reads.get_mut(&read_state.ctx) {
@@ -654,7 +697,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             self.raw.advance(ready);
         }
         self.serve_reads();
-        self.forwarded.expire(self.ticked_ms);
+        let expired = self.forwarded.expire(self.ticked_ms);
+        Metrics::add(&self.metrics.proposals_failed, expired);
+        self.count_and_log();
         if applied_any && !self.watchers.is_empty() {
             self.wake_watchers();
         }
@@ -706,10 +751,12 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         let later = self.waiting.split_off(&snapshot.index.next());
         for (_, (_, reply)) in std::mem::replace(&mut self.waiting, later) {
             let _ = reply.send(Err(ClientError::Compacted));
+            Metrics::add(&self.metrics.proposals_failed, 1);
         }
         // Forwarded commands carry no index here: any of them may lie under the snapshot.
         for (_, pending) in std::mem::take(&mut self.forwarded.pending) {
             let _ = pending.reply.send(Err(ClientError::Compacted));
+            Metrics::add(&self.metrics.proposals_failed, 1);
         }
         Ok(())
     }
@@ -739,7 +786,11 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     /// Raft §7: once `snapshot_entries` entries were applied since the last snapshot, saves
     /// the state machine and rewrites the log as that snapshot plus the entries after
     /// `snapshot_keep_entries` before it.
-    async fn maybe_snapshot<D: Disk>(&mut self, wal: &mut Wal<D>) -> Result<(), NodeError> {
+    async fn maybe_snapshot<D: Disk, C: Clock>(
+        &mut self,
+        wal: &mut Wal<D>,
+        clock: &C,
+    ) -> Result<(), NodeError> {
         let applied = self.raw.status().applied;
         if self.snapshot_entries == 0 || applied.0 < self.snapshot_index.0 + self.snapshot_entries {
             return Ok(());
@@ -749,6 +800,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             .raft_log()
             .term(applied)
             .expect("the applied entry is in the log");
+        let started_us = clock.now_us();
         let snapshot = Snapshot {
             index: applied,
             term,
@@ -771,6 +823,10 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         let log = self.raw.raft_log();
         debug_assert_eq!(log.stable(), log.last_index(), "a drained log is stable");
         let kept = self.rewrite_log(wal, &snapshot).await?;
+        let saved_us = clock.now_us();
+        self.metrics
+            .snapshot_save
+            .observe(saved_us.saturating_sub(started_us));
         self.snapshot_index = applied;
         tracing::debug!(
             node = self.raw.id().0,
@@ -788,8 +844,41 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             if leads {
                 self.followers.sent(&msg, now_us);
             }
+            if matches!(msg.kind, MessageKind::Append { .. }) {
+                Metrics::add(&self.metrics.append_sent, 1);
+            }
             self.observer.sending(&msg);
             net.send(msg);
+        }
+    }
+
+    /// Updates the gauges and counts (and logs) a new leader or a campaign.
+    fn count_and_log(&mut self) {
+        let status = self.raw.status();
+        let m = &self.metrics;
+        Metrics::set(&m.term, status.term.0);
+        Metrics::set(&m.committed, status.commit.0);
+        Metrics::set(&m.applied, status.applied.0);
+        Metrics::set(&m.has_leader, u64::from(status.leader.is_some()));
+        Metrics::set(&m.is_leader, u64::from(status.role == RoleKind::Leader));
+        let pending = self.waiting.len() + self.forwarded.pending.len();
+        Metrics::set(&m.proposals_pending, pending as u64);
+        let leader = status.leader.map(|leader| (status.term, leader));
+        if leader.is_some() && leader != self.last_leader {
+            Metrics::add(&m.leader_changes, 1);
+            tracing::info!(
+                node = status.id.0,
+                term = status.term.0,
+                leader = status.leader.map_or(0, |l| l.0),
+                "new leader"
+            );
+            self.last_leader = leader;
+        } else if leader.is_none()
+            && matches!(status.role, RoleKind::Candidate)
+            && self.last_leader.is_some_and(|(term, _)| term < status.term)
+        {
+            tracing::info!(node = status.id.0, term = status.term.0, "campaigning");
+            self.last_leader = None;
         }
     }
 
@@ -819,6 +908,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 output,
             })
         } else {
+            Metrics::add(&self.metrics.proposals_failed, 1);
             Err(ClientError::Overwritten)
         };
         let _ = reply.send(answer);

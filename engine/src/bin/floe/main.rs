@@ -434,6 +434,7 @@ async fn run(s: Settings) -> Result<(), String> {
             legacy: s.legacy,
             request_timeout_ms: 5_000 + 2 * s.election_ms,
             expiration: s.expiration,
+            metrics: node.metrics.clone(),
         },
         Box::new(DirectoryMembership {
             directory,
