@@ -28,7 +28,7 @@ use engine::store::{
     command_from_params, render_error, render_with, success_status,
 };
 
-/// 2026-11-23T19:03:51Z, about when the A.1 session ran.
+/// 2026-11-23T19:03:51Z, about when the first recorded session ran.
 const T0_MS: u64 = 1_795_460_631_000;
 
 struct Session {
@@ -531,7 +531,7 @@ fn a2_watches(s: &mut Session) {
 }
 
 fn a3_history_window(s: &mut Session) {
-    // A.3: 1100 writes between G123 and G131.
+    // The recording made 1100 writes between G123 and G131.
     for n in 0..1100 {
         s.setup_set("/bulk", &n.to_string(), None);
     }
