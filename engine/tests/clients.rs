@@ -1,6 +1,6 @@
 //! The clients people already use, unchanged, against `floe`: python-etcd 0.4.5 (its API and its
 //! own integration suite, which starts `floe` as `etcd`), dsoprea's `etcd` 2.0.8 (the 2014
-//! client, with the two harness shims of etcd-v2.md §4.3), and etcdctl v2. Each script asserts
+//! client, with the two harness shims of engine/src/store/README.md §12.2), and etcdctl v2. Each script asserts
 //! real results; the same scripts pass against a real etcd 3.4 (but for dsoprea's lock, which
 //! needs the 0.x layer etcd 3.4 lacks).
 

@@ -1,6 +1,7 @@
 //! Differential test: the same scripted requests to a real etcd 3.4 (`--enable-v2=true`) and to
-//! Floe; status, headers and JSON must agree after etcd-v2.md §8's normalisation (index shift,
-//! expirations, ids). The scripts (`differential/cases/*.txt`) follow the spec's transcripts.
+//! Floe; status, headers and JSON must agree after the normalisation of
+//! engine/src/store/README.md §12.5 (index shift, expirations, ids). The scripts
+//! (`differential/cases/*.txt`) follow the recorded transcripts of that README's §Transcripts.
 
 mod support;
 

@@ -1,6 +1,6 @@
 //! Interaction tests: the text scripts in `engine/testdata/*.txt`, run through the `datadriven`
-//! crate over the in-memory network of `tests/common` (STYLE.md §3 rule 13, after etcd's
-//! `rafttest`).
+//! crate over the in-memory network of `tests/common`, after etcd's `raft/rafttest` interaction
+//! tests (github.com/etcd-io/raft, `rafttest/interaction_env*.go`).
 //!
 //! `REWRITE=1 cargo test -p engine --test interaction` regenerates every expected output in
 //! place. Read the diff before committing it: commit only rewrites whose cause you can explain.

@@ -1,7 +1,7 @@
 //! The rules of the Raft paper (Ongaro and Ousterhout, "In Search of an Understandable Consensus
 //! Algorithm", 2014), one named test per rule, plus property tests of the safety guarantees of
-//! Figure 3 under random message loss, reordering, duplication, partitions and restarts
-//! (STYLE.md §3 rule 14). Names end with the paper section they pin down.
+//! Figure 3 under random message loss, reordering, duplication, partitions and restarts.
+//! Names end with the paper section they pin down.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Model test: `engine::store::Store` against a deliberately naive reference written from
-//! etcd-v2.md §2.1–2.6 (a flat `BTreeMap` of full key paths, linear scans, an index counter and a
+//! engine/src/store/README.md §3-§8 (a flat `BTreeMap` of full key paths, linear scans, an index counter and a
 //! list of every event). Random operation sequences over a tiny key space (`/`, `/a`, `/a/b`,
 //! `/a/_x`, `/c`, `/_h`) make files, directories, hidden keys and the root collide. Store and
 //! model must agree on every success/failure, error code, cause and index, on the values and

@@ -1,16 +1,18 @@
-//! Replays the keys-API golden transcripts of etcd-v2.md Appendix A against `engine::store` at the
-//! typed level: the same parameters go through `command_from_params`, the command is applied, and
-//! the status, `X-Etcd-Index` and body are compared with what etcd 3.4.23 answered.
+//! Replays the recorded keys-API transcripts of etcd 3.4.23 (the `G<n>` numbers, listed in
+//! engine/src/store/README.md §Transcripts) against `engine::store` at the typed level: the same
+//! parameters go through `command_from_params`, the command is applied, and the status,
+//! `X-Etcd-Index` and body are compared with what etcd 3.4.23 answered.
 //!
-//! Normalisation (etcd-v2.md §8): each session starts the store at the transcript's first
-//! `X-Etcd-Index` (3.4 starts at 3 because of its hidden cluster entries; the second node of A.4
-//! was at 263 after the client tests), so every later index must match exactly. `expiration`
+//! Normalisation (as in engine/src/store/README.md §12.5): each session starts the store at the
+//! transcript's first `X-Etcd-Index` (3.4 starts at 3 because of its hidden cluster entries; the
+//! second recorded node was at 263 after the client tests), so every later index must match
+//! exactly. `expiration`
 //! strings are replaced by a placeholder (etcd's clock, nanoseconds and `Z`; ours is ms), after
 //! checking that the expiry equals `now + ttl`. `ttl` is compared as rendered: the session clock
 //! advances a few ms per request, as on the real node, so the rounded-up values must agree.
 //!
-//! The transcripts depend on each other (indexes, keys), so they run as continuous sessions:
-//! A.1 + A.2 + A.3 (one node: G2–G53, G101–G123, G131–G132) and A.4 + A.7 (second node:
+//! The transcripts depend on each other (indexes, keys), so they run as the two continuous
+//! sessions they were recorded in (first node: G2–G53, G101–G123, G131–G132; second node:
 //! G141–G162, G191–G193). Writes the transcripts imply but do not show are replayed with a
 //! comment (index 33, the 1100 bulk writes, indexes 279–282, the TTL keys of G119/G191/G192).
 //!
@@ -26,7 +28,7 @@ use engine::store::{
     command_from_params, render_error, render_with, success_status,
 };
 
-/// 2026-11-23T19:03:51Z, about when the A.1 session ran.
+/// 2026-11-23T19:03:51Z, about when the first recorded session ran.
 const T0_MS: u64 = 1_795_460_631_000;
 
 struct Session {
@@ -118,7 +120,7 @@ impl Session {
         }
     }
 
-    /// The expiry travels as `now + ttl`, computed by the proposer (etcd-v2.md §2.6).
+    /// The expiry travels as `now + ttl`, computed by the proposer (engine/src/store/README.md §7).
     fn check_ttl(&self, id: &str, event: &Event, params: &[(String, String)]) {
         let ttl = params
             .iter()
@@ -529,7 +531,7 @@ fn a2_watches(s: &mut Session) {
 }
 
 fn a3_history_window(s: &mut Session) {
-    // A.3: 1100 writes between G123 and G131.
+    // The recording made 1100 writes between G123 and G131.
     for n in 0..1100 {
         s.setup_set("/bulk", &n.to_string(), None);
     }

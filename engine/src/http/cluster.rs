@@ -1,5 +1,6 @@
 //! The cluster endpoints: `/version`, `/health`, `/v2/machines`, `/v2/members`,
-//! `/v2/stats/*` (etcd-v2.md §4.1) and the 0.x text `/v2/leader` (§4.2).
+//! `/v2/stats/*` (store/README.md §10) and the 0.x text `/v2/leader` (§11.2). `G<n>` numbers
+//! are the recorded etcd exchanges of store/README.md §Transcripts.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -231,7 +232,7 @@ impl App {
         response::with_body(200, JSON, body)
     }
 
-    /// 0.x `/v2/leader`: the leader's peer URL as text (etcd-v2.md §4.2).
+    /// 0.x `/v2/leader`: the leader's peer URL as text (store/README.md §11.2).
     pub(super) async fn legacy_leader(self: &Arc<Self>) -> Response<Body> {
         let leader = self.client.status().await.ok().and_then(|s| s.leader);
         match leader

@@ -1,5 +1,5 @@
-//! Go's URL and form rules, which etcd clients depend on (etcd-v2.md §1): percent-decoding,
-//! `ParseQuery`, the mux's path cleaning.
+//! Go's URL and form rules, which etcd clients depend on (store/README.md §2.2-§2.4):
+//! percent-decoding, `ParseQuery`, the mux's path cleaning. `G<n>`: store/README.md §Transcripts.
 //!
 //! Depends on nothing else in the crate.
 

@@ -1,4 +1,5 @@
-//! `/v2/keys`: reads, writes, and long-poll or stream watches (etcd-v2.md §2).
+//! `/v2/keys`: reads, writes, and long-poll or stream watches (store/README.md §3-§9; `G<n>`
+//! numbers are its transcripts, §Transcripts).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ struct ReadParams {
     stream: bool,
 }
 
-/// etcd's parameter checks for a GET, in its order (etcd-v2.md §2.4: prevIndex, waitIndex,
+/// etcd's parameter checks for a GET, in its order (store/README.md §4.2: prevIndex, waitIndex,
 /// bools, empty prevValue, noValueOnSuccess, ttl, prevExist, refresh).
 fn read_params(params: &[(String, String)], now_ms: u64) -> Result<ReadParams, StoreError> {
     index_param(params, "prevIndex")?;
@@ -72,7 +73,7 @@ fn stat_name(command: &Command) -> &'static str {
     }
 }
 
-/// A 500/300 for failures below the store (etcd-v2.md §3.1: index 0).
+/// A 500/300 for failures below the store (store/README.md §6.2: index 0).
 pub(super) fn internal(error: &ClientError, cluster_id: &str) -> Response<Body> {
     let cause = match error {
         ClientError::Overwritten
@@ -244,7 +245,7 @@ impl App {
             self.read_response(answer)
         };
         if is_head {
-            // etcd-v2.md §1: HEAD is GET without the body, Content-Length included (G6).
+            // store/README.md §2.5: HEAD is GET without the body, Content-Length included (G6).
             let length = hyper::body::Body::size_hint(response.body())
                 .exact()
                 .unwrap_or(0);
@@ -269,8 +270,8 @@ impl App {
         }
     }
 
-    /// A watch (etcd-v2.md §2.5): 401 and parameter errors come instead of the 200; otherwise the
-    /// headers go out at once with `X-Etcd-Index` = the store index at the watch's start, and
+    /// A watch (store/README.md §8): 401 and parameter errors come instead of the 200; otherwise
+    /// the headers go out at once with `X-Etcd-Index` = the store index at the watch's start, and
     /// the event follows (chunked). With `stream`, every matching event follows, one per line,
     /// until the client leaves. Watches never time out.
     async fn watch(

@@ -1,4 +1,4 @@
-//! The 0.x layer (etcd-v2.md §4.2, §4.3): the machine registry `/v2/keys/_etcd/machines`, and
+//! The 0.x layer (store/README.md §11, §12.2): the machine registry `/v2/keys/_etcd/machines`, and
 //! the lock and leader modules `/mod/v2/lock/<name>`, `/mod/v2/leader/<name>`, built on the
 //! store by `server::lock`. Lock calls run on the leader (a follower forwards them).
 
@@ -73,8 +73,8 @@ fn contender(params: &[(String, String)], release: bool) -> Result<Contender, St
 
 impl App {
     /// The synthetic 0.x machine registry: one child per member and client URL, value
-    /// `etcd=<client URL>&raft=<peer URL>` (etcd-v2.md §4.2), so dsoprea's client finds the URL
-    /// it was given.
+    /// `etcd=<client URL>&raft=<peer URL>` (store/README.md §11.1), so dsoprea's client finds the
+    /// URL it was given.
     pub(super) async fn legacy_machines(&self, is_head: bool) -> Response<Body> {
         let root = KvGet {
             key: "/".into(),
@@ -176,7 +176,7 @@ impl App {
         }
     }
 
-    /// `/mod/v2/leader/<key>`: the lock module with `value = name` (etcd-v2.md §4.2).
+    /// `/mod/v2/leader/<key>`: the lock module with `value = name` (store/README.md §11.4).
     pub(super) async fn leader_module(
         self: Arc<Self>,
         head: Parts,
@@ -289,7 +289,7 @@ impl App {
         .await
     }
 
-    /// The module's error shapes (etcd-v2.md §4.2): "not queued" is a JSON 404/100 with cause
+    /// The module's error shapes (store/README.md §11.3): "not queued" is a JSON 404/100 with cause
     /// `Renew`/`Release`; errors from its inner keys-API calls are 500 text
     /// `<code>: <message> (<cause>) [<index>]`; anything else 500 text.
     fn lock_error(&self, error: &LockError) -> Response<Body> {

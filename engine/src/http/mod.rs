@@ -1,4 +1,5 @@
-//! The etcd v2 HTTP API over the typed client API (etcd-v2.md is the specification).
+//! The etcd v2 HTTP API over the typed client API (`engine/src/store/README.md` is the
+//! specification; `G<n>` numbers are its recorded transcripts, §Transcripts).
 //!
 //! - `form`: Go's URL, query and path rules.
 //! - `response`: responses shaped as etcd's Go server writes them.
@@ -38,7 +39,7 @@ use response::Body;
 
 pub use form::{clean, mux_clean, parse_query, unescape};
 
-/// Largest form body Go's `ParseForm` reads (etcd-v2.md §2.8): larger is error 210.
+/// Largest form body Go's `ParseForm` reads (store/README.md §2.3): larger is error 210.
 pub const FORM_BYTES_MAX: usize = 10 << 20;
 
 /// One member as the HTTP layer shows it.
@@ -69,14 +70,14 @@ pub struct HttpConfig {
     pub id: NodeId,
     /// `X-Etcd-Cluster-Id`: lowercase hex.
     pub cluster_id: String,
-    /// Serve the 0.x layer (etcd-v2.md §4.2). On by default.
+    /// Serve the 0.x layer (store/README.md §11). On by default.
     pub legacy: bool,
     /// How long a write or quorum read waits for a leader before `500`/300
     /// `etcdserver: request timed out` (etcd: 5 s + 2 × election timeout).
     pub request_timeout_ms: u64,
     /// The node's counters (`/metrics`, `/v2/stats/self`): the same as `NodeConfig::metrics`.
     pub metrics: Arc<crate::server::Metrics>,
-    /// `expiration` suffix (`+00:00` by default, §8 decision (a)).
+    /// `expiration` suffix (`+00:00` by default, store/README.md §5.2).
     pub expiration: crate::store::ExpirationStyle,
 }
 
@@ -166,7 +167,7 @@ impl App {
         } else {
             tracing::Instrument::instrument(self.route(request), span).await
         };
-        // etcd 3.4's default CORS headers (etcd-v2.md §1) on every response.
+        // etcd 3.4's default CORS headers (store/README.md §2.5) on every response.
         let headers = response.headers_mut();
         headers.insert(
             "Access-Control-Allow-Origin",
@@ -231,7 +232,7 @@ impl App {
 
 /// The request body as Go's `ParseForm` would read it: only for PUT/POST/PATCH with a form
 /// content type, at most 10 MiB (larger: the 210 cause `http: POST too large`). Other bodies
-/// are ignored, as etcd ignores them (etcd-v2.md §1).
+/// are ignored, as etcd ignores them (store/README.md §2.3).
 async fn read_form_body(head: &Parts, body: Incoming) -> Result<Bytes, String> {
     let takes_body =
         matches!(head.method, Method::PUT | Method::POST) || head.method.as_str() == "PATCH";

@@ -1,4 +1,5 @@
-//! Building responses the way etcd's Go server writes them (etcd-v2.md §1, §2.3, §3).
+//! Building responses the way etcd's Go server writes them (store/README.md §2, §5, §6;
+//! `G<n>` numbers are its transcripts, §Transcripts).
 
 use std::convert::Infallible;
 
@@ -62,7 +63,7 @@ pub fn plain_error(status: u16, text: &str) -> Response<Body> {
 }
 
 /// An etcd v2 error: its JSON body, status, and `X-Etcd-Index` = the error's index; no
-/// `X-Raft-*` headers (etcd-v2.md §2.3).
+/// `X-Raft-*` headers (store/README.md §5.3).
 pub fn store_error(error: &StoreError, cluster_id: &str) -> Response<Body> {
     let mut response = with_body(error.code.http_status(), JSON, render_error(error));
     set(&mut response, "X-Etcd-Cluster-Id", cluster_id);
@@ -70,7 +71,7 @@ pub fn store_error(error: &StoreError, cluster_id: &str) -> Response<Body> {
     response
 }
 
-/// A `{"message":…}` error of the members and stats endpoints (etcd-v2.md §3.2).
+/// A `{"message":…}` error of the members and stats endpoints (store/README.md §6.3).
 pub fn message_error(status: u16, message: &str) -> Response<Body> {
     let mut body = String::from("{\"message\":");
     crate::store::render::push_json_string(&mut body, message);

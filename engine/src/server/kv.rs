@@ -17,7 +17,7 @@ pub struct KvGet {
     pub sorted: bool,
 }
 
-/// A watch on the store (etcd-v2.md §2.5).
+/// A watch on the store (store/README.md §8).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KvWatch {
     /// The watched key.
@@ -143,14 +143,15 @@ impl StateMachine for KvMachine {
         self.store.index()
     }
 
-    /// `waitIndex` 0 (or absent) means the next change after the watch arrived (etcd-v2.md §2.5).
+    /// `waitIndex` 0 (or absent) means the next change after the watch arrived (store/README.md
+    /// §8.2).
     fn arm_watch(&self, watch: &mut KvWatch) {
         if watch.wait_index == 0 {
             watch.wait_index = self.store.index() + 1;
         }
     }
 
-    /// etcd v2 expires keys by a leader-stamped tick (etcd-v2.md §2.6); it is proposed only
+    /// etcd v2 expires keys by a leader-stamped tick (store/README.md §7); it is proposed only
     /// once some node's expiry instant has passed.
     fn leader_proposal(&self, unix_ms: u64) -> Option<Vec<u8>> {
         let due = self.store.next_expiry_ms()?;

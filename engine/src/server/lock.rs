@@ -1,7 +1,7 @@
-//! The etcd 0.x lock and leader modules (etcd-v2.md §4.2), built, as 0.3 built them, from
-//! ordinary store operations: a lock is the hidden directory `/_etcd/mod/lock/<name>`, each
-//! contender an in-order key in it with a TTL, and the holder the contender with the lowest
-//! index. Every step is a replicated write or a linearizable read, so any node can serve it.
+//! The etcd 0.x lock and leader modules (store/README.md §11.3, §11.4), built, as 0.3 built them,
+//! from ordinary store operations: a lock is the hidden directory `/_etcd/mod/lock/<name>`, each
+//! contender an in-order key in it with a TTL, and the holder the contender with the lowest index.
+//! Every step is a replicated write or a linearizable read, so any node can serve it.
 //!
 //! Depends on `kv` (the typed store client) and the `Clock` trait, for timeouts and TTL renewal.
 

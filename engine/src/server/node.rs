@@ -310,7 +310,8 @@ where
             return Ok(());
         }
         let deadline = node.ticked_ms + node.raw.ticks_until_timeout() * node.tick_ms;
-        // `biased`: poll in a fixed order, so a seed replays exactly (madsim.md, pitfall 1).
+        // `biased`: poll in a fixed order, so a seed replays exactly (an unbiased select picks a
+        // ready branch at random, from an RNG that is not the seed's).
         futures::select_biased! {
             request = requests.next() => {
                 node.catch_up(clock.now_ms());

@@ -1,7 +1,8 @@
-//! `Store::apply`: the decision tables of etcd-v2.md §2.4 and the expiry of §2.6.
+//! `Store::apply`: the decision tables of store/README.md §4 and the expiry of §7.
 //!
 //! Every operation checks everything before it changes anything, so a failed command leaves the
-//! store (tree, index, history) exactly as it was (§2.1: failures do not move the index).
+//! store (tree, index, history) exactly as it was (§3.5: failures do not move the index).
+//! `G<n>` numbers are the recorded etcd exchanges of store/README.md §Transcripts.
 
 use super::command::Command;
 use super::error::{ErrorCode, StoreError};
@@ -10,7 +11,7 @@ use super::key;
 use super::tree::Node;
 use super::{Applied, Store};
 
-/// What a write with `refresh=true` must find: etcd-v2.md §2.4 keeps the old value and the
+/// What a write with `refresh=true` must find: store/README.md §4.4 keeps the old value and the
 /// createdIndex and only moves the TTL, under the action of the operation it rides on.
 struct Refresh<'a> {
     action: Action,
@@ -46,7 +47,7 @@ impl Store {
                 value,
                 expire_at_ms: at,
             } => {
-                // etcd-v2.md §2.4 POST: the name is the index this create will get, %020d.
+                // store/README.md §4.5: the name is the index this create will get, %020d.
                 let dir_key = key::normalize(dir_key);
                 let name = format!("{}{:020}", key::child_prefix(&dir_key), self.index + 1);
                 self.create(&name, *dir, value, *at)
@@ -113,7 +114,7 @@ impl Store {
         event
     }
 
-    /// etcd-v2.md §2.1: the root is read-only, error 107 with cause `/` (G30, G155).
+    /// store/README.md §3.2: the root is read-only, error 107 with cause `/` (G30, G155).
     fn check_writable(&self, key: &str) -> Result<(), StoreError> {
         if key::is_root(key) {
             return Err(StoreError::new(
@@ -135,7 +136,7 @@ impl Store {
         view
     }
 
-    /// Plain PUT (etcd-v2.md §2.4 "otherwise" row): replace a file or create; a directory in the
+    /// Plain PUT (store/README.md §4.3, last row): replace a file or create; a directory in the
     /// way is 102 (G25, G27); `dir=true` over a file replaces it with a directory (G53).
     fn set(
         &mut self,
@@ -234,7 +235,7 @@ impl Store {
     }
 
     /// `refresh=true`: same checks as the operation it rides on, then only the TTL and the
-    /// modifiedIndex change; the event does not fire watchers (etcd-v2.md §2.4, G44, G191).
+    /// modifiedIndex change; the event does not fire watchers (store/README.md §4.4, G44, G191).
     fn refresh(&mut self, r: Refresh<'_>) -> Result<Event, StoreError> {
         self.check_writable(r.key)?;
         let old = self.tree.find(r.key, self.index)?;
@@ -339,8 +340,8 @@ impl Store {
         self.commit(action, node, Some(prev_view))
     }
 
-    /// etcd-v2.md §2.6: removes every node whose expiry is at or before `now_ms`, earliest first,
-    /// each with its subtree, one `expire` event and one index each (G119, G192).
+    /// store/README.md §7: removes every node whose expiry is at or before `now_ms`, earliest
+    /// first, each with its subtree, one `expire` event and one index each (G119, G192).
     fn expire(&mut self, now_ms: u64) -> Vec<Event> {
         let mut events = Vec::new();
         // Each round removes at least one node, so the tree size bounds the loop.
@@ -359,8 +360,8 @@ impl Store {
 }
 
 /// The 101 cause when the conditions do not hold, naming only the failed comparisons:
-/// `[prevValue != value]`, `[prevIndex != modifiedIndex]` or both (etcd-v2.md §2.4, G12-G14).
-/// An empty prevValue or a 0 prevIndex is no condition (§2.2).
+/// `[prevValue != value]`, `[prevIndex != modifiedIndex]` or both (store/README.md §4.3,
+/// G12-G14). An empty prevValue or a 0 prevIndex is no condition (§2.4, §4.1).
 fn compare_failure(
     node: &Node,
     prev_value: Option<&str>,

@@ -2,7 +2,8 @@
 //! form parameters.
 //!
 //! Depends on `error`, `key` and `ttl`. TTLs travel as absolute expiry instants computed by the
-//! proposer from its `now_ms` (etcd-v2.md §2.6), so applying a command never needs a clock.
+//! proposer from its `now_ms` (store/README.md §7), so applying a command never needs a clock.
+//! `G<n>` numbers are the recorded etcd exchanges of store/README.md §Transcripts.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,7 @@ use super::error::{ErrorCode, StoreError};
 use super::key;
 use super::ttl;
 
-/// The largest form the HTTP layer accepts: Go's `maxFormSize`, 10 MiB (etcd-v2.md §1, §2.8).
+/// The largest form the HTTP layer accepts: Go's `maxFormSize`, 10 MiB (store/README.md §2.3).
 pub const FORM_BYTES_MAX: usize = 10 << 20;
 
 /// One store mutation. Keys are cleaned by the constructors in this module; `Store::apply`
@@ -41,7 +42,7 @@ pub enum Command {
         /// Absolute expiry instant in ms, or `None` for a permanent node.
         expire_at_ms: Option<u64>,
     },
-    /// POST: create `<dir_key>/<index %020d>` (action `create`, etcd-v2.md §2.4).
+    /// POST: create `<dir_key>/<index %020d>` (action `create`, store/README.md §4.5).
     CreateInOrder {
         /// The directory to create the in-order key in.
         dir_key: String,
@@ -97,7 +98,7 @@ pub enum Command {
         prev_index: Option<u64>,
     },
     /// The leader's expiry tick (etcd's `SYNC`): removes every node whose expiry instant is at
-    /// or before `now_ms`, subtrees included, one `expire` event and one index each (§2.6).
+    /// or before `now_ms`, subtrees included, one `expire` event and one index each (README §7).
     Expire {
         /// The leader's clock when it proposed the tick, in ms since the Unix epoch.
         now_ms: u64,
@@ -133,7 +134,7 @@ pub enum WriteMethod {
     Delete,
 }
 
-/// The first value of parameter `name`. etcd-v2.md §1: names are case-sensitive and the first
+/// The first value of parameter `name`. store/README.md §2.3: names are case-sensitive, the first
 /// value wins; the HTTP layer puts body values before query values ("body beats query").
 pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
@@ -142,7 +143,8 @@ pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> 
         .map(|(_, v)| v.as_str())
 }
 
-/// Go's `strconv.ParseBool` (etcd-v2.md §1): anything else, the empty string included, is `None`.
+/// Go's `strconv.ParseBool` (store/README.md §2.4): anything else, the empty string included, is
+/// `None`.
 pub fn parse_go_bool(text: &str) -> Option<bool> {
     match text {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
@@ -159,8 +161,8 @@ pub fn parse_go_uint(text: &str) -> Option<u64> {
     text.parse().ok()
 }
 
-/// A boolean parameter; absent is `None`. `quoted` picks the cause style: etcd-v2.md §3.1 quotes
-/// the name for plain bools (`invalid value for "recursive"`) but not for prevExist/refresh.
+/// A boolean parameter; absent is `None`. `quoted` picks the cause style: store/README.md §2.4
+/// quotes the name for plain bools (`invalid value for "recursive"`) but not for prevExist/refresh.
 pub fn bool_param(
     params: &[(String, String)],
     name: &str,
@@ -195,7 +197,7 @@ pub fn index_param(params: &[(String, String)], name: &str) -> Result<Option<u64
 }
 
 /// The `ttl` parameter as an absolute expiry instant: absent or empty is permanent (G9); a sign,
-/// garbage or a value past `ttl::TTL_SECONDS_MAX` is 202 (G17, G103, §2.6).
+/// garbage or a value past `ttl::TTL_SECONDS_MAX` is 202 (G17, G103, store/README.md §7).
 pub fn ttl_param(params: &[(String, String)], now_ms: u64) -> Result<Option<u64>, StoreError> {
     let text = match param(params, "ttl") {
         None | Some("") => return Ok(None),
@@ -207,7 +209,7 @@ pub fn ttl_param(params: &[(String, String)], now_ms: u64) -> Result<Option<u64>
         .ok_or_else(|| StoreError::param(ErrorCode::TtlNan, "invalid value for \"ttl\""))
 }
 
-/// The parsed, validated parameters of a write (etcd-v2.md §2.2).
+/// The parsed, validated parameters of a write (store/README.md §4.1).
 struct WriteParams {
     recursive: bool,
     dir: bool,
@@ -221,7 +223,7 @@ struct WriteParams {
 
 /// Builds the store command of a PUT, POST or DELETE on `key` from etcd-style form parameters.
 ///
-/// Checks run in etcd's order (etcd-v2.md §2.4): prevIndex, waitIndex, bools, wait-only-GET,
+/// Checks run in etcd's order (store/README.md §4.2): prevIndex, waitIndex, bools, wait-only-GET,
 /// empty prevValue, noValueOnSuccess, ttl, prevExist, refresh, then the refresh rules and the
 /// 10 MiB form limit. Parameter errors carry index 0. `noValueOnSuccess` is validated here but is
 /// a rendering flag: read it with `bool_param(params, "noValueOnSuccess", true)`.
@@ -280,13 +282,13 @@ fn parse_write_params(params: &[(String, String)], now_ms: u64) -> Result<WriteP
     }
     let form_bytes: usize = params.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
     if form_bytes > FORM_BYTES_MAX {
-        // etcd-v2.md §2.8: Go refuses form bodies over 10 MiB before etcd sees them.
+        // store/README.md §2.3: Go refuses form bodies over 10 MiB before etcd sees them.
         return Err(StoreError::param(
             ErrorCode::InvalidForm,
             "http: POST too large",
         ));
     }
-    // etcd-v2.md §2.2: the value is ignored when dir=true (G148).
+    // store/README.md §4.1: the value is ignored when dir=true (G148).
     let value = if dir {
         String::new()
     } else {
@@ -304,7 +306,7 @@ fn parse_write_params(params: &[(String, String)], now_ms: u64) -> Result<WriteP
     })
 }
 
-/// The PUT decision table of etcd-v2.md §2.4.
+/// The PUT decision table of store/README.md §4.3.
 fn put_command(key: String, p: WriteParams) -> Command {
     let has_condition = p.prev_value.is_some() || p.prev_index.is_some();
     match p.prev_exist {
@@ -340,7 +342,7 @@ fn put_command(key: String, p: WriteParams) -> Command {
     }
 }
 
-/// The DELETE decision table of etcd-v2.md §2.4.
+/// The DELETE decision table of store/README.md §4.6.
 fn delete_command(key: String, p: WriteParams) -> Command {
     if p.prev_value.is_some() || p.prev_index.is_some() {
         Command::CompareAndDelete {

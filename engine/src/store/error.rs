@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-/// The etcd v2 error codes this store and its parameter parser can produce (etcd-v2.md §3.1).
+/// The etcd v2 error codes this store and its parameter parser can produce (store/README.md §6.1).
 ///
 /// Codes that only other layers emit (110 auth, 300/301 raft, 400 watcher cleared) are listed too,
 /// so the HTTP layer renders every error through one table.
@@ -88,7 +88,7 @@ impl ErrorCode {
         }
     }
 
-    /// The exact `message` text of the JSON body (etcd-v2.md §3.1).
+    /// The exact `message` text of the JSON body (store/README.md §6.1).
     pub fn message(self) -> &'static str {
         match self {
             ErrorCode::KeyNotFound => "Key not found",
@@ -117,7 +117,7 @@ impl ErrorCode {
         }
     }
 
-    /// The HTTP status etcd answers with (etcd-v2.md §3.1; note 104/107 are 400 and 401 is 400).
+    /// The HTTP status etcd answers with (store/README.md §6.1; 104/107 are 400, so is 401).
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::KeyNotFound => 404,
@@ -133,7 +133,7 @@ impl ErrorCode {
 /// A failed store operation or a rejected parameter, as etcd's JSON error body carries it.
 ///
 /// `index` is the store index at failure time for store errors and 0 for parameter errors
-/// (etcd-v2.md §3.1, §6 item 2).
+/// (store/README.md §6.2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreError {
     /// The error code.
@@ -157,14 +157,14 @@ impl StoreError {
         }
     }
 
-    /// A parameter error: etcd-v2.md §3.1 says these always carry index 0.
+    /// A parameter error: these always carry index 0 (store/README.md §6.2).
     pub fn param(code: ErrorCode, cause: impl Into<String>) -> StoreError {
         StoreError::new(code, cause, 0)
     }
 }
 
 impl fmt::Display for StoreError {
-    /// The etcdctl rendering, `100: Key not found (/nope) [5]` (etcd-v2.md §5.3).
+    /// The etcdctl rendering, `100: Key not found (/nope) [5]` (store/README.md §6.3).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,

@@ -2,7 +2,7 @@
 //!
 //! Depends on nothing else in the crate.
 
-/// The `action` of a response or watch event (etcd-v2.md §2.3, §2.4).
+/// The `action` of a response or watch event (store/README.md §4, §5.1).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -49,7 +49,7 @@ impl Action {
     }
 }
 
-/// One node as a response shows it (etcd-v2.md §2.3).
+/// One node as a response shows it (store/README.md §5.1).
 ///
 /// The root is the node with key `/` and both indexes 0; the renderer omits its key and indexes.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -70,7 +70,7 @@ pub struct NodeView {
     pub created_index: u64,
 }
 
-/// The result of one successful store operation (etcd-v2.md §2.3).
+/// The result of one successful store operation (store/README.md §5.1).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     /// What happened.
@@ -81,6 +81,7 @@ pub struct Event {
     pub prev_node: Option<NodeView>,
     /// The store index after the operation (`X-Etcd-Index`).
     pub index: u64,
-    /// True for a TTL refresh: it is in the history but never fires watchers (etcd-v2.md §2.4).
+    /// True for a TTL refresh: it is in the history but never fires watchers (store/README.md
+    /// §4.4).
     pub refresh: bool,
 }

@@ -2,15 +2,16 @@
 //!
 //! Depends on nothing else in the crate.
 
-/// The root key, a read-only directory (etcd-v2.md §2.1).
+/// The root key, a read-only directory (store/README.md §3.2).
 pub const ROOT: &str = "/";
 
-/// Cleans a key the way etcd does, `path.Clean(path.Join("/", key))` (etcd-v2.md §2.1).
+/// Cleans a key the way etcd does, `path.Clean(path.Join("/", key))` (store/README.md §3.1).
 ///
 /// Every string is a valid key: a missing leading slash is added, repeated slashes collapse,
 /// `.` segments vanish, `..` removes the segment before it (never climbing above the root) and a
 /// trailing slash is dropped. The Go mux answers `//`, `/./` and `/../` in a URL with a 301 before
-/// the store sees them (§1); that redirect belongs to the HTTP layer, the store just cleans.
+/// the store sees them (store/README.md §2.2); that redirect belongs to the HTTP layer, the store
+/// just cleans.
 pub fn normalize(key: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in key.split('/') {
@@ -65,14 +66,14 @@ pub fn last_component(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or("")
 }
 
-/// True when the node's own name starts with `_` (etcd-v2.md §2.1: hidden in listings only).
+/// True when the node's own name starts with `_` (store/README.md §3.4: hidden in listings only).
 pub fn is_hidden(key: &str) -> bool {
     last_component(key).starts_with('_')
 }
 
 /// True when `key` (a descendant of `base`) has a `_` component below `base`.
 ///
-/// etcd-v2.md §2.1: recursive listings and recursive watches skip such keys; `base` itself may
+/// store/README.md §3.4: recursive listings and recursive watches skip such keys; `base` itself may
 /// be hidden (reading or watching a hidden key directly is allowed).
 pub fn hidden_below(base: &str, key: &str) -> bool {
     let rest = key.strip_prefix(&child_prefix(base)).unwrap_or(key);

@@ -1,4 +1,6 @@
-//! The etcd v2 store: a pure, deterministic state machine over a key tree (etcd-v2.md §2).
+//! The etcd v2 store: a pure, deterministic state machine over a key tree. Its specification is
+//! `README.md` in this folder (cited as store/README.md §n; `G<n>` numbers are its recorded
+//! transcripts, §Transcripts).
 //!
 //! Layers, bottom to top (nothing imports from a layer above it):
 //! - [`key`], [`error`], [`event`], [`ttl`]: plain data and pure helpers.
@@ -97,7 +99,7 @@ impl Store {
     }
 
     /// An empty store whose index starts at `start_index` (etcd 3.4 starts at 3 because of its
-    /// hidden cluster entries, etcd-v2.md §2.1), keeping the last `watch_history_max` events.
+    /// hidden cluster entries, store/README.md §3.5), keeping the last `watch_history_max` events.
     pub fn with_config(start_index: u64, watch_history_max: usize) -> Store {
         Store {
             tree: Tree::default(),
@@ -159,7 +161,7 @@ impl Store {
     }
 
     /// The earliest expiry instant of any node, so the leader proposes `Expire` only while TTL
-    /// nodes exist (etcd-v2.md §2.6).
+    /// nodes exist (store/README.md §7).
     pub fn next_expiry_ms(&self) -> Option<u64> {
         self.tree.next_expiry_ms()
     }
@@ -169,12 +171,12 @@ impl Store {
         self.tree.len()
     }
 
-    /// Reads `key` (etcd-v2.md §2.4 GET): a file, or a directory listing one level deep, or the
+    /// Reads `key` (store/README.md §4.7): a file, or a directory listing one level deep, or the
     /// whole visible subtree with `recursive`.
     ///
     /// Listings are always in key order, which is what `sorted=true` asks for; etcd's unsorted
-    /// order is random (§2.2, G154), so key order is a faithful and deterministic choice, and
-    /// `sorted` changes nothing.
+    /// order is random (store/README.md §4.7, G154), so key order is a faithful and deterministic
+    /// choice, and `sorted` changes nothing.
     pub fn get(&self, key: &str, recursive: bool, sorted: bool) -> Result<Event, StoreError> {
         let _ = sorted;
         let key = key::normalize(key);
@@ -186,7 +188,7 @@ impl Store {
             }
         };
         let node = if key::is_root(&key) {
-            // etcd-v2.md §2.1: the root shows no key and no indexes (G2).
+            // store/README.md §3.2: the root shows no key and no indexes (G2).
             NodeView {
                 key,
                 dir: true,
@@ -213,7 +215,7 @@ impl Store {
         })
     }
 
-    /// The first event at index >= `wait_index` that a watch on `key` reports (etcd-v2.md §2.5).
+    /// The first event at index >= `wait_index` that a watch on `key` reports (store/README.md §8).
     ///
     /// `wait_index` 0 means "from the next index", which the history cannot hold yet, so it
     /// answers `None` (the live watcher registry then waits). Error 401 when `wait_index` is

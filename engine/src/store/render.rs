@@ -1,4 +1,5 @@
-//! The response bodies of etcd v2, byte for byte (etcd-v2.md §1 "JSON encoding", §2.3, §3.1).
+//! The response bodies of etcd v2, byte for byte (store/README.md §2.6, §5, §6.1; `G<n>`
+//! numbers are its transcripts, §Transcripts).
 //!
 //! Depends on `event`, `error` and `ttl`. Written by hand rather than through serde so that field
 //! order, omitted fields and Go's HTML-safe escaping are explicit; nested listings are walked
@@ -11,18 +12,19 @@ use super::ttl;
 /// How `expiration` ends.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ExpirationStyle {
-    /// `…+00:00`: the project's default, the form dsoprea's client can parse (etcd-v2.md §5.2,
-    /// §8 decision (a)); python-etcd and etcdctl accept it too.
+    /// `…+00:00`: the project's default, the form dsoprea's client can parse (store/README.md
+    /// §5.2, §12.2); python-etcd and etcdctl accept it too.
     #[default]
     Offset,
-    /// `…Z`: exactly what etcd 3.4 writes (Go RFC3339Nano in UTC, §2.3).
+    /// `…Z`: exactly what etcd 3.4 writes (Go RFC3339Nano in UTC, store/README.md §5.2).
     Zulu,
 }
 
 /// The body of a successful response or watch event, with `+00:00` expirations.
 ///
-/// `now_ms` is the instant the `ttl` fields are computed for (§2.3: recomputed at every read).
-/// With `no_value_on_success`, set/create/update/compareAndSwap answer only `{"action":…}` (G47).
+/// `now_ms` is the instant the `ttl` fields are computed for (store/README.md §5.2: recomputed at
+/// every read). With `no_value_on_success`, set/create/update/compareAndSwap answer only
+/// `{"action":…}` (G47).
 pub fn render(event: &Event, now_ms: u64, no_value_on_success: bool) -> String {
     render_with(
         event,
@@ -54,13 +56,13 @@ pub fn render_with(
             push_node(&mut out, prev, now_ms, style);
         }
     }
-    // etcd-v2.md §1: Go's json.Encoder ends every body with a newline.
+    // store/README.md §2.6: Go's json.Encoder ends every body with a newline.
     out.push_str("}\n");
     out
 }
 
 /// The HTTP status of a successful write or read: 201 for `create` and for a `set` that had no
-/// previous node, 200 otherwise (etcd-v2.md §2.3, G3, G4, G21).
+/// previous node, 200 otherwise (store/README.md §5.3, G3, G4, G21).
 pub fn success_status(event: &Event) -> u16 {
     match (event.action, &event.prev_node) {
         (Action::Create, _) | (Action::Set, None) => 201,
@@ -69,7 +71,7 @@ pub fn success_status(event: &Event) -> u16 {
 }
 
 /// The body of an error response: `{"errorCode":…,"message":…,"cause":…,"index":…}` plus a
-/// newline, `cause` omitted when empty (etcd-v2.md §2.3, §3.1).
+/// newline, `cause` omitted when empty (store/README.md §6.1).
 pub fn render_error(error: &StoreError) -> String {
     let mut out = String::with_capacity(96);
     out.push_str("{\"errorCode\":");
@@ -106,10 +108,10 @@ fn push_node(out: &mut String, root: &NodeView, now_ms: u64, style: ExpirationSt
     }
 }
 
-/// The fields before `nodes`, in Go struct order: key, value, dir, expiration, ttl (§2.3).
+/// The fields before `nodes`, in Go struct order: key, value, dir, expiration, ttl (README §5.1).
 fn leading_fields(node: &NodeView, now_ms: u64, style: ExpirationStyle) -> Vec<(&str, String)> {
     let mut fields = Vec::new();
-    // etcd-v2.md §2.1: only the root has no key.
+    // store/README.md §5.1: only the root has no key.
     if node.key != "/" {
         fields.push(("key", json_string(&node.key)));
     }
@@ -121,7 +123,7 @@ fn leading_fields(node: &NodeView, now_ms: u64, style: ExpirationStyle) -> Vec<(
     }
     if let Some(at) = node.expire_at_ms {
         fields.push(("expiration", json_string(&format_rfc3339_ms(at, style))));
-        // etcd-v2.md §2.3: ttl is omitempty, so a TTL that computes to 0 disappears (G101).
+        // store/README.md §5.1: ttl is omitempty, so a TTL that computes to 0 disappears (G101).
         let remaining = ttl::remaining_seconds(at, now_ms);
         if remaining != 0 {
             fields.push(("ttl", remaining.to_string()));
@@ -158,7 +160,7 @@ fn close_node(out: &mut String, node: &NodeView) {
         out.push(']');
         wrote_any = true;
     }
-    // etcd-v2.md §2.3: indexes are omitempty (the root has none).
+    // store/README.md §5.1: indexes are omitempty (the root has none).
     for (name, index) in [
         ("modifiedIndex", node.modified_index),
         ("createdIndex", node.created_index),
@@ -185,7 +187,8 @@ fn json_string(text: &str) -> String {
 
 /// Go's HTML-safe string encoding (go1.19, which built etcd 3.4.23): `\"`, `\\`, `\n`, `\r`,
 /// `\t`, other control bytes as `\u00xx`, `<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX`
-/// (etcd-v2.md §1). Strings are valid UTF-8 here; the HTTP layer replaces bad bytes with U+FFFD.
+/// (store/README.md §2.6). Strings are valid UTF-8 here; the HTTP layer replaces bad bytes with
+/// U+FFFD.
 pub fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
     for ch in text.chars() {
@@ -206,7 +209,7 @@ pub fn push_json_string(out: &mut String, text: &str) {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fff]` in UTC plus the style's suffix, the fraction trimmed of trailing
-/// zeros as Go's RFC3339Nano does (etcd-v2.md §2.3).
+/// zeros as Go's RFC3339Nano does (store/README.md §5.2).
 pub fn format_rfc3339_ms(at_ms: u64, style: ExpirationStyle) -> String {
     let seconds = at_ms / 1000;
     let millis = at_ms % 1000;

@@ -3,7 +3,8 @@
 //!
 //! Depends on `key`, `event` and `error`. A flat `BTreeMap` keeps every subtree contiguous
 //! (`/a/` .. `/a0`), so listings, recursive deletes and expiry are range scans without recursion.
-//! The root is implicit: it is always a directory and is never stored.
+//! The root is implicit: it is always a directory and is never stored. `G<n>` numbers are the
+//! recorded etcd exchanges of store/README.md §Transcripts.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,7 +41,7 @@ impl Node {
         self.value.is_none()
     }
 
-    /// The full view of this node without children (the `prevNode` shape, etcd-v2.md §2.4).
+    /// The full view of this node without children (the `prevNode` shape, store/README.md §4.6).
     pub(crate) fn view(&self, key: &str) -> NodeView {
         NodeView {
             key: key.to_string(),
@@ -98,7 +99,7 @@ impl Tree {
         self.nodes.get(key)
     }
 
-    /// Finds an existing non-root node the way etcd walks a path (etcd-v2.md §2.4 GET).
+    /// Finds an existing non-root node the way etcd walks a path (store/README.md §4.7).
     ///
     /// A missing component gives 100 with the path up to that component as cause (G193, G62); a
     /// file in the middle of the path gives 104 with the file as cause.
@@ -118,7 +119,7 @@ impl Tree {
     }
 
     /// Checks that the parents of `key` can be created: 104 naming the first file on the way
-    /// (etcd-v2.md §2.4, G29). Nothing changes, so a failed write leaves the tree untouched.
+    /// (store/README.md §3.3, G29). Nothing changes, so a failed write leaves the tree untouched.
     pub(crate) fn check_parents(&self, key: &str, index: u64) -> Result<(), StoreError> {
         for ancestor in key::ancestors(key) {
             match self.nodes.get(ancestor) {
@@ -133,7 +134,7 @@ impl Tree {
     }
 
     /// Creates the missing parents of `key` as permanent directories stamped with `index`
-    /// (etcd-v2.md §2.1, G31). Call `check_parents` first.
+    /// (store/README.md §3.3, G31). Call `check_parents` first.
     pub(crate) fn make_parents(&mut self, key: &str, index: u64) {
         for ancestor in key::ancestors(key) {
             if !self.nodes.contains_key(ancestor) {
@@ -163,8 +164,8 @@ impl Tree {
         self.nodes.range(prefix..end).next().is_some()
     }
 
-    /// Removes `key` and its whole subtree (hidden nodes too, etcd-v2.md §2.1) and their expiry
-    /// entries; returns the removed node at `key`.
+    /// Removes `key` and its whole subtree (hidden nodes too, store/README.md §3.4) and their
+    /// expiry entries; returns the removed node at `key`.
     pub(crate) fn remove_subtree(&mut self, key: &str) -> Option<Node> {
         let prefix = key::child_prefix(key);
         let end = key::prefix_end(&prefix);
@@ -189,7 +190,7 @@ impl Tree {
 
     /// The key that expires first among those whose expiry is at or before `now_ms`.
     ///
-    /// Ties break by key, so every replica expires in the same order (etcd-v2.md §2.6).
+    /// Ties break by key, so every replica expires in the same order (store/README.md §7).
     pub(crate) fn first_expired(&self, now_ms: u64) -> Option<String> {
         let (at, key) = self.expiry.first()?;
         (*at <= now_ms).then(|| key.clone())
@@ -205,10 +206,11 @@ impl Tree {
         self.nodes.len()
     }
 
-    /// The visible children of the directory `key`, one level deep (etcd-v2.md §2.3, G32).
+    /// The visible children of the directory `key`, one level deep (store/README.md §4.7, G32).
     ///
-    /// Hidden children are skipped (§2.1). Child directories carry no `nodes`. The scan jumps
-    /// over each child's subtree, so it costs one seek per child, not one per descendant.
+    /// Hidden children are skipped (store/README.md §3.4). Child directories carry no `nodes`. The
+    /// scan jumps over each child's subtree, so it costs one seek per child, not one per
+    /// descendant.
     pub(crate) fn list_one_level(&self, key: &str) -> Vec<NodeView> {
         let prefix = key::child_prefix(key);
         let end = key::prefix_end(&prefix);
@@ -229,11 +231,12 @@ impl Tree {
         out
     }
 
-    /// The visible subtree below the directory `key`, nested (etcd-v2.md §2.3, G33).
+    /// The visible subtree below the directory `key`, nested (store/README.md §4.7, G33).
     ///
     /// Children are ordered by key at every level: the map order, which is also what
-    /// `sorted=true` asks for, so unsorted listings are deterministic too (§6 item 9). Nodes
-    /// with a hidden component below `key` are skipped (§2.1). Built bottom-up without recursion.
+    /// `sorted=true` asks for, so unsorted listings are deterministic too (README §4.7). Nodes
+    /// with a hidden component below `key` are skipped (README §3.4). Built bottom-up without
+    /// recursion.
     pub(crate) fn list_recursive(&self, key: &str) -> Vec<NodeView> {
         let prefix = key::child_prefix(key);
         let end = key::prefix_end(&prefix);

@@ -1,4 +1,5 @@
-//! The event history that watches read (etcd-v2.md §2.5).
+//! The event history that watches read (store/README.md §8; `G<n>` numbers are its recorded
+//! transcripts, §Transcripts).
 //!
 //! Depends on `event`, `error` and `key`. The live watcher registry (wake-up on apply) sits
 //! above this and only needs `History::first_match`.
@@ -9,7 +10,7 @@ use super::error::{ErrorCode, StoreError};
 use super::event::Event;
 use super::key;
 
-/// How many events the history keeps: etcd v2's `newWatchHub(1000)` (etcd-v2.md §2.1, G131).
+/// How many events the history keeps: etcd v2's `newWatchHub(1000)` (store/README.md §3.6, G131).
 pub const WATCH_HISTORY_MAX: usize = 1000;
 
 /// The last `capacity` events, store-wide, oldest first.
@@ -90,7 +91,7 @@ impl History {
 
     /// The first event at index >= `since` that a watch on `watched` would report.
     ///
-    /// etcd-v2.md §2.5: `since` below the window is error 401, cause
+    /// store/README.md §8.2: `since` below the window is error 401, cause
     /// `the requested history has been cleared [<start>/<since>]`, index = `current_index`.
     pub(crate) fn first_match(
         &self,
@@ -118,9 +119,9 @@ impl History {
     }
 }
 
-/// Whether a watch on `watched` reports `event` (etcd-v2.md §2.5 match rules).
+/// Whether a watch on `watched` reports `event` (store/README.md §8.3).
 pub fn matches(event: &Event, watched: &str, recursive: bool) -> bool {
-    // etcd-v2.md §2.4, §2.5: refresh events are recorded but never fire watchers (G191).
+    // store/README.md §4.4, §8.3: refresh events are recorded but never fire watchers (G191).
     if event.refresh {
         return false;
     }

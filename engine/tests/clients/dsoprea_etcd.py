@@ -1,6 +1,7 @@
 """dsoprea's `etcd` 2.0.8 (PyPI `etcd`, the 2014 client) against one server, with the two test
-harness shims it needs on any modern Python (etcd-v2.md §4.3): ssl.PROTOCOL_SSLv3 no longer
-exists, and `Client.debug` was removed from the client while its modules still call it.
+harness shims it needs on any modern Python (engine/src/store/README.md §12.2):
+ssl.PROTOCOL_SSLv3 no longer exists, and `Client.debug` was removed from the client while its
+modules still call it.
 
 Usage: python dsoprea_etcd.py HOST PORT   (in the dsoprea venv)
 """

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Differential test: the same scripted requests against two etcd v2 servers (real etcd 3.4 and
-Floe), compared after the normalisation of etcd-v2.md §8.
+Floe), compared after the normalisation of engine/src/store/README.md §12.5.
 
 Usage: run.py URL_A URL_B CASE_FILE...   (exit 0 when every answer matches)
 

@@ -41,7 +41,8 @@ for what in "$@"; do
       rm -rf "$venv"
       "$python" -m venv "$venv"
       "$venv/bin/pip" install -q requests pytz simplejson
-      # The sdist's setup.py cannot run (etcd-v2.md §5.2): unpack it and copy the package.
+      # The sdist's setup.py cannot run (engine/src/store/README.md §12.2): unpack it and copy
+      # the package.
       # pip fails at metadata generation, but --no-clean leaves the unpacked tree behind.
       work=$(mktemp -d)
       TMPDIR="$work" "$venv/bin/pip" download -q --no-deps --no-clean -d "$work/dl" etcd==2.0.8 >/dev/null 2>&1 || true

@@ -1,4 +1,4 @@
-//! etcd's command line, read the way Go's `flag` package reads it (etcd-v2.md §5.1, §8):
+//! etcd's command line, read the way Go's `flag` package reads it (store/README.md §12.4):
 //! `--name x`, `--name=x`, `-name x`, `-name=x`; a repeated flag's last value wins; every flag
 //! also comes from `ETCD_<NAME>` in the environment (the command line wins).
 
