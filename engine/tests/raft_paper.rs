@@ -142,7 +142,7 @@ fn elected_network(n: u64) -> Network {
 #[test]
 fn follower_rejects_stale_term_5_1() {
     let mut raw = node_from(2, 3, term_hs(2), vec![noop(1, 1), noop(2, 2)]);
-    let r = reply(&mut raw, append(1, 2, 1, (2, 2), vec![noop(1, 3)]));
+    let r = reply(&mut raw, append(1, 2, 1, (1, 1), vec![noop(1, 2)]));
     assert_eq!(r.term, Term(2), "the reply carries the newer term");
     let MessageKind::AppendResponse { success, .. } = r.kind else {
         panic!("not an append response: {r}");

@@ -13,6 +13,7 @@ pub mod raft_log;
 mod raw_node;
 pub mod read_only;
 mod types;
+mod validate;
 
 pub use raw_node::{Proposed, RawNode, Ready, Role, RoleKind, Status};
 pub use types::{

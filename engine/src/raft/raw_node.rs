@@ -454,6 +454,9 @@ impl RawNode {
         if m.from == self.config.id || self.config.peers.binary_search(&m.from).is_err() {
             return Err(StepError::UnknownPeer(m.from));
         }
+        let leader_last = (matches!(self.role, Role::Leader { .. }) && m.term == self.term)
+            .then(|| self.log.last_index());
+        super::validate::check(&m, leader_last)?;
         if self.step_term(&m) {
             self.dispatch(m);
         }

@@ -439,4 +439,7 @@ pub enum StepError {
     /// The sender is not a member of the cluster.
     #[error("message from unknown node {0}")]
     UnknownPeer(NodeId),
+    /// The message holds content no correct peer sends (see `raft::validate`).
+    #[error("malformed message: {0}")]
+    Malformed(&'static str),
 }

@@ -1,0 +1,174 @@
+//! The edge of the Raft core: a message from the network is checked for content that no
+//! correct peer sends before any of it reaches the state machine, so a corrupt or hostile
+//! frame is dropped with a [`StepError`] instead of tripping an assertion deep inside.
+//!
+//! These are shape checks a node can make alone (entries numbered one after another, terms that
+//! never run ahead of the message's own, an acknowledgement inside the leader's log). They do
+//! not make Raft tolerate a lying member that sends well-formed messages; nothing can
+//! (Raft assumes fail-stop peers, §5 of the paper).
+
+use super::types::{Index, Message, MessageKind, StepError, Term};
+
+/// Checks `m`. `leader_last` is this node's last log index if it leads in `m`'s term (the
+/// only case in which answers to AppendEntries are acted on).
+pub(super) fn check(m: &Message, leader_last: Option<Index>) -> Result<(), StepError> {
+    let from_leader = matches!(
+        m.kind,
+        MessageKind::Append { .. } | MessageKind::Snapshot { .. }
+    );
+    if from_leader && leader_last.is_some() {
+        // Election safety (Raft §5.2) makes this impossible among correct peers; a node that
+        // sees it keeps leading and says so rather than crash.
+        return Err(StepError::Malformed(
+            "AppendEntries from another leader of this node's term",
+        ));
+    }
+    match &m.kind {
+        MessageKind::Append {
+            prev_log_index,
+            prev_log_term,
+            entries,
+            ..
+        } => check_entries(m.term, *prev_log_index, *prev_log_term, entries),
+        MessageKind::AppendResponse {
+            success,
+            match_index,
+            hint,
+            ..
+        } => {
+            let Some(last) = leader_last else {
+                return Ok(());
+            };
+            if *success && *match_index > last {
+                return Err(StepError::Malformed(
+                    "acknowledges entries beyond the leader's log",
+                ));
+            }
+            if hint.is_some_and(|h| h.rejected > last) {
+                return Err(StepError::Malformed(
+                    "rejects an index beyond the leader's log",
+                ));
+            }
+            Ok(())
+        }
+        MessageKind::Snapshot { snapshot } => {
+            if snapshot.term > m.term || (snapshot.index == Index(0)) != (snapshot.term == Term(0))
+            {
+                return Err(StepError::Malformed("snapshot index and term disagree"));
+            }
+            Ok(())
+        }
+        MessageKind::Vote {
+            last_log_index,
+            last_log_term,
+        }
+        | MessageKind::PreVote {
+            last_log_index,
+            last_log_term,
+        } => {
+            if *last_log_term > m.term || (*last_log_index == Index(0) && *last_log_term > Term(0))
+            {
+                return Err(StepError::Malformed("candidate's last entry is impossible"));
+            }
+            Ok(())
+        }
+        MessageKind::VoteResponse { .. }
+        | MessageKind::PreVoteResponse { .. }
+        | MessageKind::Propose { .. }
+        | MessageKind::ReadIndex { .. }
+        | MessageKind::ReadIndexResponse { .. } => Ok(()),
+    }
+}
+
+/// AppendEntries: entries follow `prev_log_index` one by one, their terms never go down, never
+/// run below the previous entry's or above the message's term (a leader appends only entries of
+/// its term or earlier ones it holds).
+fn check_entries(
+    term: Term,
+    prev_log_index: Index,
+    prev_log_term: Term,
+    entries: &[super::types::Entry],
+) -> Result<(), StepError> {
+    if prev_log_term > term || (prev_log_index == Index(0) && prev_log_term > Term(0)) {
+        return Err(StepError::Malformed("previous entry is impossible"));
+    }
+    let mut last_term = prev_log_term;
+    for (i, e) in entries.iter().enumerate() {
+        if e.index != Index(prev_log_index.0.saturating_add(1 + i as u64)) {
+            return Err(StepError::Malformed("entries are not contiguous"));
+        }
+        if e.term < last_term || e.term > term || e.term == Term(0) {
+            return Err(StepError::Malformed("entry terms out of order"));
+        }
+        last_term = e.term;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::{Entry, EntryKind, NodeId, RejectHint};
+
+    fn append(term: u64, prev: (u64, u64), entries: &[(u64, u64)]) -> Message {
+        Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(term),
+            kind: MessageKind::Append {
+                prev_log_index: Index(prev.0),
+                prev_log_term: Term(prev.1),
+                entries: entries
+                    .iter()
+                    .map(|&(index, term)| Entry {
+                        term: Term(term),
+                        index: Index(index),
+                        kind: EntryKind::Noop,
+                    })
+                    .collect(),
+                leader_commit: Index(0),
+                read_seq: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn appends_must_be_contiguous_with_sane_terms() {
+        assert!(check(&append(3, (2, 1), &[(3, 1), (4, 3)]), None).is_ok());
+        assert!(check(&append(3, (2, 1), &[(4, 1)]), None).is_err(), "gap");
+        assert!(check(&append(3, (2, 1), &[(3, 2), (4, 1)]), None).is_err());
+        assert!(
+            check(&append(3, (2, 1), &[(3, 4)]), None).is_err(),
+            "future term"
+        );
+        assert!(check(&append(3, (2, 4), &[]), None).is_err(), "future prev");
+        assert!(check(&append(3, (2, 2), &[(3, 1)]), None).is_err());
+        assert!(check(&append(3, (u64::MAX, 1), &[(0, 1)]), None).is_err());
+    }
+
+    #[test]
+    fn answers_must_stay_inside_the_leaders_log() {
+        let answer = |success, match_index, rejected: Option<u64>| Message {
+            from: NodeId(2),
+            to: NodeId(1),
+            term: Term(3),
+            kind: MessageKind::AppendResponse {
+                success,
+                match_index: Index(match_index),
+                hint: rejected.map(|r| RejectHint {
+                    rejected: Index(r),
+                    conflict_term: None,
+                    conflict_index: Index(1),
+                }),
+                read_seq: 0,
+            },
+        };
+        assert!(check(&answer(true, 10, None), Some(Index(10))).is_ok());
+        assert!(check(&answer(true, 11, None), Some(Index(10))).is_err());
+        assert!(check(&answer(false, 0, Some(11)), Some(Index(10))).is_err());
+        assert!(
+            check(&answer(true, 11, None), None).is_ok(),
+            "not leading: ignored"
+        );
+    }
+}
