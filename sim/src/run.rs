@@ -387,7 +387,7 @@ pub fn resolved_ops(shared: &Shared) -> Vec<check::history::Op> {
 }
 
 /// Search steps per partition before the linearizability checker answers "unknown".
-pub const LINEARIZABILITY_STEPS_MAX: u64 = 5_000_000;
+pub const LINEARIZABILITY_STEPS_MAX: u64 = check::linearizability::STEPS_MAX;
 
 /// The linearizability checker over the history; "unknown" (out of budget) fails the run too:
 /// it is never counted as a pass.
