@@ -62,10 +62,7 @@ fn watch_history(n: usize) -> (Vec<Op>, Vec<CommittedEvent>) {
         };
         let applied = store.apply(&command).expect("a set applies");
         for event in applied.events() {
-            events.push(CommittedEvent {
-                at_us: i as u64,
-                event: event.clone(),
-            });
+            events.push(sim::observe::event(i as u64, event));
         }
     }
     let ops = events
@@ -78,16 +75,16 @@ fn watch_history(n: usize) -> (Vec<Op>, Vec<CommittedEvent>) {
             invoke_us: e.at_us,
             complete_us: e.at_us + 1,
             call: Call::Watch {
-                key: e.event.node.key.clone(),
+                key: e.key.clone(),
                 recursive: false,
-                wait_index: e.event.index,
+                wait_index: e.index,
             },
             ret: Ret::Ok {
-                index: e.event.index,
-                action: e.event.action.as_str().into(),
-                key: e.event.node.key.clone(),
-                value: e.event.node.value.clone(),
-                modified_index: e.event.node.modified_index,
+                index: e.index,
+                action: e.action.clone(),
+                key: e.key.clone(),
+                value: None,
+                modified_index: e.index,
             },
         })
         .collect();

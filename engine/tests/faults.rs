@@ -8,7 +8,7 @@ mod support;
 
 use std::process::Command;
 
-use sim::check::linearizability::{Budget, Verdict, check};
+use checker::linearizability::{Budget, Verdict, check};
 use support::{FLOE, repo, run_ok, temp_dir};
 
 #[test]
@@ -27,15 +27,15 @@ fn no_acknowledged_write_is_lost_and_the_history_is_linearizable() {
     );
     println!("{out}");
     let text = std::fs::read_to_string(&history).expect("history written");
-    let ops = sim::check::history_file::read_jsonl(&text).expect("a well-formed history");
+    let ops = checker::history_file::read_jsonl(&text).expect("a well-formed history");
     assert!(ops.len() > 1000, "too few operations: {}", ops.len());
-    if let Err(v) = sim::check::index::check_index(&ops) {
+    if let Err(v) = checker::index::check_index(&ops) {
         panic!(
             "index rule broken: {v} (history kept at {})",
             history.display()
         );
     }
-    let report = check(&ops, Budget::steps(sim::run::LINEARIZABILITY_STEPS_MAX));
+    let report = check(&ops, Budget::steps(checker::linearizability::STEPS_MAX));
     println!("linearizability: {report}");
     assert_eq!(
         report.verdict(),

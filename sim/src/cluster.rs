@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::check::watch::CommittedEvent;
 use crate::check::{RaftSafety, Violation};
+use crate::observe;
 use crate::options::{Bug, SimConfig};
 use crate::trace::Fnv;
 use crate::world::{SimClock, SimDisk, SimNet};
@@ -139,10 +140,7 @@ impl Shared {
             .push(ReferenceOutput { at_us, answer });
         if let Ok(applied) = output {
             for event in applied.events() {
-                self.events.push(CommittedEvent {
-                    at_us,
-                    event: event.clone(),
-                });
+                self.events.push(observe::event(at_us, event));
             }
         }
     }
@@ -191,7 +189,9 @@ impl Observer for SimObserver {
     fn recovered(&mut self, id: NodeId, recovered: &Recovered) {
         let now = self.clock.now_ms();
         self.with(|s| {
-            let verdict = s.safety.recovered(id, recovered);
+            let verdict = s
+                .safety
+                .recovered(observe::node(id), &observe::recovered(recovered));
             s.record(verdict, now);
         });
     }
@@ -200,7 +200,11 @@ impl Observer for SimObserver {
         let now = self.clock.now_ms();
         self.with(|s| {
             s.snapshots_installed += 1;
-            let verdict = s.safety.snapshot_installed(id, index, term);
+            let verdict = s.safety.snapshot_installed(
+                observe::node(id),
+                observe::index(index),
+                observe::term(term),
+            );
             s.record(verdict, now);
         });
     }
@@ -208,7 +212,11 @@ impl Observer for SimObserver {
     fn persisted(&mut self, id: NodeId, hs: Option<&HardState>, entries: &[Entry]) {
         let now = self.clock.now_ms();
         self.with(|s| {
-            let verdict = s.safety.persisted(id, hs, entries);
+            let verdict = s.safety.persisted(
+                observe::node(id),
+                hs.map(observe::hard_state).as_ref(),
+                &observe::entries(entries),
+            );
             s.record(verdict, now);
         });
     }
@@ -220,7 +228,7 @@ impl Observer for SimObserver {
             if s.reference_outputs.len() as u64 + 1 == entry.index.0 {
                 s.apply_reference(entry, now_us);
             }
-            let verdict = s.safety.applied(id, entry);
+            let verdict = s.safety.applied(observe::node(id), &observe::entry(entry));
             s.record(verdict, now);
         });
     }
@@ -231,7 +239,7 @@ impl Observer for SimObserver {
         let slot = self.id.0 as usize - 1;
         let id = self.id;
         self.with(|s| {
-            let verdict = s.safety.stepped(raw);
+            let verdict = s.safety.stepped(&observe::status(raw));
             s.record(verdict, now);
             let status = raw.status();
             s.statuses[slot] = Some(status);
@@ -242,7 +250,7 @@ impl Observer for SimObserver {
     fn sending(&mut self, msg: &Message) {
         let now = self.clock.now_ms();
         self.with(|s| {
-            let verdict = s.safety.sending(msg);
+            let verdict = s.safety.sending(&observe::message(msg));
             s.record(verdict, now);
         });
     }
@@ -338,7 +346,7 @@ impl Cluster {
                 if let Err(e) = result {
                     let v = Violation::new(
                         "node loop keeps running",
-                        id,
+                        observe::node(id),
                         Default::default(),
                         Default::default(),
                         e.to_string(),

@@ -2,7 +2,8 @@
 //! faults, clients, and checkers that run after every step. One seed, one exact run.
 //!
 //! Layers: `trace` and `world` (the simulated clock, network and disk) at the bottom; `check`
-//! (judges, injects nothing); `cluster` (nodes over the world, wired to the checkers); `nemesis`
+//! (the `checker` crate, re-exported: judges, injects nothing, knows nothing of the engine) and
+//! `observe` (the engine's observations converted into the checker's plain types); `cluster` (nodes over the world, wired to the checkers); `nemesis`
 //! (faults) and `workload` (clients) over the cluster; `run` on top.
 
 #[cfg(not(madsim))]
@@ -11,11 +12,12 @@ compile_error!(
      that setting; use RUSTFLAGS=\"--cfg madsim ...\" if you must set it."
 );
 
-pub mod check;
+pub use checker as check;
 pub mod cluster;
 pub mod failure;
 pub mod fig16;
 pub mod nemesis;
+pub mod observe;
 pub mod options;
 pub mod planted;
 pub mod report;

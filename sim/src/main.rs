@@ -293,9 +293,9 @@ fn run_seed(config: SimConfig) -> Timed {
 fn panicked(config: SimConfig, message: String) -> RunReport {
     let violation = Violation::new(
         "engine assertion (panic)",
-        engine::raft::NodeId(0),
-        engine::raft::Term(0),
-        engine::raft::Index(0),
+        sim::check::raft::NodeId(0),
+        sim::check::raft::Term(0),
+        sim::check::raft::Index(0),
         message,
     );
     RunReport {
@@ -519,7 +519,7 @@ fn many_seeds(cli: &Cli, seeds: Range<u64>) -> ExitCode {
                 );
                 let v = Violation::new(
                     "determinism",
-                    engine::raft::NodeId(0),
+                    sim::check::raft::NodeId(0),
                     Default::default(),
                     Default::default(),
                     detail,

@@ -16,7 +16,7 @@ use crate::options::SimConfig;
 use crate::trace::Fnv;
 use crate::workload::{self, ClientStats, OpKind};
 use crate::world::NetStats;
-use engine::raft::{Index, NodeId};
+use engine::raft::NodeId;
 
 /// Everything a run reports.
 #[derive(Clone, Debug, Serialize)]
@@ -315,7 +315,13 @@ fn check_history(cluster: &Cluster) {
         });
         let mut shared = cluster.shared();
         let term = shared.safety.max_term();
-        let violation = Violation::new(v.rule, NodeId(node), term, Index(0), v.to_string());
+        let violation = Violation::new(
+            v.rule,
+            check::raft::NodeId(node),
+            term,
+            check::raft::Index(0),
+            v.to_string(),
+        );
         shared.bad_op = v.op;
         shared.record(Err(violation), at_ms);
     }
@@ -338,7 +344,7 @@ pub fn resolved_ops(shared: &Shared) -> Vec<check::history::Op> {
     let mut by_hash: std::collections::BTreeMap<u64, Option<usize>> =
         std::collections::BTreeMap::new();
     for i in 1..=shared.reference_outputs.len() as u64 {
-        if let Some((_, hash)) = shared.safety.applied_at(Index(i)) {
+        if let Some((_, hash)) = shared.safety.applied_at(check::raft::Index(i)) {
             by_hash
                 .entry(hash)
                 .and_modify(|seen| *seen = None)
@@ -381,7 +387,7 @@ pub fn resolved_ops(shared: &Shared) -> Vec<check::history::Op> {
 }
 
 /// Search steps per partition before the linearizability checker answers "unknown".
-pub const LINEARIZABILITY_STEPS_MAX: u64 = 5_000_000;
+pub const LINEARIZABILITY_STEPS_MAX: u64 = check::linearizability::STEPS_MAX;
 
 /// The linearizability checker over the history; "unknown" (out of budget) fails the run too:
 /// it is never counted as a pass.
@@ -415,7 +421,13 @@ fn linearizable(ops: &[check::history::Op]) -> Result<(), check::HistoryViolatio
 fn fail_liveness(cluster: &Cluster, rule: &'static str, detail: String) {
     let now = cluster.clock.now_ms();
     let term = cluster.shared().safety.max_term();
-    let v = Violation::new(rule, NodeId(0), term, Index(0), detail);
+    let v = Violation::new(
+        rule,
+        check::raft::NodeId(0),
+        term,
+        check::raft::Index(0),
+        detail,
+    );
     cluster.shared().record(Err(v), now);
 }
 

@@ -2,18 +2,19 @@
 
 use std::time::Duration;
 
-use engine::raft::{Index, NodeId, Term};
+use engine::raft::{Index, NodeId};
 use engine::server::lock::{self, Contender, LockError};
 use engine::server::{ClientError, KvClient, KvError, KvGet, KvRouter, KvWatch};
-use engine::store::{Command, Event, watch_matches};
+use engine::store::{Command, Event};
 use rand::Rng;
 use serde::Serialize;
 
 use super::ClientState;
 use super::history::{OpOutcome, OpRecord};
-use crate::check::Violation;
 use crate::check::history::{Call, Op, Ret};
+use crate::check::{self, Violation};
 use crate::cluster::{Cluster, ReferenceOutput};
+use crate::observe;
 use crate::options::Bug;
 use crate::trace::hash_bytes;
 use crate::world::SIM_EPOCH_UNIX_MS;
@@ -245,7 +246,7 @@ async fn watch(
     let timeout = Duration::from_millis(cluster.config.client_timeout_ms);
     let outcome = match madsim::time::timeout(timeout, handle.watch_event(watch)).await {
         Ok(Ok(event)) => {
-            if !watch_matches(&event, key, recursive) {
+            if !check::watch::matches(&observe::event(0, &event), key, recursive) {
                 let action = event.action.as_str();
                 let detail = format!(
                     "watch on {key} (recursive: {recursive}) fired with {action} on {}",
@@ -254,9 +255,9 @@ async fn watch(
                 let now = cluster.clock.now_ms();
                 let v = Violation::new(
                     "watches fire only on matching events",
-                    target,
-                    Term(0),
-                    Index(0),
+                    observe::node(target),
+                    Default::default(),
+                    Default::default(),
                     detail,
                 );
                 cluster.shared().record(Err(v), now);
@@ -556,9 +557,9 @@ fn check_same_answer(
         shared.record(
             Err(Violation::new(
                 "every replica answers a command alike",
-                node,
+                observe::node(node),
                 term,
-                index,
+                observe::index(index),
                 detail,
             )),
             now,
@@ -578,16 +579,16 @@ fn check_acknowledged(
     let now = cluster.clock.now_ms();
     let mut shared = cluster.shared();
     shared.acked_index_max = shared.acked_index_max.max(index);
-    if shared.safety.applied_at(index) != Some((term, hash)) {
+    if shared.safety.applied_at(observe::index(index)) != Some((observe::term(term), hash)) {
         let detail = format!(
             "client {client}: write acknowledged at {index} but another entry was applied there"
         );
         shared.record(
             Err(Violation::new(
                 "acknowledged commands are applied",
-                node,
-                term,
-                index,
+                observe::node(node),
+                observe::term(term),
+                observe::index(index),
                 detail,
             )),
             now,
@@ -639,7 +640,13 @@ fn check_answer(
         let mut shared = cluster.shared();
         let term = shared.safety.max_term();
         shared.record(
-            Err(Violation::new(rule, node, term, Index(raft_index), detail)),
+            Err(Violation::new(
+                rule,
+                observe::node(node),
+                term,
+                check::raft::Index(raft_index),
+                detail,
+            )),
             now,
         );
     }

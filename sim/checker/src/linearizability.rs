@@ -50,6 +50,10 @@ pub use memo::fingerprint;
 pub use synthetic::{synthetic_history, synthetic_history_with_losses};
 pub use wgl::{Budget, Event, Model, OUT_OF_TIME_POLL_STEPS, Search, Verdict, search};
 
+/// Search steps per partition the simulator and the fault test allow before answering
+/// "unknown" (which they count as a failure, never as a pass).
+pub const STEPS_MAX: u64 = 5_000_000;
+
 /// The verdict on one partition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PartitionResult {

@@ -140,7 +140,7 @@ impl std::error::Error for HistoryError {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::history::{Call, Ret};
+    use crate::history::{Call, Ret};
 
     fn sample() -> Vec<Op> {
         vec![

@@ -1,17 +1,25 @@
-//! Checkers: they judge what the world and the workload recorded; they inject nothing.
+//! Floe's checkers: they judge what a world and a workload recorded; they inject nothing.
+//!
+//! This crate depends on neither the engine nor the simulator: an oracle that imported the code
+//! it judges could not see bugs in that code. It takes plain observations (the types of
+//! [`raft`], [`history::Op`], [`watch::CommittedEvent`]) and the simulator, or a harness around a real
+//! cluster, converts what it sees into them. `README.md` next to this crate's `Cargo.toml`
+//! says what each checker promises and how.
 
+pub mod fnv;
 pub mod history;
 pub mod history_file;
 pub mod index;
 pub mod linearizability;
 pub mod liveness;
 pub mod locks;
+pub mod raft;
 mod raft_safety;
 pub mod watch;
 
 pub use raft_safety::RaftSafety;
 
-use engine::raft::{Index, NodeId, Term};
+use raft::{Index, NodeId, Term};
 
 /// A broken rule, with where it broke.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

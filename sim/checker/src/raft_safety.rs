@@ -7,13 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use engine::log::Recovered;
-use engine::raft::{
-    Entry, HardState, Index, Message, MessageKind, NodeId, RawNode, RoleKind, Term,
+use crate::Violation;
+use crate::fnv::Fnv;
+use crate::raft::{
+    Entry, HardState, Index, Message, NodeId, Promise, Recovered, Role, Status, Term,
 };
-
-use super::Violation;
-use crate::trace::{Fnv, hash_bytes};
 
 /// What the checker tracks of one node.
 #[derive(Clone, Debug, Default)]
@@ -27,7 +25,7 @@ struct NodeTrack {
     voted_for: Option<NodeId>,
     commit: Index,
     applied: Index,
-    role: Option<RoleKind>,
+    role: Option<Role>,
 }
 
 /// The Raft safety checker.
@@ -51,7 +49,7 @@ pub struct RaftSafety {
 
 fn link(prev: u64, entry: &Entry) -> u64 {
     let mut h = Fnv::new();
-    h.write_all(&[prev, entry.term.0, entry.index.0, hash_bytes(entry.data())]);
+    h.write_all(&[prev, entry.term.0, entry.index.0, entry.fingerprint]);
     h.finish()
 }
 
@@ -95,8 +93,8 @@ impl RaftSafety {
     /// its log, the hard state and the entries after the log's start.
     pub fn recovered(&mut self, id: NodeId, recovered: &Recovered) -> Result<(), Violation> {
         let (hs, entries) = (&recovered.hard_state, &recovered.entries);
-        let start = recovered.log_start.0;
-        let snapshot_index = recovered.snapshot.as_ref().map_or(Index(0), |s| s.index);
+        let start = recovered.log_start;
+        let snapshot_index = recovered.snapshot.unwrap_or(Index(0));
         let track = self.nodes.entry(id).or_default();
         let floor = track.durable;
         let last = Index(start.0 + entries.len() as u64);
@@ -253,8 +251,8 @@ impl RaftSafety {
     /// term is the message's: a later leader's entries may legitimately cut the log since).
     pub fn sending(&mut self, msg: &Message) -> Result<(), Violation> {
         let track = self.nodes.entry(msg.from).or_default();
-        match msg.kind {
-            MessageKind::VoteResponse { granted: true } => {
+        match msg.promise {
+            Promise::VoteGranted => {
                 let durable = track.durable;
                 // A durable higher term also keeps the node from voting again in this one.
                 let kept = durable.term > msg.term
@@ -273,11 +271,9 @@ impl RaftSafety {
                     ));
                 }
             }
-            MessageKind::AppendResponse {
-                success: true,
-                match_index,
-                ..
-            } if msg.term == track.durable.term && match_index.0 as usize > track.chain.len() => {
+            Promise::Appended { match_index }
+                if msg.term == track.durable.term && match_index.0 as usize > track.chain.len() =>
+            {
                 let detail = format!(
                     "acknowledged entries up to {match_index} with {} durable",
                     track.chain.len()
@@ -309,7 +305,7 @@ impl RaftSafety {
             ));
         }
         track.applied = entry.index;
-        let mine = (entry.term, hash_bytes(entry.data()));
+        let mine = (entry.term, entry.fingerprint);
         let slot = entry.index.0 as usize - 1;
         match self.applied.get(slot) {
             Some(&first) if first != mine => {
@@ -339,8 +335,7 @@ impl RaftSafety {
     }
 
     /// A node finished a step: check what its visible state says.
-    pub fn stepped(&mut self, raw: &RawNode) -> Result<(), Violation> {
-        let s = raw.status();
+    pub fn stepped(&mut self, s: &Status) -> Result<(), Violation> {
         let id = s.id;
         self.max_term = self.max_term.max(s.term);
         let track = self.nodes.entry(id).or_default();
@@ -378,11 +373,11 @@ impl RaftSafety {
             self.trace
                 .write_all(&[id.0, s.term.0, s.role as u64, s.commit.0]);
         }
-        if s.role == RoleKind::Leader {
+        if s.role == Role::Leader {
             self.check_leader(id, s.term)?;
             // Raft §5.4.2: a leader commits by counting replicas only entries of its own term;
             // earlier ones are committed indirectly, so its commit index always lands on one.
-            let landed = raw.raft_log().term(s.commit);
+            let landed = s.commit_term;
             if commit_moved && landed != Some(s.term) {
                 let detail = format!(
                     "leader of term {} committed an entry of term {:?} by counting replicas",

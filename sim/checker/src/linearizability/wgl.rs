@@ -26,7 +26,7 @@
 //! - a run of operations that never returned is cut when its last one, taken alone where the
 //!   run began, would reach dominating states.
 //!
-//! Depends on nothing above `check::history`.
+//! Depends on nothing above `history`.
 
 use std::hash::Hash;
 use std::mem;

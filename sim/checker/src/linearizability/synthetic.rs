@@ -14,7 +14,7 @@ use std::ops::RangeInclusive;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::check::history::{Call, Op, Ret};
+use crate::history::{Call, Op, Ret};
 
 /// Longest pause between an answer and the client's next invocation.
 const THINK_US_MAX: u64 = 50;

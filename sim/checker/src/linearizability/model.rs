@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::memo::fingerprint;
 use super::wgl::{Event, Model};
-use crate::check::history::{Call, Op, Ret};
+use crate::history::{Call, Op, Ret};
 
 /// A key's `modifiedIndex`, as far as the linearization so far tells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
