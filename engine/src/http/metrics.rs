@@ -48,7 +48,12 @@ pub fn render(m: &Metrics) -> String {
     for (name, help, value) in gauges {
         metric(&mut out, name, "gauge", help, Metrics::get(value));
     }
-    let counters: [(&str, &str, &AtomicU64); 5] = [
+    let counters: [(&str, &str, &AtomicU64); 6] = [
+        (
+            "etcd_network_peer_sent_failures_total",
+            "Messages to peers dropped because a peer's send queue was full.",
+            &m.peer_sends_dropped,
+        ),
         (
             "etcd_server_leader_changes_seen_total",
             "Times this member saw a new leader.",

@@ -4,11 +4,12 @@
 //! carries frames: a u32 big-endian length and a postcard-encoded [`Message`]. Sending never
 //! waits: each peer has a bounded queue drained by its own task, which connects with back-off,
 //! writes through a buffer and flushes when the queue is momentarily empty. Receivers feed one
-//! bounded channel that the node loop reads. Raft tolerates loss, so a full queue drops.
+//! bounded channel that the node loop reads. Raft tolerates loss, so a full queue drops (counted
+//! in `/metrics` as `etcd_network_peer_sent_failures_total`, the first of a burst logged).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::SystemClock;
 use crate::raft::{Message, NodeId};
-use crate::server::{Clock, Network};
+use crate::server::{Clock, Metrics, Network};
 
 /// Largest frame accepted from a peer; a larger length closes the connection. A frame carries
 /// one message, and the largest is a whole snapshot (InstallSnapshot).
@@ -72,6 +73,8 @@ pub struct PeerSetup {
     pub queue_max: usize,
     /// The node loop's clock (deadlines of `recv_until` are in its time).
     pub clock: SystemClock,
+    /// Where drops are counted (the node's `/metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 /// One member as the directory knows it now.
@@ -137,13 +140,13 @@ pub struct TcpNetwork {
     outbound: BTreeMap<NodeId, mpsc::Sender<Message>>,
     inbound: mpsc::Receiver<Message>,
     clock: SystemClock,
-    dropped: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
 }
 
 impl TcpNetwork {
     /// Messages dropped so far because a peer's queue was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        Metrics::get(&self.metrics.peer_sends_dropped)
     }
 }
 
@@ -151,8 +154,20 @@ impl Network for TcpNetwork {
     fn send(&mut self, msg: Message) {
         match self.outbound.get(&msg.to) {
             Some(queue) => {
-                if queue.try_send(msg).is_err() {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = queue.try_send(msg) {
+                    // Raft retries what is lost (heartbeats re-probe a follower); the count is
+                    // kept for /metrics, and the first drop of a burst is logged.
+                    let before = self
+                        .metrics
+                        .peer_sends_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    if before.is_power_of_two() || before == 0 {
+                        tracing::warn!(
+                            to = e.into_inner().to.0,
+                            dropped = before + 1,
+                            "peer queue full: message dropped"
+                        );
+                    }
                 }
             }
             None => tracing::warn!(to = msg.to.0, "message for an unknown member dropped"),
@@ -258,7 +273,7 @@ pub async fn start_peers(setup: PeerSetup) -> std::io::Result<(TcpNetwork, Direc
         outbound,
         inbound,
         clock: setup.clock,
-        dropped: Arc::new(AtomicU64::new(0)),
+        metrics: setup.metrics.clone(),
     };
     Ok((network, directory))
 }

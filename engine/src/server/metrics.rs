@@ -91,6 +91,8 @@ pub struct Metrics {
     pub append_received: AtomicU64,
     /// AppendEntries requests sent (`sendAppendRequestCnt`).
     pub append_sent: AtomicU64,
+    /// Messages to peers dropped because a peer's send queue was full.
+    pub peer_sends_dropped: AtomicU64,
     /// Log syncs.
     pub wal_fsync: Histogram,
     /// Snapshots taken and written.
@@ -112,6 +114,7 @@ impl Default for Metrics {
             proposals_failed: AtomicU64::new(0),
             append_received: AtomicU64::new(0),
             append_sent: AtomicU64::new(0),
+            peer_sends_dropped: AtomicU64::new(0),
             wal_fsync: Histogram::new(&DURATION_BUCKETS_US),
             snapshot_save: Histogram::new(&DURATION_BUCKETS_US),
             peer_round_trip: Histogram::new(&ROUND_TRIP_BUCKETS_US),

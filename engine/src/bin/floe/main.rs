@@ -393,6 +393,7 @@ async fn run(s: Settings) -> Result<(), String> {
         let listener = bind_reusable(*addr).map_err(|e| format!("client listener: {e}"))?;
         client_listeners.push(listener);
     }
+    let metrics = std::sync::Arc::new(engine::server::Metrics::default());
     let (network, directory) = engine::net::start_peers(PeerSetup {
         id: me,
         name: s.name.clone(),
@@ -401,6 +402,7 @@ async fn run(s: Settings) -> Result<(), String> {
         members,
         queue_max: 4096,
         clock,
+        metrics: metrics.clone(),
     })
     .await
     .map_err(|e| format!("peer listener: {e}"))?;
@@ -414,6 +416,7 @@ async fn run(s: Settings) -> Result<(), String> {
     raft.pre_vote = s.pre_vote;
     raft.check_quorum = s.check_quorum;
     let mut node = NodeConfig::new(raft, s.heartbeat_ms);
+    node.metrics = metrics;
     node.requests_per_ready = 256;
     node.leader_sends_before_sync = true;
     node.lazy_commit_sync = true;
