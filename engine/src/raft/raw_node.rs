@@ -1012,7 +1012,12 @@ impl RawNode {
                 "entries are contiguous"
             );
         }
-        self.log.merge(entries, !self.config.bugs.no_truncate);
+        if planted!(self.config.bugs.no_truncate) {
+            #[cfg(feature = "planted-bugs")]
+            self.log.planted_merge_keeping_conflicts(entries);
+        } else {
+            self.log.merge(entries);
+        }
         let last_new = Index(prev_log_index.0 + entries.len() as u64);
         // Raft Figure 2, receiver rule 5: commitIndex = min(leaderCommit, index of last new entry).
         self.log.commit_to(leader_commit.min(last_new));
@@ -1189,7 +1194,7 @@ impl RawNode {
             return;
         }
         let own_term = self.log.term(n) == Some(self.term);
-        if own_term || self.config.bugs.commit_old_term {
+        if own_term || planted!(self.config.bugs.commit_old_term) {
             self.log.commit_to(n);
         }
         // Reads that waited for this term's first commit can now take the commit index.
@@ -1266,7 +1271,7 @@ impl RawNode {
 
     fn register_read(&mut self, request: ReadRequest) -> Result<(), ProposeError> {
         let commit = self.log.commit();
-        if self.config.bugs.stale_read {
+        if planted!(self.config.bugs.stale_read) {
             let ReadRequest { from, ctx } = request;
             let index = commit;
             if from == self.config.id {
@@ -1277,7 +1282,7 @@ impl RawNode {
             return Ok(());
         }
         let own_term_committed = self.log.term(commit) == Some(self.term);
-        let ok = if own_term_committed || self.config.bugs.read_index_early {
+        let ok = if own_term_committed || planted!(self.config.bugs.read_index_early) {
             self.reads.register(request, commit)
         } else {
             self.reads.wait(request)
