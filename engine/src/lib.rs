@@ -7,6 +7,20 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+/// Whether a planted bug's switch is on: `planted!(self.config.bugs.stale_read)`. With the
+/// `planted-bugs` feature (only the simulator enables it) it reads the switch; without it the
+/// switch does not exist and this is the literal `false`, so the branch it guards is dead code
+/// the compiler drops. Defined before the modules so that they all see it.
+macro_rules! planted {
+    ($switch:expr) => {{
+        #[cfg(feature = "planted-bugs")]
+        let on: bool = $switch;
+        #[cfg(not(feature = "planted-bugs"))]
+        let on = false;
+        on
+    }};
+}
+
 #[cfg(feature = "net")]
 pub mod http;
 pub mod log;

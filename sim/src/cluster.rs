@@ -330,7 +330,7 @@ impl Cluster {
                     )
                 };
                 let node_config = node_config(&config, id, peers, seed);
-                let machine = KvMachine::with_bugs(node_config.raft.bugs);
+                let machine = KvMachine::with_bugs(Bug::switches(config.bug).kv);
                 let env = Env {
                     clock: clock.clone(),
                     net: net.node(id),
@@ -535,10 +535,12 @@ fn node_config(config: &SimConfig, id: NodeId, peers: Vec<NodeId>, seed: u64) ->
     raft.election_timeout_ticks = config.election_ticks.0;
     raft.election_timeout_max_ticks = config.election_ticks.1;
     raft.msg_entries_max = config.msg_entries_max;
-    raft.bugs = Bug::switches(config.bug);
+    let switches = Bug::switches(config.bug);
+    raft.bugs = switches.raft;
     raft.pre_vote = config.pre_vote;
     raft.check_quorum = config.check_quorum;
     let mut node = NodeConfig::new(raft, config.tick_ms);
+    node.bugs = switches.node;
     node.watchers_max = config.watchers_max;
     node.leader_sends_before_sync = config.parallel_sync;
     node.lazy_commit_sync = config.lazy_commit_sync;

@@ -69,20 +69,38 @@ impl Bug {
         }
     }
 
-    /// The engine's switches for this bug.
-    pub fn switches(bug: Option<Bug>) -> engine::raft::Bugs {
-        engine::raft::Bugs {
-            commit_old_term: bug == Some(Bug::CommitOldTerm),
-            stale_read: bug == Some(Bug::StaleRead),
-            read_index_early: bug == Some(Bug::ReadIndexEarly),
-            vote_not_persisted: bug == Some(Bug::VoteNotPersisted),
-            no_truncate: bug == Some(Bug::NoTruncate),
-            watch_skip: bug == Some(Bug::WatchSkip),
-            lock_no_expiry_check: bug == Some(Bug::LockNoExpiryCheck),
-            index_reuse: bug == Some(Bug::IndexReuse),
-            local_expiry: bug == Some(Bug::LocalExpiry),
+    /// The engine's switches for this bug, by owner: the Raft core's, the node loop's and the
+    /// store machine's. `lock-no-expiry-check` and `tag-reuse` have none: the simulator plants
+    /// them itself (the lock module's unchecked acquire, the same `boot_nonce` every life).
+    pub fn switches(bug: Option<Bug>) -> Switches {
+        Switches {
+            raft: engine::raft::Bugs {
+                commit_old_term: bug == Some(Bug::CommitOldTerm),
+                stale_read: bug == Some(Bug::StaleRead),
+                read_index_early: bug == Some(Bug::ReadIndexEarly),
+                no_truncate: bug == Some(Bug::NoTruncate),
+            },
+            node: engine::server::NodeBugs {
+                vote_not_persisted: bug == Some(Bug::VoteNotPersisted),
+            },
+            kv: engine::server::KvBugs {
+                watch_skip: bug == Some(Bug::WatchSkip),
+                index_reuse: bug == Some(Bug::IndexReuse),
+                local_expiry: bug == Some(Bug::LocalExpiry),
+            },
         }
     }
+}
+
+/// The engine's planted-bug switches for one run, by the part of the engine that owns them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Switches {
+    /// The Raft core's (`raft::Config::bugs`).
+    pub raft: engine::raft::Bugs,
+    /// The node loop's (`server::NodeConfig::bugs`).
+    pub node: engine::server::NodeBugs,
+    /// The store machine's (`server::KvMachine::with_bugs`).
+    pub kv: engine::server::KvBugs,
 }
 
 /// Everything one run needs.

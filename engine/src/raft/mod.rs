@@ -16,7 +16,9 @@ mod types;
 mod validate;
 
 pub use raw_node::{Proposed, RawNode, Ready, Role, RoleKind, Status};
+#[cfg(feature = "planted-bugs")]
+pub use types::Bugs;
 pub use types::{
-    Bugs, Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
+    Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
     Proposal, ProposeError, ReadState, RejectHint, Snapshot, StepError, Term,
 };

@@ -165,9 +165,20 @@ impl RaftLog {
     /// present with the same term are skipped; the first conflicting one and everything after it
     /// are deleted; new entries are appended. Entries at or below the offset are committed, so
     /// they are skipped too. Returns the index of the last entry of `new`.
-    /// `truncate` false is the planted bug `no_truncate`: present entries are kept whatever
-    /// their term.
-    pub fn merge(&mut self, new: &[Entry], truncate: bool) -> Index {
+    pub fn merge(&mut self, new: &[Entry]) -> Index {
+        self.merge_keeping::<false>(new)
+    }
+
+    /// The planted bug `no_truncate`: as [`RaftLog::merge`], but present entries are kept
+    /// whatever their term.
+    #[cfg(feature = "planted-bugs")]
+    pub fn planted_merge_keeping_conflicts(&mut self, new: &[Entry]) -> Index {
+        self.merge_keeping::<true>(new)
+    }
+
+    /// `merge`; `KEEP_CONFLICTS` is true only for the planted bug (a constant, so the correct
+    /// merge carries no switch).
+    fn merge_keeping<const KEEP_CONFLICTS: bool>(&mut self, new: &[Entry]) -> Index {
         let mut skip = 0;
         for e in new {
             if e.index <= self.offset {
@@ -175,7 +186,7 @@ impl RaftLog {
                 continue;
             }
             match self.term(e.index) {
-                Some(t) if t == e.term || !truncate => skip += 1,
+                Some(t) if t == e.term || KEEP_CONFLICTS => skip += 1,
                 Some(_) => {
                     // Raft §5.4: a committed entry is never overwritten.
                     assert!(
@@ -355,10 +366,7 @@ mod tests {
     #[test]
     fn merge_skips_matching_and_truncates_conflicts() {
         let mut log = RaftLog::recovered(vec![ent(1, 1), ent(2, 1), ent(3, 2)], Index(1));
-        assert_eq!(
-            log.merge(&[ent(2, 1), ent(3, 3), ent(4, 3)], true),
-            Index(4)
-        );
+        assert_eq!(log.merge(&[ent(2, 1), ent(3, 3), ent(4, 3)]), Index(4));
         assert_eq!(log.last_index(), Index(4));
         assert_eq!(log.term(Index(3)), Some(Term(3)));
         assert_eq!(log.stable(), Index(2));
@@ -368,7 +376,7 @@ mod tests {
     #[test]
     fn merge_of_a_stale_prefix_never_truncates() {
         let mut log = RaftLog::recovered(vec![ent(1, 1), ent(2, 1), ent(3, 1)], Index(0));
-        log.merge(&[ent(1, 1)], true);
+        log.merge(&[ent(1, 1)]);
         assert_eq!(log.last_index(), Index(3));
     }
 
@@ -395,7 +403,7 @@ mod tests {
         assert_eq!(log.slice(Index(4), Index(9), 10).len(), 2);
         assert_eq!(log.last_index(), Index(5));
         // Entries at or below the offset are skipped by a merge; a conflict above truncates.
-        log.merge(&[ent(2, 1), ent(3, 2), ent(4, 2), ent(5, 4)], true);
+        log.merge(&[ent(2, 1), ent(3, 2), ent(4, 2), ent(5, 4)]);
         assert_eq!(log.term(Index(5)), Some(Term(4)));
         assert_eq!(log.first_index_of_term(Term(2), Index(4)), Index(4));
         assert_eq!(log.last_index_at_most_term(Term(1), Index(5)), Index(3));
@@ -415,7 +423,7 @@ mod tests {
         assert_eq!((log.offset(), log.last_index()), (Index(7), Index(7)));
         assert_eq!(log.last_term(), Term(5));
         assert!(log.unsent_entries().is_empty());
-        log.merge(&[ent(8, 5)], true);
+        log.merge(&[ent(8, 5)]);
         assert_eq!(log.unsent_entries().len(), 1);
         log.check_invariants();
     }

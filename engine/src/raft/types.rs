@@ -250,7 +250,10 @@ pub struct ReadState {
     pub index: Index,
 }
 
-/// Deliberately planted bugs, compiled in and off unless asked, so the checkers can prove they bite.
+/// Planted bugs of the Raft core (feature `planted-bugs`, which only the simulator enables), each
+/// off unless asked, so the checkers can prove they bite. The node loop's and the store's planted
+/// bugs are theirs (`server::NodeBugs`, `server::KvBugs`).
+#[cfg(feature = "planted-bugs")]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bugs {
     /// The leader commits an entry of an earlier term by counting replicas (the Figure 8 mistake,
@@ -262,25 +265,9 @@ pub struct Bugs {
     /// A new leader serves ReadIndex before it has committed an entry of its own term, so its
     /// commit index may be behind what an earlier leader acknowledged (etcd#7331).
     pub read_index_early: bool,
-    /// The node loop sends its messages before it syncs the hard state, so a vote can leave the
-    /// node and then be lost in a crash: after a restart it may vote again in the same term.
-    pub vote_not_persisted: bool,
     /// A follower appends after its own entries without cutting a conflicting suffix: entries
     /// present at an index are kept whatever their term (Raft §5.3, receiver rule 3 skipped).
     pub no_truncate: bool,
-    /// A watch misses one event when two matching events commit back to back: it is answered
-    /// with the second.
-    pub watch_skip: bool,
-    /// After a restart the store index goes back by one once the replayed log is applied, as if
-    /// restored from a snapshot's index minus one: later writes reuse an index.
-    pub index_reuse: bool,
-    /// Every replica expires TTL keys on its own clock, outside the log, besides the leader's
-    /// replicated expiry.
-    pub local_expiry: bool,
-    /// The lock module does not check the lease on acquiring: a holder whose entry's TTL ran
-    /// out before the answer came acts as holder while the next contender is granted the lock
-    /// (Jepsen's 2020 etcd lock finding).
-    pub lock_no_expiry_check: bool,
 }
 
 /// Static configuration of one Raft node.
@@ -333,7 +320,8 @@ pub struct Config {
     /// waits one maximum election timeout more before its next campaign (a research variant;
     /// off by default).
     pub backoff_on_lost_vote: bool,
-    /// Planted bugs (all off by default).
+    /// Planted bugs (all off by default; only with the `planted-bugs` feature).
+    #[cfg(feature = "planted-bugs")]
     pub bugs: Bugs,
 }
 
@@ -356,6 +344,7 @@ impl Config {
             step_down_resets_timer: true,
             redraw_timeout: true,
             backoff_on_lost_vote: false,
+            #[cfg(feature = "planted-bugs")]
             bugs: Bugs::default(),
         }
     }

@@ -1,7 +1,9 @@
 //! The etcd v2 store as the node's state machine, and the typed client API over it that the
 //! simulator's clients and the HTTP layer share.
 
-use crate::raft::{Bugs, Entry, EntryKind, Index};
+#[cfg(feature = "planted-bugs")]
+use crate::raft::Index;
+use crate::raft::{Entry, EntryKind};
 use crate::store::{Applied as StoreApplied, Command, ErrorCode, Event, Store, StoreError};
 
 use super::{Applied, Client, ClientError, ReadAnswer, StateMachine};
@@ -28,13 +30,32 @@ pub struct KvWatch {
     pub wait_index: u64,
 }
 
+/// Planted bugs of the store machine (feature `planted-bugs`, which only the simulator
+/// enables), each off unless asked, so the checkers can prove they bite. (The lock module's,
+/// `lock_no_expiry_check`, is a function of its own: `lock::acquire_lease_without_expiry_check`.)
+#[cfg(feature = "planted-bugs")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KvBugs {
+    /// A watch misses one event when two matching events commit back to back: it is answered
+    /// with the second.
+    pub watch_skip: bool,
+    /// After a restart the store index goes back by one once the replayed log is applied, as if
+    /// restored from a snapshot's index minus one: later writes reuse an index.
+    pub index_reuse: bool,
+    /// Every replica expires TTL keys on its own clock, outside the log, besides the leader's
+    /// replicated expiry.
+    pub local_expiry: bool,
+}
+
 /// The etcd v2 store, fed with committed entries.
 #[derive(Clone, Debug, Default)]
 pub struct KvMachine {
     store: Store,
-    /// Planted bugs of the store layer (`watch_skip`, `index_reuse`, `local_expiry`).
-    bugs: Bugs,
+    /// Planted bugs of the store layer.
+    #[cfg(feature = "planted-bugs")]
+    bugs: KvBugs,
     /// `index_reuse`: the replayed log's last index, after which the index goes back.
+    #[cfg(feature = "planted-bugs")]
     rewind_at: Option<Index>,
 }
 
@@ -43,12 +64,16 @@ impl KvMachine {
     pub fn new(store: Store) -> KvMachine {
         KvMachine {
             store,
-            ..KvMachine::default()
+            #[cfg(feature = "planted-bugs")]
+            bugs: KvBugs::default(),
+            #[cfg(feature = "planted-bugs")]
+            rewind_at: None,
         }
     }
 
     /// A fresh machine with planted bugs switched on (the simulator's `--bug`).
-    pub fn with_bugs(bugs: Bugs) -> KvMachine {
+    #[cfg(feature = "planted-bugs")]
+    pub fn with_bugs(bugs: KvBugs) -> KvMachine {
         KvMachine {
             bugs,
             ..KvMachine::default()
@@ -82,6 +107,7 @@ impl StateMachine for KvMachine {
                 }
             }
         };
+        #[cfg(feature = "planted-bugs")]
         if self.rewind_at == Some(entry.index) {
             self.rewind_at = None;
             self.store.planted_bug_rewind_index();
@@ -95,6 +121,7 @@ impl StateMachine for KvMachine {
 
     fn restore(&mut self, data: &[u8]) -> Result<(), String> {
         self.store = Store::restore(data)?;
+        #[cfg(feature = "planted-bugs")]
         if self.bugs.index_reuse {
             // Planted bug: the restored index comes back one short.
             self.store.planted_bug_rewind_index();
@@ -102,13 +129,15 @@ impl StateMachine for KvMachine {
         Ok(())
     }
 
-    fn recovered(&mut self, commit: Index) {
+    #[cfg(feature = "planted-bugs")]
+    fn planted_recovered(&mut self, commit: Index) {
         if self.bugs.index_reuse && commit > Index(0) {
             self.rewind_at = Some(commit);
         }
     }
 
-    fn housekeeping(&mut self, unix_ms: u64) {
+    #[cfg(feature = "planted-bugs")]
+    fn planted_housekeeping(&mut self, unix_ms: u64) {
         if self.bugs.local_expiry
             && self
                 .store
@@ -127,7 +156,7 @@ impl StateMachine for KvMachine {
         let found = self
             .store
             .event_since(&watch.key, watch.recursive, watch.wait_index);
-        if self.bugs.watch_skip
+        if planted!(self.bugs.watch_skip)
             && let Ok(Some(first)) = &found
             && let Ok(Some(next)) =
                 self.store

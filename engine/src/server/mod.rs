@@ -13,8 +13,12 @@ mod node;
 
 pub use client::{Applied, Client, ClientError, ReadAnswer, Request};
 pub use follower_stats::{FollowerStats, Latency};
+#[cfg(feature = "planted-bugs")]
+pub use kv::KvBugs;
 pub use kv::{KvClient, KvError, KvGet, KvMachine, KvRead, KvRouter, KvWatch, KvWritten};
 pub use metrics::Metrics;
+#[cfg(feature = "planted-bugs")]
+pub use node::NodeBugs;
 pub use node::{NodeConfig, NodeError, run};
 
 use std::future::Future;
@@ -97,12 +101,15 @@ pub trait StateMachine {
     fn leader_proposal(&self, _unix_ms: u64) -> Option<Vec<u8>> {
         None
     }
-    /// The node recovered a log committed up to `commit` and will re-apply it. Only a planted
-    /// bug acts on it.
-    fn recovered(&mut self, _commit: crate::raft::Index) {}
-    /// Called every `NodeConfig::housekeeping_ms` on every node. A correct machine changes
-    /// nothing here (replicas change only by applying entries); only a planted bug acts on it.
-    fn housekeeping(&mut self, _unix_ms: u64) {}
+    /// Planted bugs only (feature `planted-bugs`): the node recovered a log committed up to
+    /// `commit` and will re-apply it.
+    #[cfg(feature = "planted-bugs")]
+    fn planted_recovered(&mut self, _commit: crate::raft::Index) {}
+    /// Planted bugs only (feature `planted-bugs`): called every `NodeConfig::housekeeping_ms`
+    /// on every node. A correct machine has nothing to do here (replicas change only by
+    /// applying entries).
+    #[cfg(feature = "planted-bugs")]
+    fn planted_housekeeping(&mut self, _unix_ms: u64) {}
 }
 
 /// Watches a node from the inside; the simulator's checkers implement it, production ignores it.

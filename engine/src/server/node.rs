@@ -10,7 +10,7 @@ use super::client::{Applied, ClientError, ReadAnswer, Request};
 use super::follower_stats::Followers;
 use super::metrics::Metrics;
 use super::{Clock, Env, Network, Observer, StateMachine};
-use crate::log::{Disk, LogError, Wal};
+use crate::log::{Disk, LogError, Recovered, Wal};
 use crate::raft::{
     Config, ConfigError, EntryKind, Index, Message, MessageKind, NodeId, ProposeError, Proposed,
     RawNode, RoleKind, Snapshot, Term,
@@ -57,6 +57,20 @@ pub struct NodeConfig {
     /// lie above an earlier one's while the wall clock does not go back), the simulator a
     /// number from the seed.
     pub boot_nonce: u64,
+    /// Planted bugs of the node loop (all off by default; only with the `planted-bugs`
+    /// feature).
+    #[cfg(feature = "planted-bugs")]
+    pub bugs: NodeBugs,
+}
+
+/// Planted bugs of the node loop (feature `planted-bugs`, which only the simulator enables),
+/// each off unless asked, so the checkers can prove they bite.
+#[cfg(feature = "planted-bugs")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeBugs {
+    /// The node loop sends its messages before it syncs the hard state, so a vote can leave the
+    /// node and then be lost in a crash: after a restart it may vote again in the same term.
+    pub vote_not_persisted: bool,
 }
 
 impl NodeConfig {
@@ -76,6 +90,8 @@ impl NodeConfig {
             forward_timeout_ms: 3_000,
             metrics: Arc::default(),
             boot_nonce: 0,
+            #[cfg(feature = "planted-bugs")]
+            bugs: NodeBugs::default(),
         }
     }
 }
@@ -245,6 +261,36 @@ struct Node<S: StateMachine, O> {
     metrics: Arc<Metrics>,
     /// The leader it last knew of, to count and log leader changes.
     last_leader: Option<(Term, NodeId)>,
+    #[cfg(feature = "planted-bugs")]
+    bugs: NodeBugs,
+}
+
+/// Opens the log on `disk` and restores the state machine from its snapshot, if it has one.
+async fn recover<D: Disk, S: StateMachine, O: Observer>(
+    disk: D,
+    id: NodeId,
+    sm: &mut S,
+    observer: &mut O,
+) -> Result<(Wal<D>, Recovered), NodeError> {
+    let (wal, recovered) = Wal::open(disk).await?;
+    observer.recovered(id, &recovered);
+    if recovered.cut_bytes > 0 {
+        tracing::warn!(
+            node = id.0,
+            cut_bytes = recovered.cut_bytes,
+            "cut a torn log tail"
+        );
+    }
+    if let Some(snapshot) = &recovered.snapshot {
+        sm.restore(&snapshot.data)
+            .map_err(|cause| NodeError::Snapshot {
+                index: snapshot.index,
+                cause,
+            })?;
+    }
+    #[cfg(feature = "planted-bugs")]
+    sm.planted_recovered(recovered.hard_state.commit);
+    Ok((wal, recovered))
 }
 
 /// Runs one node until the request channel closes, the observer asks it to stop, or the disk fails.
@@ -271,25 +317,8 @@ where
         mut net,
         disk,
     } = env;
-    let (mut wal, recovered) = Wal::open(disk).await?;
-    let id = config.raft.id;
-    observer.recovered(id, &recovered);
-    if recovered.cut_bytes > 0 {
-        tracing::warn!(
-            node = id.0,
-            cut_bytes = recovered.cut_bytes,
-            "cut a torn log tail"
-        );
-    }
+    let (mut wal, recovered) = recover(disk, config.raft.id, &mut sm, &mut observer).await?;
     let snapshot_index = recovered.snapshot.as_ref().map_or(Index(0), |s| s.index);
-    if let Some(snapshot) = &recovered.snapshot {
-        sm.restore(&snapshot.data)
-            .map_err(|cause| NodeError::Snapshot {
-                index: snapshot.index,
-                cause,
-            })?;
-    }
-    sm.recovered(recovered.hard_state.commit);
     let (recovered_term, recovered_vote) =
         (recovered.hard_state.term, recovered.hard_state.voted_for);
     let raw = RawNode::restart(
@@ -541,7 +570,8 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             return;
         }
         self.housekept_ms = now_ms;
-        self.sm.housekeeping(unix_ms);
+        #[cfg(feature = "planted-bugs")]
+        self.sm.planted_housekeeping(unix_ms);
         if self.raw.status().role != RoleKind::Leader {
             return;
         }
@@ -641,7 +671,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         while let Some(mut ready) = self.raw.ready() {
             let id = self.raw.id();
             applied_any |= !ready.committed_entries.is_empty();
-            if self.raw.config().bugs.vote_not_persisted
+            if planted!(self.bugs.vote_not_persisted)
                 || (self.leader_sends_before_sync && self.raw.status().role == RoleKind::Leader)
             {
                 // Planted bug: messages (votes among them) leave before the sync below. Or a

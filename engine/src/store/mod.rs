@@ -155,6 +155,7 @@ impl Store {
 
     /// The planted bug `index_reuse`: the index goes back by one (and the newest event is
     /// forgotten, so the history stays in index order): the next mutation reuses the index.
+    #[cfg(feature = "planted-bugs")]
     pub fn planted_bug_rewind_index(&mut self) {
         self.index = self.index.saturating_sub(1);
         self.history.pop_newest();

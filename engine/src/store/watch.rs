@@ -76,6 +76,7 @@ impl History {
     }
 
     /// Forgets the newest event (only the planted bug `index_reuse` does).
+    #[cfg(feature = "planted-bugs")]
     pub(crate) fn pop_newest(&mut self) {
         self.events.pop_back();
     }

@@ -1,0 +1,86 @@
+//! The checks every input ends with (debug builds and the `invariants` feature).
+
+use std::collections::BTreeMap;
+
+use super::{RawNode, Role};
+use crate::raft::quorum::majority;
+use crate::raft::types::{Index, NodeId};
+
+impl RawNode {
+    pub(super) fn after_input(&self) {
+        #[cfg(any(debug_assertions, feature = "invariants"))]
+        self.check_invariants();
+    }
+
+    /// The tally of a (pre-)election: its own vote is counted, every voter is a peer, and it
+    /// has not yet won (a majority ends the election at once).
+    pub(super) fn check_votes(&self, votes: &BTreeMap<NodeId, bool>) {
+        assert_eq!(votes.get(&self.config.id), Some(&true), "own vote counted");
+        for voter in votes.keys() {
+            assert!(
+                self.config.peers.binary_search(voter).is_ok(),
+                "vote from non-peer {voter}"
+            );
+        }
+        let yes = votes.values().filter(|&&g| g).count();
+        assert!(
+            yes < majority(self.config.peers.len()),
+            "a won election ends at once"
+        );
+    }
+
+    /// The body of [`RawNode::check_invariants`].
+    pub(super) fn check_state(&self) {
+        self.log.check_invariants();
+        if self.log.offset() > Index(0) {
+            assert!(
+                self.snapshot
+                    .as_ref()
+                    .is_some_and(|s| s.index >= self.log.offset()),
+                "a compacted log holds a snapshot covering its offset"
+            );
+        }
+        let commit = self.log.commit();
+        let last = self.log.last_index();
+        match &self.role {
+            Role::Leader { progress } => {
+                assert_eq!(
+                    self.voted_for,
+                    Some(self.config.id),
+                    "a leader voted for itself"
+                );
+                assert_eq!(
+                    progress.len() + 1,
+                    self.config.peers.len(),
+                    "progress per peer"
+                );
+                for (peer, p) in progress {
+                    assert!(p.match_index < p.next_index, "match < next for {peer}");
+                    assert!(p.next_index <= last.next(), "next <= last + 1 for {peer}");
+                }
+            }
+            Role::Candidate { votes } => {
+                assert_eq!(
+                    self.voted_for,
+                    Some(self.config.id),
+                    "a candidate voted for itself"
+                );
+                self.check_votes(votes);
+            }
+            Role::PreCandidate { votes } => {
+                assert!(self.config.pre_vote, "a pre-candidate only with pre_vote");
+                // Raft thesis §9.6: a pre-election neither moves the term nor casts a vote, so
+                // `voted_for` is whatever this node did in its term before it timed out.
+                self.check_votes(votes);
+            }
+            Role::Follower { leader } => {
+                assert_ne!(*leader, Some(self.config.id), "a follower does not lead");
+            }
+        }
+        assert!(commit <= last, "commit <= last_index");
+        assert!(
+            self.log.last_term() <= self.term,
+            "no entry from a future term"
+        );
+    }
+}

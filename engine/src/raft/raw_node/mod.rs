@@ -1,0 +1,719 @@
+//! The Raft state machine of one node (Raft §5), driven by `step`, `tick` and `propose`, read out
+//! through `ready` and closed with `advance`.
+//!
+//! Depends on `types`, `quorum`, `progress`, `raft_log` and `read_only`. No I/O, no clock, no
+//! threads: time is `tick()`, and the only randomness is the injected ChaCha RNG that draws
+//! election timeouts.
+//!
+//! This file holds the node's types and its whole public API, and routes each message to its
+//! handler ([`RawNode::step`]); each other file is one concern, as one `impl RawNode` block:
+//! - `election`: timers, role transitions, RequestVote and PreVote (Raft §5.2, §5.4.1; thesis
+//!   §9.6), CheckQuorum's lease (thesis §4.2.3, §6.2);
+//! - `replication`: the leader's side: heartbeats, AppendEntries and their answers, the commit
+//!   rule (Raft §5.3, §5.4.2), the commit broadcast, and the commands followers forward;
+//! - `follower`: the AppendEntries receiver (Raft Figure 2, §5.3);
+//! - `reads`: linearizable reads by ReadIndex (thesis §6.4);
+//! - `snapshot`: InstallSnapshot, sent and received (Raft §7);
+//! - `invariants`: the checks run after every input.
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+mod election;
+mod follower;
+mod invariants;
+mod reads;
+mod replication;
+mod snapshot;
+
+use super::progress::Progress;
+use super::raft_log::RaftLog;
+use super::read_only::{ReadOnly, ReadRequest};
+use super::types::{
+    Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
+    Proposal, ProposeError, ReadState, Snapshot, StepError, Term,
+};
+
+/// A node's role; each role owns the data only it needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Follows `leader`, if it has heard from one in the current term.
+    Follower {
+        /// The leader of the current term, once known.
+        leader: Option<NodeId>,
+    },
+    /// Asking whether a majority would vote for it in the next term (Raft thesis §9.6), before
+    /// it increments its term. Exists only with [`Config::pre_vote`](super::types::Config).
+    PreCandidate {
+        /// Answers to this pre-election so far, by voter (this node's own grant included).
+        votes: BTreeMap<NodeId, bool>,
+    },
+    /// Campaigning in the current term (Raft §5.2).
+    Candidate {
+        /// Votes received so far, by voter (this node's own vote included).
+        votes: BTreeMap<NodeId, bool>,
+    },
+    /// Leading the current term.
+    Leader {
+        /// Replication state of every other voter.
+        progress: BTreeMap<NodeId, Progress>,
+    },
+}
+
+/// The kind of a [`Role`], without its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RoleKind {
+    /// See [`Role::Follower`].
+    Follower,
+    /// See [`Role::PreCandidate`].
+    PreCandidate,
+    /// See [`Role::Candidate`].
+    Candidate,
+    /// See [`Role::Leader`].
+    Leader,
+}
+
+impl Role {
+    /// The role's kind.
+    pub fn kind(&self) -> RoleKind {
+        match self {
+            Role::Follower { .. } => RoleKind::Follower,
+            Role::PreCandidate { .. } => RoleKind::PreCandidate,
+            Role::Candidate { .. } => RoleKind::Candidate,
+            Role::Leader { .. } => RoleKind::Leader,
+        }
+    }
+}
+
+/// What [`RawNode::propose_or_forward`] did with a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proposed {
+    /// This node leads and appended it at this index and term.
+    Appended(Index, Term),
+    /// This node follows and sent it to the leader of this term: if the command is ever
+    /// committed, its entry has this term.
+    Forwarded(Term),
+}
+
+/// Everything the caller must do after a batch of input, in this order of obligation.
+///
+/// Close it with [`RawNode::advance`] before stepping, ticking or proposing again.
+///
+/// One exception to "durable before sending": a leader may send `messages` before its own
+/// `entries` are durable, so that its disk write overlaps its followers' (Raft thesis §10.2.1;
+/// the node loop's `NodeConfig::leader_sends_before_sync`). It is safe because the leader never
+/// counts its own unsynced entries towards commitment: its own vote in the commit rule is the
+/// log's stable index, which moves only when [`RawNode::advance`] says `entries` are durable,
+/// so no entry commits on a copy that a crash of the leader could take back. Every other node,
+/// and a leader's hard state, snapshot and answers, keep the rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// Sequence number; `advance` checks it matches.
+    pub number: u64,
+    /// Persist BEFORE sending any of `messages` (Raft Figure 2: "Updated on stable storage before
+    /// responding to RPCs"). `None` if unchanged since the last `Ready`.
+    pub hard_state: Option<HardState>,
+    /// Append to stable storage BEFORE sending any of `messages`. An entry at index `i` replaces
+    /// every stored entry at `>= i` (conflict truncation, Raft §5.3).
+    pub entries: Vec<Entry>,
+    /// A snapshot from the leader (Raft §7): persist it BEFORE sending any of `messages`, in
+    /// place of every stored entry up to its index, and restore the state machine from it
+    /// BEFORE applying `committed_entries` (which follow it).
+    pub snapshot: Option<Snapshot>,
+    /// Send AFTER `hard_state`, `snapshot` and `entries` are durable (a leader may send before
+    /// its `entries` are: see above); they may be lost, delayed, duplicated or reordered.
+    pub messages: Vec<Message>,
+    /// Apply to the state machine in order, AFTER `entries` are durable. They are committed.
+    pub committed_entries: Vec<Entry>,
+    /// Serve each read once the state machine has applied its index (thesis §6.4).
+    pub read_states: Vec<ReadState>,
+}
+
+/// A snapshot of a node's externally visible state, for drivers, logs and checkers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// This node.
+    pub id: NodeId,
+    /// `currentTerm`.
+    pub term: Term,
+    /// `votedFor`.
+    pub voted_for: Option<NodeId>,
+    /// The role's kind.
+    pub role: RoleKind,
+    /// The leader of `term` as this node knows it.
+    pub leader: Option<NodeId>,
+    /// `commitIndex`.
+    pub commit: Index,
+    /// `lastApplied`.
+    pub applied: Index,
+    /// Index of the last log entry.
+    pub last_index: Index,
+    /// Term of the last log entry.
+    pub last_term: Term,
+}
+
+/// The Raft core of one node.
+#[derive(Debug)]
+pub struct RawNode {
+    config: Config,
+    /// `currentTerm` (Raft Figure 2). Invariant: never decreases.
+    term: Term,
+    /// `votedFor` (Raft Figure 2). Invariant: at most one vote per term.
+    voted_for: Option<NodeId>,
+    log: RaftLog,
+    role: Role,
+    /// Ticks since the last heartbeat from a leader, vote granted, or (pre-)campaign start; on a
+    /// leader with `check_quorum`, ticks since its last quorum check.
+    election_elapsed: u64,
+    /// Drawn from `[election_timeout_ticks, election_timeout_max_ticks)` at every reset.
+    election_timeout_randomized: u64,
+    /// Leader only: ticks since the last heartbeat round.
+    heartbeat_elapsed: u64,
+    rng: ChaCha8Rng,
+    msgs: Vec<Message>,
+    /// The hard state handed out in the last `Ready`.
+    hard_state_sent: HardState,
+    ready_number: u64,
+    ready_pending: bool,
+    /// Elections this node started (for statistics).
+    campaigns: u64,
+    /// Scratch space for `maybe_commit`.
+    match_scratch: Vec<Index>,
+    /// Leader only: reads being confirmed.
+    reads: ReadOnly,
+    /// Confirmed reads for the next `Ready`.
+    read_states: Vec<ReadState>,
+    /// The newest snapshot this node holds (taken locally or received), sent to followers that
+    /// need compacted entries. Invariant: `Some` with `index >= log.offset()` once the offset
+    /// is above 0.
+    snapshot: Option<Snapshot>,
+    /// A snapshot received from the leader, for the next `Ready`.
+    pending_snapshot: Option<Snapshot>,
+}
+
+impl RawNode {
+    /// Builds a node from its configuration and what it recovered from disk.
+    pub fn new(
+        config: Config,
+        hard_state: HardState,
+        entries: Vec<Entry>,
+    ) -> Result<Self, ConfigError> {
+        RawNode::restart(config, hard_state, None, (Index(0), Term(0)), entries)
+    }
+
+    /// Builds a node from what it recovered from disk after a compaction: the snapshot the
+    /// state machine was restored from, and the log's entries following `log_start` (the last
+    /// compacted index and its term), which may begin at or before the snapshot's index.
+    pub fn restart(
+        config: Config,
+        hard_state: HardState,
+        snapshot: Option<Snapshot>,
+        log_start: (Index, Term),
+        entries: Vec<Entry>,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut peers = config.peers.clone();
+        peers.sort();
+        let config = Config { peers, ..config };
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let applied = snapshot.as_ref().map_or(Index(0), |s| s.index);
+        let (offset, offset_term) = log_start;
+        let log =
+            RaftLog::recovered_after(offset, offset_term, entries, hard_state.commit, applied);
+        // The log writes entries before the hard state, so a torn write can keep entries of a
+        // term whose hard state it lost. The node sent nothing in that term (nothing leaves
+        // before a sync), so it may take the term with no vote.
+        let (term, voted_for) = if log.last_term() > hard_state.term {
+            (log.last_term(), None)
+        } else {
+            (hard_state.term, hard_state.voted_for)
+        };
+        let mut node = RawNode {
+            config,
+            term,
+            voted_for,
+            log,
+            role: Role::Follower { leader: None },
+            election_elapsed: 0,
+            election_timeout_randomized: 0,
+            heartbeat_elapsed: 0,
+            rng,
+            msgs: Vec::new(),
+            hard_state_sent: hard_state,
+            ready_number: 0,
+            ready_pending: false,
+            campaigns: 0,
+            match_scratch: Vec::new(),
+            reads: ReadOnly::default(),
+            read_states: Vec::new(),
+            snapshot,
+            pending_snapshot: None,
+        };
+        node.reset_election_timer();
+        Ok(node)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The role and its data.
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    /// The in-memory log.
+    pub fn raft_log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    /// How many elections this node has started.
+    pub fn campaigns(&self) -> u64 {
+        self.campaigns
+    }
+
+    /// The current hard state (not necessarily persisted yet).
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+            commit: self.log.commit(),
+        }
+    }
+
+    /// The externally visible state.
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.config.id,
+            term: self.term,
+            voted_for: self.voted_for,
+            role: self.role.kind(),
+            leader: self.leader(),
+            commit: self.log.commit(),
+            applied: self.log.applied(),
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+        }
+    }
+
+    /// The leader of the current term as this node knows it.
+    pub fn leader(&self) -> Option<NodeId> {
+        match &self.role {
+            Role::Follower { leader } => *leader,
+            Role::PreCandidate { .. } | Role::Candidate { .. } => None,
+            Role::Leader { .. } => Some(self.config.id),
+        }
+    }
+
+    /// Ticks until this node's next timer fires if nothing else happens, so a driver can sleep
+    /// instead of ticking an idle node. Always at least 1.
+    pub fn ticks_until_timeout(&self) -> u64 {
+        let left = match self.role {
+            Role::Leader { .. } if self.config.check_quorum => {
+                let heartbeat = self.config.heartbeat_interval_ticks - self.heartbeat_elapsed;
+                let check = self.config.election_timeout_ticks - self.election_elapsed;
+                heartbeat.min(check)
+            }
+            Role::Leader { .. } => self.config.heartbeat_interval_ticks - self.heartbeat_elapsed,
+            _ => self
+                .election_timeout_randomized
+                .saturating_sub(self.election_elapsed),
+        };
+        left.max(1)
+    }
+
+    /// Advances logical time by one tick: followers and (pre-)candidates count towards an
+    /// election timeout (Raft §5.2); the leader counts towards its next heartbeat round and, with
+    /// `check_quorum`, its next quorum check.
+    pub fn tick(&mut self) {
+        assert!(!self.ready_pending, "tick between ready and advance");
+        if matches!(self.role, Role::Leader { .. }) {
+            self.tick_leader();
+        } else {
+            self.election_elapsed += 1;
+            if self.election_elapsed >= self.election_timeout_randomized {
+                self.campaign();
+            }
+        }
+        self.after_input();
+    }
+
+    /// Starts an election now (Raft §5.2), whatever the timer says; with `pre_vote`, a
+    /// pre-election (Raft thesis §9.6). A leader ignores it.
+    pub fn campaign(&mut self) {
+        if matches!(self.role, Role::Leader { .. }) {
+            return;
+        }
+        if self.config.pre_vote {
+            self.become_pre_candidate();
+        } else {
+            self.become_candidate();
+        }
+    }
+
+    /// Appends a command to the leader's log. Returns the entry's index and term: the command is
+    /// committed once an entry with that index and term is applied.
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<(Index, Term), ProposeError> {
+        assert!(!self.ready_pending, "propose between ready and advance");
+        let Role::Leader { .. } = self.role else {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader(),
+            });
+        };
+        let uncommitted = self.log.last_index().0 - self.log.commit().0;
+        if uncommitted >= self.config.uncommitted_entries_max {
+            return Err(ProposeError::Dropped);
+        }
+        let index = self.append_own(EntryKind::Command(data));
+        self.broadcast_append();
+        self.after_input();
+        Ok((index, self.term))
+    }
+
+    /// Appends a command if this node leads, or forwards it to the leader it follows (etcd's
+    /// followers forward proposals the same way) tagged with `tag`: the entry comes back as
+    /// [`EntryKind::Forwarded`] with this node as its origin, and whoever applies it knows whose
+    /// it is. Commands forwarded in one batch of input travel in one message. A forwarded
+    /// command may be lost (the leader changed or was full): its outcome is then unknown.
+    pub fn propose_or_forward(
+        &mut self,
+        tag: u64,
+        data: Vec<u8>,
+    ) -> Result<Proposed, ProposeError> {
+        assert!(!self.ready_pending, "propose between ready and advance");
+        let leader = match &self.role {
+            Role::Leader { .. } => {
+                return self
+                    .propose(data)
+                    .map(|(index, term)| Proposed::Appended(index, term));
+            }
+            Role::Follower {
+                leader: Some(leader),
+            } => *leader,
+            _ => return Err(ProposeError::NotLeader { leader: None }),
+        };
+        let proposal = Proposal { tag, data };
+        let joined = self.msgs.iter_mut().rev().find_map(|m| match &mut m.kind {
+            MessageKind::Propose { proposals } if m.to == leader && m.term == self.term => {
+                Some(proposals)
+            }
+            _ => None,
+        });
+        match joined {
+            Some(proposals) => proposals.push(proposal),
+            None => self.send(
+                leader,
+                MessageKind::Propose {
+                    proposals: vec![proposal],
+                },
+            ),
+        }
+        Ok(Proposed::Forwarded(self.term))
+    }
+
+    /// Feeds one message from a peer into the state machine.
+    pub fn step(&mut self, m: Message) -> Result<(), StepError> {
+        assert!(!self.ready_pending, "step between ready and advance");
+        if m.to != self.config.id {
+            return Err(StepError::WrongNode {
+                to: m.to,
+                me: self.config.id,
+            });
+        }
+        if m.from == self.config.id || self.config.peers.binary_search(&m.from).is_err() {
+            return Err(StepError::UnknownPeer(m.from));
+        }
+        let leader_last = (matches!(self.role, Role::Leader { .. }) && m.term == self.term)
+            .then(|| self.log.last_index());
+        super::super::validate::check(&m, leader_last)?;
+        if self.step_term(&m) {
+            self.dispatch(m);
+        }
+        self.after_input();
+        Ok(())
+    }
+
+    /// Brings this node to the message's term, if it should. Returns false if the message was
+    /// consumed here (stale or ignored).
+    fn step_term(&mut self, m: &Message) -> bool {
+        if m.term > self.term {
+            match m.kind {
+                // CheckQuorum's lease (Raft thesis §4.2.3): "if a server receives a RequestVote
+                // request within the minimum election timeout of hearing from a current leader,
+                // it does not update its term or grant its vote", so a node rejoining from a
+                // partition with a higher term cannot depose a leader that still has a majority.
+                // (etcd lets a leader transfer's "force" vote through; leader transfer is not
+                // implemented here.)
+                MessageKind::Vote { .. } if self.in_lease() => return false,
+                // Raft thesis §9.6: a pre-vote never changes the receiver's term, and a granted
+                // pre-vote carries the term the pre-candidate has not moved to yet.
+                MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true } => {}
+                // Raft §5.1: a newer term makes any node a follower of that term.
+                _ => {
+                    let from_leader = matches!(
+                        m.kind,
+                        MessageKind::Append { .. } | MessageKind::Snapshot { .. }
+                    );
+                    let leader = from_leader.then_some(m.from);
+                    self.become_follower(m.term, leader);
+                }
+            }
+        } else if m.term < self.term {
+            // Raft §5.1: an older term is stale.
+            self.reply_stale(m);
+            return false;
+        }
+        true
+    }
+
+    fn dispatch(&mut self, m: Message) {
+        let ahead = matches!(
+            m.kind,
+            MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true }
+        );
+        assert!(
+            m.term == self.term || (ahead && m.term > self.term),
+            "term normalised"
+        );
+        match m.kind {
+            MessageKind::Vote {
+                last_log_index,
+                last_log_term,
+            } => {
+                self.handle_vote(m.from, last_log_index, last_log_term);
+            }
+            MessageKind::VoteResponse { granted } => self.handle_vote_response(m.from, granted),
+            MessageKind::PreVote {
+                last_log_index,
+                last_log_term,
+            } => {
+                self.handle_pre_vote(m.from, m.term, last_log_index, last_log_term);
+            }
+            MessageKind::PreVoteResponse { granted } => {
+                self.handle_pre_vote_response(m.from, m.term, granted);
+            }
+            MessageKind::Append {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+                read_seq,
+            } => {
+                let prev = (prev_log_index, prev_log_term);
+                self.handle_append(m.from, prev, &entries, leader_commit, read_seq);
+            }
+            MessageKind::AppendResponse {
+                success,
+                match_index,
+                hint,
+                read_seq,
+            } => {
+                self.handle_append_response(m.from, success, match_index, hint, read_seq);
+            }
+            MessageKind::Snapshot { snapshot } => self.handle_snapshot(m.from, snapshot),
+            MessageKind::Propose { proposals } => self.handle_propose(m.from, proposals),
+            MessageKind::ReadIndex { ctx } => self.handle_read_index(m.from, ctx),
+            MessageKind::ReadIndexResponse { ctx, index } => {
+                if matches!(self.role, Role::Follower { .. }) {
+                    self.read_states.push(ReadState { ctx, index });
+                }
+            }
+        }
+    }
+
+    /// True if a `Ready` is waiting.
+    pub fn has_ready(&self) -> bool {
+        !self.msgs.is_empty()
+            || self.hard_state() != self.hard_state_sent
+            || !self.log.unsent_entries().is_empty()
+            || self.log.applied() < self.log.commit()
+            || !self.read_states.is_empty()
+            || self.pending_snapshot.is_some()
+    }
+
+    /// Takes what the caller must persist, send and apply, if anything.
+    pub fn ready(&mut self) -> Option<Ready> {
+        assert!(!self.ready_pending, "one Ready at a time");
+        self.broadcast_commit();
+        if !self.has_ready() {
+            return None;
+        }
+        let hard_state = self.hard_state();
+        let ready = Ready {
+            number: self.ready_number + 1,
+            hard_state: (hard_state != self.hard_state_sent).then_some(hard_state),
+            snapshot: self.pending_snapshot.take(),
+            entries: self.log.unsent_entries().to_vec(),
+            messages: std::mem::take(&mut self.msgs),
+            committed_entries: self.log.next_committed(usize::MAX).to_vec(),
+            read_states: std::mem::take(&mut self.read_states),
+        };
+        self.ready_number = ready.number;
+        self.ready_pending = true;
+        self.hard_state_sent = hard_state;
+        self.log.mark_sent();
+        Some(ready)
+    }
+
+    /// Closes a `Ready`: its entries are durable and its committed entries applied.
+    pub fn advance(&mut self, ready: Ready) {
+        assert!(self.ready_pending, "advance without ready");
+        assert_eq!(
+            ready.number, self.ready_number,
+            "advance closes the last Ready"
+        );
+        self.ready_pending = false;
+        if let Some(last) = ready.entries.last() {
+            self.log.stable_to(last.index);
+        }
+        if let Some(last) = ready.committed_entries.last() {
+            self.log.applied_to(last.index);
+        }
+        // The leader counts its own log only once it is durable, so a crash cannot take back a
+        // vote towards commitment.
+        if matches!(self.role, Role::Leader { .. }) {
+            self.maybe_commit();
+        }
+        self.after_input();
+    }
+
+    /// Checks every invariant this node can check about itself. O(peers).
+    pub fn check_invariants(&self) {
+        self.check_state();
+    }
+
+    fn reply_stale(&mut self, m: &Message) {
+        match m.kind {
+            MessageKind::Vote { .. } => {
+                self.send(m.from, MessageKind::VoteResponse { granted: false });
+            }
+            // A pre-candidate whose term fell behind (it was away while the others moved on)
+            // learns ours from the rejection. Dropping its pre-vote instead can wedge a cluster
+            // with PreVote: its better log needs our vote, our pre-votes need its grant, and it
+            // ignores our lower-term ones (etcd#8243).
+            MessageKind::PreVote { .. } => {
+                self.send(m.from, MessageKind::PreVoteResponse { granted: false });
+            }
+            // An AppendEntries from a lower term is answered with our term, which deposes its
+            // leader. It may be a delayed message, or this node's term ran ahead while it was
+            // partitioned (a candidate whose elections failed). With CheckQuorum's lease the
+            // others ignore such a node's RequestVotes and with PreVote its term no longer
+            // rises, so this answer is how the cluster's term catches up and the node rejoins
+            // (etcd-io/raft `raft.go` `Step`, the `m.Term < r.Term` branch, which answers only
+            // with CheckQuorum or PreVote on; here it is always answered).
+            MessageKind::Append { .. } | MessageKind::Snapshot { .. } => {
+                let kind = MessageKind::AppendResponse {
+                    success: false,
+                    match_index: Index(0),
+                    hint: None,
+                    read_seq: 0,
+                };
+                self.send(m.from, kind);
+            }
+            // Replies from an older term carry nothing we can use; a read or a command asked of
+            // an old term is dropped and its asker times out.
+            MessageKind::VoteResponse { .. }
+            | MessageKind::PreVoteResponse { .. }
+            | MessageKind::AppendResponse { .. }
+            | MessageKind::Propose { .. }
+            | MessageKind::ReadIndex { .. }
+            | MessageKind::ReadIndexResponse { .. } => {}
+        }
+    }
+
+    /// The state machine saved `snapshot`, everything it applied up to the snapshot's index:
+    /// keep it to send to followers that fall behind, and drop the log entries up to `keep`
+    /// entries before its index (Raft §7; the kept ones spare a slightly lagging follower a
+    /// whole snapshot). An older snapshot than the one held is ignored.
+    pub fn compact(&mut self, snapshot: Snapshot, keep: u64) {
+        assert!(!self.ready_pending, "compact between ready and advance");
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.index >= snapshot.index)
+        {
+            return;
+        }
+        assert!(
+            snapshot.index <= self.log.applied(),
+            "snapshot at {} beyond applied {}",
+            snapshot.index,
+            self.log.applied()
+        );
+        assert_eq!(
+            self.log.term(snapshot.index),
+            Some(snapshot.term),
+            "the snapshot's term is its last entry's"
+        );
+        let to = Index(snapshot.index.0.saturating_sub(keep));
+        self.log.compact(to);
+        self.snapshot = Some(snapshot);
+        self.after_input();
+    }
+
+    /// The newest snapshot this node holds, if any.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// Asks for a read index on behalf of a client; `ctx` comes back in a `ReadState` once the
+    /// index is known to be safe. A follower forwards the request to its leader.
+    pub fn read_index(&mut self, ctx: u64) -> Result<(), ProposeError> {
+        assert!(!self.ready_pending, "read_index between ready and advance");
+        match &self.role {
+            Role::Leader { .. } => self.register_read(ReadRequest {
+                from: self.config.id,
+                ctx,
+            })?,
+            Role::Follower {
+                leader: Some(leader),
+            } => {
+                let leader = *leader;
+                self.send(leader, MessageKind::ReadIndex { ctx });
+            }
+            Role::Follower { leader: None }
+            | Role::PreCandidate { .. }
+            | Role::Candidate { .. } => {
+                return Err(ProposeError::NotLeader { leader: None });
+            }
+        }
+        self.after_input();
+        Ok(())
+    }
+
+    fn send(&mut self, to: NodeId, kind: MessageKind) {
+        self.send_at(to, self.term, kind);
+    }
+
+    /// Sends a message stamped with `term`: this node's term, except for the pre-vote messages
+    /// of Raft thesis §9.6, which carry the next term.
+    fn send_at(&mut self, to: NodeId, term: Term, kind: MessageKind) {
+        assert_ne!(to, self.config.id, "no message to self");
+        assert!(
+            term >= self.term,
+            "a message never carries a term below ours"
+        );
+        let ahead = matches!(
+            kind,
+            MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true }
+        );
+        assert!(
+            term == self.term || ahead,
+            "only pre-vote messages run ahead"
+        );
+        self.msgs.push(Message {
+            from: self.config.id,
+            to,
+            term,
+            kind,
+        });
+    }
+}

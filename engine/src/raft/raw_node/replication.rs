@@ -1,0 +1,285 @@
+//! The leader's side of log replication (Raft §5.3): heartbeats, AppendEntries and their
+//! answers, fast back-off, the commit rule (Raft §5.4.2), the commit broadcast, and the commands
+//! followers forward to it.
+
+use super::{RawNode, Role};
+use crate::raft::progress::Progress;
+use crate::raft::quorum::majority_index;
+use crate::raft::types::{Entry, EntryKind, Index, MessageKind, NodeId, Proposal, RejectHint};
+
+impl RawNode {
+    pub(super) fn tick_leader(&mut self) {
+        if self.config.check_quorum {
+            self.election_elapsed += 1;
+            if self.election_elapsed >= self.config.election_timeout_ticks {
+                self.election_elapsed = 0;
+                if !self.quorum_recently_active() {
+                    // Raft thesis §6.2: "a leader steps down if an election timeout elapses
+                    // without a successful round of heartbeats to a majority of its cluster",
+                    // so that a leader cut off in a minority stops taking requests it can never
+                    // commit. It keeps its term; it has no leader to follow.
+                    self.become_follower(self.term, None);
+                    return;
+                }
+            }
+        }
+        self.heartbeat_elapsed += 1;
+        if self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks {
+            self.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat();
+        }
+    }
+
+    pub(super) fn handle_append_response(
+        &mut self,
+        peer: NodeId,
+        success: bool,
+        match_index: Index,
+        hint: Option<RejectHint>,
+        read_seq: u64,
+    ) {
+        let inflight_max = self.config.inflight_msgs_max;
+        let last = self.log.last_index();
+        if !matches!(self.role, Role::Leader { .. }) {
+            return;
+        }
+        let p = self.progress_mut(peer);
+        // Any reply of this term, success or not, means the follower accepted this leader.
+        p.recent_active = true;
+        p.read_ack = p.read_ack.max(read_seq);
+        if read_seq > 0 {
+            self.confirm_reads();
+        }
+        let p = self.progress_mut(peer);
+        if success {
+            let moved = p.on_success(match_index);
+            if moved {
+                self.maybe_commit();
+            }
+        } else {
+            // Rejections of what was sent before a snapshot say nothing new: wait for it.
+            let Some(hint) = hint.filter(|_| !p.snapshot_pending()) else {
+                return;
+            };
+            let match_index = p.match_index;
+            if hint.rejected <= match_index {
+                return; // A stale rejection: the follower has since matched further.
+            }
+            let next = self.next_after_reject(hint);
+            let p = self.progress_mut(peer);
+            let next = next.max(p.match_index.next()).min(hint.rejected);
+            p.on_reject(next);
+        }
+        let p = self.progress_mut(peer);
+        if p.next_index <= last && p.can_send(inflight_max) {
+            self.send_append(peer);
+        }
+    }
+
+    /// Fast back-off (Raft thesis §5.3): skip a whole conflicting term per round trip.
+    pub(super) fn next_after_reject(&self, hint: RejectHint) -> Index {
+        let Some(conflict_term) = hint.conflict_term else {
+            return hint.conflict_index;
+        };
+        let at_most = self
+            .log
+            .last_index_at_most_term(conflict_term, hint.rejected);
+        if self.log.term(at_most) == Some(conflict_term) {
+            at_most.next()
+        } else {
+            hint.conflict_index
+        }
+    }
+
+    pub(super) fn progress_mut(&mut self, peer: NodeId) -> &mut Progress {
+        let Role::Leader { progress } = &mut self.role else {
+            panic!("progress of {peer} asked of a non-leader");
+        };
+        progress
+            .get_mut(&peer)
+            .expect("leader has progress for every peer")
+    }
+
+    pub(super) fn append_own(&mut self, kind: EntryKind) -> Index {
+        let index = self.log.last_index().next();
+        self.log.push(Entry {
+            term: self.term,
+            index,
+            kind,
+        });
+        index
+    }
+
+    /// Raft §5.3, §5.4.2: commit the highest index stored on a majority, if it is of this term.
+    pub(super) fn maybe_commit(&mut self) {
+        let Role::Leader { progress } = &self.role else {
+            return;
+        };
+        // A reused buffer: this runs on every append response.
+        let mut matches = std::mem::take(&mut self.match_scratch);
+        matches.clear();
+        matches.extend(progress.values().map(|p| p.match_index));
+        matches.push(self.log.stable());
+        let n = majority_index(&mut matches);
+        self.match_scratch = matches;
+        if n <= self.log.commit() {
+            return;
+        }
+        let own_term = self.log.term(n) == Some(self.term);
+        if own_term || planted!(self.config.bugs.commit_old_term) {
+            self.log.commit_to(n);
+        }
+        // Reads that waited for this term's first commit can now take the commit index.
+        if own_term && self.reads.release_waiting(self.log.commit()) {
+            self.start_read_round();
+        }
+    }
+
+    /// The leader appends a follower's forwarded commands while it has room for them; the rest
+    /// are dropped (the follower's clients time out, as they would if the message were lost).
+    /// A command whose tag it already appended this term (a duplicated message) is skipped: the
+    /// network may deliver a message twice, and a command must not apply twice. Only the leader
+    /// of the message's term appends, so remembering its own term's tags is enough.
+    pub(super) fn handle_propose(&mut self, from: NodeId, proposals: Vec<Proposal>) {
+        if !matches!(self.role, Role::Leader { .. }) {
+            return;
+        }
+        self.progress_mut(from).recent_active = true;
+        let mut appended = false;
+        for Proposal { tag, data } in proposals {
+            let uncommitted = self.log.last_index().0 - self.log.commit().0;
+            if uncommitted >= self.config.uncommitted_entries_max {
+                break;
+            }
+            if self.progress_mut(from).first_forward(tag) {
+                self.append_own(EntryKind::Forwarded {
+                    origin: from,
+                    tag,
+                    data,
+                });
+                appended = true;
+            }
+        }
+        if appended {
+            self.broadcast_append();
+        }
+    }
+
+    pub(super) fn broadcast_append(&mut self) {
+        let inflight_max = self.config.inflight_msgs_max;
+        let last = self.log.last_index();
+        for i in 0..self.config.peers.len() {
+            let peer = self.config.peers[i];
+            if peer == self.config.id {
+                continue;
+            }
+            let p = self.progress_mut(peer);
+            if p.next_index <= last && p.can_send(inflight_max) {
+                self.send_append(peer);
+            }
+        }
+    }
+
+    /// Tells every follower of a commit index it has not been sent, in an empty AppendEntries
+    /// from its match index (always accepted), once per `Ready` so that one message carries
+    /// every commit of a batch. Without it a follower learns of a commit only with the next
+    /// append or heartbeat, and a write it forwarded (which it answers once applied here, for
+    /// read-your-writes) waits up to a heartbeat interval; etcd-io/raft broadcasts the same way
+    /// after its commit index moves.
+    pub(super) fn broadcast_commit(&mut self) {
+        if !matches!(self.role, Role::Leader { .. }) {
+            return;
+        }
+        let commit = self.log.commit();
+        let offset = self.log.offset();
+        for i in 0..self.config.peers.len() {
+            let peer = self.config.peers[i];
+            if peer == self.config.id {
+                continue;
+            }
+            let p = self.progress_mut(peer);
+            if p.commit_news(commit) && !p.snapshot_pending() && p.match_index >= offset {
+                let at = p.match_index;
+                self.send_append_from(peer, at, at);
+            }
+        }
+    }
+
+    /// Raft §5.2: the leader sends periodic heartbeats (AppendEntries, empty when the follower is
+    /// up to date) to maintain its authority. They double as retries: a lost probe is sent again,
+    /// and a follower that missed an append rejects the heartbeat and is probed.
+    pub(super) fn broadcast_heartbeat(&mut self) {
+        let inflight_max = self.config.inflight_msgs_max;
+        for i in 0..self.config.peers.len() {
+            let peer = self.config.peers[i];
+            if peer == self.config.id {
+                continue;
+            }
+            let p = self.progress_mut(peer);
+            p.on_heartbeat();
+            if p.snapshot_pending() {
+                // Keep the follower's timer quiet while its snapshot is on the way.
+                let at = self.probe_point(peer);
+                self.send_append_from(peer, at, at);
+                continue;
+            }
+            let p = self.progress_mut(peer);
+            if !p.can_send(inflight_max) {
+                // A full pipeline at heartbeat time means appends or their replies were lost:
+                // probe again from what the follower is known to hold.
+                let next = p.match_index.next();
+                p.on_reject(next);
+            }
+            self.send_append(peer);
+        }
+    }
+
+    pub(super) fn send_append(&mut self, peer: NodeId) {
+        let p = self.progress_mut(peer);
+        let prev = p.next_index.prev();
+        if prev < self.log.offset() {
+            self.send_snapshot(peer);
+            return;
+        }
+        let last = self.log.last_index();
+        self.send_append_from(peer, prev, last);
+        let sent_last = Index(
+            prev.0
+                + self
+                    .log
+                    .slice(prev.next(), last, self.config.msg_entries_max)
+                    .len() as u64,
+        );
+        self.progress_mut(peer).sent(sent_last);
+    }
+
+    /// Where an empty AppendEntries to `peer` can start and surely be accepted: its match index,
+    /// or the compacted offset if it matches less (then it is rejected, but still counts as an
+    /// answer to this leader).
+    pub(super) fn probe_point(&mut self, peer: NodeId) -> Index {
+        let offset = self.log.offset();
+        self.progress_mut(peer).match_index.max(offset)
+    }
+
+    pub(super) fn send_append_from(&mut self, peer: NodeId, prev: Index, last: Index) {
+        let prev_log_term = self
+            .log
+            .term(prev)
+            .expect("leader holds every entry up to next - 1");
+        let entries = self
+            .log
+            .slice(prev.next(), last, self.config.msg_entries_max)
+            .to_vec();
+        let commit = self.log.commit();
+        let covered = Index(prev.0 + entries.len() as u64);
+        self.progress_mut(peer).commit_sent_to(commit, covered);
+        let kind = MessageKind::Append {
+            prev_log_index: prev,
+            prev_log_term,
+            entries,
+            leader_commit: commit,
+            read_seq: self.reads.seq(),
+        };
+        self.send(peer, kind);
+    }
+}
