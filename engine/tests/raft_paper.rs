@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use common::{Network, Options, Storage};
 use engine::raft::{
     Bugs, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, ProposeError, Proposed,
-    RawNode, RejectHint, RoleKind, Term,
+    RawNode, RejectHint, RoleKind, StepError, Term,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
@@ -442,6 +442,31 @@ fn follower_truncates_conflicting_suffix_5_3() {
     ));
     raw.advance(ready);
     assert_eq!(log_of(&raw), vec![noop(1, 1), noop(2, 2)]);
+}
+
+/// A committed entry is never overwritten (Raft §5.4): an AppendEntries that would rewrite one
+/// can only be corrupt or forged, and the node refuses it with an error instead of obeying (or
+/// asserting and stopping).
+#[test]
+fn an_append_that_rewrites_a_committed_entry_is_refused_5_4() {
+    let hard_state = HardState {
+        term: Term(2),
+        voted_for: None,
+        commit: Index(2),
+    };
+    let mut raw = node_from(2, 3, hard_state, vec![noop(1, 1), cmd(1, 2, "a")]);
+    let forged = append(1, 2, 2, (1, 1), vec![cmd(2, 2, "b")]);
+    assert!(matches!(raw.step(forged), Err(StepError::Malformed(_))));
+    assert_eq!(
+        log_of(&raw),
+        vec![noop(1, 1), cmd(1, 2, "a")],
+        "log untouched"
+    );
+    let fine = append(1, 2, 2, (2, 1), vec![cmd(2, 3, "c")]);
+    assert!(
+        raw.step(fine).is_ok(),
+        "an append after the commit is taken"
+    );
 }
 
 #[test]

@@ -250,15 +250,9 @@ async fn read_form_body(head: &Parts, body: Incoming) -> Result<Bytes, String> {
     if !(takes_body && is_form) {
         return Ok(Bytes::new());
     }
+    // A declared length over the limit is not refused before reading: etcd reads up to the
+    // limit and then answers 210, and a client that is still sending gets that answer.
     let too_large = "http: POST too large";
-    let declared = head
-        .headers
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > FORM_BYTES_MAX as u64) {
-        return Err(too_large.into());
-    }
     // A client that stops sending its body must not hold the connection forever.
     let read = Limited::new(body, FORM_BYTES_MAX).collect();
     match tokio::time::timeout(std::time::Duration::from_millis(BODY_READ_TIMEOUT_MS), read).await {

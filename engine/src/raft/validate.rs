@@ -7,6 +7,7 @@
 //! not make Raft tolerate a lying member that sends well-formed messages; nothing can
 //! (Raft assumes fail-stop peers, §5 of the paper).
 
+use super::raft_log::RaftLog;
 use super::types::{Index, Message, MessageKind, StepError, Term};
 
 /// Checks `m`. `leader_last` is this node's last log index if it leads in `m`'s term (the
@@ -78,6 +79,23 @@ pub(super) fn check(m: &Message, leader_last: Option<Index>) -> Result<(), StepE
         | MessageKind::ReadIndex { .. }
         | MessageKind::ReadIndexResponse { .. } => Ok(()),
     }
+}
+
+/// An AppendEntries this node will act on (its term is not stale) must not rewrite an entry the
+/// node knows committed: a correct leader holds every committed entry (Leader Completeness, Raft
+/// §5.4), so such a message is corrupt or forged, and obeying it would break State Machine
+/// Safety.
+pub(super) fn check_committed(m: &Message, log: &RaftLog) -> Result<(), StepError> {
+    let MessageKind::Append { entries, .. } = &m.kind else {
+        return Ok(());
+    };
+    let rewrites = entries.iter().any(|e| {
+        e.index > log.offset() && e.index <= log.commit() && log.term(e.index) != Some(e.term)
+    });
+    if rewrites {
+        return Err(StepError::Malformed("rewrites a committed entry"));
+    }
+    Ok(())
 }
 
 /// AppendEntries: entries follow `prev_log_index` one by one, their terms never go down, never

@@ -416,6 +416,8 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             followers: Followers::default(),
             metrics: config.metrics.clone(),
             last_leader: None,
+            #[cfg(feature = "planted-bugs")]
+            bugs: config.bugs,
         }
     }
 

@@ -433,7 +433,10 @@ impl RawNode {
         }
         let leader_last = (matches!(self.role, Role::Leader { .. }) && m.term == self.term)
             .then(|| self.log.last_index());
-        super::super::validate::check(&m, leader_last)?;
+        crate::raft::validate::check(&m, leader_last)?;
+        if m.term >= self.term {
+            crate::raft::validate::check_committed(&m, &self.log)?;
+        }
         if self.step_term(&m) {
             self.dispatch(m);
         }
