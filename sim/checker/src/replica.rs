@@ -480,8 +480,8 @@ impl Replica {
     }
 
     /// PUT (§4.3 last row): replaces a file, never a directory; `dir=true` over a file makes it
-    /// an empty directory (G53). With `refresh` the key must exist and the new node keeps its
-    /// value (§4.4); as in etcd's `Set`, it is still a replacement (a new `createdIndex`).
+    /// an empty directory (G53). With `refresh` the file must exist and only its expiry and
+    /// `modifiedIndex` move (§4.4).
     fn set(
         &mut self,
         key: &str,
@@ -493,20 +493,20 @@ impl Replica {
         if key == "/" {
             return Err(self.refuse(ROOT_READ_ONLY));
         }
-        let kept;
-        let value = if refresh {
-            kept = self.find(key)?.value.clone();
-            kept.as_str()
-        } else {
-            value
-        };
+        if refresh {
+            // §4.4: only the expiry moves; the node is not replaced (its createdIndex stays).
+            if self.find(key)?.dir {
+                return Err(self.refuse(NOT_FILE));
+            }
+            return Ok(self.rewrite(key, Action::Set, None, expire_at_ms, true));
+        }
         self.check_parents(key)?;
         if self.nodes.get(key).is_some_and(|n| n.dir) {
             return Err(self.refuse(NOT_FILE));
         }
         self.unindex(key);
         self.nodes.remove(key);
-        Ok(self.write_new(key, Action::Set, (dir, value, expire_at_ms), refresh))
+        Ok(self.write_new(key, Action::Set, (dir, value, expire_at_ms), false))
     }
 
     /// PUT `prevExist=false` and POST (§4.3 first row, §4.5): 105 if anything is there.
@@ -577,8 +577,9 @@ impl Replica {
             return Err(self.refuse(ROOT_READ_ONLY));
         }
         let node = self.find(key)?;
-        // As etcd checks it: the given value, before a refresh swaps in the kept one.
-        if node.dir && !value.is_empty() {
+        // A refresh keeps the old value (§4.4), so the value it carries is never looked at (the
+        // HTTP layer refuses a non-empty one with 211 before it reaches the log).
+        if node.dir && !refresh && !value.is_empty() {
             return Err(self.refuse(NOT_FILE));
         }
         let value = (!refresh).then_some(value);
