@@ -7,11 +7,12 @@ use engine::log::{MemDisk, Recovered};
 use engine::raft::{
     Config, Entry, HardState, Index, Message, NodeId, RawNode, RoleKind, Status, Term,
 };
-use engine::server::{Client, Env, KvClient, KvMachine, NodeConfig, Observer, StateMachine};
+use engine::server::{Client, Env, KvClient, KvMachine, NodeConfig, Observer};
 use madsim::runtime::Handle;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::check::replica::{self, Replica};
 use crate::check::watch::CommittedEvent;
 use crate::check::{RaftSafety, Violation};
 use crate::observe;
@@ -56,9 +57,10 @@ pub struct Shared {
     pub acked_index_max: engine::raft::Index,
     /// Every client operation, for the checkers and the report.
     pub history: crate::workload::History,
-    /// A correct replica of the state machine, fed each committed entry once: the ground
-    /// truth the watch checker and the output check compare against.
-    pub reference: KvMachine,
+    /// The checker's own replica of the store (`checker::replica`, written from the spec, not
+    /// the engine's store), fed each committed entry once: the ground truth the watch checker
+    /// and the output check compare against.
+    pub reference: Replica,
     /// Every committed store event, in index order, with when it was first applied.
     pub events: Vec<CommittedEvent>,
     /// The reference answer at each Raft index (index 1 first), and when it was first applied.
@@ -77,18 +79,14 @@ pub struct ReferenceOutput {
     /// When the entry was first applied (µs).
     pub at_us: u64,
     /// The first event, or the etcd error code.
-    pub answer: Result<Option<engine::store::Event>, u16>,
+    pub answer: Result<Option<replica::Event>, u16>,
 }
 
 impl ReferenceOutput {
     /// The answer's store index, action and modified index, if it has an event.
     pub fn summary(&self) -> Option<(u64, &'static str, u64)> {
         let event = self.answer.as_ref().ok()?.as_ref()?;
-        Some((
-            event.index,
-            event.action.as_str(),
-            event.node.modified_index,
-        ))
+        Some((event.index, event.action.as_str(), event.modified_index))
     }
 }
 
@@ -129,18 +127,18 @@ impl Shared {
         }
     }
 
-    /// The first replica to apply `entry` feeds it to the reference machine too.
+    /// The first replica to apply `entry` feeds it to the checker's replica too.
     fn apply_reference(&mut self, entry: &Entry, at_us: u64) {
-        let output = self.reference.apply(entry);
+        let output = self.reference.apply(&observe::input(entry));
         let answer = match &output {
-            Ok(applied) => Ok(applied.events().first().cloned()),
-            Err(e) => Err(e.code.number()),
+            Ok(events) => Ok(events.first().cloned()),
+            Err(refused) => Err(refused.code),
         };
         self.reference_outputs
             .push(ReferenceOutput { at_us, answer });
-        if let Ok(applied) = output {
-            for event in applied.events() {
-                self.events.push(observe::event(at_us, event));
+        if let Ok(events) = output {
+            for event in events {
+                self.events.push(event.committed(at_us));
             }
         }
     }
@@ -280,7 +278,7 @@ impl Cluster {
             snapshots_installed: 0,
             acked_index_max: engine::raft::Index(0),
             history: crate::workload::History::default(),
-            reference: KvMachine::default(),
+            reference: Replica::new(),
             events: Vec::new(),
             reference_outputs: Vec::new(),
             world_events: Vec::new(),

@@ -2,9 +2,10 @@
 //! see the engine's code; this module is the one place that knows both.
 
 use checker::raft as plain;
+use checker::replica::{self, Input};
 use checker::watch::CommittedEvent;
 use engine::raft::{
-    Entry, HardState, Index, Message, MessageKind, NodeId, RawNode, RoleKind, Term,
+    Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, RawNode, RoleKind, Term,
 };
 
 use crate::trace::hash_bytes;
@@ -102,7 +103,109 @@ pub fn status(raw: &RawNode) -> plain::Status {
     }
 }
 
-/// A store event, first applied at `at_us`.
+/// A committed entry as the checker's replica reads it: a no-op, a store command, or a payload
+/// that does not decode (which a correct node answers with error 300).
+pub fn input(entry: &Entry) -> Input {
+    match &entry.kind {
+        EntryKind::Noop => Input::Noop,
+        EntryKind::Command(data) | EntryKind::Forwarded { data, .. } => {
+            match engine::store::Command::decode(data) {
+                Ok(command) => Input::Command(self::command(command)),
+                Err(_) => Input::Garbage,
+            }
+        }
+    }
+}
+
+/// A store command, field for field.
+pub fn command(command: engine::store::Command) -> replica::Command {
+    use engine::store::Command as C;
+    use replica::Command as P;
+    match command {
+        C::Set {
+            key,
+            dir,
+            value,
+            expire_at_ms,
+            refresh,
+        } => P::Set {
+            key,
+            dir,
+            value,
+            expire_at_ms,
+            refresh,
+        },
+        C::Create {
+            key,
+            dir,
+            value,
+            expire_at_ms,
+        } => P::Create {
+            key,
+            dir,
+            value,
+            expire_at_ms,
+        },
+        C::CreateInOrder {
+            dir_key,
+            dir,
+            value,
+            expire_at_ms,
+        } => P::CreateInOrder {
+            dir_key,
+            dir,
+            value,
+            expire_at_ms,
+        },
+        C::Update {
+            key,
+            value,
+            expire_at_ms,
+            refresh,
+        } => P::Update {
+            key,
+            value,
+            expire_at_ms,
+            refresh,
+        },
+        C::CompareAndSwap {
+            key,
+            value,
+            prev_value,
+            prev_index,
+            expire_at_ms,
+            refresh,
+        } => P::Cas {
+            key,
+            value,
+            prev_value,
+            prev_index,
+            expire_at_ms,
+            refresh,
+        },
+        C::Delete {
+            key,
+            dir,
+            recursive,
+        } => P::Delete {
+            key,
+            dir,
+            recursive,
+        },
+        C::CompareAndDelete {
+            key,
+            prev_value,
+            prev_index,
+        } => P::Cad {
+            key,
+            prev_value,
+            prev_index,
+        },
+        C::Expire { now_ms } => P::Expire { now_ms },
+    }
+}
+
+/// An event a node answered, as the watch checker reads it (first applied at `at_us`).
 pub fn event(at_us: u64, event: &engine::store::Event) -> CommittedEvent {
     CommittedEvent {
         at_us,

@@ -374,9 +374,9 @@ pub fn resolved_ops(shared: &Shared) -> Vec<check::history::Op> {
             Ok(Some(e)) => Ret::Ok {
                 index: e.index,
                 action: e.action.as_str().into(),
-                key: e.node.key.clone(),
-                value: e.node.value.clone(),
-                modified_index: e.node.modified_index,
+                key: e.key.clone(),
+                value: e.value.clone(),
+                modified_index: e.modified_index,
             },
             Ok(None) => Ret::Fail,
             Err(code) => Ret::Err { code: *code },

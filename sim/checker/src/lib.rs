@@ -15,6 +15,7 @@ pub mod liveness;
 pub mod locks;
 pub mod raft;
 mod raft_safety;
+pub mod replica;
 pub mod watch;
 
 pub use raft_safety::RaftSafety;

@@ -3,8 +3,9 @@
 //! 1,000-event window.
 //!
 //! Ground truth is the committed event sequence (`CommittedEvent`s in index order): the
-//! simulator builds it by applying each committed entry once to a reference replica; a harness on
-//! a real cluster can build it from a recursive watch on `/` that never fell behind. A client
+//! simulator builds it by applying each committed entry once to this crate's own store replica
+//! (`crate::replica`); a harness on a real cluster can build it from a recursive watch on `/`
+//! that never fell behind. A client
 //! that watches again from the index after each event it saw therefore gets every matching
 //! event once, in index order, none before its `waitIndex`.
 //!
