@@ -8,9 +8,10 @@
 //! queue per recipient until the test delivers, drops or duplicates them. Nodes and queues live
 //! in `BTreeMap`s and are always visited in ascending id, so every run is identical.
 //!
-//! A [`Checker`] watches every step for the Raft safety properties (Raft §5.2, §5.3, §5.4,
-//! Figure 3) and records violations as text instead of panicking, so a script can show a planted
-//! bug biting and a property test can report the first violation.
+//! A [`Checker`] feeds every step to the `checker` crate's Raft safety checker (Raft §5.2, §5.3,
+//! §5.4, Figure 3; the same oracle the simulator uses, which knows nothing of the engine) and
+//! records violations as text instead of panicking, so a script can show a planted bug biting and
+//! a property test can report the first violation.
 
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]
@@ -18,6 +19,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+use checker::fnv::hash_bytes;
+use checker::raft as plain;
+use checker::{RaftSafety, Violation};
 use engine::raft::{
     Bugs, Config, Entry, HardState, Index, Message, MessageKind, NodeId, ProposeError, RawNode,
     RoleKind, Term,
@@ -118,36 +122,98 @@ impl Node {
     }
 }
 
-/// The safety properties of Raft Figure 3, checked after every step.
-#[derive(Clone, Debug, Default)]
+/// The safety properties of Raft Figure 3, checked after every step by the checker crate.
+#[derive(Debug, Default)]
 pub struct Checker {
-    /// Election Safety: the one leader seen in each term.
-    pub leaders: BTreeMap<Term, NodeId>,
-    /// Leader Completeness / State Machine Safety: every entry any node has known as committed.
-    pub committed: BTreeMap<Index, Entry>,
+    /// The oracle.
+    pub safety: RaftSafety,
     /// Every violation found, in order.
     pub violations: Vec<String>,
 }
 
 impl Checker {
-    /// Records a violation once, however many checks see it again.
-    fn violation(&mut self, what: String) {
-        if !self.violations.contains(&what) {
-            self.violations.push(what);
+    /// Records a verdict's violation once, however many checks see it again.
+    fn record(&mut self, verdict: Result<(), Violation>) {
+        if let Err(v) = verdict {
+            let what = format!(
+                "{}: node {} term {} index {}: {}",
+                v.rule, v.node, v.term, v.index, v.detail
+            );
+            if !self.violations.contains(&what) {
+                self.violations.push(what);
+            }
+        }
+    }
+}
+
+/// The engine's observations in the checker's plain types.
+mod observe {
+    use super::*;
+
+    pub fn node(id: NodeId) -> plain::NodeId {
+        plain::NodeId(id.0)
+    }
+
+    pub fn entry(e: &Entry) -> plain::Entry {
+        plain::Entry {
+            index: plain::Index(e.index.0),
+            term: plain::Term(e.term.0),
+            fingerprint: hash_bytes(e.data()),
         }
     }
 
-    /// Records `entry` as committed at its index, or reports that another entry was.
-    fn committed_entry(&mut self, who: NodeId, entry: &Entry) {
-        match self.committed.get(&entry.index) {
-            None => {
-                self.committed.insert(entry.index, entry.clone());
-            }
-            Some(known) if known == entry => {}
-            Some(known) => {
-                let what = format!("node {who} holds {entry} as committed, but {known} was");
-                self.violation(what);
-            }
+    pub fn hard_state(hs: &HardState) -> plain::HardState {
+        plain::HardState {
+            term: plain::Term(hs.term.0),
+            voted_for: hs.voted_for.map(node),
+            commit: plain::Index(hs.commit.0),
+        }
+    }
+
+    pub fn message(m: &Message) -> plain::Message {
+        let promise = match m.kind {
+            MessageKind::VoteResponse { granted: true } => plain::Promise::VoteGranted,
+            MessageKind::AppendResponse {
+                success: true,
+                match_index,
+                ..
+            } => plain::Promise::Appended {
+                match_index: plain::Index(match_index.0),
+            },
+            _ => plain::Promise::Nothing,
+        };
+        plain::Message {
+            from: node(m.from),
+            to: node(m.to),
+            term: plain::Term(m.term.0),
+            promise,
+        }
+    }
+
+    pub fn recovered(storage: &Storage) -> plain::Recovered {
+        plain::Recovered {
+            hard_state: hard_state(&storage.hard_state),
+            log_start: plain::Index(0),
+            snapshot: None,
+            entries: storage.entries.iter().map(entry).collect(),
+        }
+    }
+
+    pub fn status(raw: &RawNode) -> plain::Status {
+        let s = raw.status();
+        plain::Status {
+            id: node(s.id),
+            term: plain::Term(s.term.0),
+            voted_for: s.voted_for.map(node),
+            commit: plain::Index(s.commit.0),
+            applied: plain::Index(s.applied.0),
+            role: match s.role {
+                RoleKind::Follower => plain::Role::Follower,
+                RoleKind::PreCandidate => plain::Role::PreCandidate,
+                RoleKind::Candidate => plain::Role::Candidate,
+                RoleKind::Leader => plain::Role::Leader,
+            },
+            commit_term: raw.raft_log().term(s.commit).map(|t| plain::Term(t.0)),
         }
     }
 }
@@ -181,7 +247,12 @@ impl Network {
         let peers: Vec<NodeId> = (1..=storages.len() as u64).map(NodeId).collect();
         let mut nodes = BTreeMap::new();
         let mut queues = BTreeMap::new();
+        let mut checker = Checker::default();
         for (id, storage) in peers.iter().zip(storages) {
+            let verdict = checker
+                .safety
+                .recovered(observe::node(*id), &observe::recovered(&storage));
+            checker.record(verdict);
             let config = options.config(*id, peers.clone());
             let raw = RawNode::new(config.clone(), storage.hard_state, storage.entries.clone())
                 .expect("valid config");
@@ -198,7 +269,7 @@ impl Network {
             nodes,
             queues,
             groups: Vec::new(),
-            checker: Checker::default(),
+            checker,
         }
     }
 
@@ -294,7 +365,7 @@ impl Network {
         self.persist(id, ready.hard_state, &ready.entries);
         // 2. Send, now that what the messages promise is durable.
         for m in &ready.messages {
-            self.check_sent(id, m);
+            self.check_sent(m);
             self.queues.entry(m.to).or_default().push(m.clone());
         }
         // 3. Apply committed entries in order.
@@ -308,29 +379,7 @@ impl Network {
 
     fn persist(&mut self, id: NodeId, hard_state: Option<HardState>, entries: &[Entry]) {
         let storage = &mut self.node_mut(id).storage;
-        let commit_before = storage.hard_state.commit;
-        let mut problems = Vec::new();
         if let Some(hs) = hard_state {
-            let old = storage.hard_state;
-            if hs.term < old.term {
-                problems.push(format!(
-                    "node {id} persisted term {} after {}",
-                    hs.term, old.term
-                ));
-            }
-            if hs.term == old.term && old.voted_for.is_some() && hs.voted_for != old.voted_for {
-                let (a, b) = (old.voted_for, hs.voted_for);
-                problems.push(format!(
-                    "node {id} changed its vote in term {}: {a:?} -> {b:?}",
-                    hs.term
-                ));
-            }
-            if hs.commit < old.commit {
-                problems.push(format!(
-                    "node {id} persisted commit {} after {}",
-                    hs.commit, old.commit
-                ));
-            }
             storage.hard_state = hs;
         }
         if let Some(first) = entries.first() {
@@ -339,62 +388,23 @@ impl Network {
                 keep <= storage.entries.len(),
                 "node {id}: Ready entries leave a gap"
             );
-            if first.index <= commit_before && storage.entries.len() > keep {
-                let stored = &storage.entries[keep];
-                if stored != first {
-                    problems.push(format!(
-                        "node {id} overwrote persisted committed {stored} with {first}"
-                    ));
-                }
-            }
             storage.entries.truncate(keep);
             storage.entries.extend_from_slice(entries);
         }
-        for (i, e) in storage.entries.iter().enumerate() {
-            assert_eq!(
-                e.index,
-                Index(i as u64 + 1),
-                "node {id}: stored log has no gaps"
-            );
-        }
-        let last = Index(storage.entries.len() as u64);
-        if storage.hard_state.commit > last {
-            let commit = storage.hard_state.commit;
-            problems.push(format!(
-                "node {id} persisted commit {commit} beyond its last entry {last}"
-            ));
-        }
-        for p in problems {
-            self.checker.violation(p);
-        }
+        let hs = hard_state.as_ref().map(observe::hard_state);
+        let entries: Vec<plain::Entry> = entries.iter().map(observe::entry).collect();
+        let verdict = self
+            .checker
+            .safety
+            .persisted(observe::node(id), hs.as_ref(), &entries);
+        self.checker.record(verdict);
     }
 
     /// What a sent message promises must already be on disk (Raft Figure 2: "Updated on stable
     /// storage before responding to RPCs").
-    fn check_sent(&mut self, id: NodeId, m: &Message) {
-        let hs = self.node(id).storage.hard_state;
-        // Pre-vote messages carry the next term, which their sender has not moved to (Raft
-        // thesis §9.6): they promise nothing durable.
-        let ahead = matches!(
-            m.kind,
-            MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true }
-        );
-        if m.term > hs.term && !ahead {
-            let what = format!(
-                "node {id} sent {m} before persisting its term ({})",
-                hs.term
-            );
-            self.checker.violation(what);
-        }
-        if let MessageKind::VoteResponse { granted: true } = m.kind {
-            // A vote is durable if the persisted hard state records it, or has moved past its
-            // term (a node never votes in a term below its persisted one).
-            let durable = hs.term > m.term || hs.voted_for == Some(m.to);
-            if !durable {
-                let what = format!("node {id} granted a vote before persisting it: {m}, {hs}");
-                self.checker.violation(what);
-            }
-        }
+    fn check_sent(&mut self, m: &Message) {
+        let verdict = self.checker.safety.sending(&observe::message(m));
+        self.checker.record(verdict);
     }
 
     fn apply(&mut self, id: NodeId, committed: &[Entry]) {
@@ -403,7 +413,11 @@ impl Network {
             let expected = Index(node.applied.len() as u64 + 1);
             assert_eq!(e.index, expected, "node {id} applies in order without gaps");
             node.applied.push(e.clone());
-            self.checker.committed_entry(id, e);
+            let verdict = self
+                .checker
+                .safety
+                .applied(observe::node(id), &observe::entry(e));
+            self.checker.record(verdict);
         }
     }
 
@@ -535,83 +549,35 @@ impl Network {
         self.crash(id);
         let node = self.node_mut(id);
         let storage = node.storage.clone();
+        let recovered = observe::recovered(&storage);
         let raw = RawNode::new(node.config.clone(), storage.hard_state, storage.entries)
             .expect("valid config");
         node.raw = Some(raw);
+        let verdict = self.checker.safety.recovered(observe::node(id), &recovered);
+        self.checker.record(verdict);
         self.check(id);
     }
 
-    /// Checks the safety properties that involve `id` and one other node at most.
+    /// Checks what `id`'s visible state says (the checker follows every node's log and applied
+    /// entries incrementally, so this covers election safety, leader completeness, the commit
+    /// rules and monotonicity).
     fn check(&mut self, id: NodeId) {
         let Some(raw) = self.raw(id) else { return };
         raw.check_invariants();
-        let status = raw.status();
-        let hs = self.node(id).storage.hard_state;
-        if status.term < hs.term {
-            let what = format!(
-                "node {id} runs at term {} below its persisted {}",
-                status.term, hs.term
-            );
-            self.checker.violation(what);
+        // Observed where the simulator's node loop observes: once every Ready is handled (so
+        // what the status shows is durable), not between a step and its Ready.
+        if raw.has_ready() {
+            return;
         }
-        if status.role == RoleKind::Leader {
-            let first = *self.checker.leaders.entry(status.term).or_insert(id);
-            if first != id {
-                let what = format!("two leaders in term {}: {first} and {id}", status.term);
-                self.checker.violation(what);
-            }
-        }
-        let log = self.node(id).log();
-        let commit = status.commit.0 as usize;
-        for e in &log[..commit] {
-            self.checker.committed_entry(id, e);
-        }
+        let status = observe::status(raw);
+        let verdict = self.checker.safety.stepped(&status);
+        self.checker.record(verdict);
     }
 
-    /// Checks the properties that span all nodes: Log Matching (Raft §5.3) between every pair
-    /// of logs, and State Machine Safety (every applied sequence is a prefix of the committed
-    /// one).
+    /// Checks every running node.
     pub fn check_all(&mut self) {
         for id in self.ids() {
             self.check(id);
         }
-        let logs: Vec<(NodeId, Vec<Entry>)> =
-            self.nodes.iter().map(|(&id, n)| (id, n.log())).collect();
-        for (i, (a, log_a)) in logs.iter().enumerate() {
-            for (b, log_b) in &logs[i + 1..] {
-                if let Some(what) = log_matching_violation(log_a, log_b) {
-                    self.checker
-                        .violation(format!("log matching between {a} and {b}: {what}"));
-                }
-            }
-        }
-        let mut violations = Vec::new();
-        for (&id, node) in &self.nodes {
-            for e in &node.applied {
-                if self.checker.committed.get(&e.index) != Some(e) {
-                    let what = format!("node {id} applied {e}, which is not the committed entry");
-                    violations.push(what);
-                }
-            }
-        }
-        for what in violations {
-            self.checker.violation(what);
-        }
     }
-}
-
-/// Raft §5.3, Log Matching: if two logs hold an entry with the same index and term, they are
-/// identical in all entries up through that index.
-pub fn log_matching_violation(a: &[Entry], b: &[Entry]) -> Option<String> {
-    let shared = a.len().min(b.len());
-    let last_same_term = (0..shared).rev().find(|&i| a[i].term == b[i].term)?;
-    let differ = (0..=last_same_term).find(|&i| a[i] != b[i])?;
-    let at = last_same_term + 1;
-    Some(format!(
-        "both hold term {} at index {at}, but differ at {}: {} vs {}",
-        a[at - 1].term,
-        differ + 1,
-        a[differ],
-        b[differ]
-    ))
 }
