@@ -11,5 +11,6 @@ mod peer;
 pub use clock::SystemClock;
 pub use disk::FileDisk;
 pub use peer::{
-    Directory, Member, MemberView, PeerSetup, TcpNetwork, bind_reusable, start_peers, url_authority,
+    Directory, Member, MemberView, PeerSetup, TcpNetwork, bind_reusable, frame, hello_frame,
+    start_peers, url_authority,
 };

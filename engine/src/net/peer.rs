@@ -278,6 +278,30 @@ pub async fn start_peers(setup: PeerSetup) -> std::io::Result<(TcpNetwork, Direc
     Ok((network, directory))
 }
 
+/// The frames a peer sends first on a connection: the hello of member `from` (a name and no
+/// client URLs) of cluster `cluster_id`, length-prefixed as on the wire. For tools and tests
+/// that speak the peer protocol (the hostile-peer test); members build their own.
+pub fn hello_frame(cluster_id: u64, from: NodeId, name: &str) -> Vec<u8> {
+    let hello = Hello {
+        magic: MAGIC,
+        version: PROTOCOL_VERSION,
+        cluster_id,
+        from,
+        name: name.to_string(),
+        client_urls: Vec::new(),
+    };
+    frame(&postcard::to_stdvec(&hello).expect("a hello encodes"))
+}
+
+/// `payload` as a frame: its length (u32, big endian), then the payload. The payload of a
+/// message frame is the postcard encoding of a [`Message`].
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("a frame under 4 GiB");
+    let mut out = len.to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
 async fn write_frame<W: AsyncWriteExt + Unpin>(out: &mut W, payload: &[u8]) -> std::io::Result<()> {
     let len = u32::try_from(payload.len()).map_err(std::io::Error::other)?;
     out.write_all(&len.to_be_bytes()).await?;
