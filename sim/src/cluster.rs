@@ -544,13 +544,11 @@ fn node_config(config: &SimConfig, id: NodeId, peers: Vec<NodeId>, seed: u64) ->
     node.lazy_commit_sync = config.lazy_commit_sync;
     node.snapshot_entries = config.snapshot_entries;
     node.snapshot_keep_entries = config.snapshot_keep;
+    node.raft.msg_bytes_max = config.msg_bytes_max;
+    node.raft.uncommitted_bytes_max = config.uncommitted_bytes_max;
     // Each start draws its own tags (they must not repeat across restarts), with room below
-    // u64::MAX to count up; the planted bug starts every life at the same tag.
-    node.boot_nonce = if config.bug == Some(Bug::TagReuse) {
-        1
-    } else {
-        seed >> 2
-    };
+    // u64::MAX to count up.
+    node.boot_nonce = seed >> 2;
     node
 }
 

@@ -31,11 +31,10 @@ pub enum Bug {
     IndexReuse,
     /// A replica expires TTL keys on its own clock.
     LocalExpiry,
-    /// Every start of a node numbers its read and forwarded-command tags from the same point,
-    /// so an answer meant for a previous life (a forwarded command committed after a restart, a
-    /// late ReadIndex answer) is taken for a new request's. Lives in the simulator's choice of
-    /// `NodeConfig::boot_nonce`, not in the engine.
-    TagReuse,
+    /// A follower tells the clients of the commands it forwarded that nothing happened as soon
+    /// as its term moves on, though the old leader's entry may still commit: clients retry, and
+    /// a command applies twice.
+    ForwardEarly,
 }
 
 impl Bug {
@@ -50,7 +49,7 @@ impl Bug {
         Bug::LockNoExpiryCheck,
         Bug::IndexReuse,
         Bug::LocalExpiry,
-        Bug::TagReuse,
+        Bug::ForwardEarly,
     ];
 
     /// The name used on the command line.
@@ -65,13 +64,13 @@ impl Bug {
             Bug::LockNoExpiryCheck => "lock-no-expiry-check",
             Bug::IndexReuse => "index-reuse",
             Bug::LocalExpiry => "local-expiry",
-            Bug::TagReuse => "tag-reuse",
+            Bug::ForwardEarly => "forward-early",
         }
     }
 
     /// The engine's switches for this bug, by owner: the Raft core's, the node loop's and the
-    /// store machine's. `lock-no-expiry-check` and `tag-reuse` have none: the simulator plants
-    /// them itself (the lock module's unchecked acquire, the same `boot_nonce` every life).
+    /// store machine's. `lock-no-expiry-check` has none: the simulator plants it itself (the
+    /// lock module's unchecked acquire).
     pub fn switches(bug: Option<Bug>) -> Switches {
         Switches {
             raft: engine::raft::Bugs {
@@ -82,6 +81,7 @@ impl Bug {
             },
             node: engine::server::NodeBugs {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),
+                forward_early: bug == Some(Bug::ForwardEarly),
             },
             kv: engine::server::KvBugs {
                 watch_skip: bug == Some(Bug::WatchSkip),
@@ -168,6 +168,12 @@ pub struct SimConfig {
     pub snapshot_entries: u64,
     /// Entries kept below each snapshot's index.
     pub snapshot_keep: u64,
+    /// Most command bytes per AppendEntries (`raft::Config::msg_bytes_max`); drawn tiny in a
+    /// quarter of the seeds so that byte-limited batches split replication.
+    pub msg_bytes_max: u64,
+    /// The leader's budget of uncommitted command bytes (`raft::Config::uncommitted_bytes_max`);
+    /// drawn tiny in a quarter of the seeds so that proposals are refused under load.
+    pub uncommitted_bytes_max: u64,
     /// Timed fault steps (a scenario's); when set, they replace the random faults.
     pub schedule: Vec<crate::scenario::Step>,
     /// The named scenario this run comes from, if any.
@@ -257,6 +263,16 @@ impl SimConfig {
                 0
             },
             snapshot_keep: flags.gen_range(0..=10),
+            msg_bytes_max: if flags.gen_bool(0.25) {
+                flags.gen_range(16..=512)
+            } else {
+                1 << 20
+            },
+            uncommitted_bytes_max: if flags.gen_bool(0.25) {
+                flags.gen_range(64..=4096)
+            } else {
+                64 << 20
+            },
             schedule: Vec::new(),
             scenario: None,
         }
@@ -300,6 +316,8 @@ impl SimConfig {
             lazy_commit_sync: false,
             snapshot_entries: 0,
             snapshot_keep: 0,
+            msg_bytes_max: 1 << 20,
+            uncommitted_bytes_max: 64 << 20,
             schedule: Vec::new(),
             scenario: None,
         }

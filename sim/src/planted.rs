@@ -76,7 +76,9 @@ fn what(bug: Bug) -> &'static str {
         }
         Bug::IndexReuse => "store index goes back by one after a restart",
         Bug::LocalExpiry => "replicas expire TTL keys on their own clocks",
-        Bug::TagReuse => "request tags restart at one number on every start of a node",
+        Bug::ForwardEarly => {
+            "a forwarded command reported not applied once the term moves on (it may still commit)"
+        }
     }
 }
 

@@ -298,6 +298,13 @@ pub struct Config {
     pub inflight_msgs_max: usize,
     /// Most entries the leader accepts beyond its commit index before dropping proposals.
     pub uncommitted_entries_max: u64,
+    /// Most command bytes in one AppendEntries message; one entry goes alone even if larger
+    /// (etcd-io/raft's `MaxSizePerMsg`).
+    pub msg_bytes_max: u64,
+    /// Most command bytes the leader holds beyond its commit index: a proposal past it is
+    /// refused (`ProposeError::Dropped`) rather than queued, except into an empty budget
+    /// (etcd-io/raft's `MaxUncommittedEntriesSize`).
+    pub uncommitted_bytes_max: u64,
     /// Seed of the ChaCha RNG that draws election timeouts.
     pub seed: u64,
     /// PreVote (Raft thesis §9.6): an election timeout first asks a majority whether it would
@@ -338,6 +345,8 @@ impl Config {
             msg_entries_max: 64,
             inflight_msgs_max: 64,
             uncommitted_entries_max: 10_000,
+            msg_bytes_max: 1 << 20,
+            uncommitted_bytes_max: 64 << 20,
             seed,
             pre_vote: false,
             check_quorum: false,
@@ -385,7 +394,11 @@ impl Config {
                 "election_timeout_max_ticks must exceed election_timeout_ticks".into(),
             ));
         }
-        if self.msg_entries_max == 0 || self.inflight_msgs_max == 0 {
+        if self.msg_entries_max == 0
+            || self.inflight_msgs_max == 0
+            || self.msg_bytes_max == 0
+            || self.uncommitted_bytes_max == 0
+        {
             return Err(ConfigError::Invalid("message limits must be > 0".into()));
         }
         Ok(())

@@ -71,6 +71,10 @@ pub struct NodeBugs {
     /// The node loop sends its messages before it syncs the hard state, so a vote can leave the
     /// node and then be lost in a crash: after a restart it may vote again in the same term.
     pub vote_not_persisted: bool,
+    /// A follower answers its forwarded commands "not applied" (`NotLeader`, retried) as soon
+    /// as its term moves past theirs, instead of once it applied an entry of a newer term: the
+    /// old leader's entry can still commit, and the retry applies the command twice.
+    pub forward_early: bool,
 }
 
 impl NodeConfig {
@@ -730,6 +734,12 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             self.raw.advance(ready);
         }
         self.serve_reads();
+        #[cfg(feature = "planted-bugs")]
+        if self.bugs.forward_early {
+            let status = self.raw.status();
+            let early = self.forwarded.superseded(status.term, status.leader);
+            Metrics::add(&self.metrics.proposals_failed, early);
+        }
         let expired = self.forwarded.expire(self.ticked_ms);
         Metrics::add(&self.metrics.proposals_failed, expired);
         self.count_and_log();

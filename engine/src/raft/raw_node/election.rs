@@ -169,6 +169,7 @@ impl RawNode {
             .map(|&p| (p, Progress::new(last)))
             .collect();
         self.role = Role::Leader { progress };
+        self.uncommitted_bytes = self.bytes_between(self.log.commit(), last);
         self.reads.clear();
         self.heartbeat_elapsed = 0;
         self.election_elapsed = 0;

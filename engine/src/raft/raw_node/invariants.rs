@@ -32,6 +32,13 @@ impl RawNode {
     /// The body of [`RawNode::check_invariants`].
     pub(super) fn check_state(&self) {
         self.log.check_invariants();
+        if matches!(self.role, Role::Leader { .. }) {
+            assert_eq!(
+                self.uncommitted_bytes,
+                self.bytes_between(self.log.commit(), self.log.last_index()),
+                "the uncommitted byte count matches the log"
+            );
+        }
         if self.log.offset() > Index(0) {
             assert!(
                 self.snapshot

@@ -181,6 +181,9 @@ pub struct RawNode {
     campaigns: u64,
     /// Scratch space for `maybe_commit`.
     match_scratch: Vec<Index>,
+    /// While leading: command bytes in the log after the commit index (see
+    /// `Config::uncommitted_bytes_max`).
+    uncommitted_bytes: u64,
     /// Leader only: reads being confirmed.
     reads: ReadOnly,
     /// Confirmed reads for the next `Ready`.
@@ -246,6 +249,7 @@ impl RawNode {
             ready_pending: false,
             campaigns: 0,
             match_scratch: Vec::new(),
+            uncommitted_bytes: 0,
             reads: ReadOnly::default(),
             read_states: Vec::new(),
             snapshot,
@@ -368,8 +372,7 @@ impl RawNode {
                 leader: self.leader(),
             });
         };
-        let uncommitted = self.log.last_index().0 - self.log.commit().0;
-        if uncommitted >= self.config.uncommitted_entries_max {
+        if !self.has_room(data.len()) {
             return Err(ProposeError::Dropped);
         }
         let index = self.append_own(EntryKind::Command(data));

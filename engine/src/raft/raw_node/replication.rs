@@ -100,13 +100,54 @@ impl RawNode {
             .expect("leader has progress for every peer")
     }
 
+    /// True if the leader may append a command of `bytes` more: both uncommitted budgets
+    /// have room (the byte budget always takes one command into an empty budget).
+    pub(super) fn has_room(&self, bytes: usize) -> bool {
+        let entries = self.log.last_index().0 - self.log.commit().0;
+        let within_bytes = self.uncommitted_bytes == 0
+            || self.uncommitted_bytes.saturating_add(bytes as u64)
+                <= self.config.uncommitted_bytes_max;
+        entries < self.config.uncommitted_entries_max && within_bytes
+    }
+
+    /// Command bytes of the entries after `from` up to `to` (the leader's budget counts them).
+    pub(super) fn bytes_between(&self, from: Index, to: Index) -> u64 {
+        if to <= from {
+            return 0;
+        }
+        self.log
+            .slice(from.next().max(self.log.offset().next()), to, usize::MAX)
+            .iter()
+            .map(|e| e.data().len() as u64)
+            .sum()
+    }
+
+    /// The entries an AppendEntries after `prev` carries: up to `last`, at most
+    /// `msg_entries_max` of them and `msg_bytes_max` bytes of commands (at least one entry).
+    pub(super) fn entries_to_send(&self, prev: Index, last: Index) -> &[Entry] {
+        let entries = self
+            .log
+            .slice(prev.next(), last, self.config.msg_entries_max);
+        let mut bytes = 0u64;
+        let fit = entries
+            .iter()
+            .position(|e| {
+                bytes = bytes.saturating_add(e.data().len() as u64);
+                bytes > self.config.msg_bytes_max
+            })
+            .unwrap_or(entries.len());
+        &entries[..fit.max(1).min(entries.len())]
+    }
+
     pub(super) fn append_own(&mut self, kind: EntryKind) -> Index {
         let index = self.log.last_index().next();
-        self.log.push(Entry {
+        let entry = Entry {
             term: self.term,
             index,
             kind,
-        });
+        };
+        self.uncommitted_bytes += entry.data().len() as u64;
+        self.log.push(entry);
         index
     }
 
@@ -127,6 +168,8 @@ impl RawNode {
         }
         let own_term = self.log.term(n) == Some(self.term);
         if own_term || planted!(self.config.bugs.commit_old_term) {
+            let committed = self.bytes_between(self.log.commit(), n);
+            self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(committed);
             self.log.commit_to(n);
         }
         // Reads that waited for this term's first commit can now take the commit index.
@@ -147,8 +190,7 @@ impl RawNode {
         self.progress_mut(from).recent_active = true;
         let mut appended = false;
         for Proposal { tag, data } in proposals {
-            let uncommitted = self.log.last_index().0 - self.log.commit().0;
-            if uncommitted >= self.config.uncommitted_entries_max {
+            if !self.has_room(data.len()) {
                 break;
             }
             if self.progress_mut(from).first_forward(tag) {
@@ -243,13 +285,7 @@ impl RawNode {
         }
         let last = self.log.last_index();
         self.send_append_from(peer, prev, last);
-        let sent_last = Index(
-            prev.0
-                + self
-                    .log
-                    .slice(prev.next(), last, self.config.msg_entries_max)
-                    .len() as u64,
-        );
+        let sent_last = Index(prev.0 + self.entries_to_send(prev, last).len() as u64);
         self.progress_mut(peer).sent(sent_last);
     }
 
@@ -266,10 +302,7 @@ impl RawNode {
             .log
             .term(prev)
             .expect("leader holds every entry up to next - 1");
-        let entries = self
-            .log
-            .slice(prev.next(), last, self.config.msg_entries_max)
-            .to_vec();
+        let entries = self.entries_to_send(prev, last).to_vec();
         let commit = self.log.commit();
         let covered = Index(prev.0 + entries.len() as u64);
         self.progress_mut(peer).commit_sent_to(commit, covered);
