@@ -81,6 +81,7 @@ pub(super) fn internal(error: &ClientError, cluster_id: &str) -> Response<Body> 
         | ClientError::Compacted
         | ClientError::TimedOut => "etcdserver: request timed out",
         ClientError::TooManyWatchers => "too many watchers",
+        ClientError::Busy => "etcdserver: too many requests",
         _ => "etcdserver: server stopped",
     };
     response::store_error(
@@ -191,9 +192,9 @@ impl App {
                         app.stats.bump(&format!("{stat}Fail"));
                         Attempt::Done(app.error_response(&error))
                     }
-                    Err(KvError::Cluster(ClientError::NotLeader { .. } | ClientError::Busy)) => {
-                        Attempt::NoLeader
-                    }
+                    Err(KvError::Cluster(ClientError::NotLeader { .. })) => Attempt::NoLeader,
+                    // Over the leader's uncommitted budget or a full queue: refused at once,
+                    // not queued without bound.
                     Err(KvError::Cluster(e)) => Attempt::Done(internal(&e, &app.config.cluster_id)),
                 }
             }
