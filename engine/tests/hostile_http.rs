@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use support::{floe_single, http, temp_dir};
+use support::{env_number, floe_single, http, peak_rss, temp_dir};
 
 const CLIENT: u16 = 25581;
 const PEER: u16 = 25582;
@@ -213,18 +213,6 @@ fn complete(bytes: &[u8]) -> bool {
     }
 }
 
-/// The member's peak resident set (VmHWM), bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmHWM");
-    kb * 1024
-}
-
 /// Sends `count` requests drawn from `seed`; returns (answered, incomplete and closed, silent).
 fn run_sender(seed: u64, count: usize) -> (usize, usize, usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -267,14 +255,8 @@ fn spawn_thread<T: Send + 'static>(
 fn hostile_requests_get_answers_and_never_hurt_the_member() {
     let dir = temp_dir("hostile-http");
     let mut node = floe_single(&dir, CLIENT, PEER);
-    let count: usize = std::env::var("FLOE_HOSTILE_HTTP_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
-    let seed: u64 = std::env::var("FLOE_HOSTILE_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+    let count: usize = env_number("FLOE_HOSTILE_HTTP_REQUESTS", 20_000);
+    let seed: u64 = env_number("FLOE_HOSTILE_SEED", 1);
     let mut slow: Vec<TcpStream> = (0..SLOW_SENDERS)
         .map(|_| {
             let mut s = TcpStream::connect(("127.0.0.1", CLIENT)).expect("connect");

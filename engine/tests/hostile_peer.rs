@@ -25,7 +25,7 @@ use engine::raft::{
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use support::{FLOE, Proc, http, spawn, temp_dir, wait_healthy};
+use support::{FLOE, Proc, env_number, http, peak_rss, spawn, temp_dir, wait_healthy};
 
 /// (name, client port); the peer port is the client port + 1.
 const MEMBERS: [(&str, u16); 3] = [("a", 25591), ("b", 25593), ("c", 25595)];
@@ -136,17 +136,6 @@ fn hostile_frame(rng: &mut ChaCha8Rng) -> Vec<u8> {
     frame
 }
 
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .expect("VmHWM")
-        * 1024
-}
-
 fn cluster_id(port: u16) -> u64 {
     let r = http(port, "GET", "/v2/keys/", "").expect("keys answered");
     let id = r
@@ -211,14 +200,8 @@ fn hostile_peer_frames_never_crash_or_bloat_a_member() {
     for (_, client) in MEMBERS {
         wait_healthy(client);
     }
-    let count: usize = std::env::var("FLOE_HOSTILE_PEER_FRAMES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
-    let seed: u64 = std::env::var("FLOE_HOSTILE_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+    let count: usize = env_number("FLOE_HOSTILE_PEER_FRAMES", 20_000);
+    let seed: u64 = env_number("FLOE_HOSTILE_SEED", 1);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let a_peer = MEMBERS[0].1 + 1;
     let hello = engine::net::hello_frame(cluster_id(MEMBERS[0].1), NodeId(3), "c");
