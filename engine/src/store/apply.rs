@@ -223,13 +223,21 @@ impl Store {
     ) -> Result<Event, StoreError> {
         let old = self.tree.find(key, self.index)?;
         let prev_view = old.view(key);
+        // A directory's stored modifiedIndex stays where its creation put it: only the event
+        // carries the update's index (store/README.md §4.3; etcd 3.4 lists the old one).
+        let stored_index = if old.is_dir() {
+            old.modified_index
+        } else {
+            self.index + 1
+        };
         let node = Node {
             value,
             created_index: old.created_index,
-            modified_index: self.index + 1,
+            modified_index: stored_index,
             expire_at_ms: expire,
         };
-        let view = node.view(key);
+        let mut view = node.view(key);
+        view.modified_index = self.index + 1;
         self.tree.put(key, node);
         Ok(self.commit_with(action, view, Some(prev_view), refresh))
     }

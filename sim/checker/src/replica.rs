@@ -550,7 +550,10 @@ impl Replica {
             node.value = value.into();
         }
         node.expire_at_ms = expire_at_ms;
-        node.modified = index;
+        // §4.3: a directory keeps the modifiedIndex of its creation; the event carries the new.
+        if !node.dir {
+            node.modified = index;
+        }
         let event = Event {
             index,
             action,
