@@ -314,7 +314,12 @@ impl Model {
             modified: self.index,
             expire,
         };
-        self.nodes.insert(key.to_string(), node.clone());
+        // store/README.md §4.3: a directory keeps its old modifiedIndex; the event has the new.
+        let stored = MNode {
+            modified: if is_dir { old.modified } else { self.index },
+            ..node.clone()
+        };
+        self.nodes.insert(key.to_string(), stored);
         self.record(action, key, &node, Some(&old), value.is_none())
     }
 
