@@ -1,5 +1,7 @@
 //! The linearizability checker on a synthetic, linearizable 1,000,000-operation etcd v2 history:
-//! 64 clients, 1,000 keys, overlapping operations, 1% of writes without an answer.
+//! 64 clients, 1,000 keys, overlapping operations, 1% of writes without an answer. And the
+//! register model on the 103 Jepsen histories of etcd 2.0 vendored under
+//! sim/checker/data/jepsen-etcd (parse and judge all of them, one iteration).
 
 use std::time::Duration;
 
@@ -31,5 +33,37 @@ fn linearizability(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, linearizability);
+fn jepsen_etcd(c: &mut Criterion) {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sim/checker/data/jepsen-etcd");
+    let mut logs: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .expect("the vendored Jepsen histories")
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_name()?.to_str()?.to_string();
+            (name.starts_with("etcd_") && name.ends_with(".log"))
+                .then(|| (name, std::fs::read_to_string(&path).expect("readable")))
+        })
+        .collect();
+    logs.sort();
+    assert_eq!(logs.len(), 103);
+    let mut group = c.benchmark_group("jepsen");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(logs.len() as u64));
+    group.bench_function("judge all 103 etcd histories", |b| {
+        b.iter(|| {
+            (logs.iter())
+                .map(|(name, text)| {
+                    let found = sim::check::jepsen::check(text, Budget::UNLIMITED)
+                        .unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert_ne!(found.verdict, Verdict::Unknown, "{name}");
+                    found.steps
+                })
+                .sum::<u64>()
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, linearizability, jepsen_etcd);
 criterion_main!(benches);

@@ -132,9 +132,25 @@ enum Command {
     /// Judge a recorded history (JSON lines of `check::history::Op`, as a failing seed's
     /// `history.jsonl`): index rules, locks, linearizability.
     CheckHistory {
-        /// The history file.
-        file: std::path::PathBuf,
+        /// The history files (`--format floe` takes exactly one).
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// `floe`: JSON lines of `check::history::Op`; `jepsen`: a Jepsen/Knossos log of one
+        /// register (`:invoke`/`:ok`/`:fail`/`:info` of `:read`/`:write`/`:cas`), judged with
+        /// a register model. Exit 0 linearizable, 1 not, 2 unreadable.
+        #[arg(long, value_enum, default_value_t = HistoryFormat::Floe)]
+        format: HistoryFormat,
     },
+}
+
+/// The format of a history given to `check-history`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum HistoryFormat {
+    /// The simulator's own: JSON lines of `check::history::Op` (a failing seed's
+    /// `history.jsonl`).
+    Floe,
+    /// A Jepsen/Knossos single-register log.
+    Jepsen,
 }
 
 /// A whole number of µs, at most 10 s.
@@ -201,6 +217,55 @@ fn check_history(file: &std::path::Path) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// `check-history --format jepsen`: each file's verdict, then the time for all of them. Exit 2 if
+/// any file is unreadable, else 1 if any is not linearizable (or undecided), else 0.
+fn check_jepsen(files: &[std::path::PathBuf]) -> ExitCode {
+    use sim::check::linearizability::{Budget, Verdict};
+    let mut start = None;
+    wall_ms_since(&mut start);
+    let (mut unreadable, mut failed) = (0, 0);
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                println!("{}: unreadable: {e}", file.display());
+                unreadable += 1;
+                continue;
+            }
+        };
+        match sim::check::jepsen::check(&text, Budget::UNLIMITED) {
+            Ok(found) => {
+                println!(
+                    "{}: {} ({} steps)",
+                    file.display(),
+                    found.verdict,
+                    found.steps
+                );
+                if found.verdict != Verdict::Linearizable {
+                    failed += 1;
+                }
+            }
+            Err(e) => {
+                println!("{}: unreadable: {e}", file.display());
+                unreadable += 1;
+            }
+        }
+    }
+    let ms = wall_ms_since(&mut start);
+    println!(
+        "{} histories in {ms} ms: {} linearizable, {failed} not, {unreadable} unreadable",
+        files.len(),
+        files.len() - failed - unreadable
+    );
+    if unreadable > 0 {
+        ExitCode::from(2)
+    } else if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -590,8 +655,15 @@ fn main() -> ExitCode {
     {
         return planted_bugs(*max_seeds, *sample, out);
     }
-    if let Some(Command::CheckHistory { file }) = &cli.command {
-        return check_history(file);
+    if let Some(Command::CheckHistory { files, format }) = &cli.command {
+        return match (format, &files[..]) {
+            (HistoryFormat::Floe, [file]) => check_history(file),
+            (HistoryFormat::Floe, _) => {
+                eprintln!("error: --format floe judges one history at a time");
+                ExitCode::from(2)
+            }
+            (HistoryFormat::Jepsen, files) => check_jepsen(files),
+        };
     }
     if let Some(Command::Research {
         experiment,

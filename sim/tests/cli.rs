@@ -120,3 +120,35 @@ fn bad_input_exits_2_with_a_message() {
         assert!(!err.contains("panicked"), "{args:?} must not panic: {err}");
     }
 }
+
+#[test]
+fn check_history_judges_jepsen_logs_with_the_promised_exit_codes() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/checker/data/jepsen-etcd/");
+    let code = |file: &str| {
+        let out = sim(&[
+            "check-history",
+            "--format",
+            "jepsen",
+            &format!("{data}{file}"),
+        ]);
+        (out.status.code(), last_line(&out))
+    };
+    // etcd_002: linearizable; etcd_000: not (verdicts.csv); Cargo.toml: not a Jepsen log.
+    assert_eq!(code("etcd_002.log").0, Some(0));
+    assert_eq!(code("etcd_000.log").0, Some(1));
+    let (status, line) = code("../../Cargo.toml");
+    assert_eq!(status, Some(2), "{line}");
+    let out = sim(&[
+        "check-history",
+        "--format",
+        "jepsen",
+        &format!("{data}etcd_001.log"),
+        &format!("{data}etcd_002.log"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        last_line(&out).contains("2 histories in"),
+        "{}",
+        last_line(&out)
+    );
+}

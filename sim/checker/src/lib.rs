@@ -10,6 +10,7 @@ pub mod fnv;
 pub mod history;
 pub mod history_file;
 pub mod index;
+pub mod jepsen;
 pub mod linearizability;
 pub mod liveness;
 pub mod locks;
