@@ -35,6 +35,14 @@ struct Cli {
     /// With --seeds: go on after a failing seed.
     #[arg(long)]
     keep_going: bool,
+    /// With --seeds: seeds run at once, each on its own thread (default: every core). The
+    /// output, the stop at the first failure and every result are those of a serial run.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    jobs: Option<u64>,
+    /// With --seeds: run only shard K of N (K from 1): every N-th seed of the range, from its
+    /// K-th. The N shards split the range exactly; `merge-results` combines their `--json`.
+    #[arg(long, value_parser = sim::sweep::Shard::parse, requires = "seeds")]
+    shard: Option<sim::sweep::Shard>,
     /// Run the fixed reference world of the speed benchmark (5 nodes, 50 ms heartbeats,
     /// 150-300 ms election timeouts, 100 commands/s, no faults) instead of a seed-drawn one.
     #[arg(long)]
@@ -128,6 +136,17 @@ enum Command {
         /// milliseconds; 0 draws any 100 µs tick).
         #[arg(long, value_parser = parse_us)]
         timeout_step_us: Option<u64>,
+    },
+    /// Merge the `--json` lines of several sweeps (shards) into one summary. Exit 0 when every
+    /// seed passed, once, and (with --seeds) none of the range is missing; 1 otherwise; 2 if a
+    /// file is unreadable.
+    MergeResults {
+        /// Files of `--json` lines (one object per seed).
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// The range the shards were to cover: seeds missing from it are reported.
+        #[arg(long, value_parser = parse_seeds)]
+        seeds: Option<Range<u64>>,
     },
     /// Judge a recorded history (JSON lines of `check::history::Op`, as a failing seed's
     /// `history.jsonl`): index rules, locks, linearizability.
@@ -558,12 +577,15 @@ fn one_seed(cli: &Cli, seed: u64) -> ExitCode {
     }
 }
 
-fn many_seeds(cli: &Cli, seeds: Range<u64>) -> ExitCode {
-    let count = seeds.end - seeds.start;
+fn many_seeds(cli: &Cli, range: Range<u64>) -> ExitCode {
+    let seeds: Vec<u64> = match cli.shard {
+        Some(shard) => shard.seeds(range),
+        None => range.collect(),
+    };
     let bar = if cli.json {
         indicatif::ProgressBar::hidden()
     } else {
-        indicatif::ProgressBar::new(count)
+        indicatif::ProgressBar::new(seeds.len() as u64)
     };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {elapsed} ({msg})")
@@ -572,27 +594,12 @@ fn many_seeds(cli: &Cli, seeds: Range<u64>) -> ExitCode {
     let (mut passed, mut failed, mut simulated_ms, mut wall_ms) = (0u64, Vec::new(), 0u64, 0u64);
     let mut clock = None;
     wall_ms_since(&mut clock);
-    for seed in seeds {
-        let config = config_for(cli, seed);
-        let mut t = run_seed(config);
-        if cli.check_determinism {
-            let again = run_seed(config_for(cli, seed));
-            if again.report.trace_hash != t.report.trace_hash {
-                let detail = format!(
-                    "trace hash {} then {}",
-                    t.report.trace_hash, again.report.trace_hash
-                );
-                let v = Violation::new(
-                    "determinism",
-                    sim::check::raft::NodeId(0),
-                    Default::default(),
-                    Default::default(),
-                    detail,
-                );
-                t.report.ok = false;
-                t.report.violation = Some(v);
-            }
-        }
+    let jobs = cli
+        .jobs
+        .map_or_else(sim::sweep::default_jobs, |j| j as usize);
+    let work = |seed: u64| seed_checked(cli, seed);
+    let stop = |t: &Timed| !t.report.ok && !cli.keep_going;
+    sim::sweep::run_ordered(&seeds, jobs, work, stop, |seed, t| {
         simulated_ms += t.report.simulated_ms;
         wall_ms += t.wall_ms;
         if cli.json {
@@ -615,12 +622,9 @@ fn many_seeds(cli: &Cli, seeds: Range<u64>) -> ExitCode {
                 }
             });
             failed.push((seed, v, replay));
-            if !cli.keep_going {
-                break;
-            }
         }
         bar.set_message(format!("{} failed", failed.len()));
-    }
+    });
     bar.finish_and_clear();
     let total_wall = wall_ms_since(&mut clock);
     if !cli.json {
@@ -629,7 +633,7 @@ fn many_seeds(cli: &Cli, seeds: Range<u64>) -> ExitCode {
         println!("failed      {}", failed.len());
         println!("simulated   {:.1} s", simulated_ms as f64 / 1000.0);
         println!(
-            "wall        {:.1} s (runs {:.1} s)",
+            "wall        {:.1} s (runs {:.1} s, {jobs} jobs)",
             total_wall as f64 / 1000.0,
             wall_ms as f64 / 1000.0
         );
@@ -645,6 +649,87 @@ fn many_seeds(cli: &Cli, seeds: Range<u64>) -> ExitCode {
     }
 }
 
+/// One seed of a sweep, run twice with `--check-determinism` (a differing trace hash fails it).
+fn seed_checked(cli: &Cli, seed: u64) -> Timed {
+    let mut t = run_seed(config_for(cli, seed));
+    if cli.check_determinism {
+        let again = run_seed(config_for(cli, seed));
+        if again.report.trace_hash != t.report.trace_hash {
+            let detail = format!(
+                "trace hash {} then {}",
+                t.report.trace_hash, again.report.trace_hash
+            );
+            let v = Violation::new(
+                "determinism",
+                sim::check::raft::NodeId(0),
+                Default::default(),
+                Default::default(),
+                detail,
+            );
+            t.report.ok = false;
+            t.report.violation = Some(v);
+        }
+    }
+    t
+}
+
+/// `merge-results`: one summary of several sweeps' `--json` lines.
+fn merge_results(files: &[std::path::PathBuf], seeds: Option<Range<u64>>) -> ExitCode {
+    let mut texts = Vec::new();
+    for file in files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => texts.push((file.display().to_string(), text)),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let merged = match sim::sweep::merge(&texts, seeds.clone()) {
+        Ok(merged) => merged,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("files       {}", files.len());
+    println!("seeds       {}", merged.seeds);
+    println!("passed      {}", merged.passed);
+    println!("failed      {}", merged.failed.len());
+    println!("duplicated  {}", merged.duplicated.len());
+    if let Some(range) = &seeds {
+        println!(
+            "missing     {} (of {}..{})",
+            merged.missing.len(),
+            range.start,
+            range.end
+        );
+    }
+    for (seed, rule) in &merged.failed {
+        println!("FAILED seed={seed}: {rule}");
+    }
+    let list = |seeds: &[u64]| {
+        let shown: Vec<String> = seeds.iter().take(20).map(u64::to_string).collect();
+        let more = seeds.len().saturating_sub(20);
+        if more > 0 {
+            format!("{} and {more} more", shown.join(" "))
+        } else {
+            shown.join(" ")
+        }
+    };
+    if !merged.duplicated.is_empty() {
+        println!("DUPLICATED seeds: {}", list(&merged.duplicated));
+    }
+    if !merged.missing.is_empty() {
+        println!("MISSING seeds: {}", list(&merged.missing));
+    }
+    if merged.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::PlantedBugs {
@@ -654,6 +739,9 @@ fn main() -> ExitCode {
     }) = &cli.command
     {
         return planted_bugs(*max_seeds, *sample, out);
+    }
+    if let Some(Command::MergeResults { files, seeds }) = &cli.command {
+        return merge_results(files, seeds.clone());
     }
     if let Some(Command::CheckHistory { files, format }) = &cli.command {
         return match (format, &files[..]) {

@@ -152,3 +152,47 @@ fn check_history_judges_jepsen_logs_with_the_promised_exit_codes() {
         last_line(&out)
     );
 }
+
+#[test]
+fn shards_merge_into_the_whole_range() {
+    let dir = std::env::temp_dir().join(format!("floe-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let out = sim(&[
+            "--seeds",
+            "1..8",
+            "--shard",
+            &shard,
+            "--duration",
+            "2",
+            "--json",
+            "--jobs",
+            "2",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file = dir.join(format!("shard{k}.json"));
+        std::fs::write(&file, &out.stdout).unwrap();
+        files.push(file.display().to_string());
+    }
+    let mut args = vec!["merge-results", "--seeds", "1..8"];
+    args.extend(files.iter().map(String::as_str));
+    let out = sim(&args);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("seeds       7") && text.contains("missing     0"),
+        "{text}"
+    );
+    // A shard given twice and one left out: duplicates and gaps fail the merge.
+    let out = sim(&["merge-results", "--seeds", "1..8", &files[0], &files[0]]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = sim(&["merge-results", "Cargo.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
