@@ -188,9 +188,14 @@ pub fn write_failure(dir: &Path, data: &ReportData, history: &[Op]) -> std::io::
     crate::check::history_file::write_jsonl(history, std::io::BufWriter::new(file))
 }
 
-/// The linearizability checker's verdict per key, for the report.
+/// Search steps of each trial of the minimal-history search (a trial out of budget keeps the
+/// operation it tried to remove).
+const MINIMAL_TRIAL_STEPS: u64 = 200_000;
+
+/// The linearizability checker's verdict per key, for the report, with the minimal failing
+/// history of each key that is not linearizable.
 pub fn linearizability_verdicts(history: &[Op]) -> Vec<KeyVerdict> {
-    use crate::check::linearizability::{Budget, Verdict, check};
+    use crate::check::linearizability::{Budget, Verdict, check, minimal_failure};
     let report = check(
         history,
         Budget::steps(crate::run::LINEARIZABILITY_STEPS_MAX),
@@ -198,16 +203,23 @@ pub fn linearizability_verdicts(history: &[Op]) -> Vec<KeyVerdict> {
     report
         .partitions
         .into_iter()
-        .map(|p| KeyVerdict {
-            key: p.partition,
-            verdict: match p.verdict {
-                Verdict::Linearizable => "linearizable".into(),
-                Verdict::NotLinearizable => "NOT linearizable".into(),
-                Verdict::Unknown => "unknown (budget)".into(),
-            },
-            ops: p.ops,
-            longest_prefix: p.longest_prefix,
-            first_bad: p.first_bad,
+        .map(|p| {
+            let minimal = (p.verdict == Verdict::NotLinearizable)
+                .then(|| minimal_failure(history, &p.partition, Budget::steps(MINIMAL_TRIAL_STEPS)))
+                .flatten();
+            KeyVerdict {
+                key: p.partition,
+                verdict: match p.verdict {
+                    Verdict::Linearizable => "linearizable".into(),
+                    Verdict::NotLinearizable => "NOT linearizable".into(),
+                    Verdict::Unknown => "unknown (budget)".into(),
+                },
+                ops: p.ops,
+                longest_prefix: p.longest_prefix,
+                first_bad: p.first_bad,
+                minimal: minimal.as_ref().map_or_else(Vec::new, |m| m.ops.clone()),
+                minimal_proven: minimal.is_some_and(|m| m.one_minimal),
+            }
         })
         .collect()
 }

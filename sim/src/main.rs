@@ -231,6 +231,20 @@ fn check_history(file: &std::path::Path) -> ExitCode {
     }
     let lin = check(&ops, Budget::steps(sim::run::LINEARIZABILITY_STEPS_MAX));
     println!("linearizability: {lin}");
+    for p in (lin.partitions.iter()).filter(|p| p.verdict == Verdict::NotLinearizable) {
+        let budget = Budget::steps(sim::run::LINEARIZABILITY_STEPS_MAX / 25);
+        if let Some(m) = sim::check::linearizability::minimal_failure(&ops, &p.partition, budget) {
+            let ids: Vec<String> = m.ops.iter().map(|id| format!("#{id}")).collect();
+            println!(
+                "  minimal failing history of {}: {} of {} ops{}: {}",
+                p.partition,
+                m.ops.len(),
+                m.of,
+                if m.one_minimal { " (1-minimal)" } else { "" },
+                ids.join(" ")
+            );
+        }
+    }
     ok &= lin.verdict() == Verdict::Linearizable;
     if ok {
         ExitCode::SUCCESS

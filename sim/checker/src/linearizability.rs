@@ -159,6 +159,123 @@ pub fn check(ops: &[Op], budget: Budget<'_>) -> LinReport {
     LinReport { partitions }
 }
 
+/// The smallest core found of a non-linearizable partition (see [`minimal_failure`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MinimalFailure {
+    /// Ids of the operations kept as recorded, in id order.
+    pub ops: Vec<u64>,
+    /// Operations of the partition that the checker judged.
+    pub of: usize,
+    /// True when removing any single one of `ops` was tried and made the rest linearizable
+    /// (the core is 1-minimal); false when the trial budget ran out first.
+    pub one_minimal: bool,
+    /// Linearizability searches run.
+    pub trials: u64,
+}
+
+/// Most searches [`minimal_failure`] runs.
+pub const MINIMAL_TRIALS_MAX: u64 = 2_000;
+
+/// A small set of operations of `partition` that alone is still not linearizable: delta
+/// debugging (ddmin, then one at a time) over the partition's operations.
+///
+/// An operation left out is **relaxed**, not deleted: a read is dropped (reads only rule
+/// linearizations out) and a write becomes one without an answer (it may have taken effect at
+/// any time after its call, or never). Every linearization of the recorded history is one of the
+/// relaxed history, so a relaxed history that is not linearizable proves the recorded one is
+/// not, by the operations kept alone. A trial out of `budget` counts as linearizable.
+/// `None` if the partition is linearizable (or undecided) as recorded.
+pub fn minimal_failure(ops: &[Op], partition: &str, budget: Budget<'_>) -> Option<MinimalFailure> {
+    let judged: Vec<&Op> = ops.iter().filter(|op| is_judged(op)).collect();
+    let roots = subtree_roots(&judged);
+    let dirs = inner_keys(&judged);
+    let members: Vec<&Op> = (judged.iter().copied())
+        .filter(|op| {
+            let key = op.call.key();
+            ancestors(key).find(|a| roots.contains(a)).unwrap_or(key) == partition
+        })
+        .collect();
+    let trials = std::cell::Cell::new(0u64);
+    let fails = |keep: &BTreeSet<u64>| {
+        trials.set(trials.get() + 1);
+        let relaxed: Vec<Op> = (members.iter())
+            .filter_map(|&op| {
+                if keep.contains(&op.id) {
+                    Some(op.clone())
+                } else if matches!(op.call, Call::Get { .. }) {
+                    None
+                } else {
+                    Some(Op {
+                        ret: Ret::Unknown,
+                        ..op.clone()
+                    })
+                }
+            })
+            .collect();
+        let refs: Vec<&Op> = relaxed.iter().collect();
+        let compiled = model::compile(&refs, &dirs);
+        search(&compiled.model, &compiled.events, budget).verdict == Verdict::NotLinearizable
+    };
+    let mut kept: Vec<u64> = members.iter().map(|op| op.id).collect();
+    kept.sort_unstable();
+    if !fails(&kept.iter().copied().collect()) {
+        return None;
+    }
+    // ddmin: drop a whole chunk while the rest still fails, finer chunks when none can go.
+    let mut chunks = 2;
+    while kept.len() >= 2 && trials.get() < MINIMAL_TRIALS_MAX {
+        let size = kept.len().div_ceil(chunks);
+        let smaller = (0..kept.len()).step_by(size).find_map(|from| {
+            let rest: Vec<u64> = (kept.iter().enumerate())
+                .filter(|(i, _)| *i < from || *i >= from + size)
+                .map(|(_, id)| *id)
+                .collect();
+            (trials.get() < MINIMAL_TRIALS_MAX && fails(&rest.iter().copied().collect()))
+                .then_some(rest)
+        });
+        match smaller {
+            Some(rest) => {
+                kept = rest;
+                chunks = (chunks - 1).max(2);
+            }
+            None if chunks >= kept.len() => break,
+            None => chunks = (chunks * 2).min(kept.len()),
+        }
+    }
+    // One at a time, until no single operation can go.
+    let mut one_minimal = false;
+    while trials.get() < MINIMAL_TRIALS_MAX {
+        let mut removed = false;
+        for i in 0..kept.len() {
+            if trials.get() >= MINIMAL_TRIALS_MAX {
+                break;
+            }
+            let rest: BTreeSet<u64> = (kept.iter().enumerate())
+                .filter(|(j, _)| *j != i)
+                .map(|(_, id)| *id)
+                .collect();
+            if fails(&rest) {
+                kept.remove(i);
+                removed = true;
+                break;
+            }
+        }
+        if !removed && trials.get() < MINIMAL_TRIALS_MAX {
+            one_minimal = true;
+            break;
+        }
+        if !removed {
+            break;
+        }
+    }
+    Some(MinimalFailure {
+        ops: kept,
+        of: members.len(),
+        one_minimal,
+        trials: trials.get(),
+    })
+}
+
 /// True if the checker judges `op` (see the module doc).
 fn is_judged(op: &Op) -> bool {
     let judged_call = match &op.call {
@@ -308,6 +425,34 @@ mod tests {
             op(3, (40, 50), get("/x"), saw("1", 1)),
         ];
         assert_eq!(verdict(&ops), Verdict::NotLinearizable);
+    }
+
+    #[test]
+    fn minimal_failure_keeps_only_the_ops_that_prove_it() {
+        // Many good operations on /x and /y, and one stale read of /x after two writes.
+        let mut ops = Vec::new();
+        let mut t = 0;
+        let mut id = 0;
+        let mut next = |call, ret| {
+            id += 1;
+            t += 100;
+            op(id, (t, t + 10), call, ret)
+        };
+        for i in 1..=10u64 {
+            ops.push(next(set("/x", &format!("a{i}")), wrote("set", 2 * i - 1)));
+            ops.push(next(get("/x"), saw(&format!("a{i}"), 2 * i - 1)));
+            ops.push(next(set("/y", &format!("b{i}")), wrote("set", 2 * i)));
+        }
+        ops.push(next(get("/x"), saw("a3", 5)));
+        let found = minimal_failure(&ops, "/x", Budget::UNLIMITED).unwrap();
+        assert!(found.one_minimal);
+        assert_eq!(found.of, 21);
+        // The stale read and one later completed write of /x suffice (the write that put a3
+        // there is relaxed: it may have happened, but not after the later one).
+        assert_eq!(found.ops.len(), 2, "{found:?}");
+        assert_eq!(*found.ops.last().unwrap(), 31);
+        let relaxed_ok = minimal_failure(&ops, "/y", Budget::UNLIMITED);
+        assert_eq!(relaxed_ok, None);
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub fn render_html(data: &ReportData) -> String {
     legend(&mut out);
     timeline::render(&mut out, data);
     keys(&mut out, data);
+    minimal(&mut out, data);
     if !data.summary_lines.is_empty() {
         out.push_str("<h2>Statistics</h2>\n<pre class=\"stats\">");
         for line in &data.summary_lines {
@@ -224,6 +225,45 @@ fn keys(out: &mut String, data: &ReportData) {
     out.push_str("</tbody></table>\n");
 }
 
+/// Per key that is not linearizable: its minimal failing history on a timeline of its own,
+/// beside the full one above.
+fn minimal(out: &mut String, data: &ReportData) {
+    for key in data.keys.iter().filter(|k| !k.minimal.is_empty()) {
+        let _ = writeln!(
+            out,
+            "<h2>Minimal failing history: <code>{}</code></h2>\n<p>{} of the key's {} \
+             operations are not linearizable on their own{}. The others were relaxed, which \
+             only allows more orders: reads dropped, writes taken as maybe-happened (at any \
+             time after their call, or never).</p>",
+            esc(&key.key),
+            key.minimal.len(),
+            key.ops,
+            if key.minimal_proven {
+                "; removing any one of them makes the rest linearizable"
+            } else {
+                " (the search stopped before proving no single one can go)"
+            }
+        );
+        let only = ReportData {
+            ops: (data.ops.iter())
+                .filter(|op| key.minimal.contains(&op.id))
+                .cloned()
+                .collect(),
+            keys: Vec::new(),
+            ..data.clone()
+        };
+        // Element ids stay unique on the page: the full timeline's bars own `op-N`.
+        let mut plot = String::new();
+        timeline::render(&mut plot, &only);
+        out.push_str(&plot.replace("id=\"op-", "id=\"minimal-op-"));
+        out.push_str("<ol class=\"prefix\">");
+        for op in &only.ops {
+            let _ = write!(out, "<li>{}</li>", esc(&describe_op(op)));
+        }
+        out.push_str("</ol>\n");
+    }
+}
+
 fn verdict_class(verdict: &str) -> &'static str {
     if verdict == "linearizable" {
         "v-ok"
@@ -285,7 +325,12 @@ mod tests {
     #[test]
     fn html_has_svg_lanes_bad_op_and_legend() {
         let data = sample();
-        let html = render_html(&data);
+        let page = render_html(&data);
+        let (html, minimal) = page.split_at(page.find("<h2>Minimal failing history").unwrap());
+        // The minimal history's own timeline: its two ops, ids of their own.
+        assert_eq!(minimal.matches("<rect id=\"minimal-op-").count(), 2);
+        assert!(minimal.contains("2 of the key's 8 operations"));
+        assert!(!minimal.contains("id=\"op-"));
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(html.contains("<svg"));
         for client in 1..=3 {

@@ -101,6 +101,12 @@ pub struct KeyVerdict {
     pub longest_prefix: Vec<u64>,
     /// The first operation that could not be linearized after that prefix.
     pub first_bad: Option<u64>,
+    /// For a key that is not linearizable: the smallest set of its operations found that alone
+    /// is still not linearizable (the others relaxed: reads dropped, writes maybe-happened),
+    /// op ids in id order; empty otherwise.
+    pub minimal: Vec<u64>,
+    /// True when `minimal` is 1-minimal (no single operation of it can go).
+    pub minimal_proven: bool,
 }
 
 /// One stretch of a node's life with a fixed role and term.
@@ -262,6 +268,8 @@ pub(crate) mod tests {
                 ops: 8,
                 longest_prefix: vec![1, 3, 5, 4, 6],
                 first_bad: Some(7),
+                minimal: vec![3, 7],
+                minimal_proven: true,
             }],
             node_spans: vec![
                 span(1, 0, 100, "follower", 0),

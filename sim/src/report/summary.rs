@@ -93,6 +93,22 @@ fn keys(out: &mut String, keys: &[KeyVerdict]) {
             key.longest_prefix.len(),
         );
     }
+    for key in keys.iter().filter(|k| !k.minimal.is_empty()) {
+        let ids: Vec<String> = key.minimal.iter().map(|id| format!("#{id}")).collect();
+        let _ = writeln!(
+            out,
+            "  minimal failing history of {}: {} of {} ops{}: {}",
+            key.key,
+            key.minimal.len(),
+            key.ops,
+            if key.minimal_proven {
+                " (1-minimal)"
+            } else {
+                ""
+            },
+            ids.join(" ")
+        );
+    }
 }
 
 fn counts(out: &mut String, ops: &[ReportOp]) {
