@@ -317,6 +317,10 @@ fn tls_cluster_serves_members_and_refuses_strangers() {
         wait_healthy_tls(port, &good);
     }
     let leader = find_leader(&ports, &good);
+    // Silent dialers: connected, never a handshake byte. Each member cuts them off (client
+    // port 10 s, peer port 5 s), so a slow client cannot hold a connection slot forever.
+    let silent = [leader, peer_base + 1]
+        .map(|port| TcpStream::connect(("127.0.0.1", port)).expect("connect silently"));
     let followers: Vec<u16> = ports.iter().copied().filter(|&p| p != leader).collect();
 
     // Writes and reads at the leader and through a follower.
@@ -373,6 +377,19 @@ fn tls_cluster_serves_members_and_refuses_strangers() {
     let cluster_id = u64::from_str_radix(cluster_hex, 16).expect("hex cluster id");
     refuses_stranger_peers(&dir, &pki, peer_base, cluster_id);
 
+    for (mut socket, port) in silent.into_iter().zip([leader, peer_base + 1]) {
+        // The checks above took a few seconds; the cut must come within 12 s more.
+        socket
+            .set_read_timeout(Some(Duration::from_secs(12)))
+            .expect("timeout");
+        let mut rest = Vec::new();
+        match socket.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("a silent connection to port {port} was not cut off: {e}"),
+        }
+    }
+
     // The cluster stays healthy and keeps taking writes everywhere.
     for &port in &ports {
         wait_healthy_tls(port, &good);
@@ -421,6 +438,22 @@ fn startup_error(args: &[String]) -> String {
 
 #[test]
 fn tls_misconfiguration_is_a_clear_startup_error() {
+    let help = run_ok("floe --help", Command::new(FLOE).arg("--help"));
+    for flag in [
+        "--cert-file",
+        "--key-file",
+        "--trusted-ca-file",
+        "--client-cert-auth",
+        "--peer-cert-file",
+        "--peer-key-file",
+        "--peer-trusted-ca-file",
+        "--peer-client-cert-auth",
+    ] {
+        assert!(
+            help.contains(&format!("  {flag} ")),
+            "--help lacks {flag}:\n{help}"
+        );
+    }
     let dir = temp_dir("tls-misconfig");
     let pki = make_pki(&dir);
     let s = |v: &str| v.to_string();
