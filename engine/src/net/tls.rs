@@ -21,6 +21,9 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 /// the other end.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsFiles {
+    /// How the flags of this side begin, for error messages: `""` (`--cert-file`...) for
+    /// client URLs, `"peer-"` (`--peer-cert-file`...) for peer URLs.
+    pub flag_prefix: &'static str,
     /// This node's certificate chain (`--cert-file`, `--peer-cert-file`).
     pub cert: PathBuf,
     /// Its private key (`--key-file`, `--peer-key-file`): PKCS#8, PKCS#1 or SEC1.
@@ -40,6 +43,37 @@ fn provider() -> Arc<CryptoProvider> {
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+}
+
+impl TlsFiles {
+    /// The flag named `name` on this side (`--cert-file`, `--peer-cert-file`, ...).
+    fn flag(&self, name: &str) -> String {
+        format!("--{}{name}", self.flag_prefix)
+    }
+
+    /// The certificate chain and the private key.
+    fn certified_key(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+        let certs = load_certs(&self.cert, &self.flag("cert-file"))?;
+        let key = load_key(&self.key, &self.flag("key-file"))?;
+        Ok((certs, key))
+    }
+
+    /// The message of a certificate and key that rustls refuses together.
+    fn pair_error(&self, e: rustls::Error) -> String {
+        let why = match e {
+            rustls::Error::InconsistentKeys(_) => "the key is not the certificate's".to_string(),
+            e => e.to_string(),
+        };
+        format!(
+            "{} {} and {} {}: {why}",
+            self.flag("cert-file"),
+            self.cert.display(),
+            self.flag("key-file"),
+            self.key.display()
+        )
+    }
 }
 
 /// Every certificate in the PEM file at `path` (at least one).
@@ -86,21 +120,22 @@ fn load_roots(path: &Path, what: &str) -> Result<Arc<RootCertStore>, String> {
 /// The server side: this node's certificate, and the check of the other end's certificate
 /// that `files` asks for (required with `client_cert_auth`, checked when offered if only a CA
 /// is given, not asked for otherwise).
-pub fn server_config(files: &TlsFiles, flags: &str) -> Result<Arc<ServerConfig>, String> {
-    let certs = load_certs(&files.cert, &format!("{flags} cert file"))?;
-    let key = load_key(&files.key, &format!("{flags} key file"))?;
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
+    let (certs, key) = files.certified_key()?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
     let builder = match (&files.trusted_ca, files.client_cert_auth) {
         (None, true) => {
             return Err(format!(
-                "{flags}: client certificate auth needs a trusted CA file to check certificates against"
+                "{} needs {} (the CA that signs the certificates it asks for)",
+                files.flag("client-cert-auth"),
+                files.flag("trusted-ca-file")
             ));
         }
         (None, false) => builder.with_no_client_auth(),
         (Some(ca), required) => {
-            let roots = load_roots(ca, &format!("{flags} trusted CA file"))?;
+            let roots = load_roots(ca, &files.flag("trusted-ca-file"))?;
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
             let verifier = if required {
                 verifier
@@ -109,41 +144,33 @@ pub fn server_config(files: &TlsFiles, flags: &str) -> Result<Arc<ServerConfig>,
             };
             let verifier = verifier
                 .build()
-                .map_err(|e| format!("{flags} trusted CA file {}: {e}", ca.display()))?;
+                .map_err(|e| format!("{} {}: {e}", files.flag("trusted-ca-file"), ca.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let config = builder.with_single_cert(certs, key).map_err(|e| {
-        format!(
-            "{flags} cert file {} and key file {}: {e}",
-            files.cert.display(),
-            files.key.display()
-        )
-    })?;
+    let config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| files.pair_error(e))?;
     Ok(Arc::new(config))
 }
 
 /// The dialing side of peer connections: trusts only `files.trusted_ca` and presents this
 /// node's certificate.
-pub fn client_config(files: &TlsFiles, flags: &str) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, String> {
     let ca = files.trusted_ca.as_ref().ok_or_else(|| {
-        format!("{flags}: https peers need a trusted CA file to check the other members against")
+        format!(
+            "dialing over TLS needs {} to check the other end's certificate",
+            files.flag("trusted-ca-file")
+        )
     })?;
-    let roots = load_roots(ca, &format!("{flags} trusted CA file"))?;
-    let certs = load_certs(&files.cert, &format!("{flags} cert file"))?;
-    let key = load_key(&files.key, &format!("{flags} key file"))?;
+    let roots = load_roots(ca, &files.flag("trusted-ca-file"))?;
+    let (certs, key) = files.certified_key()?;
     let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
         .with_root_certificates(roots)
         .with_client_auth_cert(certs, key)
-        .map_err(|e| {
-            format!(
-                "{flags} cert file {} and key file {}: {e}",
-                files.cert.display(),
-                files.key.display()
-            )
-        })?;
+        .map_err(|e| files.pair_error(e))?;
     Ok(Arc::new(config))
 }
 
@@ -166,8 +193,8 @@ impl PeerTls {
     /// Both configs from the `--peer-*` files.
     pub fn new(files: &TlsFiles) -> Result<PeerTls, String> {
         Ok(PeerTls {
-            acceptor: TlsAcceptor::from(server_config(files, "--peer-*")?),
-            connector: TlsConnector::from(client_config(files, "--peer-*")?),
+            acceptor: TlsAcceptor::from(server_config(files)?),
+            connector: TlsConnector::from(client_config(files)?),
         })
     }
 }
@@ -211,29 +238,33 @@ mod tests {
         let junk = dir.join("junk.pem");
         std::fs::write(&junk, "not pem at all\n").unwrap();
         let files = TlsFiles {
+            flag_prefix: "peer-",
             cert: dir.join("missing.pem"),
             key: junk.clone(),
             trusted_ca: None,
             client_cert_auth: false,
         };
-        let e = server_config(&files, "--x").unwrap_err();
-        assert!(e.contains("missing.pem"), "{e}");
+        let e = server_config(&files).unwrap_err();
+        assert!(
+            e.contains("--peer-cert-file") && e.contains("missing.pem"),
+            "{e}"
+        );
         let files = TlsFiles {
             cert: junk.clone(),
             ..files
         };
-        let e = server_config(&files, "--x").unwrap_err();
+        let e = server_config(&files).unwrap_err();
         assert!(
             e.contains("junk.pem") && e.contains("no CERTIFICATE"),
             "{e}"
         );
-        let e = load_key(&junk, "key file").unwrap_err();
+        let e = load_key(&junk, "--key-file").unwrap_err();
         assert!(
             e.contains("junk.pem") && e.contains("no PRIVATE KEY"),
             "{e}"
         );
-        let e = client_config(&files, "--peer-*").unwrap_err();
-        assert!(e.contains("trusted CA"), "{e}");
+        let e = client_config(&files).unwrap_err();
+        assert!(e.contains("--peer-trusted-ca-file"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

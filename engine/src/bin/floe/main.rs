@@ -166,15 +166,13 @@ fn tls_settings(
     )? {
         let why = "https:// client URLs";
         let files = TlsFiles {
+            flag_prefix: "",
             cert: tls_file(flags, "cert-file", why)?,
             key: tls_file(flags, "key-file", why)?,
             trusted_ca: flags.get("trusted-ca-file").map(PathBuf::from),
             client_cert_auth: flags.bool("client-cert-auth", false)?,
         };
-        Some(engine::net::server_config(
-            &files,
-            "--cert-file/--key-file/--trusted-ca-file",
-        )?)
+        Some(engine::net::server_config(&files)?)
     } else {
         for name in [
             "cert-file",
@@ -197,6 +195,7 @@ fn tls_settings(
     )? {
         let why = "https:// peer URLs";
         let files = TlsFiles {
+            flag_prefix: "peer-",
             cert: tls_file(flags, "peer-cert-file", why)?,
             key: tls_file(flags, "peer-key-file", why)?,
             trusted_ca: Some(tls_file(flags, "peer-trusted-ca-file", why)?),
