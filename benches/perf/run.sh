@@ -3,43 +3,75 @@
 # fsync on for both), same machine, same load (wrk): PUT at 1, 16 and 64 connections; quorum GET
 # and default GET at 64; each at the leader and at a follower (clients talk to any member), and
 # Floe's 0.x lock acquire at both (etcd 3.4 has no lock module). Writes reports/perf.md.
-# Usage: benches/perf/run.sh [SECONDS]
+# Usage: benches/perf/run.sh [--tls] [SECONDS]      (or TLS=1 benches/perf/run.sh [SECONDS])
+# --tls: both clusters with https:// client and peer URLs (certificates made here by openssl:
+# one CA, one member certificate; peers demand each other's certificate), wrk over https;
+# writes reports/perf-tls.md. PERF_REPORT=FILE writes the table elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+tls=${TLS:-0}
+if [ "${1:-}" = --tls ]; then tls=1; shift; fi
+[ "$tls" = 0 ] || tls=1
 secs=${1:-10}
+report=${PERF_REPORT:-reports/perf.md}
+tls_arg=
+if [ "$tls" = 1 ]; then report=${PERF_REPORT:-reports/perf-tls.md} tls_arg="--tls "; fi
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 command -v etcd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null; }
 cargo build --release -p engine --bin floe >/dev/null 2>&1
+floe_bin=${CARGO_TARGET_DIR:-target}/release/floe
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
+# TLS: the scheme of every URL, the members' TLS flags (the same for Floe and etcd), and what
+# curl needs to trust them. wrk checks no certificate and cannot present one, so the client
+# URLs ask for none; members demand each other's (--peer-client-cert-auth).
+scheme=http tls_flags=() curl_tls=()
+if [ "$tls" = 1 ]; then
+  command -v openssl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
+  pki=$work/pki
+  mkdir -p "$pki"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=bench-ca -keyout "$pki/ca-key.pem" -out "$pki/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -subj /CN=bench-member -keyout "$pki/member-key.pem" -out "$pki/member.csr" 2>/dev/null
+  printf 'subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth, clientAuth\n' >"$pki/ext.cnf"
+  openssl x509 -req -days 2 -in "$pki/member.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca-key.pem" \
+    -CAcreateserial -extfile "$pki/ext.cnf" -out "$pki/member.pem" 2>/dev/null
+  scheme=https
+  tls_flags=(--cert-file "$pki/member.pem" --key-file "$pki/member-key.pem"
+    --peer-cert-file "$pki/member.pem" --peer-key-file "$pki/member-key.pem"
+    --peer-trusted-ca-file "$pki/ca.pem" --peer-client-cert-auth)
+  curl_tls=(--cacert "$pki/ca.pem")
+fi
+
 start_floe() {
-  local ic="n1=http://127.0.0.1:28021,n2=http://127.0.0.1:28022,n3=http://127.0.0.1:28023"
+  local ic="n1=$scheme://127.0.0.1:28021,n2=$scheme://127.0.0.1:28022,n3=$scheme://127.0.0.1:28023"
   for i in 1 2 3; do
-    ./target/release/floe --name n$i --data-dir "$work/floe$i" --initial-cluster "$ic" --legacy \
-      --listen-client-urls http://127.0.0.1:2801$i --listen-peer-urls http://127.0.0.1:2802$i \
-      >"$work/floe$i.log" 2>&1 &
+    "$floe_bin" --name n$i --data-dir "$work/floe$i" --initial-cluster "$ic" --legacy \
+      --listen-client-urls $scheme://127.0.0.1:2801$i --listen-peer-urls $scheme://127.0.0.1:2802$i \
+      "${tls_flags[@]}" >"$work/floe$i.log" 2>&1 &
     pids+=($!)
   done
 }
 start_etcd() {
-  local ic="e1=http://127.0.0.1:44381,e2=http://127.0.0.1:44391,e3=http://127.0.0.1:44401"
+  local ic="e1=$scheme://127.0.0.1:44381,e2=$scheme://127.0.0.1:44391,e3=$scheme://127.0.0.1:44401"
   for i in 1 2 3; do
     local c=$((44370 + 10 * i)) p=$((44371 + 10 * i))
     etcd --name e$i --data-dir "$work/etcd$i" --enable-v2=true --log-level error \
-      --listen-client-urls http://127.0.0.1:$c --advertise-client-urls http://127.0.0.1:$c \
-      --listen-peer-urls http://127.0.0.1:$p --initial-advertise-peer-urls http://127.0.0.1:$p \
-      --initial-cluster "$ic" --initial-cluster-state new >"$work/etcd$i.log" 2>&1 &
+      --listen-client-urls $scheme://127.0.0.1:$c --advertise-client-urls $scheme://127.0.0.1:$c \
+      --listen-peer-urls $scheme://127.0.0.1:$p --initial-advertise-peer-urls $scheme://127.0.0.1:$p \
+      --initial-cluster "$ic" --initial-cluster-state new "${tls_flags[@]}" >"$work/etcd$i.log" 2>&1 &
     pids+=($!)
   done
 }
 leader() { # leader URL among the given client ports
   for _ in $(seq 1 100); do
     for port in "$@"; do
-      if curl -sf "http://127.0.0.1:$port/v2/stats/self" 2>/dev/null | grep -q StateLeader; then
-        echo "http://127.0.0.1:$port"; return
+      if curl -sf "${curl_tls[@]}" "$scheme://127.0.0.1:$port/v2/stats/self" 2>/dev/null | grep -q StateLeader; then
+        echo "$scheme://127.0.0.1:$port"; return
       fi
     done
     sleep 0.2
@@ -49,7 +81,7 @@ leader() { # leader URL among the given client ports
 follower() { # a follower's URL among the given client ports, given the leader's URL first
   local lead=$1; shift
   for port in "$@"; do
-    [ "http://127.0.0.1:$port" = "$lead" ] || { echo "http://127.0.0.1:$port"; return; }
+    [ "$scheme://127.0.0.1:$port" = "$lead" ] || { echo "$scheme://127.0.0.1:$port"; return; }
   done
 }
 # wrk: "<req/s> <p50 ms> <p99 ms> <errors>"
@@ -79,7 +111,7 @@ ms() { # wrk prints 850.00us, 1.23ms or 1.02s
 }
 run_suite() { # LEADER_URL FOLLOWER_URL [lock] -> lines "name rps p50 p99 errors"
   local lead=$1 follow=$2 lock=${3:-} at url
-  curl -sf -X PUT "$lead/v2/keys/bench/k1" -d value=x >/dev/null
+  curl -sf "${curl_tls[@]}" -X PUT "$lead/v2/keys/bench/k1" -d value=x >/dev/null
   for at in leader follower; do
     url=$lead; [ "$at" = follower ] && url=$follow
     echo "put-1@$at $(measure "$url" 1 benches/perf/put.lua)"
@@ -109,9 +141,19 @@ label() { # put-64@follower -> "PUT, 64 connections | follower"
 }
 rps_of() { awk -v n="$2" '$1 == n {print $2}' <<<"$1"; }
 {
-  echo "# Floe vs etcd 3.4: v2 API throughput and latency, at the leader and at a follower"
-  echo
-  echo "Generated by \`benches/perf/run.sh $secs\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -m);"
+  if [ "$tls" = 1 ]; then
+    echo "# Floe vs etcd 3.4 over TLS: v2 API throughput and latency, at the leader and at a follower"
+    echo
+    echo "Both clusters with https:// client and peer URLs: one openssl-made CA and EC P-256 member"
+    echo "certificate, members demanding each other's certificate (\`--peer-client-cert-auth\`);"
+    echo "clients present none (wrk cannot), and wrk does not check the members' certificate."
+    echo "Floe: rustls (ring); etcd: Go's crypto/tls. Otherwise as \`reports/perf.md\`."
+    echo
+  else
+    echo "# Floe vs etcd 3.4: v2 API throughput and latency, at the leader and at a follower"
+    echo
+  fi
+  echo "Generated by \`benches/perf/run.sh ${tls_arg}$secs\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -m);"
   echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)). Both clusters: 3 members on"
   echo "loopback on this one machine, fsync on (etcd's default; Floe's \`fdatasync\` per batch),"
   echo "snapshots at each system's default count (etcd 100,000, Floe 10,000). The load generator"
@@ -142,5 +184,5 @@ rps_of() { awk -v n="$2" '$1 == n {print $2}' <<<"$1"; }
     e=$(awk -v a="$(rps_of "$etcd" "$load@follower")" -v b="$(rps_of "$etcd" "$load@leader")" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }')
     echo "| $(label "$load@x" | cut -d'|' -f1) | $f | $e |"
   done
-} > reports/perf.md
-cat reports/perf.md
+} > "$report"
+cat "$report"

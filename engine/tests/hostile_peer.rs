@@ -8,7 +8,8 @@
 //! Not sent: InstallSnapshot messages. A forged snapshot that does not restore stops the member
 //! with a clear message (a member cannot tell a forged snapshot from a corrupt one); the
 //! defence against a stranger that can speak as a member is peer authentication (TLS client
-//! certificates), not the frame checks this test exercises.
+//! certificates: `--peer-client-cert-auth`, tests/tls.rs), not the frame checks this test
+//! exercises.
 //!
 //! `FLOE_HOSTILE_PEER_FRAMES` sets the count of frames sent on a connection the member kept
 //! open after them (default 20,000, a slice for the test suite; 100,000

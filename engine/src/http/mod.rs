@@ -307,8 +307,15 @@ fn html_escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// Serves HTTP/1.1 on `listener` until the process ends: one task per connection.
-pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
+/// Serves HTTP/1.1 on `listener` until the process ends: one task per connection. With `tls`
+/// (`https://` client URLs) each connection is a TLS handshake first, on its own task and
+/// under its connection permit, cut off after [`TLS_HANDSHAKE_TIMEOUT_MS`].
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let permits = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
     let mut backoff_ms = 0;
     loop {
@@ -334,30 +341,51 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let tls = tls.clone();
         spawn(async move {
-            let service = service_fn(move |request| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(app.handle(request).await) }
-            });
-            // One request at a time per connection (HTTP/1.1), so a connection holds at most
-            // one watch; a client that sends its headers too slowly, or too many of them, is
-            // cut off (hyper answers 431 to oversized headers).
-            let _ = hyper::server::conn::http1::Builder::new()
-                .title_case_headers(true)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_millis(HEADER_READ_TIMEOUT_MS))
-                .max_buf_size(HEADER_BYTES_MAX)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                None => serve_connection(stream, app).await,
+                Some(acceptor) => {
+                    let handshake = std::time::Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS);
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, app).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "client TLS handshake refused"),
+                        Err(_) => tracing::debug!("client TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
+}
+
+/// Serves the requests of one connection (plain or TLS) until it closes.
+async fn serve_connection<S>(stream: S, app: Arc<App>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(app.handle(request).await) }
+    });
+    // One request at a time per connection (HTTP/1.1), so a connection holds at most one
+    // watch; a client that sends its headers too slowly, or too many of them, is cut off
+    // (hyper answers 431 to oversized headers).
+    let _ = hyper::server::conn::http1::Builder::new()
+        .title_case_headers(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_millis(HEADER_READ_TIMEOUT_MS))
+        .max_buf_size(HEADER_BYTES_MAX)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// How long a client may take to send a form body.
 const BODY_READ_TIMEOUT_MS: u64 = 30_000;
 /// Most client connections open at once.
 const CONNECTIONS_MAX: usize = 4096;
+/// How long a client may take to finish its TLS handshake (`https://` client URLs).
+const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 /// Largest read buffer of a connection, so the largest request head (hyper's minimum is 8 KiB).

@@ -2,11 +2,13 @@
 //!
 //! - `clock`: [`SystemClock`], monotonic timers and wall-clock TTL stamps.
 //! - `disk`: [`FileDisk`], one append-only file made durable by `fdatasync`.
-//! - `peer`: [`TcpNetwork`], Raft messages over TCP, and the member [`Directory`].
+//! - `peer`: [`TcpNetwork`], Raft messages over TCP (or TLS), and the member [`Directory`].
+//! - `tls`: rustls configs for `https://` client and peer URLs, from PEM files.
 
 mod clock;
 mod disk;
 mod peer;
+mod tls;
 
 pub use clock::SystemClock;
 pub use disk::FileDisk;
@@ -14,3 +16,4 @@ pub use peer::{
     Directory, Member, MemberView, PeerSetup, TcpNetwork, bind_reusable, frame, hello_frame,
     start_peers, url_authority,
 };
+pub use tls::{PeerTls, TlsFiles, client_config, load_certs, load_key, server_config, server_name};

@@ -1,5 +1,10 @@
 //! The peer transport: Raft messages over TCP, one connection per direction and peer.
 //!
+//! With `https://` peer URLs every connection is TLS first ([`PeerTls`]): the dialer checks the
+//! other member's certificate against the trusted CA and presents its own, and the accepting
+//! side (with `--peer-client-cert-auth`) refuses, at the handshake, a dialer without a
+//! certificate signed by that CA. Everything below runs over the TLS stream unchanged.
+//!
 //! Each connection starts with a `Hello` (cluster id, sender, its name and client URLs), then
 //! carries frames: a u32 big-endian length and a postcard-encoded [`Message`]. Sending never
 //! waits: each peer has a bounded queue drained by its own task, which connects with back-off,
@@ -14,11 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
-use super::SystemClock;
+use super::{PeerTls, SystemClock};
 use crate::raft::{Message, NodeId};
 use crate::server::{Clock, Metrics, Network};
 
@@ -39,6 +44,8 @@ const PROTOCOL_VERSION: u32 = 2;
 const INBOUND_CONNECTIONS_MAX: usize = 256;
 /// Largest hello: nothing bigger is read before the peer proved it belongs to the cluster.
 const HELLO_BYTES_MAX: usize = 64 << 10;
+/// How long a TLS handshake may take, either side, before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes allocated ahead of a frame's payload: a frame's buffer grows as its bytes arrive, so a
 /// claimed length costs nothing until it is backed by data.
 const FRAME_CHUNK_BYTES: usize = 64 << 10;
@@ -75,7 +82,14 @@ pub struct PeerSetup {
     pub clock: SystemClock,
     /// Where drops are counted (the node's `/metrics`).
     pub metrics: Arc<Metrics>,
+    /// TLS for both directions (`https://` peer URLs); `None`: plain TCP.
+    pub tls: Option<PeerTls>,
 }
+
+/// A peer connection's byte stream: TCP, or TLS over TCP.
+trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerIo for T {}
+type PeerStream = Box<dyn PeerIo>;
 
 /// One member as the directory knows it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -241,7 +255,8 @@ pub async fn start_peers(setup: PeerSetup) -> std::io::Result<(TcpNetwork, Direc
     for addr in &setup.listen {
         let listener = bind_reusable(*addr)?;
         let (directory, tx, cluster_id) = (directory.clone(), inbound_tx.clone(), setup.cluster_id);
-        spawn(accept_loop(listener, directory, tx, cluster_id));
+        let tls = setup.tls.as_ref().map(|t| t.acceptor.clone());
+        spawn(accept_loop(listener, directory, tx, cluster_id, tls));
     }
     let me = setup.members.iter().find(|m| m.id == setup.id);
     let hello = Hello {
@@ -267,6 +282,7 @@ pub async fn start_peers(setup: PeerSetup) -> std::io::Result<(TcpNetwork, Direc
             hello.clone(),
             rx,
             directory.clone(),
+            setup.tls.as_ref().map(|t| t.connector.clone()),
         ));
     }
     let network = TcpNetwork {
@@ -310,7 +326,7 @@ async fn write_frame<W: AsyncWriteExt + Unpin>(out: &mut W, payload: &[u8]) -> s
 
 /// Reads one frame of at most `max` bytes. The buffer grows with the bytes that arrive, not
 /// with the length the sender claims.
-async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<Vec<u8>> {
+async fn read_frame<R: AsyncRead + Unpin>(stream: &mut R, max: usize) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -337,12 +353,14 @@ async fn send_loop(
     hello: Hello,
     mut queue: mpsc::Receiver<Message>,
     directory: Directory,
+    tls: Option<tokio_rustls::TlsConnector>,
 ) {
     let Ok(hello) = postcard::to_stdvec(&hello) else {
         return;
     };
     let mut backoff_ms = 20;
     let mut attempt = 0usize;
+    let mut tls_failures = 0u64;
     loop {
         if addrs.is_empty() {
             tracing::error!(peer = to.0, "no usable peer URL");
@@ -361,7 +379,26 @@ async fn send_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        let stream: PeerStream = match &tls {
+            None => Box::new(stream),
+            Some(connector) => match dial_tls(connector, addr, stream).await {
+                Ok(stream) => Box::new(stream),
+                Err(e) => {
+                    // The other member is up but refuses us (or we it): back off as for a
+                    // refused connection, and log the first of a run and then sparsely.
+                    tls_failures += 1;
+                    if tls_failures.is_power_of_two() {
+                        tracing::warn!(peer = to.0, %addr, error = %e, failures = tls_failures, "peer TLS handshake failed");
+                    }
+                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                    backoff_ms = (backoff_ms * 2).min(1000);
+                    while queue.try_recv().is_ok() {}
+                    continue;
+                }
+            },
+        };
         backoff_ms = 20;
+        tls_failures = 0;
         let mut out = BufWriter::with_capacity(256 << 10, stream);
         if write_frame(&mut out, &hello).await.is_err() || out.flush().await.is_err() {
             continue;
@@ -376,8 +413,23 @@ async fn send_loop(
     }
 }
 
+/// The TLS handshake of a dial to `addr` (`host:port`): the host is the name the other
+/// member's certificate must carry.
+async fn dial_tls(
+    connector: &tokio_rustls::TlsConnector,
+    addr: &str,
+    stream: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let name = super::server_name(addr)?;
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, connector.connect(name, stream)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("handshake timed out".into()),
+    }
+}
+
 /// Writes queued messages until a write fails (false) or the queue closes (true).
-async fn write_queue(out: &mut BufWriter<TcpStream>, queue: &mut mpsc::Receiver<Message>) -> bool {
+async fn write_queue(out: &mut BufWriter<PeerStream>, queue: &mut mpsc::Receiver<Message>) -> bool {
     loop {
         let Some(first) = queue.recv().await else {
             return true;
@@ -408,6 +460,7 @@ async fn accept_loop(
     directory: Directory,
     inbound: mpsc::Sender<Message>,
     cluster_id: u64,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     // A member needs one inbound connection per peer; strangers wait in the kernel's backlog
     // rather than cost memory here.
@@ -419,9 +472,13 @@ async fn accept_loop(
         match listener.accept().await {
             Ok((stream, from)) => {
                 let _ = stream.set_nodelay(true);
-                let read = read_loop(stream, from, directory.clone(), inbound.clone(), cluster_id);
+                let (directory, inbound, tls) = (directory.clone(), inbound.clone(), tls.clone());
                 spawn(async move {
-                    read.await;
+                    // The handshake runs on the connection's own task, under the same permit,
+                    // so a slow or silent dialer holds one slot for at most the timeout.
+                    if let Some(stream) = accept_tls(stream, from, tls).await {
+                        read_loop(stream, from, directory, inbound, cluster_id).await;
+                    }
                     drop(permit);
                 });
             }
@@ -433,9 +490,31 @@ async fn accept_loop(
     }
 }
 
+/// The accepted stream, after the TLS handshake if there is one; `None` (logged) if it failed.
+async fn accept_tls(
+    stream: TcpStream,
+    addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Option<PeerStream> {
+    let Some(acceptor) = tls else {
+        return Some(Box::new(stream));
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(Box::new(stream)),
+        Ok(Err(e)) => {
+            tracing::warn!(%addr, error = %e, "peer TLS handshake refused");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%addr, "peer TLS handshake timed out");
+            None
+        }
+    }
+}
+
 /// Reads one incoming connection: the `Hello`, then messages, until it closes or misbehaves.
 async fn read_loop(
-    mut stream: TcpStream,
+    mut stream: PeerStream,
     addr: SocketAddr,
     directory: Directory,
     inbound: mpsc::Sender<Message>,

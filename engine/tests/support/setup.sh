@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the process-level tests need, idempotently and safely in parallel:
 #   setup.sh etcd          Debian's etcd-server and etcd-client (etcd 3.4, etcdctl)
-#   setup.sh python-etcd   venv target/venvs/python-etcd: python-etcd 0.4.5, pytest, nose, pyOpenSSL
+#   setup.sh python-etcd   venv target/venvs/python-etcd: python-etcd 0.4.5, pytest, nose, pyOpenSSL,
+#                          idna
 #   setup.sh dsoprea       venv target/venvs/dsoprea: PyPI etcd 2.0.8 (fetched at test time, not
 #                          committed: it is GPL) with requests, pytz, simplejson
 # Fails with a message if something cannot be installed; never skips.
@@ -32,6 +33,11 @@ for what in "$@"; do
       "$python" -m venv "$venv"
       "$venv/bin/pip" install -q python-etcd==0.4.5 pytest nose pyopenssl
       touch "$venv/.ready"
+    fi
+    # https: python-etcd hands urllib3 to pyOpenSSL, whose certificate-name code imports idna
+    # (added after the first venvs were made, so checked on its own).
+    if ! "$venv/bin/python" -c 'import idna' 2>/dev/null; then
+      "$venv/bin/pip" install -q idna
     fi
     echo "python-etcd venv ready"
     ;;

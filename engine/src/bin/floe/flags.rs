@@ -16,6 +16,8 @@ const BOOL_FLAGS: &[&str] = &[
     "pre-vote",
     "check-quorum",
     "legacy",
+    "client-cert-auth",
+    "peer-client-cert-auth",
 ];
 
 /// Flags Floe reads; others are accepted (so etcd command lines work) and ignored with a warning.
@@ -37,6 +39,14 @@ pub const KNOWN_FLAGS: &[&str] = &[
     "check-quorum",
     "legacy",
     "expiration-suffix",
+    "cert-file",
+    "key-file",
+    "trusted-ca-file",
+    "client-cert-auth",
+    "peer-cert-file",
+    "peer-key-file",
+    "peer-trusted-ca-file",
+    "peer-client-cert-auth",
     "help",
     "version",
 ];
@@ -159,9 +169,37 @@ mod tests {
     }
 
     #[test]
+    fn tls_flags_and_their_variables() {
+        let env = vec![
+            ("ETCD_PEER_CERT_FILE".to_string(), "/p.pem".to_string()),
+            ("ETCD_PEER_CLIENT_CERT_AUTH".to_string(), "true".to_string()),
+            (
+                "ETCD_TRUSTED_CA_FILE".to_string(),
+                "/env-ca.pem".to_string(),
+            ),
+        ];
+        let args: Vec<String> = [
+            "--cert-file",
+            "/c.pem",
+            "--client-cert-auth",
+            "--trusted-ca-file=/ca.pem",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let f = Flags::parse(&args, env.into_iter()).unwrap();
+        assert!(f.ignored.is_empty(), "{:?}", f.ignored);
+        assert_eq!(f.get("cert-file"), Some("/c.pem"));
+        assert_eq!(f.get("peer-cert-file"), Some("/p.pem"));
+        assert_eq!(f.get("trusted-ca-file"), Some("/ca.pem"));
+        assert!(f.bool("client-cert-auth", false).unwrap());
+        assert!(f.bool("peer-client-cert-auth", false).unwrap());
+    }
+
+    #[test]
     fn unknown_flags_are_kept_aside() {
-        let f = parse(&["-cert-file=/x", "--name", "a"]);
-        assert_eq!(f.ignored, vec!["cert-file".to_string()]);
+        let f = parse(&["-max-wals=9", "--name", "a"]);
+        assert_eq!(f.ignored, vec!["max-wals".to_string()]);
         assert!(Flags::parse(&["--name".to_string()], std::iter::empty()).is_err());
     }
 }

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 
 use engine::http::{App, HttpConfig, MemberInfo, Membership};
 use engine::log::{Disk, Wal, intact_record_after};
-use engine::net::{Directory, FileDisk, Member, PeerSetup, SystemClock, bind_reusable};
+use engine::net::{
+    Directory, FileDisk, Member, PeerSetup, PeerTls, SystemClock, TlsFiles, bind_reusable,
+};
 use engine::raft::{Config, NodeId};
 use engine::server::{Clock, Env, KvClient, KvMachine, NoObserver, NodeConfig};
 use engine::store::ExpirationStyle;
@@ -49,8 +51,22 @@ http://127.0.0.1:4001, peers on http://127.0.0.1:2380, data in ./default.floe.
   --expiration-suffix offset|z         'expiration' ends in +00:00 (default) or Z (etcd 3.4)
   --help                               this text
 
+TLS (rustls): https:// client URLs need --cert-file and --key-file; https:// peer URLs (every
+member's, all https) need --peer-cert-file, --peer-key-file and --peer-trusted-ca-file. PEM files.
+  --cert-file FILE                     certificate chain served on client URLs
+  --key-file FILE                      its private key
+  --trusted-ca-file FILE               CA that signs client certificates
+  --client-cert-auth BOOL              refuse clients without a certificate signed by that CA
+                                       (default: false; with only a CA file, certificates are
+                                       checked when a client offers one)
+  --peer-cert-file FILE                certificate served to and presented to other members
+  --peer-key-file FILE                 its private key
+  --peer-trusted-ca-file FILE          CA that signs every member's certificate
+  --peer-client-cert-auth BOOL         refuse, at the handshake, members without a certificate
+                                       signed by that CA (default: false)
+
 Logging: RUST_LOG (e.g. RUST_LOG=debug); default info.
-Membership changes, TLS, v2 auth and the v3 API are not supported.
+Membership changes, v2 auth and the v3 API are not supported.
 ";
 
 /// Everything the command line decides.
@@ -70,6 +86,10 @@ struct Settings {
     check_quorum: bool,
     legacy: bool,
     expiration: ExpirationStyle,
+    /// TLS of the client URLs (`https://`).
+    client_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// TLS between members (`https://` peer URLs).
+    peer_tls: Option<PeerTls>,
 }
 
 fn split_urls(text: &str) -> Vec<String> {
@@ -85,10 +105,9 @@ fn listen_addrs(urls: &[String], what: &str) -> Result<Vec<SocketAddr>, String> 
     let mut addrs = Vec::new();
     for url in urls {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!("{what} URL {url:?} must start with http://"));
-        }
-        if url.starts_with("https://") {
-            return Err(format!("{what} URL {url:?}: TLS is not supported"));
+            return Err(format!(
+                "{what} URL {url:?} must start with http:// or https://"
+            ));
         }
         let authority = engine::net::url_authority(url)
             .ok_or_else(|| format!("{what} URL {url:?} needs a host and a port"))?;
@@ -104,6 +123,102 @@ fn listen_addrs(urls: &[String], what: &str) -> Result<Vec<SocketAddr>, String> 
         addrs.push(*addr);
     }
     Ok(addrs)
+}
+
+/// Whether `urls` (from the flags in `what`) are all `https://` (true) or all `http://`
+/// (false); a mix is an error.
+fn one_scheme<'a>(urls: impl IntoIterator<Item = &'a String>, what: &str) -> Result<bool, String> {
+    let mut https = None;
+    for url in urls {
+        let this = url.starts_with("https://");
+        if *https.get_or_insert(this) != this {
+            return Err(format!(
+                "{what} mix http:// and https:// URLs: use one scheme for all of them"
+            ));
+        }
+    }
+    Ok(https.unwrap_or(false))
+}
+
+/// A file flag's path, or an error saying which flag an https URL needs.
+fn tls_file(flags: &Flags, name: &str, why: &str) -> Result<PathBuf, String> {
+    match flags.get(name) {
+        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+        _ => Err(format!("{why} need --{name}")),
+    }
+}
+
+/// The TLS of client URLs and of peer URLs, as their schemes and the TLS flags say.
+fn tls_settings(
+    flags: &Flags,
+    client_urls: &[&String],
+    peer_urls: &[&String],
+) -> Result<
+    (
+        Option<std::sync::Arc<rustls::ServerConfig>>,
+        Option<PeerTls>,
+    ),
+    String,
+> {
+    let client = if one_scheme(
+        client_urls.iter().copied(),
+        "--listen-client-urls and --advertise-client-urls",
+    )? {
+        let why = "https:// client URLs";
+        let files = TlsFiles {
+            flag_prefix: "",
+            cert: tls_file(flags, "cert-file", why)?,
+            key: tls_file(flags, "key-file", why)?,
+            trusted_ca: flags.get("trusted-ca-file").map(PathBuf::from),
+            client_cert_auth: flags.bool("client-cert-auth", false)?,
+        };
+        Some(engine::net::server_config(&files)?)
+    } else {
+        for name in [
+            "cert-file",
+            "key-file",
+            "trusted-ca-file",
+            "client-cert-auth",
+        ] {
+            if flags.get(name).is_some() {
+                tracing::warn!(
+                    flag = name,
+                    "the client URLs are http://: --{name} is not used"
+                );
+            }
+        }
+        None
+    };
+    let peer = if one_scheme(
+        peer_urls.iter().copied(),
+        "--listen-peer-urls, --initial-advertise-peer-urls and --initial-cluster",
+    )? {
+        let why = "https:// peer URLs";
+        let files = TlsFiles {
+            flag_prefix: "peer-",
+            cert: tls_file(flags, "peer-cert-file", why)?,
+            key: tls_file(flags, "peer-key-file", why)?,
+            trusted_ca: Some(tls_file(flags, "peer-trusted-ca-file", why)?),
+            client_cert_auth: flags.bool("peer-client-cert-auth", false)?,
+        };
+        Some(PeerTls::new(&files)?)
+    } else {
+        for name in [
+            "peer-cert-file",
+            "peer-key-file",
+            "peer-trusted-ca-file",
+            "peer-client-cert-auth",
+        ] {
+            if flags.get(name).is_some() {
+                tracing::warn!(
+                    flag = name,
+                    "the peer URLs are http://: --{name} is not used"
+                );
+            }
+        }
+        None
+    };
+    Ok((client, peer))
 }
 
 /// `--initial-cluster`: `name=url,name=url2,...` (a name may repeat for several URLs).
@@ -179,6 +294,13 @@ fn settings(flags: &Flags) -> Result<Settings, String> {
             "--election-timeout {election_ms} should be at least 5 times --heartbeat-interval {heartbeat_ms}"
         ));
     }
+    let client_urls: Vec<&String> = listen_client.iter().chain(&advertise_client).collect();
+    let peer_urls: Vec<&String> = listen_peer
+        .iter()
+        .chain(&advertise_peer)
+        .chain(members.iter().flat_map(|(_, urls)| urls))
+        .collect();
+    let (client_tls, peer_tls) = tls_settings(flags, &client_urls, &peer_urls)?;
     let expiration = match flags.get("expiration-suffix").unwrap_or("offset") {
         "offset" | "+00:00" => ExpirationStyle::Offset,
         "z" | "Z" => ExpirationStyle::Zulu,
@@ -203,6 +325,8 @@ fn settings(flags: &Flags) -> Result<Settings, String> {
         check_quorum: flags.bool("check-quorum", true)?,
         legacy: flags.bool("legacy", true)?,
         expiration,
+        client_tls,
+        peer_tls,
     })
 }
 
@@ -403,6 +527,7 @@ async fn run(s: Settings) -> Result<(), String> {
         queue_max: 4096,
         clock,
         metrics: metrics.clone(),
+        tls: s.peer_tls.clone(),
     })
     .await
     .map_err(|e| format!("peer listener: {e}"))?;
@@ -445,7 +570,11 @@ async fn run(s: Settings) -> Result<(), String> {
         }),
     );
     for listener in client_listeners {
-        tokio_spawn(engine::http::serve(listener, app.clone()));
+        tokio_spawn(engine::http::serve(
+            listener,
+            app.clone(),
+            s.client_tls.clone(),
+        ));
     }
     tracing::info!(
         name = %s.name,
