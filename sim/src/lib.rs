@@ -23,6 +23,7 @@ pub mod planted;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod shrink;
 pub mod sweep;
 pub mod trace;
 pub mod workload;

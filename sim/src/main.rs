@@ -47,9 +47,15 @@ struct Cli {
     /// 150-300 ms election timeouts, 100 commands/s, no faults) instead of a seed-drawn one.
     #[arg(long)]
     reference: bool,
-    /// Run the named scenario, `scenarios/NAME.toml` (with --seed or --seeds).
+    /// Run the named scenario, `scenarios/NAME.toml`, or the scenario file at a path ending in
+    /// `.toml` (with --seed or --seeds).
     #[arg(long, conflicts_with = "reference")]
     scenario: Option<String>,
+    /// With --seed: turn a failing run into the smallest scenario found that fails the same
+    /// rule (fewest fault steps, clients, request rate, nodes, shortest duration); writes it as
+    /// `shrunk.toml` in the report folder and prints the command that replays it.
+    #[arg(long, requires = "seed", conflicts_with_all = ["seeds", "reference"])]
+    shrink: bool,
     /// Switch on a deliberately planted bug.
     #[arg(long, value_enum)]
     bug: Option<Bug>,
@@ -305,7 +311,24 @@ fn check_jepsen(files: &[std::path::PathBuf]) -> ExitCode {
 fn planted_bugs(max_seeds: u64, sample: u64, out: &std::path::Path) -> ExitCode {
     let mut rows = Vec::new();
     for bug in Bug::ALL {
-        let row = sim::planted::sweep(bug, max_seeds, sample);
+        let mut row = sim::planted::sweep(bug, max_seeds, sample);
+        if let Some((seed, _)) = &row.first {
+            let dir = std::path::Path::new("target/sim-reports/shrunk");
+            match sim::planted::shrink_row(bug, *seed, dir) {
+                Ok(shrunk) => {
+                    println!(
+                        "{:22} shrunk: {} -> {} ({} runs; replays alone: {})",
+                        bug.name(),
+                        shrunk.before,
+                        shrunk.after,
+                        shrunk.runs,
+                        shrunk.replays
+                    );
+                    row.shrunk = Some(shrunk);
+                }
+                Err(e) => println!("{:22} not shrunk: {e}", bug.name()),
+            }
+        }
         match &row.first {
             Some((seed, rule)) => println!(
                 "{:22} first caught at seed {seed} by \"{rule}\"; {} of seeds 1..={sample}",
@@ -416,6 +439,7 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
         bad_op: None,
         checked_ops: Vec::new(),
         world_events: Vec::new(),
+        fault_steps: Vec::new(),
         roles: Vec::new(),
     }
 }
@@ -506,15 +530,63 @@ fn config_for(cli: &Cli, seed: u64) -> SimConfig {
     SimConfig::swarm(seed, overrides)
 }
 
-/// Finds `scenarios/NAME.toml` from the current directory, or from the workspace the binary
-/// was built in.
+/// Reads a scenario given as a path to a TOML file (it ends in `.toml` or names a folder), or
+/// finds `scenarios/NAME.toml` from the current directory, or from the workspace the binary was
+/// built in.
 fn load_scenario(name: &str) -> Result<sim::scenario::Scenario, String> {
+    if name.ends_with(".toml") || name.contains('/') {
+        let text = std::fs::read_to_string(name).map_err(|e| format!("cannot read {name}: {e}"))?;
+        return sim::scenario::Scenario::parse(name, &text).map_err(|e| format!("{name}: {e}"));
+    }
     let here = std::path::Path::new(".");
     if here.join("scenarios").is_dir() {
         return sim::scenario::Scenario::load(here, name);
     }
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     sim::scenario::Scenario::load(&workspace, name)
+}
+
+/// `--shrink`: shrinks the seed's failing run and writes the scenario that replays it.
+fn shrink(cli: &Cli, seed: u64) -> ExitCode {
+    let config = config_for(cli, seed);
+    let overrides = Overrides {
+        nodes: cli.nodes.map(|n| n as usize),
+        duration_ms: None,
+        bug: cli.bug,
+    };
+    let mut folder = format!("seed-{seed}");
+    if let Some(bug) = cli.bug {
+        folder.push_str(&format!("-{}", bug.name()));
+    }
+    let report_dir = if cli.report_dir == "none" {
+        "target/sim-reports"
+    } else {
+        cli.report_dir.as_str()
+    };
+    let dir = std::path::Path::new(report_dir).join(folder);
+    let path = dir.join("shrunk.toml");
+    let name = path.display().to_string();
+    let shrunk = match sim::shrink::shrink(config, overrides, &name) {
+        Ok(shrunk) => shrunk,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &shrunk.toml));
+    if let Err(e) = written {
+        eprintln!("error: cannot write {name}: {e}");
+        return ExitCode::from(2);
+    }
+    // The file fixes the duration: no --duration in the replay.
+    let replay = (shrunk.report.config).replay_command(cli.nodes.is_some(), false);
+    println!("rule:    {}", shrunk.rule);
+    println!("before:  {}", shrunk.before);
+    println!("after:   {}", shrunk.after);
+    println!("runs:    {}", shrunk.runs);
+    println!("wrote:   {name}");
+    println!("replay:  {replay}");
+    ExitCode::SUCCESS
 }
 
 fn replay(cli: &Cli, config: &SimConfig) -> String {
@@ -835,6 +907,9 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         };
+    }
+    if cli.shrink {
+        return shrink(&cli, cli.seed.unwrap_or(1));
     }
     match (&cli.seeds, cli.seed) {
         (Some(seeds), _) => many_seeds(&cli, seeds.clone()),

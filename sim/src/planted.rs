@@ -16,6 +16,48 @@ pub struct BugRow {
     pub first: Option<(u64, String)>,
     /// Seeds of the sample (`1..=sample`) that caught it.
     pub caught_in_sample: u64,
+    /// The first catching seed shrunk (`--shrink`).
+    pub shrunk: Option<ShrinkRow>,
+}
+
+/// A planted bug's first catching run, shrunk.
+#[derive(Clone, Debug)]
+pub struct ShrinkRow {
+    /// Before shrinking.
+    pub before: crate::shrink::Size,
+    /// After.
+    pub after: crate::shrink::Size,
+    /// Runs the search took.
+    pub runs: u64,
+    /// True if the shrunk scenario, read back from its file text and run on its own, breaks the
+    /// same rule.
+    pub replays: bool,
+}
+
+/// Shrinks `bug`'s failing run of `seed` and replays the scenario it writes (into `dir`).
+pub fn shrink_row(bug: Bug, seed: u64, dir: &std::path::Path) -> Result<ShrinkRow, String> {
+    let overrides = Overrides {
+        bug: Some(bug),
+        ..Overrides::default()
+    };
+    let path = dir.join(format!("{}-seed-{seed}.toml", bug.name()));
+    let name = path.display().to_string();
+    let shrunk = crate::shrink::shrink(SimConfig::swarm(seed, overrides), overrides, &name)?;
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&path, &shrunk.toml))
+        .map_err(|e| format!("cannot write {name}: {e}"))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let scenario = crate::scenario::Scenario::parse(&name, &text)?;
+    let replayed = run_isolated(scenario.config(seed, overrides))?;
+    let replays = replayed
+        .violation
+        .is_some_and(|v| !replayed.ok && v.rule == shrunk.rule);
+    Ok(ShrinkRow {
+        before: shrunk.before,
+        after: shrunk.after,
+        runs: shrunk.runs,
+        replays,
+    })
 }
 
 fn violation_of(seed: u64, bug: Option<Bug>) -> Option<String> {
@@ -51,6 +93,7 @@ pub fn sweep(bug: Bug, max_seeds: u64, sample: u64) -> BugRow {
         bug,
         first,
         caught_in_sample,
+        shrunk: None,
     }
 }
 
@@ -115,6 +158,37 @@ pub fn render(
             row.bug.name(),
             what(row.bug),
             row.caught_in_sample
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nEach first catching seed shrunk (`--seed N --bug NAME --shrink`): the smallest \
+         scenario found that breaks the same rule, read back from its file and replayed on its \
+         own. Sizes: fault steps / clients / operations started / nodes / safety phase.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| bug | seed | before | after | runs | shrunk scenario fails alone |"
+    );
+    let _ = writeln!(out, "|---|---:|---|---|---:|---|");
+    let cells = |s: &crate::shrink::Size| {
+        format!(
+            "{} / {} / {} / {} / {} ms",
+            s.faults, s.clients, s.ops, s.nodes, s.duration_ms
+        )
+    };
+    for row in rows {
+        let (Some((seed, _)), Some(shrunk)) = (&row.first, &row.shrunk) else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {seed} | {} | {} | {} | {} |",
+            row.bug.name(),
+            cells(&shrunk.before),
+            cells(&shrunk.after),
+            shrunk.runs,
+            if shrunk.replays { "yes" } else { "NO" }
         );
     }
     let _ = writeln!(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use madsim::runtime::Runtime;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::check::liveness::{Links, quiet_majority};
@@ -62,6 +62,10 @@ pub struct RunReport {
     /// Faults and repairs, for the failure report.
     #[serde(skip)]
     pub world_events: Vec<crate::cluster::WorldEvent>,
+    /// The safety phase's fault schedule as it ran (random faults included), in the form of a
+    /// scenario's `[faults] steps`: what `--shrink` starts from.
+    #[serde(skip)]
+    pub fault_steps: Vec<crate::scenario::Step>,
     /// Role and term changes, for the failure report.
     #[serde(skip)]
     pub roles: Vec<crate::cluster::RoleChange>,
@@ -119,7 +123,7 @@ async fn supervise(config: SimConfig) -> RunReport {
     let clients: Vec<_> = (0..cluster.config.clients)
         .map(|c| madsim::task::spawn(workload::client_loop(cluster.clone(), c, stop.clone())))
         .collect();
-    safety_phase(&cluster).await;
+    let fault_steps = safety_phase(&cluster).await;
     stop.store(true, Ordering::Relaxed);
     let liveness_leader_ms = liveness_phase(&cluster).await;
     let mut stats = ClientStats::default();
@@ -128,13 +132,23 @@ async fn supervise(config: SimConfig) -> RunReport {
         stats.add(&s);
     }
     check_history(&cluster);
-    let report = report(&cluster, stats, liveness_leader_ms);
+    let mut report = report(&cluster, stats, liveness_leader_ms);
+    report.fault_steps = fault_steps;
     cluster.shutdown();
     report
 }
 
-/// Faults at random intervals until the safety phase ends (or a rule breaks).
-async fn safety_phase(cluster: &Cluster) {
+/// The stream of the nemesis's decisions (which fault, when, heal or not): its own, so that a
+/// schedule of the same steps replays a run's faults exactly (`--shrink`).
+const FAULT_DECISIONS: u64 = 0x4641_554c_5453_0000;
+
+/// Faults at random intervals until the safety phase ends (or a rule breaks). Returns the faults
+/// it applied, as timed steps.
+async fn safety_phase(cluster: &Cluster) -> Vec<crate::scenario::Step> {
+    use crate::scenario::Step;
+    let mut applied = Vec::new();
+    let mut decisions =
+        rand_chacha::ChaCha8Rng::seed_from_u64(cluster.config.seed ^ FAULT_DECISIONS);
     let config = &cluster.config;
     let end_ms = config.duration_ms;
     let total: u32 = config.faults.iter().map(|&(_, w)| w).sum();
@@ -155,15 +169,19 @@ async fn safety_phase(cluster: &Cluster) {
             && step.at_ms <= now
         {
             next_step += 1;
+            applied.push(Step {
+                at_ms: now,
+                action: step.action.clone(),
+            });
             if !nemesis::perform(cluster, &step.action) {
-                churn.start(now, 5000);
+                churn.start(now, SCHEDULED_CHURN_MS);
             }
         }
         if total == 0 || now < next_fault_ms {
             continue;
         }
         let (kind, heal, gap) = {
-            let mut rng = cluster.rng();
+            let rng = &mut decisions;
             let mut pick = rng.gen_range(0..total);
             let kind = config.faults.iter().find(|&&(_, w)| {
                 if pick < w {
@@ -181,19 +199,31 @@ async fn safety_phase(cluster: &Cluster) {
             )
         };
         next_fault_ms = now + gap;
+        let action = match kind {
+            _ if heal => "heal",
+            Some(kind) => kind.name(),
+            None => continue,
+        };
+        applied.push(Step {
+            at_ms: now,
+            action: action.to_string(),
+        });
         if heal {
             cluster.note_event("heal", Vec::new());
             cluster.net.heal();
             cluster.net.set_loss(0, 0);
             cluster.net.set_latency(config.latency);
         } else if kind == Some(FaultKind::LeaderChurn) {
-            let for_ms = cluster.rng().gen_range(500..=5000);
-            churn.start(now, for_ms);
+            churn.start(now, SCHEDULED_CHURN_MS);
         } else if let Some(kind) = kind {
             nemesis::inject(cluster, kind);
         }
     }
+    applied
 }
+
+/// How long leader churn goes on once started (random or scheduled alike).
+const SCHEDULED_CHURN_MS: u64 = 2_500;
 
 /// Liveness during the faults: once a quiet majority (`check::liveness`) has held, on a network
 /// without loss or slowness and without leader churn, for `config.leader_bound_ms`, a stable
@@ -457,6 +487,7 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         bad_op: shared.bad_op,
         checked_ops: resolved_ops(&shared),
         world_events: shared.world_events.clone(),
+        fault_steps: Vec::new(),
         roles: shared.roles.clone(),
         faults_injected: shared.faults_injected,
         snapshots_installed: shared.snapshots_installed,

@@ -196,3 +196,58 @@ fn shards_merge_into_the_whole_range() {
     assert_eq!(out.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// vote-not-persisted breaks its rule on every seed (reports/planted-bugs.md), so the test does
+/// not hang on one seed's draw.
+#[test]
+fn shrink_writes_a_smaller_scenario_that_fails_alone() {
+    let dir = std::env::temp_dir().join(format!("floe-shrink-{}", std::process::id()));
+    let dir_arg = dir.display().to_string();
+    let out = sim(&[
+        "--seed",
+        "1",
+        "--bug",
+        "vote-not-persisted",
+        "--shrink",
+        "--report-dir",
+        &dir_arg,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = dir.join("seed-1-vote-not-persisted/shrunk.toml");
+    let toml = std::fs::read_to_string(&file).expect("shrunk.toml written");
+    assert!(toml.contains("outcome = \"fail\""), "{toml}");
+    let ms = |line: &str| -> u64 {
+        line.split(", ")
+            .last()
+            .unwrap()
+            .trim_end_matches(" ms")
+            .parse()
+            .unwrap()
+    };
+    let before = text.lines().find(|l| l.starts_with("before:")).unwrap();
+    let after = text.lines().find(|l| l.starts_with("after:")).unwrap();
+    assert!(ms(after) < ms(before), "{text}");
+    let path = file.display().to_string();
+    let replay = sim(&[
+        "--seed",
+        "1",
+        "--scenario",
+        &path,
+        "--bug",
+        "vote-not-persisted",
+        "--report-dir",
+        "none",
+    ]);
+    assert_eq!(
+        replay.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&replay.stdout)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
