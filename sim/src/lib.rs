@@ -19,6 +19,7 @@ pub mod fig16;
 pub mod nemesis;
 pub mod observe;
 pub mod options;
+pub mod partial;
 pub mod planted;
 pub mod report;
 pub mod run;

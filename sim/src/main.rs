@@ -87,7 +87,8 @@ enum Command {
     },
     /// Research experiments: `research elections` reproduces the Raft paper's Figure 16.
     Research {
-        /// The experiment: `elections`.
+        /// The experiment: `elections` (Figure 16) or `partial` (liveness under partial
+        /// connectivity, plain Raft against PreVote + CheckQuorum).
         experiment: String,
         /// Trials per curve (default: Ongaro's, 100 or 1,000).
         #[arg(long)]
@@ -440,6 +441,8 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
         checked_ops: Vec::new(),
         world_events: Vec::new(),
         fault_steps: Vec::new(),
+        partial_leader_ms: None,
+        partial_led_per_mille: None,
         roles: Vec::new(),
     }
 }
@@ -544,6 +547,37 @@ fn load_scenario(name: &str) -> Result<sim::scenario::Scenario, String> {
     }
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     sim::scenario::Scenario::load(&workspace, name)
+}
+
+/// `research partial`: the partial-connectivity table.
+fn research_partial(trials: u64, seed: u64, out: &std::path::Path, jobs: Option<u64>) -> ExitCode {
+    let mut scenarios = Vec::new();
+    for name in sim::partial::SCENARIOS {
+        match load_scenario(name) {
+            Ok(s) => scenarios.push(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let jobs = jobs.map_or_else(sim::sweep::default_jobs, |j| j as usize);
+    let rows = sim::partial::measure(&scenarios, seed, trials, jobs);
+    let text = sim::partial::render(&rows, seed, trials);
+    // The default folder is Figure 16's; this report sits beside it.
+    let dir = if out == std::path::Path::new("reports/elections") {
+        std::path::Path::new("reports")
+    } else {
+        out
+    };
+    let file = dir.join("partial-connectivity.md");
+    print!("{text}");
+    if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&file, &text)) {
+        eprintln!("error: cannot write {}: {e}", file.display());
+        return ExitCode::from(2);
+    }
+    println!("wrote {}", file.display());
+    ExitCode::SUCCESS
 }
 
 /// `--shrink`: shrinks the seed's failing run and writes the scenario that replays it.
@@ -816,28 +850,31 @@ fn merge_results(files: &[std::path::PathBuf], seeds: Option<Range<u64>>) -> Exi
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(Command::PlantedBugs {
-        max_seeds,
-        sample,
-        out,
-    }) = &cli.command
-    {
-        return planted_bugs(*max_seeds, *sample, out);
-    }
-    if let Some(Command::MergeResults { files, seeds }) = &cli.command {
-        return merge_results(files, seeds.clone());
-    }
-    if let Some(Command::CheckHistory { files, format }) = &cli.command {
-        return match (format, &files[..]) {
+/// The subcommands that only read files or sweep: planted bugs, merge-results, check-history.
+fn simple_command(cli: &Cli) -> Option<ExitCode> {
+    match &cli.command {
+        Some(Command::PlantedBugs {
+            max_seeds,
+            sample,
+            out,
+        }) => Some(planted_bugs(*max_seeds, *sample, out)),
+        Some(Command::MergeResults { files, seeds }) => Some(merge_results(files, seeds.clone())),
+        Some(Command::CheckHistory { files, format }) => Some(match (format, &files[..]) {
             (HistoryFormat::Floe, [file]) => check_history(file),
             (HistoryFormat::Floe, _) => {
                 eprintln!("error: --format floe judges one history at a time");
                 ExitCode::from(2)
             }
             (HistoryFormat::Jepsen, files) => check_jepsen(files),
-        };
+        }),
+        _ => None,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(code) = simple_command(&cli) {
+        return code;
     }
     if let Some(Command::Research {
         experiment,
@@ -859,8 +896,11 @@ fn main() -> ExitCode {
         timeout_step_us,
     }) = &cli.command
     {
+        if experiment == "partial" {
+            return research_partial(trials.unwrap_or(100) as u64, *seed, out, cli.jobs);
+        }
         if experiment != "elections" {
-            eprintln!("error: unknown experiment {experiment:?} (known: elections)");
+            eprintln!("error: unknown experiment {experiment:?} (known: elections, partial)");
             return ExitCode::from(2);
         }
         if *servers < 3 {

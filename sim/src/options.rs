@@ -150,6 +150,10 @@ pub struct SimConfig {
     pub liveness_ms: u64,
     /// While faults go on: the longest a quiet majority may go without a stable leader.
     pub leader_bound_ms: u64,
+    /// While a partial-connectivity topology holds (`nemesis::PARTIAL_ACTIONS`), a stable
+    /// leader that reaches a majority directly must exist within `leader_bound_ms` (a scenario's
+    /// `expect.leader_while_partial`; what PreVote + CheckQuorum promise).
+    pub leader_while_partial: bool,
     /// The planted bug, if any.
     pub bug: Option<Bug>,
     /// PreVote on (Raft thesis §9.6).
@@ -251,6 +255,7 @@ impl SimConfig {
             duration_ms: o.duration_ms.unwrap_or(20_000),
             liveness_ms: 10_000,
             leader_bound_ms: 5_000,
+            leader_while_partial: false,
             bug: o.bug,
             // From their own stream, so switching them on changes no other draw of the seed.
             pre_vote: flags.gen_bool(0.25),
@@ -309,6 +314,7 @@ impl SimConfig {
             duration_ms,
             liveness_ms: 10_000,
             leader_bound_ms: 5_000,
+            leader_while_partial: false,
             bug: None,
             pre_vote: false,
             check_quorum: false,

@@ -62,6 +62,12 @@ pub struct RunReport {
     /// Faults and repairs, for the failure report.
     #[serde(skip)]
     pub world_events: Vec<crate::cluster::WorldEvent>,
+    /// The last partial-connectivity topology of the run (`nemesis::PARTIAL_ACTIONS`): how
+    /// long after it began a stable leader reaching a majority directly was first seen (`None`:
+    /// never while it held).
+    pub partial_leader_ms: Option<u64>,
+    /// The share of the time it held that such a leader existed, in per mille.
+    pub partial_led_per_mille: Option<u64>,
     /// The safety phase's fault schedule as it ran (random faults included), in the form of a
     /// scenario's `[faults] steps`: what `--shrink` starts from.
     #[serde(skip)]
@@ -133,7 +139,11 @@ async fn supervise(config: SimConfig) -> RunReport {
     }
     check_history(&cluster);
     let mut report = report(&cluster, stats, liveness_leader_ms);
+    let (fault_steps, partial) = fault_steps;
     report.fault_steps = fault_steps;
+    report.partial_leader_ms = partial.first_leader_ms;
+    report.partial_led_per_mille =
+        (partial.ticks > 0).then(|| 1000 * partial.led_ticks / partial.ticks);
     cluster.shutdown();
     report
 }
@@ -144,9 +154,10 @@ const FAULT_DECISIONS: u64 = 0x4641_554c_5453_0000;
 
 /// Faults at random intervals until the safety phase ends (or a rule breaks). Returns the faults
 /// it applied, as timed steps.
-async fn safety_phase(cluster: &Cluster) -> Vec<crate::scenario::Step> {
+async fn safety_phase(cluster: &Cluster) -> (Vec<crate::scenario::Step>, PartialWatch) {
     use crate::scenario::Step;
     let mut applied = Vec::new();
+    let mut partial = PartialWatch::default();
     let mut decisions =
         rand_chacha::ChaCha8Rng::seed_from_u64(cluster.config.seed ^ FAULT_DECISIONS);
     let config = &cluster.config;
@@ -165,6 +176,7 @@ async fn safety_phase(cluster: &Cluster) -> Vec<crate::scenario::Step> {
         churn.step(cluster);
         let now = cluster.clock.now_ms();
         quiet.step(cluster, churn.active(now));
+        partial.step(cluster, now);
         while let Some(step) = config.schedule.get(next_step)
             && step.at_ms <= now
         {
@@ -173,6 +185,10 @@ async fn safety_phase(cluster: &Cluster) -> Vec<crate::scenario::Step> {
                 at_ms: now,
                 action: step.action.clone(),
             });
+            partial.changed(
+                now,
+                nemesis::PARTIAL_ACTIONS.contains(&step.action.as_str()),
+            );
             if !nemesis::perform(cluster, &step.action) {
                 churn.start(now, SCHEDULED_CHURN_MS);
             }
@@ -219,7 +235,74 @@ async fn safety_phase(cluster: &Cluster) -> Vec<crate::scenario::Step> {
             nemesis::inject(cluster, kind);
         }
     }
-    applied
+    (applied, partial)
+}
+
+/// Liveness while a partial-connectivity topology holds: how soon a leader that can commit
+/// (stable, and directly linked both ways to a majority that follows it) appears, and, when
+/// the scenario asks for it, a violation once none has existed for `leader_bound_ms`.
+#[derive(Debug, Default)]
+struct PartialWatch {
+    /// When the current topology began, and when a leader that can commit was last seen.
+    since: Option<(u64, u64)>,
+    first_leader_ms: Option<u64>,
+    ticks: u64,
+    led_ticks: u64,
+}
+
+impl PartialWatch {
+    /// A scheduled step ran at `now`: a partial topology begins, or the last one ended.
+    fn changed(&mut self, now: u64, partial: bool) {
+        if partial {
+            self.since = Some((now, now));
+            self.first_leader_ms = None;
+            self.ticks = 0;
+            self.led_ticks = 0;
+        } else {
+            self.since = None;
+        }
+    }
+
+    fn step(&mut self, cluster: &Cluster, now: u64) {
+        let Some((began, last_led)) = self.since else {
+            return;
+        };
+        self.ticks += 1;
+        if committing_leader(cluster).is_some() {
+            self.led_ticks += 1;
+            self.first_leader_ms.get_or_insert(now - began);
+            self.since = Some((began, now));
+            return;
+        }
+        if cluster.config.leader_while_partial && now >= last_led + cluster.config.leader_bound_ms {
+            let detail = format!(
+                "no stable leader linked to a majority for {} ms while the partial topology \
+                 begun at {began} ms held",
+                now - last_led
+            );
+            fail_liveness(
+                cluster,
+                "liveness: a leader while a partial topology leaves some node linked to a majority",
+                detail,
+            );
+            self.since = Some((began, now));
+        }
+    }
+}
+
+/// A stable leader that reaches a majority of nodes (itself included) directly, both ways, all
+/// of them following it: one that can commit.
+fn committing_leader(cluster: &Cluster) -> Option<NodeId> {
+    let leader = nemesis::stable_leader(cluster)?;
+    let statuses = cluster.statuses();
+    let reached = (statuses.iter().flatten())
+        .filter(|s| s.leader == Some(leader))
+        .filter(|s| {
+            s.id == leader
+                || (!cluster.net.is_blocked(leader, s.id) && !cluster.net.is_blocked(s.id, leader))
+        })
+        .count();
+    (reached > cluster.size() / 2).then_some(leader)
 }
 
 /// How long leader churn goes on once started (random or scheduled alike).
@@ -488,6 +571,8 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         checked_ops: resolved_ops(&shared),
         world_events: shared.world_events.clone(),
         fault_steps: Vec::new(),
+        partial_leader_ms: None,
+        partial_led_per_mille: None,
         roles: shared.roles.clone(),
         faults_injected: shared.faults_injected,
         snapshots_installed: shared.snapshots_installed,

@@ -63,6 +63,10 @@ struct Expect {
     #[serde(default = "pass")]
     outcome: String,
     leader_within_ms: Option<u64>,
+    /// A stable leader reaching a majority must also come within the bound while a partial
+    /// topology holds (not only once the network heals).
+    #[serde(default)]
+    leader_while_partial: bool,
 }
 
 fn pass() -> String {
@@ -134,7 +138,11 @@ impl Scenario {
     pub fn parse(name: &str, text: &str) -> Result<Scenario, String> {
         let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
         for step in &file.faults.steps {
-            if !ACTIONS.contains(&step.action.as_str()) && fault_kind(&step.action).is_none() {
+            let action = step.action.as_str();
+            if !ACTIONS.contains(&action)
+                && !crate::nemesis::PARTIAL_ACTIONS.contains(&action)
+                && fault_kind(action).is_none()
+            {
                 return Err(format!(
                     "unknown action {:?} at {} ms",
                     step.action, step.at_ms
@@ -189,6 +197,7 @@ impl Scenario {
         if let Some(bound) = f.expect.as_ref().and_then(|e| e.leader_within_ms) {
             c.leader_bound_ms = bound;
         }
+        c.leader_while_partial = f.expect.as_ref().is_some_and(|e| e.leader_while_partial);
         c.schedule = f.faults.steps.clone();
         c.schedule.sort_by_key(|step| step.at_ms);
         if !f.faults.steps.is_empty() || f.faults.kinds.is_empty() {

@@ -341,6 +341,7 @@ pub fn perform(cluster: &Cluster, action: &str) -> bool {
             cluster.net.set_latency(cluster.config.latency);
         }
         "leader-churn" => return false,
+        partial if PARTIAL_ACTIONS.contains(&partial) => partial_topology(cluster, partial),
         other => {
             if let Some(kind) = FaultKind::ALL.into_iter().find(|k| k.name() == other) {
                 inject(cluster, kind);
@@ -348,6 +349,99 @@ pub fn perform(cluster: &Cluster, action: &str) -> bool {
         }
     }
     true
+}
+
+/// The partial-connectivity topologies of Howard & Abraham and of the OmniPaxos paper, as
+/// scenario actions. Each returns after setting every link (both directions).
+pub const PARTIAL_ACTIONS: [&str; 4] = [
+    "quorum-loss",
+    "constrained-election",
+    "chained",
+    "howard-abraham",
+];
+
+/// Sets the network to exactly the undirected `edges` (every other link cut both ways).
+fn topology(cluster: &Cluster, edges: &[(NodeId, NodeId)]) {
+    let linked = |a: NodeId, b: NodeId| {
+        edges
+            .iter()
+            .any(|&(x, y)| (x, y) == (a, b) || (y, x) == (a, b))
+    };
+    for a in ids(cluster.size()) {
+        for b in ids(cluster.size()) {
+            if a != b {
+                cluster.net.set_blocked(a, b, !linked(a, b));
+            }
+        }
+    }
+}
+
+/// The current leader (or node 1), then every other node by id.
+fn leader_first(cluster: &Cluster) -> Vec<NodeId> {
+    let leader = cluster.leader().unwrap_or(NodeId(1));
+    let mut order = vec![leader];
+    order.extend(ids(cluster.size()).into_iter().filter(|&id| id != leader));
+    order
+}
+
+/// One of [`PARTIAL_ACTIONS`]:
+/// - `quorum-loss`: one follower (the hub) stays linked to every node; every other link is cut,
+///   so the leader reaches only the hub and no one else reaches a majority but through it;
+/// - `constrained-election`: the same star around the running follower with the oldest log
+///   (after `isolate-one`, the node that missed writes): the only node linked to a majority
+///   cannot win an election;
+/// - `chained`: a line, leader at one end: each node linked to its neighbours only;
+/// - `howard-abraham`: the leader and two followers fully linked, a third follower linked only
+///   to one of them and a fourth only to the leader (5 nodes; the post's topology).
+pub fn partial_topology(cluster: &Cluster, action: &str) {
+    cluster.note_event(action, Vec::new());
+    let order = leader_first(cluster);
+    let (leader, rest) = order.split_first().expect("clusters are not empty");
+    let star = |hub: NodeId| -> Vec<(NodeId, NodeId)> {
+        order
+            .iter()
+            .filter(|&&id| id != hub)
+            .map(|&id| (hub, id))
+            .collect()
+    };
+    let edges: Vec<(NodeId, NodeId)> = match action {
+        "quorum-loss" => star(rest.first().copied().unwrap_or(*leader)),
+        "constrained-election" => {
+            let statuses = cluster.statuses();
+            let oldest = (rest.iter().copied())
+                .filter(|&id| cluster.state(id) == NodeState::Up)
+                .min_by_key(|&id| {
+                    statuses[id.0 as usize - 1]
+                        .as_ref()
+                        .map_or((Term(0), 0), |s| (s.last_term, s.last_index.0))
+                })
+                .unwrap_or(*leader);
+            star(oldest)
+        }
+        "chained" => order.windows(2).map(|w| (w[0], w[1])).collect(),
+        "howard-abraham" => {
+            let mut edges = Vec::new();
+            let triangle: Vec<NodeId> = order.iter().copied().take(3).collect();
+            for (i, &a) in triangle.iter().enumerate() {
+                for &b in &triangle[i + 1..] {
+                    edges.push((a, b));
+                }
+            }
+            if let (Some(&c), Some(&a)) = (order.get(3), order.get(1)) {
+                edges.push((c, a));
+            }
+            if let Some(&d) = order.get(4) {
+                edges.push((d, *leader));
+            }
+            // Beyond five nodes, the rest hang off the leader's first follower as well.
+            for &extra in order.iter().skip(5) {
+                edges.push((extra, order[1]));
+            }
+            edges
+        }
+        other => unreachable!("not a partial topology: {other}"),
+    };
+    topology(cluster, &edges);
 }
 
 /// Undoes every fault: links, loss, latency, crashed and paused nodes.
