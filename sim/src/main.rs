@@ -441,6 +441,7 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
         checked_ops: Vec::new(),
         world_events: Vec::new(),
         fault_steps: Vec::new(),
+        request_shapes: Default::default(),
         partial_leader_ms: None,
         partial_led_per_mille: None,
         roles: Vec::new(),

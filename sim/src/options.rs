@@ -29,6 +29,8 @@ pub enum Bug {
     LockNoExpiryCheck,
     /// The store index goes back by one after a restart.
     IndexReuse,
+    /// A compare by `prevIndex` checks the node's createdIndex instead of its modifiedIndex.
+    CasCreatedIndex,
     /// A replica expires TTL keys on its own clock.
     LocalExpiry,
     /// A follower tells the clients of the commands it forwarded that nothing happened as soon
@@ -39,7 +41,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -48,6 +50,7 @@ impl Bug {
         Bug::WatchSkip,
         Bug::LockNoExpiryCheck,
         Bug::IndexReuse,
+        Bug::CasCreatedIndex,
         Bug::LocalExpiry,
         Bug::ForwardEarly,
     ];
@@ -63,6 +66,7 @@ impl Bug {
             Bug::WatchSkip => "watch-skip",
             Bug::LockNoExpiryCheck => "lock-no-expiry-check",
             Bug::IndexReuse => "index-reuse",
+            Bug::CasCreatedIndex => "cas-created-index",
             Bug::LocalExpiry => "local-expiry",
             Bug::ForwardEarly => "forward-early",
         }
@@ -86,6 +90,7 @@ impl Bug {
             kv: engine::server::KvBugs {
                 watch_skip: bug == Some(Bug::WatchSkip),
                 index_reuse: bug == Some(Bug::IndexReuse),
+                cas_created_index: bug == Some(Bug::CasCreatedIndex),
                 local_expiry: bug == Some(Bug::LocalExpiry),
             },
         }

@@ -118,6 +118,9 @@ fn what(bug: Bug) -> &'static str {
             "lock holder does not check its lease: keeps acting after it ran out (Jepsen 2020)"
         }
         Bug::IndexReuse => "store index goes back by one after a restart",
+        Bug::CasCreatedIndex => {
+            "compare-and-swap/delete by prevIndex checks createdIndex, not modifiedIndex"
+        }
         Bug::LocalExpiry => "replicas expire TTL keys on their own clocks",
         Bug::ForwardEarly => {
             "a forwarded command reported not applied once the term moves on (it may still commit)"

@@ -62,6 +62,10 @@ pub struct RunReport {
     /// Faults and repairs, for the failure report.
     #[serde(skip)]
     pub world_events: Vec<crate::cluster::WorldEvent>,
+    /// Requests sent, by shape of the etcd v2 keys API (`workload::OpKind`'s kebab-case names:
+    /// `cas-index` is PUT with `prevIndex`, `cad-index` DELETE with `prevIndex`, `cas-both`
+    /// both `prevValue` and `prevIndex`...).
+    pub request_shapes: std::collections::BTreeMap<String, u64>,
     /// The last partial-connectivity topology of the run (`nemesis::PARTIAL_ACTIONS`): how
     /// long after it began a stable leader reaching a majority directly was first seen (`None`:
     /// never while it held).
@@ -571,6 +575,7 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         checked_ops: resolved_ops(&shared),
         world_events: shared.world_events.clone(),
         fault_steps: Vec::new(),
+        request_shapes: shared.history.shapes(),
         partial_leader_ms: None,
         partial_led_per_mille: None,
         roles: shared.roles.clone(),

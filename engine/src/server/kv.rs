@@ -45,6 +45,10 @@ pub struct KvBugs {
     /// Every replica expires TTL keys on its own clock, outside the log, besides the leader's
     /// replicated expiry.
     pub local_expiry: bool,
+    /// Compare-and-swap and compare-and-delete by `prevIndex` compare with the node's
+    /// `createdIndex` instead of its `modifiedIndex`: a swap against a key rewritten since
+    /// it was created succeeds when it must fail.
+    pub cas_created_index: bool,
 }
 
 /// The etcd v2 store, fed with committed entries.
@@ -60,6 +64,30 @@ pub struct KvMachine {
 }
 
 impl KvMachine {
+    /// The planted bug `cas_created_index`: a compare by `prevIndex` that names the node's
+    /// `createdIndex` is taken as naming its `modifiedIndex` (so it matches).
+    #[cfg(feature = "planted-bugs")]
+    fn planted_compare_created(&self, mut command: Command) -> Command {
+        if let Command::CompareAndSwap {
+            key, prev_index, ..
+        }
+        | Command::CompareAndDelete {
+            key, prev_index, ..
+        } = &mut command
+            && let Some(asked) = prev_index
+            && let Ok(found) = self.store.get(key, false, false)
+            && found.node.created_index == *asked
+        {
+            *prev_index = Some(found.node.modified_index);
+        }
+        command
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    fn planted_compare_created(&self, command: Command) -> Command {
+        command
+    }
+
     /// A machine over `store`.
     pub fn new(store: Store) -> KvMachine {
         KvMachine {
@@ -102,6 +130,9 @@ impl StateMachine for KvMachine {
             EntryKind::Noop => Ok(StoreApplied::Expired(Vec::new())),
             EntryKind::Command(data) | EntryKind::Forwarded { data, .. } => {
                 match Command::decode(data) {
+                    Ok(command) if planted!(self.bugs.cas_created_index) => {
+                        self.store.apply(&self.planted_compare_created(command))
+                    }
                     Ok(command) => self.store.apply(&command),
                     Err(e) => Err(undecodable(&self.store, e.to_string())),
                 }

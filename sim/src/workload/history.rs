@@ -84,6 +84,19 @@ impl History {
         self.ops.iter().map(|r| r.op.clone()).collect()
     }
 
+    /// Requests sent, by shape (the kind's kebab-case name).
+    pub fn shapes(&self) -> BTreeMap<String, u64> {
+        let mut shapes = BTreeMap::new();
+        for record in &self.ops {
+            let name = serde_json::to_value(record.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_else(|| format!("{:?}", record.kind));
+            *shapes.entry(name).or_default() += 1;
+        }
+        shapes
+    }
+
     /// Counters by operation kind.
     pub fn stats(&self) -> BTreeMap<OpKind, KindStats> {
         let mut by_kind: BTreeMap<OpKind, KindStats> = BTreeMap::new();

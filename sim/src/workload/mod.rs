@@ -47,6 +47,8 @@ struct ClientState {
     hint: Option<NodeId>,
     /// The last value this client saw for each key, for compare-and-swap.
     seen: std::collections::BTreeMap<&'static str, String>,
+    /// The last `modifiedIndex` this client saw for each key, for compares by index.
+    seen_index: std::collections::BTreeMap<&'static str, u64>,
     /// The highest store index this client saw on a linearizable operation.
     store_index: u64,
     seq: u64,

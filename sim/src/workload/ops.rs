@@ -43,6 +43,12 @@ pub enum OpKind {
     Cas,
     /// DELETE `prevValue` = the last value this client saw.
     Cad,
+    /// PUT `prevIndex` = the last `modifiedIndex` this client saw.
+    CasIndex,
+    /// PUT with both `prevValue` and `prevIndex` (as last seen).
+    CasBoth,
+    /// DELETE `prevIndex` = the last `modifiedIndex` this client saw.
+    CadIndex,
     /// DELETE.
     Delete,
     /// DELETE `/d?recursive=true`.
@@ -57,7 +63,7 @@ pub enum OpKind {
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 13] = [
+    pub const ALL: [OpKind; 16] = [
         OpKind::Get,
         OpKind::QuorumGet,
         OpKind::Set,
@@ -66,6 +72,9 @@ impl OpKind {
         OpKind::Update,
         OpKind::Cas,
         OpKind::Cad,
+        OpKind::CasIndex,
+        OpKind::CasBoth,
+        OpKind::CadIndex,
         OpKind::Delete,
         OpKind::DeleteRecursive,
         OpKind::InOrder,
@@ -84,7 +93,7 @@ impl OpKind {
                 OpKind::QuorumGet
             };
         }
-        const WRITES: [OpKind; 10] = [
+        const WRITES: [OpKind; 13] = [
             OpKind::Set,
             OpKind::Set,
             OpKind::TtlSet,
@@ -92,6 +101,9 @@ impl OpKind {
             OpKind::Update,
             OpKind::Cas,
             OpKind::Cad,
+            OpKind::CasIndex,
+            OpKind::CasBoth,
+            OpKind::CadIndex,
             OpKind::Delete,
             OpKind::DeleteRecursive,
             OpKind::InOrder,
@@ -123,6 +135,8 @@ fn command(
     value: String,
 ) -> Command {
     let seen = state.seen.get(key).cloned();
+    // A never-seen key's index: 1 is the first index, so such a compare fails unless it is.
+    let seen_index = state.seen_index.get(key).copied().unwrap_or(1);
     match kind {
         OpKind::Set => Command::Set {
             key: key.into(),
@@ -166,6 +180,19 @@ fn command(
             key: key.into(),
             prev_value: Some(seen.unwrap_or_else(|| "never".into())),
             prev_index: None,
+        },
+        OpKind::CasIndex | OpKind::CasBoth => Command::CompareAndSwap {
+            key: key.into(),
+            value,
+            prev_value: (kind == OpKind::CasBoth).then(|| seen.unwrap_or_else(|| "never".into())),
+            prev_index: Some(seen_index),
+            expire_at_ms: None,
+            refresh: false,
+        },
+        OpKind::CadIndex => Command::CompareAndDelete {
+            key: key.into(),
+            prev_value: None,
+            prev_index: Some(seen_index),
         },
         OpKind::Delete => Command::Delete {
             key: key.into(),
@@ -655,11 +682,21 @@ fn check_answer(
 /// What the client learns from an answer, for its next operations.
 fn remember(state: &mut ClientState, kind: OpKind, key: &'static str, outcome: &OpOutcome) {
     let OpOutcome::Ok {
-        store_index, value, ..
+        store_index,
+        value,
+        modified_index,
+        ..
     } = outcome
     else {
         return;
     };
+    if let Some(index) = modified_index
+        && kind != OpKind::Watch
+        && kind != OpKind::InOrder
+        && kind != OpKind::Lock
+    {
+        state.seen_index.insert(key, *index);
+    }
     if kind == OpKind::QuorumGet || kind.is_write() || kind == OpKind::Watch {
         state.store_index = state.store_index.max(*store_index);
     }
