@@ -4,6 +4,8 @@
 //! - [`raft`]: the Raft core, a pure synchronous state machine (no I/O, no clock, no threads).
 //! - [`log`]: durable Raft state (hard state and entries) over the [`log::Disk`] trait.
 //! - [`server`]: the async node loop, generic over the world traits ([`server::Env`]).
+//! - [`wire`]: the peer codec (hello and message frames), shared by the TCP transport and the
+//!   simulator's network.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -36,3 +38,4 @@ pub mod net;
 pub mod raft;
 pub mod server;
 pub mod store;
+pub mod wire;

@@ -285,6 +285,20 @@ impl Cluster {
             roles: Vec::new(),
             bad_op: None,
         }));
+        net.set_wire_bugs(Bug::switches(config.bug).wire);
+        let sink = shared.clone();
+        net.on_codec_fault(move |fault, now_ms| {
+            let v = Violation::new(
+                "peer codec",
+                observe::node(fault.to),
+                Default::default(),
+                Default::default(),
+                format!("n{} -> n{}: {}", fault.from.0, fault.to.0, fault.detail),
+            );
+            sink.lock()
+                .expect("shared lock poisoned")
+                .record(Err(v), now_ms);
+        });
         let disks: Vec<MemDisk> = (0..n).map(|_| MemDisk::new()).collect();
         let handle = Handle::current();
         let mut cluster = Cluster {

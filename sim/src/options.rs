@@ -37,6 +37,9 @@ pub enum Bug {
     /// as its term moves on, though the old leader's entry may still commit: clients retry, and
     /// a command applies twice.
     ForwardEarly,
+    /// The peer decoder loses the first bytes of a length prefix that arrives split across two
+    /// reads, and reads the length from the wrong bytes.
+    SplitLengthPrefix,
 }
 
 impl Bug {
@@ -53,6 +56,7 @@ impl Bug {
         Bug::CasCreatedIndex,
         Bug::LocalExpiry,
         Bug::ForwardEarly,
+        Bug::SplitLengthPrefix,
     ];
 
     /// The name used on the command line.
@@ -69,11 +73,12 @@ impl Bug {
             Bug::CasCreatedIndex => "cas-created-index",
             Bug::LocalExpiry => "local-expiry",
             Bug::ForwardEarly => "forward-early",
+            Bug::SplitLengthPrefix => "split-length-prefix",
         }
     }
 
-    /// The engine's switches for this bug, by owner: the Raft core's, the node loop's and the
-    /// store machine's. `lock-no-expiry-check` has none: the simulator plants it itself (the
+    /// The engine's switches for this bug, by owner: the Raft core's, the node loop's, the
+    /// store machine's, and the peer codec's. `lock-no-expiry-check` has none: the simulator plants it itself (the
     /// lock module's unchecked acquire).
     pub fn switches(bug: Option<Bug>) -> Switches {
         Switches {
@@ -93,6 +98,9 @@ impl Bug {
                 cas_created_index: bug == Some(Bug::CasCreatedIndex),
                 local_expiry: bug == Some(Bug::LocalExpiry),
             },
+            wire: engine::wire::WireBugs {
+                split_length_prefix: bug == Some(Bug::SplitLengthPrefix),
+            },
         }
     }
 }
@@ -106,6 +114,8 @@ pub struct Switches {
     pub node: engine::server::NodeBugs,
     /// The store machine's (`server::KvMachine::with_bugs`).
     pub kv: engine::server::KvBugs,
+    /// The peer codec's (`wire::Decoder::set_bugs`, in the simulated network).
+    pub wire: engine::wire::WireBugs,
 }
 
 /// Everything one run needs.

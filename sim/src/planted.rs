@@ -125,6 +125,9 @@ fn what(bug: Bug) -> &'static str {
         Bug::ForwardEarly => {
             "a forwarded command reported not applied once the term moves on (it may still commit)"
         }
+        Bug::SplitLengthPrefix => {
+            "the peer decoder loses a length prefix split across two reads (a TCP read ending inside it)"
+        }
     }
 }
 

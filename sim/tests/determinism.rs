@@ -108,3 +108,20 @@ fn reference_world_runs_clean() {
         report.commands_committed
     );
 }
+
+#[test]
+fn peer_messages_go_through_the_codec_and_a_codec_bug_is_caught() {
+    // Vacuity guard: a clean run encodes every message and opens connections with hellos
+    // (crashes and cuts open new ones).
+    let clean = run_seed(1, None);
+    assert!(clean.ok, "{:?}", clean.violation);
+    assert!(
+        clean.net.hellos >= clean.config.nodes as u64,
+        "{:?}",
+        clean.net
+    );
+    assert!(clean.net.wire_bytes > clean.net.sent * 4, "{:?}", clean.net);
+    let caught = run_seed(1, Some(Bug::SplitLengthPrefix));
+    let violation = caught.violation.expect("the planted codec bug is caught");
+    assert_eq!(violation.rule, "peer codec", "{violation}");
+}

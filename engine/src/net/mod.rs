@@ -10,10 +10,11 @@ mod disk;
 mod peer;
 mod tls;
 
+pub use crate::wire::frame;
 pub use clock::SystemClock;
 pub use disk::FileDisk;
 pub use peer::{
-    Directory, Member, MemberView, PeerSetup, TcpNetwork, bind_reusable, frame, hello_frame,
-    start_peers, url_authority,
+    Directory, Member, MemberView, PeerSetup, TcpNetwork, bind_reusable, hello_frame, start_peers,
+    url_authority,
 };
 pub use tls::{PeerTls, TlsFiles, client_config, load_certs, load_key, server_config, server_name};

@@ -6,7 +6,8 @@
 //! certificate signed by that CA. Everything below runs over the TLS stream unchanged.
 //!
 //! Each connection starts with a `Hello` (cluster id, sender, its name and client URLs), then
-//! carries frames: a u32 big-endian length and a postcard-encoded [`Message`]. Sending never
+//! carries frames: a u32 big-endian length and a postcard-encoded [`Message`], encoded and
+//! decoded by [`crate::wire`] (the codec the simulator runs too). Sending never
 //! waits: each peer has a bounded queue drained by its own task, which connects with back-off,
 //! writes through a buffer and flushes when the queue is momentarily empty. Receivers feed one
 //! bounded channel that the node loop reads. Raft tolerates loss, so a full queue drops (counted
@@ -18,7 +19,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
@@ -26,29 +26,20 @@ use tokio::sync::mpsc;
 use super::{PeerTls, SystemClock};
 use crate::raft::{Message, NodeId};
 use crate::server::{Clock, Metrics, Network};
+use crate::wire::{self, Decoded, Decoder, Hello, WireError};
 
-/// Largest frame accepted from a peer; a larger length closes the connection. A frame carries
-/// one message, and the largest is a whole snapshot (InstallSnapshot).
-const FRAME_BYTES_MAX: usize = crate::log::SNAPSHOT_BYTES_MAX + (1 << 20);
 /// Messages written before a flush, when more are queued.
 const WRITE_BATCH_MAX: usize = 256;
 /// Incoming messages buffered for the node loop.
 const INBOUND_MAX: usize = 8192;
-/// Tells a Floe peer stream from anything else that connects.
-const MAGIC: u32 = 0x464c_4f45;
-/// The peer protocol's version, checked in the hello (2: forwarded proposals and the version
-/// field itself).
-const PROTOCOL_VERSION: u32 = 2;
 /// Most inbound peer connections open at once (each reads at most a hello until it proves it
 /// belongs to the cluster, within 5 s).
 const INBOUND_CONNECTIONS_MAX: usize = 256;
-/// Largest hello: nothing bigger is read before the peer proved it belongs to the cluster.
-const HELLO_BYTES_MAX: usize = 64 << 10;
 /// How long a TLS handshake may take, either side, before the connection is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bytes allocated ahead of a frame's payload: a frame's buffer grows as its bytes arrive, so a
-/// claimed length costs nothing until it is backed by data.
-const FRAME_CHUNK_BYTES: usize = 64 << 10;
+/// Bytes read from a peer connection at a time, into the connection's [`Decoder`]: a frame's
+/// buffer grows as its bytes arrive, so a claimed length costs nothing until it is backed by data.
+const READ_CHUNK_BYTES: usize = 64 << 10;
 
 /// One member of the cluster as configured.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,18 +126,6 @@ impl Directory {
             change(member);
         }
     }
-}
-
-/// The first frame of every connection.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Hello {
-    magic: u32,
-    /// [`PROTOCOL_VERSION`]: a peer speaking another refuses the connection.
-    version: u32,
-    cluster_id: u64,
-    from: NodeId,
-    name: String,
-    client_urls: Vec<String>,
 }
 
 /// The production [`Network`]: TCP to every peer.
@@ -259,14 +238,12 @@ pub async fn start_peers(setup: PeerSetup) -> std::io::Result<(TcpNetwork, Direc
         spawn(accept_loop(listener, directory, tx, cluster_id, tls));
     }
     let me = setup.members.iter().find(|m| m.id == setup.id);
-    let hello = Hello {
-        magic: MAGIC,
-        version: PROTOCOL_VERSION,
-        cluster_id: setup.cluster_id,
-        from: setup.id,
-        name: setup.name.clone(),
-        client_urls: me.map(|m| m.client_urls.clone()).unwrap_or_default(),
-    };
+    let hello = Hello::new(
+        setup.cluster_id,
+        setup.id,
+        &setup.name,
+        me.map(|m| m.client_urls.clone()).unwrap_or_default(),
+    );
     let mut outbound = BTreeMap::new();
     for member in setup.members.iter().filter(|m| m.id != setup.id) {
         let (tx, rx) = mpsc::channel(setup.queue_max.max(1));
@@ -298,52 +275,39 @@ pub async fn start_peers(setup: PeerSetup) -> std::io::Result<(TcpNetwork, Direc
 /// client URLs) of cluster `cluster_id`, length-prefixed as on the wire. For tools and tests
 /// that speak the peer protocol (the hostile-peer test); members build their own.
 pub fn hello_frame(cluster_id: u64, from: NodeId, name: &str) -> Vec<u8> {
-    let hello = Hello {
-        magic: MAGIC,
-        version: PROTOCOL_VERSION,
-        cluster_id,
-        from,
-        name: name.to_string(),
-        client_urls: Vec::new(),
-    };
-    frame(&postcard::to_stdvec(&hello).expect("a hello encodes"))
-}
-
-/// `payload` as a frame: its length (u32, big endian), then the payload. The payload of a
-/// message frame is the postcard encoding of a [`Message`].
-pub fn frame(payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).expect("a frame under 4 GiB");
-    let mut out = len.to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
+    let mut out = Vec::new();
+    wire::encode_hello(&Hello::new(cluster_id, from, name, Vec::new()), &mut out)
+        .expect("a hello encodes");
     out
 }
 
-async fn write_frame<W: AsyncWriteExt + Unpin>(out: &mut W, payload: &[u8]) -> std::io::Result<()> {
-    let len = u32::try_from(payload.len()).map_err(std::io::Error::other)?;
-    out.write_all(&len.to_be_bytes()).await?;
-    out.write_all(payload).await
+/// Why reading the next frame of a connection failed.
+enum ReadError {
+    /// The stream failed or ended.
+    Io(std::io::Error),
+    /// The bytes did not decode ([`Decoder`]'s errors: over the limit, not a hello, malformed).
+    Wire(WireError),
 }
 
-/// Reads one frame of at most `max` bytes. The buffer grows with the bytes that arrive, not
-/// with the length the sender claims.
-async fn read_frame<R: AsyncRead + Unpin>(stream: &mut R, max: usize) -> std::io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > max {
-        return Err(std::io::Error::other(format!(
-            "frame of {len} bytes is over the {max}-byte limit"
-        )));
+/// Reads from `stream` into `decoder` until it yields the next hello or message. The decoder's
+/// buffer grows with the bytes that arrive, not with the length the sender claims.
+async fn read_frame<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    decoder: &mut Decoder,
+    chunk: &mut [u8],
+) -> Result<Decoded, ReadError> {
+    loop {
+        match decoder.next() {
+            Ok(Some(decoded)) => return Ok(decoded),
+            Ok(None) => {}
+            Err(e) => return Err(ReadError::Wire(e)),
+        }
+        let read = stream.read(chunk).await.map_err(ReadError::Io)?;
+        if read == 0 {
+            return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        decoder.push(&chunk[..read]);
     }
-    let mut payload = Vec::with_capacity(len.min(FRAME_CHUNK_BYTES));
-    let read = (&mut *stream)
-        .take(len as u64)
-        .read_to_end(&mut payload)
-        .await?;
-    if read < len {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(payload)
 }
 
 /// Keeps one outgoing connection to `to` and writes its queue into it.
@@ -355,9 +319,11 @@ async fn send_loop(
     directory: Directory,
     tls: Option<tokio_rustls::TlsConnector>,
 ) {
-    let Ok(hello) = postcard::to_stdvec(&hello) else {
+    let mut hello_bytes = Vec::new();
+    if wire::encode_hello(&hello, &mut hello_bytes).is_err() {
         return;
-    };
+    }
+    let hello = hello_bytes;
     let mut backoff_ms = 20;
     let mut attempt = 0usize;
     let mut tls_failures = 0u64;
@@ -400,7 +366,7 @@ async fn send_loop(
         backoff_ms = 20;
         tls_failures = 0;
         let mut out = BufWriter::with_capacity(256 << 10, stream);
-        if write_frame(&mut out, &hello).await.is_err() || out.flush().await.is_err() {
+        if out.write_all(&hello).await.is_err() || out.flush().await.is_err() {
             continue;
         }
         directory.update(to, |m| m.connected = true);
@@ -430,6 +396,7 @@ async fn dial_tls(
 
 /// Writes queued messages until a write fails (false) or the queue closes (true).
 async fn write_queue(out: &mut BufWriter<PeerStream>, queue: &mut mpsc::Receiver<Message>) -> bool {
+    let mut frame = Vec::new();
     loop {
         let Some(first) = queue.recv().await else {
             return true;
@@ -442,10 +409,11 @@ async fn write_queue(out: &mut BufWriter<PeerStream>, queue: &mut mpsc::Receiver
             }
         }
         for msg in &batch {
-            let Ok(payload) = postcard::to_stdvec(msg) else {
+            frame.clear();
+            if wire::encode_message(msg, &mut frame).is_err() {
                 continue;
-            };
-            if write_frame(out, &payload).await.is_err() {
+            }
+            if out.write_all(&frame).await.is_err() {
                 return false;
             }
         }
@@ -520,33 +488,34 @@ async fn read_loop(
     inbound: mpsc::Sender<Message>,
     cluster_id: u64,
 ) {
-    let first = read_frame(&mut stream, HELLO_BYTES_MAX);
+    let mut decoder = Decoder::new(cluster_id);
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    let first = read_frame(&mut stream, &mut decoder, &mut chunk);
     let hello = match tokio::time::timeout(Duration::from_secs(5), first).await {
-        Ok(Ok(bytes)) => postcard::from_bytes::<Hello>(&bytes).ok(),
-        _ => None,
+        Ok(Ok(Decoded::Hello(hello))) => hello,
+        Ok(Err(ReadError::Wire(WireError::Version { theirs, ours }))) => {
+            tracing::error!(
+                %addr,
+                theirs,
+                ours,
+                "refused a peer speaking another protocol version"
+            );
+            return;
+        }
+        Ok(Err(ReadError::Wire(WireError::Cluster { theirs, ours }))) => {
+            tracing::error!(
+                %addr,
+                theirs = format!("{theirs:x}"),
+                ours = format!("{ours:x}"),
+                "refused a peer of another cluster"
+            );
+            return;
+        }
+        _ => {
+            tracing::warn!(%addr, "peer connection without a valid hello closed");
+            return;
+        }
     };
-    let Some(hello) = hello.filter(|h| h.magic == MAGIC) else {
-        tracing::warn!(%addr, "peer connection without a valid hello closed");
-        return;
-    };
-    if hello.version != PROTOCOL_VERSION {
-        tracing::error!(
-            %addr,
-            theirs = hello.version,
-            ours = PROTOCOL_VERSION,
-            "refused a peer speaking another protocol version"
-        );
-        return;
-    }
-    if hello.cluster_id != cluster_id {
-        tracing::error!(
-            %addr,
-            theirs = format!("{:x}", hello.cluster_id),
-            ours = format!("{cluster_id:x}"),
-            "refused a peer of another cluster"
-        );
-        return;
-    }
     let known = directory.lock().contains_key(&hello.from);
     if !known {
         tracing::error!(%addr, from = hello.from.0, "refused a peer that is not a member");
@@ -554,26 +523,31 @@ async fn read_loop(
     }
     directory.update(hello.from, |m| m.client_urls = hello.client_urls.clone());
     loop {
-        let payload = match read_frame(&mut stream, FRAME_BYTES_MAX).await {
-            Ok(payload) => payload,
-            Err(e) => {
-                if e.kind() != std::io::ErrorKind::UnexpectedEof {
-                    tracing::warn!(%addr, error = %e, "peer connection closed");
-                }
-                return;
-            }
-        };
-        match postcard::from_bytes::<Message>(&payload) {
-            Ok(msg) if msg.from == hello.from => {
+        match read_frame(&mut stream, &mut decoder, &mut chunk).await {
+            Ok(Decoded::Message(msg)) if msg.from == hello.from => {
                 if inbound.send(msg).await.is_err() {
                     return;
                 }
             }
-            Ok(msg) => {
+            Ok(Decoded::Message(msg)) => {
                 tracing::warn!(%addr, claimed = msg.from.0, "message with a forged sender dropped");
             }
-            Err(e) => {
+            Ok(Decoded::Hello(_)) => {
+                // The decoder yields one hello per connection, first; never here.
+                return;
+            }
+            Err(ReadError::Wire(e @ WireError::Malformed(_))) => {
                 tracing::warn!(%addr, error = %e, "malformed peer frame; connection closed");
+                return;
+            }
+            Err(ReadError::Wire(e)) => {
+                tracing::warn!(%addr, error = %e, "peer connection closed");
+                return;
+            }
+            Err(ReadError::Io(e)) => {
+                if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                    tracing::warn!(%addr, error = %e, "peer connection closed");
+                }
                 return;
             }
         }

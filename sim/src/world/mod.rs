@@ -2,11 +2,14 @@
 //!
 //! The network is ours rather than madsim's: it needs duplication, one-way links and partitions
 //! that cut messages already in flight, and it wakes a node only when its earliest message is due.
+//! It carries messages as the production peer codec's bytes (`codec`).
 
 mod clock;
+mod codec;
 mod disk;
 mod net;
 
 pub use clock::{SIM_EPOCH_UNIX_MS, SimClock};
+pub use codec::CodecFault;
 pub use disk::SimDisk;
 pub use net::{Latency, NetStats, NodeNet, SimNet};

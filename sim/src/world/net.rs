@@ -1,5 +1,7 @@
 //! The simulated network: per-message latency, loss, duplication, reordering, partitions
 //! (symmetric or one-way, cutting messages in flight), and crashed nodes that hear nothing.
+//! Messages travel as bytes of the production peer codec (`super::codec`): encoded when sent,
+//! decoded by the receiver's per-link decoder when delivered.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap};
@@ -12,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use std::task::{Poll as TaskPoll, Waker};
 
 use super::SimClock;
+use super::codec::{Codec, CodecFault, Wire};
 use crate::trace::Fnv;
 
 /// One-way latency distribution: uniform in `[min_ms, max_ms]`, and with probability
@@ -39,13 +42,19 @@ pub struct NetStats {
     pub dropped: u64,
     /// Extra copies made.
     pub duplicated: u64,
+    /// Peer connections opened (each sent a hello).
+    pub hellos: u64,
+    /// Bytes the peer codec encoded (frames and hellos).
+    pub wire_bytes: u64,
 }
 
-/// A message in flight, ordered by delivery time, then by send order.
+/// A message in flight (its bytes), ordered by delivery time, then by send order.
 struct InFlight {
     at_ms: u64,
     seq: u64,
-    msg: Message,
+    from: NodeId,
+    to: NodeId,
+    wire: Wire,
 }
 
 impl PartialEq for InFlight {
@@ -111,13 +120,18 @@ struct NetState {
     seq: u64,
     stats: NetStats,
     trace: Fnv,
+    codec: Codec,
 }
+
+/// Told of every decoding failure, with the simulated time (ms).
+type FaultSink = Box<dyn FnMut(CodecFault, u64) + Send>;
 
 /// The whole network, shared by the harness and every node.
 #[derive(Clone)]
 pub struct SimNet {
     state: Arc<Mutex<NetState>>,
     clock: SimClock,
+    sink: Arc<Mutex<Option<FaultSink>>>,
 }
 
 /// Node ids are 1-based; slots are 0-based.
@@ -167,6 +181,11 @@ fn kind_tag(kind: &MessageKind) -> (u64, u64, u64) {
 impl SimNet {
     /// A fully connected network of `size` live nodes.
     pub fn new(size: usize, rng: ChaCha8Rng, latency: Latency, clock: SimClock) -> SimNet {
+        // The codec's draws (the cluster id, where reads end) come from a stream of their own:
+        // they move none of the network's.
+        let mut codec_rng = rng.clone();
+        codec_rng.set_stream(0xc0dec);
+        let cluster_id = codec_rng.r#gen();
         let inboxes = (0..size)
             .map(|_| Inbox {
                 heap: BinaryHeap::new(),
@@ -186,10 +205,31 @@ impl SimNet {
             seq: 0,
             stats: NetStats::default(),
             trace: Fnv::new(),
+            codec: Codec::new(size, cluster_id, codec_rng),
         };
         SimNet {
             state: Arc::new(Mutex::new(state)),
             clock,
+            sink: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Where decoding failures go (the run's checkers): the network never corrupts bytes, so
+    /// each is a codec bug.
+    pub fn on_codec_fault(&self, sink: impl FnMut(CodecFault, u64) + Send + 'static) {
+        *self.sink.lock().expect("sink lock poisoned") = Some(Box::new(sink));
+    }
+
+    /// Plants the codec's bugs (`--bug`) in every receiver's decoder.
+    pub fn set_wire_bugs(&self, bugs: engine::wire::WireBugs) {
+        self.lock().codec.set_bugs(bugs);
+    }
+
+    /// Reports a decoding failure; called with the network unlocked.
+    fn report(&self, fault: CodecFault) {
+        let now = self.clock.now_ms();
+        if let Some(sink) = self.sink.lock().expect("sink lock poisoned").as_mut() {
+            sink(fault, now);
         }
     }
 
@@ -210,6 +250,9 @@ impl SimNet {
         let mut s = self.lock();
         let size = s.size;
         s.blocked[slot(from) * size + slot(to)] = blocked;
+        if blocked {
+            s.codec.reset_link(from, to);
+        }
     }
 
     /// True if `from -> to` is cut.
@@ -229,6 +272,7 @@ impl SimNet {
         let mut s = self.lock();
         let i = slot(id);
         s.up[i] = up;
+        s.codec.reset_node(id);
         if !up {
             let dropped = s.inboxes[i].heap.len() as u64;
             s.inboxes[i].heap.clear();
@@ -248,6 +292,9 @@ impl SimNet {
             inbox.waker = None;
             inbox.armed.clear();
         }
+        drop(s);
+        // The sink holds the run's shared record, which holds handles into the nodes.
+        *self.sink.lock().expect("sink lock poisoned") = None;
     }
 
     /// Sets random loss and duplication, per mille.
@@ -270,7 +317,12 @@ impl SimNet {
 
     /// Counters so far.
     pub fn stats(&self) -> NetStats {
-        self.lock().stats
+        let s = self.lock();
+        NetStats {
+            hellos: s.codec.hellos,
+            wire_bytes: s.codec.bytes,
+            ..s.stats
+        }
     }
 
     /// Hash of every network event so far.
@@ -285,23 +337,33 @@ impl SimNet {
         let (tag, a, b) = kind_tag(&msg.kind);
         s.trace
             .write_all(&[now, 1, msg.from.0, msg.to.0, msg.term.0, tag, a, b]);
+        // Written to the connection whatever the network then does with it.
+        let wire = match s.codec.encode(&msg) {
+            Ok(wire) => wire,
+            Err(fault) => {
+                drop(s);
+                self.report(fault);
+                return;
+            }
+        };
         let (from, to) = (slot(msg.from), slot(msg.to));
         let lost = s.rng.gen_range(0..1000) < s.loss_per_mille;
         if lost || !s.up[to] || s.blocked[from * s.size + to] {
             s.stats.dropped += 1;
+            s.codec.recycle(wire);
             return;
         }
         if s.rng.gen_range(0..1000) < s.dup_per_mille {
             s.stats.duplicated += 1;
-            let copy = msg.clone();
-            push(&mut s, &self.clock, now, copy);
+            let copy = s.codec.copy(&wire);
+            push(&mut s, &self.clock, now, msg.from, msg.to, copy);
         }
-        push(&mut s, &self.clock, now, msg);
+        push(&mut s, &self.clock, now, msg.from, msg.to, wire);
     }
 }
 
-/// Queues `msg` for delivery after a random latency; wakes the receiver if it is now first.
-fn push(s: &mut NetState, clock: &SimClock, now: u64, msg: Message) {
+/// Queues `wire` for delivery after a random latency; wakes the receiver if it is now first.
+fn push(s: &mut NetState, clock: &SimClock, now: u64, from: NodeId, to: NodeId, wire: Wire) {
     let lat = s.latency;
     let delay = if s.rng.gen_range(0..1000) < lat.tail_per_mille {
         s.rng
@@ -313,10 +375,12 @@ fn push(s: &mut NetState, clock: &SimClock, now: u64, msg: Message) {
     let flight = InFlight {
         at_ms: now + delay,
         seq: s.seq,
-        msg,
+        from,
+        to,
+        wire,
     };
     let at_ms = flight.at_ms;
-    let inbox = &mut s.inboxes[slot(flight.msg.to)];
+    let inbox = &mut s.inboxes[slot(to)];
     inbox.heap.push(flight);
     inbox.arm(clock, now, at_ms.max(now + 1));
 }
@@ -331,6 +395,22 @@ impl NodeNet {
     /// Takes the earliest due message, or arms a wake-up for `deadline_ms` or the earliest
     /// message, whichever comes first, with `waker` (None: just look).
     fn poll_inbox(&self, deadline_ms: u64, waker: Option<&Waker>) -> Option<Message> {
+        let mut fault = None;
+        let msg = self.poll_locked(deadline_ms, waker, &mut fault);
+        if let Some(fault) = fault {
+            self.net.report(fault);
+        }
+        msg
+    }
+
+    /// `poll_inbox` under the network's lock; a message that does not decode is dropped and
+    /// the first such failure left in `fault`.
+    fn poll_locked(
+        &self,
+        deadline_ms: u64,
+        waker: Option<&Waker>,
+        fault: &mut Option<CodecFault>,
+    ) -> Option<Message> {
         let now = self.net.clock.now_ms();
         let mut s = self.net.lock();
         let i = slot(self.id);
@@ -352,17 +432,25 @@ impl NodeNet {
             }
             let flight = inbox.heap.pop().expect("peeked");
             // A partition also cuts what was already on the wire.
-            let from = slot(flight.msg.from);
+            let from = slot(flight.from);
             if s.blocked[from * s.size + i] {
                 s.stats.dropped += 1;
+                s.codec.recycle(flight.wire);
                 continue;
             }
+            let m = match s.codec.decode(flight.from, flight.to, flight.wire) {
+                Ok(m) => m,
+                Err(f) => {
+                    s.stats.dropped += 1;
+                    fault.get_or_insert(f);
+                    continue;
+                }
+            };
             s.stats.delivered += 1;
-            let (tag, a, b) = kind_tag(&flight.msg.kind);
-            let m = &flight.msg;
+            let (tag, a, b) = kind_tag(&m.kind);
             s.trace
                 .write_all(&[now, 2, m.from.0, m.to.0, m.term.0, tag, a, b]);
-            return Some(flight.msg);
+            return Some(m);
         }
     }
 }
