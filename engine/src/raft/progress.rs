@@ -56,6 +56,13 @@ pub struct Progress {
     /// Tags of the last commands this follower forwarded that the leader appended this term
     /// (at most `FORWARDED_SEEN_MAX`): a duplicated `Propose` message is appended once.
     pub forwarded_seen: BTreeSet<u64>,
+    /// Command bytes of each AppendEntries in flight while replicating (its last index and
+    /// its bytes, oldest first), and their sum: the leader stops sending to a follower whose
+    /// unacknowledged bytes reach `Config::inflight_bytes_max` (flow control in bytes, beside
+    /// the count of messages), so a slow follower's queue never grows without bound.
+    inflight_bytes: VecDeque<(Index, u64)>,
+    /// The sum of `inflight_bytes`.
+    pub inflight_bytes_total: u64,
 }
 
 /// Most forwarded-command tags remembered per follower.
@@ -72,31 +79,56 @@ impl Progress {
             recent_active: false,
             commit_sent: Index(0),
             forwarded_seen: BTreeSet::new(),
+            inflight_bytes: VecDeque::new(),
+            inflight_bytes_total: 0,
         }
     }
 
-    /// True if the leader may send entries now.
+    /// True if the leader may send entries now (no limit on bytes in flight).
     pub fn can_send(&self, inflight_msgs_max: usize) -> bool {
+        self.can_send_within(inflight_msgs_max, u64::MAX)
+    }
+
+    /// True if the leader may send entries now: fewer than `inflight_msgs_max` messages and
+    /// fewer than `inflight_bytes_max` command bytes are unacknowledged (one message always
+    /// goes into an empty pipeline, however large).
+    pub fn can_send_within(&self, inflight_msgs_max: usize, inflight_bytes_max: u64) -> bool {
         match &self.state {
             ProgressState::Probe { paused } => !paused,
-            ProgressState::Replicate { inflight } => inflight.len() < inflight_msgs_max,
+            ProgressState::Replicate { inflight } => {
+                inflight.len() < inflight_msgs_max
+                    && (inflight.is_empty() || self.inflight_bytes_total < inflight_bytes_max)
+            }
             ProgressState::Snapshot { .. } => false,
         }
     }
 
     /// Records that an AppendEntries ending at `last` was sent.
     pub fn sent(&mut self, last: Index) {
+        self.sent_bytes(last, 0);
+    }
+
+    /// Records that an AppendEntries ending at `last`, carrying `bytes` of commands, was sent.
+    pub fn sent_bytes(&mut self, last: Index, bytes: u64) {
         match &mut self.state {
             ProgressState::Probe { paused } => *paused = true,
             ProgressState::Replicate { inflight } => {
                 if last >= self.next_index {
                     assert!(inflight.back().is_none_or(|&b| b < last), "inflight grows");
                     inflight.push_back(last);
+                    self.inflight_bytes.push_back((last, bytes));
+                    self.inflight_bytes_total += bytes;
                     self.next_index = last.next();
                 }
             }
             ProgressState::Snapshot { .. } => {}
         }
+    }
+
+    /// Forgets the bytes in flight (the pipeline was reset).
+    fn clear_inflight_bytes(&mut self) {
+        self.inflight_bytes.clear();
+        self.inflight_bytes_total = 0;
     }
 
     /// A success reply: the follower matches up to `match_index`. Returns true if it moved.
@@ -114,10 +146,17 @@ impl Progress {
                 self.state = ProgressState::Replicate {
                     inflight: VecDeque::new(),
                 };
+                self.clear_inflight_bytes();
             }
             ProgressState::Replicate { inflight } => {
                 while inflight.front().is_some_and(|&f| f <= match_index) {
                     inflight.pop_front();
+                }
+                while let Some(&(last, bytes)) = self.inflight_bytes.front()
+                    && last <= match_index
+                {
+                    self.inflight_bytes.pop_front();
+                    self.inflight_bytes_total -= bytes;
                 }
             }
         }
@@ -133,6 +172,7 @@ impl Progress {
         );
         self.next_index = next_index;
         self.state = ProgressState::Probe { paused: false };
+        self.clear_inflight_bytes();
     }
 
     /// A heartbeat round lets a paused probe try again, so a lost probe is retried.
@@ -156,6 +196,7 @@ impl Progress {
     /// `heartbeats` heartbeat rounds.
     pub fn snapshot_sent(&mut self, index: Index, heartbeats: u64) {
         self.next_index = self.next_index.max(index.next());
+        self.clear_inflight_bytes();
         self.state = ProgressState::Snapshot {
             index,
             heartbeats_left: heartbeats.max(1),
@@ -205,6 +246,29 @@ mod tests {
         assert!(p.on_success(Index(5)));
         assert_eq!(p.next_index, Index(6));
         assert!(matches!(p.state, ProgressState::Replicate { .. }));
+    }
+
+    #[test]
+    fn bytes_in_flight_stop_the_pipeline_until_acknowledged() {
+        let mut p = Progress::new(Index(0));
+        p.on_success(Index(0));
+        assert!(p.can_send_within(64, 100));
+        p.sent_bytes(Index(1), 60);
+        assert!(p.can_send_within(64, 100), "60 of 100 bytes in flight");
+        p.sent_bytes(Index(2), 60);
+        assert_eq!(p.inflight_bytes_total, 120);
+        assert!(!p.can_send_within(64, 100), "the byte budget is spent");
+        assert!(p.can_send(64), "no byte limit: the count alone decides");
+        p.on_success(Index(1));
+        assert_eq!(p.inflight_bytes_total, 60);
+        assert!(p.can_send_within(64, 100));
+        p.on_reject(Index(2));
+        assert_eq!(p.inflight_bytes_total, 0, "a reset pipeline holds nothing");
+        // One message larger than the budget still goes into an empty pipeline.
+        p.on_success(Index(1));
+        assert!(p.can_send_within(64, 10));
+        p.sent_bytes(Index(3), 1_000);
+        assert!(!p.can_send_within(64, 10));
     }
 
     #[test]

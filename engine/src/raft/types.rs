@@ -296,6 +296,9 @@ pub struct Config {
     pub msg_entries_max: usize,
     /// Most AppendEntries messages in flight to one follower while replicating.
     pub inflight_msgs_max: usize,
+    /// Most command bytes in flight to one follower while replicating (etcd-io/raft's
+    /// MaxInflightBytes): past it the leader waits for acknowledgements before sending more.
+    pub inflight_bytes_max: u64,
     /// Most entries the leader accepts beyond its commit index before dropping proposals.
     pub uncommitted_entries_max: u64,
     /// Most command bytes in one AppendEntries message; one entry goes alone even if larger
@@ -344,6 +347,7 @@ impl Config {
             heartbeat_interval_ticks: 1,
             msg_entries_max: 64,
             inflight_msgs_max: 64,
+            inflight_bytes_max: 16 << 20,
             uncommitted_entries_max: 10_000,
             msg_bytes_max: 1 << 20,
             uncommitted_bytes_max: 64 << 20,
@@ -396,6 +400,7 @@ impl Config {
         }
         if self.msg_entries_max == 0
             || self.inflight_msgs_max == 0
+            || self.inflight_bytes_max == 0
             || self.msg_bytes_max == 0
             || self.uncommitted_bytes_max == 0
         {

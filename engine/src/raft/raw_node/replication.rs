@@ -39,6 +39,7 @@ impl RawNode {
         read_seq: u64,
     ) {
         let inflight_max = self.config.inflight_msgs_max;
+        let inflight_bytes_max = self.config.inflight_bytes_max;
         let last = self.log.last_index();
         if !matches!(self.role, Role::Leader { .. }) {
             return;
@@ -71,7 +72,7 @@ impl RawNode {
             p.on_reject(next);
         }
         let p = self.progress_mut(peer);
-        if p.next_index <= last && p.can_send(inflight_max) {
+        if p.next_index <= last && p.can_send_within(inflight_max, inflight_bytes_max) {
             self.send_append(peer);
         }
     }
@@ -209,6 +210,7 @@ impl RawNode {
 
     pub(super) fn broadcast_append(&mut self) {
         let inflight_max = self.config.inflight_msgs_max;
+        let inflight_bytes_max = self.config.inflight_bytes_max;
         let last = self.log.last_index();
         for i in 0..self.config.peers.len() {
             let peer = self.config.peers[i];
@@ -216,7 +218,7 @@ impl RawNode {
                 continue;
             }
             let p = self.progress_mut(peer);
-            if p.next_index <= last && p.can_send(inflight_max) {
+            if p.next_index <= last && p.can_send_within(inflight_max, inflight_bytes_max) {
                 self.send_append(peer);
             }
         }
@@ -252,6 +254,7 @@ impl RawNode {
     /// and a follower that missed an append rejects the heartbeat and is probed.
     pub(super) fn broadcast_heartbeat(&mut self) {
         let inflight_max = self.config.inflight_msgs_max;
+        let inflight_bytes_max = self.config.inflight_bytes_max;
         for i in 0..self.config.peers.len() {
             let peer = self.config.peers[i];
             if peer == self.config.id {
@@ -266,7 +269,7 @@ impl RawNode {
                 continue;
             }
             let p = self.progress_mut(peer);
-            if !p.can_send(inflight_max) {
+            if !p.can_send_within(inflight_max, inflight_bytes_max) {
                 // A full pipeline at heartbeat time means appends or their replies were lost:
                 // probe again from what the follower is known to hold.
                 let next = p.match_index.next();
@@ -285,8 +288,10 @@ impl RawNode {
         }
         let last = self.log.last_index();
         self.send_append_from(peer, prev, last);
-        let sent_last = Index(prev.0 + self.entries_to_send(prev, last).len() as u64);
-        self.progress_mut(peer).sent(sent_last);
+        let entries = self.entries_to_send(prev, last);
+        let sent_last = Index(prev.0 + entries.len() as u64);
+        let bytes = entries.iter().map(|e| e.data().len() as u64).sum();
+        self.progress_mut(peer).sent_bytes(sent_last, bytes);
     }
 
     /// Where an empty AppendEntries to `peer` can start and surely be accepted: its match index,
