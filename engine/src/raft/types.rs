@@ -53,7 +53,7 @@ pub enum EntryKind {
     /// The empty entry a new leader appends to commit entries of earlier terms (Raft §5.4.2, §8).
     Noop,
     /// An opaque command for the state machine.
-    Command(Vec<u8>),
+    Command(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A command a follower forwarded to the leader for its client (as etcd's followers forward
     /// proposals): `origin` answers its client when it applies the entry whose `tag` it gave.
     Forwarded {
@@ -62,6 +62,7 @@ pub enum EntryKind {
         /// The origin's tag for the proposal, unique across the origin's restarts.
         tag: u64,
         /// The command.
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
 }
@@ -227,6 +228,7 @@ pub struct Proposal {
     /// The follower's tag for it.
     pub tag: u64,
     /// The command.
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 
