@@ -127,7 +127,14 @@ impl World {
             .raft_log()
             .term(index)
             .expect("applied is in the log");
-        self.node(id).compact(Snapshot { index, term, data }, keep);
+        self.node(id).compact(
+            Snapshot {
+                index,
+                term,
+                data: data.into(),
+            },
+            keep,
+        );
         index
     }
 
@@ -255,7 +262,7 @@ fn a_snapshot_keeps_a_matching_suffix() {
     let snapshot = Snapshot {
         index,
         term,
-        data: b"x".to_vec(),
+        data: b"x".to_vec().into(),
     };
     let m = Message {
         from: NodeId(1),

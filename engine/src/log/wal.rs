@@ -370,7 +370,7 @@ mod tests {
         Snapshot {
             index: Index(index),
             term: Term(term),
-            data: data.to_vec(),
+            data: data.into(),
         }
     }
 
@@ -430,7 +430,10 @@ mod tests {
         let (_, recovered) = open(&disk);
         assert_eq!(recovered.log_start, (Index(9), Term(3)));
         assert_eq!(recovered.entries.len(), 1);
-        assert_eq!(recovered.snapshot.map(|s| s.data), Some(b"nine".to_vec()));
+        assert_eq!(
+            recovered.snapshot.map(|s| s.data.to_vec()),
+            Some(b"nine".to_vec())
+        );
     }
 
     #[test]

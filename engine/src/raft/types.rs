@@ -108,8 +108,85 @@ pub struct Snapshot {
     pub index: Index,
     /// The term of the entry at `index` ("last included term").
     pub term: Term,
-    /// The state machine's own serialization of itself.
-    pub data: Vec<u8>,
+    /// The state machine's own serialization of itself, shared rather than copied.
+    pub data: SnapshotData,
+}
+
+/// A snapshot's bytes, immutable and reference-counted: the log's compaction, the Raft core's
+/// copy, every InstallSnapshot chunk and the state machine's restore share one buffer instead
+/// of copying it (a clone or a [`SnapshotData::slice`] costs O(1)).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SnapshotData(bytes::Bytes);
+
+impl SnapshotData {
+    /// The bytes in `range`, sharing this buffer. `range` must lie within the data.
+    #[must_use]
+    pub fn slice(&self, range: std::ops::Range<usize>) -> SnapshotData {
+        SnapshotData(self.0.slice(range))
+    }
+}
+
+impl std::ops::Deref for SnapshotData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for SnapshotData {
+    /// Takes the vector's buffer without copying it.
+    fn from(bytes: Vec<u8>) -> SnapshotData {
+        SnapshotData(bytes::Bytes::from(bytes))
+    }
+}
+
+impl From<&[u8]> for SnapshotData {
+    fn from(bytes: &[u8]) -> SnapshotData {
+        SnapshotData(bytes::Bytes::copy_from_slice(bytes))
+    }
+}
+
+impl std::fmt::Debug for SnapshotData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.0.len())
+    }
+}
+
+/// Serialized as a byte string (postcard: the same bytes as a `Vec<u8>`).
+impl Serialize for SnapshotData {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SnapshotData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<SnapshotData, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = SnapshotData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("snapshot bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<SnapshotData, E> {
+                Ok(SnapshotData::from(v))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<SnapshotData, E> {
+                Ok(SnapshotData::from(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SnapshotData, A::Error> {
+                // Bounded by what the input holds, not by a length it claims.
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    bytes.push(b);
+                }
+                Ok(SnapshotData::from(bytes))
+            }
+        }
+        deserializer.deserialize_bytes(Visit)
+    }
 }
 
 impl std::fmt::Debug for Snapshot {

@@ -847,7 +847,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         let snapshot = Snapshot {
             index: applied,
             term,
-            data: self.sm.snapshot(),
+            data: self.sm.snapshot().into(),
         };
         let bytes = snapshot.data.len();
         if bytes >= crate::log::SNAPSHOT_BYTES_MAX - 64 {
