@@ -69,9 +69,9 @@ impl Observer for Watch {
                 slot.1 = slot.1.max(now - slot.0);
                 slot.0 = now;
             }
-            MessageKind::Snapshot { snapshot } => {
+            MessageKind::Snapshot { data, .. } => {
                 seen.snapshot_msgs += 1;
-                seen.snapshot_bytes += snapshot.data.len() as u64;
+                seen.snapshot_bytes += data.len() as u64;
             }
             _ => {}
         }

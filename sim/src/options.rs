@@ -35,11 +35,14 @@ pub enum Bug {
     /// as its term moves on, though the old leader's entry may still commit: clients retry, and
     /// a command applies twice.
     ForwardEarly,
+    /// A follower takes a snapshot chunk that starts past the bytes it holds as if it followed
+    /// them: after a lost chunk it installs a snapshot with a hole in it.
+    SnapshotGap,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -50,6 +53,7 @@ impl Bug {
         Bug::IndexReuse,
         Bug::LocalExpiry,
         Bug::ForwardEarly,
+        Bug::SnapshotGap,
     ];
 
     /// The name used on the command line.
@@ -65,6 +69,7 @@ impl Bug {
             Bug::IndexReuse => "index-reuse",
             Bug::LocalExpiry => "local-expiry",
             Bug::ForwardEarly => "forward-early",
+            Bug::SnapshotGap => "snapshot-gap",
         }
     }
 
@@ -78,6 +83,7 @@ impl Bug {
                 stale_read: bug == Some(Bug::StaleRead),
                 read_index_early: bug == Some(Bug::ReadIndexEarly),
                 no_truncate: bug == Some(Bug::NoTruncate),
+                snapshot_gap: bug == Some(Bug::SnapshotGap),
             },
             node: engine::server::NodeBugs {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),

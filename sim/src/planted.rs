@@ -79,6 +79,9 @@ fn what(bug: Bug) -> &'static str {
         Bug::ForwardEarly => {
             "a forwarded command reported not applied once the term moves on (it may still commit)"
         }
+        Bug::SnapshotGap => {
+            "a follower skips a lost snapshot chunk and installs the snapshot with a hole in it"
+        }
     }
 }
 

@@ -32,8 +32,8 @@ const INBOUND_MAX: usize = 8192;
 /// Tells a Floe peer stream from anything else that connects.
 const MAGIC: u32 = 0x464c_4f45;
 /// The peer protocol's version, checked in the hello (2: forwarded proposals and the version
-/// field itself).
-const PROTOCOL_VERSION: u32 = 2;
+/// field itself; 3: InstallSnapshot in chunks).
+const PROTOCOL_VERSION: u32 = 3;
 /// Most inbound peer connections open at once (each reads at most a hello until it proves it
 /// belongs to the cluster, within 5 s).
 const INBOUND_CONNECTIONS_MAX: usize = 256;

@@ -270,12 +270,33 @@ pub enum MessageKind {
         /// The `read_seq` of the AppendEntries this answers.
         read_seq: u64,
     },
-    /// InstallSnapshot (Raft §7, Figure 13), sent whole rather than in chunks: the leader has
-    /// compacted the entries the follower needs. Answered with an `AppendResponse` whose
-    /// `match_index` is the snapshot's index once it is durable.
+    /// InstallSnapshot (Raft §7, Figure 13): one chunk of the snapshot the follower needs (the
+    /// leader compacted those entries), at most `Config::msg_bytes_max` bytes of it. Chunks go
+    /// one at a time, each answered with a `SnapshotResponse` naming the next byte the
+    /// follower wants, so a transfer resumes where it stopped; the last chunk (`done`) is
+    /// answered with an `AppendResponse` whose `match_index` is the snapshot's index once it
+    /// is durable.
     Snapshot {
-        /// The snapshot.
-        snapshot: Snapshot,
+        /// The snapshot's last included index.
+        index: Index,
+        /// The term of that entry (last included term).
+        term: Term,
+        /// Where `data` lies in the snapshot's bytes.
+        offset: u64,
+        /// The size of the whole snapshot, in bytes.
+        total: u64,
+        /// The chunk: the snapshot's bytes from `offset` on.
+        data: SnapshotData,
+        /// True for the last chunk (`offset + data.len() == total`).
+        done: bool,
+    },
+    /// A follower's answer to a snapshot chunk that is not the last: it holds the snapshot at
+    /// `index` up to byte `offset` (0 when it starts over), and wants the chunk from there.
+    SnapshotResponse {
+        /// The snapshot's last included index.
+        index: Index,
+        /// The next byte the follower wants.
+        offset: u64,
     },
     /// A follower hands its clients' commands to the leader, which appends each as an
     /// [`EntryKind::Forwarded`] entry (or drops them if it does not lead or is full: the
@@ -345,6 +366,10 @@ pub struct Bugs {
     /// A follower appends after its own entries without cutting a conflicting suffix: entries
     /// present at an index are kept whatever their term (Raft §5.3, receiver rule 3 skipped).
     pub no_truncate: bool,
+    /// A follower takes a snapshot chunk that starts past the bytes it holds as if it followed
+    /// them (Raft Figure 13, receiver rule 3, "write data into snapshot file at given offset",
+    /// done wrong): a lost chunk is skipped, and the snapshot installed without its bytes.
+    pub snapshot_gap: bool,
 }
 
 /// Static configuration of one Raft node.
@@ -489,6 +514,13 @@ pub enum ConfigError {
     #[error("invalid raft config: {0}")]
     Invalid(String),
 }
+
+/// The most bytes a follower reserves up front for an incoming snapshot (it grows past this
+/// as chunks come): a forged `total` cannot make it allocate more.
+pub const SNAPSHOT_RESERVE_MAX: u64 = 64 << 20;
+
+/// The largest snapshot a follower assembles (the durable log's own bound on one record).
+pub const SNAPSHOT_TOTAL_MAX: u64 = 1 << 30;
 
 /// Why a proposal was not appended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
