@@ -35,9 +35,9 @@ pub enum Bug {
     /// as its term moves on, though the old leader's entry may still commit: clients retry, and
     /// a command applies twice.
     ForwardEarly,
-    /// A follower takes a snapshot chunk that starts past the bytes it holds as if it followed
-    /// them: after a lost chunk it installs a snapshot with a hole in it.
-    SnapshotGap,
+    /// A follower writes each snapshot chunk after the bytes it holds, whatever its offset: a
+    /// duplicated or resent chunk is written twice, a lost one leaves a hole.
+    ChunkAnyOffset,
 }
 
 impl Bug {
@@ -53,7 +53,7 @@ impl Bug {
         Bug::IndexReuse,
         Bug::LocalExpiry,
         Bug::ForwardEarly,
-        Bug::SnapshotGap,
+        Bug::ChunkAnyOffset,
     ];
 
     /// The name used on the command line.
@@ -69,7 +69,7 @@ impl Bug {
             Bug::IndexReuse => "index-reuse",
             Bug::LocalExpiry => "local-expiry",
             Bug::ForwardEarly => "forward-early",
-            Bug::SnapshotGap => "snapshot-gap",
+            Bug::ChunkAnyOffset => "chunk-any-offset",
         }
     }
 
@@ -83,7 +83,7 @@ impl Bug {
                 stale_read: bug == Some(Bug::StaleRead),
                 read_index_early: bug == Some(Bug::ReadIndexEarly),
                 no_truncate: bug == Some(Bug::NoTruncate),
-                snapshot_gap: bug == Some(Bug::SnapshotGap),
+                chunk_any_offset: bug == Some(Bug::ChunkAnyOffset),
             },
             node: engine::server::NodeBugs {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),

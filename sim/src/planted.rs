@@ -79,8 +79,8 @@ fn what(bug: Bug) -> &'static str {
         Bug::ForwardEarly => {
             "a forwarded command reported not applied once the term moves on (it may still commit)"
         }
-        Bug::SnapshotGap => {
-            "a follower skips a lost snapshot chunk and installs the snapshot with a hole in it"
+        Bug::ChunkAnyOffset => {
+            "a follower writes each snapshot chunk after what it holds, whatever its offset"
         }
     }
 }

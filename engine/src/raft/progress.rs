@@ -173,6 +173,17 @@ impl Progress {
         }
     }
 
+    /// True if a whole heartbeat round passed without an answer about the snapshot in flight,
+    /// given that the leader waits `heartbeats` rounds in all.
+    pub fn snapshot_unanswered(&self, heartbeats: u64) -> bool {
+        match self.state {
+            ProgressState::Snapshot {
+                heartbeats_left, ..
+            } => heartbeats_left + 1 < heartbeats.max(1),
+            _ => false,
+        }
+    }
+
     /// The follower holds the snapshot in flight up to byte `at`: send from there, and wait
     /// `heartbeats` heartbeat rounds again for its next answer.
     pub fn snapshot_progress(&mut self, at: u64, heartbeats: u64) {

@@ -366,10 +366,11 @@ pub struct Bugs {
     /// A follower appends after its own entries without cutting a conflicting suffix: entries
     /// present at an index are kept whatever their term (Raft §5.3, receiver rule 3 skipped).
     pub no_truncate: bool,
-    /// A follower takes a snapshot chunk that starts past the bytes it holds as if it followed
-    /// them (Raft Figure 13, receiver rule 3, "write data into snapshot file at given offset",
-    /// done wrong): a lost chunk is skipped, and the snapshot installed without its bytes.
-    pub snapshot_gap: bool,
+    /// A follower writes each snapshot chunk after the bytes it holds, whatever the chunk's
+    /// offset (Raft Figure 13, receiver rule 3, "write data into snapshot file at given
+    /// offset", done wrong): a duplicated chunk is written twice, a chunk after a lost one
+    /// leaves a hole, and the snapshot is installed so.
+    pub chunk_any_offset: bool,
 }
 
 /// Static configuration of one Raft node.

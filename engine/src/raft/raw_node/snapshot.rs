@@ -66,7 +66,7 @@ impl RawNode {
         }
         let incoming = self.incoming.as_mut().expect("set above");
         let held = incoming.data.len() as u64;
-        if offset != held && !(planted!(self.config.bugs.snapshot_gap) && offset > held) {
+        if offset != held && !planted!(self.config.bugs.chunk_any_offset) {
             // A duplicate, or a chunk after a lost one: ask for what is missing.
             self.answer_chunk(leader, index, held);
             return;
@@ -175,10 +175,15 @@ impl RawNode {
         }
     }
 
-    /// A heartbeat round while a snapshot is on its way to `peer`: the chunk it waits for is
-    /// sent again, in case it or its answer was lost.
+    /// A heartbeat round while a snapshot is on its way to `peer`: if a whole round passed
+    /// with no answer, the chunk it waits for is sent again, in case it or its answer was
+    /// lost (a follower busy installing the last chunk is not sent it again at every round).
     pub(super) fn resend_chunk(&mut self, peer: NodeId) {
+        let patience = self.snapshot_patience();
         let p = self.progress_mut(peer);
+        if !p.snapshot_unanswered(patience) {
+            return;
+        }
         let Some((index, offset)) = p.snapshot_in_flight() else {
             return;
         };
