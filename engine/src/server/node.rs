@@ -790,9 +790,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         Ok(())
     }
 
-    /// A snapshot from the leader (Raft §7): the log on disk becomes the snapshot, the hard
-    /// state and the entries this node kept after it (durable before any answer leaves), and
-    /// the state machine is restored from it.
+    /// A snapshot from the leader (Raft §7): the state machine is restored from it, and the
+    /// log on disk becomes the snapshot, the hard state and the entries this node kept after
+    /// it (durable before any answer leaves).
     async fn install<D: Disk>(
         &mut self,
         wal: &mut Wal<D>,
@@ -804,13 +804,15 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             snapshot.index,
             "the log starts at the snapshot"
         );
-        self.rewrite_log(wal, &snapshot).await?;
+        // Restored first: a snapshot that does not restore (corrupt, or not this machine's)
+        // stops the node with the log on disk as it was, so it restarts from what it had.
         self.sm
             .restore(&snapshot.data)
             .map_err(|cause| NodeError::Snapshot {
                 index: snapshot.index,
                 cause,
             })?;
+        self.rewrite_log(wal, &snapshot).await?;
         self.snapshot_index = snapshot.index;
         self.observer
             .snapshot_installed(id, snapshot.index, snapshot.term);
