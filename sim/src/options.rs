@@ -40,11 +40,14 @@ pub enum Bug {
     /// The peer decoder loses the first bytes of a length prefix that arrives split across two
     /// reads, and reads the length from the wrong bytes.
     SplitLengthPrefix,
+    /// A follower writes each snapshot chunk after the bytes it holds, whatever its offset: a
+    /// duplicated or resent chunk is written twice, a lost one leaves a hole.
+    ChunkAnyOffset,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -57,6 +60,7 @@ impl Bug {
         Bug::LocalExpiry,
         Bug::ForwardEarly,
         Bug::SplitLengthPrefix,
+        Bug::ChunkAnyOffset,
     ];
 
     /// The name used on the command line.
@@ -74,6 +78,7 @@ impl Bug {
             Bug::LocalExpiry => "local-expiry",
             Bug::ForwardEarly => "forward-early",
             Bug::SplitLengthPrefix => "split-length-prefix",
+            Bug::ChunkAnyOffset => "chunk-any-offset",
         }
     }
 
@@ -87,6 +92,7 @@ impl Bug {
                 stale_read: bug == Some(Bug::StaleRead),
                 read_index_early: bug == Some(Bug::ReadIndexEarly),
                 no_truncate: bug == Some(Bug::NoTruncate),
+                chunk_any_offset: bug == Some(Bug::ChunkAnyOffset),
             },
             node: engine::server::NodeBugs {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),

@@ -128,6 +128,9 @@ fn what(bug: Bug) -> &'static str {
         Bug::SplitLengthPrefix => {
             "the peer decoder loses a length prefix split across two reads (a TCP read ending inside it)"
         }
+        Bug::ChunkAnyOffset => {
+            "a follower writes each snapshot chunk after what it holds, whatever its offset"
+        }
     }
 }
 

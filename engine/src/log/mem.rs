@@ -183,6 +183,27 @@ impl Disk for MemDisk {
         inner.durable = bytes.to_vec();
         Ok(())
     }
+
+    /// The staged content is the bytes themselves, kept by the caller: a crash (which drops
+    /// the node's memory) loses it and leaves the disk as it was.
+    type Staged = Vec<u8>;
+
+    fn stage<T: Send + 'static, B: FnOnce() -> (Vec<u8>, T) + Send + 'static>(
+        &self,
+        build: B,
+    ) -> impl std::future::Future<Output = std::io::Result<(Vec<u8>, T)>> + 'static + use<T, B>
+    {
+        async move { Ok(build()) }
+    }
+
+    async fn install_staged(&mut self, staged: Vec<u8>, tail: &[u8]) -> std::io::Result<()> {
+        let mut inner = self.lock();
+        inner.pending.clear();
+        let mut content = staged;
+        content.extend_from_slice(tail);
+        inner.durable = content;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -234,7 +234,7 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Option<Record> {
             if log_start.0 > index {
                 return None;
             }
-            let data = std::mem::take(&mut r.0).to_vec();
+            let data = std::mem::take(&mut r.0).to_vec().into();
             Record::Snapshot {
                 snapshot: Snapshot { index, term, data },
                 log_start,

@@ -89,6 +89,9 @@ pub struct Wal<D: Disk> {
     scratch: Vec<u8>,
 }
 
+/// Makes a snapshot's record: its bytes, and the snapshot (or its size if too large).
+type SnapshotRecord = Box<dyn FnOnce() -> (Vec<u8>, Result<Snapshot, usize>) + Send>;
+
 impl<D: Disk> Wal<D> {
     /// Reads the whole disk, replays records, cuts a torn or corrupt tail back to the end of the
     /// last good record, syncs, and returns what is now durable.
@@ -206,6 +209,88 @@ impl<D: Disk> Wal<D> {
             return Err(error.into());
         }
         self.start = log_start.0;
+        self.last_index = last_index;
+        Ok(())
+    }
+
+    /// The first half of a compaction that does not hold up the caller (Raft §7): `build`
+    /// makes the state machine's bytes as of `(index, term)`, and the disk writes the new log's
+    /// snapshot record, whose log starts after `log_start`, beside the log and syncs it
+    /// ([`Disk::stage`]), while the caller goes on appending. The log is unchanged until
+    /// [`Wal::install_staged`]. The snapshot comes back with the staged content, or, if it is
+    /// too large for one record, its size (nothing useful was staged).
+    #[allow(clippy::type_complexity)]
+    pub fn stage_snapshot(
+        &self,
+        (index, term): (Index, Term),
+        log_start: (Index, Term),
+        build: Box<dyn FnOnce() -> Vec<u8> + Send>,
+    ) -> impl std::future::Future<Output = Result<(D::Staged, Result<Snapshot, usize>), LogError>>
+    + 'static
+    + use<D> {
+        assert!(
+            log_start.0 <= index,
+            "the log starts after {}, beyond the snapshot at {index}",
+            log_start.0
+        );
+        let poisoned = self.poisoned;
+        // Boxed: the closure's own type would leak into the node loop's future, and the
+        // compiler then fails to prove that future `Send` (a higher-ranked lifetime error).
+        let make: SnapshotRecord = Box::new(move || {
+            let data = build();
+            let bytes = SNAPSHOT_FIXED_BYTES + data.len();
+            if bytes > SNAPSHOT_BYTES_MAX {
+                return (Vec::new(), Err(bytes));
+            }
+            let snapshot = Snapshot {
+                index,
+                term,
+                data: data.into(),
+            };
+            let mut out = Vec::with_capacity(bytes + 64);
+            encode_snapshot(&snapshot, log_start, &mut out);
+            (out, Ok(snapshot))
+        });
+        let staging = self.disk.stage(make);
+        if poisoned {
+            futures::future::Either::Left(futures::future::ready(Err(LogError::Poisoned)))
+        } else {
+            futures::future::Either::Right(futures::FutureExt::map(staging, |staged| {
+                staged.map_err(LogError::from)
+            }))
+        }
+    }
+
+    /// The second half of [`Wal::stage_snapshot`]: the staged snapshot, then `hard_state`,
+    /// then `entries` (which follow `log_start`, the staged snapshot's), replace the log
+    /// atomically; durable once it returns.
+    pub async fn install_staged(
+        &mut self,
+        staged: D::Staged,
+        log_start: Index,
+        hard_state: &HardState,
+        entries: &[Entry],
+    ) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        if let Some(first) = entries.first().filter(|e| e.index != log_start.next()) {
+            return Err(LogError::IndexGap {
+                index: first.index,
+                last: log_start,
+            });
+        }
+        let last_index = check_entries(log_start, entries)?;
+        let mut tail = Vec::new();
+        encode_hard_state(hard_state, &mut tail);
+        for entry in entries {
+            encode_entry(entry, &mut tail);
+        }
+        if let Err(error) = self.disk.install_staged(staged, &tail).await {
+            self.poisoned = true;
+            return Err(error.into());
+        }
+        self.start = log_start;
         self.last_index = last_index;
         Ok(())
     }
@@ -370,8 +455,46 @@ mod tests {
         Snapshot {
             index: Index(index),
             term: Term(term),
-            data: data.to_vec(),
+            data: data.into(),
         }
+    }
+
+    #[test]
+    fn a_staged_snapshot_changes_nothing_until_installed() {
+        let disk = MemDisk::new();
+        let (mut wal, _) = open(&disk);
+        let entries: Vec<Entry> = (1..=6).map(|i| entry(1, i, Some(b"x"))).collect();
+        wal.append(Some(&hard(1, Some(1), 6)), &entries[..5])
+            .expect("valid batch");
+        now(wal.sync()).expect("sync");
+        let staging = wal.stage_snapshot(
+            (Index(5), Term(1)),
+            (Index(3), Term(1)),
+            Box::new(|| b"state at 5".to_vec()),
+        );
+        let (staged, snap) = now(staging).expect("staged");
+        let snap = snap.expect("small enough");
+        assert_eq!(snap, snapshot(5, 1, b"state at 5"));
+        // The log goes on meanwhile, and a crash now finds it whole and unchanged.
+        wal.append(None, &entries[5..]).expect("append");
+        now(wal.sync()).expect("sync");
+        let (_, recovered) = open(&disk);
+        assert_eq!((recovered.snapshot, recovered.entries.len()), (None, 6));
+        now(wal.install_staged(staged, Index(3), &hard(1, Some(1), 6), &entries[3..]))
+            .expect("installed");
+        assert_eq!(wal.last_index(), Index(6));
+        let (_, recovered) = open(&disk);
+        assert_eq!(recovered.snapshot, Some(snap));
+        assert_eq!(recovered.log_start, (Index(3), Term(1)));
+        assert_eq!(recovered.entries, entries[3..]);
+        // A state too large for one record stages nothing useful and says how large.
+        let staging = wal.stage_snapshot(
+            (Index(6), Term(1)),
+            (Index(6), Term(1)),
+            Box::new(|| vec![0; SNAPSHOT_BYTES_MAX]),
+        );
+        let (_, too_large) = now(staging).expect("staged");
+        assert_eq!(too_large, Err(SNAPSHOT_FIXED_BYTES + SNAPSHOT_BYTES_MAX));
     }
 
     #[test]
@@ -430,7 +553,10 @@ mod tests {
         let (_, recovered) = open(&disk);
         assert_eq!(recovered.log_start, (Index(9), Term(3)));
         assert_eq!(recovered.entries.len(), 1);
-        assert_eq!(recovered.snapshot.map(|s| s.data), Some(b"nine".to_vec()));
+        assert_eq!(
+            recovered.snapshot.map(|s| s.data.to_vec()),
+            Some(b"nine".to_vec())
+        );
     }
 
     #[test]
@@ -808,6 +934,17 @@ mod tests {
             Err(std::io::Error::other("injected sync failure"))
         }
         async fn rewrite(&mut self, _: &[u8]) -> std::io::Result<()> {
+            Err(std::io::Error::other("injected sync failure"))
+        }
+        type Staged = ();
+        fn stage<T: Send + 'static, B: FnOnce() -> (Vec<u8>, T) + Send + 'static>(
+            &self,
+            _: B,
+        ) -> impl std::future::Future<Output = std::io::Result<((), T)>> + 'static + use<T, B>
+        {
+            async { Err(std::io::Error::other("injected sync failure")) }
+        }
+        async fn install_staged(&mut self, (): (), _: &[u8]) -> std::io::Result<()> {
             Err(std::io::Error::other("injected sync failure"))
         }
     }

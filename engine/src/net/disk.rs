@@ -82,6 +82,57 @@ impl Disk for FileDisk {
         self.file = file;
         Ok(())
     }
+
+    /// The path of the staged file, `<file>.staged`.
+    type Staged = PathBuf;
+
+    /// Builds the bytes and writes and syncs `<file>.staged` on tokio's blocking pool, so
+    /// neither the serialisation nor the write runs on the node loop's task.
+    fn stage<T: Send + 'static, B: FnOnce() -> (Vec<u8>, T) + Send + 'static>(
+        &self,
+        build: B,
+    ) -> impl std::future::Future<Output = std::io::Result<(PathBuf, T)>> + 'static + use<T, B>
+    {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(".staged");
+        let staged = self.path.with_file_name(name);
+        // Started now (the node loop runs on tokio), so the future holds only the handle.
+        let staging = tokio::task::spawn_blocking(move || {
+            let (bytes, value) = build();
+            let mut file = File::create(&staged)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            Ok((staged, value))
+        });
+        async move { staging.await.map_err(std::io::Error::other)? }
+    }
+
+    /// Appends the tail to the staged file, syncs it, renames it over the file and syncs the
+    /// directory: a crash leaves the old file or the new one.
+    fn install_staged(
+        &mut self,
+        staged: PathBuf,
+        tail: &[u8],
+    ) -> impl std::future::Future<Output = std::io::Result<()>> {
+        let path = self.path.clone();
+        let tail = tail.to_vec();
+        let installing = tokio::task::spawn_blocking(move || {
+            {
+                let mut file = OpenOptions::new().append(true).open(&staged)?;
+                file.write_all(&tail)?;
+                file.sync_all()?;
+            }
+            std::fs::rename(&staged, &path)?;
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                File::open(parent)?.sync_all()?;
+            }
+            OpenOptions::new().read(true).append(true).open(&path)
+        });
+        async move {
+            self.file = installing.await.map_err(std::io::Error::other)??;
+            Ok(())
+        }
+    }
 }
 
 /// The blocking part of [`FileDisk::rewrite`]; returns the new file opened for appending.

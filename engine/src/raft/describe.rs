@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::raw_node::{Ready, RoleKind, Status};
-use super::types::{Entry, EntryKind, HardState, Message, MessageKind};
+use super::types::{Entry, EntryKind, HardState, Message, MessageKind, Term};
 
 impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -49,6 +49,36 @@ impl fmt::Display for HardState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let vote = self.voted_for.map_or(0, |v| v.0);
         write!(f, "Term:{} Vote:{} Commit:{}", self.term, vote, self.commit)
+    }
+}
+
+/// InstallSnapshot chunks and their answers.
+fn write_snapshot_message(
+    f: &mut fmt::Formatter<'_>,
+    msg_term: Term,
+    kind: &MessageKind,
+) -> fmt::Result {
+    match kind {
+        MessageKind::Snapshot {
+            index,
+            term,
+            offset,
+            total,
+            data,
+            done,
+        } => write!(
+            f,
+            "MsgSnap Term:{msg_term} Index:{index} LogTerm:{term} Offset:{offset} Bytes:{} \
+             Total:{total} Done:{done}",
+            data.len()
+        ),
+        MessageKind::SnapshotResponse { index, offset } => {
+            write!(
+                f,
+                "MsgSnapResp Term:{msg_term} Index:{index} Offset:{offset}"
+            )
+        }
+        _ => Ok(()),
     }
 }
 
@@ -126,14 +156,9 @@ impl fmt::Display for Message {
                     }
                 }
             }
-            MessageKind::Snapshot { snapshot } => write!(
-                f,
-                "MsgSnap Term:{} Index:{} LogTerm:{} Bytes:{}",
-                self.term,
-                snapshot.index,
-                snapshot.term,
-                snapshot.data.len()
-            ),
+            MessageKind::Snapshot { .. } | MessageKind::SnapshotResponse { .. } => {
+                write_snapshot_message(f, self.term, &self.kind)
+            }
             MessageKind::Propose { proposals } => {
                 write!(f, "MsgProp Term:{} Tags:", self.term)?;
                 write_list(f, proposals.iter().map(|p| p.tag))

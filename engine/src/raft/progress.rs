@@ -28,6 +28,8 @@ pub enum ProgressState {
     Snapshot {
         /// The snapshot's index.
         index: Index,
+        /// The next byte of it to send: the follower holds the bytes before it.
+        offset: u64,
         /// Heartbeat rounds left before the leader gives up waiting.
         heartbeats_left: u64,
     },
@@ -199,8 +201,42 @@ impl Progress {
         self.clear_inflight_bytes();
         self.state = ProgressState::Snapshot {
             index,
+            offset: 0,
             heartbeats_left: heartbeats.max(1),
         };
+    }
+
+    /// The snapshot in flight and the next byte of it to send, if one is.
+    pub fn snapshot_in_flight(&self) -> Option<(Index, u64)> {
+        match self.state {
+            ProgressState::Snapshot { index, offset, .. } => Some((index, offset)),
+            _ => None,
+        }
+    }
+
+    /// True if a whole heartbeat round passed without an answer about the snapshot in flight,
+    /// given that the leader waits `heartbeats` rounds in all.
+    pub fn snapshot_unanswered(&self, heartbeats: u64) -> bool {
+        match self.state {
+            ProgressState::Snapshot {
+                heartbeats_left, ..
+            } => heartbeats_left + 1 < heartbeats.max(1),
+            _ => false,
+        }
+    }
+
+    /// The follower holds the snapshot in flight up to byte `at`: send from there, and wait
+    /// `heartbeats` heartbeat rounds again for its next answer.
+    pub fn snapshot_progress(&mut self, at: u64, heartbeats: u64) {
+        if let ProgressState::Snapshot {
+            offset,
+            heartbeats_left,
+            ..
+        } = &mut self.state
+        {
+            *offset = at;
+            *heartbeats_left = heartbeats.max(1);
+        }
     }
 
     /// Records an AppendEntries that ends at `last` and carries `leader_commit`.

@@ -109,8 +109,85 @@ pub struct Snapshot {
     pub index: Index,
     /// The term of the entry at `index` ("last included term").
     pub term: Term,
-    /// The state machine's own serialization of itself.
-    pub data: Vec<u8>,
+    /// The state machine's own serialization of itself, shared rather than copied.
+    pub data: SnapshotData,
+}
+
+/// A snapshot's bytes, immutable and reference-counted: the log's compaction, the Raft core's
+/// copy, every InstallSnapshot chunk and the state machine's restore share one buffer instead
+/// of copying it (a clone or a [`SnapshotData::slice`] costs O(1)).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SnapshotData(bytes::Bytes);
+
+impl SnapshotData {
+    /// The bytes in `range`, sharing this buffer. `range` must lie within the data.
+    #[must_use]
+    pub fn slice(&self, range: std::ops::Range<usize>) -> SnapshotData {
+        SnapshotData(self.0.slice(range))
+    }
+}
+
+impl std::ops::Deref for SnapshotData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for SnapshotData {
+    /// Takes the vector's buffer without copying it.
+    fn from(bytes: Vec<u8>) -> SnapshotData {
+        SnapshotData(bytes::Bytes::from(bytes))
+    }
+}
+
+impl From<&[u8]> for SnapshotData {
+    fn from(bytes: &[u8]) -> SnapshotData {
+        SnapshotData(bytes::Bytes::copy_from_slice(bytes))
+    }
+}
+
+impl std::fmt::Debug for SnapshotData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.0.len())
+    }
+}
+
+/// Serialized as a byte string (postcard: the same bytes as a `Vec<u8>`).
+impl Serialize for SnapshotData {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SnapshotData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<SnapshotData, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = SnapshotData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("snapshot bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<SnapshotData, E> {
+                Ok(SnapshotData::from(v))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<SnapshotData, E> {
+                Ok(SnapshotData::from(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SnapshotData, A::Error> {
+                // Bounded by what the input holds, not by a length it claims.
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    bytes.push(b);
+                }
+                Ok(SnapshotData::from(bytes))
+            }
+        }
+        deserializer.deserialize_bytes(Visit)
+    }
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -194,12 +271,33 @@ pub enum MessageKind {
         /// The `read_seq` of the AppendEntries this answers.
         read_seq: u64,
     },
-    /// InstallSnapshot (Raft §7, Figure 13), sent whole rather than in chunks: the leader has
-    /// compacted the entries the follower needs. Answered with an `AppendResponse` whose
-    /// `match_index` is the snapshot's index once it is durable.
+    /// InstallSnapshot (Raft §7, Figure 13): one chunk of the snapshot the follower needs (the
+    /// leader compacted those entries), at most `Config::msg_bytes_max` bytes of it. Chunks go
+    /// one at a time, each answered with a `SnapshotResponse` naming the next byte the
+    /// follower wants, so a transfer resumes where it stopped; the last chunk (`done`) is
+    /// answered with an `AppendResponse` whose `match_index` is the snapshot's index once it
+    /// is durable.
     Snapshot {
-        /// The snapshot.
-        snapshot: Snapshot,
+        /// The snapshot's last included index.
+        index: Index,
+        /// The term of that entry (last included term).
+        term: Term,
+        /// Where `data` lies in the snapshot's bytes.
+        offset: u64,
+        /// The size of the whole snapshot, in bytes.
+        total: u64,
+        /// The chunk: the snapshot's bytes from `offset` on.
+        data: SnapshotData,
+        /// True for the last chunk (`offset + data.len() == total`).
+        done: bool,
+    },
+    /// A follower's answer to a snapshot chunk that is not the last: it holds the snapshot at
+    /// `index` up to byte `offset` (0 when it starts over), and wants the chunk from there.
+    SnapshotResponse {
+        /// The snapshot's last included index.
+        index: Index,
+        /// The next byte the follower wants.
+        offset: u64,
     },
     /// A follower hands its clients' commands to the leader, which appends each as an
     /// [`EntryKind::Forwarded`] entry (or drops them if it does not lead or is full: the
@@ -270,6 +368,11 @@ pub struct Bugs {
     /// A follower appends after its own entries without cutting a conflicting suffix: entries
     /// present at an index are kept whatever their term (Raft §5.3, receiver rule 3 skipped).
     pub no_truncate: bool,
+    /// A follower writes each snapshot chunk after the bytes it holds, whatever the chunk's
+    /// offset (Raft Figure 13, receiver rule 3, "write data into snapshot file at given
+    /// offset", done wrong): a duplicated chunk is written twice, a chunk after a lost one
+    /// leaves a hole, and the snapshot is installed so.
+    pub chunk_any_offset: bool,
 }
 
 /// Static configuration of one Raft node.
@@ -419,6 +522,13 @@ pub enum ConfigError {
     #[error("invalid raft config: {0}")]
     Invalid(String),
 }
+
+/// The most bytes a follower reserves up front for an incoming snapshot (it grows past this
+/// as chunks come): a forged `total` cannot make it allocate more.
+pub const SNAPSHOT_RESERVE_MAX: u64 = 64 << 20;
+
+/// The largest snapshot a follower assembles (the durable log's own bound on one record).
+pub const SNAPSHOT_TOTAL_MAX: u64 = 1 << 30;
 
 /// Why a proposal was not appended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -8,7 +8,7 @@
 //! (Raft assumes fail-stop peers, §5 of the paper).
 
 use super::raft_log::RaftLog;
-use super::types::{Index, Message, MessageKind, StepError, Term};
+use super::types::{Index, Message, MessageKind, SNAPSHOT_TOTAL_MAX, StepError, Term};
 
 /// Checks `m`. `leader_last` is this node's last log index if it leads in `m`'s term (the
 /// only case in which answers to AppendEntries are acted on).
@@ -52,10 +52,17 @@ pub(super) fn check(m: &Message, leader_last: Option<Index>) -> Result<(), StepE
             }
             Ok(())
         }
-        MessageKind::Snapshot { snapshot } => {
-            if snapshot.term > m.term || (snapshot.index == Index(0)) != (snapshot.term == Term(0))
-            {
-                return Err(StepError::Malformed("snapshot index and term disagree"));
+        MessageKind::Snapshot {
+            index,
+            term,
+            offset,
+            total,
+            data,
+            done,
+        } => check_chunk((*index, *term), m.term, *offset, *total, data.len(), *done),
+        MessageKind::SnapshotResponse { offset, .. } => {
+            if *offset > SNAPSHOT_TOTAL_MAX {
+                return Err(StepError::Malformed("wants a byte beyond any snapshot"));
             }
             Ok(())
         }
@@ -79,6 +86,42 @@ pub(super) fn check(m: &Message, leader_last: Option<Index>) -> Result<(), StepE
         | MessageKind::ReadIndex { .. }
         | MessageKind::ReadIndexResponse { .. } => Ok(()),
     }
+}
+
+/// InstallSnapshot, one chunk (Raft Figure 13): a snapshot of a real entry (index above 0, its
+/// term no later than the message's), of a size this node takes, the chunk inside it, `done`
+/// exactly on the last one, and no empty chunk before the last (it would never advance).
+fn check_chunk(
+    (index, term): (Index, Term),
+    msg_term: Term,
+    offset: u64,
+    total: u64,
+    len: usize,
+    done: bool,
+) -> Result<(), StepError> {
+    if index == Index(0) || term == Term(0) || term > msg_term {
+        return Err(StepError::Malformed("snapshot index and term disagree"));
+    }
+    if total > SNAPSHOT_TOTAL_MAX {
+        return Err(StepError::Malformed(
+            "snapshot larger than any this node takes",
+        ));
+    }
+    let end = offset.checked_add(len as u64);
+    if end.is_none_or(|end| end > total) {
+        return Err(StepError::Malformed(
+            "snapshot chunk beyond the snapshot's size",
+        ));
+    }
+    if done != (end == Some(total)) {
+        return Err(StepError::Malformed(
+            "snapshot chunk's done flag disagrees with its size",
+        ));
+    }
+    if len == 0 && !done {
+        return Err(StepError::Malformed("empty snapshot chunk before the last"));
+    }
+    Ok(())
 }
 
 /// An AppendEntries this node will act on (its term is not stale) must not rewrite an entry the

@@ -77,7 +77,10 @@ impl Followers {
                 *prev_log_index,
                 Index(prev_log_index.0 + entries.len() as u64),
             ),
-            MessageKind::Snapshot { snapshot } => (snapshot.index, snapshot.index),
+            // A transfer's round trip ends with the answer to its last chunk.
+            MessageKind::Snapshot {
+                index, done: true, ..
+            } => (*index, *index),
             _ => return,
         };
         self.term(msg.term);

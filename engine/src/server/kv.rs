@@ -150,6 +150,12 @@ impl StateMachine for KvMachine {
         self.store.snapshot()
     }
 
+    fn snapshot_view(&self) -> super::SnapshotBuild {
+        // The key map is shared, not copied: the view costs O(1) plus the watch history.
+        let view = self.store.snapshot_view();
+        Box::new(move || view.encode())
+    }
+
     fn restore(&mut self, data: &[u8]) -> Result<(), String> {
         self.store = Store::restore(data)?;
         #[cfg(feature = "planted-bugs")]

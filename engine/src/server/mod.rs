@@ -66,6 +66,10 @@ pub struct Env<C, N, D> {
     pub disk: D,
 }
 
+/// A point-in-time view of a state machine that makes its snapshot bytes when called
+/// ([`StateMachine::snapshot_view`]).
+pub type SnapshotBuild = Box<dyn FnOnce() -> Vec<u8> + Send>;
+
 /// A deterministic state machine fed with committed entries, in log order.
 pub trait StateMachine {
     /// What applying one command yields for the client that proposed it.
@@ -85,6 +89,14 @@ pub trait StateMachine {
     fn poll_watch(&self, watch: &Self::Watch) -> Option<Self::Answer>;
     /// The whole applied state as bytes, for a Raft snapshot (Raft §7).
     fn snapshot(&self) -> Vec<u8>;
+    /// The applied state as it is now, taken cheaply (O(1) or small) on the node loop, that
+    /// becomes [`StateMachine::snapshot`]'s bytes later and away from the loop: the loop hands
+    /// it to [`crate::log::Disk::stage`] and goes on applying meanwhile. The default copies
+    /// the bytes now; a machine with a structurally shared state does better.
+    fn snapshot_view(&self) -> SnapshotBuild {
+        let bytes = self.snapshot();
+        Box::new(move || bytes)
+    }
     /// Replaces the whole state with one saved by [`StateMachine::snapshot`]; an error says why
     /// the bytes are not one (the state is then unchanged).
     fn restore(&mut self, data: &[u8]) -> Result<(), String>;

@@ -335,9 +335,16 @@ where
     let now = clock.now_ms();
     let synced = (recovered_term, recovered_vote);
     let mut node = Node::new(&config, (raw, sm, observer), now, synced, snapshot_index);
+    // The snapshot being built and written away from the loop, if any (Raft §7).
+    let mut snapshotting = None;
     loop {
         node.drain_ready(&mut wal, &mut net, &clock).await?;
-        node.maybe_snapshot(&mut wal, &clock).await?;
+        if snapshotting.is_none()
+            && let Some((job, build)) = node.snapshot_due(clock.now_us())
+        {
+            let staging = wal.stage_snapshot((job.index, job.term), job.log_start, build);
+            snapshotting = Some((job, Box::pin(staging)));
+        }
         node.observer.stepped(&node.raw);
         if node.observer.should_stop() {
             return Ok(());
@@ -346,6 +353,9 @@ where
         // `biased`: poll in a fixed order, so a seed replays exactly (an unbiased select picks a
         // ready branch at random, from an RNG that is not the seed's).
         futures::select_biased! {
+            (job, staged) = staged(&mut snapshotting).fuse() => {
+                node.finish_snapshot(&mut wal, job, staged?, &clock).await?;
+            }
             request = requests.next() => {
                 node.catch_up(clock.now_ms());
                 match request {
@@ -378,6 +388,27 @@ where
         }
         node.housekeep(clock.now_ms(), clock.unix_ms());
     }
+}
+
+/// Completes when the snapshot in `slot` is staged, and empties the slot; never without one.
+async fn staged<J, F: std::future::Future + Unpin>(slot: &mut Option<(J, F)>) -> (J, F::Output) {
+    let Some((_, staging)) = slot.as_mut() else {
+        return futures::future::pending().await;
+    };
+    let staged = staging.await;
+    let (job, _) = slot.take().expect("polled above");
+    (job, staged)
+}
+
+/// A snapshot being taken: what the loop knew when it took the state machine's view.
+struct SnapshotJob {
+    /// The applied index and its term: what the snapshot covers.
+    index: Index,
+    term: Term,
+    /// Where the compacted log will start (`snapshot_keep_entries` below `index`).
+    log_start: (Index, Term),
+    /// When the view was taken (world µs).
+    started_us: u64,
 }
 
 /// Most messages stepped before their `Ready` is handled.
@@ -759,9 +790,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         Ok(())
     }
 
-    /// A snapshot from the leader (Raft §7): the log on disk becomes the snapshot, the hard
-    /// state and the entries this node kept after it (durable before any answer leaves), and
-    /// the state machine is restored from it.
+    /// A snapshot from the leader (Raft §7): the state machine is restored from it, and the
+    /// log on disk becomes the snapshot, the hard state and the entries this node kept after
+    /// it (durable before any answer leaves).
     async fn install<D: Disk>(
         &mut self,
         wal: &mut Wal<D>,
@@ -773,13 +804,15 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             snapshot.index,
             "the log starts at the snapshot"
         );
-        self.rewrite_log(wal, &snapshot).await?;
+        // Restored first: a snapshot that does not restore (corrupt, or not this machine's)
+        // stops the node with the log on disk as it was, so it restarts from what it had.
         self.sm
             .restore(&snapshot.data)
             .map_err(|cause| NodeError::Snapshot {
                 index: snapshot.index,
                 cause,
             })?;
+        self.rewrite_log(wal, &snapshot).await?;
         self.snapshot_index = snapshot.index;
         self.observer
             .snapshot_installed(id, snapshot.index, snapshot.term);
@@ -826,56 +859,90 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         Ok(kept.len())
     }
 
-    /// Raft §7: once `snapshot_entries` entries were applied since the last snapshot, saves
-    /// the state machine and rewrites the log as that snapshot plus the entries after
-    /// `snapshot_keep_entries` before it.
-    async fn maybe_snapshot<D: Disk, C: Clock>(
-        &mut self,
-        wal: &mut Wal<D>,
-        clock: &C,
-    ) -> Result<(), NodeError> {
+    /// Raft §7: once `snapshot_entries` entries were applied since the last snapshot, a view
+    /// of the state machine (O(1) for the store) and what the compacted log will start with.
+    /// The view is serialised and written away from the loop ([`Wal::stage_snapshot`]); the
+    /// log is compacted once that is durable ([`Node::finish_snapshot`]).
+    fn snapshot_due(&mut self, now_us: u64) -> Option<(SnapshotJob, super::SnapshotBuild)> {
         let applied = self.raw.status().applied;
         if self.snapshot_entries == 0 || applied.0 < self.snapshot_index.0 + self.snapshot_entries {
-            return Ok(());
+            return None;
         }
-        let term = self
-            .raw
-            .raft_log()
-            .term(applied)
-            .expect("the applied entry is in the log");
-        let started_us = clock.now_us();
-        let snapshot = Snapshot {
+        let log = self.raw.raft_log();
+        let term = log.term(applied).expect("the applied entry is in the log");
+        let start = Index(applied.0.saturating_sub(self.snapshot_keep_entries)).max(log.offset());
+        let start_term = log
+            .term(start)
+            .expect("the offset and later entries have terms");
+        let job = SnapshotJob {
             index: applied,
             term,
-            data: self.sm.snapshot(),
+            log_start: (start, start_term),
+            started_us: now_us,
         };
-        let bytes = snapshot.data.len();
-        if bytes >= crate::log::SNAPSHOT_BYTES_MAX - 64 {
-            // Too large for one record (or one peer frame): keep the log whole rather than
-            // stop; try again after as many entries.
-            tracing::warn!(
-                node = self.raw.id().0,
-                bytes,
-                "the state machine is too large to snapshot; the log is not compacted"
+        Some((job, self.sm.snapshot_view()))
+    }
+
+    /// The snapshot of `job` is staged (built and written beside the log, durable): the Raft
+    /// core compacts its log to it, and the log on disk becomes the staged snapshot, the hard
+    /// state and the entries kept after `job.log_start` (Raft §7). Dropped if a snapshot from
+    /// the leader was installed meanwhile (it is newer: it lies beyond this node's commit
+    /// index, which was at least `job.index`).
+    async fn finish_snapshot<D: Disk, C: Clock>(
+        &mut self,
+        wal: &mut Wal<D>,
+        job: SnapshotJob,
+        (staged, snapshot): (D::Staged, Result<Snapshot, usize>),
+        clock: &C,
+    ) -> Result<(), NodeError> {
+        let id = self.raw.id();
+        self.snapshot_index = self.snapshot_index.max(job.index);
+        let snapshot = match snapshot {
+            Ok(snapshot) => snapshot,
+            Err(bytes) => {
+                // Too large for one record (or one peer frame): keep the log whole rather
+                // than stop; try again after as many entries.
+                tracing::warn!(
+                    node = id.0,
+                    bytes,
+                    "the state machine is too large to snapshot; the log is not compacted"
+                );
+                return Ok(());
+            }
+        };
+        let log = self.raw.raft_log();
+        let offset =
+            Index(job.index.0.saturating_sub(self.snapshot_keep_entries)).max(log.offset());
+        if self.raw.snapshot().is_some_and(|s| s.index >= job.index) || offset != job.log_start.0 {
+            tracing::debug!(
+                node = id.0,
+                index = job.index.0,
+                "a newer snapshot came first"
             );
-            self.snapshot_index = applied;
             return Ok(());
         }
-        self.raw
-            .compact(snapshot.clone(), self.snapshot_keep_entries);
+        let bytes = snapshot.data.len();
+        self.raw.compact(snapshot, self.snapshot_keep_entries);
         let log = self.raw.raft_log();
+        debug_assert_eq!(log.offset(), job.log_start.0, "compacted where staged");
         debug_assert_eq!(log.stable(), log.last_index(), "a drained log is stable");
-        let kept = self.rewrite_log(wal, &snapshot).await?;
-        let saved_us = clock.now_us();
+        let kept = log
+            .slice(log.first_index(), log.stable(), usize::MAX)
+            .to_vec();
+        let hard_state = self.raw.hard_state();
+        wal.install_staged(staged, job.log_start.0, &hard_state, &kept)
+            .await?;
+        self.synced_term = hard_state.term;
+        self.synced_vote = hard_state.voted_for;
+        self.observer.persisted(id, Some(&hard_state), &[]);
         self.metrics
             .snapshot_save
-            .observe(saved_us.saturating_sub(started_us));
-        self.snapshot_index = applied;
+            .observe(clock.now_us().saturating_sub(job.started_us));
         tracing::debug!(
-            node = self.raw.id().0,
-            index = applied.0,
+            node = id.0,
+            index = job.index.0,
             bytes,
-            kept,
+            kept = kept.len(),
             "took a snapshot and compacted the log"
         );
         Ok(())

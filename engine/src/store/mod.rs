@@ -86,6 +86,58 @@ struct Image {
     capacity: u64,
 }
 
+/// A point-in-time view of a [`Store`] ([`Store::snapshot_view`]), independent of the store's
+/// later changes, that [`StoreView::encode`]s to the bytes [`Store::snapshot`] gives.
+#[derive(Clone, Debug)]
+pub struct StoreView {
+    index: u64,
+    nodes: imbl::OrdMap<String, tree::Node>,
+    events: Vec<Event>,
+    cleared: bool,
+    capacity: u64,
+}
+
+/// [`Image`] as it is written, borrowing the view's nodes instead of collecting copies.
+#[derive(serde::Serialize)]
+struct ImageRef<'a> {
+    version: u32,
+    index: u64,
+    nodes: NodesRef<'a>,
+    events: &'a [Event],
+    cleared: bool,
+    capacity: u64,
+}
+
+/// The nodes of a view, serialised as the sequence of pairs [`Image`] reads back.
+struct NodesRef<'a>(&'a imbl::OrdMap<String, tree::Node>);
+
+impl serde::Serialize for NodesRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for pair in self.0.iter() {
+            seq.serialize_element(&pair)?;
+        }
+        seq.end()
+    }
+}
+
+impl StoreView {
+    /// The snapshot bytes (the format of [`Store::snapshot`]). Takes time in proportion to the
+    /// store's size: the node loop calls it off the loop.
+    pub fn encode(&self) -> Vec<u8> {
+        let image = ImageRef {
+            version: IMAGE_VERSION,
+            index: self.index,
+            nodes: NodesRef(&self.nodes),
+            events: &self.events,
+            cleared: self.cleared,
+            capacity: self.capacity,
+        };
+        postcard::to_stdvec(&image).expect("a store always serializes")
+    }
+}
+
 impl Default for Store {
     fn default() -> Store {
         Store::new()
@@ -116,20 +168,20 @@ impl Store {
     /// The whole store as bytes (a Raft snapshot, Raft §7): the tree, the index and the watch
     /// history, so that watches keep working across a restore.
     pub fn snapshot(&self) -> Vec<u8> {
+        self.snapshot_view().encode()
+    }
+
+    /// The store as it is now, for a snapshot encoded later (and elsewhere): the tree is shared
+    /// (O(1)), the watch history (at most its capacity of events) is copied.
+    pub fn snapshot_view(&self) -> StoreView {
         let (events, cleared, capacity) = self.history.parts();
-        let image = Image {
-            version: IMAGE_VERSION,
+        StoreView {
             index: self.index,
-            nodes: self
-                .tree
-                .nodes()
-                .map(|(k, n)| (k.clone(), n.clone()))
-                .collect(),
+            nodes: self.tree.nodes_view(),
             events,
             cleared,
             capacity: capacity as u64,
-        };
-        postcard::to_stdvec(&image).expect("a store always serializes")
+        }
     }
 
     /// A store restored from [`Store::snapshot`]'s bytes; an error says why they are not one.

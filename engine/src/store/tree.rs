@@ -59,16 +59,21 @@ impl Node {
 ///
 /// Invariant: every ancestor of a stored key is a stored directory, and `expiry` holds exactly the
 /// `(expire_at_ms, key)` pairs of the stored nodes that have a TTL.
+///
+/// The nodes live in a persistent map (`imbl::OrdMap`): a clone shares the whole map and costs
+/// O(1), and later writes copy only the paths they touch, so a snapshot takes its point-in-time
+/// view on the node loop and serialises it elsewhere ([`Tree::nodes_view`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Tree {
-    nodes: BTreeMap<String, Node>,
+    nodes: imbl::OrdMap<String, Node>,
     expiry: BTreeSet<(u64, String)>,
 }
 
 impl Tree {
-    /// Every stored node in key order, for a snapshot.
-    pub(crate) fn nodes(&self) -> impl Iterator<Item = (&String, &Node)> {
-        self.nodes.iter()
+    /// The stored nodes as they are now, sharing this map (O(1)); later changes to the tree
+    /// do not show in it.
+    pub(crate) fn nodes_view(&self) -> imbl::OrdMap<String, Node> {
+        self.nodes.clone()
     }
 
     /// A tree of `nodes` restored from a snapshot, checking its invariant: every ancestor of a

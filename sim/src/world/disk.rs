@@ -53,4 +53,31 @@ impl Disk for SimDisk {
         }
         self.mem.rewrite(bytes).await
     }
+
+    type Staged = Vec<u8>;
+
+    fn stage<T: Send + 'static, B: FnOnce() -> (Vec<u8>, T) + Send + 'static>(
+        &self,
+        build: B,
+    ) -> impl std::future::Future<Output = std::io::Result<(Vec<u8>, T)>> + 'static + use<T, B>
+    {
+        // Writing and syncing the new file's bulk take a sync's time, while the node goes on;
+        // a crash meanwhile drops the staged bytes with the node and keeps the old file.
+        let (clock, sync_ms) = (self.clock.clone(), self.sync_ms);
+        let staging = self.mem.stage(build);
+        async move {
+            if sync_ms > 0 {
+                clock.sleep_ms(sync_ms).await;
+            }
+            staging.await
+        }
+    }
+
+    async fn install_staged(&mut self, staged: Vec<u8>, tail: &[u8]) -> std::io::Result<()> {
+        // The tail's write and sync, then the rename.
+        if self.sync_ms > 0 {
+            self.clock.sleep_ms(self.sync_ms).await;
+        }
+        self.mem.install_staged(staged, tail).await
+    }
 }

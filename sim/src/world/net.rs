@@ -169,7 +169,8 @@ fn kind_tag(kind: &MessageKind) -> (u64, u64, u64) {
             last_log_term,
         } => (7, last_log_index.0, last_log_term.0),
         MessageKind::PreVoteResponse { granted } => (8, u64::from(*granted), 0),
-        MessageKind::Snapshot { snapshot } => (9, snapshot.index.0, snapshot.term.0),
+        MessageKind::Snapshot { index, offset, .. } => (9, index.0, *offset),
+        MessageKind::SnapshotResponse { index, offset } => (11, index.0, *offset),
         MessageKind::Propose { proposals } => (
             10,
             proposals.len() as u64,

@@ -388,6 +388,16 @@ impl Disk for Inspect {
     async fn rewrite(&mut self, _: &[u8]) -> std::io::Result<()> {
         Ok(())
     }
+    type Staged = ();
+    fn stage<T: Send + 'static, B: FnOnce() -> (Vec<u8>, T) + Send + 'static>(
+        &self,
+        build: B,
+    ) -> impl Future<Output = std::io::Result<((), T)>> + 'static + use<T, B> {
+        async move { Ok(((), build().1)) }
+    }
+    async fn install_staged(&mut self, (): (), _: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Refuses a data dir of another cluster or member, and a log damaged before its tail (a torn

@@ -169,6 +169,8 @@ impl RawNode {
             .map(|&p| (p, Progress::new(last)))
             .collect();
         self.role = Role::Leader { progress };
+        // A snapshot half received from an earlier leader is of no use to a leader.
+        self.incoming = None;
         self.uncommitted_bytes = self.bytes_between(self.log.commit(), last);
         self.reads.clear();
         self.heartbeat_elapsed = 0;

@@ -194,6 +194,8 @@ pub struct RawNode {
     snapshot: Option<Snapshot>,
     /// A snapshot received from the leader, for the next `Ready`.
     pending_snapshot: Option<Snapshot>,
+    /// A snapshot being received from the leader, chunk by chunk.
+    incoming: Option<snapshot::Incoming>,
 }
 
 impl RawNode {
@@ -254,6 +256,7 @@ impl RawNode {
             read_states: Vec::new(),
             snapshot,
             pending_snapshot: None,
+            incoming: None,
         };
         node.reset_election_timer();
         Ok(node)
@@ -524,7 +527,17 @@ impl RawNode {
             } => {
                 self.handle_append_response(m.from, success, match_index, hint, read_seq);
             }
-            MessageKind::Snapshot { snapshot } => self.handle_snapshot(m.from, snapshot),
+            MessageKind::Snapshot {
+                index,
+                term,
+                offset,
+                total,
+                data,
+                done,
+            } => self.handle_snapshot_chunk(m.from, (index, term), offset, total, &data, done),
+            MessageKind::SnapshotResponse { index, offset } => {
+                self.handle_snapshot_response(m.from, index, offset);
+            }
             MessageKind::Propose { proposals } => self.handle_propose(m.from, proposals),
             MessageKind::ReadIndex { ctx } => self.handle_read_index(m.from, ctx),
             MessageKind::ReadIndexResponse { ctx, index } => {
@@ -629,6 +642,7 @@ impl RawNode {
             MessageKind::VoteResponse { .. }
             | MessageKind::PreVoteResponse { .. }
             | MessageKind::AppendResponse { .. }
+            | MessageKind::SnapshotResponse { .. }
             | MessageKind::Propose { .. }
             | MessageKind::ReadIndex { .. }
             | MessageKind::ReadIndexResponse { .. } => {}

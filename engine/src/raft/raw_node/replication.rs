@@ -263,9 +263,11 @@ impl RawNode {
             let p = self.progress_mut(peer);
             p.on_heartbeat();
             if p.snapshot_pending() {
-                // Keep the follower's timer quiet while its snapshot is on the way.
+                // Keep the follower's timer quiet while its snapshot is on the way, and send
+                // the chunk it waits for again, in case it or its answer was lost.
                 let at = self.probe_point(peer);
                 self.send_append_from(peer, at, at);
+                self.resend_chunk(peer);
                 continue;
             }
             let p = self.progress_mut(peer);

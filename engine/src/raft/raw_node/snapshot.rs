@@ -1,16 +1,100 @@
 //! InstallSnapshot (Raft §7, Figure 13): sending a snapshot to a follower that needs compacted
-//! entries, and receiving one from the leader.
+//! entries, in chunks of at most `Config::msg_bytes_max` bytes, one at a time and resumable by
+//! offset; and assembling and installing one from the leader.
 
 use super::RawNode;
-use crate::raft::types::{MessageKind, NodeId, Snapshot};
+use crate::raft::types::{Index, MessageKind, NodeId, Snapshot, SnapshotData, Term};
+
+/// A snapshot being received from the leader, chunk by chunk.
+#[derive(Debug)]
+pub(super) struct Incoming {
+    /// Who sends it, and in which term: another leader or term starts over.
+    leader: NodeId,
+    leader_term: Term,
+    /// The snapshot's last included index and term, and its size.
+    index: Index,
+    term: Term,
+    total: u64,
+    /// The bytes received so far, in order: the only copy made of the snapshot on this node.
+    data: Vec<u8>,
+}
 
 impl RawNode {
-    /// InstallSnapshot receiver (Raft §7, Figure 13): a snapshot beyond what this node has
-    /// committed replaces its log up to the snapshot's index (a matching suffix is kept) and,
-    /// through the next `Ready`, its state machine. The answer acknowledges the commit index,
-    /// which is the snapshot's index once it is taken.
-    pub(super) fn handle_snapshot(&mut self, leader: NodeId, snapshot: Snapshot) {
+    /// InstallSnapshot receiver (Raft §7, Figure 13), one chunk: the first (offset 0) starts
+    /// the snapshot (rule 2), each next one is written at its offset (rule 3) and answered
+    /// with the offset wanted next (rule 4); a chunk that does not continue what this node
+    /// holds, or belongs to another snapshot or leader, is answered with the offset it does
+    /// want (0: start over). The last one completes the snapshot, which [`Self::install`]
+    /// takes. A snapshot this node already has (up to its commit index) is answered at once.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn handle_snapshot_chunk(
+        &mut self,
+        leader: NodeId,
+        (index, term): (Index, Term),
+        offset: u64,
+        total: u64,
+        data: &SnapshotData,
+        done: bool,
+    ) {
         self.follow(leader);
+        if index <= self.log.commit() {
+            self.incoming = None;
+            self.acknowledge(leader, self.log.commit(), 0);
+            return;
+        }
+        let same = self.incoming.as_ref().is_some_and(|i| {
+            (i.leader, i.leader_term, i.index, i.term, i.total)
+                == (leader, self.term, index, term, total)
+        });
+        if !same {
+            // Rule 2 (and rule 5: a partial snapshot of another leader or index is discarded).
+            self.incoming = None;
+            if offset != 0 {
+                self.answer_chunk(leader, index, 0);
+                return;
+            }
+            let reserve =
+                usize::try_from(total.min(crate::raft::types::SNAPSHOT_RESERVE_MAX)).unwrap_or(0);
+            self.incoming = Some(Incoming {
+                leader,
+                leader_term: self.term,
+                index,
+                term,
+                total,
+                data: Vec::with_capacity(reserve),
+            });
+        }
+        let incoming = self.incoming.as_mut().expect("set above");
+        let held = incoming.data.len() as u64;
+        if offset != held && !planted!(self.config.bugs.chunk_any_offset) {
+            // A duplicate, or a chunk after a lost one: ask for what is missing.
+            self.answer_chunk(leader, index, held);
+            return;
+        }
+        incoming.data.extend_from_slice(data);
+        if !done {
+            let held = incoming.data.len() as u64;
+            self.answer_chunk(leader, index, held);
+            return;
+        }
+        let incoming = self.incoming.take().expect("set above");
+        let snapshot = Snapshot {
+            index,
+            term,
+            data: SnapshotData::from(incoming.data),
+        };
+        self.install(leader, snapshot);
+    }
+
+    fn answer_chunk(&mut self, leader: NodeId, index: Index, offset: u64) {
+        self.send(leader, MessageKind::SnapshotResponse { index, offset });
+    }
+
+    /// A whole snapshot from the leader (Raft Figure 13, rules 5 to 8): beyond what this node
+    /// has committed, it replaces the log up to the snapshot's index (a matching suffix is
+    /// kept) and, through the next `Ready`, the state machine. The answer acknowledges the
+    /// commit index, which is the snapshot's index once it is taken.
+    fn install(&mut self, leader: NodeId, snapshot: Snapshot) {
         if snapshot.index > self.log.commit() {
             self.log.restore(snapshot.index, snapshot.term);
             self.snapshot = Some(snapshot.clone());
@@ -19,17 +103,95 @@ impl RawNode {
         self.acknowledge(leader, self.log.commit(), 0);
     }
 
-    /// InstallSnapshot (Raft §7): the follower needs entries this log compacted.
+    /// InstallSnapshot (Raft §7): the follower needs entries this log compacted; the transfer
+    /// of this node's newest snapshot starts at its first byte.
     pub(super) fn send_snapshot(&mut self, peer: NodeId) {
+        let index = self
+            .snapshot
+            .as_ref()
+            .expect("a log compacted above 0 holds a snapshot")
+            .index;
+        let heartbeats = self.snapshot_patience();
+        self.progress_mut(peer).snapshot_sent(index, heartbeats);
+        self.send_chunk(peer, 0);
+    }
+
+    /// Heartbeat rounds the leader waits for an answer to a chunk before it probes again:
+    /// about two election timeouts.
+    fn snapshot_patience(&self) -> u64 {
+        2 * self.config.election_timeout_max_ticks / self.config.heartbeat_interval_ticks + 1
+    }
+
+    /// Sends `peer` the chunk of this node's snapshot that starts at `offset`: at most
+    /// `msg_bytes_max` bytes, sharing the snapshot's buffer.
+    pub(super) fn send_chunk(&mut self, peer: NodeId, offset: u64) {
         let snapshot = self
             .snapshot
-            .clone()
+            .as_ref()
             .expect("a log compacted above 0 holds a snapshot");
-        // Wait about two election timeouts for the answer before probing (and sending) again.
-        let heartbeats =
-            2 * self.config.election_timeout_max_ticks / self.config.heartbeat_interval_ticks + 1;
-        self.progress_mut(peer)
-            .snapshot_sent(snapshot.index, heartbeats);
-        self.send(peer, MessageKind::Snapshot { snapshot });
+        let total = snapshot.data.len();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
+        let budget = usize::try_from(self.config.msg_bytes_max.max(1)).unwrap_or(usize::MAX);
+        let end = start.saturating_add(budget).min(total);
+        let kind = MessageKind::Snapshot {
+            index: snapshot.index,
+            term: snapshot.term,
+            offset: start as u64,
+            total: total as u64,
+            data: snapshot.data.slice(start..end),
+            done: end == total,
+        };
+        self.send(peer, kind);
+    }
+
+    /// The follower holds the snapshot at `index` up to byte `offset`: the next chunk goes
+    /// from there (Raft §7: the leader resends what was lost). An answer about a snapshot this
+    /// node no longer sends starts the transfer of its newest one over.
+    pub(super) fn handle_snapshot_response(&mut self, from: NodeId, index: Index, offset: u64) {
+        if !matches!(self.role, super::Role::Leader { .. }) {
+            return;
+        }
+        let newest = self
+            .snapshot
+            .as_ref()
+            .map(|s| (s.index, s.data.len() as u64));
+        let patience = self.snapshot_patience();
+        let p = self.progress_mut(from);
+        p.recent_active = true;
+        if p.snapshot_in_flight()
+            .is_none_or(|(pending, _)| pending != index)
+        {
+            // Not the transfer in progress: an old or duplicated answer.
+            return;
+        }
+        match newest {
+            Some((newest, len)) if newest == index && offset < len => {
+                p.snapshot_progress(offset, patience);
+                self.send_chunk(from, offset);
+            }
+            // The leader compacted again meanwhile: the newer snapshot goes instead.
+            Some((newest, _)) if newest != index => self.send_snapshot(from),
+            _ => {}
+        }
+    }
+
+    /// A heartbeat round while a snapshot is on its way to `peer`: if a whole round passed
+    /// with no answer, the chunk it waits for is sent again, in case it or its answer was
+    /// lost (a follower busy installing the last chunk is not sent it again at every round).
+    pub(super) fn resend_chunk(&mut self, peer: NodeId) {
+        let patience = self.snapshot_patience();
+        let p = self.progress_mut(peer);
+        if !p.snapshot_unanswered(patience) {
+            return;
+        }
+        let Some((index, offset)) = p.snapshot_in_flight() else {
+            return;
+        };
+        if self.snapshot.as_ref().is_some_and(|s| s.index == index) {
+            self.send_chunk(peer, offset);
+        } else {
+            // The leader compacted again meanwhile: the newer snapshot goes instead.
+            self.send_snapshot(peer);
+        }
     }
 }
