@@ -4,9 +4,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::log::{MemDisk, Recovered};
-use engine::raft::{
-    Config, Entry, HardState, Index, Message, NodeId, RawNode, RoleKind, Status, Term,
-};
+use engine::raft::{Entry, HardState, Index, Message, NodeId, RawNode, RoleKind, Status, Term};
 use engine::server::{Client, Env, KvClient, KvMachine, NodeConfig, Observer};
 use madsim::runtime::Handle;
 use rand::{Rng, SeedableRng};
@@ -50,6 +48,8 @@ pub struct Shared {
     pub trace: Fnv,
     /// Faults injected so far.
     pub faults_injected: u64,
+    /// Faults injected so far, by kind (the kind's name: `crash`, `restart`, `clock-jump`...).
+    pub faults_by_kind: std::collections::BTreeMap<String, u64>,
     /// Snapshots installed from a leader so far.
     pub snapshots_installed: u64,
     /// The highest index of any command acknowledged to a client so far: a linearizable read
@@ -145,6 +145,12 @@ impl Shared {
 }
 
 impl Shared {
+    /// Counts one injected fault of kind `what`.
+    pub fn count_fault(&mut self, what: &str) {
+        self.faults_injected += 1;
+        *self.faults_by_kind.entry(what.to_string()).or_default() += 1;
+    }
+
     /// Records a checker's verdict; the first violation wins.
     pub fn record(&mut self, verdict: Result<(), Violation>, now_ms: u64) {
         if let Err(mut v) = verdict
@@ -275,6 +281,7 @@ impl Cluster {
             rng,
             trace: Fnv::new(),
             faults_injected: 0,
+            faults_by_kind: Default::default(),
             snapshots_installed: 0,
             acked_index_max: engine::raft::Index(0),
             history: crate::workload::History::default(),
@@ -327,7 +334,9 @@ impl Cluster {
                         s.rng.gen_range(0..=config.sync_ms_max),
                     )
                 };
-                let node_config = node_config(&config, id, peers, seed);
+                // Each start draws its own tags (they must not repeat across restarts), with room
+                // below u64::MAX to count up.
+                let node_config = node_config(&config, id, peers, seed, seed >> 2);
                 let machine = KvMachine::with_bugs(Bug::switches(config.bug).kv);
                 let env = Env {
                     clock: clock.clone(),
@@ -404,7 +413,6 @@ impl Cluster {
         let now = self.clock.now_ms();
         let now_us = self.clock.now_us();
         let mut s = self.shared();
-        s.faults_injected += 1;
         s.trace.write_all(&[now, what, id.0]);
         let (name, role) = match what {
             1 => ("crash", Some("down")),
@@ -412,6 +420,7 @@ impl Cluster {
             3 => ("pause", Some("paused")),
             _ => ("resume", None),
         };
+        s.count_fault(name);
         s.world_events.push(WorldEvent {
             at_us: now_us,
             what: name.into(),
@@ -434,7 +443,7 @@ impl Cluster {
         let at_us = self.clock.now_us();
         let mut s = self.shared();
         if what != "heal" {
-            s.faults_injected += 1;
+            s.count_fault(what);
         }
         s.world_events.push(WorldEvent {
             at_us,
@@ -527,28 +536,19 @@ impl std::ops::DerefMut for RngGuard<'_> {
     }
 }
 
-fn node_config(config: &SimConfig, id: NodeId, peers: Vec<NodeId>, seed: u64) -> NodeConfig {
-    let mut raft = Config::new(id, peers, seed);
-    raft.heartbeat_interval_ticks = config.heartbeat_ticks;
-    raft.election_timeout_ticks = config.election_ticks.0;
-    raft.election_timeout_max_ticks = config.election_ticks.1;
-    raft.msg_entries_max = config.msg_entries_max;
+/// The node's configuration: the same function as `floe`'s, from the run's settings; only the
+/// planted-bug switches are the simulator's own.
+fn node_config(
+    config: &SimConfig,
+    id: NodeId,
+    peers: Vec<NodeId>,
+    seed: u64,
+    boot_nonce: u64,
+) -> NodeConfig {
+    let mut node = config.settings.node_config(id, peers, seed, boot_nonce);
     let switches = Bug::switches(config.bug);
-    raft.bugs = switches.raft;
-    raft.pre_vote = config.pre_vote;
-    raft.check_quorum = config.check_quorum;
-    let mut node = NodeConfig::new(raft, config.tick_ms);
+    node.raft.bugs = switches.raft;
     node.bugs = switches.node;
-    node.watchers_max = config.watchers_max;
-    node.leader_sends_before_sync = config.parallel_sync;
-    node.lazy_commit_sync = config.lazy_commit_sync;
-    node.snapshot_entries = config.snapshot_entries;
-    node.snapshot_keep_entries = config.snapshot_keep;
-    node.raft.msg_bytes_max = config.msg_bytes_max;
-    node.raft.uncommitted_bytes_max = config.uncommitted_bytes_max;
-    // Each start draws its own tags (they must not repeat across restarts), with room below
-    // u64::MAX to count up.
-    node.boot_nonce = seed >> 2;
     node
 }
 

@@ -39,6 +39,9 @@ pub struct RunReport {
     pub commands_committed: u64,
     /// Faults injected.
     pub faults_injected: u64,
+    /// Faults injected, by kind: `crash`, `restart`, `pause`, `resume`, the network kinds
+    /// (`partition-halves`, `lossy`...), `leader-churn` and the clock kinds.
+    pub faults_by_kind: std::collections::BTreeMap<String, u64>,
     /// Snapshots installed from a leader (InstallSnapshot, Raft §7).
     pub snapshots_installed: u64,
     /// Client counters.
@@ -187,6 +190,7 @@ async fn safety_phase(cluster: &Cluster) {
             cluster.net.set_loss(0, 0);
             cluster.net.set_latency(config.latency);
         } else if kind == Some(FaultKind::LeaderChurn) {
+            cluster.note_event(FaultKind::LeaderChurn.name(), Vec::new());
             let for_ms = cluster.rng().gen_range(500..=5000);
             churn.start(now, for_ms);
         } else if let Some(kind) = kind {
@@ -459,6 +463,7 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         world_events: shared.world_events.clone(),
         roles: shared.roles.clone(),
         faults_injected: shared.faults_injected,
+        faults_by_kind: shared.faults_by_kind.clone(),
         snapshots_installed: shared.snapshots_installed,
         clients,
         net,

@@ -75,6 +75,8 @@ fn a_failing_seed_prints_its_replay_command_and_writes_its_report() {
         "2",
         "--bug",
         "commit-old-term",
+        "--settings",
+        "varied",
         "--report-dir",
         &dir_arg,
     ]);
@@ -84,7 +86,7 @@ fn a_failing_seed_prints_its_replay_command_and_writes_its_report() {
     assert!(html.contains("<svg") && !html.contains("http://") && !html.contains("https://"));
     let summary = std::fs::read_to_string(folder.join("summary.txt")).expect("summary.txt");
     assert!(
-        summary.contains("--seed 2 --bug commit-old-term"),
+        summary.contains("--seed 2 --bug commit-old-term --settings varied"),
         "{summary}"
     );
     let history = std::fs::read_to_string(folder.join("history.jsonl")).expect("history.jsonl");

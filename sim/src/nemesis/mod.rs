@@ -340,7 +340,10 @@ pub fn perform(cluster: &Cluster, action: &str) -> bool {
             cluster.net.set_loss(0, 0);
             cluster.net.set_latency(cluster.config.latency);
         }
-        "leader-churn" => return false,
+        "leader-churn" => {
+            cluster.note_event(FaultKind::LeaderChurn.name(), Vec::new());
+            return false;
+        }
         other => {
             if let Some(kind) = FaultKind::ALL.into_iter().find(|k| k.name() == other) {
                 inject(cluster, kind);
