@@ -16,7 +16,7 @@ use crate::check::{RaftSafety, Violation};
 use crate::observe;
 use crate::options::{Bug, SimConfig};
 use crate::trace::Fnv;
-use crate::world::{SimClock, SimDisk, SimNet};
+use crate::world::{NodeClock, SimClock, SimDisk, SimNet, Skew};
 
 /// How a node is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,6 +172,8 @@ pub struct Cluster {
     pub clock: SimClock,
     shared: Arc<Mutex<Shared>>,
     disks: Vec<MemDisk>,
+    /// Each machine's clock error, kept across its node's restarts.
+    skews: Vec<Skew>,
     handle: Handle,
     madsim_ids: Vec<madsim::task::NodeId>,
 }
@@ -293,6 +295,30 @@ impl Cluster {
             bad_op: None,
         }));
         let disks: Vec<MemDisk> = (0..n).map(|_| MemDisk::new()).collect();
+        let plan = config.clock;
+        let mut clock_rng = ChaCha8Rng::seed_from_u64(plan.seed);
+        let mut starting = Vec::new();
+        let skews: Vec<Skew> = (0..n)
+            .map(|_| {
+                let (offset_ns, drift_ppb) = plan.draw(&mut clock_rng);
+                starting.push((offset_ns, drift_ppb));
+                Skew::new(offset_ns, drift_ppb, 1_000_000 * plan.error_max_ms as i64)
+            })
+            .collect();
+        {
+            // Every node's starting offset and drift count as clock faults of their kind.
+            let mut s = shared.lock().expect("shared lock poisoned");
+            for (slot, &(offset_ns, drift_ppb)) in starting.iter().enumerate() {
+                s.trace
+                    .write_all(&[slot as u64, offset_ns as u64, drift_ppb as u64]);
+                if offset_ns != 0 {
+                    s.count_fault("clock-offset");
+                }
+                if drift_ppb != 0 {
+                    s.count_fault("clock-drift");
+                }
+            }
+        }
         let handle = Handle::current();
         let mut cluster = Cluster {
             config,
@@ -300,6 +326,7 @@ impl Cluster {
             clock,
             shared,
             disks,
+            skews,
             handle,
             madsim_ids: Vec::new(),
         };
@@ -313,18 +340,22 @@ impl Cluster {
     fn build_node(&self, slot: usize) -> madsim::task::NodeId {
         let id = NodeId(slot as u64 + 1);
         let peers: Vec<NodeId> = (1..=self.config.nodes as u64).map(NodeId).collect();
-        let (config, net, shared, disk) = (
+        let (config, net, shared, disk, skew) = (
             self.config.clone(),
             self.net.clone(),
             self.shared.clone(),
             self.disks[slot].clone(),
+            self.skews[slot].clone(),
         );
         let init = move || {
             let (config, net, shared, disk) =
                 (config.clone(), net.clone(), shared.clone(), disk.clone());
             let peers = peers.clone();
+            let skew = skew.clone();
             async move {
+                // True time for the disk and the checkers; the node's own clock for the node.
                 let clock = SimClock::current();
+                let node_clock = NodeClock::boot(clock.clone(), skew);
                 let (client, requests) = Client::channel(64);
                 let (seed, sync_ms) = {
                     let mut s = shared.lock().expect("shared lock poisoned");
@@ -339,8 +370,8 @@ impl Cluster {
                 let node_config = node_config(&config, id, peers, seed, seed >> 2);
                 let machine = KvMachine::with_bugs(Bug::switches(config.bug).kv);
                 let env = Env {
-                    clock: clock.clone(),
-                    net: net.node(id),
+                    clock: node_clock.clone(),
+                    net: net.node_on(id, node_clock),
                     disk: SimDisk::new(disk, clock.clone(), sync_ms),
                 };
                 let observer = SimObserver {
@@ -436,6 +467,31 @@ impl Cluster {
                 .map_or(0, |c| c.term);
             s.note_role(now_us, id.0, role, term);
         }
+    }
+
+    /// The clock error of node `id`'s machine.
+    pub fn skew(&self, id: NodeId) -> Skew {
+        self.skews[id.0 as usize - 1].clone()
+    }
+
+    /// A clock on node `id`'s machine, as its node reads it (for what `floe` does with its
+    /// node's clock outside the node loop: stamping TTLs, timing lock leases).
+    pub fn node_clock(&self, id: NodeId) -> NodeClock {
+        NodeClock::boot(self.clock.clone(), self.skew(id))
+    }
+
+    /// Records a clock fault on `node` at true time `now_ns`.
+    pub fn note_clock(&self, what: &str, node: NodeId, now_ns: u64) {
+        let kind = match what {
+            "clock-offset" => 5,
+            "clock-drift" => 6,
+            _ => 7,
+        };
+        let error_ns = self.skew(node).error_ns(now_ns);
+        self.shared()
+            .trace
+            .write_all(&[now_ns / 1_000_000, kind, node.0, error_ns as u64]);
+        self.note_event(what, vec![node.0]);
     }
 
     /// Records a fault or repair for the failure report.

@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::nemesis::FaultKind;
-use crate::world::Latency;
+use crate::world::{ClockPlan, Latency, WALL_ERROR_MAX_MS};
 use engine::server::NodeSettings;
 
 /// The share of swarm seeds whose node settings differ from `floe`'s defaults.
@@ -203,6 +203,8 @@ pub struct SimConfig {
     pub leader_bound_ms: u64,
     /// The planted bug, if any.
     pub bug: Option<Bug>,
+    /// What the nodes' clocks may do (offsets, drift, jumps), drawn from its own stream.
+    pub clock: ClockPlan,
     /// Timed fault steps (a scenario's); when set, they replace the random faults.
     pub schedule: Vec<crate::scenario::Step>,
     /// The named scenario this run comes from, if any.
@@ -253,7 +255,7 @@ impl SimConfig {
             tail_max_ms: max_ms + rng.gen_range(0..=200),
         };
         let mut faults = Vec::new();
-        for kind in FaultKind::ALL {
+        for kind in FaultKind::ALL.into_iter().filter(|k| !k.is_clock()) {
             // Swarm testing: each run enables a random subset of faults with random weights.
             if rng.gen_bool(0.7) {
                 faults.push((kind, rng.gen_range(1..=10)));
@@ -291,10 +293,26 @@ impl SimConfig {
             liveness_ms: 10_000,
             leader_bound_ms: 5_000,
             bug: o.bug,
+            clock: ClockPlan::perfect(),
             schedule: Vec::new(),
             scenario: None,
             settings_fixed: o.settings,
         };
+        // The clocks, from their own stream: every node a little off true time and drifting
+        // (up to 200 ppm, or 1% in one seed in eight), and the clock faults in most seeds.
+        let mut clocks = ChaCha8Rng::seed_from_u64(seed ^ 0x434c_4f43_4b00_0000);
+        config.clock = ClockPlan {
+            seed: clocks.r#gen(),
+            offset_max_ms: 100,
+            drift_ppm_max: if clocks.gen_bool(0.125) { 10_000 } else { 200 },
+            jump_max_ms: 200,
+            error_max_ms: WALL_ERROR_MAX_MS,
+        };
+        for kind in FaultKind::ALL.into_iter().filter(|k| k.is_clock()) {
+            if clocks.gen_bool(0.7) {
+                config.faults.push((kind, clocks.gen_range(1..=5)));
+            }
+        }
         // From their own streams, so varying them changes no other draw of the seed.
         let mut vary = ChaCha8Rng::seed_from_u64(seed ^ 0x434f_4e46_4947_0000);
         let drawn = Varied {
@@ -365,6 +383,7 @@ impl SimConfig {
             liveness_ms: 10_000,
             leader_bound_ms: 5_000,
             bug: None,
+            clock: ClockPlan::perfect(),
             schedule: Vec::new(),
             scenario: None,
             settings_fixed: None,
