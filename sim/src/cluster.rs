@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::log::{MemDisk, Recovered};
-use engine::raft::{Entry, HardState, Index, Message, NodeId, RawNode, RoleKind, Status, Term};
+use engine::raft::{
+    Entry, HardState, Index, Message, MessageKind, NodeId, RawNode, RoleKind, Status, Term,
+};
 use engine::server::{Client, Env, KvClient, KvMachine, NodeConfig, Observer};
 use madsim::runtime::Handle;
 use rand::{Rng, SeedableRng};
@@ -71,6 +73,12 @@ pub struct Shared {
     pub roles: Vec<RoleChange>,
     /// The history operation a history checker blamed, if any.
     pub bad_op: Option<u64>,
+    /// Nodes whose current life just sent its first ReadIndex request (for the aimed fault
+    /// `restart-after-read`).
+    pub first_reads: Vec<NodeId>,
+    /// Per node: its current life was started by `restart-after-read` (so its own first read is
+    /// left alone: it is the one an old answer may be taken for).
+    pub aimed_restart: Vec<bool>,
 }
 
 /// What a correct replica answered for one log entry, and when the first replica applied it.
@@ -183,6 +191,8 @@ struct SimObserver {
     id: NodeId,
     shared: Arc<Mutex<Shared>>,
     clock: SimClock,
+    /// This life sent a ReadIndex request already.
+    sent_read: bool,
 }
 
 impl SimObserver {
@@ -255,7 +265,17 @@ impl Observer for SimObserver {
 
     fn sending(&mut self, msg: &Message) {
         let now = self.clock.now_ms();
+        let first_read = !self.sent_read && matches!(msg.kind, MessageKind::ReadIndex { .. });
+        self.sent_read |= first_read;
+        let (id, slot) = (self.id, self.id.0 as usize - 1);
         self.with(|s| {
+            if first_read {
+                if s.aimed_restart[slot] {
+                    s.aimed_restart[slot] = false;
+                } else {
+                    s.first_reads.push(id);
+                }
+            }
             let verdict = s.safety.sending(&observe::message(msg));
             s.record(verdict, now);
         });
@@ -293,6 +313,8 @@ impl Cluster {
             world_events: Vec::new(),
             roles: Vec::new(),
             bad_op: None,
+            first_reads: Vec::new(),
+            aimed_restart: vec![false; n],
         }));
         let disks: Vec<MemDisk> = (0..n).map(|_| MemDisk::new()).collect();
         let plan = config.clock;
@@ -365,9 +387,10 @@ impl Cluster {
                         s.rng.gen_range(0..=config.sync_ms_max),
                     )
                 };
-                // Each start draws its own tags (they must not repeat across restarts), with room
-                // below u64::MAX to count up.
-                let node_config = node_config(&config, id, peers, seed, seed >> 2);
+                // Each start's read and proposal tags begin at its wall clock's nanoseconds, as
+                // `floe`'s do: the node's own, skewed and possibly stepped-back clock.
+                let boot_nonce = node_clock.unix_ns();
+                let node_config = node_config(&config, id, peers, seed, boot_nonce);
                 let machine = KvMachine::with_bugs(Bug::switches(config.bug).kv);
                 let env = Env {
                     clock: node_clock.clone(),
@@ -378,6 +401,7 @@ impl Cluster {
                     id,
                     shared: shared.clone(),
                     clock: clock.clone(),
+                    sent_read: false,
                 };
                 let result =
                     engine::server::run(node_config, env, machine, requests, observer).await;
@@ -553,10 +577,23 @@ impl Cluster {
             NodeState::Down,
             "kill before restart (sim/README.md §2, pitfall 3)"
         );
-        self.shared().states[slot] = NodeState::Up;
+        {
+            let mut s = self.shared();
+            s.states[slot] = NodeState::Up;
+            s.aimed_restart[slot] = false;
+        }
         self.net.set_up(id, true);
         self.handle.restart(self.madsim_ids[slot]);
         self.note_fault(2, id);
+    }
+
+    /// The aimed fault `restart-after-read`: crashes `id` right after its life sent its first
+    /// ReadIndex request and restarts it at once, while the answer may still be on its way.
+    pub fn restart_after_read(&self, id: NodeId) {
+        self.note_event("restart-after-read", vec![id.0]);
+        self.crash(id);
+        self.restart(id);
+        self.shared().aimed_restart[id.0 as usize - 1] = true;
     }
 
     /// Freezes a node.

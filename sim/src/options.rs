@@ -89,11 +89,14 @@ pub enum Bug {
     /// as its term moves on, though the old leader's entry may still commit: clients retry, and
     /// a command applies twice.
     ForwardEarly,
+    /// Read tags restart at each boot instead of from the wall clock's nanoseconds: a restarted
+    /// node takes a ReadIndex answer meant for its previous life for a new read's.
+    ReadCtxReuse,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -104,6 +107,7 @@ impl Bug {
         Bug::IndexReuse,
         Bug::LocalExpiry,
         Bug::ForwardEarly,
+        Bug::ReadCtxReuse,
     ];
 
     /// The name used on the command line.
@@ -119,6 +123,7 @@ impl Bug {
             Bug::IndexReuse => "index-reuse",
             Bug::LocalExpiry => "local-expiry",
             Bug::ForwardEarly => "forward-early",
+            Bug::ReadCtxReuse => "read-ctx-reuse",
         }
     }
 
@@ -136,6 +141,7 @@ impl Bug {
             node: engine::server::NodeBugs {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),
                 forward_early: bug == Some(Bug::ForwardEarly),
+                read_ctx_reuse: bug == Some(Bug::ReadCtxReuse),
             },
             kv: engine::server::KvBugs {
                 watch_skip: bug == Some(Bug::WatchSkip),
@@ -255,7 +261,7 @@ impl SimConfig {
             tail_max_ms: max_ms + rng.gen_range(0..=200),
         };
         let mut faults = Vec::new();
-        for kind in FaultKind::ALL.into_iter().filter(|k| !k.is_clock()) {
+        for kind in (FaultKind::ALL.into_iter()).filter(|k| !k.is_clock() && !k.is_aimed()) {
             // Swarm testing: each run enables a random subset of faults with random weights.
             if rng.gen_bool(0.7) {
                 faults.push((kind, rng.gen_range(1..=10)));
@@ -311,6 +317,13 @@ impl SimConfig {
         for kind in FaultKind::ALL.into_iter().filter(|k| k.is_clock()) {
             if clocks.gen_bool(0.7) {
                 config.faults.push((kind, clocks.gen_range(1..=5)));
+            }
+        }
+        // Aimed faults, from a stream of their own.
+        let mut aimed = ChaCha8Rng::seed_from_u64(seed ^ 0x4149_4d45_4400_0000);
+        for kind in FaultKind::ALL.into_iter().filter(|k| k.is_aimed()) {
+            if aimed.gen_bool(0.5) {
+                config.faults.push((kind, aimed.gen_range(1..=5)));
             }
         }
         // From their own streams, so varying them changes no other draw of the seed.

@@ -79,6 +79,9 @@ fn what(bug: Bug) -> &'static str {
         Bug::ForwardEarly => {
             "a forwarded command reported not applied once the term moves on (it may still commit)"
         }
+        Bug::ReadCtxReuse => {
+            "read tags restart at each boot: a restarted node takes an old ReadIndex answer for a new read's"
+        }
     }
 }
 

@@ -137,7 +137,7 @@ async fn supervise(config: SimConfig) -> RunReport {
 }
 
 /// Faults at random intervals until the safety phase ends (or a rule breaks).
-async fn safety_phase(cluster: &Cluster) {
+async fn safety_phase(cluster: &Arc<Cluster>) {
     let config = &cluster.config;
     let end_ms = config.duration_ms;
     let total: u32 = config.faults.iter().map(|&(_, w)| w).sum();
@@ -145,14 +145,18 @@ async fn safety_phase(cluster: &Cluster) {
     let mut churn = nemesis::Churn::default();
     let mut quiet = QuietWatch::default();
     let mut next_step = 0;
+    let mut aimed = AimedReads::default();
     while cluster.clock.now_ms() < end_ms && cluster.shared().violation.is_none() {
-        let step_ms = config
-            .tick_ms
+        // While `restart-after-read` is aimed, look every millisecond (a ReadIndex round trip
+        // can be shorter than a step).
+        let aiming = cluster.clock.now_ms() < aimed.until_ms;
+        let step_ms = (if aiming { 1 } else { config.tick_ms })
             .min(end_ms.saturating_sub(cluster.clock.now_ms()))
             .max(1);
         cluster.clock.sleep_ms(step_ms).await;
         churn.step(cluster);
         let now = cluster.clock.now_ms();
+        aimed.step(cluster, now);
         quiet.step(cluster, churn.active(now));
         while let Some(step) = config.schedule.get(next_step)
             && step.at_ms <= now
@@ -189,6 +193,9 @@ async fn safety_phase(cluster: &Cluster) {
             cluster.net.heal();
             cluster.net.set_loss(0, 0);
             cluster.net.set_latency(config.latency);
+        } else if kind == Some(FaultKind::RestartAfterRead) {
+            let for_ms = cluster.rng().gen_range(1000..=5000);
+            aimed.until_ms = aimed.until_ms.max(now + for_ms);
         } else if kind == Some(FaultKind::LeaderChurn) {
             cluster.note_event(FaultKind::LeaderChurn.name(), Vec::new());
             let for_ms = cluster.rng().gen_range(500..=5000);
@@ -196,6 +203,63 @@ async fn safety_phase(cluster: &Cluster) {
         } else if let Some(kind) = kind {
             nemesis::inject(cluster, kind);
         }
+    }
+    // The aimed reads are in the history: let them finish before it is judged.
+    for reader in aimed.readers {
+        let _ = reader.await;
+    }
+}
+
+/// The aimed fault `restart-after-read`, advanced by the supervisor every step while it lasts.
+/// A round: a follower starts a fresh life and is asked a quorum read; right after that life's
+/// first ReadIndex request leaves, it is restarted, and the new life is asked a read of its own
+/// while the old answer may be on its way.
+#[derive(Default)]
+struct AimedReads {
+    /// The fault goes on until this time.
+    until_ms: u64,
+    /// The current round's reads are done by then.
+    round_until_ms: u64,
+    /// The reads asked, each as a client of its own.
+    readers: Vec<madsim::task::JoinHandle<()>>,
+}
+
+impl AimedReads {
+    fn step(&mut self, cluster: &Arc<Cluster>, now: u64) {
+        let first_reads = std::mem::take(&mut cluster.shared().first_reads);
+        if now >= self.until_ms {
+            return;
+        }
+        for id in first_reads {
+            if cluster.state(id) == NodeState::Up && cluster.leader() != Some(id) {
+                cluster.restart_after_read(id);
+                self.read(cluster, id, now);
+            }
+        }
+        let leader = cluster.leader();
+        let followers: Vec<NodeId> = (1..=cluster.size() as u64)
+            .map(NodeId)
+            .filter(|&id| Some(id) != leader && cluster.state(id) == NodeState::Up)
+            .collect();
+        if now >= self.round_until_ms && leader.is_some() && !followers.is_empty() {
+            let id = followers[cluster.rng().gen_range(0..followers.len())];
+            cluster.crash(id);
+            cluster.restart(id);
+            self.read(cluster, id, now);
+        }
+    }
+
+    /// Asks `id` a quorum read once it knows a leader again.
+    fn read(&mut self, cluster: &Arc<Cluster>, id: NodeId, now: u64) {
+        let client = cluster.config.clients + self.readers.len();
+        self.readers
+            .push(madsim::task::spawn(workload::read_after_restart(
+                cluster.clone(),
+                client,
+                id,
+                now + 500,
+            )));
+        self.round_until_ms = now + 600;
     }
 }
 

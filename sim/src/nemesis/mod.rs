@@ -43,11 +43,15 @@ pub enum FaultKind {
     ClockDrift,
     /// Step one node's wall clock forward or back (its monotonic clock never goes back).
     ClockJump,
+    /// Aimed, for a while: every follower whose life sends its first ReadIndex request is
+    /// crashed and restarted at once, while the answer may still be on its way (the restarted
+    /// node must not take it for a new read's).
+    RestartAfterRead,
 }
 
 impl FaultKind {
     /// Every fault kind.
-    pub const ALL: [FaultKind; 14] = [
+    pub const ALL: [FaultKind; 15] = [
         FaultKind::PartitionHalves,
         FaultKind::IsolateOne,
         FaultKind::IsolateLeader,
@@ -62,7 +66,13 @@ impl FaultKind {
         FaultKind::ClockOffset,
         FaultKind::ClockDrift,
         FaultKind::ClockJump,
+        FaultKind::RestartAfterRead,
     ];
+
+    /// True for the faults aimed at a moment (drawn on their own stream).
+    pub fn is_aimed(self) -> bool {
+        self == FaultKind::RestartAfterRead
+    }
 
     /// True for the faults of a node's clock.
     pub fn is_clock(self) -> bool {
@@ -91,6 +101,7 @@ impl FaultKind {
             FaultKind::ClockOffset => "clock-offset",
             FaultKind::ClockDrift => "clock-drift",
             FaultKind::ClockJump => "clock-jump",
+            FaultKind::RestartAfterRead => "restart-after-read",
         }
     }
 }
@@ -187,8 +198,8 @@ pub fn inject(cluster: &Cluster, kind: FaultKind) {
             };
             cluster.net.set_latency(slow);
         }
-        FaultKind::LeaderChurn => {
-            // Driven step by step by `Churn`; starting it is all `inject` does.
+        FaultKind::LeaderChurn | FaultKind::RestartAfterRead => {
+            // Driven step by step by the supervisor; starting it is all `inject` does.
         }
         FaultKind::ClockOffset | FaultKind::ClockDrift | FaultKind::ClockJump => {
             let plan = cluster.config.clock;
