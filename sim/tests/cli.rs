@@ -60,9 +60,17 @@ fn json_has_the_promised_fields() {
             "max_term",
             "commands_committed",
             "faults_injected",
+            "faults_by_kind",
         ] {
             assert!(v.get(field).is_some(), "missing {field} in {line}");
         }
+        assert!(
+            v["config"]["production"].is_boolean(),
+            "config.production in {line}"
+        );
+        let faults = v["faults_by_kind"].as_object().expect("an object");
+        let counted: u64 = faults.values().filter_map(serde_json::Value::as_u64).sum();
+        assert_eq!(Some(counted), v["faults_injected"].as_u64(), "{line}");
     }
 }
 
