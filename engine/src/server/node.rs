@@ -54,9 +54,10 @@ pub struct NodeConfig {
     /// node's restarts (an answer from a previous life, still in flight or in the log, would
     /// be taken for a new request's), so each start draws its own: `floe` the wall clock in
     /// nanoseconds (a life issues far fewer than one tag per nanosecond, so a later life's tags
-    /// lie above an earlier one's while the wall clock does not go back, and a clock stepped back
-    /// would have to land within a few thousand nanoseconds of an earlier start to collide), the
-    /// simulator the same from the node's own skewed wall clock.
+    /// lie above an earlier one's while the wall clock does not go back; a clock stepped back
+    /// collides only if the new start lands within as many nanoseconds of an earlier life's
+    /// start as that life issued tags, a millisecond per million), the simulator the same from
+    /// the node's own skewed wall clock.
     pub boot_nonce: u64,
     /// Planted bugs of the node loop (all off by default; only with the `planted-bugs`
     /// feature).
