@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::log::{MemDisk, Recovered};
 use engine::raft::{
-    Config, Entry, HardState, Index, Message, NodeId, RawNode, RoleKind, Status, Term,
+    Entry, HardState, Index, Message, MessageKind, NodeId, RawNode, RoleKind, Status, Term,
 };
 use engine::server::{Client, Env, KvClient, KvMachine, NodeConfig, Observer};
 use madsim::runtime::Handle;
@@ -18,7 +18,7 @@ use crate::check::{RaftSafety, Violation};
 use crate::observe;
 use crate::options::{Bug, SimConfig};
 use crate::trace::Fnv;
-use crate::world::{SimClock, SimDisk, SimNet};
+use crate::world::{NodeClock, SimClock, SimDisk, SimNet, Skew};
 
 /// How a node is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +50,8 @@ pub struct Shared {
     pub trace: Fnv,
     /// Faults injected so far.
     pub faults_injected: u64,
+    /// Faults injected so far, by kind (the kind's name: `crash`, `restart`, `clock-jump`...).
+    pub faults_by_kind: std::collections::BTreeMap<String, u64>,
     /// Snapshots installed from a leader so far.
     pub snapshots_installed: u64,
     /// The highest index of any command acknowledged to a client so far: a linearizable read
@@ -71,6 +73,12 @@ pub struct Shared {
     pub roles: Vec<RoleChange>,
     /// The history operation a history checker blamed, if any.
     pub bad_op: Option<u64>,
+    /// Nodes whose current life just sent its first ReadIndex request (for the aimed fault
+    /// `restart-after-read`).
+    pub first_reads: Vec<NodeId>,
+    /// Per node: its current life was started by `restart-after-read` (so its own first read is
+    /// left alone: it is the one an old answer may be taken for).
+    pub aimed_restart: Vec<bool>,
 }
 
 /// What a correct replica answered for one log entry, and when the first replica applied it.
@@ -145,6 +153,12 @@ impl Shared {
 }
 
 impl Shared {
+    /// Counts one injected fault of kind `what`.
+    pub fn count_fault(&mut self, what: &str) {
+        self.faults_injected += 1;
+        *self.faults_by_kind.entry(what.to_string()).or_default() += 1;
+    }
+
     /// Records a checker's verdict; the first violation wins.
     pub fn record(&mut self, verdict: Result<(), Violation>, now_ms: u64) {
         if let Err(mut v) = verdict
@@ -166,6 +180,8 @@ pub struct Cluster {
     pub clock: SimClock,
     shared: Arc<Mutex<Shared>>,
     disks: Vec<MemDisk>,
+    /// Each machine's clock error, kept across its node's restarts.
+    skews: Vec<Skew>,
     handle: Handle,
     madsim_ids: Vec<madsim::task::NodeId>,
 }
@@ -175,6 +191,8 @@ struct SimObserver {
     id: NodeId,
     shared: Arc<Mutex<Shared>>,
     clock: SimClock,
+    /// This life sent a ReadIndex request already.
+    sent_read: bool,
 }
 
 impl SimObserver {
@@ -247,7 +265,17 @@ impl Observer for SimObserver {
 
     fn sending(&mut self, msg: &Message) {
         let now = self.clock.now_ms();
+        let first_read = !self.sent_read && matches!(msg.kind, MessageKind::ReadIndex { .. });
+        self.sent_read |= first_read;
+        let (id, slot) = (self.id, self.id.0 as usize - 1);
         self.with(|s| {
+            if first_read {
+                if s.aimed_restart[slot] {
+                    s.aimed_restart[slot] = false;
+                } else {
+                    s.first_reads.push(id);
+                }
+            }
             let verdict = s.safety.sending(&observe::message(msg));
             s.record(verdict, now);
         });
@@ -275,6 +303,7 @@ impl Cluster {
             rng,
             trace: Fnv::new(),
             faults_injected: 0,
+            faults_by_kind: Default::default(),
             snapshots_installed: 0,
             acked_index_max: engine::raft::Index(0),
             history: crate::workload::History::default(),
@@ -284,6 +313,8 @@ impl Cluster {
             world_events: Vec::new(),
             roles: Vec::new(),
             bad_op: None,
+            first_reads: Vec::new(),
+            aimed_restart: vec![false; n],
         }));
         net.set_wire_bugs(Bug::switches(config.bug).wire);
         let sink = shared.clone();
@@ -300,6 +331,30 @@ impl Cluster {
                 .record(Err(v), now_ms);
         });
         let disks: Vec<MemDisk> = (0..n).map(|_| MemDisk::new()).collect();
+        let plan = config.clock;
+        let mut clock_rng = ChaCha8Rng::seed_from_u64(plan.seed);
+        let mut starting = Vec::new();
+        let skews: Vec<Skew> = (0..n)
+            .map(|_| {
+                let (offset_ns, drift_ppb) = plan.draw(&mut clock_rng);
+                starting.push((offset_ns, drift_ppb));
+                Skew::new(offset_ns, drift_ppb, 1_000_000 * plan.error_max_ms as i64)
+            })
+            .collect();
+        {
+            // Every node's starting offset and drift count as clock faults of their kind.
+            let mut s = shared.lock().expect("shared lock poisoned");
+            for (slot, &(offset_ns, drift_ppb)) in starting.iter().enumerate() {
+                s.trace
+                    .write_all(&[slot as u64, offset_ns as u64, drift_ppb as u64]);
+                if offset_ns != 0 {
+                    s.count_fault("clock-offset");
+                }
+                if drift_ppb != 0 {
+                    s.count_fault("clock-drift");
+                }
+            }
+        }
         let handle = Handle::current();
         let mut cluster = Cluster {
             config,
@@ -307,6 +362,7 @@ impl Cluster {
             clock,
             shared,
             disks,
+            skews,
             handle,
             madsim_ids: Vec::new(),
         };
@@ -320,18 +376,22 @@ impl Cluster {
     fn build_node(&self, slot: usize) -> madsim::task::NodeId {
         let id = NodeId(slot as u64 + 1);
         let peers: Vec<NodeId> = (1..=self.config.nodes as u64).map(NodeId).collect();
-        let (config, net, shared, disk) = (
+        let (config, net, shared, disk, skew) = (
             self.config.clone(),
             self.net.clone(),
             self.shared.clone(),
             self.disks[slot].clone(),
+            self.skews[slot].clone(),
         );
         let init = move || {
             let (config, net, shared, disk) =
                 (config.clone(), net.clone(), shared.clone(), disk.clone());
             let peers = peers.clone();
+            let skew = skew.clone();
             async move {
+                // True time for the disk and the checkers; the node's own clock for the node.
                 let clock = SimClock::current();
+                let node_clock = NodeClock::boot(clock.clone(), skew);
                 let (client, requests) = Client::channel(64);
                 let (seed, sync_ms) = {
                     let mut s = shared.lock().expect("shared lock poisoned");
@@ -341,17 +401,21 @@ impl Cluster {
                         s.rng.gen_range(0..=config.sync_ms_max),
                     )
                 };
-                let node_config = node_config(&config, id, peers, seed);
+                // Each start's read and proposal tags begin at its wall clock's nanoseconds, as
+                // `floe`'s do: the node's own, skewed and possibly stepped-back clock.
+                let boot_nonce = node_clock.unix_ns();
+                let node_config = node_config(&config, id, peers, seed, boot_nonce);
                 let machine = KvMachine::with_bugs(Bug::switches(config.bug).kv);
                 let env = Env {
-                    clock: clock.clone(),
-                    net: net.node(id),
+                    clock: node_clock.clone(),
+                    net: net.node_on(id, node_clock),
                     disk: SimDisk::new(disk, clock.clone(), sync_ms),
                 };
                 let observer = SimObserver {
                     id,
                     shared: shared.clone(),
                     clock: clock.clone(),
+                    sent_read: false,
                 };
                 let result =
                     engine::server::run(node_config, env, machine, requests, observer).await;
@@ -418,7 +482,6 @@ impl Cluster {
         let now = self.clock.now_ms();
         let now_us = self.clock.now_us();
         let mut s = self.shared();
-        s.faults_injected += 1;
         s.trace.write_all(&[now, what, id.0]);
         let (name, role) = match what {
             1 => ("crash", Some("down")),
@@ -426,6 +489,7 @@ impl Cluster {
             3 => ("pause", Some("paused")),
             _ => ("resume", None),
         };
+        s.count_fault(name);
         s.world_events.push(WorldEvent {
             at_us: now_us,
             what: name.into(),
@@ -443,12 +507,37 @@ impl Cluster {
         }
     }
 
+    /// The clock error of node `id`'s machine.
+    pub fn skew(&self, id: NodeId) -> Skew {
+        self.skews[id.0 as usize - 1].clone()
+    }
+
+    /// A clock on node `id`'s machine, as its node reads it (for what `floe` does with its
+    /// node's clock outside the node loop: stamping TTLs, timing lock leases).
+    pub fn node_clock(&self, id: NodeId) -> NodeClock {
+        NodeClock::boot(self.clock.clone(), self.skew(id))
+    }
+
+    /// Records a clock fault on `node` at true time `now_ns`.
+    pub fn note_clock(&self, what: &str, node: NodeId, now_ns: u64) {
+        let kind = match what {
+            "clock-offset" => 5,
+            "clock-drift" => 6,
+            _ => 7,
+        };
+        let error_ns = self.skew(node).error_ns(now_ns);
+        self.shared()
+            .trace
+            .write_all(&[now_ns / 1_000_000, kind, node.0, error_ns as u64]);
+        self.note_event(what, vec![node.0]);
+    }
+
     /// Records a fault or repair for the failure report.
     pub fn note_event(&self, what: &str, nodes: Vec<u64>) {
         let at_us = self.clock.now_us();
         let mut s = self.shared();
         if what != "heal" {
-            s.faults_injected += 1;
+            s.count_fault(what);
         }
         s.world_events.push(WorldEvent {
             at_us,
@@ -502,10 +591,23 @@ impl Cluster {
             NodeState::Down,
             "kill before restart (sim/README.md §2, pitfall 3)"
         );
-        self.shared().states[slot] = NodeState::Up;
+        {
+            let mut s = self.shared();
+            s.states[slot] = NodeState::Up;
+            s.aimed_restart[slot] = false;
+        }
         self.net.set_up(id, true);
         self.handle.restart(self.madsim_ids[slot]);
         self.note_fault(2, id);
+    }
+
+    /// The aimed fault `restart-after-read`: crashes `id` right after its life sent its first
+    /// ReadIndex request and restarts it at once, while the answer may still be on its way.
+    pub fn restart_after_read(&self, id: NodeId) {
+        self.note_event("restart-after-read", vec![id.0]);
+        self.crash(id);
+        self.restart(id);
+        self.shared().aimed_restart[id.0 as usize - 1] = true;
     }
 
     /// Freezes a node.
@@ -541,28 +643,19 @@ impl std::ops::DerefMut for RngGuard<'_> {
     }
 }
 
-fn node_config(config: &SimConfig, id: NodeId, peers: Vec<NodeId>, seed: u64) -> NodeConfig {
-    let mut raft = Config::new(id, peers, seed);
-    raft.heartbeat_interval_ticks = config.heartbeat_ticks;
-    raft.election_timeout_ticks = config.election_ticks.0;
-    raft.election_timeout_max_ticks = config.election_ticks.1;
-    raft.msg_entries_max = config.msg_entries_max;
+/// The node's configuration: the same function as `floe`'s, from the run's settings; only the
+/// planted-bug switches are the simulator's own.
+fn node_config(
+    config: &SimConfig,
+    id: NodeId,
+    peers: Vec<NodeId>,
+    seed: u64,
+    boot_nonce: u64,
+) -> NodeConfig {
+    let mut node = config.settings.node_config(id, peers, seed, boot_nonce);
     let switches = Bug::switches(config.bug);
-    raft.bugs = switches.raft;
-    raft.pre_vote = config.pre_vote;
-    raft.check_quorum = config.check_quorum;
-    let mut node = NodeConfig::new(raft, config.tick_ms);
+    node.raft.bugs = switches.raft;
     node.bugs = switches.node;
-    node.watchers_max = config.watchers_max;
-    node.leader_sends_before_sync = config.parallel_sync;
-    node.lazy_commit_sync = config.lazy_commit_sync;
-    node.snapshot_entries = config.snapshot_entries;
-    node.snapshot_keep_entries = config.snapshot_keep;
-    node.raft.msg_bytes_max = config.msg_bytes_max;
-    node.raft.uncommitted_bytes_max = config.uncommitted_bytes_max;
-    // Each start draws its own tags (they must not repeat across restarts), with room below
-    // u64::MAX to count up.
-    node.boot_nonce = seed >> 2;
     node
 }
 

@@ -59,6 +59,9 @@ struct Cli {
     /// Switch on a deliberately planted bug.
     #[arg(long, value_enum)]
     bug: Option<Bug>,
+    /// Run `floe`'s default node settings, or the seed's varied ones, whatever the seed draws.
+    #[arg(long, value_enum)]
+    settings: Option<sim::options::Settings>,
     /// Where a failing seed writes its report folder (summary.txt, history.jsonl,
     /// history.html); `none` to write nothing. The default lies under `target/`, outside the
     /// tracked tree; the path is printed.
@@ -430,6 +433,7 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
         max_term: 0,
         commands_committed: 0,
         faults_injected: 0,
+        faults_by_kind: Default::default(),
         snapshots_installed: 0,
         clients: Default::default(),
         ops: Default::default(),
@@ -450,6 +454,7 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
 
 fn json_line(t: &Timed) -> String {
     let mut value = serde_json::to_value(&t.report).expect("reports serialize");
+    value["config"]["production"] = t.report.config.production().into();
     value["wall_ms"] = t.wall_ms.into();
     serde_json::to_string(&value).expect("json values serialize")
 }
@@ -459,12 +464,17 @@ fn print_human(t: &Timed, replay: &str) {
     let c = &r.config;
     println!("SEED={}", r.seed);
     println!(
-        "cluster: {} nodes, tick {} ms, heartbeat {} ticks, election {}..{} ticks, latency {}..{} ms, {} clients at {} ops/s",
+        "cluster: {} nodes, {} settings, tick {} ms, heartbeat {} ticks, election {}..{} ticks, latency {}..{} ms, {} clients at {} ops/s",
         c.nodes,
-        c.tick_ms,
-        c.heartbeat_ticks,
-        c.election_ticks.0,
-        c.election_ticks.1,
+        if c.production() {
+            "production"
+        } else {
+            "varied"
+        },
+        c.settings.tick_ms,
+        c.settings.heartbeat_ticks,
+        c.settings.election_ticks,
+        c.settings.election_max_ticks,
         c.latency.min_ms,
         c.latency.max_ms,
         c.clients,
@@ -478,7 +488,7 @@ fn print_human(t: &Timed, replay: &str) {
         r.elections,
         r.max_term,
         r.faults_injected,
-        c.snapshot_entries,
+        c.settings.snapshot_entries,
         r.snapshots_installed
     );
     println!(
@@ -516,6 +526,7 @@ fn config_for(cli: &Cli, seed: u64) -> SimConfig {
         nodes: cli.nodes.map(|n| n as usize),
         duration_ms: cli.duration.map(|s| s * 1000),
         bug: cli.bug,
+        settings: cli.settings,
     };
     if cli.reference {
         let mut config = SimConfig::bench(seed, overrides.duration_ms.unwrap_or(60_000));
@@ -588,6 +599,7 @@ fn shrink(cli: &Cli, seed: u64) -> ExitCode {
         nodes: cli.nodes.map(|n| n as usize),
         duration_ms: None,
         bug: cli.bug,
+        settings: cli.settings,
     };
     let mut folder = format!("seed-{seed}");
     if let Some(bug) = cli.bug {

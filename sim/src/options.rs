@@ -6,7 +6,61 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::nemesis::FaultKind;
-use crate::world::Latency;
+use crate::world::{ClockPlan, Latency, WALL_ERROR_MAX_MS};
+use engine::server::NodeSettings;
+
+/// The share of swarm seeds whose node settings differ from `floe`'s defaults.
+pub const VARIED_SHARE: f64 = 0.15;
+
+/// What a seed draws for the settings it may vary, whether or not it varies them.
+struct Varied {
+    /// The simulator's fast timing: heartbeat ticks and minimum election ticks of 10 ms.
+    timing: (u64, u64),
+    small_batches: Option<usize>,
+    pre_vote: bool,
+    check_quorum: bool,
+    parallel_sync: bool,
+    lazy_commit_sync: bool,
+    snapshot: Option<(u64, u64)>,
+    msg_bytes_max: Option<u64>,
+    uncommitted_bytes_max: Option<u64>,
+}
+
+impl Varied {
+    /// The varied settings: the simulator's own world before it ran `floe`'s defaults (fast
+    /// 10 ms ticks, PreVote and CheckQuorum each in a quarter of these seeds, sends before sync
+    /// and lazy commit sync in half, snapshots every 5-100 entries in half and never in the
+    /// rest, small batches and tiny byte budgets now and then, 3 s read and forward timeouts),
+    /// with one request per Ready in half of them and `floe`'s 256 in the rest.
+    fn settings(&self, vary: &mut ChaCha8Rng) -> NodeSettings {
+        let mut s = NodeSettings::default();
+        let (heartbeat_ticks, election_min) = self.timing;
+        s.tick_ms = 10;
+        s.heartbeat_ticks = heartbeat_ticks;
+        s.election_ticks = election_min;
+        s.election_max_ticks = election_min * 2;
+        s.pre_vote = self.pre_vote;
+        s.check_quorum = self.check_quorum;
+        s.leader_sends_before_sync = self.parallel_sync;
+        s.lazy_commit_sync = self.lazy_commit_sync;
+        if vary.gen_bool(0.5) {
+            s.requests_per_ready = 1;
+        }
+        (s.snapshot_entries, s.snapshot_keep_entries) = self.snapshot.unwrap_or((0, 0));
+        if let Some(max) = self.small_batches {
+            s.msg_entries_max = max;
+        }
+        if let Some(max) = self.msg_bytes_max {
+            s.msg_bytes_max = max;
+        }
+        if let Some(max) = self.uncommitted_bytes_max {
+            s.uncommitted_bytes_max = max;
+        }
+        s.read_timeout_ms = 3_000;
+        s.forward_timeout_ms = 3_000;
+        s
+    }
+}
 
 /// Planted bugs the simulator can switch on to prove its checkers bite (`sim/README.md` §4).
 /// Each is compiled in and off unless asked.
@@ -43,11 +97,14 @@ pub enum Bug {
     /// A follower writes each snapshot chunk after the bytes it holds, whatever its offset: a
     /// duplicated or resent chunk is written twice, a lost one leaves a hole.
     ChunkAnyOffset,
+    /// Read tags restart at each boot instead of from the wall clock's nanoseconds: a restarted
+    /// node takes a ReadIndex answer meant for its previous life for a new read's.
+    ReadCtxReuse,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 14] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -61,6 +118,7 @@ impl Bug {
         Bug::ForwardEarly,
         Bug::SplitLengthPrefix,
         Bug::ChunkAnyOffset,
+        Bug::ReadCtxReuse,
     ];
 
     /// The name used on the command line.
@@ -79,6 +137,7 @@ impl Bug {
             Bug::ForwardEarly => "forward-early",
             Bug::SplitLengthPrefix => "split-length-prefix",
             Bug::ChunkAnyOffset => "chunk-any-offset",
+            Bug::ReadCtxReuse => "read-ctx-reuse",
         }
     }
 
@@ -97,6 +156,7 @@ impl Bug {
             node: engine::server::NodeBugs {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),
                 forward_early: bug == Some(Bug::ForwardEarly),
+                read_ctx_reuse: bug == Some(Bug::ReadCtxReuse),
             },
             kv: engine::server::KvBugs {
                 watch_skip: bug == Some(Bug::WatchSkip),
@@ -131,14 +191,13 @@ pub struct SimConfig {
     pub seed: u64,
     /// Cluster size.
     pub nodes: usize,
-    /// One Raft tick, in simulated ms.
+    /// The supervisor's step, in simulated ms (how often faults, churn and the liveness watch
+    /// look at the cluster); the nodes' own tick is `settings.tick_ms`.
     pub tick_ms: u64,
-    /// Leader heartbeat interval, in ticks.
-    pub heartbeat_ticks: u64,
-    /// Election timeout range `[min, max)`, in ticks.
-    pub election_ticks: (u64, u64),
-    /// Most entries per AppendEntries.
-    pub msg_entries_max: usize,
+    /// The nodes' settings, built into their configuration by the same function as `floe`'s
+    /// (`engine::server::NodeSettings::node_config`): `floe`'s defaults unless the seed's draw
+    /// varies them.
+    pub settings: engine::server::NodeSettings,
     /// Base one-way latency.
     pub latency: Latency,
     /// Random loss while faults are on, per mille.
@@ -161,8 +220,6 @@ pub struct SimConfig {
     pub reads_percent: u32,
     /// Share of client operations that are watches, percent.
     pub watch_percent: u32,
-    /// Most watches waiting at once on one node.
-    pub watchers_max: usize,
     /// A client gives up on a command after this long.
     pub client_timeout_ms: u64,
     /// Length of the safety phase (faults on), ms.
@@ -177,32 +234,15 @@ pub struct SimConfig {
     pub leader_while_partial: bool,
     /// The planted bug, if any.
     pub bug: Option<Bug>,
-    /// PreVote on (Raft thesis §9.6).
-    pub pre_vote: bool,
-    /// CheckQuorum on (Raft thesis §6.2).
-    pub check_quorum: bool,
-    /// Leaders send before they sync their log (the production node's setting, Raft thesis
-    /// §10.2.1); drawn per seed so the simulator checks it.
-    pub parallel_sync: bool,
-    /// Commit-only hard states are not synced (the production node's setting, as etcd's WAL);
-    /// drawn per seed so the simulator checks it.
-    pub lazy_commit_sync: bool,
-    /// Nodes snapshot their store and compact their log every this many applied entries (0:
-    /// never); drawn small per seed so that compaction, InstallSnapshot and restarts from a
-    /// snapshot happen under faults.
-    pub snapshot_entries: u64,
-    /// Entries kept below each snapshot's index.
-    pub snapshot_keep: u64,
-    /// Most command bytes per AppendEntries (`raft::Config::msg_bytes_max`); drawn tiny in a
-    /// quarter of the seeds so that byte-limited batches split replication.
-    pub msg_bytes_max: u64,
-    /// The leader's budget of uncommitted command bytes (`raft::Config::uncommitted_bytes_max`);
-    /// drawn tiny in a quarter of the seeds so that proposals are refused under load.
-    pub uncommitted_bytes_max: u64,
+    /// What the nodes' clocks may do (offsets, drift, jumps), drawn from its own stream.
+    pub clock: ClockPlan,
     /// Timed fault steps (a scenario's); when set, they replace the random faults.
     pub schedule: Vec<crate::scenario::Step>,
     /// The named scenario this run comes from, if any.
     pub scenario: Option<String>,
+    /// Node settings fixed on the command line (`--settings`), instead of the seed's draw.
+    #[serde(skip)]
+    pub settings_fixed: Option<Settings>,
 }
 
 /// What the command line may fix; the rest comes from the seed.
@@ -214,6 +254,18 @@ pub struct Overrides {
     pub duration_ms: Option<u64>,
     /// Planted bug.
     pub bug: Option<Bug>,
+    /// Production or varied node settings, instead of the seed's draw.
+    pub settings: Option<Settings>,
+}
+
+/// Which node settings a swarm seed runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Settings {
+    /// `floe`'s defaults.
+    Production,
+    /// The seed's varied settings (what the seed draws when it varies them): fast timing,
+    /// PreVote or CheckQuorum off, small snapshots and byte budgets, one request per Ready...
+    Varied,
 }
 
 impl SimConfig {
@@ -222,6 +274,8 @@ impl SimConfig {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5157_4152_4d00_0000);
         let mut flags = ChaCha8Rng::seed_from_u64(seed ^ 0x5052_4556_4f54_4500);
         let nodes = o.nodes.unwrap_or([3, 5, 7][rng.gen_range(0..3)]);
+        // Drawn in every seed (so the draws after them stay where they were), used only by the
+        // seeds whose settings are varied.
         let election_min = rng.gen_range(10..=30);
         let min_ms = rng.gen_range(1..=5);
         let max_ms = min_ms + rng.gen_range(1..=25);
@@ -232,26 +286,20 @@ impl SimConfig {
             tail_max_ms: max_ms + rng.gen_range(0..=200),
         };
         let mut faults = Vec::new();
-        for kind in FaultKind::ALL {
+        for kind in (FaultKind::ALL.into_iter()).filter(|k| !k.is_clock() && !k.is_aimed()) {
             // Swarm testing: each run enables a random subset of faults with random weights.
             if rng.gen_bool(0.7) {
                 faults.push((kind, rng.gen_range(1..=10)));
             }
         }
         let interval_min = rng.gen_range(50..=500);
-        SimConfig {
+        let heartbeat_ticks = rng.gen_range(1..=4);
+        let small_batches = rng.gen_bool(0.3).then(|| rng.gen_range(1..=3));
+        let mut config = SimConfig {
             seed,
             nodes,
             tick_ms: 10,
-            heartbeat_ticks: rng.gen_range(1..=4),
-            election_ticks: (election_min, election_min * 2),
-            // Small batches now and then split a new leader's catch-up, which is where old-term
-            // entries can be counted before the leader's own no-op (Raft Figure 8).
-            msg_entries_max: if rng.gen_bool(0.3) {
-                rng.gen_range(1..=3)
-            } else {
-                64
-            },
+            settings: NodeSettings::default(),
             latency,
             loss_per_mille: if rng.gen_bool(0.5) {
                 rng.gen_range(0..=100)
@@ -271,37 +319,63 @@ impl SimConfig {
             ops_per_s: rng.gen_range(10..=200),
             reads_percent: rng.gen_range(0..=50),
             watch_percent: rng.gen_range(0..=15),
-            watchers_max: 10_000,
             client_timeout_ms: 1000,
             duration_ms: o.duration_ms.unwrap_or(20_000),
             liveness_ms: 10_000,
             leader_bound_ms: 5_000,
             leader_while_partial: false,
             bug: o.bug,
-            // From their own stream, so switching them on changes no other draw of the seed.
+            clock: ClockPlan::perfect(),
+            schedule: Vec::new(),
+            scenario: None,
+            settings_fixed: o.settings,
+        };
+        // The clocks, from their own stream: every node a little off true time and drifting
+        // (up to 200 ppm, or 1% in one seed in eight), and the clock faults in most seeds.
+        let mut clocks = ChaCha8Rng::seed_from_u64(seed ^ 0x434c_4f43_4b00_0000);
+        config.clock = ClockPlan {
+            seed: clocks.r#gen(),
+            offset_max_ms: 100,
+            drift_ppm_max: if clocks.gen_bool(0.125) { 10_000 } else { 200 },
+            jump_max_ms: 200,
+            error_max_ms: WALL_ERROR_MAX_MS,
+        };
+        for kind in FaultKind::ALL.into_iter().filter(|k| k.is_clock()) {
+            if clocks.gen_bool(0.7) {
+                config.faults.push((kind, clocks.gen_range(1..=5)));
+            }
+        }
+        // Aimed faults, from a stream of their own.
+        let mut aimed = ChaCha8Rng::seed_from_u64(seed ^ 0x4149_4d45_4400_0000);
+        for kind in FaultKind::ALL.into_iter().filter(|k| k.is_aimed()) {
+            if aimed.gen_bool(0.5) {
+                config.faults.push((kind, aimed.gen_range(1..=5)));
+            }
+        }
+        // From their own streams, so varying them changes no other draw of the seed.
+        let mut vary = ChaCha8Rng::seed_from_u64(seed ^ 0x434f_4e46_4947_0000);
+        let drawn = Varied {
+            timing: (heartbeat_ticks, election_min),
+            small_batches,
             pre_vote: flags.gen_bool(0.25),
             check_quorum: flags.gen_bool(0.25),
             parallel_sync: flags.gen_bool(0.5),
             lazy_commit_sync: flags.gen_bool(0.5),
-            snapshot_entries: if flags.gen_bool(0.5) {
-                flags.gen_range(5..=100)
-            } else {
-                0
+            snapshot: {
+                let every = flags.gen_bool(0.5).then(|| flags.gen_range(5..=100));
+                let keep = flags.gen_range(0..=10);
+                every.map(|every| (every, keep))
             },
-            snapshot_keep: flags.gen_range(0..=10),
-            msg_bytes_max: if flags.gen_bool(0.25) {
-                flags.gen_range(16..=512)
-            } else {
-                1 << 20
-            },
-            uncommitted_bytes_max: if flags.gen_bool(0.25) {
-                flags.gen_range(64..=4096)
-            } else {
-                64 << 20
-            },
-            schedule: Vec::new(),
-            scenario: None,
+            msg_bytes_max: flags.gen_bool(0.25).then(|| flags.gen_range(16..=512)),
+            uncommitted_bytes_max: flags.gen_bool(0.25).then(|| flags.gen_range(64..=4096)),
+        };
+        // At most one seed in four varies the production settings; the rest run `floe`'s
+        // defaults exactly.
+        let varied = vary.gen_bool(VARIED_SHARE);
+        if o.settings.map_or(varied, |s| s == Settings::Varied) {
+            config.settings = drawn.settings(&mut vary);
         }
+        config
     }
 
     /// The benchmark's fixed world: 5 nodes, 50 ms heartbeats, 150-300 ms election timeouts,
@@ -311,9 +385,22 @@ impl SimConfig {
             seed,
             nodes: 5,
             tick_ms: 10,
-            heartbeat_ticks: 5,
-            election_ticks: (15, 30),
-            msg_entries_max: 64,
+            settings: NodeSettings {
+                tick_ms: 10,
+                heartbeat_ticks: 5,
+                election_ticks: 15,
+                election_max_ticks: 30,
+                pre_vote: false,
+                check_quorum: false,
+                requests_per_ready: 1,
+                leader_sends_before_sync: false,
+                lazy_commit_sync: false,
+                snapshot_entries: 0,
+                snapshot_keep_entries: 0,
+                read_timeout_ms: 3_000,
+                forward_timeout_ms: 3_000,
+                ..NodeSettings::default()
+            },
             latency: Latency {
                 min_ms: 1,
                 max_ms: 5,
@@ -330,24 +417,22 @@ impl SimConfig {
             ops_per_s: 100,
             reads_percent: 0,
             watch_percent: 0,
-            watchers_max: 10_000,
             client_timeout_ms: 1000,
             duration_ms,
             liveness_ms: 10_000,
             leader_bound_ms: 5_000,
             leader_while_partial: false,
             bug: None,
-            pre_vote: false,
-            check_quorum: false,
-            parallel_sync: false,
-            lazy_commit_sync: false,
-            snapshot_entries: 0,
-            snapshot_keep: 0,
-            msg_bytes_max: 1 << 20,
-            uncommitted_bytes_max: 64 << 20,
+            clock: ClockPlan::perfect(),
             schedule: Vec::new(),
             scenario: None,
+            settings_fixed: None,
         }
+    }
+
+    /// True when the nodes run exactly `floe`'s default settings.
+    pub fn production(&self) -> bool {
+        self.settings.is_default()
     }
 
     /// The command that replays this run.
@@ -365,6 +450,35 @@ impl SimConfig {
         if let Some(bug) = self.bug {
             cmd.push_str(&format!(" --bug {}", bug.name()));
         }
+        match self.settings_fixed {
+            Some(Settings::Production) => cmd.push_str(" --settings production"),
+            Some(Settings::Varied) => cmd.push_str(" --settings varied"),
+            None => {}
+        }
         cmd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_seeds_in_four_run_the_production_settings() {
+        let seeds = 1..=1000u64;
+        let configs: Vec<SimConfig> = seeds
+            .map(|seed| SimConfig::swarm(seed, Overrides::default()))
+            .collect();
+        let production = configs.iter().filter(|c| c.production()).count();
+        assert!(
+            production >= 750,
+            "{production} of 1000 run floe's defaults"
+        );
+        assert!(production < 1000, "some seeds vary the settings");
+        let varied: Vec<&SimConfig> = configs.iter().filter(|c| !c.production()).collect();
+        assert!(varied.iter().any(|c| !c.settings.pre_vote));
+        assert!(varied.iter().any(|c| c.settings.requests_per_ready == 1));
+        assert!(varied.iter().any(|c| c.settings.snapshot_entries < 100));
+        assert!(varied.iter().any(|c| c.settings.tick_ms == 10));
     }
 }

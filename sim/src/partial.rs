@@ -53,8 +53,8 @@ pub fn measure(scenarios: &[Scenario], first: u64, trials: u64, jobs: usize) -> 
             };
             let work = |seed: u64| {
                 let mut config = scenario.config(seed, Overrides::default());
-                config.pre_vote = on;
-                config.check_quorum = on;
+                config.settings.pre_vote = on;
+                config.settings.check_quorum = on;
                 config.leader_while_partial = false;
                 run_isolated(config)
             };

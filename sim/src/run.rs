@@ -39,6 +39,9 @@ pub struct RunReport {
     pub commands_committed: u64,
     /// Faults injected.
     pub faults_injected: u64,
+    /// Faults injected, by kind: `crash`, `restart`, `pause`, `resume`, the network kinds
+    /// (`partition-halves`, `lossy`...), `leader-churn` and the clock kinds.
+    pub faults_by_kind: std::collections::BTreeMap<String, u64>,
     /// Snapshots installed from a leader (InstallSnapshot, Raft §7).
     pub snapshots_installed: u64,
     /// Client counters.
@@ -156,9 +159,12 @@ async fn supervise(config: SimConfig) -> RunReport {
 /// schedule of the same steps replays a run's faults exactly (`--shrink`).
 const FAULT_DECISIONS: u64 = 0x4641_554c_5453_0000;
 
+/// How long the aimed fault `restart-after-read` goes on once started (random or scheduled).
+const AIMED_READS_MS: u64 = 3_000;
+
 /// Faults at random intervals until the safety phase ends (or a rule breaks). Returns the faults
-/// it applied, as timed steps.
-async fn safety_phase(cluster: &Cluster) -> (Vec<crate::scenario::Step>, PartialWatch) {
+/// it applied, as timed steps, and what the partial-topology watch saw.
+async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, PartialWatch) {
     use crate::scenario::Step;
     let mut applied = Vec::new();
     let mut partial = PartialWatch::default();
@@ -171,14 +177,18 @@ async fn safety_phase(cluster: &Cluster) -> (Vec<crate::scenario::Step>, Partial
     let mut churn = nemesis::Churn::default();
     let mut quiet = QuietWatch::default();
     let mut next_step = 0;
+    let mut aimed = AimedReads::default();
     while cluster.clock.now_ms() < end_ms && cluster.shared().violation.is_none() {
-        let step_ms = config
-            .tick_ms
+        // While `restart-after-read` is aimed, look every millisecond (a ReadIndex round trip
+        // can be shorter than a step).
+        let aiming = cluster.clock.now_ms() < aimed.until_ms;
+        let step_ms = (if aiming { 1 } else { config.tick_ms })
             .min(end_ms.saturating_sub(cluster.clock.now_ms()))
             .max(1);
         cluster.clock.sleep_ms(step_ms).await;
         churn.step(cluster);
         let now = cluster.clock.now_ms();
+        aimed.step(cluster, now);
         quiet.step(cluster, churn.active(now));
         partial.step(cluster, now);
         while let Some(step) = config.schedule.get(next_step)
@@ -189,11 +199,10 @@ async fn safety_phase(cluster: &Cluster) -> (Vec<crate::scenario::Step>, Partial
                 at_ms: now,
                 action: step.action.clone(),
             });
-            partial.changed(
-                now,
-                nemesis::PARTIAL_ACTIONS.contains(&step.action.as_str()),
-            );
-            if !nemesis::perform(cluster, &step.action) {
+            partial.changed(now, nemesis::PARTIAL_ACTIONS.contains(&step.action.as_str()));
+            if step.action == FaultKind::RestartAfterRead.name() {
+                aimed.until_ms = aimed.until_ms.max(now + AIMED_READS_MS);
+            } else if !nemesis::perform(cluster, &step.action) {
                 churn.start(now, SCHEDULED_CHURN_MS);
             }
         }
@@ -233,13 +242,76 @@ async fn safety_phase(cluster: &Cluster) -> (Vec<crate::scenario::Step>, Partial
             cluster.net.heal();
             cluster.net.set_loss(0, 0);
             cluster.net.set_latency(config.latency);
+        } else if kind == Some(FaultKind::RestartAfterRead) {
+            aimed.until_ms = aimed.until_ms.max(now + AIMED_READS_MS);
         } else if kind == Some(FaultKind::LeaderChurn) {
+            cluster.note_event(FaultKind::LeaderChurn.name(), Vec::new());
             churn.start(now, SCHEDULED_CHURN_MS);
         } else if let Some(kind) = kind {
             nemesis::inject(cluster, kind);
         }
     }
+    // The aimed reads are in the history: let them finish before it is judged.
+    for reader in aimed.readers {
+        let _ = reader.await;
+    }
     (applied, partial)
+}
+
+/// How long leader churn goes on once started (random or scheduled alike).
+const SCHEDULED_CHURN_MS: u64 = 2_500;
+
+/// The aimed fault `restart-after-read`, advanced by the supervisor every step while it lasts.
+/// A round: a follower starts a fresh life and is asked a quorum read; right after that life's
+/// first ReadIndex request leaves, it is restarted, and the new life is asked a read of its own
+/// while the old answer may be on its way.
+#[derive(Default)]
+struct AimedReads {
+    /// The fault goes on until this time.
+    until_ms: u64,
+    /// The current round's reads are done by then.
+    round_until_ms: u64,
+    /// The reads asked, each as a client of its own.
+    readers: Vec<madsim::task::JoinHandle<()>>,
+}
+
+impl AimedReads {
+    fn step(&mut self, cluster: &Arc<Cluster>, now: u64) {
+        let first_reads = std::mem::take(&mut cluster.shared().first_reads);
+        if now >= self.until_ms {
+            return;
+        }
+        for id in first_reads {
+            if cluster.state(id) == NodeState::Up && cluster.leader() != Some(id) {
+                cluster.restart_after_read(id);
+                self.read(cluster, id, now);
+            }
+        }
+        let leader = cluster.leader();
+        let followers: Vec<NodeId> = (1..=cluster.size() as u64)
+            .map(NodeId)
+            .filter(|&id| Some(id) != leader && cluster.state(id) == NodeState::Up)
+            .collect();
+        if now >= self.round_until_ms && leader.is_some() && !followers.is_empty() {
+            let id = followers[cluster.rng().gen_range(0..followers.len())];
+            cluster.crash(id);
+            cluster.restart(id);
+            self.read(cluster, id, now);
+        }
+    }
+
+    /// Asks `id` a quorum read once it knows a leader again.
+    fn read(&mut self, cluster: &Arc<Cluster>, id: NodeId, now: u64) {
+        let client = cluster.config.clients + self.readers.len();
+        self.readers
+            .push(madsim::task::spawn(workload::read_after_restart(
+                cluster.clone(),
+                client,
+                id,
+                now + 500,
+            )));
+        self.round_until_ms = now + 600;
+    }
 }
 
 /// Liveness while a partial-connectivity topology holds: how soon a leader that can commit
@@ -308,9 +380,6 @@ fn committing_leader(cluster: &Cluster) -> Option<NodeId> {
         .count();
     (reached > cluster.size() / 2).then_some(leader)
 }
-
-/// How long leader churn goes on once started (random or scheduled alike).
-const SCHEDULED_CHURN_MS: u64 = 2_500;
 
 /// Liveness during the faults: once a quiet majority (`check::liveness`) has held, on a network
 /// without loss or slowness and without leader churn, for `config.leader_bound_ms`, a stable
@@ -580,6 +649,7 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         partial_led_per_mille: None,
         roles: shared.roles.clone(),
         faults_injected: shared.faults_injected,
+        faults_by_kind: shared.faults_by_kind.clone(),
         snapshots_installed: shared.snapshots_installed,
         clients,
         net,

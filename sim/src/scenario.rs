@@ -180,14 +180,24 @@ impl Scenario {
         let mut c = SimConfig::swarm(seed, overrides);
         c.scenario = Some(self.name.clone());
         c.nodes = overrides.nodes.or(f.nodes).unwrap_or(c.nodes);
+        // A scenario fixes its election world: the seed's settings but its timing (on 10 ms
+        // ticks) and its PreVote and CheckQuorum.
+        let s = &mut c.settings;
+        if f.election_timeout_ms.is_some() || f.heartbeat_ms.is_some() {
+            s.tick_ms = 10;
+            s.heartbeat_ticks = 1;
+            s.election_ticks = 10;
+            s.election_max_ticks = 20;
+        }
         if let Some((min, max)) = f.election_timeout_ms {
-            c.election_ticks = (min.div_ceil(c.tick_ms), max.div_ceil(c.tick_ms).max(2));
+            s.election_ticks = min.div_ceil(s.tick_ms);
+            s.election_max_ticks = max.div_ceil(s.tick_ms).max(2);
         }
         if let Some(hb) = f.heartbeat_ms {
-            c.heartbeat_ticks = hb.div_ceil(c.tick_ms).max(1);
+            s.heartbeat_ticks = hb.div_ceil(s.tick_ms).max(1);
         }
-        c.pre_vote = f.pre_vote;
-        c.check_quorum = f.check_quorum;
+        s.pre_vote = f.pre_vote;
+        s.check_quorum = f.check_quorum;
         c.duration_ms = overrides
             .duration_ms
             .or(f.duration_ms)
@@ -235,10 +245,14 @@ mod tests {
         assert!(s.expect_pass);
         let c = s.config(7, Overrides::default());
         assert_eq!(
-            (c.nodes, c.election_ticks, c.heartbeat_ticks),
+            (
+                c.nodes,
+                (c.settings.election_ticks, c.settings.election_max_ticks),
+                c.settings.heartbeat_ticks
+            ),
             (5, (15, 30), 5)
         );
-        assert!(c.pre_vote && !c.check_quorum);
+        assert!(c.settings.pre_vote && !c.settings.check_quorum);
         assert_eq!(c.schedule.len(), 2);
         assert!(c.faults.is_empty(), "timed steps replace random faults");
         assert_eq!(c.leader_bound_ms, 3000);

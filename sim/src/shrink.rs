@@ -95,19 +95,20 @@ fn to_toml(base: &SimConfig, c: &Candidate, rule: &str) -> String {
         rule.replace('"', "'")
     );
     let _ = writeln!(out, "nodes = {}", c.nodes);
-    let _ = writeln!(
-        out,
-        "election_timeout_ms = [{}, {}]",
-        base.election_ticks.0 * base.tick_ms,
-        base.election_ticks.1 * base.tick_ms
-    );
-    let _ = writeln!(
-        out,
-        "heartbeat_ms = {}",
-        base.heartbeat_ticks * base.tick_ms
-    );
-    let _ = writeln!(out, "pre_vote = {}", base.pre_vote);
-    let _ = writeln!(out, "check_quorum = {}", base.check_quorum);
+    let s = &base.settings;
+    // A scenario's timing runs on 10 ms ticks; a seed on another tick (production's) keeps the
+    // timing the seed draws, so the file names none.
+    if s.tick_ms == 10 {
+        let _ = writeln!(
+            out,
+            "election_timeout_ms = [{}, {}]",
+            s.election_ticks * s.tick_ms,
+            s.election_max_ticks * s.tick_ms
+        );
+        let _ = writeln!(out, "heartbeat_ms = {}", s.heartbeat_ticks * s.tick_ms);
+    }
+    let _ = writeln!(out, "pre_vote = {}", s.pre_vote);
+    let _ = writeln!(out, "check_quorum = {}", s.check_quorum);
     let _ = writeln!(out, "duration_ms = {}", c.duration_ms);
     let _ = writeln!(out, "clients = {}", c.clients);
     let _ = writeln!(out, "ops_per_s = {}", c.ops_per_s);

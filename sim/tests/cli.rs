@@ -60,9 +60,17 @@ fn json_has_the_promised_fields() {
             "max_term",
             "commands_committed",
             "faults_injected",
+            "faults_by_kind",
         ] {
             assert!(v.get(field).is_some(), "missing {field} in {line}");
         }
+        assert!(
+            v["config"]["production"].is_boolean(),
+            "config.production in {line}"
+        );
+        let faults = v["faults_by_kind"].as_object().expect("an object");
+        let counted: u64 = faults.values().filter_map(serde_json::Value::as_u64).sum();
+        assert_eq!(Some(counted), v["faults_injected"].as_u64(), "{line}");
     }
 }
 
@@ -75,6 +83,8 @@ fn a_failing_seed_prints_its_replay_command_and_writes_its_report() {
         "2",
         "--bug",
         "commit-old-term",
+        "--settings",
+        "varied",
         "--report-dir",
         &dir_arg,
     ]);
@@ -84,7 +94,7 @@ fn a_failing_seed_prints_its_replay_command_and_writes_its_report() {
     assert!(html.contains("<svg") && !html.contains("http://") && !html.contains("https://"));
     let summary = std::fs::read_to_string(folder.join("summary.txt")).expect("summary.txt");
     assert!(
-        summary.contains("--seed 2 --bug commit-old-term"),
+        summary.contains("--seed 2 --bug commit-old-term --settings varied"),
         "{summary}"
     );
     let history = std::fs::read_to_string(folder.join("history.jsonl")).expect("history.jsonl");

@@ -77,8 +77,8 @@ fn plain_raft_fails_the_partial_topology_liveness_rule() {
     let scenario = Scenario::load(&root, name).unwrap_or_else(|e| panic!("{e}"));
     let caught = (1..=20).find_map(|seed| {
         let mut config = scenario.config(seed, Overrides::default());
-        config.pre_vote = false;
-        config.check_quorum = false;
+        config.settings.pre_vote = false;
+        config.settings.check_quorum = false;
         let report = run_isolated(config).expect("no panic");
         let rule = report.violation.map(|v| v.rule)?;
         Some((seed, rule))

@@ -23,6 +23,7 @@ fn store_workload_reaches_every_operation_and_ttl_expiry() {
             nodes: None,
             duration_ms: Some(8_000),
             bug: None,
+            settings: None,
         };
         let report = run_isolated(SimConfig::swarm(seed, overrides)).expect("no panic");
         assert!(report.ok, "seed {seed}: {:?}", report.violation);

@@ -10,7 +10,7 @@ use sim::run::with_cluster;
 fn watches_fire_on_apply_and_are_bounded() {
     let mut config = SimConfig::bench(7, 60_000);
     config.nodes = 3;
-    config.watchers_max = 3;
+    config.settings.watchers_max = 3;
     with_cluster(config, |cluster| async move {
         while cluster.leader().is_none() {
             cluster.clock.sleep_ms(10).await;

@@ -10,6 +10,7 @@ mod kv;
 pub mod lock;
 pub mod metrics;
 mod node;
+mod settings;
 
 pub use client::{Applied, Client, ClientError, ReadAnswer, Request};
 pub use follower_stats::{FollowerStats, Latency};
@@ -20,6 +21,7 @@ pub use metrics::Metrics;
 #[cfg(feature = "planted-bugs")]
 pub use node::NodeBugs;
 pub use node::{NodeConfig, NodeError, run};
+pub use settings::NodeSettings;
 
 use std::future::Future;
 

@@ -54,8 +54,10 @@ pub struct NodeConfig {
     /// node's restarts (an answer from a previous life, still in flight or in the log, would
     /// be taken for a new request's), so each start draws its own: `floe` the wall clock in
     /// nanoseconds (a life issues far fewer than one tag per nanosecond, so a later life's tags
-    /// lie above an earlier one's while the wall clock does not go back), the simulator a
-    /// number from the seed.
+    /// lie above an earlier one's while the wall clock does not go back; a clock stepped back
+    /// collides only if the new start lands within as many nanoseconds of an earlier life's
+    /// start as that life issued tags, a millisecond per million), the simulator the same from
+    /// the node's own skewed wall clock.
     pub boot_nonce: u64,
     /// Planted bugs of the node loop (all off by default; only with the `planted-bugs`
     /// feature).
@@ -75,6 +77,10 @@ pub struct NodeBugs {
     /// as its term moves past theirs, instead of once it applied an entry of a newer term: the
     /// old leader's entry can still commit, and the retry applies the command twice.
     pub forward_early: bool,
+    /// Read tags restart from 0 at each start (as from a clock that counts from the process's
+    /// start) instead of the boot nonce: a ReadIndex answer to the previous life's read can be
+    /// taken for a new read's, which is then served at a stale index.
+    pub read_ctx_reuse: bool,
 }
 
 impl NodeConfig {
@@ -390,6 +396,15 @@ where
     }
 }
 
+/// Where this life's read tags start: the boot nonce (`NodeConfig::boot_nonce`).
+fn read_ctx_start(config: &NodeConfig) -> u64 {
+    #[cfg(feature = "planted-bugs")]
+    if config.bugs.read_ctx_reuse {
+        return 0;
+    }
+    config.boot_nonce
+}
+
 /// Completes when the snapshot in `slot` is staged, and empties the slot; never without one.
 async fn staged<J, F: std::future::Future + Unpin>(slot: &mut Option<(J, F)>) -> (J, F::Output) {
     let Some((_, staging)) = slot.as_mut() else {
@@ -432,7 +447,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             forwarded: Forwarded::new(config.boot_nonce, config.forward_timeout_ms),
             reads: BTreeMap::new(),
             unsent_reads: Vec::new(),
-            read_ctx: config.boot_nonce,
+            read_ctx: read_ctx_start(config),
             watchers: Vec::new(),
             watchers_max: config.watchers_max,
             applied_waiters: BTreeMap::new(),

@@ -37,11 +37,21 @@ pub enum FaultKind {
     /// restarted soon after: short-lived leaders with half-replicated logs, the ground of the
     /// Raft paper's Figure 8.
     LeaderChurn,
+    /// Set one node's wall clock to a new offset from true time (within the plan's bound).
+    ClockOffset,
+    /// Change the rate one node's clocks run at (monotonic and wall).
+    ClockDrift,
+    /// Step one node's wall clock forward or back (its monotonic clock never goes back).
+    ClockJump,
+    /// Aimed, for a while: every follower whose life sends its first ReadIndex request is
+    /// crashed and restarted at once, while the answer may still be on its way (the restarted
+    /// node must not take it for a new read's).
+    RestartAfterRead,
 }
 
 impl FaultKind {
     /// Every fault kind.
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 15] = [
         FaultKind::PartitionHalves,
         FaultKind::IsolateOne,
         FaultKind::IsolateLeader,
@@ -53,7 +63,24 @@ impl FaultKind {
         FaultKind::Lossy,
         FaultKind::Slow,
         FaultKind::LeaderChurn,
+        FaultKind::ClockOffset,
+        FaultKind::ClockDrift,
+        FaultKind::ClockJump,
+        FaultKind::RestartAfterRead,
     ];
+
+    /// True for the faults aimed at a moment (drawn on their own stream).
+    pub fn is_aimed(self) -> bool {
+        self == FaultKind::RestartAfterRead
+    }
+
+    /// True for the faults of a node's clock.
+    pub fn is_clock(self) -> bool {
+        matches!(
+            self,
+            FaultKind::ClockOffset | FaultKind::ClockDrift | FaultKind::ClockJump
+        )
+    }
 }
 
 impl FaultKind {
@@ -71,6 +98,10 @@ impl FaultKind {
             FaultKind::Lossy => "lossy",
             FaultKind::Slow => "slow",
             FaultKind::LeaderChurn => "leader-churn",
+            FaultKind::ClockOffset => "clock-offset",
+            FaultKind::ClockDrift => "clock-drift",
+            FaultKind::ClockJump => "clock-jump",
+            FaultKind::RestartAfterRead => "restart-after-read",
         }
     }
 }
@@ -95,8 +126,8 @@ fn partition(cluster: &Cluster, groups: &[Vec<NodeId>]) {
 
 /// Applies one fault of `kind`, or undoes faults (heal, restart, resume) when it cannot apply.
 pub fn inject(cluster: &Cluster, kind: FaultKind) {
-    if !matches!(kind, FaultKind::Crash | FaultKind::Pause) {
-        // Crashes and pauses record themselves, with their node.
+    if !matches!(kind, FaultKind::Crash | FaultKind::Pause) && !kind.is_clock() {
+        // Crashes, pauses and clock faults record themselves, with their node.
         cluster.note_event(kind.name(), Vec::new());
     }
     let n = cluster.size();
@@ -167,8 +198,28 @@ pub fn inject(cluster: &Cluster, kind: FaultKind) {
             };
             cluster.net.set_latency(slow);
         }
-        FaultKind::LeaderChurn => {
-            // Driven step by step by `Churn`; starting it is all `inject` does.
+        FaultKind::LeaderChurn | FaultKind::RestartAfterRead => {
+            // Driven step by step by the supervisor; starting it is all `inject` does.
+        }
+        FaultKind::ClockOffset | FaultKind::ClockDrift | FaultKind::ClockJump => {
+            let plan = cluster.config.clock;
+            let (offset_ns, drift_ppb) = plan.draw(&mut *rng);
+            let jump_ns = 1_000_000 * plan.jump_max_ms as i64;
+            let by_ns = if jump_ns == 0 {
+                0
+            } else {
+                rng.gen_range(-jump_ns..=jump_ns)
+            };
+            drop(rng);
+            let node = all[0];
+            let skew = cluster.skew(node);
+            let now_ns = cluster.clock.true_ns();
+            match kind {
+                FaultKind::ClockOffset => skew.set_offset(now_ns, offset_ns),
+                FaultKind::ClockDrift => skew.set_drift(now_ns, drift_ppb),
+                _ => skew.jump(now_ns, by_ns),
+            }
+            cluster.note_clock(kind.name(), node, now_ns);
         }
     }
 }
@@ -340,7 +391,10 @@ pub fn perform(cluster: &Cluster, action: &str) -> bool {
             cluster.net.set_loss(0, 0);
             cluster.net.set_latency(cluster.config.latency);
         }
-        "leader-churn" => return false,
+        "leader-churn" => {
+            cluster.note_event(FaultKind::LeaderChurn.name(), Vec::new());
+            return false;
+        }
         partial if PARTIAL_ACTIONS.contains(&partial) => partial_topology(cluster, partial),
         other => {
             if let Some(kind) = FaultKind::ALL.into_iter().find(|k| k.name() == other) {

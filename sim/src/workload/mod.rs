@@ -111,6 +111,32 @@ pub async fn client_loop(
 /// committed, a quorum read answered (a value or "key not found"), a lock acquired and
 /// released. The liveness phase uses it: after healing, every client's operations must be
 /// answered, and the lock must be handed on (an expired or released holder never blocks it).
+/// The reader of the aimed fault `restart-after-read`: once the restarted `target` knows a
+/// leader again, one quorum read there, as client `client` (a client of its own, judged like
+/// any other), so that a ReadIndex answer meant for the node's previous life finds a read of
+/// the new one waiting.
+pub async fn read_after_restart(
+    cluster: Arc<Cluster>,
+    client: usize,
+    target: NodeId,
+    deadline_ms: u64,
+) {
+    let slot = target.0 as usize - 1;
+    loop {
+        if cluster.clock.now_ms() >= deadline_ms || cluster.shared().violation.is_some() {
+            return;
+        }
+        let status = cluster.statuses()[slot];
+        if status.is_some_and(|s| s.leader.is_some_and(|l| l != target)) {
+            break;
+        }
+        cluster.clock.sleep_ms(1).await;
+    }
+    let key = KEYS[cluster.rng().gen_range(0..KEYS.len())];
+    let mut state = ClientState::default();
+    let _ = ops::run_op(&cluster, client, &mut state, OpKind::QuorumGet, key, target).await;
+}
+
 pub async fn settle_one(cluster: &Cluster, client: usize, kind: OpKind, deadline_ms: u64) -> bool {
     let mut state = ClientState {
         seq: 1_000_000_000,

@@ -17,7 +17,7 @@ use crate::cluster::{Cluster, ReferenceOutput};
 use crate::observe;
 use crate::options::Bug;
 use crate::trace::hash_bytes;
-use crate::world::SIM_EPOCH_UNIX_MS;
+use crate::world::{ClockPlan, SIM_EPOCH_UNIX_MS};
 
 /// The key space: small, so operations collide. `/d` is a directory (its files are created
 /// implicitly), `/_h` is hidden, `/q` takes in-order keys.
@@ -130,7 +130,7 @@ impl OpKind {
 fn command(
     cluster: &Cluster,
     state: &ClientState,
-    kind: OpKind,
+    (kind, target): (OpKind, NodeId),
     key: &str,
     value: String,
 ) -> Command {
@@ -147,7 +147,10 @@ fn command(
         },
         OpKind::TtlSet => {
             let ttl_ms = 1000 * cluster.rng().gen_range(1..=3);
-            let expire_at_ms = Some(engine::server::Clock::unix_ms(&cluster.clock) + ttl_ms);
+            // Stamped on the wall clock of the node the request goes to, as `floe`'s HTTP
+            // layer stamps it on its own.
+            let expire_at_ms =
+                Some(engine::server::Clock::unix_ms(&cluster.node_clock(target)) + ttl_ms);
             Command::Set {
                 key: key.into(),
                 dir: false,
@@ -340,7 +343,10 @@ async fn lock_round(cluster: &Cluster, target: NodeId) -> (OpOutcome, Option<(u6
     let Some(clients) = clients else {
         return (OpOutcome::Unavailable { leader: None }, None);
     };
-    let router = KvRouter::new(clients, target.0 as usize - 1, cluster.clock.clone());
+    // The lock module runs on the node the round starts at, on that node's clock (as `floe`'s
+    // HTTP layer runs it on its own).
+    let node_clock = cluster.node_clock(target);
+    let router = KvRouter::new(clients, target.0 as usize - 1, node_clock.clone());
     let unchecked = cluster.config.bug == Some(Bug::LockNoExpiryCheck);
     let acquired = if unchecked {
         lock::acquire_lease_without_expiry_check(&router, "w", 2, None, Some(1)).await
@@ -357,8 +363,12 @@ async fn lock_round(cluster: &Cluster, target: NodeId) -> (OpOutcome, Option<(u6
     };
     let index = lease.index;
     let from_us = cluster.clock.now_us();
-    let start = cluster.clock.now_ms();
-    let lease_end_ms = lease.expires_at_ms.saturating_sub(SIM_EPOCH_UNIX_MS);
+    // The lease runs out when the leader's wall clock reaches `expires_at_ms`; read on the
+    // holder's node's wall clock, either may be `error_max_ms` off true time.
+    let margin_ms = 2 * cluster.config.clock.error_max_ms;
+    let left_ms = lease
+        .expires_at_ms
+        .saturating_sub(engine::server::Clock::unix_ms(&node_clock));
     // Mostly short critical sections; one in ten is slow (a GC pause, a slow disk) and would
     // outlive the 2 s lease if the holder did not check it.
     let mut hold = {
@@ -370,8 +380,9 @@ async fn lock_round(cluster: &Cluster, target: NodeId) -> (OpOutcome, Option<(u6
         }
     };
     if !unchecked {
-        // Never past the lease: after it another contender may hold the lock.
-        hold = hold.min(lease_end_ms.saturating_sub(start + 1));
+        // Never past the lease, less the clocks' disagreement: after it another contender may
+        // hold the lock.
+        hold = hold.min(left_ms.saturating_sub(margin_ms + 1));
     }
     cluster.clock.sleep_ms(hold).await;
     let to_us = cluster.clock.now_us();
@@ -397,9 +408,17 @@ fn error_outcome(e: KvError) -> OpOutcome {
     }
 }
 
-/// The checkers' view of a write command.
-fn write_call(command: &Command) -> Call {
-    let us = |ms: Option<u64>| ms.map(|ms| ms.saturating_sub(SIM_EPOCH_UNIX_MS) * 1000);
+/// The checkers' view of a write command. A TTL's deadline is the earliest true time at which
+/// the key may be gone: its expiry instant was stamped on a node's wall clock and is compared
+/// with the expiring leader's, and either may be `error_max_ms` off true time, so the key may go
+/// that much before the instant read as true time (`TTL - 2 x error_max_ms` after the stamp at
+/// worst). That is what Floe promises under clock skew (README.md), and what the
+/// linearizability checker holds it to.
+fn write_call(command: &Command, plan: &ClockPlan) -> Call {
+    let skew_us = plan.error_max_ms * 1000;
+    let us = |ms: Option<u64>| {
+        ms.map(|ms| (ms.saturating_sub(SIM_EPOCH_UNIX_MS) * 1000).saturating_sub(skew_us))
+    };
     match command.clone() {
         Command::Set {
             key,
@@ -510,11 +529,15 @@ async fn perform(
         }
         _ => {
             let value = format!("v{client}-{}", state.seq);
-            let command = command(cluster, state, kind, key, value);
+            let command = command(cluster, state, (kind, target), key, value);
             let data = command.encode();
             let hash = hash_bytes(&data);
             let outcome = write(cluster, &h, client, data, target).await;
-            (write_call(&command), outcome, Some(hash))
+            (
+                write_call(&command, &cluster.config.clock),
+                outcome,
+                Some(hash),
+            )
         }
     }
 }

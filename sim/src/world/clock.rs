@@ -1,6 +1,8 @@
-//! Virtual time from madsim.
+//! Virtual time from madsim: the simulation's true time (`SimClock`, the history's and the
+//! checkers' time base), and each node's own skewed clock over it (`NodeClock`).
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
@@ -32,6 +34,11 @@ impl SimClock {
     /// Virtual microseconds since the run started (the history's time base).
     pub fn now_us(&self) -> u64 {
         self.handle.elapsed().as_micros() as u64
+    }
+
+    /// Virtual nanoseconds since the run started (true time, for node clocks).
+    pub fn true_ns(&self) -> u64 {
+        self.handle.elapsed().as_nanos() as u64
     }
 
     /// Sleeps for `ms` virtual milliseconds (at least 1, as madsim rounds up).
@@ -71,5 +78,256 @@ impl Clock for SimClock {
     async fn sleep_until(&self, deadline_ms: u64) {
         let now = SimClock::now_ms(self);
         self.sleep_ms(deadline_ms.saturating_sub(now)).await;
+    }
+}
+
+/// How far a node's wall clock may ever be from true time: offsets, drift and jumps are clamped
+/// to it (an NTP-disciplined clock, slewed back within its bound). README.md, "What Floe
+/// promises under clock skew", derives the TTL bound from it.
+pub const WALL_ERROR_MAX_MS: u64 = 250;
+
+/// What a run's clocks may do: each node's starting offset and drift are drawn from `seed`, and
+/// the nemesis's clock faults draw within the same bounds.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct ClockPlan {
+    /// Seeds each node's starting offset and drift.
+    pub seed: u64,
+    /// Largest starting wall offset (or a `clock-offset` fault's new one), ms.
+    pub offset_max_ms: u64,
+    /// Largest drift rate, parts per million (200 in ordinary seeds, 10,000 = 1% in some).
+    pub drift_ppm_max: u64,
+    /// Largest wall-clock jump of a `clock-jump` fault, forward or back, ms.
+    pub jump_max_ms: u64,
+    /// No wall clock is ever further than this from true time, ms.
+    pub error_max_ms: u64,
+}
+
+impl ClockPlan {
+    /// Every node on true time, nothing drifts or jumps.
+    pub fn perfect() -> ClockPlan {
+        ClockPlan {
+            seed: 0,
+            offset_max_ms: 0,
+            drift_ppm_max: 0,
+            jump_max_ms: 0,
+            error_max_ms: 0,
+        }
+    }
+
+    /// A starting offset (ns) and drift (parts per billion) for a node.
+    pub fn draw(&self, rng: &mut impl rand::Rng) -> (i64, i64) {
+        let offset_ns = 1_000_000 * self.offset_max_ms as i64;
+        let drift_ppb = 1_000 * self.drift_ppm_max as i64;
+        (
+            rng.gen_range(-offset_ns..=offset_ns),
+            rng.gen_range(-drift_ppb..=drift_ppb),
+        )
+    }
+}
+
+/// One simulated machine's clock error, kept across the restarts of its node: a drift rate
+/// that both its monotonic and its wall clock run at, and the wall clock's error from true time
+/// (clamped to the plan's bound; moved by offsets and jumps).
+#[derive(Clone, Debug)]
+pub struct Skew(Arc<Mutex<SkewState>>);
+
+#[derive(Debug)]
+struct SkewState {
+    /// True time (ns since the run started) of the last change.
+    anchor_ns: u64,
+    /// The machine's monotonic time at the anchor, ns.
+    mono_ns: u64,
+    /// The wall clock's error at the anchor, ns.
+    error_ns: i64,
+    /// Drift, parts per billion.
+    drift_ppb: i64,
+    /// Bound on the wall clock's error, ns.
+    bound_ns: i64,
+}
+
+impl SkewState {
+    fn mono_at(&self, t_ns: u64) -> u64 {
+        let dt = i128::from(t_ns.saturating_sub(self.anchor_ns));
+        let drifted = dt + dt * i128::from(self.drift_ppb) / 1_000_000_000;
+        self.mono_ns + drifted.max(0) as u64
+    }
+
+    fn error_at(&self, t_ns: u64) -> i64 {
+        let dt = i128::from(t_ns.saturating_sub(self.anchor_ns));
+        let error = i128::from(self.error_ns) + dt * i128::from(self.drift_ppb) / 1_000_000_000;
+        error.clamp(-i128::from(self.bound_ns), i128::from(self.bound_ns)) as i64
+    }
+
+    /// Moves the anchor to `t_ns` (before the rate or the error changes).
+    fn rebase(&mut self, t_ns: u64) {
+        self.mono_ns = self.mono_at(t_ns);
+        self.error_ns = self.error_at(t_ns);
+        self.anchor_ns = self.anchor_ns.max(t_ns);
+    }
+}
+
+impl Skew {
+    /// A machine whose wall clock starts `offset_ns` off true time and runs `drift_ppb` fast
+    /// (negative: slow), never more than `bound_ns` off.
+    pub fn new(offset_ns: i64, drift_ppb: i64, bound_ns: i64) -> Skew {
+        Skew(Arc::new(Mutex::new(SkewState {
+            anchor_ns: 0,
+            mono_ns: 0,
+            error_ns: offset_ns.clamp(-bound_ns, bound_ns),
+            drift_ppb: drift_ppb.clamp(-100_000_000, 100_000_000),
+            bound_ns,
+        })))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SkewState> {
+        self.0.lock().expect("skew lock poisoned")
+    }
+
+    /// The machine's monotonic time at true time `t_ns`.
+    pub fn mono_ns(&self, t_ns: u64) -> u64 {
+        self.state().mono_at(t_ns)
+    }
+
+    /// The wall clock's error at true time `t_ns`.
+    pub fn error_ns(&self, t_ns: u64) -> i64 {
+        self.state().error_at(t_ns)
+    }
+
+    /// The earliest true time at which the monotonic clock reads at least `mono_ns`.
+    pub fn true_ns_for(&self, mono_ns: u64) -> u64 {
+        let s = self.state();
+        if mono_ns <= s.mono_ns {
+            return s.anchor_ns;
+        }
+        let ahead = i128::from(mono_ns - s.mono_ns);
+        let rate = 1_000_000_000 + i128::from(s.drift_ppb);
+        let dt = (ahead * 1_000_000_000 + rate - 1) / rate;
+        // Integer rounding in `mono_at` may need one more nanosecond.
+        let mut t = s.anchor_ns + dt as u64;
+        while s.mono_at(t) < mono_ns {
+            t += 1;
+        }
+        t
+    }
+
+    /// From true time `t_ns` on, both clocks run `drift_ppb` fast.
+    pub fn set_drift(&self, t_ns: u64, drift_ppb: i64) {
+        let mut s = self.state();
+        s.rebase(t_ns);
+        s.drift_ppb = drift_ppb.clamp(-100_000_000, 100_000_000);
+    }
+
+    /// The wall clock steps by `by_ns` at true time `t_ns` (within the bound).
+    pub fn jump(&self, t_ns: u64, by_ns: i64) {
+        let mut s = self.state();
+        s.rebase(t_ns);
+        s.error_ns = (s.error_ns + by_ns).clamp(-s.bound_ns, s.bound_ns);
+    }
+
+    /// The wall clock is set `offset_ns` off true time at `t_ns` (within the bound).
+    pub fn set_offset(&self, t_ns: u64, offset_ns: i64) {
+        let mut s = self.state();
+        s.rebase(t_ns);
+        s.error_ns = offset_ns.clamp(-s.bound_ns, s.bound_ns);
+    }
+}
+
+/// One node's clock, for one life of the node: its monotonic `now_ms` counts from the node's
+/// start (as `floe`'s `SystemClock` counts from the process's), at the machine's drift; its wall
+/// clock is true time plus the machine's error. Timers are armed on the simulation's true time.
+#[derive(Clone)]
+pub struct NodeClock {
+    global: SimClock,
+    skew: Skew,
+    /// The machine's monotonic time when this life started, ns.
+    boot_ns: u64,
+}
+
+impl NodeClock {
+    /// A new life's clock on the machine `skew`, starting now.
+    pub fn boot(global: SimClock, skew: Skew) -> NodeClock {
+        let boot_ns = skew.mono_ns(global.true_ns());
+        NodeClock {
+            global,
+            skew,
+            boot_ns,
+        }
+    }
+
+    fn local_ns(&self) -> u64 {
+        self.skew.mono_ns(self.global.true_ns()) - self.boot_ns
+    }
+
+    /// The true time (ms since the run started, rounded up) at which `now_ms` reaches
+    /// `deadline_ms`.
+    pub fn true_ms_at(&self, deadline_ms: u64) -> u64 {
+        let t = self
+            .skew
+            .true_ns_for(self.boot_ns + deadline_ms.saturating_mul(1_000_000));
+        t.div_ceil(1_000_000)
+    }
+
+    /// Nanoseconds since the Unix epoch on this node's wall clock (the start-up nonce, as
+    /// `floe`'s `SystemClock::unix_ns`).
+    pub fn unix_ns(&self) -> u64 {
+        let t = self.global.true_ns();
+        let wall = i128::from(SIM_EPOCH_UNIX_MS) * 1_000_000
+            + i128::from(t)
+            + i128::from(self.skew.error_ns(t));
+        wall.max(0) as u64
+    }
+}
+
+impl Clock for NodeClock {
+    fn now_ms(&self) -> u64 {
+        self.local_ns() / 1_000_000
+    }
+
+    fn now_us(&self) -> u64 {
+        self.local_ns() / 1_000
+    }
+
+    fn unix_ms(&self) -> u64 {
+        self.unix_ns() / 1_000_000
+    }
+
+    async fn sleep_until(&self, deadline_ms: u64) {
+        while Clock::now_ms(self) < deadline_ms {
+            let at = self.true_ms_at(deadline_ms);
+            let now = self.global.now_ms();
+            self.global.sleep_ms(at.saturating_sub(now).max(1)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_monotonic_clock_never_goes_back_and_the_wall_error_stays_bounded() {
+        let bound = 250_000_000;
+        let skew = Skew::new(90_000_000, -10_000_000, bound);
+        let mut last = 0;
+        for step in 0..20_000u64 {
+            let t = step * 1_000_000;
+            if step % 100 == 0 {
+                let by = if step % 200 == 0 {
+                    -200_000_000
+                } else {
+                    200_000_000
+                };
+                skew.jump(t, by);
+            }
+            if step % 700 == 0 {
+                skew.set_drift(t, (step as i64 % 3 - 1) * 10_000_000);
+            }
+            let mono = skew.mono_ns(t);
+            assert!(mono >= last, "monotonic at {t}");
+            last = mono;
+            assert!(skew.error_ns(t).abs() <= bound);
+            let back = skew.true_ns_for(mono);
+            assert!(back <= t && skew.mono_ns(back) >= mono);
+        }
     }
 }

@@ -9,7 +9,7 @@ mod codec;
 mod disk;
 mod net;
 
-pub use clock::{SIM_EPOCH_UNIX_MS, SimClock};
+pub use clock::{ClockPlan, NodeClock, SIM_EPOCH_UNIX_MS, SimClock, Skew, WALL_ERROR_MAX_MS};
 pub use codec::CodecFault;
 pub use disk::SimDisk;
 pub use net::{Latency, NetStats, NodeNet, SimNet};

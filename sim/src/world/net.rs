@@ -8,13 +8,13 @@ use std::collections::{BTreeSet, BinaryHeap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::raft::{Message, MessageKind, NodeId};
-use engine::server::Network;
+use engine::server::{Clock, Network};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::task::{Poll as TaskPoll, Waker};
 
-use super::SimClock;
 use super::codec::{Codec, CodecFault, Wire};
+use super::{NodeClock, SimClock};
 use crate::trace::Fnv;
 
 /// One-way latency distribution: uniform in `[min_ms, max_ms]`, and with probability
@@ -243,6 +243,16 @@ impl SimNet {
         NodeNet {
             id,
             net: self.clone(),
+            local: None,
+        }
+    }
+
+    /// As `node`, for a node whose deadlines are on its own clock `local`.
+    pub fn node_on(&self, id: NodeId, local: NodeClock) -> NodeNet {
+        NodeNet {
+            id,
+            net: self.clone(),
+            local: Some(local),
         }
     }
 
@@ -390,6 +400,8 @@ fn push(s: &mut NetState, clock: &SimClock, now: u64, from: NodeId, to: NodeId, 
 pub struct NodeNet {
     id: NodeId,
     net: SimNet,
+    /// The node's own clock, which its deadlines are read on (None: the simulation's).
+    local: Option<NodeClock>,
 }
 
 impl NodeNet {
@@ -465,10 +477,23 @@ impl Network for NodeNet {
     /// Cancel-safe: a message leaves the inbox only inside `poll_inbox`, never across an await.
     async fn recv_until(&mut self, deadline_ms: u64) -> Option<Message> {
         std::future::poll_fn(|cx| {
-            if let Some(msg) = self.poll_inbox(deadline_ms, Some(cx.waker())) {
+            // The deadline is on the node's clock; the inbox arms timers on true time.
+            let (passed, true_deadline_ms) = match &self.local {
+                None => {
+                    let now = self.net.clock.now_ms();
+                    (now >= deadline_ms, deadline_ms)
+                }
+                Some(local) => (
+                    Clock::now_ms(local) >= deadline_ms,
+                    local
+                        .true_ms_at(deadline_ms)
+                        .max(self.net.clock.now_ms() + 1),
+                ),
+            };
+            if let Some(msg) = self.poll_inbox(true_deadline_ms, Some(cx.waker())) {
                 return TaskPoll::Ready(Some(msg));
             }
-            if self.net.clock.now_ms() >= deadline_ms {
+            if passed {
                 return TaskPoll::Ready(None);
             }
             TaskPoll::Pending

@@ -16,8 +16,8 @@ use engine::log::{Disk, Wal, intact_record_after};
 use engine::net::{
     Directory, FileDisk, Member, PeerSetup, PeerTls, SystemClock, TlsFiles, bind_reusable,
 };
-use engine::raft::{Config, NodeId};
-use engine::server::{Clock, Env, KvClient, KvMachine, NoObserver, NodeConfig};
+use engine::raft::NodeId;
+use engine::server::{Clock, Env, KvClient, KvMachine, NoObserver, NodeSettings};
 use engine::store::ExpirationStyle;
 use flags::Flags;
 
@@ -543,25 +543,15 @@ async fn run(s: Settings) -> Result<(), String> {
     .map_err(|e| format!("peer listener: {e}"))?;
     let disk = FileDisk::open(&wal_path).map_err(|e| format!("log {}: {e}", wal_path.display()))?;
 
-    let mut raft = Config::new(me, peers, clock.unix_ms() ^ (me.0 << 48));
-    let election_ticks = s.election_ms / s.heartbeat_ms;
-    raft.heartbeat_interval_ticks = 1;
-    raft.election_timeout_ticks = election_ticks;
-    raft.election_timeout_max_ticks = election_ticks * 2;
-    raft.pre_vote = s.pre_vote;
-    raft.check_quorum = s.check_quorum;
-    let mut node = NodeConfig::new(raft, s.heartbeat_ms);
-    node.metrics = metrics;
-    node.requests_per_ready = 256;
-    node.leader_sends_before_sync = true;
-    node.lazy_commit_sync = true;
-    node.read_timeout_ms = 5_000 + 2 * s.election_ms;
-    node.forward_timeout_ms = node.read_timeout_ms;
-    node.boot_nonce = clock.unix_ns();
+    let mut node_settings = NodeSettings::with_timing(s.heartbeat_ms, s.election_ms);
+    node_settings.pre_vote = s.pre_vote;
+    node_settings.check_quorum = s.check_quorum;
     // etcd's --snapshot-count: applied entries between snapshots; half as many stay in the log
     // so that a follower slightly behind catches up without a whole snapshot.
-    node.snapshot_entries = s.snapshot_count;
-    node.snapshot_keep_entries = s.snapshot_count / 2;
+    node_settings.set_snapshot_count(s.snapshot_count);
+    let mut node =
+        node_settings.node_config(me, peers, clock.unix_ms() ^ (me.0 << 48), clock.unix_ns());
+    node.metrics = metrics;
     let (client, requests) = KvClient::channel(8192);
     let app = App::new(
         client,
