@@ -199,7 +199,10 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
                 at_ms: now,
                 action: step.action.clone(),
             });
-            partial.changed(now, nemesis::PARTIAL_ACTIONS.contains(&step.action.as_str()));
+            partial.changed(
+                now,
+                nemesis::PARTIAL_ACTIONS.contains(&step.action.as_str()),
+            );
             if step.action == FaultKind::RestartAfterRead.name() {
                 aimed.until_ms = aimed.until_ms.max(now + AIMED_READS_MS);
             } else if !nemesis::perform(cluster, &step.action) {
