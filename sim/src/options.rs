@@ -10,7 +10,7 @@ use crate::world::{ClockPlan, Latency, WALL_ERROR_MAX_MS};
 use engine::server::NodeSettings;
 
 /// The share of swarm seeds whose node settings differ from `floe`'s defaults.
-pub const VARIED_SHARE: f64 = 0.15;
+pub const VARIED_SHARE: f64 = 0.2;
 
 /// What a seed draws for the settings it may vary, whether or not it varies them.
 struct Varied {
@@ -24,13 +24,15 @@ struct Varied {
     snapshot: Option<(u64, u64)>,
     msg_bytes_max: Option<u64>,
     uncommitted_bytes_max: Option<u64>,
+    inflight_bytes_max: Option<u64>,
 }
 
 impl Varied {
     /// The varied settings: the simulator's own world before it ran `floe`'s defaults (fast
     /// 10 ms ticks, PreVote and CheckQuorum each in a quarter of these seeds, sends before sync
-    /// and lazy commit sync in half, snapshots every 5-100 entries in half and never in the
-    /// rest, small batches and tiny byte budgets now and then, 3 s read and forward timeouts),
+    /// and lazy commit sync in half, snapshots every 5-100 entries in 85% and never in the
+    /// rest, small batches and tiny byte budgets (per message, uncommitted, in flight per
+    /// follower) now and then, 3 s read and forward timeouts),
     /// with one request per Ready in half of them and `floe`'s 256 in the rest.
     fn settings(&self, vary: &mut ChaCha8Rng) -> NodeSettings {
         let mut s = NodeSettings::default();
@@ -55,6 +57,9 @@ impl Varied {
         }
         if let Some(max) = self.uncommitted_bytes_max {
             s.uncommitted_bytes_max = max;
+        }
+        if let Some(max) = self.inflight_bytes_max {
+            s.inflight_bytes_max = max;
         }
         s.read_timeout_ms = 3_000;
         s.forward_timeout_ms = 3_000;
@@ -362,12 +367,13 @@ impl SimConfig {
             parallel_sync: flags.gen_bool(0.5),
             lazy_commit_sync: flags.gen_bool(0.5),
             snapshot: {
-                let every = flags.gen_bool(0.5).then(|| flags.gen_range(5..=100));
+                let every = flags.gen_bool(0.85).then(|| flags.gen_range(5..=100));
                 let keep = flags.gen_range(0..=10);
                 every.map(|every| (every, keep))
             },
             msg_bytes_max: flags.gen_bool(0.25).then(|| flags.gen_range(16..=512)),
             uncommitted_bytes_max: flags.gen_bool(0.25).then(|| flags.gen_range(64..=4096)),
+            inflight_bytes_max: flags.gen_bool(0.25).then(|| flags.gen_range(32..=2048)),
         };
         // At most one seed in four varies the production settings; the rest run `floe`'s
         // defaults exactly.

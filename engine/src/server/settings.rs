@@ -40,6 +40,8 @@ pub struct NodeSettings {
     pub msg_bytes_max: u64,
     /// The leader's budget of uncommitted command bytes.
     pub uncommitted_bytes_max: u64,
+    /// Most unacknowledged command bytes in flight to one follower.
+    pub inflight_bytes_max: u64,
     /// Most watches waiting at once on one node.
     pub watchers_max: usize,
     /// How long a linearizable read waits for its index (`floe`: 5 s + two election timeouts).
@@ -77,6 +79,7 @@ impl NodeSettings {
             msg_entries_max: raft.msg_entries_max,
             msg_bytes_max: raft.msg_bytes_max,
             uncommitted_bytes_max: raft.uncommitted_bytes_max,
+            inflight_bytes_max: raft.inflight_bytes_max,
             watchers_max: 10_000,
             read_timeout_ms: 5_000 + 2 * election_ms,
             forward_timeout_ms: 5_000 + 2 * election_ms,
@@ -114,6 +117,7 @@ impl NodeSettings {
         raft.msg_entries_max = self.msg_entries_max;
         raft.msg_bytes_max = self.msg_bytes_max;
         raft.uncommitted_bytes_max = self.uncommitted_bytes_max;
+        raft.inflight_bytes_max = self.inflight_bytes_max;
         let mut node = NodeConfig::new(raft, self.tick_ms);
         node.requests_per_ready = self.requests_per_ready;
         node.leader_sends_before_sync = self.leader_sends_before_sync;
