@@ -189,7 +189,8 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
         churn.step(cluster);
         let now = cluster.clock.now_ms();
         aimed.step(cluster, now);
-        quiet.step(cluster, churn.active(now));
+        // Restarts aimed at reads disturb the majority as leader churn does.
+        quiet.step(cluster, churn.active(now) || now < aimed.until_ms);
         partial.step(cluster, now);
         while let Some(step) = config.schedule.get(next_step)
             && step.at_ms <= now
