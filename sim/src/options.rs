@@ -40,11 +40,15 @@ pub enum Bug {
     /// The peer decoder loses the first bytes of a length prefix that arrives split across two
     /// reads, and reads the length from the wrong bytes.
     SplitLengthPrefix,
+    /// The target of a leadership transfer campaigns in the leader's term instead of the next
+    /// one (thesis §3.10 starts a new election): it votes twice in a term, two leaders can share
+    /// one.
+    TransferSameTerm,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -57,6 +61,7 @@ impl Bug {
         Bug::LocalExpiry,
         Bug::ForwardEarly,
         Bug::SplitLengthPrefix,
+        Bug::TransferSameTerm,
     ];
 
     /// The name used on the command line.
@@ -74,6 +79,7 @@ impl Bug {
             Bug::LocalExpiry => "local-expiry",
             Bug::ForwardEarly => "forward-early",
             Bug::SplitLengthPrefix => "split-length-prefix",
+            Bug::TransferSameTerm => "transfer-same-term",
         }
     }
 
@@ -87,6 +93,7 @@ impl Bug {
                 stale_read: bug == Some(Bug::StaleRead),
                 read_index_early: bug == Some(Bug::ReadIndexEarly),
                 no_truncate: bug == Some(Bug::NoTruncate),
+                transfer_same_term: bug == Some(Bug::TransferSameTerm),
             },
             node: engine::server::NodeBugs {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),
@@ -228,12 +235,13 @@ impl SimConfig {
         let mut faults = Vec::new();
         for kind in FaultKind::ALL {
             // Swarm testing: each run enables a random subset of faults with random weights.
-            if rng.gen_bool(0.7) {
+            // (Leadership transfers are drawn below, from the flags' stream.)
+            if kind != FaultKind::TransferLeader && rng.gen_bool(0.7) {
                 faults.push((kind, rng.gen_range(1..=10)));
             }
         }
         let interval_min = rng.gen_range(50..=500);
-        SimConfig {
+        let mut config = SimConfig {
             seed,
             nodes,
             tick_ms: 10,
@@ -295,7 +303,13 @@ impl SimConfig {
             },
             schedule: Vec::new(),
             scenario: None,
+        };
+        // Last, and from the flags' stream, so that it moves no earlier draw of the seed.
+        if flags.gen_bool(0.7) {
+            let weight = flags.gen_range(1..=10);
+            config.faults.push((FaultKind::TransferLeader, weight));
         }
+        config
     }
 
     /// The benchmark's fixed world: 5 nodes, 50 ms heartbeats, 150-300 ms election timeouts,

@@ -128,6 +128,9 @@ fn what(bug: Bug) -> &'static str {
         Bug::SplitLengthPrefix => {
             "the peer decoder loses a length prefix split across two reads (a TCP read ending inside it)"
         }
+        Bug::TransferSameTerm => {
+            "a leadership transfer's target campaigns in the old leader's term, voting twice in it"
+        }
     }
 }
 

@@ -20,5 +20,5 @@ pub use raw_node::{Proposed, RawNode, Ready, Role, RoleKind, Status};
 pub use types::Bugs;
 pub use types::{
     Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
-    Proposal, ProposeError, ReadState, RejectHint, Snapshot, StepError, Term,
+    Proposal, ProposeError, ReadState, RejectHint, Snapshot, StepError, Term, TransferError,
 };

@@ -37,11 +37,14 @@ pub enum FaultKind {
     /// restarted soon after: short-lived leaders with half-replicated logs, the ground of the
     /// Raft paper's Figure 8.
     LeaderChurn,
+    /// Ask the leader to hand its leadership to its most up-to-date follower (Raft thesis
+    /// §3.10), as `floe` does when it is told to stop.
+    TransferLeader,
 }
 
 impl FaultKind {
     /// Every fault kind.
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::PartitionHalves,
         FaultKind::IsolateOne,
         FaultKind::IsolateLeader,
@@ -53,6 +56,7 @@ impl FaultKind {
         FaultKind::Lossy,
         FaultKind::Slow,
         FaultKind::LeaderChurn,
+        FaultKind::TransferLeader,
     ];
 }
 
@@ -71,6 +75,7 @@ impl FaultKind {
             FaultKind::Lossy => "lossy",
             FaultKind::Slow => "slow",
             FaultKind::LeaderChurn => "leader-churn",
+            FaultKind::TransferLeader => "transfer-leader",
         }
     }
 }
@@ -95,8 +100,11 @@ fn partition(cluster: &Cluster, groups: &[Vec<NodeId>]) {
 
 /// Applies one fault of `kind`, or undoes faults (heal, restart, resume) when it cannot apply.
 pub fn inject(cluster: &Cluster, kind: FaultKind) {
-    if !matches!(kind, FaultKind::Crash | FaultKind::Pause) {
-        // Crashes and pauses record themselves, with their node.
+    if !matches!(
+        kind,
+        FaultKind::Crash | FaultKind::Pause | FaultKind::TransferLeader
+    ) {
+        // Crashes, pauses and transfers record themselves, with their node.
         cluster.note_event(kind.name(), Vec::new());
     }
     let n = cluster.size();
@@ -169,6 +177,11 @@ pub fn inject(cluster: &Cluster, kind: FaultKind) {
         }
         FaultKind::LeaderChurn => {
             // Driven step by step by `Churn`; starting it is all `inject` does.
+        }
+        FaultKind::TransferLeader => {
+            drop(rng);
+            let asked = cluster.transfer_leader();
+            cluster.note_event(kind.name(), asked.map(|id| id.0).into_iter().collect());
         }
     }
 }
@@ -334,6 +347,7 @@ pub fn perform(cluster: &Cluster, action: &str) -> bool {
             }
         }
         "isolate-random" => inject(cluster, FaultKind::IsolateOne),
+        "transfer-leader" => inject(cluster, FaultKind::TransferLeader),
         "heal" => {
             cluster.note_event("heal", Vec::new());
             cluster.net.heal();
