@@ -468,7 +468,9 @@ impl RawNode {
                 // it does not update its term or grant its vote", so a node rejoining from a
                 // partition with a higher term cannot depose a leader that still has a majority.
                 // A leadership transfer's vote (thesis §3.10) is let through: the leader itself
-                // asked for this election.
+                // asked for this election. A forged one can depose a healthy leader, no more:
+                // the vote is still granted once per term and only to an up-to-date log
+                // (§5.2, §5.4.1), which is all Election Safety and Leader Completeness need.
                 MessageKind::Vote {
                     transfer: false, ..
                 } if self.in_lease() => return false,
