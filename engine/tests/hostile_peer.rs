@@ -52,6 +52,7 @@ fn message(rng: &mut ChaCha8Rng) -> Message {
         0 => MessageKind::Vote {
             last_log_index: index(rng),
             last_log_term: term,
+            transfer: rng.r#gen(),
         },
         1 => MessageKind::VoteResponse {
             granted: rng.r#gen(),

@@ -89,6 +89,7 @@ fn vote(from: u64, to: u64, term: u64, last_index: u64, last_term: u64) -> Messa
         kind: MessageKind::Vote {
             last_log_index: Index(last_index),
             last_log_term: Term(last_term),
+            transfer: false,
         },
     }
 }
@@ -848,6 +849,7 @@ fn step_down_to_a_higher_term_keeps_the_timer_only_under_the_papers_rule() {
             kind: MessageKind::Vote {
                 last_log_index: Index(1),
                 last_log_term: Term(1),
+                transfer: false,
             },
         };
         node.step(vote).expect("steps");
@@ -859,4 +861,125 @@ fn step_down_to_a_higher_term_keeps_the_timer_only_under_the_papers_rule() {
             assert!(after >= 10, "etcd's rule restarts it: {after}");
         }
     }
+}
+
+// --- Thesis §3.10: leadership transfer -----------------------------------------------------
+
+/// `elected_network` with CheckQuorum and PreVote on, the setting in which a transfer's
+/// election must get through the voters' lease.
+fn elected_network_with_lease(n: u64) -> Network {
+    let options = Options {
+        check_quorum: true,
+        pre_vote: true,
+        ..Options::default()
+    };
+    let mut net = Network::new(n, &options);
+    let mut out = String::new();
+    net.campaign(NodeId(1), &mut out);
+    net.stabilize(&net.ids(), &mut out);
+    net.tick(NodeId(1), &mut out);
+    net.stabilize(&net.ids(), &mut out);
+    assert_eq!(
+        net.raw(NodeId(1)).expect("up").status().role,
+        RoleKind::Leader
+    );
+    net
+}
+
+#[test]
+fn transfer_catches_the_target_up_then_it_wins_at_once_3_10() {
+    let mut net = elected_network_with_lease(3);
+    let mut out = String::new();
+    let ids = net.ids();
+    // Node 3 misses two commands.
+    net.partition(vec![[NodeId(1), NodeId(2)].into(), [NodeId(3)].into()]);
+    for data in [b"a", b"b"] {
+        assert!(net.propose(NodeId(1), data, &mut out).expect("up").is_ok());
+    }
+    net.stabilize(&ids, &mut out);
+    net.heal();
+    let last = net.raw(NodeId(1)).expect("up").raft_log().last_index();
+    assert!(net.raw(NodeId(3)).expect("up").raft_log().last_index() < last);
+    let started = net.with_raw(NodeId(1), &mut out, |raw| raw.transfer_leader(NodeId(3)));
+    assert_eq!(started, Some(Ok(())));
+    // Thesis §3.10: no new command while the transfer runs.
+    assert_eq!(
+        net.propose(NodeId(1), b"c", &mut out),
+        Some(Err(ProposeError::Transferring { target: NodeId(3) }))
+    );
+    // No tick passes: the target wins before anyone's timer could fire, through the lease.
+    net.stabilize(&ids, &mut out);
+    let new = net.raw(NodeId(3)).expect("up").status();
+    assert_eq!(new.role, RoleKind::Leader, "{out}");
+    assert_eq!(new.term, Term(2));
+    assert!(
+        new.last_index > last,
+        "it holds every entry, then its no-op"
+    );
+    let old = net.raw(NodeId(1)).expect("up").status();
+    assert_eq!(
+        (old.role, old.leader),
+        (RoleKind::Follower, Some(NodeId(3)))
+    );
+    assert_eq!(net.raw(NodeId(1)).expect("up").transfer_target(), None);
+}
+
+#[test]
+fn transfer_is_refused_to_itself_to_strangers_and_by_followers_3_10() {
+    use engine::raft::TransferError;
+    let mut net = elected_network(3);
+    let mut out = String::new();
+    let on = |net: &mut Network, id: u64, target: u64, out: &mut String| {
+        net.with_raw(NodeId(id), out, |raw| raw.transfer_leader(NodeId(target)))
+            .expect("up")
+    };
+    assert_eq!(on(&mut net, 1, 1, &mut out), Err(TransferError::ToSelf));
+    assert_eq!(
+        on(&mut net, 1, 9, &mut out),
+        Err(TransferError::NotMember(NodeId(9)))
+    );
+    assert_eq!(
+        on(&mut net, 2, 3, &mut out),
+        Err(TransferError::NotLeader {
+            leader: Some(NodeId(1))
+        })
+    );
+    assert!(net.propose(NodeId(1), b"x", &mut out).expect("up").is_ok());
+}
+
+#[test]
+fn transfer_gives_up_after_an_election_timeout_3_10() {
+    let mut net = elected_network(3);
+    let mut out = String::new();
+    net.partition(vec![[NodeId(1), NodeId(2)].into(), [NodeId(3)].into()]);
+    let started = net.with_raw(NodeId(1), &mut out, |raw| raw.transfer_leader(NodeId(3)));
+    assert_eq!(started, Some(Ok(())));
+    for _ in 0..9 {
+        net.tick(NodeId(1), &mut out);
+        net.stabilize(&[NodeId(1), NodeId(2)], &mut out);
+    }
+    assert!(net.propose(NodeId(1), b"x", &mut out).expect("up").is_err());
+    net.tick(NodeId(1), &mut out);
+    assert_eq!(net.raw(NodeId(1)).expect("up").transfer_target(), None);
+    assert!(net.propose(NodeId(1), b"x", &mut out).expect("up").is_ok());
+    assert_eq!(
+        net.raw(NodeId(1)).expect("up").status().role,
+        RoleKind::Leader
+    );
+}
+
+#[test]
+fn timeout_now_from_anyone_but_the_leader_is_refused_3_10() {
+    let mut net = elected_network(3);
+    let mut out = String::new();
+    let forged = Message {
+        from: NodeId(3),
+        to: NodeId(2),
+        term: Term(1),
+        kind: MessageKind::TimeoutNow,
+    };
+    let stepped = net.with_raw(NodeId(2), &mut out, |raw| raw.step(forged));
+    assert!(matches!(stepped, Some(Err(StepError::Malformed(_)))));
+    let s = net.raw(NodeId(2)).expect("up").status();
+    assert_eq!((s.role, s.term), (RoleKind::Follower, Term(1)));
 }

@@ -79,6 +79,8 @@ pub struct Shared {
     /// Per node: its current life was started by `restart-after-read` (so its own first read is
     /// left alone: it is the one an old answer may be taken for).
     pub aimed_restart: Vec<bool>,
+    /// Time without a leader after transfers and leader crashes.
+    pub handovers: crate::handover::Handovers,
 }
 
 /// What a correct replica answered for one log entry, and when the first replica applied it.
@@ -257,6 +259,7 @@ impl Observer for SimObserver {
         self.with(|s| {
             let verdict = s.safety.stepped(&observe::status(raw));
             s.record(verdict, now);
+            s.handovers.stepped(raw, now_us);
             let status = raw.status();
             s.statuses[slot] = Some(status);
             s.note_role(now_us, id.0, role_name(status.role), status.term.0);
@@ -315,6 +318,7 @@ impl Cluster {
             bad_op: None,
             first_reads: Vec::new(),
             aimed_restart: vec![false; n],
+            handovers: Default::default(),
         }));
         net.set_wire_bugs(Bug::switches(config.bug).wire);
         let sink = shared.clone();
@@ -566,8 +570,12 @@ impl Cluster {
         let slot = id.0 as usize - 1;
         self.handle.kill(self.madsim_ids[slot]);
         let disk = &self.disks[slot];
+        let now_us = self.clock.now_us();
         let torn = {
             let mut s = self.shared();
+            if let Some(st) = s.statuses[slot].filter(|st| st.role == RoleKind::Leader) {
+                s.handovers.leader_crashed(id.0, st.term.0, now_us);
+            }
             s.states[slot] = NodeState::Down;
             s.statuses[slot] = None;
             s.clients[slot] = None;
@@ -581,6 +589,25 @@ impl Cluster {
         }
         self.net.set_up(id, false);
         self.note_fault(1, id);
+    }
+
+    /// Asks the running leader to hand its leadership to its most up-to-date follower (Raft
+    /// thesis §3.10). Returns the leader asked, if there was one.
+    pub fn transfer_leader(&self) -> Option<NodeId> {
+        let statuses = self.statuses();
+        let leader = statuses
+            .iter()
+            .flatten()
+            .filter(|s| s.role == RoleKind::Leader && self.state(s.id) == NodeState::Up)
+            .max_by_key(|s| s.term)?;
+        let client = self.shared().clients[leader.id.0 as usize - 1].clone()?;
+        // The answer is not awaited: the run's record of roles tells what came of it.
+        drop(client.ask_transfer(None).ok()?);
+        let now_us = self.clock.now_us();
+        let mut s = self.shared();
+        s.handovers
+            .transfer_asked(leader.id.0, leader.term.0, now_us);
+        Some(leader.id)
     }
 
     /// Restarts a dead node from its disk.

@@ -16,6 +16,7 @@ pub use checker as check;
 pub mod cluster;
 pub mod failure;
 pub mod fig16;
+pub mod handover;
 pub mod nemesis;
 pub mod observe;
 pub mod options;

@@ -439,6 +439,7 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
         ops: Default::default(),
         net: Default::default(),
         liveness_leader_ms: None,
+        handovers: Default::default(),
         config,
         history: Default::default(),
         bad_op: None,
@@ -510,6 +511,18 @@ fn print_human(t: &Timed, replay: &str) {
     println!("by kind (ok/failed/timed out): {}", kinds.join(", "));
     if let Some(ms) = r.liveness_leader_ms {
         println!("liveness: stable leader {ms} ms after healing");
+    }
+    let h = &r.handovers;
+    if !h.transfer_us.is_empty() || !h.crash_us.is_empty() || h.transfers_not_done > 0 {
+        let median = |v: &[u64]| sim::handover::percentile(v, 50).map_or(0, |us| us / 1000);
+        println!(
+            "without a leader: {} transfers, median {} ms ({} not done); {} leader crashes, median {} ms",
+            h.transfer_us.len(),
+            median(&h.transfer_us),
+            h.transfers_not_done,
+            h.crash_us.len(),
+            median(&h.crash_us)
+        );
     }
     match &r.violation {
         None => println!("ok seed={} trace_hash={}", r.seed, r.trace_hash),

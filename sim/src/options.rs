@@ -105,11 +105,15 @@ pub enum Bug {
     /// Read tags restart at each boot instead of from the wall clock's nanoseconds: a restarted
     /// node takes a ReadIndex answer meant for its previous life for a new read's.
     ReadCtxReuse,
+    /// The target of a leadership transfer campaigns in the leader's term instead of the next
+    /// one (thesis §3.10 starts a new election): it votes twice in a term, two leaders can share
+    /// one.
+    TransferSameTerm,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 15] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -124,6 +128,7 @@ impl Bug {
         Bug::SplitLengthPrefix,
         Bug::ChunkAnyOffset,
         Bug::ReadCtxReuse,
+        Bug::TransferSameTerm,
     ];
 
     /// The name used on the command line.
@@ -143,6 +148,7 @@ impl Bug {
             Bug::SplitLengthPrefix => "split-length-prefix",
             Bug::ChunkAnyOffset => "chunk-any-offset",
             Bug::ReadCtxReuse => "read-ctx-reuse",
+            Bug::TransferSameTerm => "transfer-same-term",
         }
     }
 
@@ -157,6 +163,7 @@ impl Bug {
                 read_index_early: bug == Some(Bug::ReadIndexEarly),
                 no_truncate: bug == Some(Bug::NoTruncate),
                 chunk_any_offset: bug == Some(Bug::ChunkAnyOffset),
+                transfer_same_term: bug == Some(Bug::TransferSameTerm),
             },
             node: engine::server::NodeBugs {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),
@@ -273,6 +280,15 @@ pub enum Settings {
     Varied,
 }
 
+/// Leadership transfers, from the flags' stream after its other draws, so that they move no
+/// earlier draw of the seed.
+fn draw_transfers(flags: &mut ChaCha8Rng, config: &mut SimConfig) {
+    if flags.gen_bool(0.7) {
+        let weight = flags.gen_range(1..=10);
+        config.faults.push((FaultKind::TransferLeader, weight));
+    }
+}
+
 impl SimConfig {
     /// Draws a configuration from `seed`.
     pub fn swarm(seed: u64, o: Overrides) -> SimConfig {
@@ -293,7 +309,8 @@ impl SimConfig {
         let mut faults = Vec::new();
         for kind in (FaultKind::ALL.into_iter()).filter(|k| !k.is_clock() && !k.is_aimed()) {
             // Swarm testing: each run enables a random subset of faults with random weights.
-            if rng.gen_bool(0.7) {
+            // (Leadership transfers are drawn below, from the flags' stream.)
+            if kind != FaultKind::TransferLeader && rng.gen_bool(0.7) {
                 faults.push((kind, rng.gen_range(1..=10)));
             }
         }
@@ -375,6 +392,7 @@ impl SimConfig {
             uncommitted_bytes_max: flags.gen_bool(0.25).then(|| flags.gen_range(64..=4096)),
             inflight_bytes_max: flags.gen_bool(0.25).then(|| flags.gen_range(32..=2048)),
         };
+        draw_transfers(&mut flags, &mut config);
         // At most one seed in four varies the production settings; the rest run `floe`'s
         // defaults exactly.
         let varied = vary.gen_bool(VARIED_SHARE);

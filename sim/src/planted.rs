@@ -134,6 +134,9 @@ fn what(bug: Bug) -> &'static str {
         Bug::ReadCtxReuse => {
             "read tags restart at each boot: a restarted node takes an old ReadIndex answer for a new read's"
         }
+        Bug::TransferSameTerm => {
+            "a leadership transfer's target campaigns in the old leader's term, voting twice in it"
+        }
     }
 }
 

@@ -52,6 +52,8 @@ pub struct RunReport {
     pub net: NetStats,
     /// Time from healing to a stable leader, if one came.
     pub liveness_leader_ms: Option<u64>,
+    /// Time without a leader after planned transfers and after leader crashes.
+    pub handovers: crate::handover::Handovers,
     /// The run's configuration.
     pub config: SimConfig,
     /// Every client operation (not in the JSON line: it is long).
@@ -417,8 +419,11 @@ impl QuietWatch {
             self.since = None;
             return;
         };
+        // A leadership transfer the nemesis asked for is a planned leader change, as churn is:
+        // the quiet window starts again after it.
+        let transfer_ms = cluster.shared().handovers.last_asked_us / 1000;
         match &self.since {
-            Some((held, _)) if *held == set => {}
+            Some((held, since)) if *held == set && *since >= transfer_ms => {}
             _ => self.since = Some((set, now)),
         }
         let (set, since) = self.since.as_ref().expect("set above");
@@ -658,6 +663,7 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         clients,
         net,
         liveness_leader_ms,
+        handovers: shared.handovers.clone(),
         config: cluster.config.clone(),
     }
 }

@@ -25,7 +25,7 @@
 //! ```
 //!
 //! Step actions: `crash-leader`, `crash-random`, `restart-all`, `pause-leader`, `resume-all`,
-//! `isolate-leader`, `isolate-random`, `heal`, and any fault kind's name
+//! `isolate-leader`, `isolate-random`, `heal`, `transfer-leader`, and any fault kind's name
 //! (`partition-halves`, `majority-ring`, `bridge`, `one-way`, `lossy`, `slow`, ...).
 
 use std::path::Path;
@@ -105,7 +105,7 @@ pub struct Scenario {
     file: File,
 }
 
-const ACTIONS: [&str; 8] = [
+const ACTIONS: [&str; 9] = [
     "crash-leader",
     "crash-random",
     "restart-all",
@@ -114,6 +114,7 @@ const ACTIONS: [&str; 8] = [
     "isolate-leader",
     "isolate-random",
     "heal",
+    "transfer-leader",
 ];
 
 fn fault_kind(name: &str) -> Option<FaultKind> {

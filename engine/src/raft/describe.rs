@@ -89,10 +89,12 @@ impl fmt::Display for Message {
             MessageKind::Vote {
                 last_log_index,
                 last_log_term,
+                transfer,
             } => {
+                let transfer = if *transfer { " Transfer" } else { "" };
                 write!(
                     f,
-                    "MsgVote Term:{} Log:{last_log_term}/{last_log_index}",
+                    "MsgVote Term:{} Log:{last_log_term}/{last_log_index}{transfer}",
                     self.term
                 )
             }
@@ -173,6 +175,7 @@ impl fmt::Display for Message {
                     self.term
                 )
             }
+            MessageKind::TimeoutNow => write!(f, "MsgTimeoutNow Term:{}", self.term),
         }
     }
 }

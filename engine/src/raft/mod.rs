@@ -21,5 +21,5 @@ pub use types::Bugs;
 pub use types::{
     Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
     Proposal, ProposeError, ReadState, RejectHint, SNAPSHOT_RESERVE_MAX, SNAPSHOT_TOTAL_MAX,
-    Snapshot, SnapshotData, StepError, Term,
+    Snapshot, SnapshotData, StepError, Term, TransferError,
 };

@@ -224,6 +224,10 @@ pub enum MessageKind {
         last_log_index: Index,
         /// Term of the candidate's last log entry.
         last_log_term: Term,
+        /// The candidate campaigns because the leader told it to (a leadership transfer, Raft
+        /// thesis §3.10): voters let it through CheckQuorum's lease, which would otherwise
+        /// ignore it as a disruption. The log comparison (§5.4.1) applies as ever.
+        transfer: bool,
     },
     /// Reply to RequestVote.
     VoteResponse {
@@ -318,6 +322,9 @@ pub enum MessageKind {
         /// The read index.
         index: Index,
     },
+    /// TimeoutNow (Raft thesis §3.10): the leader, transferring its leadership, tells a
+    /// follower whose log matches its own to start an election at once.
+    TimeoutNow,
 }
 
 /// One command a follower forwards to the leader.
@@ -373,6 +380,10 @@ pub struct Bugs {
     /// offset", done wrong): a duplicated chunk is written twice, a chunk after a lost one
     /// leaves a hole, and the snapshot is installed so.
     pub chunk_any_offset: bool,
+    /// The target of a leadership transfer campaigns in the leader's term instead of the next
+    /// one, as if TimeoutNow appointed it (Raft thesis §3.10 has it start a new election): it
+    /// votes a second time in the term, and two leaders may share it.
+    pub transfer_same_term: bool,
 }
 
 /// Static configuration of one Raft node.
@@ -542,6 +553,33 @@ pub enum ProposeError {
     /// Too many uncommitted entries; retry later.
     #[error("proposal dropped: too many uncommitted entries")]
     Dropped,
+    /// The leader is handing its leadership to `target` (Raft thesis §3.10) and takes no new
+    /// command meanwhile; retry at the new leader, or here once the transfer gave up.
+    #[error("leadership transfer to {target} in progress")]
+    Transferring {
+        /// The node leadership is being handed to.
+        target: NodeId,
+    },
+}
+
+/// Why a leadership transfer was not started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    /// Only the leader hands over leadership.
+    #[error("not the leader (leader hint: {leader:?})")]
+    NotLeader {
+        /// The leader this node last heard from in its current term.
+        leader: Option<NodeId>,
+    },
+    /// The leader cannot transfer to itself.
+    #[error("transfer to the leader itself")]
+    ToSelf,
+    /// The target is not a voter of the cluster.
+    #[error("node {0} is not a member")]
+    NotMember(NodeId),
+    /// A single-node cluster has nobody to hand over to.
+    #[error("no follower to transfer to")]
+    NoFollower,
 }
 
 /// Why a message was not stepped.

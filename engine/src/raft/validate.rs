@@ -8,7 +8,7 @@
 //! (Raft assumes fail-stop peers, §5 of the paper).
 
 use super::raft_log::RaftLog;
-use super::types::{Index, Message, MessageKind, SNAPSHOT_TOTAL_MAX, StepError, Term};
+use super::types::{Index, Message, MessageKind, NodeId, SNAPSHOT_TOTAL_MAX, StepError, Term};
 
 /// Checks `m`. `leader_last` is this node's last log index if it leads in `m`'s term (the
 /// only case in which answers to AppendEntries are acted on).
@@ -69,6 +69,7 @@ pub(super) fn check(m: &Message, leader_last: Option<Index>) -> Result<(), StepE
         MessageKind::Vote {
             last_log_index,
             last_log_term,
+            ..
         }
         | MessageKind::PreVote {
             last_log_index,
@@ -84,7 +85,8 @@ pub(super) fn check(m: &Message, leader_last: Option<Index>) -> Result<(), StepE
         | MessageKind::PreVoteResponse { .. }
         | MessageKind::Propose { .. }
         | MessageKind::ReadIndex { .. }
-        | MessageKind::ReadIndexResponse { .. } => Ok(()),
+        | MessageKind::ReadIndexResponse { .. }
+        | MessageKind::TimeoutNow => Ok(()),
     }
 }
 
@@ -120,6 +122,30 @@ fn check_chunk(
     }
     if len == 0 && !done {
         return Err(StepError::Malformed("empty snapshot chunk before the last"));
+    }
+    Ok(())
+}
+
+/// TimeoutNow (Raft thesis §3.10) is acted on only from the leader this node follows in its
+/// own term (`term`, `leader`): only that leader may hand its leadership over. One of an older
+/// term passes, to be dropped as stale; one of a newer term, or from anyone else, is refused.
+///
+/// Refusing is about availability, not safety: a TimeoutNow only makes a node start an
+/// election, and an election at any moment is safe in Raft (votes still need an up-to-date
+/// log, §5.4.1, and one vote per term, §5.2). It keeps a stray or forged one from deposing a
+/// healthy leader.
+pub(super) fn check_timeout_now(
+    m: &Message,
+    term: Term,
+    leader: Option<NodeId>,
+) -> Result<(), StepError> {
+    if !matches!(m.kind, MessageKind::TimeoutNow) || m.term < term {
+        return Ok(());
+    }
+    if m.term > term || leader != Some(m.from) {
+        return Err(StepError::Malformed(
+            "TimeoutNow not from the leader of this node's term",
+        ));
     }
     Ok(())
 }
@@ -230,6 +256,25 @@ mod tests {
         assert!(
             check(&answer(true, 11, None), None).is_ok(),
             "not leading: ignored"
+        );
+    }
+
+    #[test]
+    fn timeout_now_only_from_the_leader_of_the_term() {
+        let timeout_now = |from: u64, term: u64| Message {
+            from: NodeId(from),
+            to: NodeId(2),
+            term: Term(term),
+            kind: MessageKind::TimeoutNow,
+        };
+        let leader = Some(NodeId(1));
+        assert!(check_timeout_now(&timeout_now(1, 3), Term(3), leader).is_ok());
+        assert!(check_timeout_now(&timeout_now(3, 3), Term(3), leader).is_err());
+        assert!(check_timeout_now(&timeout_now(1, 3), Term(3), None).is_err());
+        assert!(check_timeout_now(&timeout_now(1, 4), Term(3), leader).is_err());
+        assert!(
+            check_timeout_now(&timeout_now(3, 2), Term(3), leader).is_ok(),
+            "stale: dropped later"
         );
     }
 }

@@ -3,7 +3,7 @@
 use futures::channel::{mpsc, oneshot};
 
 use super::StateMachine;
-use crate::raft::{Index, NodeId, Status, Term};
+use crate::raft::{Index, NodeId, Status, Term, TransferError};
 
 /// A command the node applied for a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +108,15 @@ pub enum Request<S: StateMachine> {
         /// unsent if the watch fails at once.
         armed: Option<oneshot::Sender<ReadAnswer<u64>>>,
     },
+    /// Hand this node's leadership to `target`, or to its most up-to-date follower if `None`
+    /// (Raft thesis §3.10). Answered at once with the chosen target; the handover itself shows
+    /// in `Status` (another node leads) or not, within about an election timeout.
+    TransferLeader {
+        /// The node to hand leadership to.
+        target: Option<NodeId>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<NodeId, TransferError>>,
+    },
 }
 
 /// A cloneable handle that sends requests to one node.
@@ -195,6 +204,27 @@ impl<S: StateMachine> Client<S> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Status { reply })?;
         answer.await.map_err(|_| ClientError::Stopped)
+    }
+
+    /// Starts handing this node's leadership to `target` (its most up-to-date follower if
+    /// `None`); returns the target. The outer error: the node did not answer.
+    pub async fn transfer_leader(
+        &self,
+        target: Option<NodeId>,
+    ) -> Result<Result<NodeId, TransferError>, ClientError> {
+        let answer = self.ask_transfer(target)?;
+        answer.await.map_err(|_| ClientError::Stopped)
+    }
+
+    /// [`Client::transfer_leader`] without waiting: the request is queued now, the answer
+    /// comes on the receiver (which may be dropped).
+    pub fn ask_transfer(
+        &self,
+        target: Option<NodeId>,
+    ) -> Result<oneshot::Receiver<Result<NodeId, TransferError>>, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::TransferLeader { target, reply })?;
+        Ok(answer)
     }
 
     /// What this node, as leader, measured of its followers (etcd's `/v2/stats/leader`).

@@ -13,7 +13,7 @@ use super::{Clock, Env, Network, Observer, StateMachine};
 use crate::log::{Disk, LogError, Recovered, Wal};
 use crate::raft::{
     Config, ConfigError, EntryKind, Index, Message, MessageKind, NodeId, ProposeError, Proposed,
-    RawNode, RoleKind, Snapshot, Term,
+    RawNode, RoleKind, Snapshot, Term, TransferError,
 };
 
 /// Configuration of the node loop.
@@ -520,6 +520,11 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             Err(ProposeError::Dropped) => {
                 let _ = reply.send(Err(ClientError::Busy));
             }
+            // Leadership is moving (thesis §3.10): nothing was appended; the client retries
+            // and finds the new leader (or this one again, if the transfer gave up).
+            Err(ProposeError::Transferring { .. }) => {
+                let _ = reply.send(Err(ClientError::NotLeader { leader: None }));
+            }
         }
     }
 
@@ -549,6 +554,14 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             }
             Request::Status { reply } => {
                 let _ = reply.send(self.raw.status());
+            }
+            Request::TransferLeader { target, reply } => {
+                let target = target
+                    .or_else(|| self.raw.most_up_to_date_follower())
+                    .ok_or(TransferError::NoFollower);
+                let answer = target.and_then(|t| self.raw.transfer_leader(t).map(|()| t));
+                tracing::info!(node = self.raw.id().0, ?answer, "leadership transfer asked");
+                let _ = reply.send(answer);
             }
             Request::LeaderStats { reply } => {
                 let status = self.raw.status();
@@ -667,7 +680,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     let _ = reply.send(Err(ClientError::NotLeader { leader }));
                 }
             }
-            Err(ProposeError::Dropped) => {
+            Err(ProposeError::Dropped | ProposeError::Transferring { .. }) => {
                 for (_, reply) in items {
                     let _ = reply.send(Err(ClientError::Busy));
                 }

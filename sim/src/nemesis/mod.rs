@@ -47,11 +47,14 @@ pub enum FaultKind {
     /// crashed and restarted at once, while the answer may still be on its way (the restarted
     /// node must not take it for a new read's).
     RestartAfterRead,
+    /// Ask the leader to hand its leadership to its most up-to-date follower (Raft thesis
+    /// §3.10), as `floe` does when it is told to stop.
+    TransferLeader,
 }
 
 impl FaultKind {
     /// Every fault kind.
-    pub const ALL: [FaultKind; 15] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::PartitionHalves,
         FaultKind::IsolateOne,
         FaultKind::IsolateLeader,
@@ -67,6 +70,7 @@ impl FaultKind {
         FaultKind::ClockDrift,
         FaultKind::ClockJump,
         FaultKind::RestartAfterRead,
+        FaultKind::TransferLeader,
     ];
 
     /// True for the faults aimed at a moment (drawn on their own stream).
@@ -74,7 +78,16 @@ impl FaultKind {
         self == FaultKind::RestartAfterRead
     }
 
-    /// True for the faults of a node's clock.
+    /// True for the faults that record themselves, with their node: crashes, pauses,
+    /// transfers and clock faults.
+    pub fn records_itself(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Crash | FaultKind::Pause | FaultKind::TransferLeader
+        ) || self.is_clock()
+    }
+
+    /// True for the faults that change a node's clock.
     pub fn is_clock(self) -> bool {
         matches!(
             self,
@@ -102,6 +115,7 @@ impl FaultKind {
             FaultKind::ClockDrift => "clock-drift",
             FaultKind::ClockJump => "clock-jump",
             FaultKind::RestartAfterRead => "restart-after-read",
+            FaultKind::TransferLeader => "transfer-leader",
         }
     }
 }
@@ -126,8 +140,7 @@ fn partition(cluster: &Cluster, groups: &[Vec<NodeId>]) {
 
 /// Applies one fault of `kind`, or undoes faults (heal, restart, resume) when it cannot apply.
 pub fn inject(cluster: &Cluster, kind: FaultKind) {
-    if !matches!(kind, FaultKind::Crash | FaultKind::Pause) && !kind.is_clock() {
-        // Crashes, pauses and clock faults record themselves, with their node.
+    if !kind.records_itself() {
         cluster.note_event(kind.name(), Vec::new());
     }
     let n = cluster.size();
@@ -220,6 +233,11 @@ pub fn inject(cluster: &Cluster, kind: FaultKind) {
                 _ => skew.jump(now_ns, by_ns),
             }
             cluster.note_clock(kind.name(), node, now_ns);
+        }
+        FaultKind::TransferLeader => {
+            drop(rng);
+            let asked = cluster.transfer_leader();
+            cluster.note_event(kind.name(), asked.map(|id| id.0).into_iter().collect());
         }
     }
 }
@@ -385,6 +403,7 @@ pub fn perform(cluster: &Cluster, action: &str) -> bool {
             }
         }
         "isolate-random" => inject(cluster, FaultKind::IsolateOne),
+        "transfer-leader" => inject(cluster, FaultKind::TransferLeader),
         "heal" => {
             cluster.note_event("heal", Vec::new());
             cluster.net.heal();

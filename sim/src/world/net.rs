@@ -145,6 +145,7 @@ fn kind_tag(kind: &MessageKind) -> (u64, u64, u64) {
         MessageKind::Vote {
             last_log_index,
             last_log_term,
+            ..
         } => (1, last_log_index.0, last_log_term.0),
         MessageKind::VoteResponse { granted } => (2, u64::from(*granted), 0),
         MessageKind::Append {
@@ -176,6 +177,7 @@ fn kind_tag(kind: &MessageKind) -> (u64, u64, u64) {
             proposals.len() as u64,
             proposals.first().map_or(0, |p| p.tag),
         ),
+        MessageKind::TimeoutNow => (11, 0, 0),
     }
 }
 

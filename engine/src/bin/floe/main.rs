@@ -16,7 +16,7 @@ use engine::log::{Disk, Wal, intact_record_after};
 use engine::net::{
     Directory, FileDisk, Member, PeerSetup, PeerTls, SystemClock, TlsFiles, bind_reusable,
 };
-use engine::raft::NodeId;
+use engine::raft::{NodeId, RoleKind};
 use engine::server::{Clock, Env, KvClient, KvMachine, NoObserver, NodeSettings};
 use engine::store::ExpirationStyle;
 use flags::Flags;
@@ -553,6 +553,7 @@ async fn run(s: Settings) -> Result<(), String> {
         node_settings.node_config(me, peers, clock.unix_ms() ^ (me.0 << 48), clock.unix_ns());
     node.metrics = metrics;
     let (client, requests) = KvClient::channel(8192);
+    let control = client.clone();
     let app = App::new(
         client,
         clock,
@@ -589,9 +590,70 @@ async fn run(s: Settings) -> Result<(), String> {
         net: network,
         disk,
     };
-    engine::server::run(node, env, KvMachine::default(), requests, NoObserver)
-        .await
-        .map_err(|e| format!("node stopped: {e}"))
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
+    let node_loop = engine::server::run(node, env, KvMachine::default(), requests, NoObserver);
+    tokio::pin!(node_loop);
+    tokio::select! {
+        stopped = &mut node_loop => return stopped.map_err(|e| format!("node stopped: {e}")),
+        _ = terminate.recv() => {}
+    }
+    // The node loop keeps running while the leadership is handed over.
+    tokio::select! {
+        stopped = &mut node_loop => stopped.map_err(|e| format!("node stopped: {e}")),
+        () = hand_over(&control, clock, s.election_ms) => Ok(()),
+    }
+}
+
+/// On SIGTERM: a leader hands its leadership to its most up-to-date follower (Raft thesis
+/// §3.10) and waits, at most about an election timeout, until another member leads, so that
+/// clients wait for a handover instead of an election timeout. Logs what happened.
+async fn hand_over(control: &KvClient, clock: SystemClock, election_ms: u64) {
+    let Ok(status) = control.status().await else {
+        return;
+    };
+    if status.role != RoleKind::Leader {
+        tracing::info!(term = status.term.0, "SIGTERM: not the leader; stopping");
+        return;
+    }
+    let target = match control.transfer_leader(None).await {
+        Ok(Ok(target)) => target,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "SIGTERM: leadership transfer refused; stopping");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGTERM: node did not answer; stopping");
+            return;
+        }
+    };
+    let started = clock.now_ms();
+    tracing::info!(
+        target = target.0,
+        term = status.term.0,
+        "SIGTERM: handing over leadership"
+    );
+    let deadline = started + election_ms;
+    while clock.now_ms() < deadline {
+        clock.sleep_until(clock.now_ms() + 5).await;
+        let Ok(now) = control.status().await else {
+            return;
+        };
+        if let Some(leader) = now.leader.filter(|&l| l != status.id) {
+            tracing::info!(
+                leader = leader.0,
+                term = now.term.0,
+                ms = clock.now_ms() - started,
+                "SIGTERM: leadership handed over; stopping"
+            );
+            return;
+        }
+    }
+    tracing::warn!(
+        target = target.0,
+        ms = election_ms,
+        "SIGTERM: no handover within an election timeout; stopping anyway"
+    );
 }
 
 #[allow(

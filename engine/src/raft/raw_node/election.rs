@@ -76,6 +76,7 @@ impl RawNode {
         if !matches!(self.role, Role::Follower { .. }) {
             self.reads.clear();
         }
+        self.transfer = None;
         // Raft Figure 2 resets the timer only on AppendEntries from the current leader or on
         // granting a vote; etcd-io/raft (and this core by default) also resets it on every
         // step-down. `step_down_resets_timer = false` keeps the paper's rule.
@@ -88,7 +89,8 @@ impl RawNode {
         }
     }
 
-    pub(super) fn become_candidate(&mut self) {
+    /// `transfer`: the leader asked for this election (TimeoutNow, thesis §3.10).
+    pub(super) fn become_candidate(&mut self, transfer: bool) {
         assert!(
             !matches!(self.role, Role::Leader { .. }),
             "invalid transition leader -> candidate"
@@ -106,7 +108,7 @@ impl RawNode {
             self.become_leader();
             return;
         }
-        self.request_votes(self.term, false);
+        self.request_votes(self.term, false, transfer);
     }
 
     pub(super) fn become_pre_candidate(&mut self) {
@@ -126,14 +128,15 @@ impl RawNode {
         self.role = Role::PreCandidate { votes };
         self.reset_election_timer();
         if majority(self.config.peers.len()) == 1 {
-            self.become_candidate();
+            self.become_candidate(false);
             return;
         }
-        self.request_votes(Term(self.term.0 + 1), true);
+        self.request_votes(Term(self.term.0 + 1), true, false);
     }
 
-    /// Sends RequestVote (or PreVote) for `term` to every other voter.
-    pub(super) fn request_votes(&mut self, term: Term, pre_vote: bool) {
+    /// Sends RequestVote (or PreVote) for `term` to every other voter; `transfer` marks a
+    /// RequestVote of a leadership transfer.
+    pub(super) fn request_votes(&mut self, term: Term, pre_vote: bool, transfer: bool) {
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         for i in 0..self.config.peers.len() {
             let to = self.config.peers[i];
@@ -149,6 +152,7 @@ impl RawNode {
                 MessageKind::Vote {
                     last_log_index,
                     last_log_term,
+                    transfer,
                 }
             };
             self.send_at(to, term, kind);
@@ -173,6 +177,7 @@ impl RawNode {
         self.incoming = None;
         self.uncommitted_bytes = self.bytes_between(self.log.commit(), last);
         self.reads.clear();
+        self.transfer = None;
         self.heartbeat_elapsed = 0;
         self.election_elapsed = 0;
         // Raft §5.4.2 and §8: a leader commits entries of earlier terms only through an entry of
@@ -270,7 +275,7 @@ impl RawNode {
         let yes = votes.values().filter(|&&g| g).count();
         if yes >= majority(self.config.peers.len()) {
             // Raft thesis §9.6: a majority would vote for it, so it starts a real election.
-            self.become_candidate();
+            self.become_candidate(false);
         }
     }
 

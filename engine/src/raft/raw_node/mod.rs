@@ -14,6 +14,7 @@
 //! - `follower`: the AppendEntries receiver (Raft Figure 2, §5.3);
 //! - `reads`: linearizable reads by ReadIndex (thesis §6.4);
 //! - `snapshot`: InstallSnapshot, sent and received (Raft §7);
+//! - `transfer`: leadership transfer and TimeoutNow (thesis §3.10);
 //! - `invariants`: the checks run after every input.
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ mod invariants;
 mod reads;
 mod replication;
 mod snapshot;
+mod transfer;
 
 use super::progress::Progress;
 use super::raft_log::RaftLog;
@@ -196,6 +198,8 @@ pub struct RawNode {
     pending_snapshot: Option<Snapshot>,
     /// A snapshot being received from the leader, chunk by chunk.
     incoming: Option<snapshot::Incoming>,
+    /// Leader only: the leadership transfer in progress (thesis §3.10).
+    transfer: Option<transfer::Transfer>,
 }
 
 impl RawNode {
@@ -257,6 +261,7 @@ impl RawNode {
             snapshot,
             pending_snapshot: None,
             incoming: None,
+            transfer: None,
         };
         node.reset_election_timer();
         Ok(node)
@@ -362,7 +367,7 @@ impl RawNode {
         if self.config.pre_vote {
             self.become_pre_candidate();
         } else {
-            self.become_candidate();
+            self.become_candidate(false);
         }
     }
 
@@ -375,6 +380,11 @@ impl RawNode {
                 leader: self.leader(),
             });
         };
+        // Thesis §3.10: "the prior leader stops accepting new client requests" during a
+        // transfer, or the target's log would never catch up with it.
+        if let Some(t) = self.transfer {
+            return Err(ProposeError::Transferring { target: t.target });
+        }
         if !self.has_room(data.len()) {
             return Err(ProposeError::Dropped);
         }
@@ -440,6 +450,7 @@ impl RawNode {
         let leader_last = (matches!(self.role, Role::Leader { .. }) && m.term == self.term)
             .then(|| self.log.last_index());
         crate::raft::validate::check(&m, leader_last)?;
+        crate::raft::validate::check_timeout_now(&m, self.term, self.leader())?;
         if m.term >= self.term {
             crate::raft::validate::check_committed(&m, &self.log)?;
         }
@@ -459,9 +470,13 @@ impl RawNode {
                 // request within the minimum election timeout of hearing from a current leader,
                 // it does not update its term or grant its vote", so a node rejoining from a
                 // partition with a higher term cannot depose a leader that still has a majority.
-                // (etcd lets a leader transfer's "force" vote through; leader transfer is not
-                // implemented here.)
-                MessageKind::Vote { .. } if self.in_lease() => return false,
+                // A leadership transfer's vote (thesis §3.10) is let through: the leader itself
+                // asked for this election. A forged one can depose a healthy leader, no more:
+                // the vote is still granted once per term and only to an up-to-date log
+                // (§5.2, §5.4.1), which is all Election Safety and Leader Completeness need.
+                MessageKind::Vote {
+                    transfer: false, ..
+                } if self.in_lease() => return false,
                 // Raft thesis §9.6: a pre-vote never changes the receiver's term, and a granted
                 // pre-vote carries the term the pre-candidate has not moved to yet.
                 MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true } => {}
@@ -496,6 +511,7 @@ impl RawNode {
             MessageKind::Vote {
                 last_log_index,
                 last_log_term,
+                ..
             } => {
                 self.handle_vote(m.from, last_log_index, last_log_term);
             }
@@ -545,6 +561,7 @@ impl RawNode {
                     self.read_states.push(ReadState { ctx, index });
                 }
             }
+            MessageKind::TimeoutNow => self.handle_timeout_now(),
         }
     }
 
@@ -645,7 +662,8 @@ impl RawNode {
             | MessageKind::SnapshotResponse { .. }
             | MessageKind::Propose { .. }
             | MessageKind::ReadIndex { .. }
-            | MessageKind::ReadIndexResponse { .. } => {}
+            | MessageKind::ReadIndexResponse { .. }
+            | MessageKind::TimeoutNow => {}
         }
     }
 

@@ -9,6 +9,7 @@ use crate::raft::types::{Entry, EntryKind, Index, MessageKind, NodeId, Proposal,
 
 impl RawNode {
     pub(super) fn tick_leader(&mut self) {
+        self.tick_transfer();
         if self.config.check_quorum {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.config.election_timeout_ticks {
@@ -57,6 +58,7 @@ impl RawNode {
             if moved {
                 self.maybe_commit();
             }
+            self.maybe_send_timeout_now(peer);
         } else {
             // Rejections of what was sent before a snapshot say nothing new: wait for it.
             let Some(hint) = hint.filter(|_| !p.snapshot_pending()) else {
@@ -189,6 +191,10 @@ impl RawNode {
             return;
         }
         self.progress_mut(from).recent_active = true;
+        if self.transfer.is_some() {
+            // Paused for a leadership transfer (thesis §3.10): dropped, as when full.
+            return;
+        }
         let mut appended = false;
         for Proposal { tag, data } in proposals {
             if !self.has_room(data.len()) {
