@@ -154,7 +154,7 @@ pub fn parse(text: &str) -> Result<Vec<Event<RegisterOp>>, JepsenError> {
         let at = line as u64;
         match kind {
             ":invoke" => {
-                check_shape(func, value, true).map_err(fail)?;
+                check_invocation(func, value).map_err(fail)?;
                 let previous = open.insert(
                     process.to_string(),
                     Open {
@@ -225,9 +225,9 @@ fn parse_value(text: &str) -> Result<Logged, String> {
 }
 
 /// Checks that an invocation's value fits its function.
-fn check_shape(func: Func, value: Logged, invoke: bool) -> Result<(), String> {
+fn check_invocation(func: Func, value: Logged) -> Result<(), String> {
     let fits = match func {
-        Func::Read => matches!(value, Logged::Nil) || !invoke,
+        Func::Read => matches!(value, Logged::Nil),
         Func::Write => matches!(value, Logged::Int(_)),
         Func::Cas => matches!(value, Logged::Pair(..)),
     };

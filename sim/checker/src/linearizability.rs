@@ -139,7 +139,7 @@ pub fn check(ops: &[Op], budget: Budget<'_>) -> LinReport {
     let mut groups: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
     for op in judged {
         let key = op.call.key();
-        let partition = ancestors(key).find(|a| roots.contains(a)).unwrap_or(key);
+        let partition = partition_of(key, &roots);
         groups.entry(partition).or_default().push(op);
     }
     let partitions = (groups.into_iter())
@@ -192,7 +192,7 @@ pub fn minimal_failure(ops: &[Op], partition: &str, budget: Budget<'_>) -> Optio
     let members: Vec<&Op> = (judged.iter().copied())
         .filter(|op| {
             let key = op.call.key();
-            ancestors(key).find(|a| roots.contains(a)).unwrap_or(key) == partition
+            partition_of(key, &roots) == partition
         })
         .collect();
     let trials = std::cell::Cell::new(0u64);
@@ -296,6 +296,12 @@ fn is_judged(op: &Op) -> bool {
 fn ancestors(key: &str) -> impl Iterator<Item = &str> {
     let dirs = (key.match_indices('/')).map(move |(at, _)| if at == 0 { "/" } else { &key[..at] });
     dirs.chain(std::iter::once(key))
+}
+
+/// The partition `key` belongs to: the outermost recursively deleted directory it lies under,
+/// else the key itself.
+fn partition_of<'a>(key: &'a str, roots: &BTreeSet<&'a str>) -> &'a str {
+    ancestors(key).find(|a| roots.contains(a)).unwrap_or(key)
 }
 
 /// The directories of recursive deletes that lie under no other such directory.
