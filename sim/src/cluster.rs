@@ -7,7 +7,8 @@ use engine::log::{MemDisk, Recovered};
 use engine::raft::{
     Entry, HardState, Index, Message, MessageKind, NodeId, RawNode, RoleKind, Status, Term,
 };
-use engine::server::{Client, Env, KvClient, KvMachine, NodeConfig, Observer};
+use engine::server::data_dir::{self, MemberIdentity};
+use engine::server::{Client, CrashPoint, Env, KvClient, KvMachine, NodeConfig, Observer};
 use madsim::runtime::Handle;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -18,7 +19,7 @@ use crate::check::{RaftSafety, Violation};
 use crate::observe;
 use crate::options::{Bug, SimConfig};
 use crate::trace::Fnv;
-use crate::world::{NodeClock, SimClock, SimDisk, SimNet, Skew};
+use crate::world::{NodeClock, SimClock, SimDataDir, SimDisk, SimNet, Skew};
 
 /// How a node is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +82,10 @@ pub struct Shared {
     pub aimed_restart: Vec<bool>,
     /// Time without a leader after transfers and leader crashes.
     pub handovers: crate::handover::Handovers,
+    /// Aimed crashes armed: the moment, and until when (ms) the next node to reach it is taken.
+    pub aimed_points: Vec<(CrashPoint, u64)>,
+    /// Nodes that stopped at an aimed moment and wait to be crashed by the supervisor.
+    pub halted: Vec<(NodeId, CrashPoint)>,
 }
 
 /// What a correct replica answered for one log entry, and when the first replica applied it.
@@ -182,6 +187,8 @@ pub struct Cluster {
     pub clock: SimClock,
     shared: Arc<Mutex<Shared>>,
     disks: Vec<MemDisk>,
+    /// Each node's meta record file (`engine::server::data_dir`).
+    metas: Vec<MemDisk>,
     /// Each machine's clock error, kept across its node's restarts.
     skews: Vec<Skew>,
     handle: Handle,
@@ -287,6 +294,22 @@ impl Observer for SimObserver {
     fn should_stop(&self) -> bool {
         self.with(|s| s.violation.is_some())
     }
+
+    fn crash_here(&mut self, point: CrashPoint) -> bool {
+        let now = self.clock.now_ms();
+        let id = self.id;
+        self.with(|s| {
+            let armed = s
+                .aimed_points
+                .iter()
+                .position(|&(p, until_ms)| p == point && now < until_ms);
+            if let Some(pos) = armed {
+                s.aimed_points.remove(pos);
+                s.halted.push((id, point));
+            }
+            armed.is_some()
+        })
+    }
 }
 
 impl Cluster {
@@ -318,6 +341,8 @@ impl Cluster {
             bad_op: None,
             first_reads: Vec::new(),
             aimed_restart: vec![false; n],
+            aimed_points: Vec::new(),
+            halted: Vec::new(),
             handovers: Default::default(),
         }));
         net.set_wire_bugs(Bug::switches(config.bug).wire);
@@ -335,6 +360,7 @@ impl Cluster {
                 .record(Err(v), now_ms);
         });
         let disks: Vec<MemDisk> = (0..n).map(|_| MemDisk::new()).collect();
+        let metas: Vec<MemDisk> = (0..n).map(|_| MemDisk::new()).collect();
         let plan = config.clock;
         let mut clock_rng = ChaCha8Rng::seed_from_u64(plan.seed);
         let mut starting = Vec::new();
@@ -366,6 +392,7 @@ impl Cluster {
             clock,
             shared,
             disks,
+            metas,
             skews,
             handle,
             madsim_ids: Vec::new(),
@@ -380,21 +407,53 @@ impl Cluster {
     fn build_node(&self, slot: usize) -> madsim::task::NodeId {
         let id = NodeId(slot as u64 + 1);
         let peers: Vec<NodeId> = (1..=self.config.nodes as u64).map(NodeId).collect();
-        let (config, net, shared, disk, skew) = (
+        let (config, net, shared, disk, meta, skew) = (
             self.config.clone(),
             self.net.clone(),
             self.shared.clone(),
             self.disks[slot].clone(),
+            self.metas[slot].clone(),
             self.skews[slot].clone(),
         );
         let init = move || {
-            let (config, net, shared, disk) =
-                (config.clone(), net.clone(), shared.clone(), disk.clone());
+            let (config, net, shared, disk, meta) = (
+                config.clone(),
+                net.clone(),
+                shared.clone(),
+                disk.clone(),
+                meta.clone(),
+            );
             let peers = peers.clone();
             let skew = skew.clone();
             async move {
                 // True time for the disk and the checkers; the node's own clock for the node.
                 let clock = SimClock::current();
+                // Every start opens the data directory as `floe` does: its check, then (in
+                // `engine::server::run`) the log's recovery and tail repair.
+                let mut dir = SimDataDir {
+                    node: id.0,
+                    meta,
+                    log: disk.clone(),
+                };
+                let who = MemberIdentity {
+                    cluster: format!("{:x}", config.seed),
+                    member: format!("{:x}", id.0),
+                    name: format!("n{}", id.0),
+                };
+                if let Err(e) = data_dir::check(&mut dir, &who, "new").await {
+                    let v = Violation::new(
+                        "a restart passes floe's data-directory check",
+                        observe::node(id),
+                        Default::default(),
+                        Default::default(),
+                        e.to_string(),
+                    );
+                    shared
+                        .lock()
+                        .expect("shared lock poisoned")
+                        .record(Err(v), clock.now_ms());
+                    return;
+                }
                 let node_clock = NodeClock::boot(clock.clone(), skew);
                 let (client, requests) = Client::channel(64);
                 let (seed, sync_ms) = {

@@ -13,6 +13,7 @@ compile_error!(
 );
 
 pub use checker as check;
+pub mod aimed;
 pub mod cluster;
 pub mod failure;
 pub mod fig16;

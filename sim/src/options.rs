@@ -109,11 +109,17 @@ pub enum Bug {
     /// one (thesis §3.10 starts a new election): it votes twice in a term, two leaders can share
     /// one.
     TransferSameTerm,
+    /// A follower answers AppendEntries before its sync: crashed in the sync, it loses entries
+    /// the leader counted towards commitment.
+    AckBeforeSync,
+    /// A watch inside a directory is not ended by the directory's removal: it fires on a later
+    /// event instead.
+    WatchDirDelete,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 17] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -129,6 +135,8 @@ impl Bug {
         Bug::ChunkAnyOffset,
         Bug::ReadCtxReuse,
         Bug::TransferSameTerm,
+        Bug::AckBeforeSync,
+        Bug::WatchDirDelete,
     ];
 
     /// The name used on the command line.
@@ -149,6 +157,8 @@ impl Bug {
             Bug::ChunkAnyOffset => "chunk-any-offset",
             Bug::ReadCtxReuse => "read-ctx-reuse",
             Bug::TransferSameTerm => "transfer-same-term",
+            Bug::AckBeforeSync => "ack-before-sync",
+            Bug::WatchDirDelete => "watch-dir-delete",
         }
     }
 
@@ -169,11 +179,13 @@ impl Bug {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),
                 forward_early: bug == Some(Bug::ForwardEarly),
                 read_ctx_reuse: bug == Some(Bug::ReadCtxReuse),
+                ack_before_sync: bug == Some(Bug::AckBeforeSync),
             },
             kv: engine::server::KvBugs {
                 watch_skip: bug == Some(Bug::WatchSkip),
                 index_reuse: bug == Some(Bug::IndexReuse),
                 cas_created_index: bug == Some(Bug::CasCreatedIndex),
+                watch_dir_delete: bug == Some(Bug::WatchDirDelete),
                 local_expiry: bug == Some(Bug::LocalExpiry),
             },
             wire: engine::wire::WireBugs {

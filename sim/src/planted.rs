@@ -137,6 +137,8 @@ fn what(bug: Bug) -> &'static str {
         Bug::TransferSameTerm => {
             "a leadership transfer's target campaigns in the old leader's term, voting twice in it"
         }
+        Bug::AckBeforeSync => "a follower acknowledges appended entries before it syncs them",
+        Bug::WatchDirDelete => "a watch inside a directory sleeps through the directory's removal",
     }
 }
 

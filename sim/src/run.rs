@@ -8,6 +8,7 @@ use madsim::runtime::Runtime;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use crate::aimed::AimedCrashes;
 use crate::check::liveness::{Links, quiet_majority};
 use crate::check::{self, Violation};
 use crate::cluster::{Cluster, NodeState, Shared};
@@ -180,10 +181,13 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
     let mut quiet = QuietWatch::default();
     let mut next_step = 0;
     let mut aimed = AimedReads::default();
+    let mut crashes = AimedCrashes::default();
     while cluster.clock.now_ms() < end_ms && cluster.shared().violation.is_none() {
-        // While `restart-after-read` is aimed, look every millisecond (a ReadIndex round trip
-        // can be shorter than a step).
-        let aiming = cluster.clock.now_ms() < aimed.until_ms;
+        // While `restart-after-read` or an aimed crash is aimed, look every millisecond (a
+        // ReadIndex round trip can be shorter than a step; a node stopped at an aimed moment
+        // is crashed at once).
+        let aiming = cluster.clock.now_ms() < aimed.until_ms
+            || AimedCrashes::aiming(cluster, cluster.clock.now_ms());
         let step_ms = (if aiming { 1 } else { config.tick_ms })
             .min(end_ms.saturating_sub(cluster.clock.now_ms()))
             .max(1);
@@ -191,8 +195,12 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
         churn.step(cluster);
         let now = cluster.clock.now_ms();
         aimed.step(cluster, now);
-        // Restarts aimed at reads disturb the majority as leader churn does.
-        quiet.step(cluster, churn.active(now) || now < aimed.until_ms);
+        crashes.step(cluster, now);
+        // Restarts aimed at reads or moments disturb the majority as leader churn does.
+        quiet.step(
+            cluster,
+            churn.active(now) || now < aimed.until_ms || crashes.disturbing(),
+        );
         partial.step(cluster, now);
         while let Some(step) = config.schedule.get(next_step)
             && step.at_ms <= now
@@ -206,8 +214,11 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
                 now,
                 nemesis::PARTIAL_ACTIONS.contains(&step.action.as_str()),
             );
-            if step.action == FaultKind::RestartAfterRead.name() {
-                aimed.until_ms = aimed.until_ms.max(now + AIMED_READS_MS);
+            let aimed_kind = FaultKind::ALL
+                .into_iter()
+                .find(|k| k.is_aimed() && k.name() == step.action);
+            if let Some(kind) = aimed_kind {
+                aimed.start(cluster, kind, now);
             } else if !nemesis::perform(cluster, &step.action) {
                 churn.start(now, SCHEDULED_CHURN_MS);
             }
@@ -215,24 +226,7 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
         if total == 0 || now < next_fault_ms {
             continue;
         }
-        let (kind, heal, gap) = {
-            let rng = &mut decisions;
-            let mut pick = rng.gen_range(0..total);
-            let kind = config.faults.iter().find(|&&(_, w)| {
-                if pick < w {
-                    true
-                } else {
-                    pick -= w;
-                    false
-                }
-            });
-            let heal = rng.gen_bool(0.3);
-            (
-                kind.map(|&(k, _)| k),
-                heal,
-                rng.gen_range(config.fault_interval_ms.0..=config.fault_interval_ms.1),
-            )
-        };
+        let (kind, heal, gap) = draw_fault(&mut decisions, config);
         next_fault_ms = now + gap;
         let action = match kind {
             _ if heal => "heal",
@@ -248,8 +242,8 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
             cluster.net.heal();
             cluster.net.set_loss(0, 0);
             cluster.net.set_latency(config.latency);
-        } else if kind == Some(FaultKind::RestartAfterRead) {
-            aimed.until_ms = aimed.until_ms.max(now + AIMED_READS_MS);
+        } else if let Some(kind) = kind.filter(|k| k.is_aimed()) {
+            aimed.start(cluster, kind, now);
         } else if kind == Some(FaultKind::LeaderChurn) {
             cluster.note_event(FaultKind::LeaderChurn.name(), Vec::new());
             churn.start(now, SCHEDULED_CHURN_MS);
@@ -257,11 +251,33 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
             nemesis::inject(cluster, kind);
         }
     }
+    crashes.finish(cluster, cluster.clock.now_ms());
     // The aimed reads are in the history: let them finish before it is judged.
     for reader in aimed.readers {
         let _ = reader.await;
     }
     (applied, partial)
+}
+
+/// The nemesis's next random decision: which fault (by the configured weights), whether to heal
+/// instead, and the gap until the next one.
+fn draw_fault(rng: &mut impl Rng, config: &SimConfig) -> (Option<FaultKind>, bool, u64) {
+    let total: u32 = config.faults.iter().map(|&(_, w)| w).sum();
+    let mut pick = rng.gen_range(0..total);
+    let kind = config.faults.iter().find(|&&(_, w)| {
+        if pick < w {
+            true
+        } else {
+            pick -= w;
+            false
+        }
+    });
+    let heal = rng.gen_bool(0.3);
+    (
+        kind.map(|&(k, _)| k),
+        heal,
+        rng.gen_range(config.fault_interval_ms.0..=config.fault_interval_ms.1),
+    )
 }
 
 /// How long leader churn goes on once started (random or scheduled alike).
@@ -282,6 +298,16 @@ struct AimedReads {
 }
 
 impl AimedReads {
+    /// Starts the aimed fault `kind`: `restart-after-read` for `AIMED_READS_MS`, or an aimed
+    /// crash's moment armed.
+    fn start(&mut self, cluster: &Cluster, kind: FaultKind, now: u64) {
+        if kind == FaultKind::RestartAfterRead {
+            self.until_ms = self.until_ms.max(now + AIMED_READS_MS);
+        } else {
+            AimedCrashes::arm(cluster, kind, now);
+        }
+    }
+
     fn step(&mut self, cluster: &Arc<Cluster>, now: u64) {
         let first_reads = std::mem::take(&mut cluster.shared().first_reads);
         if now >= self.until_ms {

@@ -89,3 +89,23 @@ fn plain_raft_fails_the_partial_topology_liveness_rule() {
         "{name} seed {seed}: {rule}"
     );
 }
+
+/// The aimed crashes land: every armed moment is reached and its node crashed there (counted by
+/// kind), and the run passes every checker.
+#[test]
+fn aimed_crashes_hit_their_moments() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let scenario = Scenario::load(&root, "aimed-crashes").unwrap_or_else(|e| panic!("{e}"));
+    for seed in 1..=3 {
+        let report = run_isolated(scenario.config(seed, Overrides::default())).expect("no panic");
+        assert!(report.ok, "seed {seed}: {:?}", report.violation);
+        for kind in [
+            "crash-sync-in-flight",
+            "crash-after-persist",
+            "crash-after-commit",
+        ] {
+            let hits = report.faults_by_kind.get(kind).copied().unwrap_or(0);
+            assert!(hits >= 3, "seed {seed}: {kind} hit {hits} of 4 times");
+        }
+    }
+}

@@ -22,7 +22,7 @@ pub use wal::{LogError, Recovered, Wal};
 ///
 /// Tests use this instead of an executor so the crate needs no executor feature.
 #[cfg(test)]
-fn now<F: std::future::Future>(future: F) -> F::Output {
+pub(crate) fn now<F: std::future::Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match future.as_mut().poll(&mut cx) {

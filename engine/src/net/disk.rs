@@ -210,3 +210,62 @@ mod tests {
         assert_eq!(recovered.entries, entries);
     }
 }
+
+/// A member's data directory on the file system: `floe.meta` and the log file `wal`.
+#[derive(Clone, Debug)]
+pub struct FileDataDir {
+    dir: PathBuf,
+}
+
+impl FileDataDir {
+    /// The data directory at `dir` (it may not exist yet).
+    pub fn new(dir: &Path) -> FileDataDir {
+        FileDataDir {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The log file's path.
+    pub fn wal_path(&self) -> PathBuf {
+        self.dir.join("wal")
+    }
+
+    fn meta_path(&self) -> PathBuf {
+        self.dir.join("floe.meta")
+    }
+}
+
+impl crate::server::data_dir::DataDir for FileDataDir {
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn read_meta(&self) -> std::io::Result<Option<Vec<u8>>> {
+        match std::fs::read(self.meta_path()) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Temp file, fsync, rename over, directory fsync: a crash leaves the old state or the
+    /// whole new record.
+    async fn write_meta(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let temp = self.dir.join("floe.meta.tmp");
+        let mut file = File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temp, self.meta_path())?;
+        File::open(&self.dir)?.sync_all()
+    }
+
+    fn read_log(&self) -> std::io::Result<Option<Vec<u8>>> {
+        match std::fs::read(self.wal_path()) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -49,6 +49,9 @@ pub struct KvBugs {
     /// `createdIndex` instead of its `modifiedIndex`: a swap against a key rewritten since
     /// it was created succeeds when it must fail.
     pub cas_created_index: bool,
+    /// Watches forget that deleting or expiring a directory ends every watch inside it: a
+    /// watch on `/d/b` sleeps through the recursive delete of `/d` and fires on a later event.
+    pub watch_dir_delete: bool,
 }
 
 /// The etcd v2 store, fed with committed entries.
@@ -201,6 +204,19 @@ impl StateMachine for KvMachine {
             && next.index == first.index + 1
         {
             return Some(Ok(next));
+        }
+        #[cfg(feature = "planted-bugs")]
+        if self.bugs.watch_dir_delete
+            && let Ok(Some(first)) = &found
+            && first.action.is_removal()
+            && first.node.dir
+            && first.node.key != watch.key
+        {
+            let later = KvWatch {
+                wait_index: first.index + 1,
+                ..watch.clone()
+            };
+            return self.poll_watch(&later);
         }
         found.transpose()
     }

@@ -5,6 +5,7 @@
 //! `futures` channels, so the simulator and the production node run this same code.
 
 mod client;
+pub mod data_dir;
 mod follower_stats;
 mod kv;
 pub mod lock;
@@ -146,6 +147,36 @@ pub trait Observer {
     fn should_stop(&self) -> bool {
         false
     }
+    /// The node loop reached `point`. True asks the node to stop right here and wait to be
+    /// killed: the simulator aims crashes at the moments where durability bugs hide, and its
+    /// harness kills the waiting node within a millisecond (nothing after `point` runs, nothing
+    /// unsynced survives). Production observers never return true.
+    fn crash_here(&mut self, _point: CrashPoint) -> bool {
+        false
+    }
+}
+
+/// A moment in the node loop where a crash is most likely to expose a durability bug (the
+/// aimed faults of the simulator, `Observer::crash_here`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CrashPoint {
+    /// New entries were written to the log but their sync has not returned; a leader that sends
+    /// before it syncs has already sent them to its followers.
+    SyncInFlight,
+    /// A follower made new entries durable; its answer to the leader has not left yet.
+    PersistedNotAnswered,
+    /// A leader applied newly committed entries and answered their clients (with a lazy commit
+    /// sync, the commit index itself may not be durable yet).
+    LeaderCommitted,
+}
+
+impl CrashPoint {
+    /// Every crash point.
+    pub const ALL: [CrashPoint; 3] = [
+        CrashPoint::SyncInFlight,
+        CrashPoint::PersistedNotAnswered,
+        CrashPoint::LeaderCommitted,
+    ];
 }
 
 /// The observer that watches nothing.

@@ -9,7 +9,7 @@ use futures::{FutureExt, StreamExt};
 use super::client::{Applied, ClientError, ReadAnswer, Request};
 use super::follower_stats::Followers;
 use super::metrics::Metrics;
-use super::{Clock, Env, Network, Observer, StateMachine};
+use super::{Clock, CrashPoint, Env, Network, Observer, StateMachine};
 use crate::log::{Disk, LogError, Recovered, Wal};
 use crate::raft::{
     Config, ConfigError, EntryKind, Index, Message, MessageKind, NodeId, ProposeError, Proposed,
@@ -81,6 +81,10 @@ pub struct NodeBugs {
     /// start) instead of the boot nonce: a ReadIndex answer to the previous life's read can be
     /// taken for a new read's, which is then served at a stale index.
     pub read_ctx_reuse: bool,
+    /// A follower's answers to AppendEntries leave before its sync (votes still wait for it):
+    /// the leader counts entries the follower can still lose in a crash (Raft §5.3 counts only
+    /// what a majority stored; Figure 2 persists before responding).
+    pub ack_before_sync: bool,
 }
 
 impl NodeConfig {
@@ -724,6 +728,14 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         }
     }
 
+    /// Stops here for good if the observer aims a crash at `point` (the world kills the node
+    /// while it waits; see `Observer::crash_here`).
+    async fn crash_point(&mut self, point: CrashPoint) {
+        if self.observer.crash_here(point) {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Handles every `Ready` until the core is quiet, honouring its contract: persist (and sync)
     /// the hard state and entries, then send, then apply.
     async fn drain_ready<D: Disk, N: Network, C: Clock>(
@@ -743,6 +755,15 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 // leader overlapping its disk write with its followers' (see NodeConfig).
                 self.send_all(&mut ready, net, clock.now_us());
             }
+            #[cfg(feature = "planted-bugs")]
+            if self.bugs.ack_before_sync && self.raw.status().role != RoleKind::Leader {
+                let (acks, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
+                    .into_iter()
+                    .partition(|m| matches!(m.kind, MessageKind::AppendResponse { .. }));
+                ready.messages = acks;
+                self.send_all(&mut ready, net, clock.now_us());
+                ready.messages = rest;
+            }
             if let Some(snapshot) = ready.snapshot.take() {
                 self.install(wal, snapshot).await?;
                 applied_any = true;
@@ -758,6 +779,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                         hs.term == self.synced_term && hs.voted_for == self.synced_vote
                     });
                 if !(commit_only && self.lazy_commit_sync) {
+                    if !ready.entries.is_empty() {
+                        self.crash_point(CrashPoint::SyncInFlight).await;
+                    }
                     let started_us = clock.now_us();
                     wal.sync().await?;
                     let synced_us = clock.now_us();
@@ -770,6 +794,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     }
                     self.observer
                         .persisted(id, ready.hard_state.as_ref(), &ready.entries);
+                    if !ready.entries.is_empty() && self.raw.status().role == RoleKind::Follower {
+                        self.crash_point(CrashPoint::PersistedNotAnswered).await;
+                    }
                 }
             }
             self.send_all(&mut ready, net, clock.now_us());
@@ -784,6 +811,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 }
                 let superseded = self.forwarded.superseded(entry.term, self.raw.leader());
                 Metrics::add(&self.metrics.proposals_failed, superseded);
+            }
+            if !ready.committed_entries.is_empty() && self.raw.status().role == RoleKind::Leader {
+                self.crash_point(CrashPoint::LeaderCommitted).await;
             }
             for read_state in &ready.read_states {
                 if let Some(read) = self.reads.get_mut(&read_state.ctx) {

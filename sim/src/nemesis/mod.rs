@@ -2,6 +2,7 @@
 //! and latency spikes. The nemesis only injects; the checkers judge.
 
 use engine::raft::{NodeId, RoleKind, Term};
+use engine::server::CrashPoint;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
@@ -50,11 +51,20 @@ pub enum FaultKind {
     /// Ask the leader to hand its leadership to its most up-to-date follower (Raft thesis
     /// §3.10), as `floe` does when it is told to stop.
     TransferLeader,
+    /// Aimed, once: the next node whose log write is waiting for its sync (a leader that sends
+    /// before it syncs has already sent the entries) is crashed right there, and restarted soon.
+    CrashSyncInFlight,
+    /// Aimed, once: the next follower that made new entries durable is crashed before its answer
+    /// leaves, and restarted soon.
+    CrashAfterPersist,
+    /// Aimed, once: the next leader that applied newly committed entries and answered their
+    /// clients is crashed right after, and restarted soon.
+    CrashAfterCommit,
 }
 
 impl FaultKind {
     /// Every fault kind.
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 19] = [
         FaultKind::PartitionHalves,
         FaultKind::IsolateOne,
         FaultKind::IsolateLeader,
@@ -71,11 +81,24 @@ impl FaultKind {
         FaultKind::ClockJump,
         FaultKind::RestartAfterRead,
         FaultKind::TransferLeader,
+        FaultKind::CrashSyncInFlight,
+        FaultKind::CrashAfterPersist,
+        FaultKind::CrashAfterCommit,
     ];
 
     /// True for the faults aimed at a moment (drawn on their own stream).
     pub fn is_aimed(self) -> bool {
-        self == FaultKind::RestartAfterRead
+        self == FaultKind::RestartAfterRead || self.crash_point().is_some()
+    }
+
+    /// The node loop's moment a crash of this kind is aimed at, if it is one.
+    pub fn crash_point(self) -> Option<CrashPoint> {
+        match self {
+            FaultKind::CrashSyncInFlight => Some(CrashPoint::SyncInFlight),
+            FaultKind::CrashAfterPersist => Some(CrashPoint::PersistedNotAnswered),
+            FaultKind::CrashAfterCommit => Some(CrashPoint::LeaderCommitted),
+            _ => None,
+        }
     }
 
     /// True for the faults that record themselves, with their node: crashes, pauses,
@@ -85,6 +108,7 @@ impl FaultKind {
             self,
             FaultKind::Crash | FaultKind::Pause | FaultKind::TransferLeader
         ) || self.is_clock()
+            || self.crash_point().is_some()
     }
 
     /// True for the faults that change a node's clock.
@@ -116,6 +140,9 @@ impl FaultKind {
             FaultKind::ClockJump => "clock-jump",
             FaultKind::RestartAfterRead => "restart-after-read",
             FaultKind::TransferLeader => "transfer-leader",
+            FaultKind::CrashSyncInFlight => "crash-sync-in-flight",
+            FaultKind::CrashAfterPersist => "crash-after-persist",
+            FaultKind::CrashAfterCommit => "crash-after-commit",
         }
     }
 }
@@ -211,9 +238,6 @@ pub fn inject(cluster: &Cluster, kind: FaultKind) {
             };
             cluster.net.set_latency(slow);
         }
-        FaultKind::LeaderChurn | FaultKind::RestartAfterRead => {
-            // Driven step by step by the supervisor; starting it is all `inject` does.
-        }
         FaultKind::ClockOffset | FaultKind::ClockDrift | FaultKind::ClockJump => {
             let plan = cluster.config.clock;
             let (offset_ns, drift_ppb) = plan.draw(&mut *rng);
@@ -224,22 +248,34 @@ pub fn inject(cluster: &Cluster, kind: FaultKind) {
                 rng.gen_range(-jump_ns..=jump_ns)
             };
             drop(rng);
-            let node = all[0];
-            let skew = cluster.skew(node);
-            let now_ns = cluster.clock.true_ns();
-            match kind {
-                FaultKind::ClockOffset => skew.set_offset(now_ns, offset_ns),
-                FaultKind::ClockDrift => skew.set_drift(now_ns, drift_ppb),
-                _ => skew.jump(now_ns, by_ns),
-            }
-            cluster.note_clock(kind.name(), node, now_ns);
+            clock_fault(cluster, kind, all[0], (offset_ns, drift_ppb, by_ns));
         }
         FaultKind::TransferLeader => {
             drop(rng);
             let asked = cluster.transfer_leader();
             cluster.note_event(kind.name(), asked.map(|id| id.0).into_iter().collect());
         }
+        // Driven step by step by the supervisor (aimed crashes: `aimed::AimedCrashes`);
+        // starting them is all `inject` does.
+        FaultKind::LeaderChurn
+        | FaultKind::RestartAfterRead
+        | FaultKind::CrashSyncInFlight
+        | FaultKind::CrashAfterPersist
+        | FaultKind::CrashAfterCommit => {}
     }
+}
+
+/// Applies a clock fault to `node`: its new offset, drift or jump, as drawn.
+fn clock_fault(cluster: &Cluster, kind: FaultKind, node: NodeId, drawn: (i64, i64, i64)) {
+    let (offset_ns, drift_ppb, by_ns) = drawn;
+    let skew = cluster.skew(node);
+    let now_ns = cluster.clock.true_ns();
+    match kind {
+        FaultKind::ClockOffset => skew.set_offset(now_ns, offset_ns),
+        FaultKind::ClockDrift => skew.set_drift(now_ns, drift_ppb),
+        _ => skew.jump(now_ns, by_ns),
+    }
+    cluster.note_clock(kind.name(), node, now_ns);
 }
 
 /// The leader-churn fault's state, advanced by the supervisor every tick.

@@ -261,7 +261,9 @@ async fn watch(
     key: &str,
     target: NodeId,
 ) -> (Call, OpOutcome) {
-    let recursive = key.starts_with("/d");
+    // `/d/a` stands for a recursive watch on its directory; `/d/b` is watched alone, so that
+    // the directory's removal must end its watch (store/README.md §8.3).
+    let recursive = key == "/d/a";
     let key = if recursive { "/d" } else { key };
     let watch = KvWatch {
         key: key.into(),

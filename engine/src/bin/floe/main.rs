@@ -8,15 +8,16 @@ mod flags;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use engine::http::{App, HttpConfig, MemberInfo, Membership};
-use engine::log::{Disk, Wal, intact_record_after};
 use engine::net::{
-    Directory, FileDisk, Member, PeerSetup, PeerTls, SystemClock, TlsFiles, bind_reusable,
+    Directory, FileDataDir, FileDisk, Member, PeerSetup, PeerTls, SystemClock, TlsFiles,
+    bind_reusable,
 };
 use engine::raft::{NodeId, RoleKind};
+use engine::server::data_dir::{self, MemberIdentity};
 use engine::server::{Clock, Env, KvClient, KvMachine, NoObserver, NodeSettings};
 use engine::store::ExpirationStyle;
 use flags::Flags;
@@ -369,103 +370,6 @@ impl Membership for DirectoryMembership {
     }
 }
 
-/// A read-only view of the log file, to judge its damage before recovery cuts anything.
-struct Inspect(Vec<u8>);
-
-impl Disk for Inspect {
-    fn read_all(&self) -> std::io::Result<Vec<u8>> {
-        Ok(self.0.clone())
-    }
-    fn append(&mut self, _: &[u8]) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn truncate(&mut self, _: u64) -> std::io::Result<()> {
-        Ok(())
-    }
-    async fn sync(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-    async fn rewrite(&mut self, _: &[u8]) -> std::io::Result<()> {
-        Ok(())
-    }
-    type Staged = ();
-    fn stage<T: Send + 'static, B: FnOnce() -> (Vec<u8>, T) + Send + 'static>(
-        &self,
-        build: B,
-    ) -> impl Future<Output = std::io::Result<((), T)>> + 'static + use<T, B> {
-        async move { Ok(((), build().1)) }
-    }
-    async fn install_staged(&mut self, (): (), _: &[u8]) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Refuses a data dir of another cluster or member, and a log damaged before its tail (a torn
-/// last write is cut and logged by recovery; damage with intact data after it is not a torn
-/// write, and cutting there could drop acknowledged writes).
-async fn check_data_dir(
-    dir: &Path,
-    cluster_hex: &str,
-    member_hex: &str,
-    name: &str,
-    state: &str,
-) -> Result<PathBuf, String> {
-    let meta_path = dir.join("floe.meta");
-    let wal_path = dir.join("wal");
-    let meta = format!("cluster={cluster_hex}\nmember={member_hex}\nname={name}\n");
-    match std::fs::read_to_string(&meta_path) {
-        Ok(found) if found == meta => {}
-        Ok(found) => {
-            return Err(format!(
-                "data dir {} belongs to another cluster or member:\n{found}but this node is\n{meta}(check --name, --initial-cluster and --initial-cluster-token, or use a new --data-dir)",
-                dir.display()
-            ));
-        }
-        Err(_) if wal_path.exists() => {
-            return Err(format!(
-                "data dir {} has a log but no floe.meta: not a Floe data dir",
-                dir.display()
-            ));
-        }
-        Err(_) => {
-            if state == "existing" {
-                return Err(format!(
-                    "--initial-cluster-state existing needs this member's data dir; {} is empty (Floe cannot add members to a running cluster)",
-                    dir.display()
-                ));
-            }
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
-            std::fs::write(&meta_path, &meta)
-                .map_err(|e| format!("cannot write {}: {e}", meta_path.display()))?;
-        }
-    }
-    if let Ok(bytes) = std::fs::read(&wal_path) {
-        let total = bytes.len();
-        let bytes_copy = bytes.clone();
-        let (_, recovered) = Wal::open(Inspect(bytes))
-            .await
-            .map_err(|e| format!("log {}: {e}", wal_path.display()))?;
-        let cut_at = total - recovered.cut_bytes as usize;
-        if recovered.cut_bytes > 0 && intact_record_after(&bytes_copy, cut_at).is_some() {
-            return Err(format!(
-                "log {} is corrupt: a bad record ({:?}) at byte {cut_at} of {total}, with intact records after it; refusing to start rather than drop data (restore this member's data dir from a healthy copy)",
-                wal_path.display(),
-                recovered.cut_reason,
-            ));
-        }
-        if recovered.cut_bytes > 0 {
-            tracing::warn!(
-                log = %wal_path.display(),
-                cut_bytes = recovered.cut_bytes,
-                reason = ?recovered.cut_reason,
-                "the log's last write was torn; recovery cuts it"
-            );
-        }
-    }
-    Ok(wal_path)
-}
-
 /// Who is who: Raft ids by sorted name, etcd-style hex ids, the cluster id.
 struct Identity {
     me: NodeId,
@@ -519,7 +423,16 @@ async fn run(s: Settings) -> Result<(), String> {
     } = identity(&s)?;
     let cluster_hex = format!("{cluster_id:x}");
     let member_hex = &hex_ids.iter().find(|(id, _)| *id == me).ok_or("no id")?.1;
-    let wal_path = check_data_dir(&s.data_dir, &cluster_hex, member_hex, &s.name, &s.state).await?;
+    let mut data_dir = FileDataDir::new(&s.data_dir);
+    let who = MemberIdentity {
+        cluster: cluster_hex.clone(),
+        member: member_hex.clone(),
+        name: s.name.clone(),
+    };
+    data_dir::check(&mut data_dir, &who, &s.state)
+        .await
+        .map_err(|e| e.to_string())?;
+    let wal_path = data_dir.wal_path();
 
     let clock = SystemClock::new();
     let mut client_listeners = Vec::new();
