@@ -5,11 +5,13 @@
 //! and once the noise stops the cluster elects a leader and serves writes and quorum reads on
 //! every member.
 //!
-//! Not sent: InstallSnapshot messages. A forged snapshot that does not restore stops the member
-//! with a clear message (a member cannot tell a forged snapshot from a corrupt one); the
-//! defence against a stranger that can speak as a member is peer authentication (TLS client
-//! certificates: `--peer-client-cert-auth`, tests/tls.rs), not the frame checks this test
-//! exercises.
+//! Sent too: TimeoutNow (a forged leadership transfer), SnapshotResponse, and InstallSnapshot
+//! chunks that are not the last (offsets and claimed totals up to far beyond any snapshot: the
+//! member may not reserve what a chunk claims). Not sent: a last chunk. A forged snapshot that
+//! completes and does not restore stops the member with a clear message (a member cannot tell a
+//! forged snapshot from a corrupt one); the defence against a stranger that can speak as a
+//! member is peer authentication (TLS client certificates: `--peer-client-cert-auth`,
+//! tests/tls.rs), not the frame checks this test exercises.
 //!
 //! `FLOE_HOSTILE_PEER_FRAMES` sets the count of frames sent on a connection the member kept
 //! open after them (default 20,000, a slice for the test suite; 100,000
@@ -48,7 +50,7 @@ fn message(rng: &mut ChaCha8Rng) -> Message {
             EntryKind::Command((0..rng.gen_range(0..40)).map(|_| rng.r#gen()).collect())
         },
     };
-    let kind = match rng.gen_range(0..9) {
+    let kind = match rng.gen_range(0..12) {
         0 => MessageKind::Vote {
             last_log_index: index(rng),
             last_log_term: term,
@@ -95,6 +97,30 @@ fn message(rng: &mut ChaCha8Rng) -> Message {
                 .collect(),
         },
         7 => MessageKind::ReadIndex { ctx: rng.r#gen() },
+        8 => MessageKind::TimeoutNow,
+        9 => MessageKind::SnapshotResponse {
+            index: index(rng),
+            offset: rng.gen_range(0..1 << 40),
+        },
+        10 => {
+            // A chunk that is never the last: its claimed total runs from tiny to far beyond
+            // any snapshot.
+            let data: Vec<u8> = (0..rng.gen_range(0..200)).map(|_| rng.r#gen()).collect();
+            let bits = rng.gen_range(1..44);
+            let total = data.len() as u64 + 1 + rng.gen_range(0..1u64 << bits);
+            MessageKind::Snapshot {
+                index: index(rng),
+                term,
+                offset: if rng.gen_bool(0.7) {
+                    0
+                } else {
+                    rng.gen_range(0..total)
+                },
+                total,
+                data: data.into(),
+                done: false,
+            }
+        }
         _ => MessageKind::ReadIndexResponse {
             ctx: rng.r#gen(),
             index: index(rng),
