@@ -15,6 +15,10 @@ pub fn label(call: &Call) -> String {
         (None, Some(i)) => format!(" if @{i}"),
         (None, None) => String::new(),
     };
+    let until = |at: Option<u64>| {
+        at.map(|at| format!(" ttl until {} ms", at / 1000))
+            .unwrap_or_default()
+    };
     match call {
         Call::Get { key, quorum } => {
             format!("get {key}{}", if *quorum { " (quorum)" } else { "" })
@@ -52,6 +56,13 @@ pub fn label(call: &Call) -> String {
             if *recursive { " -r" } else { "" }
         ),
         Call::Lock { name, .. } => format!("lock {name}"),
+        Call::Refresh { key, expire_at_us } => {
+            format!("refresh {key}{}", until(*expire_at_us))
+        }
+        Call::Mkdir { key, expire_at_us } => format!("mkdir {key}{}", until(*expire_at_us)),
+        Call::UpdateDir { key, expire_at_us } => {
+            format!("update dir {key}{}", until(*expire_at_us))
+        }
     }
 }
 

@@ -73,6 +73,29 @@ pub enum Call {
         /// The directory.
         key: String,
     },
+    /// PUT `refresh=true&ttl=..&prevExist=true`: moves an existing file's TTL deadline and
+    /// gives it a new `modifiedIndex`, keeping its value (store/README.md §4.4; no watch fires).
+    Refresh {
+        /// The key.
+        key: String,
+        /// The new deadline, on the history's clock.
+        expire_at_us: Option<u64>,
+    },
+    /// PUT `dir=true&prevExist=false` (with a TTL or not): creates a directory.
+    Mkdir {
+        /// The directory.
+        key: String,
+        /// When its TTL runs out, on the history's clock.
+        expire_at_us: Option<u64>,
+    },
+    /// PUT `dir=true&prevExist=true` with a TTL (or without: permanent): moves an existing
+    /// directory's TTL.
+    UpdateDir {
+        /// The directory.
+        key: String,
+        /// The new deadline, on the history's clock.
+        expire_at_us: Option<u64>,
+    },
     /// POST: creates `<dir>/<index>` (an in-order key).
     CreateInOrder {
         /// The directory.
@@ -114,6 +137,9 @@ impl Call {
             | Call::Cad { key, .. }
             | Call::Delete { key }
             | Call::DeleteRecursive { key }
+            | Call::Refresh { key, .. }
+            | Call::Mkdir { key, .. }
+            | Call::UpdateDir { key, .. }
             | Call::Watch { key, .. } => key,
             Call::CreateInOrder { dir, .. } => dir,
             Call::Lock { name, .. } => name,

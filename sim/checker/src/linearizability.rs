@@ -2,7 +2,8 @@
 //! sequential model of the store (`model`), one partition at a time.
 //!
 //! **Judged:** quorum `Get`, `Set`, `Create`, `Update`, `Cas`, `Cad`, `Delete`,
-//! `DeleteRecursive`. **Not judged:** `Get { quorum: false }` (stale reads are allowed), `Watch`
+//! `DeleteRecursive`, `Refresh` (the value stays, the index and deadline move), `Mkdir` and
+//! `UpdateDir` (a directory is a node whose value is a marker no file has). **Not judged:** `Get { quorum: false }` (stale reads are allowed), `Watch`
 //! and `Lock` (their own checkers), and `CreateInOrder` (each creates a fresh key no other
 //! operation names; the index checker covers it). Operations answered `Ret::Fail` did nothing
 //! and are dropped, as are reads without an answer and answers that constrain nothing (a
@@ -286,7 +287,10 @@ fn is_judged(op: &Op) -> bool {
         | Call::Cas { .. }
         | Call::Cad { .. }
         | Call::Delete { .. }
-        | Call::DeleteRecursive { .. } => true,
+        | Call::DeleteRecursive { .. }
+        | Call::Refresh { .. }
+        | Call::Mkdir { .. }
+        | Call::UpdateDir { .. } => true,
         Call::CreateInOrder { .. } | Call::Watch { .. } | Call::Lock { .. } => false,
     };
     judged_call && op.ret != Ret::Fail
@@ -958,5 +962,80 @@ mod tests {
         let ops = synthetic_history_with_losses(5_000, 8, 1, 10, 3);
         let report = check(&ops, Budget::steps(2_000_000));
         assert_eq!(report.verdict(), Verdict::Linearizable, "{report}");
+    }
+
+    fn refresh(key: &str, expire_at_us: u64) -> Call {
+        Call::Refresh {
+            key: key.into(),
+            expire_at_us: Some(expire_at_us),
+        }
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_value_and_moves_the_index_and_deadline() {
+        // The refresh moved the index to 7: a later read at 5 is stale, one at 7 is right; the
+        // deadline moved too, so the key cannot have expired at its first deadline.
+        let base = [
+            op(1, (0, 10), set_ttl("/x", "a", 1_000), wrote("set", 5)),
+            op(2, (20, 30), refresh("/x", 5_000), wrote("update", 7)),
+        ];
+        let with = |read: Op| {
+            let mut ops = base.to_vec();
+            ops.push(read);
+            verdict(&ops)
+        };
+        assert_eq!(
+            with(op(3, (40, 50), get("/x"), saw("a", 7))),
+            Verdict::Linearizable
+        );
+        assert_eq!(
+            with(op(3, (40, 50), get("/x"), saw("a", 5))),
+            Verdict::NotLinearizable
+        );
+        assert_eq!(
+            with(op(3, (2_000, 2_010), get("/x"), err(100))),
+            Verdict::NotLinearizable,
+            "expired at the old deadline although refreshed"
+        );
+        assert_eq!(
+            with(op(3, (6_000, 6_010), get("/x"), err(100))),
+            Verdict::Linearizable
+        );
+        // A refresh that found no key says the key was absent (or expired) then.
+        let ops = [
+            op(1, (0, 10), set("/y", "b"), wrote("set", 3)),
+            op(2, (20, 30), refresh("/y", 5_000), err(100)),
+        ];
+        assert_eq!(verdict(&ops), Verdict::NotLinearizable);
+    }
+
+    #[test]
+    fn a_directory_with_a_ttl_exists_until_it_may_have_expired() {
+        let mkdir = |expire_at_us| Call::Mkdir {
+            key: "/t".into(),
+            expire_at_us: Some(expire_at_us),
+        };
+        let update_dir = |expire_at_us| Call::UpdateDir {
+            key: "/t".into(),
+            expire_at_us: Some(expire_at_us),
+        };
+        // Created, then a second create must fail with 105 until the deadline.
+        let ops = [
+            op(1, (0, 10), mkdir(1_000), wrote("create", 4)),
+            op(2, (20, 30), mkdir(1_000), wrote("create", 5)),
+        ];
+        assert_eq!(verdict(&ops), Verdict::NotLinearizable);
+        let ops = [
+            op(1, (0, 10), mkdir(1_000), wrote("create", 4)),
+            op(2, (2_000, 2_010), mkdir(3_000), wrote("create", 6)),
+        ];
+        assert_eq!(verdict(&ops), Verdict::Linearizable);
+        // Its TTL moved to 5,000: it cannot be gone at 2,000.
+        let ops = [
+            op(1, (0, 10), mkdir(1_000), wrote("create", 4)),
+            op(2, (20, 30), update_dir(5_000), wrote("update", 5)),
+            op(3, (2_000, 2_010), update_dir(9_000), err(100)),
+        ];
+        assert_eq!(verdict(&ops), Verdict::NotLinearizable);
     }
 }

@@ -59,11 +59,17 @@ pub enum OpKind {
     Watch,
     /// Acquire the lock module's lock `w` (ttl 2 s, timeout 1 s), hold it briefly, release it.
     Lock,
+    /// PUT `refresh=true&ttl=1-3&prevExist=true`: moves the key's TTL, keeps its value.
+    Refresh,
+    /// PUT `/t?dir=true&ttl=1-3&prevExist=false`: a directory that expires.
+    MkdirTtl,
+    /// PUT `/t?dir=true&ttl=1-3&prevExist=true`: moves the directory's TTL.
+    UpdateDirTtl,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 16] = [
+    pub const ALL: [OpKind; 19] = [
         OpKind::Get,
         OpKind::QuorumGet,
         OpKind::Set,
@@ -80,6 +86,9 @@ impl OpKind {
         OpKind::InOrder,
         OpKind::Watch,
         OpKind::Lock,
+        OpKind::Refresh,
+        OpKind::MkdirTtl,
+        OpKind::UpdateDirTtl,
     ];
 
     /// Draws a kind: `reads_percent` reads (half local, half quorum), `watch_percent` watches,
@@ -93,7 +102,7 @@ impl OpKind {
                 OpKind::QuorumGet
             };
         }
-        const WRITES: [OpKind; 13] = [
+        const WRITES: [OpKind; 16] = [
             OpKind::Set,
             OpKind::Set,
             OpKind::TtlSet,
@@ -107,6 +116,9 @@ impl OpKind {
             OpKind::Delete,
             OpKind::DeleteRecursive,
             OpKind::InOrder,
+            OpKind::Refresh,
+            OpKind::MkdirTtl,
+            OpKind::UpdateDirTtl,
         ];
         if roll < reads_percent + watch_percent {
             return if rng.gen_bool(0.5) {
@@ -127,6 +139,16 @@ impl OpKind {
     }
 }
 
+/// The directory that `mkdir-ttl` creates and `update-dir-ttl` moves the TTL of.
+pub const TTL_DIR: &str = "/t";
+
+/// A TTL of 1-3 s, stamped on the wall clock of the node the request goes to, as `floe`'s HTTP
+/// layer stamps it on its own.
+fn ttl_deadline(cluster: &Cluster, target: NodeId) -> u64 {
+    let ttl_ms = 1000 * cluster.rng().gen_range(1..=3);
+    engine::server::Clock::unix_ms(&cluster.node_clock(target)) + ttl_ms
+}
+
 fn command(
     cluster: &Cluster,
     state: &ClientState,
@@ -145,20 +167,31 @@ fn command(
             expire_at_ms: None,
             refresh: false,
         },
-        OpKind::TtlSet => {
-            let ttl_ms = 1000 * cluster.rng().gen_range(1..=3);
-            // Stamped on the wall clock of the node the request goes to, as `floe`'s HTTP
-            // layer stamps it on its own.
-            let expire_at_ms =
-                Some(engine::server::Clock::unix_ms(&cluster.node_clock(target)) + ttl_ms);
-            Command::Set {
-                key: key.into(),
-                dir: false,
-                value,
-                expire_at_ms,
-                refresh: false,
-            }
-        }
+        OpKind::TtlSet => Command::Set {
+            key: key.into(),
+            dir: false,
+            value,
+            expire_at_ms: Some(ttl_deadline(cluster, target)),
+            refresh: false,
+        },
+        OpKind::Refresh => Command::Update {
+            key: key.into(),
+            value: String::new(),
+            expire_at_ms: Some(ttl_deadline(cluster, target)),
+            refresh: true,
+        },
+        OpKind::MkdirTtl => Command::Create {
+            key: TTL_DIR.into(),
+            dir: true,
+            value: String::new(),
+            expire_at_ms: Some(ttl_deadline(cluster, target)),
+        },
+        OpKind::UpdateDirTtl => Command::Update {
+            key: TTL_DIR.into(),
+            value: String::new(),
+            expire_at_ms: Some(ttl_deadline(cluster, target)),
+            refresh: false,
+        },
         OpKind::Create => Command::Create {
             key: key.into(),
             dir: false,
@@ -416,12 +449,36 @@ fn error_outcome(e: KvError) -> OpOutcome {
 /// that much before the instant read as true time (`TTL - 2 x error_max_ms` after the stamp at
 /// worst). That is what Floe promises under clock skew (README.md), and what the
 /// linearizability checker holds it to.
-fn write_call(command: &Command, plan: &ClockPlan) -> Call {
+fn write_call(kind: OpKind, command: &Command, plan: &ClockPlan) -> Call {
     let skew_us = plan.error_max_ms * 1000;
     let us = |ms: Option<u64>| {
         ms.map(|ms| (ms.saturating_sub(SIM_EPOCH_UNIX_MS) * 1000).saturating_sub(skew_us))
     };
     match command.clone() {
+        Command::Update {
+            key,
+            expire_at_ms,
+            refresh: true,
+            ..
+        } => Call::Refresh {
+            key,
+            expire_at_us: us(expire_at_ms),
+        },
+        Command::Update {
+            key, expire_at_ms, ..
+        } if kind == OpKind::UpdateDirTtl => Call::UpdateDir {
+            key,
+            expire_at_us: us(expire_at_ms),
+        },
+        Command::Create {
+            key,
+            dir: true,
+            expire_at_ms,
+            ..
+        } => Call::Mkdir {
+            key,
+            expire_at_us: us(expire_at_ms),
+        },
         Command::Set {
             key,
             value,
@@ -536,7 +593,7 @@ async fn perform(
             let hash = hash_bytes(&data);
             let outcome = write(cluster, &h, client, data, target).await;
             (
-                write_call(&command, &cluster.config.clock),
+                write_call(kind, &command, &cluster.config.clock),
                 outcome,
                 Some(hash),
             )
@@ -715,7 +772,10 @@ fn remember(state: &mut ClientState, kind: OpKind, key: &'static str, outcome: &
     else {
         return;
     };
+    // Operations on the TTL directory say nothing about the drawn key.
+    let on_key = !matches!(kind, OpKind::MkdirTtl | OpKind::UpdateDirTtl);
     if let Some(index) = modified_index
+        && on_key
         && kind != OpKind::Watch
         && kind != OpKind::InOrder
         && kind != OpKind::Lock
@@ -726,6 +786,7 @@ fn remember(state: &mut ClientState, kind: OpKind, key: &'static str, outcome: &
         state.store_index = state.store_index.max(*store_index);
     }
     if let Some(value) = value
+        && on_key
         && kind != OpKind::Watch
         && kind != OpKind::InOrder
     {

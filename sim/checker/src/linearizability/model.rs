@@ -64,6 +64,10 @@ enum Effect {
         value: u32,
         expire_at_us: Option<u64>,
     },
+    /// The value stays; the index and the deadline move (`refresh=true`).
+    Refresh {
+        expire_at_us: Option<u64>,
+    },
     Remove,
 }
 
@@ -316,6 +320,12 @@ fn commit(key: KeyState, effect: Effect, index: Option<u64>) -> Option<KeyState>
             index: index.map_or(NodeIndex::Above(key.last_index), NodeIndex::Known),
             expire_at_us,
         }),
+        Effect::Refresh { expire_at_us } => Some(Node {
+            // A refresh requires the file (its guard is `Present`), and keeps its value.
+            value: key.node?.value,
+            index: index.map_or(NodeIndex::Above(key.last_index), NodeIndex::Known),
+            expire_at_us,
+        }),
         Effect::Remove => None,
     };
     Some(KeyState {
@@ -407,6 +417,15 @@ pub(super) fn compile(ops: &[&Op], dirs: &BTreeSet<&str>) -> Compiled {
         matches!(
             op.call,
             Call::Set {
+                expire_at_us: Some(_),
+                ..
+            } | Call::Refresh {
+                expire_at_us: Some(_),
+                ..
+            } | Call::Mkdir {
+                expire_at_us: Some(_),
+                ..
+            } | Call::UpdateDir {
                 expire_at_us: Some(_),
                 ..
             }
@@ -519,6 +538,9 @@ fn action<'a>(op: &'a Op, names: &mut Names<'a>, dirs: &BTreeSet<&str>) -> Optio
     }
 }
 
+/// The value a directory stands for in the model.
+const DIR_MARKER: &str = "\u{0}dir";
+
 /// What a kind of write requires, does, answers, and which of its error codes constrain.
 struct Shape {
     guard: Guard,
@@ -579,6 +601,29 @@ fn write_shape<'a>(call: &'a Call, names: &mut Names<'a>, dir: bool) -> Option<S
             shape(guard, Effect::Remove, "compareAndDelete", &[100, 101])
         }
         Call::Delete { .. } => shape(Guard::Present, Effect::Remove, "delete", &[100]),
+        Call::Refresh { expire_at_us, .. } => {
+            let effect = Effect::Refresh {
+                expire_at_us: *expire_at_us,
+            };
+            shape(Guard::Present, effect, "update", &[100])
+        }
+        // A directory is a node whose "value" is a marker no file value can equal (file values
+        // never hold NUL in the histories the simulator makes); its children are keys of their
+        // own (a directory with a TTL is drawn without children: its expiry removes only it).
+        Call::Mkdir { expire_at_us, .. } => {
+            let effect = Effect::Put {
+                value: names.value(DIR_MARKER),
+                expire_at_us: *expire_at_us,
+            };
+            shape(Guard::Absent, effect, "create", &[105])
+        }
+        Call::UpdateDir { expire_at_us, .. } => {
+            let effect = Effect::Put {
+                value: names.value(DIR_MARKER),
+                expire_at_us: *expire_at_us,
+            };
+            shape(Guard::Present, effect, "update", &[100])
+        }
         Call::Get { .. }
         | Call::DeleteRecursive { .. }
         | Call::CreateInOrder { .. }
