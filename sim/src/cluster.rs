@@ -700,10 +700,11 @@ fn http_app(config: &SimConfig, id: NodeId, client: KvClient, clock: NodeClock) 
         metrics: Arc::default(),
         expiration: engine::store::ExpirationStyle::default(),
     };
+    let bugs = Bug::switches(config.bug).http;
     let membership = Box::new(SimMembership {
         nodes: config.nodes as u64,
     });
-    engine::http::App::new(client, clock, spawn, config_http, membership)
+    engine::http::App::with_bugs(client, clock, spawn, (config_http, bugs), membership)
 }
 
 /// The members as the simulated cluster names them: `n<id>`, peer URL `http://n<id>:2380`,

@@ -109,11 +109,14 @@ pub enum Bug {
     /// one (thesis §3.10 starts a new election): it votes twice in a term, two leaders can share
     /// one.
     TransferSameTerm,
+    /// The HTTP layer's keys API drops `prevExist=false` from the form: a create becomes a
+    /// set and succeeds over an existing key.
+    HttpPrevexistIgnored,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 16] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -129,6 +132,7 @@ impl Bug {
         Bug::ChunkAnyOffset,
         Bug::ReadCtxReuse,
         Bug::TransferSameTerm,
+        Bug::HttpPrevexistIgnored,
     ];
 
     /// The name used on the command line.
@@ -149,11 +153,12 @@ impl Bug {
             Bug::ChunkAnyOffset => "chunk-any-offset",
             Bug::ReadCtxReuse => "read-ctx-reuse",
             Bug::TransferSameTerm => "transfer-same-term",
+            Bug::HttpPrevexistIgnored => "http-prevexist-ignored",
         }
     }
 
     /// The engine's switches for this bug, by owner: the Raft core's, the node loop's, the
-    /// store machine's, and the peer codec's. `lock-no-expiry-check` has none: the simulator plants it itself (the
+    /// store machine's, the peer codec's and the HTTP service's. `lock-no-expiry-check` has none: the simulator plants it itself (the
     /// lock module's unchecked acquire).
     pub fn switches(bug: Option<Bug>) -> Switches {
         Switches {
@@ -179,6 +184,9 @@ impl Bug {
             wire: engine::wire::WireBugs {
                 split_length_prefix: bug == Some(Bug::SplitLengthPrefix),
             },
+            http: engine::http::HttpBugs {
+                prevexist_ignored: bug == Some(Bug::HttpPrevexistIgnored),
+            },
         }
     }
 }
@@ -194,6 +202,8 @@ pub struct Switches {
     pub kv: engine::server::KvBugs,
     /// The peer codec's (`wire::Decoder::set_bugs`, in the simulated network).
     pub wire: engine::wire::WireBugs,
+    /// The HTTP service's (`http::App::with_bugs`).
+    pub http: engine::http::HttpBugs,
 }
 
 /// Everything one run needs.

@@ -137,6 +137,9 @@ fn what(bug: Bug) -> &'static str {
         Bug::TransferSameTerm => {
             "a leadership transfer's target campaigns in the old leader's term, voting twice in it"
         }
+        Bug::HttpPrevexistIgnored => {
+            "the HTTP keys API drops prevExist=false from the form: a create overwrites a key"
+        }
     }
 }
 

@@ -164,6 +164,17 @@ impl<C: super::HttpClock> App<C> {
         key: &str,
         params: &[(String, String)],
     ) -> Response {
+        let planted: Vec<(String, String)>;
+        let params = if planted!(self.bugs.prevexist_ignored) {
+            planted = params
+                .iter()
+                .filter(|(name, value)| !(name == "prevExist" && value == "false"))
+                .cloned()
+                .collect();
+            &planted[..]
+        } else {
+            params
+        };
         let command = match command_from_params(method, key, params, self.clock.unix_ms()) {
             Ok(command) => command,
             Err(error) => return self.error_response(&error),

@@ -172,11 +172,22 @@ impl StoreStats {
     }
 }
 
+/// The HTTP layer's planted bugs (`sim --bug NAME`; only with the `planted-bugs` feature).
+#[cfg(feature = "planted-bugs")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpBugs {
+    /// The keys API's form reading drops `prevExist=false`: a create becomes a set, and
+    /// succeeds over an existing key.
+    pub prevexist_ignored: bool,
+}
+
 /// Everything a request handler needs; shared by every connection.
 pub struct App<C> {
     client: KvClient,
     clock: C,
     spawn: Spawn,
+    #[cfg(feature = "planted-bugs")]
+    bugs: HttpBugs,
     config: HttpConfig,
     membership: Box<dyn Membership>,
     /// Process start, ms since the Unix epoch (`/v2/stats/self` `startTime`).
@@ -199,11 +210,29 @@ impl<C: HttpClock> App<C> {
             client,
             clock,
             spawn,
+            #[cfg(feature = "planted-bugs")]
+            bugs: HttpBugs::default(),
             config,
             membership,
             start_unix_ms,
             stats: StoreStats::default(),
         })
+    }
+
+    /// As [`App::new`], with planted bugs switched on (the simulator's `--bug`).
+    #[cfg(feature = "planted-bugs")]
+    pub fn with_bugs(
+        client: KvClient,
+        clock: C,
+        spawn: Spawn,
+        (config, bugs): (HttpConfig, HttpBugs),
+        membership: Box<dyn Membership>,
+    ) -> Arc<App<C>> {
+        let mut app = App::new(client, clock, spawn, config, membership);
+        if let Some(app) = Arc::get_mut(&mut app) {
+            app.bugs = bugs;
+        }
+        app
     }
 
     /// Answers one request.
