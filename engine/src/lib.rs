@@ -23,7 +23,6 @@ macro_rules! planted {
     }};
 }
 
-#[cfg(feature = "net")]
 pub mod http;
 pub mod log;
 // The production world is where real clocks, sleeps and tasks belong (clippy.toml bans them

@@ -42,6 +42,11 @@ pub struct Shared {
     pub statuses: Vec<Option<Status>>,
     /// Each running node's client handle.
     pub clients: Vec<Option<KvClient>>,
+    /// Each running node's etcd v2 HTTP service (the one `floe` serves over hyper), which the
+    /// simulated clients call across the simulated network; a new one per life.
+    pub apps: Vec<Option<Arc<SimApp>>>,
+    /// Requests the simulated clients sent to a node's HTTP service.
+    pub http_requests: u64,
     /// Each node's state.
     pub states: Vec<NodeState>,
     /// Randomness for the nemesis, the clients and the disks: one stream, drawn in a
@@ -325,6 +330,8 @@ impl Cluster {
             violation: None,
             statuses: vec![None; n],
             clients: vec![None; n],
+            apps: vec![None; n],
+            http_requests: 0,
             states: vec![NodeState::Up; n],
             rng,
             trace: Fnv::new(),
@@ -456,9 +463,11 @@ impl Cluster {
                 }
                 let node_clock = NodeClock::boot(clock.clone(), skew);
                 let (client, requests) = Client::channel(64);
+                let app = http_app(&config, id, client.clone(), node_clock.clone());
                 let (seed, sync_ms) = {
                     let mut s = shared.lock().expect("shared lock poisoned");
                     s.clients[slot] = Some(client);
+                    s.apps[slot] = Some(app);
                     (
                         s.rng.r#gen::<u64>(),
                         s.rng.gen_range(0..=config.sync_ms_max),
@@ -620,6 +629,7 @@ impl Cluster {
         }
         let mut s = self.shared();
         s.clients.iter_mut().for_each(|c| *c = None);
+        s.apps.iter_mut().for_each(|a| *a = None);
         drop(s);
         self.net.shutdown();
     }
@@ -638,6 +648,7 @@ impl Cluster {
             s.states[slot] = NodeState::Down;
             s.statuses[slot] = None;
             s.clients[slot] = None;
+            s.apps[slot] = None;
             let pending = disk.pending_len();
             let torn = pending > 0 && s.rng.gen_range(0..1000) < self.config.torn_per_mille;
             torn.then(|| s.rng.gen_range(0..pending))
@@ -731,6 +742,50 @@ impl std::ops::DerefMut for RngGuard<'_> {
 
 /// The node's configuration: the same function as `floe`'s, from the run's settings; only the
 /// planted-bug switches are the simulator's own.
+/// A node's HTTP service, as `floe` builds it (`main.rs`), on the node's own clock; its tasks
+/// (a lock contender giving its place up) run on the simulation's executor.
+pub type SimApp = engine::http::App<NodeClock>;
+
+fn http_app(config: &SimConfig, id: NodeId, client: KvClient, clock: NodeClock) -> Arc<SimApp> {
+    let spawn: engine::http::Spawn = |future| {
+        madsim::task::spawn(future);
+    };
+    let config_http = engine::http::HttpConfig {
+        id,
+        cluster_id: "cdf818194e3a8c32".into(),
+        legacy: true,
+        // A write waits for a leader as long as the client waits for it.
+        request_timeout_ms: config.client_timeout_ms,
+        metrics: Arc::default(),
+        expiration: engine::store::ExpirationStyle::default(),
+    };
+    let bugs = Bug::switches(config.bug).http;
+    let membership = Box::new(SimMembership {
+        nodes: config.nodes as u64,
+    });
+    engine::http::App::with_bugs(client, clock, spawn, (config_http, bugs), membership)
+}
+
+/// The members as the simulated cluster names them: `n<id>`, peer URL `http://n<id>:2380`,
+/// client URL `http://n<id>:2379`.
+struct SimMembership {
+    nodes: u64,
+}
+
+impl engine::http::Membership for SimMembership {
+    fn members(&self) -> Vec<engine::http::MemberInfo> {
+        (1..=self.nodes)
+            .map(|id| engine::http::MemberInfo {
+                id: NodeId(id),
+                hex_id: format!("{id:x}"),
+                name: format!("n{id}"),
+                peer_urls: vec![format!("http://n{id}:2380")],
+                client_urls: vec![format!("http://n{id}:2379")],
+            })
+            .collect()
+    }
+}
+
 fn node_config(
     config: &SimConfig,
     id: NodeId,

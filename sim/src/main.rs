@@ -451,6 +451,7 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
         world_events: Vec::new(),
         fault_steps: Vec::new(),
         request_shapes: Default::default(),
+        http_requests: 0,
         partial_leader_ms: None,
         partial_led_per_mille: None,
         roles: Vec::new(),

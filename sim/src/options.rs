@@ -115,11 +115,14 @@ pub enum Bug {
     /// A watch inside a directory is not ended by the directory's removal: it fires on a later
     /// event instead.
     WatchDirDelete,
+    /// The HTTP layer's keys API drops `prevExist=false` from the form: a create becomes a
+    /// set and succeeds over an existing key.
+    HttpPrevexistIgnored,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -137,6 +140,7 @@ impl Bug {
         Bug::TransferSameTerm,
         Bug::AckBeforeSync,
         Bug::WatchDirDelete,
+        Bug::HttpPrevexistIgnored,
     ];
 
     /// The name used on the command line.
@@ -159,11 +163,12 @@ impl Bug {
             Bug::TransferSameTerm => "transfer-same-term",
             Bug::AckBeforeSync => "ack-before-sync",
             Bug::WatchDirDelete => "watch-dir-delete",
+            Bug::HttpPrevexistIgnored => "http-prevexist-ignored",
         }
     }
 
     /// The engine's switches for this bug, by owner: the Raft core's, the node loop's, the
-    /// store machine's, and the peer codec's. `lock-no-expiry-check` has none: the simulator plants it itself (the
+    /// store machine's, the peer codec's and the HTTP service's. `lock-no-expiry-check` has none: the simulator plants it itself (the
     /// lock module's unchecked acquire).
     pub fn switches(bug: Option<Bug>) -> Switches {
         Switches {
@@ -191,6 +196,9 @@ impl Bug {
             wire: engine::wire::WireBugs {
                 split_length_prefix: bug == Some(Bug::SplitLengthPrefix),
             },
+            http: engine::http::HttpBugs {
+                prevexist_ignored: bug == Some(Bug::HttpPrevexistIgnored),
+            },
         }
     }
 }
@@ -206,6 +214,8 @@ pub struct Switches {
     pub kv: engine::server::KvBugs,
     /// The peer codec's (`wire::Decoder::set_bugs`, in the simulated network).
     pub wire: engine::wire::WireBugs,
+    /// The HTTP service's (`http::App::with_bugs`).
+    pub http: engine::http::HttpBugs,
 }
 
 /// Everything one run needs.

@@ -139,6 +139,9 @@ fn what(bug: Bug) -> &'static str {
         }
         Bug::AckBeforeSync => "a follower acknowledges appended entries before it syncs them",
         Bug::WatchDirDelete => "a watch inside a directory sleeps through the directory's removal",
+        Bug::HttpPrevexistIgnored => {
+            "the HTTP keys API drops prevExist=false from the form: a create overwrites a key"
+        }
     }
 }
 

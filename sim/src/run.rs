@@ -72,6 +72,9 @@ pub struct RunReport {
     /// `cas-index` is PUT with `prevIndex`, `cad-index` DELETE with `prevIndex`, `cas-both`
     /// both `prevValue` and `prevIndex`...).
     pub request_shapes: std::collections::BTreeMap<String, u64>,
+    /// Requests the clients sent through a node's etcd v2 HTTP service (a lock round is
+    /// several, a refused or lost request counts too).
+    pub http_requests: u64,
     /// The last partial-connectivity topology of the run (`nemesis::PARTIAL_ACTIONS`): how
     /// long after it began a stable leader reaching a majority directly was first seen (`None`:
     /// never while it held).
@@ -696,6 +699,7 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         world_events: shared.world_events.clone(),
         fault_steps: Vec::new(),
         request_shapes: shared.history.shapes(),
+        http_requests: shared.http_requests,
         partial_leader_ms: None,
         partial_led_per_mille: None,
         roles: shared.roles.clone(),

@@ -75,7 +75,10 @@ fn plain_raft_fails_the_partial_topology_liveness_rule() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let name = "partial-chained";
     let scenario = Scenario::load(&root, name).unwrap_or_else(|e| panic!("{e}"));
-    let caught = (1..=20).find_map(|seed| {
+    // Seeds 1..=139 pass since clients speak HTTP (the rule's window is rarely hit with these
+    // timings); 140 is the first that shows it. Re-found after workload changes, like the
+    // regression seeds.
+    let caught = (131..=170).find_map(|seed| {
         let mut config = scenario.config(seed, Overrides::default());
         config.settings.pre_vote = false;
         config.settings.check_quorum = false;
@@ -83,7 +86,8 @@ fn plain_raft_fails_the_partial_topology_liveness_rule() {
         let rule = report.violation.map(|v| v.rule)?;
         Some((seed, rule))
     });
-    let (seed, rule) = caught.unwrap_or_else(|| panic!("{name}: plain Raft passed 20 seeds"));
+    let (seed, rule) =
+        caught.unwrap_or_else(|| panic!("{name}: plain Raft passed seeds 131..=170"));
     assert!(
         rule.starts_with("liveness: a leader while a partial topology"),
         "{name} seed {seed}: {rule}"

@@ -6,17 +6,16 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use hyper::{Method, Response};
+use ::http::Method;
 
-use super::response::{self, Body, JSON, TEXT};
+use super::response::{self, JSON, Response, TEXT};
 use super::{App, MemberInfo, STORE_STAT_NAMES};
 use crate::raft::RoleKind;
-use crate::server::Clock;
 use crate::store::ExpirationStyle;
 use crate::store::render::{format_rfc3339_ms, push_json_string};
 
 /// The etcd versions Floe answers as: the 2.1+ shape python-etcd requires (G1).
-pub fn version() -> Response<Body> {
+pub fn version() -> Response {
     response::with_body(
         200,
         JSON,
@@ -67,7 +66,7 @@ pub fn go_duration(ms: u64) -> String {
     }
 }
 
-impl App {
+impl<C: super::HttpClock> App<C> {
     fn me(&self) -> Option<MemberInfo> {
         self.membership
             .members()
@@ -80,7 +79,7 @@ impl App {
     }
 
     /// `/health`: `{"health":"true"}` while this member knows a leader, else 503 (G60).
-    pub(super) async fn health(&self) -> Response<Body> {
+    pub(super) async fn health(&self) -> Response {
         let healthy = matches!(self.client.status().await, Ok(s) if s.leader.is_some());
         if healthy {
             response::with_body(200, TEXT, "{\"health\":\"true\"}")
@@ -90,7 +89,7 @@ impl App {
     }
 
     /// `/v2/machines`: every client URL, sorted, joined by `, ` (G54, G175).
-    pub(super) fn machines(&self) -> Response<Body> {
+    pub(super) fn machines(&self) -> Response {
         let mut urls: Vec<String> = self
             .membership
             .members()
@@ -103,7 +102,7 @@ impl App {
 
     /// `/v2/members` (G55). Membership changes are not supported: Floe's clusters are fixed at
     /// bootstrap.
-    pub(super) fn members(&self, method: &Method) -> Response<Body> {
+    pub(super) fn members(&self, method: &Method) -> Response {
         if !matches!(*method, Method::GET | Method::HEAD) {
             let mut r =
                 response::message_error(405, "membership changes are not supported by this server");
@@ -124,7 +123,7 @@ impl App {
     }
 
     /// `/v2/members/leader` (G56); 503 `During election` without one.
-    pub(super) async fn members_leader(&self) -> Response<Body> {
+    pub(super) async fn members_leader(&self) -> Response {
         let leader = self.client.status().await.ok().and_then(|s| s.leader);
         match leader.and_then(|id| self.member(id)) {
             Some(member) => {
@@ -140,7 +139,7 @@ impl App {
     }
 
     /// `/v2/stats/self` (G57).
-    pub(super) async fn stats_self(&self) -> Response<Body> {
+    pub(super) async fn stats_self(&self) -> Response {
         let status = self.client.status().await.ok();
         let state = match status.as_ref().map(|s| s.role) {
             Some(RoleKind::Leader) => "StateLeader",
@@ -181,7 +180,7 @@ impl App {
     /// `/v2/stats/leader` (G58, G174): followers by id; 403 on a follower (G173). Latencies are
     /// the round trips of AppendEntries in ms; `success` counts answered ones, `fail` those
     /// never answered, since this member became leader.
-    pub(super) async fn stats_leader(&self) -> Response<Body> {
+    pub(super) async fn stats_leader(&self) -> Response {
         let status = self.client.status().await.ok();
         if status.as_ref().map(|s| s.role) != Some(RoleKind::Leader) {
             return response::message_error(403, "not current leader");
@@ -218,7 +217,7 @@ impl App {
     }
 
     /// `/v2/stats/store` (G59): this member's counts of the requests it served.
-    pub(super) fn stats_store(&self) -> Response<Body> {
+    pub(super) fn stats_store(&self) -> Response {
         let mut body = String::from("{");
         for (i, name) in STORE_STAT_NAMES.iter().enumerate() {
             if i > 0 {
@@ -233,7 +232,7 @@ impl App {
     }
 
     /// 0.x `/v2/leader`: the leader's peer URL as text (store/README.md §11.2).
-    pub(super) async fn legacy_leader(self: &Arc<Self>) -> Response<Body> {
+    pub(super) async fn legacy_leader(self: &Arc<Self>) -> Response {
         let leader = self.client.status().await.ok().and_then(|s| s.leader);
         match leader
             .and_then(|id| self.member(id))

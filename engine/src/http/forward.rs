@@ -8,24 +8,21 @@
 
 use std::sync::Arc;
 
-use hyper::Response;
-
 use super::App;
-use super::response::{self, Body};
-use crate::server::Clock;
+use super::response::{self, Response};
 use crate::store::{ErrorCode, StoreError};
 
 /// What one attempt on the local node gave.
 pub enum Attempt {
     /// An answer for the client.
-    Done(Response<Body>),
+    Done(Response),
     /// The node knows no leader yet, or is too busy: nothing happened, try again.
     NoLeader,
 }
 
 /// The answer etcd gives when no leader answers in time (etcd's `etcdserver: request timed
 /// out`, error code 300).
-pub fn timed_out(cluster_id: &str) -> Response<Body> {
+pub fn timed_out(cluster_id: &str) -> Response {
     let error = StoreError::param(ErrorCode::RaftInternal, "etcdserver: request timed out");
     response::store_error(&error, cluster_id)
 }
@@ -33,10 +30,10 @@ pub fn timed_out(cluster_id: &str) -> Response<Body> {
 /// How long to wait before trying again while there is no leader.
 const RETRY_MS: u64 = 50;
 
-impl App {
+impl<C: super::HttpClock> App<C> {
     /// Runs `attempt` until it gives an answer, or answers "request timed out" once the
     /// request timeout passed without a leader.
-    pub(super) async fn on_leader<F, Fut>(self: &Arc<Self>, mut attempt: F) -> Response<Body>
+    pub(super) async fn on_leader<F, Fut>(self: &Arc<Self>, mut attempt: F) -> Response
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Attempt>,

@@ -1,20 +1,17 @@
 //! `/v2/keys`: reads, writes, and long-poll or stream watches (store/README.md §3-§9; `G<n>`
 //! numbers are its transcripts, §Transcripts).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use ::http::Method;
+use ::http::request::Parts;
 use bytes::Bytes;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::http::request::Parts;
-use hyper::{Method, Response};
 
 use super::forward::Attempt;
-use super::response::{self, Body, JSON};
-use super::{App, form_params, read_form_body};
-use crate::server::{ClientError, Clock, KvError, KvGet, KvWatch};
+use super::response::{self, JSON, Response};
+use super::{App, Body, HttpClock, form_body, form_params};
+use crate::server::{ClientError, KvError, KvGet, KvWatch};
 use crate::store::command::{bool_param, index_param, param, ttl_param};
 use crate::store::{
     Command, ErrorCode, Event, StoreError, WriteMethod, command_from_params, render_with,
@@ -74,7 +71,7 @@ fn stat_name(command: &Command) -> &'static str {
 }
 
 /// A 500/300 for failures below the store (store/README.md §6.2: index 0).
-pub(super) fn internal(error: &ClientError, cluster_id: &str) -> Response<Body> {
+pub(super) fn internal(error: &ClientError, cluster_id: &str) -> Response {
     let cause = match error {
         ClientError::Overwritten
         | ClientError::Stopped
@@ -90,7 +87,7 @@ pub(super) fn internal(error: &ClientError, cluster_id: &str) -> Response<Body> 
     )
 }
 
-impl App {
+impl<C: super::HttpClock> App<C> {
     /// Renders an event with the configured expiration style.
     pub(super) fn event_body(&self, event: &Event, no_value: bool) -> String {
         render_with(
@@ -108,31 +105,31 @@ impl App {
         event: &Event,
         raft: (u64, u64),
         no_value: bool,
-    ) -> Response<Body> {
+    ) -> Response {
         let mut response = response::with_body(status, JSON, self.event_body(event, no_value));
         self.stamp(&mut response, event.index, raft);
         response
     }
 
     /// The keys-API headers: cluster id, `X-Etcd-Index`, `X-Raft-Index`, `X-Raft-Term`.
-    pub(super) fn stamp(&self, response: &mut Response<Body>, etcd_index: u64, raft: (u64, u64)) {
+    pub(super) fn stamp(&self, response: &mut Response, etcd_index: u64, raft: (u64, u64)) {
         response::set(response, "X-Etcd-Cluster-Id", &self.config.cluster_id);
         response::set(response, "X-Etcd-Index", &etcd_index.to_string());
         response::set(response, "X-Raft-Index", &raft.0.to_string());
         response::set(response, "X-Raft-Term", &raft.1.to_string());
     }
 
-    pub(super) fn error_response(&self, error: &StoreError) -> Response<Body> {
+    pub(super) fn error_response(&self, error: &StoreError) -> Response {
         response::store_error(error, &self.config.cluster_id)
     }
 
     pub(super) async fn keys(
         self: Arc<Self>,
         head: Parts,
-        body: Incoming,
+        body: Result<Bytes, String>,
         key: String,
         raw_query: String,
-    ) -> Response<Body> {
+    ) -> Response {
         let method = head.method.clone();
         if !matches!(
             method,
@@ -140,7 +137,7 @@ impl App {
         ) {
             return response::method_not_allowed("HEAD,GET,PUT,POST,DELETE");
         }
-        let form = match read_form_body(&head, body).await {
+        let form = match form_body(&head, body) {
             Ok(bytes) => form_params(&bytes, &raw_query),
             Err(cause) => Err(cause),
         };
@@ -166,7 +163,18 @@ impl App {
         method: WriteMethod,
         key: &str,
         params: &[(String, String)],
-    ) -> Response<Body> {
+    ) -> Response {
+        let planted: Vec<(String, String)>;
+        let params = if planted!(self.bugs.prevexist_ignored) {
+            planted = params
+                .iter()
+                .filter(|(name, value)| !(name == "prevExist" && value == "false"))
+                .cloned()
+                .collect();
+            &planted[..]
+        } else {
+            params
+        };
         let command = match command_from_params(method, key, params, self.clock.unix_ms()) {
             Ok(command) => command,
             Err(error) => return self.error_response(&error),
@@ -207,7 +215,7 @@ impl App {
         head: &Parts,
         key: String,
         params: &[(String, String)],
-    ) -> Response<Body> {
+    ) -> Response {
         let read = match read_params(params, self.clock.unix_ms()) {
             Ok(read) => read,
             Err(error) => return self.error_response(&error),
@@ -247,16 +255,14 @@ impl App {
         };
         if is_head {
             // store/README.md §2.5: HEAD is GET without the body, Content-Length included (G6).
-            let length = hyper::body::Body::size_hint(response.body())
-                .exact()
-                .unwrap_or(0);
+            let length = response.body().len().unwrap_or(0);
             *response.body_mut() = response::full(Bytes::new());
             response::set(&mut response, "Content-Length", &length.to_string());
         }
         response
     }
 
-    fn read_response(&self, answer: Result<crate::server::KvRead, KvError>) -> Response<Body> {
+    fn read_response(&self, answer: Result<crate::server::KvRead, KvError>) -> Response {
         match answer {
             Ok(read) => {
                 self.stats.bump("getsSuccess");
@@ -275,12 +281,7 @@ impl App {
     /// the headers go out at once with `X-Etcd-Index` = the store index at the watch's start, and
     /// the event follows (chunked). With `stream`, every matching event follows, one per line,
     /// until the client leaves. Watches never time out.
-    async fn watch(
-        self: &Arc<Self>,
-        watch: KvWatch,
-        stream: bool,
-        is_head: bool,
-    ) -> Response<Body> {
+    async fn watch(self: &Arc<Self>, watch: KvWatch, stream: bool, is_head: bool) -> Response {
         let (armed, answer) = match self.client.watch_armed(watch.clone()) {
             Ok(pair) => pair,
             Err(e) => return internal(&e, &self.config.cluster_id),
@@ -303,73 +304,81 @@ impl App {
             Ok(None) => None,
             Err(_) => return internal(&ClientError::Stopped, &self.config.cluster_id),
         };
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-        let app = self.clone();
         self.stats.watchers.fetch_add(1, Ordering::Relaxed);
-        super::spawn(async move {
-            app.feed_watch(watch, stream, first, answer, tx).await;
-            app.stats.watchers.fetch_sub(1, Ordering::Relaxed);
-        });
-        let chunks = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv()
-                .await
-                .map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), rx))
-        });
+        let next = first.map(|(event, _, _)| event);
+        let pending = if next.is_none() { Some(answer) } else { None };
+        let feed = WatchFeed {
+            app: self.clone(),
+            watch,
+            stream,
+            next,
+            pending,
+        };
         let body = if is_head {
+            // The feed is dropped here: the watch ends with the (empty) response.
+            drop(feed);
             response::full(Bytes::new())
         } else {
-            StreamBody::new(chunks).boxed()
+            Body::Stream(Box::pin(futures::stream::unfold(
+                feed,
+                WatchFeed::next_chunk,
+            )))
         };
         let mut response = Response::new(body);
         response::set(&mut response, "Content-Type", JSON);
         self.stamp(&mut response, start.answer, (start.applied.0, start.term.0));
         response
     }
+}
 
-    /// Writes a watch's events into its response body until done or the client leaves.
-    async fn feed_watch(
-        self: &Arc<Self>,
-        mut watch: KvWatch,
-        stream: bool,
-        first: Option<(Event, u64, u64)>,
-        answer: futures::channel::oneshot::Receiver<
-            Result<crate::server::ReadAnswer<Result<Event, StoreError>>, ClientError>,
-        >,
-        tx: tokio::sync::mpsc::Sender<Bytes>,
-    ) {
-        let mut next = first.map(|(event, _, _)| event);
-        let mut pending = if next.is_none() { Some(answer) } else { None };
-        loop {
-            let event = match next.take() {
-                Some(event) => event,
-                None => {
-                    let Some(waiting) = pending.take() else {
-                        return;
-                    };
-                    let outcome = tokio::select! {
-                        outcome = waiting => outcome,
-                        () = tx.closed() => return,
-                    };
-                    match outcome {
-                        Ok(Ok(read)) => match read.answer {
-                            Ok(event) => event,
-                            // The history moved past the index while waiting: end the
-                            // response with what etcd ends a cleared watcher with (nothing).
-                            Err(_) => return,
-                        },
-                        _ => return,
-                    }
+/// What a watch's streamed body still has to send: the event in hand, or the answer awaited.
+/// Dropping it (the client left, the transport dropped the body) drops the watch.
+struct WatchFeed<C: HttpClock> {
+    app: Arc<App<C>>,
+    watch: KvWatch,
+    stream: bool,
+    next: Option<Event>,
+    pending: Option<WatchAnswer>,
+}
+
+type WatchAnswer = futures::channel::oneshot::Receiver<
+    Result<crate::server::ReadAnswer<Result<Event, StoreError>>, ClientError>,
+>;
+
+impl<C: HttpClock> WatchFeed<C> {
+    /// The next chunk of the body (one event, as a line of JSON) and the feed after it; `None`
+    /// ends the body: the event of a long poll was sent, or the watch ended (the history moved
+    /// past the index while waiting, which etcd ends a cleared watcher with: nothing; the node
+    /// stopped).
+    async fn next_chunk(mut self) -> Option<(Bytes, WatchFeed<C>)> {
+        let event = match self.next.take() {
+            Some(event) => event,
+            None => {
+                let waiting = self.pending.take()?;
+                match waiting.await {
+                    Ok(Ok(read)) => read.answer.ok()?,
+                    _ => return None,
                 }
-            };
-            let body = self.event_body(&event, false);
-            if tx.send(Bytes::from(body)).await.is_err() || !stream {
-                return;
             }
-            watch.wait_index = event.index + 1;
-            match self.client.watch_armed(watch.clone()) {
-                Ok((_, answer)) => pending = Some(answer),
-                Err(_) => return,
-            }
+        };
+        let body = Bytes::from(self.app.event_body(&event, false));
+        if self.stream {
+            self.watch.wait_index = event.index + 1;
+            // Armed before the chunk goes out, so no event in between is missed; a failure to
+            // arm ends the body after this event.
+            self.pending = self
+                .app
+                .client
+                .watch_armed(self.watch.clone())
+                .ok()
+                .map(|(_, answer)| answer);
         }
+        Some((body, self))
+    }
+}
+
+impl<C: HttpClock> Drop for WatchFeed<C> {
+    fn drop(&mut self) {
+        self.app.stats.watchers.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -4,17 +4,17 @@
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
-use hyper::http::request::Parts;
-use hyper::{Method, Response};
+use ::http::Method;
+use ::http::request::Parts;
 
 use super::forward::Attempt;
-use super::response::{self, Body, JSON, TEXT};
-use super::{App, form_params, read_form_body};
+use super::response::{self, JSON, Response, TEXT};
+use super::{App, form_body, form_params};
 use crate::server::lock::{self, Contender, LockError};
 use crate::server::{ClientError, KvError, KvGet, KvRouter};
 use crate::store::command::{param, parse_go_uint};
 use crate::store::{Action, ErrorCode, Event, NodeView, StoreError};
+use bytes::Bytes;
 
 /// What a lock-module handler decided, before it runs on the leader.
 enum LockCall {
@@ -71,11 +71,11 @@ fn contender(params: &[(String, String)], release: bool) -> Result<Contender, St
     }
 }
 
-impl App {
+impl<C: super::HttpClock> App<C> {
     /// The synthetic 0.x machine registry: one child per member and client URL, value
     /// `etcd=<client URL>&raft=<peer URL>` (store/README.md §11.1), so dsoprea's client finds the
     /// URL it was given.
-    pub(super) async fn legacy_machines(&self, is_head: bool) -> Response<Body> {
+    pub(super) async fn legacy_machines(&self, is_head: bool) -> Response {
         let root = KvGet {
             key: "/".into(),
             recursive: false,
@@ -134,13 +134,13 @@ impl App {
     pub(super) async fn lock_module(
         self: Arc<Self>,
         head: Parts,
-        body: Incoming,
+        body: Result<Bytes, String>,
         name: String,
         raw_query: String,
-    ) -> Response<Body> {
-        let params = match self.module_form(&head, body, &raw_query).await {
+    ) -> Response {
+        let params = match self.module_form(&head, body, &raw_query) {
             Ok(form) => form,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         let ttl = || {
             uint(&params, "ttl", ErrorCode::TtlNan, "Acquire")?
@@ -180,13 +180,13 @@ impl App {
     pub(super) async fn leader_module(
         self: Arc<Self>,
         head: Parts,
-        body: Incoming,
+        body: Result<Bytes, String>,
         key: String,
         raw_query: String,
-    ) -> Response<Body> {
-        let params = match self.module_form(&head, body, &raw_query).await {
+    ) -> Response {
+        let params = match self.module_form(&head, body, &raw_query) {
             Ok(form) => form,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         let name = param(&params, "name").filter(|n| !n.is_empty());
         let call = match head.method {
@@ -219,22 +219,23 @@ impl App {
         }
     }
 
-    async fn module_form(
+    fn module_form(
         &self,
         head: &Parts,
-        body: Incoming,
+        body: Result<Bytes, String>,
         raw_query: &str,
-    ) -> Result<Vec<(String, String)>, Response<Body>> {
-        let bytes = read_form_body(head, body)
-            .await
-            .map_err(|cause| self.error_response(&param_error(ErrorCode::InvalidForm, &cause)))?;
-        form_params(&bytes, raw_query)
-            .map_err(|cause| self.error_response(&param_error(ErrorCode::InvalidForm, &cause)))
+    ) -> Result<Vec<(String, String)>, Box<Response>> {
+        let bytes = form_body(head, body).map_err(|cause| {
+            Box::new(self.error_response(&param_error(ErrorCode::InvalidForm, &cause)))
+        })?;
+        form_params(&bytes, raw_query).map_err(|cause| {
+            Box::new(self.error_response(&param_error(ErrorCode::InvalidForm, &cause)))
+        })
     }
 
     /// Runs a lock call on this member (every step is a replicated write or a quorum read, so
     /// any member can serve it).
-    async fn run_lock(self: &Arc<Self>, name: &str, call: LockCall) -> Response<Body> {
+    async fn run_lock(self: &Arc<Self>, name: &str, call: LockCall) -> Response {
         let call = Arc::new(call);
         let app = self.clone();
         self.on_leader(|| {
@@ -242,7 +243,7 @@ impl App {
             let call = call.clone();
             let name = name.to_string();
             async move {
-                let router = KvRouter::new(vec![app.client.clone()], 0, app.clock);
+                let router = KvRouter::new(vec![app.client.clone()], 0, app.clock.clone());
                 let outcome = match &*call {
                     LockCall::Acquire {
                         ttl,
@@ -254,6 +255,7 @@ impl App {
                         // its entry's TTL runs out.
                         let mut guard = GiveUpOnDrop {
                             client: app.client.clone(),
+                            spawn: app.spawn,
                             key: None,
                         };
                         let result = lock::acquire(
@@ -292,7 +294,7 @@ impl App {
     /// The module's error shapes (store/README.md §11.3): "not queued" is a JSON 404/100 with cause
     /// `Renew`/`Release`; errors from its inner keys-API calls are 500 text
     /// `<code>: <message> (<cause>) [<index>]`; anything else 500 text.
-    fn lock_error(&self, error: &LockError) -> Response<Body> {
+    fn lock_error(&self, error: &LockError) -> Response {
         match error {
             LockError::Kv(KvError::Store(e))
                 if e.code == ErrorCode::KeyNotFound
@@ -315,6 +317,7 @@ impl App {
 /// queued it went away (the client hung up) before the lock was granted or refused.
 struct GiveUpOnDrop {
     client: crate::server::KvClient,
+    spawn: super::Spawn,
     key: Option<String>,
 }
 
@@ -322,13 +325,13 @@ impl Drop for GiveUpOnDrop {
     fn drop(&mut self) {
         let Some(key) = self.key.take() else { return };
         let client = self.client.clone();
-        super::spawn(async move {
+        (self.spawn)(Box::pin(async move {
             let command = crate::store::Command::Delete {
                 key,
                 dir: false,
                 recursive: false,
             };
             let _ = client.write(&command).await;
-        });
+        }));
     }
 }

@@ -6,15 +6,15 @@ use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
 
 use super::App;
-use super::response::{self, Body};
+use super::response::{self, Response};
 use crate::server::metrics::{Histogram, Metrics};
 
 /// The exposition format's content type.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-impl App {
+impl<C: super::HttpClock> App<C> {
     /// `/metrics`.
-    pub(super) fn metrics(&self) -> hyper::Response<Body> {
+    pub(super) fn metrics(&self) -> Response {
         response::with_body(200, TEXT_FORMAT, render(&self.config.metrics))
     }
 }

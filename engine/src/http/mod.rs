@@ -10,6 +10,14 @@
 //! - `forward`: any member serves writes, quorum reads and lock calls (a follower forwards commands
 //!   to the leader over Raft and answers once it applied them; no 307s); the wait for a leader.
 //!
+//! - `serve` (feature `net`): the hyper adapter, the only part that knows sockets.
+//!
+//! The service itself is transport-free: [`App::handle`] takes a [`Request`] (method, path and
+//! query, headers, the form body already read) and gives a [`Response`] whose [`Body`] is whole
+//! bytes or a stream of chunks (watches). It reads time from the node's [`Clock`] and spawns
+//! through a [`Spawn`] function, so `floe` serves it over hyper and tokio and the simulator
+//! calls it across its simulated network on its per-node clock.
+//!
 //! Depends on `server` (the typed client, the `Clock`) and `store` (commands, rendering).
 
 mod cluster;
@@ -19,25 +27,74 @@ mod keys;
 mod legacy;
 mod metrics;
 mod response;
+#[cfg(feature = "net")]
+mod serve;
 
-use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ::http::request::Parts;
+use ::http::{Method, Response as HttpResponse};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
-use hyper::http::request::Parts;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response};
-use hyper_util::rt::TokioIo;
 
-use crate::net::SystemClock;
 use crate::raft::NodeId;
 use crate::server::{Clock, KvClient};
-use response::Body;
 
 pub use form::{clean, mux_clean, parse_query, unescape};
+#[cfg(feature = "net")]
+pub use serve::{serve, spawn_on_tokio};
+
+/// A request as the service sees it: the head (method, path and query, headers) and the form
+/// body, already read by the transport (only when [`takes_form_body`] says the head asks for
+/// it; anything else is `Ok` of no bytes). `Err` is the text of the 210 cause the read ended
+/// with (`http: POST too large`, a timeout).
+pub type Request = ::http::Request<Result<Bytes, String>>;
+
+/// A response of the service.
+pub type Response = HttpResponse<Body>;
+
+/// A response body: whole (sent with `Content-Length`), or a stream of chunks (sent chunked;
+/// a watch's events). Dropping a stream is the client hanging up.
+pub enum Body {
+    /// The whole body.
+    Full(Bytes),
+    /// Chunks, as they come; the body ends when the stream does.
+    Stream(Pin<Box<dyn futures::Stream<Item = Bytes> + Send>>),
+}
+
+impl Body {
+    /// The length of a whole body; `None` for a stream.
+    pub fn len(&self) -> Option<usize> {
+        match self {
+            Body::Full(bytes) => Some(bytes.len()),
+            Body::Stream(_) => None,
+        }
+    }
+
+    /// True for an empty whole body.
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Full(bytes) => f.debug_tuple("Full").field(bytes).finish(),
+            Body::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+/// How the service runs a task of its own (a lock contender giving its place up after its
+/// client went away): `tokio::spawn` in `floe`, the simulator's executor in the simulator.
+pub type Spawn = fn(futures::future::BoxFuture<'static, ()>);
+
+/// What the service needs of a clock: the node's [`Clock`], shared by every request.
+pub trait HttpClock: Clock + Clone + Send + Sync + 'static {}
+
+impl<C: Clock + Clone + Send + Sync + 'static> HttpClock for C {}
 
 /// Largest form body Go's `ParseForm` reads (store/README.md §2.3): larger is error 210.
 pub const FORM_BYTES_MAX: usize = 10 << 20;
@@ -115,10 +172,22 @@ impl StoreStats {
     }
 }
 
+/// The HTTP layer's planted bugs (`sim --bug NAME`; only with the `planted-bugs` feature).
+#[cfg(feature = "planted-bugs")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpBugs {
+    /// The keys API's form reading drops `prevExist=false`: a create becomes a set, and
+    /// succeeds over an existing key.
+    pub prevexist_ignored: bool,
+}
+
 /// Everything a request handler needs; shared by every connection.
-pub struct App {
+pub struct App<C> {
     client: KvClient,
-    clock: SystemClock,
+    clock: C,
+    spawn: Spawn,
+    #[cfg(feature = "planted-bugs")]
+    bugs: HttpBugs,
     config: HttpConfig,
     membership: Box<dyn Membership>,
     /// Process start, ms since the Unix epoch (`/v2/stats/self` `startTime`).
@@ -126,18 +195,23 @@ pub struct App {
     stats: StoreStats,
 }
 
-impl App {
-    /// An HTTP front for the node behind `client`.
+impl<C: HttpClock> App<C> {
+    /// An HTTP front for the node behind `client`, reading time from `clock` and running its
+    /// own tasks with `spawn`.
     pub fn new(
         client: KvClient,
-        clock: SystemClock,
+        clock: C,
+        spawn: Spawn,
         config: HttpConfig,
         membership: Box<dyn Membership>,
-    ) -> Arc<App> {
+    ) -> Arc<App<C>> {
         let start_unix_ms = clock.unix_ms();
         Arc::new(App {
             client,
             clock,
+            spawn,
+            #[cfg(feature = "planted-bugs")]
+            bugs: HttpBugs::default(),
             config,
             membership,
             start_unix_ms,
@@ -145,8 +219,24 @@ impl App {
         })
     }
 
+    /// As [`App::new`], with planted bugs switched on (the simulator's `--bug`).
+    #[cfg(feature = "planted-bugs")]
+    pub fn with_bugs(
+        client: KvClient,
+        clock: C,
+        spawn: Spawn,
+        (config, bugs): (HttpConfig, HttpBugs),
+        membership: Box<dyn Membership>,
+    ) -> Arc<App<C>> {
+        let mut app = App::new(client, clock, spawn, config, membership);
+        if let Some(app) = Arc::get_mut(&mut app) {
+            app.bugs = bugs;
+        }
+        app
+    }
+
     /// Answers one request.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(self: Arc<Self>, request: Request) -> Response {
         // hyper bounds the number of headers; their total size is bounded here.
         let header_bytes: usize = request
             .headers()
@@ -171,20 +261,20 @@ impl App {
         let headers = response.headers_mut();
         headers.insert(
             "Access-Control-Allow-Origin",
-            hyper::header::HeaderValue::from_static("*"),
+            ::http::header::HeaderValue::from_static("*"),
         );
         headers.insert(
             "Access-Control-Allow-Methods",
-            hyper::header::HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
+            ::http::header::HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
         );
         headers.insert(
             "Access-Control-Allow-Headers",
-            hyper::header::HeaderValue::from_static("accept, content-type, authorization"),
+            ::http::header::HeaderValue::from_static("accept, content-type, authorization"),
         );
         response
     }
 
-    async fn route(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+    async fn route(self: Arc<Self>, request: Request) -> Response {
         let (head, body) = request.into_parts();
         let raw_path = head.uri.path().to_string();
         let raw_query = head.uri.query().unwrap_or("").to_string();
@@ -230,35 +320,34 @@ impl App {
     }
 }
 
-/// The request body as Go's `ParseForm` would read it: only for PUT/POST/PATCH with a form
-/// content type, at most 10 MiB (larger: the 210 cause `http: POST too large`). Other bodies
-/// are ignored, as etcd ignores them (store/README.md §2.3).
-async fn read_form_body(head: &Parts, body: Incoming) -> Result<Bytes, String> {
+/// Whether Go's `ParseForm` reads the body of a request with this head: only for PUT, POST
+/// and PATCH with a form content type (store/README.md §2.3). Other bodies are ignored, as etcd
+/// ignores them; a transport reads a body only when this is true, at most [`FORM_BYTES_MAX`]
+/// bytes (more: the 210 cause `http: POST too large`).
+pub fn takes_form_body(head: &Parts) -> bool {
     let takes_body =
         matches!(head.method, Method::PUT | Method::POST) || head.method.as_str() == "PATCH";
-    let is_form = head
-        .headers
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !(takes_body && is_form) {
-        return Ok(Bytes::new());
-    }
-    // A declared length over the limit is not refused before reading: etcd reads up to the
-    // limit and then answers 210, and a client that is still sending gets that answer.
-    let too_large = "http: POST too large";
-    // A client that stops sending its body must not hold the connection forever.
-    let read = Limited::new(body, FORM_BYTES_MAX).collect();
-    match tokio::time::timeout(std::time::Duration::from_millis(BODY_READ_TIMEOUT_MS), read).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(_)) => Err(too_large.into()),
-        Err(_) => Err("http: request body read timed out".into()),
+    takes_body
+        && head
+            .headers
+            .get(::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+}
+
+/// The form body the service reads: the transport's bytes when the head asks for a form
+/// ([`takes_form_body`]), else none (a body sent anyway is ignored, as by `ParseForm`).
+fn form_body(head: &Parts, body: Result<Bytes, String>) -> Result<Bytes, String> {
+    if takes_form_body(head) {
+        body
+    } else {
+        Ok(Bytes::new())
     }
 }
 
@@ -280,7 +369,7 @@ fn form_params(body: &Bytes, raw_query: &str) -> Result<Vec<(String, String)>, S
 
 /// Go's mux redirect for an unclean path (G51): 301, `Location` = the cleaned path plus the
 /// query; an HTML body only for GET and HEAD.
-fn redirect(cleaned: &str, raw_query: &str, method: &Method) -> Response<Body> {
+fn redirect(cleaned: &str, raw_query: &str, method: &Method) -> Response {
     let mut location = form::path_escape(cleaned);
     if !raw_query.is_empty() {
         location.push('?');
@@ -307,101 +396,6 @@ fn html_escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// Serves HTTP/1.1 on `listener` until the process ends: one task per connection. With `tls`
-/// (`https://` client URLs) each connection is a TLS handshake first, on its own task and
-/// under its connection permit, cut off after [`TLS_HANDSHAKE_TIMEOUT_MS`].
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Arc<App>,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) {
-    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
-    let permits = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
-    let mut backoff_ms = 0;
-    loop {
-        // At most CONNECTIONS_MAX connections: the next waits in the kernel's backlog until
-        // one closes, instead of costing a task and buffers here.
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => {
-                backoff_ms = 0;
-                stream
-            }
-            Err(e) => {
-                // Out of file descriptors or memory: retrying at once would spin. Back off,
-                // doubling up to a second, until an accept succeeds again.
-                backoff_ms = (backoff_ms * 2).clamp(ACCEPT_BACKOFF_MIN_MS, ACCEPT_BACKOFF_MAX_MS);
-                tracing::warn!(error = %e, backoff_ms, "accept failed");
-                let now = app.clock.now_ms();
-                app.clock.sleep_until(now + backoff_ms).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let tls = tls.clone();
-        spawn(async move {
-            match tls {
-                None => serve_connection(stream, app).await,
-                Some(acceptor) => {
-                    let handshake = std::time::Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS);
-                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, app).await,
-                        Ok(Err(e)) => tracing::debug!(error = %e, "client TLS handshake refused"),
-                        Err(_) => tracing::debug!("client TLS handshake timed out"),
-                    }
-                }
-            }
-            drop(permit);
-        });
-    }
-}
-
-/// Serves the requests of one connection (plain or TLS) until it closes.
-async fn serve_connection<S>(stream: S, app: Arc<App>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |request| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(app.handle(request).await) }
-    });
-    // One request at a time per connection (HTTP/1.1), so a connection holds at most one
-    // watch; a client that sends its headers too slowly, or too many of them, is cut off
-    // (hyper answers 431 to oversized headers).
-    let _ = hyper::server::conn::http1::Builder::new()
-        .title_case_headers(true)
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(std::time::Duration::from_millis(HEADER_READ_TIMEOUT_MS))
-        .max_buf_size(HEADER_BYTES_MAX)
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
-}
-
-/// How long a client may take to send a form body.
-const BODY_READ_TIMEOUT_MS: u64 = 30_000;
-/// Most client connections open at once.
-const CONNECTIONS_MAX: usize = 4096;
-/// How long a client may take to finish its TLS handshake (`https://` client URLs).
-const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
-/// Largest read buffer of a connection, so the largest request head (hyper's minimum is 8 KiB).
-const HEADER_BYTES_MAX: usize = 64 * 1024;
-/// The back-off after a failed accept, doubling from the first to the second.
-const ACCEPT_BACKOFF_MIN_MS: u64 = 5;
-const ACCEPT_BACKOFF_MAX_MS: u64 = 1_000;
-
-/// Runs a future on the tokio runtime (the production world's only executor).
-#[allow(
-    clippy::disallowed_methods,
-    reason = "production HTTP: one task per connection on tokio's runtime"
-)]
-pub(crate) fn spawn<F>(future: F)
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    tokio::spawn(future);
-}
+/// Largest request head (the sum of header names and values; hyper's read buffer in `floe`):
+/// larger is answered 431.
+pub const HEADER_BYTES_MAX: usize = 64 * 1024;

@@ -1,25 +1,20 @@
 //! Building responses the way etcd's Go server writes them (store/README.md §2, §5, §6;
 //! `G<n>` numbers are its transcripts, §Transcripts).
 
-use std::convert::Infallible;
-
+use ::http::StatusCode;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
-use hyper::{Response, StatusCode};
 
+pub use super::{Body, Response};
 use crate::store::StoreError;
 use crate::store::render::render_error;
 
-/// The body type of every response: whole (with Content-Length) or streamed (chunked).
-pub type Body = BoxBody<Bytes, Infallible>;
-
 /// A whole body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed()
+    Body::Full(bytes.into())
 }
 
 /// A response with a whole body and the given content type.
-pub fn with_body(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+pub fn with_body(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response {
     let mut response = Response::new(full(body));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     if !content_type.is_empty() {
@@ -29,8 +24,8 @@ pub fn with_body(status: u16, content_type: &str, body: impl Into<Bytes>) -> Res
 }
 
 /// Sets a header (names are written title-cased on the wire).
-pub fn set(response: &mut Response<Body>, name: &'static str, value: &str) {
-    if let Ok(value) = hyper::header::HeaderValue::from_str(value) {
+pub fn set(response: &mut Response, name: &'static str, value: &str) {
+    if let Ok(value) = ::http::header::HeaderValue::from_str(value) {
         response.headers_mut().insert(name, value);
     }
 }
@@ -41,14 +36,14 @@ pub const TEXT: &str = "text/plain; charset=utf-8";
 pub const JSON: &str = "application/json";
 
 /// Go's `http.NotFound`: 404 `404 page not found\n` (G61).
-pub fn not_found() -> Response<Body> {
+pub fn not_found() -> Response {
     let mut response = with_body(404, TEXT, "404 page not found\n");
     set(&mut response, "X-Content-Type-Options", "nosniff");
     response
 }
 
 /// Go's 405 for the keys handler (G50).
-pub fn method_not_allowed(allow: &str) -> Response<Body> {
+pub fn method_not_allowed(allow: &str) -> Response {
     let mut response = with_body(405, TEXT, "Method Not Allowed\n");
     set(&mut response, "Allow", allow);
     set(&mut response, "X-Content-Type-Options", "nosniff");
@@ -56,7 +51,7 @@ pub fn method_not_allowed(allow: &str) -> Response<Body> {
 }
 
 /// Go's `http.Error(w, text, status)`: plain text plus a newline.
-pub fn plain_error(status: u16, text: &str) -> Response<Body> {
+pub fn plain_error(status: u16, text: &str) -> Response {
     let mut response = with_body(status, TEXT, format!("{text}\n"));
     set(&mut response, "X-Content-Type-Options", "nosniff");
     response
@@ -64,7 +59,7 @@ pub fn plain_error(status: u16, text: &str) -> Response<Body> {
 
 /// An etcd v2 error: its JSON body, status, and `X-Etcd-Index` = the error's index; no
 /// `X-Raft-*` headers (store/README.md §5.3).
-pub fn store_error(error: &StoreError, cluster_id: &str) -> Response<Body> {
+pub fn store_error(error: &StoreError, cluster_id: &str) -> Response {
     let mut response = with_body(error.code.http_status(), JSON, render_error(error));
     set(&mut response, "X-Etcd-Cluster-Id", cluster_id);
     set(&mut response, "X-Etcd-Index", &error.index.to_string());
@@ -72,7 +67,7 @@ pub fn store_error(error: &StoreError, cluster_id: &str) -> Response<Body> {
 }
 
 /// A `{"message":…}` error of the members and stats endpoints (store/README.md §6.3).
-pub fn message_error(status: u16, message: &str) -> Response<Body> {
+pub fn message_error(status: u16, message: &str) -> Response {
     let mut body = String::from("{\"message\":");
     crate::store::render::push_json_string(&mut body, message);
     body.push_str("}\n");

@@ -53,6 +53,9 @@ pub struct OpRecord {
     pub op: Op,
     /// For a write: the hash of the command's bytes, to find it in the log.
     pub data_hash: Option<u64>,
+    /// What the client saw on the wire (status, `X-Etcd-Index`, the JSON body): the last
+    /// answer of the operation (a lock round: its acquire), if one came.
+    pub http: Option<super::http::Answer>,
 }
 
 /// Per-kind counters for `--json`.

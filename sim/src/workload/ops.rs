@@ -1,17 +1,15 @@
 //! The operations a simulated client runs, and the checks that need nothing but the answer.
 
-use std::time::Duration;
-
 use engine::raft::{Index, NodeId};
-use engine::server::lock::{self, Contender, LockError};
-use engine::server::{ClientError, KvClient, KvError, KvGet, KvRouter, KvWatch};
-use engine::store::{Command, Event};
+use engine::store::Command;
 use rand::Rng;
 use serde::Serialize;
 
 use super::ClientState;
 use super::history::{OpOutcome, OpRecord};
+use super::http;
 use crate::check::history::{Call, Op, Ret};
+use crate::check::watch::CommittedEvent;
 use crate::check::{self, Violation};
 use crate::cluster::{Cluster, ReferenceOutput};
 use crate::observe;
@@ -130,6 +128,14 @@ impl OpKind {
         WRITES[rng.gen_range(0..WRITES.len())]
     }
 
+    /// True for writes with a TTL (the node stamps their deadline on its own clock).
+    pub fn has_ttl(self) -> bool {
+        matches!(
+            self,
+            OpKind::TtlSet | OpKind::Refresh | OpKind::MkdirTtl | OpKind::UpdateDirTtl
+        )
+    }
+
     /// True for operations that go through the log.
     pub fn is_write(self) -> bool {
         !matches!(
@@ -142,17 +148,20 @@ impl OpKind {
 /// The directory that `mkdir-ttl` creates and `update-dir-ttl` moves the TTL of.
 pub const TTL_DIR: &str = "/t";
 
-/// A TTL of 1-3 s, stamped on the wall clock of the node the request goes to, as `floe`'s HTTP
-/// layer stamps it on its own.
-fn ttl_deadline(cluster: &Cluster, target: NodeId) -> u64 {
-    let ttl_ms = 1000 * cluster.rng().gen_range(1..=3);
-    engine::server::Clock::unix_ms(&cluster.node_clock(target)) + ttl_ms
+/// The earliest expiry instant a node can stamp for a TTL of `ttl_s` sent now: the node the
+/// request goes to stamps `now + ttl` on its own wall clock when the request arrives, later
+/// than now, and its wall clock then reads at least true time now less `error_max_ms`. That
+/// earliest stamp is the bound the checkers use.
+fn earliest_deadline(cluster: &Cluster, ttl_s: u64) -> u64 {
+    let now_unix_ms = SIM_EPOCH_UNIX_MS + cluster.clock.now_ms();
+    let earliest = now_unix_ms.saturating_sub(cluster.config.clock.error_max_ms);
+    earliest + 1000 * ttl_s
 }
 
 fn command(
     cluster: &Cluster,
     state: &ClientState,
-    (kind, target): (OpKind, NodeId),
+    (kind, ttl_s): (OpKind, u64),
     key: &str,
     value: String,
 ) -> Command {
@@ -171,25 +180,25 @@ fn command(
             key: key.into(),
             dir: false,
             value,
-            expire_at_ms: Some(ttl_deadline(cluster, target)),
+            expire_at_ms: Some(earliest_deadline(cluster, ttl_s)),
             refresh: false,
         },
         OpKind::Refresh => Command::Update {
             key: key.into(),
             value: String::new(),
-            expire_at_ms: Some(ttl_deadline(cluster, target)),
+            expire_at_ms: Some(earliest_deadline(cluster, ttl_s)),
             refresh: true,
         },
         OpKind::MkdirTtl => Command::Create {
             key: TTL_DIR.into(),
             dir: true,
             value: String::new(),
-            expire_at_ms: Some(ttl_deadline(cluster, target)),
+            expire_at_ms: Some(earliest_deadline(cluster, ttl_s)),
         },
         OpKind::UpdateDirTtl => Command::Update {
             key: TTL_DIR.into(),
             value: String::new(),
-            expire_at_ms: Some(ttl_deadline(cluster, target)),
+            expire_at_ms: Some(earliest_deadline(cluster, ttl_s)),
             refresh: false,
         },
         OpKind::Create => Command::Create {
@@ -252,158 +261,381 @@ fn command(
     }
 }
 
-fn ok_outcome(event: &Event, raft_index: u64) -> OpOutcome {
-    OpOutcome::Ok {
-        action: event.action.as_str(),
-        key: event.node.key.clone(),
-        store_index: event.index,
-        raft_index,
-        value: event.node.value.clone(),
-        modified_index: (event.node.modified_index > 0).then_some(event.node.modified_index),
-    }
-}
-
-fn cluster_outcome(e: ClientError) -> OpOutcome {
-    match e {
-        ClientError::NotLeader { leader } => OpOutcome::Unavailable { leader },
-        // The node stopped with the request in flight: it may still commit.
-        ClientError::Stopped | ClientError::Compacted => OpOutcome::TimedOut,
-        _ => OpOutcome::Unavailable { leader: None },
-    }
-}
-
-/// A read: local or linearizable.
-async fn read(handle: &KvClient, kind: OpKind, key: &str, timeout: Duration) -> OpOutcome {
-    let get = KvGet {
-        key: key.into(),
-        recursive: false,
-        sorted: false,
+/// The method, path and parameters of the request for `kind` (`command`: its write, if any).
+fn params_of(
+    kind: OpKind,
+    command: Option<&Command>,
+    key: &str,
+) -> (::http::Method, String, Vec<(&'static str, String)>) {
+    use ::http::Method;
+    let keys = |key: &str| format!("/v2/keys{key}");
+    let mut params: Vec<(&'static str, String)> = Vec::new();
+    let (method, path) = match command {
+        None => (Method::GET, keys(key)),
+        Some(Command::Set {
+            key,
+            value,
+            expire_at_ms,
+            ..
+        }) => {
+            params.push(("value", value.clone()));
+            if expire_at_ms.is_some() {
+                params.push(("ttl", String::new()));
+            }
+            (Method::PUT, keys(key))
+        }
+        Some(Command::Create {
+            key,
+            dir,
+            value,
+            expire_at_ms,
+        }) => {
+            if *dir {
+                params.push(("dir", "true".into()));
+            } else {
+                params.push(("value", value.clone()));
+            }
+            if expire_at_ms.is_some() {
+                params.push(("ttl", String::new()));
+            }
+            params.push(("prevExist", "false".into()));
+            (Method::PUT, keys(key))
+        }
+        Some(Command::Update {
+            key,
+            value,
+            expire_at_ms,
+            refresh,
+        }) => {
+            if *refresh {
+                params.push(("refresh", "true".into()));
+            } else if kind == OpKind::UpdateDirTtl {
+                params.push(("dir", "true".into()));
+            } else {
+                params.push(("value", value.clone()));
+            }
+            if expire_at_ms.is_some() {
+                params.push(("ttl", String::new()));
+            }
+            params.push(("prevExist", "true".into()));
+            (Method::PUT, keys(key))
+        }
+        Some(Command::CompareAndSwap {
+            key,
+            value,
+            prev_value,
+            prev_index,
+            ..
+        }) => {
+            params.push(("value", value.clone()));
+            if let Some(prev) = prev_value {
+                params.push(("prevValue", prev.clone()));
+            }
+            if let Some(prev) = prev_index {
+                params.push(("prevIndex", prev.to_string()));
+            }
+            (Method::PUT, keys(key))
+        }
+        Some(Command::CompareAndDelete {
+            key,
+            prev_value,
+            prev_index,
+        }) => {
+            if let Some(prev) = prev_value {
+                params.push(("prevValue", prev.clone()));
+            }
+            if let Some(prev) = prev_index {
+                params.push(("prevIndex", prev.to_string()));
+            }
+            (Method::DELETE, keys(key))
+        }
+        Some(Command::Delete { key, recursive, .. }) => {
+            if *recursive {
+                params.push(("recursive", "true".into()));
+            }
+            (Method::DELETE, keys(key))
+        }
+        Some(Command::CreateInOrder { dir_key, value, .. }) => {
+            params.push(("value", value.clone()));
+            (Method::POST, keys(dir_key))
+        }
+        Some(Command::Expire { .. }) => unreachable!("clients never send expiries"),
     };
-    match madsim::time::timeout(timeout, handle.get(get, kind == OpKind::QuorumGet)).await {
-        Ok(Ok(read)) => ok_outcome(&read.event, read.raft_index),
-        Ok(Err(e)) => error_outcome(e),
-        Err(_) => OpOutcome::TimedOut,
+    (method, path, params)
+}
+
+/// The request a client sends for `kind` (a single write, a read or a watch), with its
+/// parameters in the form body (PUT and POST; one time in four in the query instead) or the
+/// query (GET and DELETE, whose bodies etcd ignores).
+fn request(
+    cluster: &Cluster,
+    (kind, ttl_s): (OpKind, u64),
+    command: Option<&Command>,
+    key: &str,
+) -> http::Call {
+    use ::http::Method;
+    use http::{Call, escape};
+    let (method, path, mut params) = params_of(kind, command, key);
+    if let Some(ttl) = params.iter_mut().find(|(name, _)| *name == "ttl") {
+        ttl.1 = ttl_s.to_string();
+    }
+    if kind == OpKind::QuorumGet {
+        params.push(("quorum", "true".into()));
+    }
+    let encoded = params
+        .iter()
+        .map(|(name, value)| format!("{name}={}", escape(value)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let in_body = matches!(method, Method::PUT | Method::POST) && cluster.rng().gen_range(0..4) > 0;
+    let mut call = Call::new(method, path);
+    if in_body {
+        call.form = Some(encoded);
+    } else if !encoded.is_empty() {
+        call.target = format!("{}?{encoded}", call.target);
+    }
+    call
+}
+
+/// What an answer means to the client: an event, an etcd error, or no answer worth keeping.
+/// `ambiguous` says whether an internal error (300: the request timed out inside the cluster)
+/// may have taken effect (writes) or not.
+fn outcome_of(answer: &http::Answer, watch: bool) -> (OpOutcome, http::Parsed) {
+    let parsed = http::parse(&answer.body);
+    let outcome = match &parsed {
+        http::Parsed::Event {
+            action,
+            key,
+            value,
+            modified_index,
+            ..
+        } if (200..300).contains(&answer.status) => OpOutcome::Ok {
+            action,
+            key: key.clone(),
+            // A watch's X-Etcd-Index is the index when it started; its event's is the node's
+            // modifiedIndex.
+            store_index: if watch {
+                *modified_index
+            } else {
+                answer.etcd_index.unwrap_or(0)
+            },
+            raft_index: answer.raft_index.unwrap_or(0),
+            value: value.clone(),
+            modified_index: (*modified_index > 0).then_some(*modified_index),
+        },
+        // "too many requests" or "too many watchers": refused before anything happened.
+        http::Parsed::Error {
+            code: 300, cause, ..
+        } if cause.starts_with("too many") || cause.ends_with("too many requests") => {
+            OpOutcome::Unavailable { leader: None }
+        }
+        // The request timed out inside the cluster: it may still commit.
+        http::Parsed::Error { code: 300, .. } => OpOutcome::TimedOut,
+        http::Parsed::Error { code, .. } => OpOutcome::StoreError { code: *code },
+        _ => OpOutcome::Unavailable { leader: None },
+    };
+    (outcome, parsed)
+}
+
+/// An answer that is not what etcd's v2 API gives for it: the wire protocol is part of what
+/// the simulation judges.
+fn check_wire(cluster: &Cluster, target: NodeId, answer: &http::Answer, parsed: &http::Parsed) {
+    let broken = match parsed {
+        http::Parsed::Error { index, .. } if answer.etcd_index != Some(*index) => Some(format!(
+            "an error's X-Etcd-Index {:?} differs from its body's index {index}",
+            answer.etcd_index
+        )),
+        http::Parsed::Error { code, .. } if answer.status < 400 => Some(format!(
+            "error {code} answered with status {}",
+            answer.status
+        )),
+        http::Parsed::Event { .. } if !(200..300).contains(&answer.status) => {
+            Some(format!("an event answered with status {}", answer.status))
+        }
+        http::Parsed::Event { .. } if answer.etcd_index.is_none() => {
+            Some("an event answered without X-Etcd-Index".into())
+        }
+        _ => None,
+    };
+    if let Some(detail) = broken {
+        let now = cluster.clock.now_ms();
+        let v = Violation::new(
+            "nodes answer in etcd's v2 wire protocol",
+            observe::node(target),
+            Default::default(),
+            Default::default(),
+            format!("{detail}: {}", answer.body.trim_end()),
+        );
+        cluster.shared().record(Err(v), now);
     }
 }
 
-/// A watch from the first index this client has not seen; the watch checker judges the event.
+/// Sends one request and reads its answer as an etcd client does.
+async fn exchange(
+    cluster: &Cluster,
+    target: NodeId,
+    call: http::Call,
+    deadline_ms: u64,
+    watch: bool,
+) -> (OpOutcome, Option<http::Answer>) {
+    match http::send(cluster, target, call, deadline_ms).await {
+        http::Sent::Answered(answer) => {
+            let (outcome, parsed) = outcome_of(&answer, watch);
+            check_wire(cluster, target, &answer, &parsed);
+            (outcome, Some(answer))
+        }
+        http::Sent::Refused => (OpOutcome::Unavailable { leader: None }, None),
+        http::Sent::TimedOut => (OpOutcome::TimedOut, None),
+    }
+}
+
+/// A watch from the first index this client has not seen (`wait=true&waitIndex=N`; one time in
+/// four `stream=true`, of which the first event is read before hanging up); the watch checker
+/// judges the event.
 async fn watch(
     cluster: &Cluster,
-    handle: &KvClient,
     state: &ClientState,
     key: &str,
     target: NodeId,
-) -> (Call, OpOutcome) {
+) -> (Call, OpOutcome, Option<http::Answer>) {
     // `/d/a` stands for a recursive watch on its directory; `/d/b` is watched alone, so that
     // the directory's removal must end its watch (store/README.md §8.3).
     let recursive = key == "/d/a";
     let key = if recursive { "/d" } else { key };
-    let watch = KvWatch {
-        key: key.into(),
-        recursive,
-        wait_index: state.store_index + 1,
-    };
+    let wait_index = state.store_index + 1;
     let call = Call::Watch {
         key: key.into(),
         recursive,
-        wait_index: watch.wait_index,
+        wait_index,
     };
-    let timeout = Duration::from_millis(cluster.config.client_timeout_ms);
-    let outcome = match madsim::time::timeout(timeout, handle.watch_event(watch)).await {
-        Ok(Ok(event)) => {
-            if !check::watch::matches(&observe::event(0, &event), key, recursive) {
-                let action = event.action.as_str();
-                let detail = format!(
-                    "watch on {key} (recursive: {recursive}) fired with {action} on {}",
-                    event.node.key
-                );
-                let now = cluster.clock.now_ms();
-                let v = Violation::new(
-                    "watches fire only on matching events",
-                    observe::node(target),
-                    Default::default(),
-                    Default::default(),
-                    detail,
-                );
-                cluster.shared().record(Err(v), now);
-            }
-            ok_outcome(&event, 0)
+    let stream = cluster.rng().gen_range(0..4) == 0;
+    let mut target_path = format!("/v2/keys{key}?wait=true&waitIndex={wait_index}");
+    if recursive {
+        target_path.push_str("&recursive=true");
+    }
+    if stream {
+        target_path.push_str("&stream=true");
+    }
+    let mut request = http::Call::new(::http::Method::GET, target_path);
+    request.first_chunk_only = stream;
+    let deadline = cluster.clock.now_ms() + cluster.config.client_timeout_ms;
+    let (outcome, answer) = exchange(cluster, target, request, deadline, true).await;
+    if let OpOutcome::Ok {
+        action,
+        key: event_key,
+        ..
+    } = &outcome
+    {
+        // A directory's removal ends the watches inside it: the answer's `node.dir` says
+        // whether the event is one.
+        let dir = answer
+            .as_ref()
+            .is_some_and(|a| matches!(http::parse(&a.body), http::Parsed::Event { dir: true, .. }));
+        let event = CommittedEvent {
+            at_us: 0,
+            index: 0,
+            action: (*action).into(),
+            key: event_key.clone(),
+            dir,
+            refresh: false,
+        };
+        if !check::watch::matches(&event, key, recursive) {
+            let detail = format!(
+                "watch on {key} (recursive: {recursive}) fired with {action} on {event_key}"
+            );
+            let now = cluster.clock.now_ms();
+            let v = Violation::new(
+                "watches fire only on matching events",
+                observe::node(target),
+                Default::default(),
+                Default::default(),
+                detail,
+            );
+            cluster.shared().record(Err(v), now);
         }
-        Ok(Err(e)) => error_outcome(e),
-        Err(_) => OpOutcome::TimedOut,
-    };
-    (call, outcome)
+    }
+    (call, outcome, answer)
 }
 
-/// A write through the log; an acknowledged one must be the entry applied at its index.
+/// A write through the log; an acknowledged one must be the entry applied at its index
+/// (`X-Raft-Index`, `X-Raft-Term`), and the node's answer the one a correct replica gives.
+/// `hash` is the encoded command the request asks for, when the client can know it (not for a
+/// TTL, which the node stamps on its own clock).
 async fn write(
     cluster: &Cluster,
-    handle: &KvClient,
     client: usize,
-    data: Vec<u8>,
+    call: http::Call,
+    hash: Option<u64>,
     target: NodeId,
-) -> OpOutcome {
-    let hash = hash_bytes(&data);
-    let timeout = Duration::from_millis(cluster.config.client_timeout_ms);
-    match madsim::time::timeout(timeout, handle.propose(data)).await {
-        Ok(Ok(applied)) => {
-            check_acknowledged(cluster, client, target, applied.index, applied.term, hash);
-            let first = applied
-                .output
-                .as_ref()
-                .ok()
-                .and_then(|d| d.events().first());
-            let answer = first.map(|e| (e.index, e.action.as_str(), e.node.modified_index));
-            check_same_answer(cluster, target, applied.index, answer);
-            match &applied.output {
-                Ok(_) => match first {
-                    Some(event) => ok_outcome(event, applied.index.0),
-                    None => OpOutcome::StoreError { code: 300 },
-                },
-                Err(e) => OpOutcome::StoreError {
-                    code: e.code.number(),
-                },
-            }
-        }
-        Ok(Err(e)) => cluster_outcome(e),
-        Err(_) => OpOutcome::TimedOut,
+) -> (OpOutcome, Option<http::Answer>) {
+    let deadline = cluster.clock.now_ms() + cluster.config.client_timeout_ms;
+    let (outcome, answer) = exchange(cluster, target, call, deadline, false).await;
+    if let (
+        OpOutcome::Ok {
+            action,
+            modified_index,
+            ..
+        },
+        Some(a),
+    ) = (&outcome, &answer)
+        && let (Some(raft_index), Some(raft_term), Some(etcd_index)) =
+            (a.raft_index, a.raft_term, a.etcd_index)
+    {
+        let index = Index(raft_index);
+        check_acknowledged(
+            cluster,
+            client,
+            target,
+            index,
+            engine::raft::Term(raft_term),
+            hash,
+        );
+        let answer = Some((etcd_index, *action, modified_index.unwrap_or(0)));
+        check_same_answer(cluster, target, index, answer);
     }
+    (outcome, answer)
 }
 
-/// One round of the lock module from `target`'s side: acquire, hold 10-50 ms (or, one time in
-/// ten, 1-3 s; never past the lease), release. Returns the outcome and the holding interval in µs; the lock checker judges
-/// the intervals and their fencing tokens.
-async fn lock_round(cluster: &Cluster, target: NodeId) -> (OpOutcome, Option<(u64, u64)>) {
-    let clients: Option<Vec<KvClient>> = cluster.shared().clients.iter().cloned().collect();
-    let Some(clients) = clients else {
-        return (OpOutcome::Unavailable { leader: None }, None);
+/// One round of the lock module over HTTP from `target`'s side: `POST /mod/v2/lock/w?ttl=2&
+/// timeout=1`, hold 10-50 ms (or, one time in ten, 1-3 s; never past the lease), `DELETE
+/// /mod/v2/lock/w?index=I`. The lease runs out no sooner than 2 s after the request left the
+/// client (the node stamps it later), less the clocks' disagreement. Returns the outcome, the
+/// holding interval in µs (the lock checker judges the intervals and their fencing tokens) and
+/// the acquire's answer.
+async fn lock_round(
+    cluster: &Cluster,
+    target: NodeId,
+) -> (OpOutcome, Option<(u64, u64)>, Option<http::Answer>) {
+    let sent_ms = cluster.clock.now_ms();
+    let deadline = sent_ms + 5 * cluster.config.client_timeout_ms;
+    let acquire = http::Call::new(
+        ::http::Method::POST,
+        "/mod/v2/lock/w?ttl=2&timeout=1".into(),
+    );
+    let answer = match http::send(cluster, target, acquire, deadline).await {
+        http::Sent::Answered(answer) => answer,
+        http::Sent::Refused => return (OpOutcome::Unavailable { leader: None }, None, None),
+        http::Sent::TimedOut => return (OpOutcome::TimedOut, None, None),
     };
-    // The lock module runs on the node the round starts at, on that node's clock (as `floe`'s
-    // HTTP layer runs it on its own).
-    let node_clock = cluster.node_clock(target);
-    let router = KvRouter::new(clients, target.0 as usize - 1, node_clock.clone());
-    let unchecked = cluster.config.bug == Some(Bug::LockNoExpiryCheck);
-    let acquired = if unchecked {
-        lock::acquire_lease_without_expiry_check(&router, "w", 2, None, Some(1)).await
-    } else {
-        lock::acquire_lease(&router, "w", 2, None, Some(1)).await
-    };
-    let lease = match acquired {
-        Ok(lease) => lease,
-        Err(LockError::Timeout) => return (OpOutcome::TimedOut, None),
-        Err(LockError::Kv(e)) => return (error_outcome(e), None),
-        Err(LockError::Lost(_) | LockError::NotQueued(_)) => {
-            return (OpOutcome::StoreError { code: 100 }, None);
+    let index = match answer.body.trim().parse::<u64>() {
+        Ok(index) if answer.status == 200 => index,
+        _ => {
+            let outcome = match http::parse(&answer.body) {
+                http::Parsed::Error { code: 300, .. } => OpOutcome::TimedOut,
+                http::Parsed::Error { code, .. } => OpOutcome::StoreError { code },
+                // "failed to acquire lock": the timeout ran out in the queue.
+                _ if answer.body.starts_with("failed to acquire") => OpOutcome::TimedOut,
+                // "lock watch error: lease lost": acquired too late to hold.
+                _ if answer.body.contains("lease lost") => OpOutcome::StoreError { code: 100 },
+                _ => OpOutcome::Unavailable { leader: None },
+            };
+            return (outcome, None, Some(answer));
         }
     };
-    let index = lease.index;
     let from_us = cluster.clock.now_us();
-    // The lease runs out when the leader's wall clock reaches `expires_at_ms`; read on the
-    // holder's node's wall clock, either may be `error_max_ms` off true time.
+    let unchecked = cluster.config.bug == Some(Bug::LockNoExpiryCheck);
     let margin_ms = 2 * cluster.config.clock.error_max_ms;
-    let left_ms = lease
-        .expires_at_ms
-        .saturating_sub(engine::server::Clock::unix_ms(&node_clock));
+    let left_ms = (sent_ms + 2000).saturating_sub(cluster.clock.now_ms());
     // Mostly short critical sections; one in ten is slow (a GC pause, a slow disk) and would
     // outlive the 2 s lease if the holder did not check it.
     let mut hold = {
@@ -422,7 +654,12 @@ async fn lock_round(cluster: &Cluster, target: NodeId) -> (OpOutcome, Option<(u6
     cluster.clock.sleep_ms(hold).await;
     let to_us = cluster.clock.now_us();
     // A failed release leaves the entry to expire: the next holder waits for its TTL.
-    let _ = lock::release(&router, "w", &Contender::Index(index)).await;
+    let release = http::Call::new(
+        ::http::Method::DELETE,
+        format!("/mod/v2/lock/w?index={index}"),
+    );
+    let release_by = cluster.clock.now_ms() + cluster.config.client_timeout_ms;
+    let _ = http::send(cluster, target, release, release_by).await;
     let outcome = OpOutcome::Ok {
         action: "lock",
         key: "w".into(),
@@ -431,16 +668,7 @@ async fn lock_round(cluster: &Cluster, target: NodeId) -> (OpOutcome, Option<(u6
         value: None,
         modified_index: Some(index),
     };
-    (outcome, Some((from_us, to_us)))
-}
-
-fn error_outcome(e: KvError) -> OpOutcome {
-    match e {
-        KvError::Store(e) => OpOutcome::StoreError {
-            code: e.code.number(),
-        },
-        KvError::Cluster(e) => cluster_outcome(e),
-    }
+    (outcome, Some((from_us, to_us)), Some(answer))
 }
 
 /// The checkers' view of a write command. A TTL's deadline is the earliest true time at which
@@ -549,53 +777,59 @@ fn ret_of(outcome: &OpOutcome) -> Ret {
     }
 }
 
-/// Runs the operation itself; returns its call (as the checkers see it) and its outcome.
+/// Runs the operation itself, as HTTP requests to `target`; returns its call (as the checkers
+/// see it), its outcome, the hash of the command it asked for (when known) and the answer.
 async fn perform(
     cluster: &Cluster,
     (client, target): (usize, NodeId),
     state: &ClientState,
     kind: OpKind,
     key: &'static str,
-) -> (Call, OpOutcome, Option<u64>) {
-    let handle = cluster.shared().clients[target.0 as usize - 1].clone();
-    let timeout = Duration::from_millis(cluster.config.client_timeout_ms);
+) -> (Call, OpOutcome, Option<u64>, Option<http::Answer>) {
     let quorum = kind == OpKind::QuorumGet;
-    let get = Call::Get {
-        key: key.into(),
-        quorum,
-    };
-    let Some(h) = handle else {
-        return (get, OpOutcome::Unavailable { leader: None }, None);
-    };
     match kind {
-        OpKind::Get | OpKind::QuorumGet => (get, read(&h, kind, key, timeout).await, None),
+        OpKind::Get | OpKind::QuorumGet => {
+            let get = Call::Get {
+                key: key.into(),
+                quorum,
+            };
+            let deadline = cluster.clock.now_ms() + cluster.config.client_timeout_ms;
+            let call = request(cluster, (kind, 0), None, key);
+            let (outcome, answer) = exchange(cluster, target, call, deadline, false).await;
+            (get, outcome, None, answer)
+        }
         OpKind::Watch => {
-            let (call, outcome) = watch(cluster, &h, state, key, target).await;
-            (call, outcome, None)
+            let (call, outcome, answer) = watch(cluster, state, key, target).await;
+            (call, outcome, None, answer)
         }
         OpKind::Lock => {
-            // A round is several requests; bound it as a whole like any other operation.
-            let bound = Duration::from_millis(5 * cluster.config.client_timeout_ms);
-            let round = madsim::time::timeout(bound, lock_round(cluster, target)).await;
-            let (outcome, hold) = round.unwrap_or((OpOutcome::TimedOut, None));
+            let (outcome, hold, answer) = lock_round(cluster, target).await;
             let (hold_from_us, hold_to_us) = hold.unwrap_or((0, 0));
             let call = Call::Lock {
                 name: "w".into(),
                 hold_from_us,
                 hold_to_us,
             };
-            (call, outcome, None)
+            (call, outcome, None, answer)
         }
         _ => {
             let value = format!("v{client}-{}", state.seq);
-            let command = command(cluster, state, (kind, target), key, value);
-            let data = command.encode();
-            let hash = hash_bytes(&data);
-            let outcome = write(cluster, &h, client, data, target).await;
+            let ttl_s = if kind.has_ttl() {
+                cluster.rng().gen_range(1..=3)
+            } else {
+                0
+            };
+            let command = command(cluster, state, (kind, ttl_s), key, value);
+            // The node stamps a TTL on its own clock: the client cannot know the command's
+            // bytes, only its bounds (`command`).
+            let hash = (!kind.has_ttl()).then(|| hash_bytes(&command.encode()));
+            let call = request(cluster, (kind, ttl_s), Some(&command), key);
+            let (outcome, answer) = write(cluster, client, call, hash, target).await;
             (
                 write_call(kind, &command, &cluster.config.clock),
                 outcome,
-                Some(hash),
+                hash,
+                answer,
             )
         }
     }
@@ -612,7 +846,8 @@ pub(super) async fn run_op(
 ) -> OpOutcome {
     let invoke_us = cluster.clock.now_us();
     let acked_before = cluster.shared().acked_index_max;
-    let (call, outcome, data_hash) = perform(cluster, (client, target), state, kind, key).await;
+    let (call, outcome, data_hash, answer) =
+        perform(cluster, (client, target), state, kind, key).await;
     let complete_us = cluster.clock.now_us();
     check_answer(cluster, client, state, kind, target, &outcome, acked_before);
     remember(state, kind, key, &outcome);
@@ -626,6 +861,15 @@ pub(super) async fn run_op(
     shared
         .trace
         .write_all(&[complete_us, kind as u64, client as u64, code]);
+    if let Some(a) = &answer {
+        // What the client saw on the wire: status, X-Etcd-Index, the body.
+        let wire = [
+            u64::from(a.status),
+            a.etcd_index.unwrap_or(u64::MAX),
+            hash_bytes(a.body.as_bytes()),
+        ];
+        shared.trace.write_all(&wire);
+    }
     let op = Op {
         id: shared.history.ops.len() as u64,
         client: client as u64,
@@ -639,6 +883,7 @@ pub(super) async fn run_op(
         kind,
         op,
         data_hash,
+        http: answer,
     });
     outcome
 }
@@ -683,14 +928,19 @@ fn check_acknowledged(
     node: NodeId,
     index: Index,
     term: engine::raft::Term,
-    hash: u64,
+    hash: Option<u64>,
 ) {
     let now = cluster.clock.now_ms();
     let mut shared = cluster.shared();
     shared.acked_index_max = shared.acked_index_max.max(index);
-    if shared.safety.applied_at(observe::index(index)) != Some((observe::term(term), hash)) {
+    let applied = shared.safety.applied_at(observe::index(index));
+    let same = applied.is_some_and(|(applied_term, applied_hash)| {
+        applied_term == observe::term(term) && hash.is_none_or(|h| h == applied_hash)
+    });
+    if !same {
         let detail = format!(
-            "client {client}: write acknowledged at {index} but another entry was applied there"
+            "client {client}: write acknowledged at {index} (term {term}) but another entry, or \
+             another command than the request asked for, was applied there"
         );
         shared.record(
             Err(Violation::new(

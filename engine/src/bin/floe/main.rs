@@ -470,6 +470,7 @@ async fn run(s: Settings) -> Result<(), String> {
     let app = App::new(
         client,
         clock,
+        engine::http::spawn_on_tokio,
         HttpConfig {
             id: me,
             cluster_id: cluster_hex.clone(),

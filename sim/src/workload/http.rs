@@ -1,0 +1,298 @@
+//! The simulated clients' side of the etcd v2 wire protocol: a request (method, path, query,
+//! form body, headers) crosses the simulated network to one node, that node's HTTP service
+//! (the one `floe` serves over hyper) answers it, and the answer (status, `X-Etcd-Index`,
+//! `X-Raft-Index`, `X-Raft-Term`, body) crosses back. Each direction takes a latency drawn from
+//! the network's current distribution and may be lost (the client then waits out its timeout);
+//! a node that is down refuses the connection (its process is gone, its host answers); an
+//! answer from a life of the node that ended while the request was in it never arrives.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use engine::raft::NodeId;
+use futures::StreamExt as _;
+use rand::Rng;
+use serde::Serialize;
+
+use crate::cluster::Cluster;
+
+/// What a client sees of one exchange.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// `X-Etcd-Index`, if sent.
+    pub etcd_index: Option<u64>,
+    /// `X-Raft-Index`, if sent.
+    pub raft_index: Option<u64>,
+    /// `X-Raft-Term`, if sent.
+    pub raft_term: Option<u64>,
+    /// The body (a watch: its first event).
+    pub body: String,
+}
+
+/// How an exchange ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// The node answered.
+    Answered(Answer),
+    /// The node is down: the connection was refused; nothing happened.
+    Refused,
+    /// No answer before the client's deadline.
+    TimedOut,
+}
+
+/// A request as a client builds it.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// GET, PUT, POST or DELETE.
+    pub method: http::Method,
+    /// The path and query, escaped.
+    pub target: String,
+    /// A form body (sent with `Content-Type: application/x-www-form-urlencoded`).
+    pub form: Option<String>,
+    /// For a `stream=true` watch: read the first chunk, then hang up.
+    pub first_chunk_only: bool,
+}
+
+impl Call {
+    /// A request without a body.
+    pub fn new(method: http::Method, target: String) -> Call {
+        Call {
+            method,
+            target,
+            form: None,
+            first_chunk_only: false,
+        }
+    }
+}
+
+/// Escapes a form or query value (Go's `url.QueryEscape`).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char);
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Sends `call` to `target` and waits for the answer until `deadline_ms` (true time).
+pub async fn send(cluster: &Cluster, target: NodeId, call: Call, deadline_ms: u64) -> Sent {
+    let slot = target.0 as usize - 1;
+    let (loss_per_mille, latency) = cluster.net.conditions();
+    let (there_ms, back_ms, lost_there, lost_back) = {
+        let mut rng = cluster.rng();
+        let mut delay = || {
+            if rng.gen_range(0..1000) < latency.tail_per_mille {
+                rng.gen_range(latency.max_ms..=latency.tail_max_ms.max(latency.max_ms))
+            } else {
+                rng.gen_range(latency.min_ms..=latency.max_ms)
+            }
+        };
+        let (there, back) = (delay(), delay());
+        let lost_there = rng.gen_range(0..1000) < loss_per_mille;
+        let lost_back = rng.gen_range(0..1000) < loss_per_mille;
+        (there, back, lost_there, lost_back)
+    };
+    cluster.shared().http_requests += 1;
+    if !sleep_until(cluster, cluster.clock.now_ms() + there_ms, deadline_ms).await || lost_there {
+        sleep_until(cluster, deadline_ms, deadline_ms).await;
+        return Sent::TimedOut;
+    }
+    let Some(app) = cluster.shared().apps[slot].clone() else {
+        // Nothing listens on the port: the refusal comes back at once.
+        return if sleep_until(cluster, cluster.clock.now_ms() + back_ms, deadline_ms).await {
+            Sent::Refused
+        } else {
+            Sent::TimedOut
+        };
+    };
+    let mut request = http::Request::builder()
+        .method(call.method.clone())
+        .uri(call.target.as_str())
+        .header("Host", format!("n{}:2379", target.0));
+    let body = match &call.form {
+        Some(form) => {
+            request = request.header("Content-Type", "application/x-www-form-urlencoded");
+            Bytes::from(form.clone())
+        }
+        None => Bytes::new(),
+    };
+    let Ok(request) = request.body(Ok(body)) else {
+        unreachable!("the simulated clients build valid requests: {call:?}");
+    };
+    let wait = deadline_ms.saturating_sub(cluster.clock.now_ms());
+    let exchange = async {
+        let response = app.clone().handle(request).await;
+        let (head, body) = response.into_parts();
+        let body = match body {
+            engine::http::Body::Full(bytes) => bytes.to_vec(),
+            engine::http::Body::Stream(mut chunks) => {
+                let mut all = Vec::new();
+                while let Some(chunk) = chunks.next().await {
+                    all.extend_from_slice(&chunk);
+                    if call.first_chunk_only {
+                        break;
+                    }
+                }
+                all
+            }
+        };
+        (head, body)
+    };
+    let Ok((head, body)) =
+        madsim::time::timeout(std::time::Duration::from_millis(wait), exchange).await
+    else {
+        return Sent::TimedOut;
+    };
+    // The node's life that answered must still be running when the answer leaves it.
+    let same_life = cluster.shared().apps[slot]
+        .as_ref()
+        .is_some_and(|now| Arc::ptr_eq(now, &app));
+    if !same_life || lost_back {
+        sleep_until(cluster, deadline_ms, deadline_ms).await;
+        return Sent::TimedOut;
+    }
+    if !sleep_until(cluster, cluster.clock.now_ms() + back_ms, deadline_ms).await {
+        return Sent::TimedOut;
+    }
+    let header = |name: &str| {
+        head.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Sent::Answered(Answer {
+        status: head.status.as_u16(),
+        etcd_index: header("X-Etcd-Index"),
+        raft_index: header("X-Raft-Index"),
+        raft_term: header("X-Raft-Term"),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// Sleeps until `at_ms`, or until `deadline_ms` if that is earlier; false if the deadline came
+/// first.
+async fn sleep_until(cluster: &Cluster, at_ms: u64, deadline_ms: u64) -> bool {
+    let now = cluster.clock.now_ms();
+    let until = at_ms.min(deadline_ms);
+    if until > now {
+        cluster.clock.sleep_ms(until - now).await;
+    }
+    at_ms <= deadline_ms
+}
+
+/// An etcd v2 answer, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// A keys-API event: action, node key, value, `modifiedIndex`.
+    Event {
+        action: &'static str,
+        key: String,
+        value: Option<String>,
+        modified_index: u64,
+        /// `node.dir`.
+        dir: bool,
+    },
+    /// An etcd error: `errorCode`, `cause`, `index`.
+    Error {
+        code: u16,
+        cause: String,
+        index: u64,
+    },
+    /// Anything else (text, HTML, an empty body).
+    Other,
+}
+
+/// The actions an etcd v2 event names.
+const ACTIONS: [&str; 8] = [
+    "get",
+    "set",
+    "create",
+    "update",
+    "compareAndSwap",
+    "delete",
+    "compareAndDelete",
+    "expire",
+];
+
+/// Parses an answer's JSON body.
+pub fn parse(body: &str) -> Parsed {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(body.trim_end()) else {
+        return Parsed::Other;
+    };
+    if let Some(code) = value.get("errorCode").and_then(serde_json::Value::as_u64) {
+        return Parsed::Error {
+            code: u16::try_from(code).unwrap_or(u16::MAX),
+            cause: value
+                .get("cause")
+                .and_then(|c| c.as_str())
+                .unwrap_or("")
+                .to_string(),
+            index: value
+                .get("index")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
+        };
+    }
+    let action = value.get("action").and_then(|a| a.as_str());
+    let node = value.get("node");
+    match (action.and_then(|a| ACTIONS.iter().find(|k| **k == a)), node) {
+        (Some(action), Some(node)) => Parsed::Event {
+            action,
+            key: node
+                .get("key")
+                .and_then(|k| k.as_str())
+                .unwrap_or("")
+                .to_string(),
+            value: node
+                .get("value")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            modified_index: node
+                .get("modifiedIndex")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
+            dir: node.get("dir").and_then(serde_json::Value::as_bool) == Some(true),
+        },
+        _ => Parsed::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_events_and_errors() {
+        let event = r#"{"action":"set","node":{"key":"/k1","value":"v1","modifiedIndex":7,"createdIndex":7}}"#;
+        assert_eq!(
+            parse(event),
+            Parsed::Event {
+                action: "set",
+                key: "/k1".into(),
+                value: Some("v1".into()),
+                modified_index: 7,
+                dir: false,
+            }
+        );
+        let error = "{\"errorCode\":101,\"message\":\"Compare failed\",\"cause\":\"[a != b]\",\"index\":9}\n";
+        assert_eq!(
+            parse(error),
+            Parsed::Error {
+                code: 101,
+                cause: "[a != b]".into(),
+                index: 9
+            }
+        );
+        assert_eq!(parse("404 page not found\n"), Parsed::Other);
+        assert_eq!(parse(r#"{"action":"bogus","node":{}}"#), Parsed::Other);
+        assert_eq!(escape("a b/c"), "a+b%2Fc");
+    }
+}
