@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod failure;
 pub mod fig16;
 pub mod handover;
+pub mod latency;
 pub mod nemesis;
 pub mod observe;
 pub mod options;

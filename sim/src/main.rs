@@ -444,6 +444,7 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
         net: Default::default(),
         liveness_leader_ms: None,
         handovers: Default::default(),
+        write_latency: Default::default(),
         config,
         history: Default::default(),
         bad_op: None,
@@ -517,6 +518,17 @@ fn print_human(t: &Timed, replay: &str) {
     if let Some(ms) = r.liveness_leader_ms {
         println!("liveness: stable leader {ms} ms after healing");
     }
+    let w = &r.write_latency;
+    let ms = |us: Option<u64>| us.map_or("-".into(), |us| format!("{:.1}", us as f64 / 1000.0));
+    println!(
+        "acknowledged writes: {} at the leader (p50 {} ms, p99 {} ms), {} through a follower (p50 {} ms, p99 {} ms)",
+        w.at_leader.count,
+        ms(w.at_leader.p50_us),
+        ms(w.at_leader.p99_us),
+        w.at_follower.count,
+        ms(w.at_follower.p50_us),
+        ms(w.at_follower.p99_us),
+    );
     let h = &r.handovers;
     if !h.transfer_us.is_empty() || !h.crash_us.is_empty() || h.transfers_not_done > 0 {
         let median = |v: &[u64]| sim::handover::percentile(v, 50).map_or(0, |us| us / 1000);

@@ -55,6 +55,8 @@ pub struct RunReport {
     pub liveness_leader_ms: Option<u64>,
     /// Time without a leader after planned transfers and after leader crashes.
     pub handovers: crate::handover::Handovers,
+    /// Acknowledged writes' latency, sent to the leader versus to a follower.
+    pub write_latency: crate::latency::WriteLatency,
     /// The run's configuration.
     pub config: SimConfig,
     /// Every client operation (not in the JSON line: it is long).
@@ -710,6 +712,7 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         net,
         liveness_leader_ms,
         handovers: shared.handovers.clone(),
+        write_latency: crate::latency::write_latency(&shared.history, &shared.roles),
         config: cluster.config.clone(),
     }
 }
