@@ -56,6 +56,15 @@ pub fn label(call: &Call) -> String {
             if *recursive { " -r" } else { "" }
         ),
         Call::Lock { name, .. } => format!("lock {name}"),
+        Call::List {
+            key,
+            sorted,
+            quorum,
+        } => format!(
+            "list -r {key}{}{}",
+            if *sorted { " sorted" } else { "" },
+            if *quorum { " (quorum)" } else { "" }
+        ),
         Call::Refresh { key, expire_at_us } => {
             format!("refresh {key}{}", until(*expire_at_us))
         }
@@ -80,6 +89,19 @@ fn result(ret: &Ret) -> (String, OpClass) {
                 .map(|v| format!(" = {v}"))
                 .unwrap_or_default();
             (format!("{action} {key}{value} @{index}"), OpClass::Ok)
+        }
+        Ret::Listing { index, nodes } => {
+            let listed: Vec<String> = nodes
+                .iter()
+                .map(|n| match &n.value {
+                    Some(v) => format!("{} = {v}", n.key),
+                    None => format!("{}/", n.key),
+                })
+                .collect();
+            (
+                format!("listed [{}] @{index}", listed.join(", ")),
+                OpClass::Ok,
+            )
         }
         Ret::Err { code } => (format!("error {code}"), OpClass::Failed),
         Ret::Fail => ("refused".into(), OpClass::Failed),

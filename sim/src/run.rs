@@ -549,6 +549,7 @@ fn check_history(cluster: &Cluster) {
     let verdict = check::index::check_index(&ops)
         .and_then(|()| check::watch::check_watches(&ops, &events))
         .and_then(|()| check::locks::check_locks(&ops))
+        .and_then(|()| check::listing::check_listings(&ops))
         .and_then(|()| linearizable(&resolved));
     if let Err(v) = verdict {
         let op = v.op.and_then(|id| ops.get(id as usize));

@@ -96,6 +96,16 @@ pub enum Call {
         /// The new deadline, on the history's clock.
         expire_at_us: Option<u64>,
     },
+    /// GET `recursive=true` of a directory (`sorted=true`: each directory's children in key
+    /// order). `quorum` listings are linearizable and judged against every key under it.
+    List {
+        /// The directory.
+        key: String,
+        /// `sorted=true`.
+        sorted: bool,
+        /// `quorum=true`.
+        quorum: bool,
+    },
     /// POST: creates `<dir>/<index>` (an in-order key).
     CreateInOrder {
         /// The directory.
@@ -140,6 +150,7 @@ impl Call {
             | Call::Refresh { key, .. }
             | Call::Mkdir { key, .. }
             | Call::UpdateDir { key, .. }
+            | Call::List { key, .. }
             | Call::Watch { key, .. } => key,
             Call::CreateInOrder { dir, .. } => dir,
             Call::Lock { name, .. } => name,
@@ -150,7 +161,7 @@ impl Call {
     pub fn is_write(&self) -> bool {
         !matches!(
             self,
-            Call::Get { .. } | Call::Watch { .. } | Call::Lock { .. }
+            Call::Get { .. } | Call::List { .. } | Call::Watch { .. } | Call::Lock { .. }
         )
     }
 }
@@ -173,6 +184,14 @@ pub enum Ret {
         /// `node.modifiedIndex`.
         modified_index: u64,
     },
+    /// A directory listing: every node under the directory the answer showed, depth first, in
+    /// the order the answer gave them (hidden keys are never listed).
+    Listing {
+        /// `X-Etcd-Index` of the answer.
+        index: u64,
+        /// The listed nodes.
+        nodes: Vec<Listed>,
+    },
     /// An etcd error (`errorCode`): 100 key not found, 101 compare failed, 105 key exists,
     /// 401 event index cleared... A write refused this way changed nothing.
     Err {
@@ -183,6 +202,19 @@ pub enum Ret {
     Fail,
     /// No answer: it may have taken effect at any time after its invocation, or never.
     Unknown,
+}
+
+/// One node of a directory listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    /// The node's key.
+    pub key: String,
+    /// Its value (`None` for a directory).
+    pub value: Option<String>,
+    /// True for a directory.
+    pub dir: bool,
+    /// Its `modifiedIndex`.
+    pub modified_index: u64,
 }
 
 /// One operation of a history.

@@ -12,6 +12,7 @@ pub mod history_file;
 pub mod index;
 pub mod jepsen;
 pub mod linearizability;
+pub mod listing;
 pub mod liveness;
 pub mod locks;
 pub mod raft;

@@ -3,7 +3,9 @@
 //!
 //! **Judged:** quorum `Get`, `Set`, `Create`, `Update`, `Cas`, `Cad`, `Delete`,
 //! `DeleteRecursive`, `Refresh` (the value stays, the index and deadline move), `Mkdir` and
-//! `UpdateDir` (a directory is a node whose value is a marker no file has). **Not judged:** `Get { quorum: false }` (stale reads are allowed), `Watch`
+//! `UpdateDir` (a directory is a node whose value is a marker no file has), quorum `List` (a
+//! recursive listing reads every key of the partition under its directory at once: each listed
+//! with its value and index, each unlisted absent). **Not judged:** `Get { quorum: false }` (stale reads are allowed), `Watch`
 //! and `Lock` (their own checkers), and `CreateInOrder` (each creates a fresh key no other
 //! operation names; the index checker covers it). Operations answered `Ret::Fail` did nothing
 //! and are dropped, as are reads without an answer and answers that constrain nothing (a
@@ -12,8 +14,8 @@
 //! never.
 //!
 //! **Partitions** (P-compositionality, as in Porcupine): one per key, except that every key
-//! under a directory some `DeleteRecursive` names joins that directory's partition (the
-//! outermost one, if such directories nest). Partitions are checked and reported in key order.
+//! under a directory some `DeleteRecursive` or `List` names joins that directory's partition
+//! (the outermost one, if such directories nest). Partitions are checked and reported in key order.
 //!
 //! **Model, per key:** absent, or a file with its value, `modifiedIndex` and TTL deadline; and a
 //! lower bound on the key's next index (a write must answer an index above every index linearized
@@ -280,7 +282,7 @@ pub fn minimal_failure(ops: &[Op], partition: &str, budget: Budget<'_>) -> Optio
 /// True if the checker judges `op` (see the module doc).
 fn is_judged(op: &Op) -> bool {
     let judged_call = match &op.call {
-        Call::Get { quorum, .. } => *quorum && op.ret != Ret::Unknown,
+        Call::Get { quorum, .. } | Call::List { quorum, .. } => *quorum && op.ret != Ret::Unknown,
         Call::Set { .. }
         | Call::Create { .. }
         | Call::Update { .. }
@@ -311,7 +313,7 @@ fn partition_of<'a>(key: &'a str, roots: &BTreeSet<&'a str>) -> &'a str {
 /// The directories of recursive deletes that lie under no other such directory.
 fn subtree_roots<'a>(ops: &[&'a Op]) -> BTreeSet<&'a str> {
     let targets: BTreeSet<&str> = (ops.iter())
-        .filter(|op| matches!(op.call, Call::DeleteRecursive { .. }))
+        .filter(|op| matches!(op.call, Call::DeleteRecursive { .. } | Call::List { .. }))
         .map(|op| op.call.key())
         .collect();
     (targets.iter())
@@ -1037,5 +1039,56 @@ mod tests {
             op(3, (2_000, 2_010), update_dir(9_000), err(100)),
         ];
         assert_eq!(verdict(&ops), Verdict::NotLinearizable);
+    }
+
+    #[test]
+    fn a_quorum_listing_reads_every_key_under_its_directory_at_once() {
+        let list = Call::List {
+            key: "/d".into(),
+            sorted: true,
+            quorum: true,
+        };
+        let listed = |nodes: &[(&str, &str, u64)]| Ret::Listing {
+            index: 9,
+            nodes: nodes
+                .iter()
+                .map(|(k, v, i)| crate::history::Listed {
+                    key: (*k).into(),
+                    value: Some((*v).into()),
+                    dir: false,
+                    modified_index: *i,
+                })
+                .collect(),
+        };
+        let base = [
+            op(1, (0, 10), set("/d/a", "1"), wrote("set", 4)),
+            op(2, (20, 30), set("/d/b", "2"), wrote("set", 5)),
+        ];
+        let with = |read: Op| {
+            let mut ops = base.to_vec();
+            ops.push(read);
+            verdict(&ops)
+        };
+        let both = listed(&[("/d/a", "1", 4), ("/d/b", "2", 5)]);
+        assert_eq!(
+            with(op(3, (40, 50), list.clone(), both)),
+            Verdict::Linearizable
+        );
+        // /d/b was written before the listing began: leaving it out is a stale read.
+        let stale = listed(&[("/d/a", "1", 4)]);
+        assert_eq!(
+            with(op(3, (40, 50), list.clone(), stale.clone())),
+            Verdict::NotLinearizable
+        );
+        // Concurrent with the second write, either listing is fine.
+        assert_eq!(
+            with(op(3, (15, 25), list.clone(), stale)),
+            Verdict::Linearizable
+        );
+        // A directory that did not exist: nothing under it did.
+        assert_eq!(
+            with(op(3, (40, 50), list, err(100))),
+            Verdict::NotLinearizable
+        );
     }
 }

@@ -106,7 +106,7 @@ impl History {
         for record in &self.ops {
             let s = by_kind.entry(record.kind).or_default();
             match record.op.ret {
-                Ret::Ok { .. } => s.ok += 1,
+                Ret::Ok { .. } | Ret::Listing { .. } => s.ok += 1,
                 Ret::Err { .. } | Ret::Fail => s.failed += 1,
                 Ret::Unknown => s.timed_out += 1,
             }

@@ -265,6 +265,43 @@ pub fn parse(body: &str) -> Parsed {
     }
 }
 
+/// The nodes a directory listing's body shows below its directory (`node.nodes`, depth first,
+/// in the answer's order); `None` if the body is not a directory listing.
+pub fn listing(body: &str) -> Option<Vec<crate::check::history::Listed>> {
+    fn walk(node: &serde_json::Value, out: &mut Vec<crate::check::history::Listed>) {
+        let Some(children) = node.get("nodes").and_then(serde_json::Value::as_array) else {
+            return;
+        };
+        for child in children {
+            out.push(crate::check::history::Listed {
+                key: child
+                    .get("key")
+                    .and_then(|k| k.as_str())
+                    .unwrap_or("")
+                    .to_string(),
+                value: child
+                    .get("value")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+                dir: child.get("dir").and_then(serde_json::Value::as_bool) == Some(true),
+                modified_index: child
+                    .get("modifiedIndex")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0),
+            });
+            walk(child, out);
+        }
+    }
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    let node = value.get("node")?;
+    if node.get("dir").and_then(serde_json::Value::as_bool) != Some(true) {
+        return None;
+    }
+    let mut out = Vec::new();
+    walk(node, &mut out);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

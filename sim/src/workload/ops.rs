@@ -63,11 +63,14 @@ pub enum OpKind {
     MkdirTtl,
     /// PUT `/t?dir=true&ttl=1-3&prevExist=true`: moves the directory's TTL.
     UpdateDirTtl,
+    /// GET `/d?recursive=true&sorted=true&quorum=true`: a sorted recursive listing, read at
+    /// once through ReadIndex.
+    List,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 19] = [
+    pub const ALL: [OpKind; 20] = [
         OpKind::Get,
         OpKind::QuorumGet,
         OpKind::Set,
@@ -87,6 +90,7 @@ impl OpKind {
         OpKind::Refresh,
         OpKind::MkdirTtl,
         OpKind::UpdateDirTtl,
+        OpKind::List,
     ];
 
     /// Draws a kind: `reads_percent` reads (half local, half quorum), `watch_percent` watches,
@@ -94,11 +98,7 @@ impl OpKind {
     pub fn draw(rng: &mut impl Rng, reads_percent: u32, watch_percent: u32) -> OpKind {
         let roll = rng.gen_range(0..100);
         if roll < reads_percent {
-            return if rng.gen_bool(0.5) {
-                OpKind::Get
-            } else {
-                OpKind::QuorumGet
-            };
+            return [OpKind::Get, OpKind::QuorumGet, OpKind::List][rng.gen_range(0..3)];
         }
         const WRITES: [OpKind; 16] = [
             OpKind::Set,
@@ -140,10 +140,13 @@ impl OpKind {
     pub fn is_write(self) -> bool {
         !matches!(
             self,
-            OpKind::Get | OpKind::QuorumGet | OpKind::Watch | OpKind::Lock
+            OpKind::Get | OpKind::QuorumGet | OpKind::List | OpKind::Watch | OpKind::Lock
         )
     }
 }
+
+/// The directory `list` lists (the one `delete-recursive` deletes).
+pub const LISTED_DIR: &str = "/d";
 
 /// The directory that `mkdir-ttl` creates and `update-dir-ttl` moves the TTL of.
 pub const TTL_DIR: &str = "/t";
@@ -255,7 +258,7 @@ fn command(
             value,
             expire_at_ms: None,
         },
-        OpKind::Get | OpKind::QuorumGet | OpKind::Watch | OpKind::Lock => {
+        OpKind::Get | OpKind::QuorumGet | OpKind::List | OpKind::Watch | OpKind::Lock => {
             unreachable!("{kind:?} is not a single write")
         }
     }
@@ -379,7 +382,11 @@ fn request(
     if let Some(ttl) = params.iter_mut().find(|(name, _)| *name == "ttl") {
         ttl.1 = ttl_s.to_string();
     }
-    if kind == OpKind::QuorumGet {
+    if kind == OpKind::List {
+        params.push(("recursive", "true".into()));
+        params.push(("sorted", "true".into()));
+    }
+    if kind == OpKind::QuorumGet || kind == OpKind::List {
         params.push(("quorum", "true".into()));
     }
     let encoded = params
@@ -798,6 +805,17 @@ async fn perform(
             let (outcome, answer) = exchange(cluster, target, call, deadline, false).await;
             (get, outcome, None, answer)
         }
+        OpKind::List => {
+            let list = Call::List {
+                key: LISTED_DIR.into(),
+                sorted: true,
+                quorum: true,
+            };
+            let deadline = cluster.clock.now_ms() + cluster.config.client_timeout_ms;
+            let call = request(cluster, (kind, 0), None, LISTED_DIR);
+            let (outcome, answer) = exchange(cluster, target, call, deadline, false).await;
+            (list, outcome, None, answer)
+        }
         OpKind::Watch => {
             let (call, outcome, answer) = watch(cluster, state, key, target).await;
             (call, outcome, None, answer)
@@ -877,7 +895,7 @@ pub(super) async fn run_op(
         invoke_us,
         complete_us,
         call,
-        ret: ret_of(&outcome),
+        ret: listing_ret(kind, ret_of(&outcome), answer.as_ref()),
     };
     shared.history.push(OpRecord {
         kind,
@@ -886,6 +904,21 @@ pub(super) async fn run_op(
         http: answer,
     });
     outcome
+}
+
+/// A listing's answer as the checkers see it: every node the body lists under the directory
+/// (depth first, in the answer's order). Other answers stay as they are.
+fn listing_ret(kind: OpKind, ret: Ret, answer: Option<&http::Answer>) -> Ret {
+    let (OpKind::List, Ret::Ok { index, .. }, Some(answer)) = (kind, &ret, answer) else {
+        return ret;
+    };
+    match http::listing(&answer.body) {
+        Some(nodes) => Ret::Listing {
+            index: *index,
+            nodes,
+        },
+        None => ret,
+    }
 }
 
 /// State machine safety, seen from the client: the answer the node gave for the entry at
@@ -976,12 +1009,13 @@ fn check_answer(
         return;
     };
     let mut broken = None;
-    if kind == OpKind::QuorumGet && raft_index < acked_before.0 {
+    let quorum = kind == OpKind::QuorumGet || kind == OpKind::List;
+    if quorum && raft_index < acked_before.0 {
         let detail = format!(
             "client {client} read at applied index {raft_index} after index {acked_before} was acknowledged"
         );
         broken = Some(("linearizable reads see acknowledged writes", detail));
-    } else if (kind == OpKind::QuorumGet || kind.is_write()) && store_index < state.store_index {
+    } else if (quorum || kind.is_write()) && store_index < state.store_index {
         let detail = format!(
             "client {client} saw store index {store_index} after {}",
             state.store_index
@@ -1023,7 +1057,7 @@ fn remember(state: &mut ClientState, kind: OpKind, key: &'static str, outcome: &
         return;
     };
     // Operations on the TTL directory say nothing about the drawn key.
-    let on_key = !matches!(kind, OpKind::MkdirTtl | OpKind::UpdateDirTtl);
+    let on_key = !matches!(kind, OpKind::MkdirTtl | OpKind::UpdateDirTtl | OpKind::List);
     if let Some(index) = modified_index
         && on_key
         && kind != OpKind::Watch
@@ -1032,7 +1066,8 @@ fn remember(state: &mut ClientState, kind: OpKind, key: &'static str, outcome: &
     {
         state.seen_index.insert(key, *index);
     }
-    if kind == OpKind::QuorumGet || kind.is_write() || kind == OpKind::Watch {
+    if kind == OpKind::QuorumGet || kind == OpKind::List || kind.is_write() || kind == OpKind::Watch
+    {
         state.store_index = state.store_index.max(*store_index);
     }
     if let Some(value) = value

@@ -88,6 +88,9 @@ enum Outcome {
     CompareFailed,
 }
 
+/// What a read saw of one key: (value, `modifiedIndex` if non-zero), or `None` if absent.
+type Seen = Option<(u32, Option<u64>)>;
+
 /// One judged operation, on the partition's key slots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Action {
@@ -105,6 +108,9 @@ enum Action {
     },
     /// A recursive directory delete: `slots` are the keys under the directory.
     RemoveSubtree { slots: Vec<u32>, outcome: Outcome },
+    /// A quorum recursive listing: every key of the partition under the directory, as seen
+    /// (as `Read`'s `seen`).
+    ReadMany { reads: Vec<(u32, Seen)> },
 }
 
 /// A model input: the action and when it completed (`u64::MAX` if it never returned), for
@@ -161,6 +167,10 @@ impl Model for EtcdModel {
             Action::Read { slot, .. } | Action::Write { slot, .. } => *slot as usize,
             Action::RemoveSubtree { slots, outcome } => {
                 next.extend(remove_subtree(state, slots, *outcome, input.complete_us));
+                return;
+            }
+            Action::ReadMany { reads } => {
+                read_many(state, reads, input.complete_us, next);
                 return;
             }
         };
@@ -233,8 +243,42 @@ fn apply(key: KeyState, action: &Action) -> Option<KeyState> {
             Outcome::Ok(index) => commit(admit(key, guard)?, effect, index),
             Outcome::Unknown => commit(admit(key, guard)?, effect, None),
         },
-        Action::RemoveSubtree { .. } => unreachable!("subtree removals are applied by step"),
+        Action::RemoveSubtree { .. } | Action::ReadMany { .. } => {
+            unreachable!("multi-key actions are applied by step")
+        }
     }
+}
+
+/// Every state a listing's reads allow from `state`: each key read as `Read` reads it (each
+/// may also have expired by then), all at one instant.
+fn read_many(
+    state: &[KeyState],
+    reads: &[(u32, Seen)],
+    complete_us: u64,
+    next: &mut Vec<Vec<KeyState>>,
+) {
+    let mut partial = vec![state.to_vec()];
+    for &(slot, seen) in reads {
+        let mut grown = Vec::new();
+        for candidate in &partial {
+            let read = Action::Read { slot, seen };
+            for view in views(candidate[slot as usize], complete_us)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(after) = apply(view, &read) {
+                    let mut changed = candidate.clone();
+                    changed[slot as usize] = after;
+                    grown.push(changed);
+                }
+            }
+        }
+        partial = grown;
+        if partial.is_empty() {
+            return;
+        }
+    }
+    next.extend(partial);
 }
 
 /// A read of `value` (with `index` if the answer gave one): pins an unknown index.
@@ -473,7 +517,10 @@ fn chain(action: &Action) -> Option<(u32, u64)> {
             outcome: Outcome::Ok(Some(index)),
             ..
         } => Some((slot, index.checked_mul(2)?)),
-        Action::Read { .. } | Action::Write { .. } | Action::RemoveSubtree { .. } => None,
+        Action::Read { .. }
+        | Action::Write { .. }
+        | Action::RemoveSubtree { .. }
+        | Action::ReadMany { .. } => None,
     }
 }
 
@@ -488,6 +535,7 @@ fn is_read_only(action: &Action, ttl: bool) -> bool {
     match action {
         Action::Read { seen: Some(_), .. } => true,
         Action::Read { seen: None, .. } => !ttl,
+        Action::ReadMany { reads } => !ttl || reads.iter().all(|(_, seen)| seen.is_some()),
         Action::Write { outcome, .. } | Action::RemoveSubtree { outcome, .. } => {
             !ttl && changed_nothing(*outcome)
         }
@@ -518,6 +566,33 @@ fn action<'a>(op: &'a Op, names: &mut Names<'a>, dirs: &BTreeSet<&str>) -> Optio
         }),
         // A directory listing, another error, no answer: no constraint.
         (Call::Get { .. }, _) => None,
+        (Call::List { .. }, Ret::Listing { nodes, .. }) => {
+            let reads = (names.keys.iter())
+                .filter(|(k, _)| **k != key && is_under(k, key))
+                .map(|(k, &slot)| (*k, slot))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|(k, slot)| {
+                    let listed = nodes.iter().find(|n| n.key == k);
+                    let seen = listed.map(|n| {
+                        let value = n.value.as_deref().unwrap_or(DIR_MARKER);
+                        let index = (n.modified_index != 0).then_some(n.modified_index);
+                        (names.value(value), index)
+                    });
+                    (slot, seen)
+                })
+                .collect();
+            Some(Action::ReadMany { reads })
+        }
+        // The directory did not exist: nothing under it did.
+        (Call::List { .. }, Ret::Err { code: 100 }) => {
+            let reads = (names.keys.iter())
+                .filter(|(k, _)| **k != key && is_under(k, key))
+                .map(|(_, &slot)| (slot, None))
+                .collect();
+            Some(Action::ReadMany { reads })
+        }
+        (Call::List { .. }, _) => None,
         (Call::DeleteRecursive { .. }, ret) => {
             let slots = (names.keys.iter())
                 .filter(|(k, _)| is_under(k, key))
@@ -625,6 +700,7 @@ fn write_shape<'a>(call: &'a Call, names: &mut Names<'a>, dir: bool) -> Option<S
             shape(Guard::Present, effect, "update", &[100])
         }
         Call::Get { .. }
+        | Call::List { .. }
         | Call::DeleteRecursive { .. }
         | Call::CreateInOrder { .. }
         | Call::Watch { .. }
@@ -651,7 +727,7 @@ fn outcome(ret: &Ret, action: &str, codes: &[u16]) -> Option<Outcome> {
             105 => Some(Outcome::Exists),
             _ => None,
         },
-        Ret::Err { .. } | Ret::Fail => None,
+        Ret::Err { .. } | Ret::Fail | Ret::Listing { .. } => None,
         Ret::Unknown => Some(Outcome::Unknown),
     }
 }
