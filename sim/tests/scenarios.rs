@@ -69,13 +69,14 @@ fn a_scenario_replays_with_its_name() {
 /// The partial-topology liveness rule bites: the chained scenario, run with PreVote and
 /// CheckQuorum off, goes without a leader that can commit for longer than the bound. (Plain
 /// Raft on Howard–Abraham loses its leader often, 61% of the time, but in gaps under the
-/// 3 s bound: reports/partial-connectivity.md.)
+/// 3 s bound: reports/partial-connectivity.md.) First caught at seed 58 since the clients speak
+/// HTTP (their draws from the shared random stream moved every seed's faults and timings).
 #[test]
 fn plain_raft_fails_the_partial_topology_liveness_rule() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let name = "partial-chained";
     let scenario = Scenario::load(&root, name).unwrap_or_else(|e| panic!("{e}"));
-    let caught = (1..=20).find_map(|seed| {
+    let caught = (1..=100).find_map(|seed| {
         let mut config = scenario.config(seed, Overrides::default());
         config.settings.pre_vote = false;
         config.settings.check_quorum = false;
@@ -83,7 +84,7 @@ fn plain_raft_fails_the_partial_topology_liveness_rule() {
         let rule = report.violation.map(|v| v.rule)?;
         Some((seed, rule))
     });
-    let (seed, rule) = caught.unwrap_or_else(|| panic!("{name}: plain Raft passed 20 seeds"));
+    let (seed, rule) = caught.unwrap_or_else(|| panic!("{name}: plain Raft passed 100 seeds"));
     assert!(
         rule.starts_with("liveness: a leader while a partial topology"),
         "{name} seed {seed}: {rule}"
