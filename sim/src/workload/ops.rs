@@ -66,11 +66,15 @@ pub enum OpKind {
     /// GET `/d?recursive=true&sorted=true&quorum=true`: a sorted recursive listing, read at
     /// once through ReadIndex.
     List,
+    /// A round of the 0.x leader module on `L`: read the machine registry
+    /// (`/v2/keys/_etcd/machines`, as 0.x clients find the cluster), campaign under a name of
+    /// its own (ttl 2 s, timeout 1 s), read the leader back while leading, resign.
+    Leader,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 20] = [
+    pub const ALL: [OpKind; 21] = [
         OpKind::Get,
         OpKind::QuorumGet,
         OpKind::Set,
@@ -91,6 +95,7 @@ impl OpKind {
         OpKind::MkdirTtl,
         OpKind::UpdateDirTtl,
         OpKind::List,
+        OpKind::Leader,
     ];
 
     /// Draws a kind: `reads_percent` reads (half local, half quorum), `watch_percent` watches,
@@ -119,10 +124,10 @@ impl OpKind {
             OpKind::UpdateDirTtl,
         ];
         if roll < reads_percent + watch_percent {
-            return if rng.gen_bool(0.5) {
-                OpKind::Watch
-            } else {
-                OpKind::Lock
+            return match rng.gen_range(0..4) {
+                0 | 1 => OpKind::Watch,
+                2 => OpKind::Lock,
+                _ => OpKind::Leader,
             };
         }
         WRITES[rng.gen_range(0..WRITES.len())]
@@ -140,7 +145,12 @@ impl OpKind {
     pub fn is_write(self) -> bool {
         !matches!(
             self,
-            OpKind::Get | OpKind::QuorumGet | OpKind::List | OpKind::Watch | OpKind::Lock
+            OpKind::Get
+                | OpKind::QuorumGet
+                | OpKind::List
+                | OpKind::Watch
+                | OpKind::Lock
+                | OpKind::Leader
         )
     }
 }
@@ -258,7 +268,12 @@ fn command(
             value,
             expire_at_ms: None,
         },
-        OpKind::Get | OpKind::QuorumGet | OpKind::List | OpKind::Watch | OpKind::Lock => {
+        OpKind::Get
+        | OpKind::QuorumGet
+        | OpKind::List
+        | OpKind::Watch
+        | OpKind::Lock
+        | OpKind::Leader => {
             unreachable!("{kind:?} is not a single write")
         }
     }
@@ -603,6 +618,118 @@ async fn write(
     (outcome, answer)
 }
 
+/// Which 0.x module a lock round uses: the lock module on `w` (released by index), or the
+/// leader module on `L` under a name (released by name).
+enum Module {
+    Lock,
+    Leader(String),
+}
+
+impl Module {
+    fn name(&self) -> &'static str {
+        match self {
+            Module::Lock => "w",
+            Module::Leader(_) => "L",
+        }
+    }
+
+    fn acquire(&self) -> http::Call {
+        match self {
+            Module::Lock => http::Call::new(
+                ::http::Method::POST,
+                "/mod/v2/lock/w?ttl=2&timeout=1".into(),
+            ),
+            Module::Leader(name) => {
+                let mut call = http::Call::new(::http::Method::PUT, "/mod/v2/leader/L".into());
+                call.form = Some(format!("name={}&ttl=2&timeout=1", http::escape(name)));
+                call
+            }
+        }
+    }
+
+    fn release(&self, index: u64) -> http::Call {
+        match self {
+            Module::Lock => http::Call::new(
+                ::http::Method::DELETE,
+                format!("/mod/v2/lock/w?index={index}"),
+            ),
+            Module::Leader(name) => http::Call::new(
+                ::http::Method::DELETE,
+                format!("/mod/v2/leader/L?name={}", http::escape(name)),
+            ),
+        }
+    }
+}
+
+/// Reads the 0.x machine registry as an old client does before anything else; true if it
+/// answered. Its answer must name every member with its client and peer URL.
+async fn machines(cluster: &Cluster, target: NodeId) -> bool {
+    let call = http::Call::new(::http::Method::GET, "/v2/keys/_etcd/machines".into());
+    let deadline = cluster.clock.now_ms() + cluster.config.client_timeout_ms;
+    let http::Sent::Answered(answer) = http::send(cluster, target, call, deadline).await else {
+        return false;
+    };
+    let listed = serde_json::from_str::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|v| {
+            let nodes = v.get("node")?.get("nodes")?.as_array()?.clone();
+            Some(
+                nodes
+                    .iter()
+                    .filter_map(|n| n.get("value")?.as_str().map(str::to_string))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .unwrap_or_default();
+    let missing = (1..=cluster.size()).find(|id| {
+        let want = format!("etcd=http%3A%2F%2Fn{id}%3A2379&raft=http%3A%2F%2Fn{id}%3A2380");
+        !listed.contains(&want)
+    });
+    if answer.status != 200 || answer.etcd_index.is_none() || missing.is_some() {
+        let now = cluster.clock.now_ms();
+        let v = Violation::new(
+            "nodes answer in etcd's v2 wire protocol",
+            observe::node(target),
+            Default::default(),
+            Default::default(),
+            format!(
+                "/v2/keys/_etcd/machines answered {} without member {missing:?}: {}",
+                answer.status,
+                answer.body.trim_end()
+            ),
+        );
+        cluster.shared().record(Err(v), now);
+    }
+    true
+}
+
+/// While leading (answered before `until_us`, the end of its hold): `GET /mod/v2/leader/L`
+/// (a linearizable read of the queue) must name this client's campaign.
+async fn check_leader_read(cluster: &Cluster, target: NodeId, name: &str, until_us: u64) {
+    let call = http::Call::new(::http::Method::GET, "/mod/v2/leader/L".into());
+    let deadline = until_us / 1000;
+    if cluster.clock.now_ms() >= deadline {
+        return;
+    }
+    let http::Sent::Answered(answer) = http::send(cluster, target, call, deadline).await else {
+        return;
+    };
+    if answer.status == 200 && cluster.clock.now_us() <= until_us && answer.body != name {
+        let now = cluster.clock.now_ms();
+        let v = Violation::new(
+            "the leader module names the holder",
+            observe::node(target),
+            Default::default(),
+            Default::default(),
+            format!(
+                "{name} leads L until {until_us} µs but GET /mod/v2/leader/L answered {:?}",
+                answer.body
+            ),
+        );
+        cluster.shared().record(Err(v), now);
+    }
+}
+
 /// One round of the lock module over HTTP from `target`'s side: `POST /mod/v2/lock/w?ttl=2&
 /// timeout=1`, hold 10-50 ms (or, one time in ten, 1-3 s; never past the lease), `DELETE
 /// /mod/v2/lock/w?index=I`. The lease runs out no sooner than 2 s after the request left the
@@ -612,13 +739,11 @@ async fn write(
 async fn lock_round(
     cluster: &Cluster,
     target: NodeId,
+    module: &Module,
 ) -> (OpOutcome, Option<(u64, u64)>, Option<http::Answer>) {
     let sent_ms = cluster.clock.now_ms();
     let deadline = sent_ms + 5 * cluster.config.client_timeout_ms;
-    let acquire = http::Call::new(
-        ::http::Method::POST,
-        "/mod/v2/lock/w?ttl=2&timeout=1".into(),
-    );
+    let acquire = module.acquire();
     let answer = match http::send(cluster, target, acquire, deadline).await {
         http::Sent::Answered(answer) => answer,
         http::Sent::Refused => return (OpOutcome::Unavailable { leader: None }, None, None),
@@ -658,18 +783,24 @@ async fn lock_round(
         // hold the lock.
         hold = hold.min(left_ms.saturating_sub(margin_ms + 1));
     }
-    cluster.clock.sleep_ms(hold).await;
+    if let Module::Leader(name) = module {
+        // Checked only while the lease surely holds, whatever the hold (`lock-no-expiry-check`).
+        let lease_end_ms = (sent_ms + 2000).saturating_sub(margin_ms + 1);
+        let until_us = (from_us + hold * 1000).min(lease_end_ms * 1000);
+        check_leader_read(cluster, target, name, until_us).await;
+        let left = (from_us / 1000 + hold).saturating_sub(cluster.clock.now_ms());
+        cluster.clock.sleep_ms(left).await;
+    } else {
+        cluster.clock.sleep_ms(hold).await;
+    }
     let to_us = cluster.clock.now_us();
     // A failed release leaves the entry to expire: the next holder waits for its TTL.
-    let release = http::Call::new(
-        ::http::Method::DELETE,
-        format!("/mod/v2/lock/w?index={index}"),
-    );
+    let release = module.release(index);
     let release_by = cluster.clock.now_ms() + cluster.config.client_timeout_ms;
     let _ = http::send(cluster, target, release, release_by).await;
     let outcome = OpOutcome::Ok {
         action: "lock",
-        key: "w".into(),
+        key: module.name().into(),
         store_index: index,
         raft_index: 0,
         value: None,
@@ -820,11 +951,25 @@ async fn perform(
             let (call, outcome, answer) = watch(cluster, state, key, target).await;
             (call, outcome, None, answer)
         }
-        OpKind::Lock => {
-            let (outcome, hold, answer) = lock_round(cluster, target).await;
+        OpKind::Lock | OpKind::Leader => {
+            let module = if kind == OpKind::Lock {
+                Module::Lock
+            } else {
+                if !machines(cluster, target).await {
+                    let call = Call::Lock {
+                        name: "L".into(),
+                        hold_from_us: 0,
+                        hold_to_us: 0,
+                    };
+                    return (call, OpOutcome::Unavailable { leader: None }, None, None);
+                }
+                Module::Leader(format!("c{client}-{}", state.seq))
+            };
+            let name = module.name();
+            let (outcome, hold, answer) = lock_round(cluster, target, &module).await;
             let (hold_from_us, hold_to_us) = hold.unwrap_or((0, 0));
             let call = Call::Lock {
-                name: "w".into(),
+                name: name.into(),
                 hold_from_us,
                 hold_to_us,
             };
@@ -1063,6 +1208,7 @@ fn remember(state: &mut ClientState, kind: OpKind, key: &'static str, outcome: &
         && kind != OpKind::Watch
         && kind != OpKind::InOrder
         && kind != OpKind::Lock
+        && kind != OpKind::Leader
     {
         state.seen_index.insert(key, *index);
     }
