@@ -145,16 +145,28 @@ struct SkewState {
     bound_ns: i64,
 }
 
+/// `dt_ns * drift_ppb / 10^9`, truncated toward zero: in 64 bits when the product fits (always
+/// within a run's hours), else in 128 (128-bit division was 3% of a reference run).
+fn drift_of(dt_ns: u64, drift_ppb: i64) -> i128 {
+    match i64::try_from(dt_ns)
+        .ok()
+        .and_then(|dt| dt.checked_mul(drift_ppb))
+    {
+        Some(product) => i128::from(product / 1_000_000_000),
+        None => i128::from(dt_ns) * i128::from(drift_ppb) / 1_000_000_000,
+    }
+}
+
 impl SkewState {
     fn mono_at(&self, t_ns: u64) -> u64 {
-        let dt = i128::from(t_ns.saturating_sub(self.anchor_ns));
-        let drifted = dt + dt * i128::from(self.drift_ppb) / 1_000_000_000;
+        let dt = t_ns.saturating_sub(self.anchor_ns);
+        let drifted = i128::from(dt) + drift_of(dt, self.drift_ppb);
         self.mono_ns + drifted.max(0) as u64
     }
 
     fn error_at(&self, t_ns: u64) -> i64 {
-        let dt = i128::from(t_ns.saturating_sub(self.anchor_ns));
-        let error = i128::from(self.error_ns) + dt * i128::from(self.drift_ppb) / 1_000_000_000;
+        let dt = t_ns.saturating_sub(self.anchor_ns);
+        let error = i128::from(self.error_ns) + drift_of(dt, self.drift_ppb);
         error.clamp(-i128::from(self.bound_ns), i128::from(self.bound_ns)) as i64
     }
 
