@@ -164,6 +164,7 @@ impl Bug {
                 no_truncate: bug == Some(Bug::NoTruncate),
                 chunk_any_offset: bug == Some(Bug::ChunkAnyOffset),
                 transfer_same_term: bug == Some(Bug::TransferSameTerm),
+                ..engine::raft::Bugs::default()
             },
             node: engine::server::NodeBugs {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),

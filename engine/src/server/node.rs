@@ -348,7 +348,9 @@ where
         if snapshotting.is_none()
             && let Some((job, build)) = node.snapshot_due(clock.now_us())
         {
-            let staging = wal.stage_snapshot((job.index, job.term), job.log_start, build);
+            let membership = node.raw.membership_at(job.index);
+            let staging =
+                wal.stage_snapshot((job.index, job.term), job.log_start, membership, build);
             snapshotting = Some((job, Box::pin(staging)));
         }
         node.observer.stepped(&node.raw);
