@@ -401,3 +401,290 @@ fn a_cluster_grows_from_one_voter_to_seven_and_shrinks_back() {
     let last = w.node(1).status().last_index;
     assert_eq!(w.node(1).status().commit, last);
 }
+
+// --- Fuzz: random changes under loss, duplication, reordering and restarts --------------------
+
+mod fuzz {
+    use std::collections::BTreeMap;
+
+    use engine::raft::{
+        Bugs, ConfChange, Config, Entry, HardState, Index, Message, NodeId, RawNode, RoleKind, Term,
+    };
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Nodes 1 to 3 start as the configuration; 4 to 7 are spares that join when added.
+    const NODES: u64 = 7;
+    const FIRST: u64 = 3;
+
+    struct Disk {
+        hard_state: HardState,
+        entries: Vec<Entry>,
+    }
+
+    struct Fuzz {
+        bugs: Bugs,
+        nodes: BTreeMap<NodeId, RawNode>,
+        disks: BTreeMap<NodeId, Disk>,
+        queue: Vec<Message>,
+        rng: ChaCha8Rng,
+        /// The leader of each term seen.
+        leaders: BTreeMap<Term, NodeId>,
+        /// Every entry some node knew committed: (term, entry).
+        committed: BTreeMap<Index, Entry>,
+        changes: u64,
+    }
+
+    impl Fuzz {
+        fn new(seed: u64, bugs: Bugs) -> Fuzz {
+            let mut fuzz = Fuzz {
+                bugs,
+                nodes: BTreeMap::new(),
+                disks: BTreeMap::new(),
+                queue: Vec::new(),
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                leaders: BTreeMap::new(),
+                committed: BTreeMap::new(),
+                changes: 0,
+            };
+            for id in 1..=NODES {
+                let disk = Disk {
+                    hard_state: HardState::default(),
+                    entries: Vec::new(),
+                };
+                fuzz.disks.insert(NodeId(id), disk);
+                fuzz.start(NodeId(id), seed);
+            }
+            fuzz
+        }
+
+        fn start(&mut self, id: NodeId, seed: u64) {
+            let mut config = Config::new(id, (1..=FIRST).map(NodeId).collect(), seed ^ id.0);
+            if id.0 > FIRST {
+                config.peers = vec![id];
+                config.joining = true;
+            }
+            config.bugs = self.bugs;
+            let disk = &self.disks[&id];
+            let raw = RawNode::new(config, disk.hard_state, disk.entries.clone()).expect("config");
+            self.nodes.insert(id, raw);
+        }
+
+        /// Every Ready is persisted at once; messages queue up.
+        fn process(&mut self) -> Result<(), String> {
+            for (id, raw) in &mut self.nodes {
+                while let Some(ready) = raw.ready() {
+                    let disk = self.disks.get_mut(id).expect("disk");
+                    if let Some(hs) = ready.hard_state {
+                        disk.hard_state = hs;
+                    }
+                    if let Some(first) = ready.entries.first() {
+                        disk.entries.truncate(first.index.0 as usize - 1);
+                        disk.entries.extend(ready.entries.iter().cloned());
+                    }
+                    self.queue.extend(ready.messages.iter().cloned());
+                    raw.advance(ready);
+                }
+            }
+            self.check()
+        }
+
+        /// Election safety across configurations, and committed entries that never change.
+        fn check(&mut self) -> Result<(), String> {
+            for (id, raw) in &self.nodes {
+                let s = raw.status();
+                if s.role == RoleKind::Leader {
+                    let first = *self.leaders.entry(s.term).or_insert(*id);
+                    if first != *id {
+                        return Err(format!("two leaders in term {}: {first} and {id}", s.term));
+                    }
+                }
+                let log = raw.raft_log();
+                for i in log.first_index().0..=s.commit.0 {
+                    let e = log
+                        .entry(Index(i))
+                        .expect("committed entries are in the log");
+                    match self.committed.get(&Index(i)) {
+                        Some(known) if known != e => {
+                            return Err(format!("node {id} committed {e} where {known} was"));
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.committed.insert(Index(i), e.clone());
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        fn leader(&self) -> Option<NodeId> {
+            self.nodes
+                .iter()
+                .filter(|(_, r)| r.status().role == RoleKind::Leader)
+                .max_by_key(|(_, r)| r.status().term)
+                .map(|(id, _)| *id)
+        }
+
+        fn deliver(&mut self, k: usize) {
+            let m = self.queue.swap_remove(k);
+            if let Some(raw) = self.nodes.get_mut(&m.to) {
+                raw.step(m).expect("a correct peer's message steps");
+            }
+        }
+
+        fn random_change(&mut self) -> ConfChange {
+            let id = NodeId(self.rng.gen_range(1..=NODES));
+            match self.rng.gen_range(0..4) {
+                0 => ConfChange::AddVoter(id),
+                1 => ConfChange::AddLearner(id),
+                2 => ConfChange::Promote(id),
+                _ => ConfChange::Remove(id),
+            }
+        }
+
+        fn step(&mut self) -> Result<(), String> {
+            let roll = self.rng.gen_range(0..100);
+            let node = NodeId(self.rng.gen_range(1..=NODES));
+            match roll {
+                0..=49 if !self.queue.is_empty() => {
+                    let k = self.rng.gen_range(0..self.queue.len());
+                    match self.rng.gen_range(0..20) {
+                        0 => drop(self.queue.swap_remove(k)),
+                        1 => {
+                            let copy = self.queue[k].clone();
+                            self.queue.push(copy);
+                        }
+                        _ => self.deliver(k),
+                    }
+                }
+                0..=79 => self.nodes.get_mut(&node).expect("node").tick(),
+                80..=87 => {
+                    if let Some(l) = self.leader() {
+                        let _ = self
+                            .nodes
+                            .get_mut(&l)
+                            .expect("leader")
+                            .propose(b"x".to_vec());
+                    }
+                }
+                88..=96 => {
+                    if let Some(l) = self.leader() {
+                        let change = self.random_change();
+                        let raw = self.nodes.get_mut(&l).expect("leader");
+                        if raw.propose_conf_change(change).is_ok() {
+                            self.changes += 1;
+                        }
+                    }
+                }
+                _ => {
+                    // A crash and restart: every Ready was persisted, so nothing is lost but
+                    // the volatile state.
+                    self.nodes.remove(&node);
+                    self.queue.retain(|m| m.to != node);
+                    let seed = self.rng.r#gen();
+                    self.start(node, seed);
+                }
+            }
+            self.process()
+        }
+
+        /// No more faults: every message is delivered and every node ticks, until a leader
+        /// of the final configuration commits a new entry.
+        fn heal(&mut self) -> Result<(), String> {
+            for _ in 0..3000 {
+                while !self.queue.is_empty() {
+                    self.deliver(0);
+                    self.process()?;
+                }
+                if let Some(l) = self.leader() {
+                    let raw = &self.nodes[&l];
+                    let s = raw.status();
+                    if raw.raft_log().term(s.commit) == Some(s.term) && raw.is_voter() {
+                        return Ok(());
+                    }
+                }
+                for raw in self.nodes.values_mut() {
+                    raw.tick();
+                }
+                self.process()?;
+            }
+            let config = self.leader().map(|l| self.nodes[&l].membership().clone());
+            Err(format!(
+                "no committing leader after healing (leader config {config:?})"
+            ))
+        }
+    }
+
+    /// One run: `steps` random steps, then healing. Returns the changes made.
+    fn run(seed: u64, steps: u64, bugs: Bugs) -> Result<u64, String> {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut fuzz = Fuzz::new(seed, bugs);
+            fuzz.nodes.get_mut(&NodeId(1)).expect("node 1").campaign();
+            fuzz.process()?;
+            for _ in 0..steps {
+                fuzz.step()?;
+            }
+            fuzz.heal()?;
+            Ok(fuzz.changes)
+        }));
+        match outcome {
+            Ok(result) => result,
+            Err(panic) => Err(panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_else(|| "panic".to_string())),
+        }
+    }
+
+    #[test]
+    fn random_changes_keep_election_safety_and_committed_entries_4_3() {
+        let mut changes = 0;
+        for seed in 1..=150 {
+            changes +=
+                run(seed, 1500, Bugs::default()).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        }
+        assert!(
+            changes > 300,
+            "the fuzz changes the configuration ({changes} changes)"
+        );
+    }
+
+    /// The first seed in `1..=limit` whose run fails with `bugs` on.
+    fn first_catch(bugs: Bugs, limit: u64) -> Option<(u64, String)> {
+        (1..=limit).find_map(|seed| run(seed, 1500, bugs).err().map(|e| (seed, e)))
+    }
+
+    #[test]
+    fn planted_membership_bugs_are_caught() {
+        let cases = [
+            (
+                "config-from-committed",
+                Bugs {
+                    config_from_committed: true,
+                    ..Bugs::default()
+                },
+            ),
+            (
+                "single-server-no-wait",
+                Bugs {
+                    single_server_no_wait: true,
+                    ..Bugs::default()
+                },
+            ),
+            (
+                "removed-leader-stays",
+                Bugs {
+                    removed_leader_stays: true,
+                    ..Bugs::default()
+                },
+            ),
+        ];
+        for (name, bugs) in cases {
+            let caught = first_catch(bugs, 300);
+            eprintln!("{name}: first caught by {caught:?}");
+            assert!(caught.is_some(), "{name} not caught in seeds 1..=300");
+        }
+    }
+}
