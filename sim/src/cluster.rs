@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::log::{MemDisk, Recovered};
 use engine::raft::{
-    Entry, HardState, Index, Message, MessageKind, NodeId, RawNode, RoleKind, Status, Term,
+    ConfChange, Entry, HardState, Index, Membership, Message, MessageKind, NodeId, RawNode,
+    RoleKind, Status, Term,
 };
 use engine::server::{Client, Env, KvClient, KvMachine, NodeConfig, Observer};
 use madsim::runtime::Handle;
@@ -81,6 +82,11 @@ pub struct Shared {
     pub aimed_restart: Vec<bool>,
     /// Time without a leader after transfers and leader crashes.
     pub handovers: crate::handover::Handovers,
+    /// Each node's configuration in force (the latest in its log, thesis §4.1), as of its last
+    /// step (None before its first).
+    pub memberships: Vec<Option<Membership>>,
+    /// Configuration changes the nemesis asked of a running leader.
+    pub reconfigurations: u64,
 }
 
 /// What a correct replica answered for one log entry, and when the first replica applied it.
@@ -262,6 +268,9 @@ impl Observer for SimObserver {
             s.handovers.stepped(raw, now_us);
             let status = raw.status();
             s.statuses[slot] = Some(status);
+            if s.memberships[slot].as_ref() != Some(raw.membership()) {
+                s.memberships[slot] = Some(raw.membership().clone());
+            }
             s.note_role(now_us, id.0, role_name(status.role), status.term.0);
         });
     }
@@ -301,6 +310,8 @@ impl Cluster {
             safety: RaftSafety::default(),
             violation: None,
             statuses: vec![None; n],
+            memberships: vec![None; n],
+            reconfigurations: 0,
             clients: vec![None; n],
             states: vec![NodeState::Up; n],
             rng,
@@ -608,6 +619,67 @@ impl Cluster {
         s.handovers
             .transfer_asked(leader.id.0, leader.term.0, now_us);
         Some(leader.id)
+    }
+
+    /// The nemesis' `reconfigure` (Raft thesis chapter 4): asks the running leader for one
+    /// change drawn from its configuration: remove a voter (the leader too) while more than one
+    /// remains, add a node outside the configuration as a learner or a voter, promote a learner
+    /// (some never are), or remove one. Returns the change asked, if there was a leader.
+    pub fn reconfigure(&self) -> Option<ConfChange> {
+        let leader = self
+            .leader()
+            .filter(|&id| self.state(id) == NodeState::Up)?;
+        let slot = leader.0 as usize - 1;
+        let (membership, client) = {
+            let s = self.shared();
+            (s.memberships[slot].clone()?, s.clients[slot].clone()?)
+        };
+        let outside: Vec<NodeId> = (1..=self.size() as u64)
+            .map(NodeId)
+            .filter(|&id| !membership.contains(id))
+            .collect();
+        let change = {
+            let mut rng = self.rng();
+            let pick = |rng: &mut ChaCha8Rng, from: &[NodeId]| from[rng.gen_range(0..from.len())];
+            match rng.gen_range(0..5) {
+                0 | 1 if membership.voters.len() > 1 => {
+                    ConfChange::Remove(pick(&mut rng, &membership.voters))
+                }
+                2 if !outside.is_empty() => ConfChange::AddLearner(pick(&mut rng, &outside)),
+                3 if !membership.learners.is_empty() => {
+                    ConfChange::Promote(pick(&mut rng, &membership.learners))
+                }
+                4 if !membership.learners.is_empty() && rng.gen_bool(0.3) => {
+                    ConfChange::Remove(pick(&mut rng, &membership.learners))
+                }
+                _ if !outside.is_empty() => ConfChange::AddVoter(pick(&mut rng, &outside)),
+                _ => ConfChange::Remove(pick(&mut rng, &membership.voters)),
+            }
+        };
+        // The answer is not awaited: the nodes' configurations tell what came of it.
+        drop(client.ask_conf_change(change).ok()?);
+        Some(change)
+    }
+
+    /// True if any node's configuration differs from the one the cluster started with (all of
+    /// its nodes, voting).
+    pub fn reconfigured(&self) -> bool {
+        let all = Membership::with_voters((1..=self.size() as u64).map(NodeId).collect());
+        self.shared()
+            .memberships
+            .iter()
+            .flatten()
+            .any(|m| *m != all)
+    }
+
+    /// True if `nodes` hold a majority of every half of `leader`'s configuration (thesis §4.3),
+    /// or of the whole cluster if its configuration is not known yet.
+    pub fn quorum_of(&self, leader: NodeId, nodes: &[NodeId]) -> bool {
+        let membership = self.shared().memberships[leader.0 as usize - 1].clone();
+        match membership {
+            Some(m) if !m.voters.is_empty() => m.has_quorum(|id| nodes.contains(&id)),
+            _ => nodes.len() > self.size() / 2,
+        }
     }
 
     /// Restarts a dead node from its disk.

@@ -269,6 +269,8 @@ pub struct Overrides {
     pub bug: Option<Bug>,
     /// Production or varied node settings, instead of the seed's draw.
     pub settings: Option<Settings>,
+    /// Membership changes (the `reconfigure` fault) among the seed's faults.
+    pub reconfigure: bool,
 }
 
 /// Which node settings a swarm seed runs.
@@ -287,6 +289,16 @@ fn draw_transfers(flags: &mut ChaCha8Rng, config: &mut SimConfig) {
     if flags.gen_bool(0.7) {
         let weight = flags.gen_range(1..=10);
         config.faults.push((FaultKind::TransferLeader, weight));
+    }
+}
+
+/// Membership changes, when asked for: drawn from a stream of their own, so that no other draw
+/// of the seed moves.
+fn draw_reconfigure(seed: u64, o: Overrides, config: &mut SimConfig) {
+    if o.reconfigure {
+        let mut reconfig = ChaCha8Rng::seed_from_u64(seed ^ 0x4d45_4d42_4552_5300);
+        let weight = reconfig.gen_range(1..=10);
+        config.faults.push((FaultKind::Reconfigure, weight));
     }
 }
 
@@ -310,8 +322,7 @@ impl SimConfig {
         let mut faults = Vec::new();
         for kind in (FaultKind::ALL.into_iter()).filter(|k| !k.is_clock() && !k.is_aimed()) {
             // Swarm testing: each run enables a random subset of faults with random weights.
-            // (Leadership transfers are drawn below, from the flags' stream.)
-            if kind != FaultKind::TransferLeader && rng.gen_bool(0.7) {
+            if !kind.drawn_apart() && rng.gen_bool(0.7) {
                 faults.push((kind, rng.gen_range(1..=10)));
             }
         }
@@ -394,6 +405,7 @@ impl SimConfig {
             inflight_bytes_max: flags.gen_bool(0.25).then(|| flags.gen_range(32..=2048)),
         };
         draw_transfers(&mut flags, &mut config);
+        draw_reconfigure(seed, o, &mut config);
         // At most one seed in four varies the production settings; the rest run `floe`'s
         // defaults exactly.
         let varied = vary.gen_bool(VARIED_SHARE);

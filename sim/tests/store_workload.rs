@@ -24,6 +24,7 @@ fn store_workload_reaches_every_operation_and_ttl_expiry() {
             duration_ms: Some(8_000),
             bug: None,
             settings: None,
+            reconfigure: false,
         };
         let report = run_isolated(SimConfig::swarm(seed, overrides)).expect("no panic");
         assert!(report.ok, "seed {seed}: {:?}", report.violation);

@@ -565,6 +565,16 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 tracing::info!(node = self.raw.id().0, ?answer, "leadership transfer asked");
                 let _ = reply.send(answer);
             }
+            Request::ConfChange { change, reply } => {
+                let answer = self.raw.propose_conf_change(change);
+                tracing::info!(
+                    node = self.raw.id().0,
+                    ?change,
+                    ?answer,
+                    "configuration change asked"
+                );
+                let _ = reply.send(answer);
+            }
             Request::LeaderStats { reply } => {
                 let status = self.raw.status();
                 let stats = if status.role == RoleKind::Leader {

@@ -50,11 +50,14 @@ pub enum FaultKind {
     /// Ask the leader to hand its leadership to its most up-to-date follower (Raft thesis
     /// §3.10), as `floe` does when it is told to stop.
     TransferLeader,
+    /// Ask the leader for one membership change (Raft thesis chapter 4): remove a voter (the
+    /// leader too), add a node as a learner or a voter, promote or remove a learner.
+    Reconfigure,
 }
 
 impl FaultKind {
     /// Every fault kind.
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::PartitionHalves,
         FaultKind::IsolateOne,
         FaultKind::IsolateLeader,
@@ -71,6 +74,7 @@ impl FaultKind {
         FaultKind::ClockJump,
         FaultKind::RestartAfterRead,
         FaultKind::TransferLeader,
+        FaultKind::Reconfigure,
     ];
 
     /// True for the faults aimed at a moment (drawn on their own stream).
@@ -83,8 +87,17 @@ impl FaultKind {
     pub fn records_itself(self) -> bool {
         matches!(
             self,
-            FaultKind::Crash | FaultKind::Pause | FaultKind::TransferLeader
+            FaultKind::Crash
+                | FaultKind::Pause
+                | FaultKind::TransferLeader
+                | FaultKind::Reconfigure
         ) || self.is_clock()
+    }
+
+    /// True for the faults a swarm seed draws on streams of their own (transfers, membership
+    /// changes), so that adding them moved no other draw.
+    pub fn drawn_apart(self) -> bool {
+        matches!(self, FaultKind::TransferLeader | FaultKind::Reconfigure)
     }
 
     /// True for the faults that change a node's clock.
@@ -116,6 +129,7 @@ impl FaultKind {
             FaultKind::ClockJump => "clock-jump",
             FaultKind::RestartAfterRead => "restart-after-read",
             FaultKind::TransferLeader => "transfer-leader",
+            FaultKind::Reconfigure => "reconfigure",
         }
     }
 }
@@ -234,11 +248,22 @@ pub fn inject(cluster: &Cluster, kind: FaultKind) {
             }
             cluster.note_clock(kind.name(), node, now_ns);
         }
-        FaultKind::TransferLeader => {
+        FaultKind::TransferLeader | FaultKind::Reconfigure => {
             drop(rng);
-            let asked = cluster.transfer_leader();
-            cluster.note_event(kind.name(), asked.map(|id| id.0).into_iter().collect());
+            ask_leader(cluster, kind);
         }
+    }
+}
+
+/// The faults that ask the leader for something: a leadership transfer (recorded with the
+/// leader asked), or a membership change (counted, recorded with the node it concerns).
+fn ask_leader(cluster: &Cluster, kind: FaultKind) {
+    if kind == FaultKind::TransferLeader {
+        let asked = cluster.transfer_leader();
+        cluster.note_event(kind.name(), asked.map(|id| id.0).into_iter().collect());
+    } else if let Some(change) = cluster.reconfigure() {
+        cluster.shared().reconfigurations += 1;
+        cluster.note_event(kind.name(), vec![change.node().0]);
     }
 }
 
@@ -541,10 +566,14 @@ pub fn stable_leader(cluster: &Cluster) -> Option<NodeId> {
         .flatten()
         .filter(|s| s.role == RoleKind::Leader)
         .max_by_key(|s| s.term)?;
-    let followers = statuses
+    let followers: Vec<NodeId> = statuses
         .iter()
         .flatten()
         .filter(|s| s.term == leader.term && s.leader == Some(leader.id))
-        .count();
-    (followers > cluster.size() / 2).then_some(leader.id)
+        .map(|s| s.id)
+        .collect();
+    // A majority of the leader's configuration (of each half while joint, thesis §4.3).
+    cluster
+        .quorum_of(leader.id, &followers)
+        .then_some(leader.id)
 }

@@ -373,7 +373,10 @@ impl RawNode {
                     self.campaign();
                 } else {
                     // A learner, or a server outside its configuration, waits for a leader.
-                    self.reset_election_timer();
+                    // It forgets the one it has not heard from for an election timeout, so it
+                    // no longer refuses (pre-)votes in its name (thesis §4.2.3, §9.6): a voter
+                    // whose configuration is behind this node's may need its grant.
+                    self.become_follower(self.term, None);
                 }
             }
         }
