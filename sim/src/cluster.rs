@@ -262,9 +262,11 @@ impl Observer for SimObserver {
         let now_us = self.clock.now_us();
         let slot = self.id.0 as usize - 1;
         let id = self.id;
+        let removed = removed_leader(raw);
         self.with(|s| {
             let verdict = s.safety.stepped(&observe::status(raw));
             s.record(verdict, now);
+            s.record(removed, now);
             s.handovers.stepped(raw, now_us);
             let status = raw.status();
             s.statuses[slot] = Some(status);
@@ -756,6 +758,29 @@ fn node_config(
     node.raft.bugs = switches.raft;
     node.bugs = switches.node;
     node
+}
+
+/// Raft thesis §4.2.2: a leader that a committed configuration leaves out steps down once that
+/// configuration commits (it may lead while C_new is uncommitted, without counting itself).
+fn removed_leader(raw: &RawNode) -> Result<(), Violation> {
+    let status = raw.status();
+    if status.role != RoleKind::Leader {
+        return Ok(());
+    }
+    let committed = raw.membership_at(status.commit);
+    if committed != *raw.membership() || committed.is_joint() || committed.is_voter(status.id) {
+        return Ok(());
+    }
+    Err(Violation::new(
+        "a leader removed by a committed configuration steps down",
+        observe::node(status.id),
+        observe::term(status.term),
+        observe::index(status.commit),
+        format!(
+            "n{} leads term {} under the committed configuration {committed}",
+            status.id, status.term
+        ),
+    ))
 }
 
 fn role_name(role: RoleKind) -> &'static str {

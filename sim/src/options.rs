@@ -109,11 +109,20 @@ pub enum Bug {
     /// one (thesis §3.10 starts a new election): it votes twice in a term, two leaders can share
     /// one.
     TransferSameTerm,
+    /// Nodes act on the latest COMMITTED configuration instead of the latest in their log
+    /// (thesis §4.1): a leader counts quorums of a configuration its followers have left.
+    ConfigFromCommitted,
+    /// Voter changes are made one server at a time without a joint configuration, and a new
+    /// leader makes one before its own term's first commit: the 2015 single-server bug.
+    SingleServerNoWait,
+    /// A leader that removed itself keeps leading once the new configuration commits (thesis
+    /// §4.2.2 has it step down), counting itself in a quorum it is no longer part of.
+    RemovedLeaderStays,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 18] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -129,6 +138,9 @@ impl Bug {
         Bug::ChunkAnyOffset,
         Bug::ReadCtxReuse,
         Bug::TransferSameTerm,
+        Bug::ConfigFromCommitted,
+        Bug::SingleServerNoWait,
+        Bug::RemovedLeaderStays,
     ];
 
     /// The name used on the command line.
@@ -149,7 +161,19 @@ impl Bug {
             Bug::ChunkAnyOffset => "chunk-any-offset",
             Bug::ReadCtxReuse => "read-ctx-reuse",
             Bug::TransferSameTerm => "transfer-same-term",
+            Bug::ConfigFromCommitted => "config-from-committed",
+            Bug::SingleServerNoWait => "single-server-no-wait",
+            Bug::RemovedLeaderStays => "removed-leader-stays",
         }
+    }
+
+    /// True for the bugs of membership changes, which only show when the configuration
+    /// changes: a swarm seed with one of them turns the `reconfigure` fault on.
+    pub fn needs_reconfigure(self) -> bool {
+        matches!(
+            self,
+            Bug::ConfigFromCommitted | Bug::SingleServerNoWait | Bug::RemovedLeaderStays
+        )
     }
 
     /// The engine's switches for this bug, by owner: the Raft core's, the node loop's, the
@@ -164,7 +188,9 @@ impl Bug {
                 no_truncate: bug == Some(Bug::NoTruncate),
                 chunk_any_offset: bug == Some(Bug::ChunkAnyOffset),
                 transfer_same_term: bug == Some(Bug::TransferSameTerm),
-                ..engine::raft::Bugs::default()
+                config_from_committed: bug == Some(Bug::ConfigFromCommitted),
+                single_server_no_wait: bug == Some(Bug::SingleServerNoWait),
+                removed_leader_stays: bug == Some(Bug::RemovedLeaderStays),
             },
             node: engine::server::NodeBugs {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),
@@ -295,7 +321,7 @@ fn draw_transfers(flags: &mut ChaCha8Rng, config: &mut SimConfig) {
 /// Membership changes, when asked for: drawn from a stream of their own, so that no other draw
 /// of the seed moves.
 fn draw_reconfigure(seed: u64, o: Overrides, config: &mut SimConfig) {
-    if o.reconfigure {
+    if o.reconfigure || o.bug.is_some_and(Bug::needs_reconfigure) {
         let mut reconfig = ChaCha8Rng::seed_from_u64(seed ^ 0x4d45_4d42_4552_5300);
         let weight = reconfig.gen_range(1..=10);
         config.faults.push((FaultKind::Reconfigure, weight));

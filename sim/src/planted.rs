@@ -137,6 +137,15 @@ fn what(bug: Bug) -> &'static str {
         Bug::TransferSameTerm => {
             "a leadership transfer's target campaigns in the old leader's term, voting twice in it"
         }
+        Bug::ConfigFromCommitted => {
+            "nodes act on the latest committed configuration, not the latest in their log"
+        }
+        Bug::SingleServerNoWait => {
+            "voter changes one server at a time, a new leader's before its own term's first commit"
+        }
+        Bug::RemovedLeaderStays => {
+            "a leader removed by a committed configuration keeps leading, counting itself"
+        }
     }
 }
 
