@@ -625,8 +625,9 @@ impl Cluster {
 
     /// The nemesis' `reconfigure` (Raft thesis chapter 4): asks the running leader for one
     /// change drawn from its configuration: remove a voter (the leader too) while more than one
-    /// remains, add a node outside the configuration as a learner or a voter, promote a learner
-    /// (some never are), or remove one. Returns the change asked, if there was a leader.
+    /// remains, add a node outside the configuration as a learner, promote a learner (refused
+    /// until it caught up; some never are), or remove one. Returns the change asked, if there
+    /// was a leader.
     pub fn reconfigure(&self) -> Option<ConfChange> {
         let leader = self
             .leader()
@@ -647,14 +648,15 @@ impl Cluster {
                 0 | 1 if membership.voters.len() > 1 => {
                     ConfChange::Remove(pick(&mut rng, &membership.voters))
                 }
-                2 if !outside.is_empty() => ConfChange::AddLearner(pick(&mut rng, &outside)),
                 3 if !membership.learners.is_empty() => {
                     ConfChange::Promote(pick(&mut rng, &membership.learners))
                 }
                 4 if !membership.learners.is_empty() && rng.gen_bool(0.3) => {
                     ConfChange::Remove(pick(&mut rng, &membership.learners))
                 }
-                _ if !outside.is_empty() => ConfChange::AddVoter(pick(&mut rng, &outside)),
+                // A new member joins as a learner (etcd's advice): a voter that must first copy
+                // a long log stalls every commit of a joint configuration until it has.
+                _ if !outside.is_empty() => ConfChange::AddLearner(pick(&mut rng, &outside)),
                 _ => ConfChange::Remove(pick(&mut rng, &membership.voters)),
             }
         };
@@ -753,7 +755,20 @@ fn node_config(
     seed: u64,
     boot_nonce: u64,
 ) -> NodeConfig {
+    // Spares start outside the configuration and join when a membership change adds them
+    // (etcd's `--initial-cluster-state existing`).
+    let voters = config.nodes - config.spares.min(config.nodes - 1);
+    let spare = id.0 as usize > voters;
+    let peers = if spare {
+        vec![id]
+    } else {
+        peers
+            .into_iter()
+            .filter(|p| p.0 as usize <= voters)
+            .collect()
+    };
     let mut node = config.settings.node_config(id, peers, seed, boot_nonce);
+    node.raft.joining = spare;
     let switches = Bug::switches(config.bug);
     node.raft.bugs = switches.raft;
     node.bugs = switches.node;

@@ -230,6 +230,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Cluster size.
     pub nodes: usize,
+    /// The highest-numbered nodes that start outside the configuration, as spares for
+    /// membership changes to add (always fewer than `nodes`; 0 without `reconfigure`).
+    pub spares: usize,
     /// The supervisor's step, in simulated ms (how often faults, churn and the liveness watch
     /// look at the cluster); the nodes' own tick is `settings.tick_ms`.
     pub tick_ms: u64,
@@ -325,6 +328,10 @@ fn draw_reconfigure(seed: u64, o: Overrides, config: &mut SimConfig) {
         let mut reconfig = ChaCha8Rng::seed_from_u64(seed ^ 0x4d45_4d42_4552_5300);
         let weight = reconfig.gen_range(1..=10);
         config.faults.push((FaultKind::Reconfigure, weight));
+        // Half of these seeds start some nodes as spares, outside the configuration.
+        if reconfig.gen_bool(0.5) {
+            config.spares = reconfig.gen_range(1..config.nodes);
+        }
     }
 }
 
@@ -358,6 +365,7 @@ impl SimConfig {
         let mut config = SimConfig {
             seed,
             nodes,
+            spares: 0,
             tick_ms: 10,
             settings: NodeSettings::default(),
             latency,
@@ -447,6 +455,7 @@ impl SimConfig {
         SimConfig {
             seed,
             nodes: 5,
+            spares: 0,
             tick_ms: 10,
             settings: NodeSettings {
                 tick_ms: 10,
