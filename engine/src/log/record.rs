@@ -6,9 +6,11 @@
 //! - entry: `term: u64, index: u64, tag: u8 (0 = Noop, 1 = Command, 2 = Forwarded, 3 = Config),
 //!   data_len: u32, data`, where a forwarded command's data starts with `origin: u64, tag: u64`,
 //!   and a configuration's data is its membership (below);
-//! - snapshot: `index: u64, term: u64, log_start_index: u64, log_start_term: u64, membership,
-//!   data` (the state machine up to `index`; the entries that follow it in the file come after
-//!   `log_start_index`, whose term is `log_start_term`; the configuration as of `index`);
+//! - snapshot (kind 4): `index: u64, term: u64, log_start_index: u64, log_start_term: u64,
+//!   membership, data` (the state machine up to `index`; the entries that follow it in the file
+//!   come after `log_start_index`, whose term is `log_start_term`; the configuration as of
+//!   `index`); kind 3, written before membership changes, is the same without the membership
+//!   and is still read (the node's starting configuration then holds);
 //! - membership: three lists (voters, outgoing voters of a joint configuration, learners), each
 //!   `count: u32` then `count` ids `u64`, sorted ascending.
 //!
@@ -35,7 +37,10 @@ pub(super) const ENTRY_FIXED_BYTES: usize = 21;
 
 const KIND_HARD_STATE: u8 = 1;
 const KIND_ENTRY: u8 = 2;
-const KIND_SNAPSHOT: u8 = 3;
+/// A snapshot record without a configuration, as written before membership changes: still read
+/// (its configuration is the node's starting one), never written.
+const KIND_SNAPSHOT_V1: u8 = 3;
+const KIND_SNAPSHOT: u8 = 4;
 const TAG_NOOP: u8 = 0;
 const TAG_COMMAND: u8 = 1;
 const TAG_FORWARDED: u8 = 2;
@@ -152,7 +157,7 @@ pub(super) fn encode_snapshot(snapshot: &Snapshot, log_start: (Index, Term), out
 
 /// The largest payload a record of `kind` may have.
 fn payload_max(kind: u8) -> usize {
-    if kind == KIND_SNAPSHOT {
+    if kind == KIND_SNAPSHOT || kind == KIND_SNAPSHOT_V1 {
         SNAPSHOT_BYTES_MAX
     } else {
         RECORD_BYTES_MAX
@@ -206,8 +211,10 @@ pub(super) fn decode_record(bytes: &[u8]) -> Result<(Record, usize), CutReason> 
 pub fn intact_record_after(bytes: &[u8], from: usize) -> Option<usize> {
     (from + 1..bytes.len().saturating_sub(HEADER_BYTES)).find(|&at| {
         let kind = bytes[at + 8];
-        matches!(kind, KIND_HARD_STATE | KIND_ENTRY | KIND_SNAPSHOT)
-            && decode_record(&bytes[at..]).is_ok()
+        matches!(
+            kind,
+            KIND_HARD_STATE | KIND_ENTRY | KIND_SNAPSHOT | KIND_SNAPSHOT_V1
+        ) && decode_record(&bytes[at..]).is_ok()
     })
 }
 
@@ -251,14 +258,18 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Option<Record> {
             };
             Record::Entry(Entry { term, index, kind })
         }
-        KIND_SNAPSHOT => {
+        KIND_SNAPSHOT | KIND_SNAPSHOT_V1 => {
             let index = Index(r.u64()?);
             let term = Term(r.u64()?);
             let log_start = (Index(r.u64()?), Term(r.u64()?));
             if log_start.0 > index {
                 return None;
             }
-            let (membership, rest) = Membership::decode(r.0)?;
+            let (membership, rest) = if kind == KIND_SNAPSHOT {
+                Membership::decode(r.0)?
+            } else {
+                (Membership::default(), r.0)
+            };
             let data = rest.to_vec().into();
             r.0 = &[];
             Record::Snapshot {
@@ -320,6 +331,34 @@ mod tests {
             index: Index(index),
             kind,
         }
+    }
+
+    #[test]
+    fn a_snapshot_record_written_before_membership_changes_still_reads() {
+        let mut bytes = Vec::new();
+        encode_record(KIND_SNAPSHOT_V1, &mut bytes, |out| {
+            for v in [9u64, 2, 7, 2] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(b"state");
+        });
+        let (record, len) = decode_record(&bytes).expect("an old snapshot record");
+        assert_eq!(len, bytes.len());
+        let Record::Snapshot {
+            snapshot,
+            log_start,
+        } = record
+        else {
+            panic!("not a snapshot: {record:?}");
+        };
+        assert_eq!((snapshot.index, snapshot.term), (Index(9), Term(2)));
+        assert_eq!(log_start, (Index(7), Term(2)));
+        assert_eq!(&snapshot.data[..], b"state");
+        assert_eq!(
+            snapshot.membership,
+            Membership::default(),
+            "no configuration recorded"
+        );
     }
 
     #[test]
