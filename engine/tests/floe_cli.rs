@@ -225,8 +225,8 @@ fn writes_survive_compaction_and_restart() {
     let wal = std::fs::read(data.join("wal")).expect("the log file");
     assert_eq!(
         wal.get(8),
-        Some(&3),
-        "the log starts with a snapshot record"
+        Some(&4),
+        "the log starts with a snapshot record (kind 4: with its configuration)"
     );
     let _node = start(&args);
     wait_ready(25461);

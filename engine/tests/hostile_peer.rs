@@ -24,7 +24,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use engine::raft::{
-    Entry, EntryKind, Index, Message, MessageKind, NodeId, Proposal, RejectHint, Term,
+    Entry, EntryKind, Index, Membership, Message, MessageKind, NodeId, Proposal, RejectHint, Term,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -119,6 +119,10 @@ fn message(rng: &mut ChaCha8Rng) -> Message {
                 total,
                 data: data.into(),
                 done: false,
+                // Any configuration, even one the member is not in (its own, or a stranger's).
+                membership: Membership::with_voters(
+                    (1..=rng.gen_range(1..=5)).map(NodeId).collect(),
+                ),
             }
         }
         _ => MessageKind::ReadIndexResponse {

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use engine::raft::{
-    Config, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, RawNode, RoleKind,
-    Snapshot, Term,
+    Config, Entry, EntryKind, HardState, Index, Membership, Message, MessageKind, NodeId, RawNode,
+    RoleKind, Snapshot, Term,
 };
 
 /// A node's state machine: the commands applied, in order, as the snapshot data too.
@@ -45,6 +45,7 @@ fn whole(snapshot: Snapshot) -> MessageKind {
         total: snapshot.data.len() as u64,
         data: snapshot.data,
         done: true,
+        membership: snapshot.membership,
     }
 }
 
@@ -159,11 +160,13 @@ impl World {
             .raft_log()
             .term(index)
             .expect("applied is in the log");
+        let membership = self.node(id).membership_at(index);
         self.node(id).compact(
             Snapshot {
                 index,
                 term,
                 data: data.into(),
+                membership,
             },
             keep,
         );
@@ -295,6 +298,7 @@ fn a_snapshot_keeps_a_matching_suffix() {
         index,
         term,
         data: b"x".to_vec().into(),
+        membership: w.node(2).membership_at(index),
     };
     let m = Message {
         from: NodeId(1),
@@ -380,6 +384,7 @@ fn chunk(offset: u64, len: u64, total: u64, done: bool) -> MessageKind {
         total,
         data: vec![b'x'; len as usize].into(),
         done,
+        membership: Membership::with_voters(vec![NodeId(1), NodeId(2), NodeId(3)]),
     }
 }
 
@@ -423,6 +428,7 @@ fn forged_and_out_of_order_chunks_are_refused_or_answered_never_obeyed() {
             total: 1,
             data: b"x".to_vec().into(),
             done: true,
+            membership: Membership::default(),
         },
     ] {
         assert_eq!(step(&mut raw, kind), (false, None, false));

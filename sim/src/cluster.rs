@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::log::{MemDisk, Recovered};
 use engine::raft::{
-    Entry, HardState, Index, Message, MessageKind, NodeId, RawNode, RoleKind, Status, Term,
+    ConfChange, Entry, HardState, Index, Membership, Message, MessageKind, NodeId, RawNode,
+    RoleKind, Status, Term,
 };
 use engine::server::data_dir::{self, MemberIdentity};
 use engine::server::{Client, CrashPoint, Env, KvClient, KvMachine, NodeConfig, Observer};
@@ -91,6 +92,11 @@ pub struct Shared {
     pub aimed_points: Vec<(CrashPoint, u64)>,
     /// Nodes that stopped at an aimed moment and wait to be crashed by the supervisor.
     pub halted: Vec<(NodeId, CrashPoint)>,
+    /// Each node's configuration in force (the latest in its log, thesis §4.1), as of its last
+    /// step (None before its first).
+    pub memberships: Vec<Option<Membership>>,
+    /// Configuration changes the nemesis asked of a running leader.
+    pub reconfigurations: u64,
 }
 
 /// What a correct replica answered for one log entry, and when the first replica applied it.
@@ -268,12 +274,17 @@ impl Observer for SimObserver {
         let now_us = self.clock.now_us();
         let slot = self.id.0 as usize - 1;
         let id = self.id;
+        let removed = removed_leader(raw);
         self.with(|s| {
             let verdict = s.safety.stepped(&observe::status(raw));
             s.record(verdict, now);
+            s.record(removed, now);
             s.handovers.stepped(raw, now_us);
             let status = raw.status();
             s.statuses[slot] = Some(status);
+            if s.memberships[slot].as_ref() != Some(raw.membership()) {
+                s.memberships[slot] = Some(raw.membership().clone());
+            }
             s.note_role(now_us, id.0, role_name(status.role), status.term.0);
         });
     }
@@ -329,6 +340,8 @@ impl Cluster {
             safety: RaftSafety::default(),
             violation: None,
             statuses: vec![None; n],
+            memberships: vec![None; n],
+            reconfigurations: 0,
             clients: vec![None; n],
             apps: vec![None; n],
             http_requests: 0,
@@ -680,6 +693,69 @@ impl Cluster {
         Some(leader.id)
     }
 
+    /// The nemesis' `reconfigure` (Raft thesis chapter 4): asks the running leader for one
+    /// change drawn from its configuration: remove a voter (the leader too) while more than one
+    /// remains, add a node outside the configuration as a learner, promote a learner (refused
+    /// until it caught up; some never are), or remove one. Returns the change asked, if there
+    /// was a leader.
+    pub fn reconfigure(&self) -> Option<ConfChange> {
+        let leader = self
+            .leader()
+            .filter(|&id| self.state(id) == NodeState::Up)?;
+        let slot = leader.0 as usize - 1;
+        let (membership, client) = {
+            let s = self.shared();
+            (s.memberships[slot].clone()?, s.clients[slot].clone()?)
+        };
+        let outside: Vec<NodeId> = (1..=self.size() as u64)
+            .map(NodeId)
+            .filter(|&id| !membership.contains(id))
+            .collect();
+        let change = {
+            let mut rng = self.rng();
+            let pick = |rng: &mut ChaCha8Rng, from: &[NodeId]| from[rng.gen_range(0..from.len())];
+            match rng.gen_range(0..5) {
+                0 | 1 if membership.voters.len() > 1 => {
+                    ConfChange::Remove(pick(&mut rng, &membership.voters))
+                }
+                3 if !membership.learners.is_empty() => {
+                    ConfChange::Promote(pick(&mut rng, &membership.learners))
+                }
+                4 if !membership.learners.is_empty() && rng.gen_bool(0.3) => {
+                    ConfChange::Remove(pick(&mut rng, &membership.learners))
+                }
+                // A new member joins as a learner (etcd's advice): a voter that must first copy
+                // a long log stalls every commit of a joint configuration until it has.
+                _ if !outside.is_empty() => ConfChange::AddLearner(pick(&mut rng, &outside)),
+                _ => ConfChange::Remove(pick(&mut rng, &membership.voters)),
+            }
+        };
+        // The answer is not awaited: the nodes' configurations tell what came of it.
+        drop(client.ask_conf_change(change).ok()?);
+        Some(change)
+    }
+
+    /// True if any node's configuration differs from the one the cluster started with (all of
+    /// its nodes, voting).
+    pub fn reconfigured(&self) -> bool {
+        let all = Membership::with_voters((1..=self.size() as u64).map(NodeId).collect());
+        self.shared()
+            .memberships
+            .iter()
+            .flatten()
+            .any(|m| *m != all)
+    }
+
+    /// True if `nodes` hold a majority of every half of `leader`'s configuration (thesis §4.3),
+    /// or of the whole cluster if its configuration is not known yet.
+    pub fn quorum_of(&self, leader: NodeId, nodes: &[NodeId]) -> bool {
+        let membership = self.shared().memberships[leader.0 as usize - 1].clone();
+        match membership {
+            Some(m) if !m.voters.is_empty() => m.has_quorum(|id| nodes.contains(&id)),
+            _ => nodes.len() > self.size() / 2,
+        }
+    }
+
     /// Restarts a dead node from its disk.
     pub fn restart(&self, id: NodeId) {
         let slot = id.0 as usize - 1;
@@ -793,11 +869,47 @@ fn node_config(
     seed: u64,
     boot_nonce: u64,
 ) -> NodeConfig {
+    // Spares start outside the configuration and join when a membership change adds them
+    // (etcd's `--initial-cluster-state existing`).
+    let voters = config.nodes - config.spares.min(config.nodes - 1);
+    let spare = id.0 as usize > voters;
+    let peers = if spare {
+        vec![id]
+    } else {
+        peers
+            .into_iter()
+            .filter(|p| p.0 as usize <= voters)
+            .collect()
+    };
     let mut node = config.settings.node_config(id, peers, seed, boot_nonce);
+    node.raft.joining = spare;
     let switches = Bug::switches(config.bug);
     node.raft.bugs = switches.raft;
     node.bugs = switches.node;
     node
+}
+
+/// Raft thesis §4.2.2: a leader that a committed configuration leaves out steps down once that
+/// configuration commits (it may lead while C_new is uncommitted, without counting itself).
+fn removed_leader(raw: &RawNode) -> Result<(), Violation> {
+    let status = raw.status();
+    if status.role != RoleKind::Leader {
+        return Ok(());
+    }
+    let committed = raw.membership_at(status.commit);
+    if committed != *raw.membership() || committed.is_joint() || committed.is_voter(status.id) {
+        return Ok(());
+    }
+    Err(Violation::new(
+        "a leader removed by a committed configuration steps down",
+        observe::node(status.id),
+        observe::term(status.term),
+        observe::index(status.commit),
+        format!(
+            "n{} leads term {} under the committed configuration {committed}",
+            status.id, status.term
+        ),
+    ))
 }
 
 fn role_name(role: RoleKind) -> &'static str {

@@ -66,6 +66,10 @@ struct Cli {
     /// Run `floe`'s default node settings, or the seed's varied ones, whatever the seed draws.
     #[arg(long, value_enum)]
     settings: Option<sim::options::Settings>,
+    /// Membership changes among the faults of every swarm seed (the `reconfigure` fault kind:
+    /// add, remove and promote members, the leader too).
+    #[arg(long)]
+    reconfigure: bool,
     /// Where a failing seed writes its report folder (summary.txt, history.jsonl,
     /// history.html); `none` to write nothing. The default lies under `target/`, outside the
     /// tracked tree; the path is printed.
@@ -438,6 +442,8 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
         commands_committed: 0,
         faults_injected: 0,
         faults_by_kind: Default::default(),
+        reconfigurations: 0,
+        final_membership: None,
         snapshots_installed: 0,
         clients: Default::default(),
         ops: Default::default(),
@@ -557,6 +563,7 @@ fn config_for(cli: &Cli, seed: u64) -> SimConfig {
         duration_ms: cli.duration.map(|s| s * 1000),
         bug: cli.bug,
         settings: cli.settings,
+        reconfigure: cli.reconfigure,
     };
     if cli.reference {
         let mut config = SimConfig::bench(seed, overrides.duration_ms.unwrap_or(60_000));
@@ -630,6 +637,7 @@ fn shrink(cli: &Cli, seed: u64) -> ExitCode {
         duration_ms: None,
         bug: cli.bug,
         settings: cli.settings,
+        reconfigure: cli.reconfigure,
     };
     let mut folder = format!("seed-{seed}");
     if let Some(bug) = cli.bug {

@@ -30,7 +30,20 @@ pub fn entry(entry: &Entry) -> plain::Entry {
     plain::Entry {
         index: index(entry.index),
         term: term(entry.term),
-        fingerprint: hash_bytes(entry.data()),
+        fingerprint: fingerprint(entry),
+    }
+}
+
+/// The hash of what an entry carries: its command, or its configuration's encoding (a
+/// configuration has no command bytes, and two different ones must not look alike).
+fn fingerprint(entry: &Entry) -> u64 {
+    match &entry.kind {
+        EntryKind::Config(m) => {
+            let mut bytes = b"config".to_vec();
+            m.encode(&mut bytes);
+            hash_bytes(&bytes)
+        }
+        _ => hash_bytes(entry.data()),
     }
 }
 
@@ -107,7 +120,8 @@ pub fn status(raw: &RawNode) -> plain::Status {
 /// that does not decode (which a correct node answers with error 300).
 pub fn input(entry: &Entry) -> Input {
     match &entry.kind {
-        EntryKind::Noop => Input::Noop,
+        // A configuration changes nothing in the store.
+        EntryKind::Noop | EntryKind::Config(_) => Input::Noop,
         EntryKind::Command(data) | EntryKind::Forwarded { data, .. } => {
             match engine::store::Command::decode(data) {
                 Ok(command) => Input::Command(self::command(command)),

@@ -118,11 +118,20 @@ pub enum Bug {
     /// The HTTP layer's keys API drops `prevExist=false` from the form: a create becomes a
     /// set and succeeds over an existing key.
     HttpPrevexistIgnored,
+    /// Nodes act on the latest COMMITTED configuration instead of the latest in their log
+    /// (thesis §4.1): a leader counts quorums of a configuration its followers have left.
+    ConfigFromCommitted,
+    /// Voter changes are made one server at a time without a joint configuration, and a new
+    /// leader makes one before its own term's first commit: the 2015 single-server bug.
+    SingleServerNoWait,
+    /// A leader that removed itself keeps leading once the new configuration commits (thesis
+    /// §4.2.2 has it step down), counting itself in a quorum it is no longer part of.
+    RemovedLeaderStays,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 21] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -141,6 +150,9 @@ impl Bug {
         Bug::AckBeforeSync,
         Bug::WatchDirDelete,
         Bug::HttpPrevexistIgnored,
+        Bug::ConfigFromCommitted,
+        Bug::SingleServerNoWait,
+        Bug::RemovedLeaderStays,
     ];
 
     /// The name used on the command line.
@@ -164,7 +176,19 @@ impl Bug {
             Bug::AckBeforeSync => "ack-before-sync",
             Bug::WatchDirDelete => "watch-dir-delete",
             Bug::HttpPrevexistIgnored => "http-prevexist-ignored",
+            Bug::ConfigFromCommitted => "config-from-committed",
+            Bug::SingleServerNoWait => "single-server-no-wait",
+            Bug::RemovedLeaderStays => "removed-leader-stays",
         }
+    }
+
+    /// True for the bugs of membership changes, which only show when the configuration
+    /// changes: a swarm seed with one of them turns the `reconfigure` fault on.
+    pub fn needs_reconfigure(self) -> bool {
+        matches!(
+            self,
+            Bug::ConfigFromCommitted | Bug::SingleServerNoWait | Bug::RemovedLeaderStays
+        )
     }
 
     /// The engine's switches for this bug, by owner: the Raft core's, the node loop's, the
@@ -179,6 +203,9 @@ impl Bug {
                 no_truncate: bug == Some(Bug::NoTruncate),
                 chunk_any_offset: bug == Some(Bug::ChunkAnyOffset),
                 transfer_same_term: bug == Some(Bug::TransferSameTerm),
+                config_from_committed: bug == Some(Bug::ConfigFromCommitted),
+                single_server_no_wait: bug == Some(Bug::SingleServerNoWait),
+                removed_leader_stays: bug == Some(Bug::RemovedLeaderStays),
             },
             node: engine::server::NodeBugs {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),
@@ -225,6 +252,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Cluster size.
     pub nodes: usize,
+    /// The highest-numbered nodes that start outside the configuration, as spares for
+    /// membership changes to add (always fewer than `nodes`; 0 without `reconfigure`).
+    pub spares: usize,
     /// The supervisor's step, in simulated ms (how often faults, churn and the liveness watch
     /// look at the cluster); the nodes' own tick is `settings.tick_ms`.
     pub tick_ms: u64,
@@ -290,6 +320,8 @@ pub struct Overrides {
     pub bug: Option<Bug>,
     /// Production or varied node settings, instead of the seed's draw.
     pub settings: Option<Settings>,
+    /// Membership changes (the `reconfigure` fault) among the seed's faults.
+    pub reconfigure: bool,
 }
 
 /// Which node settings a swarm seed runs.
@@ -308,6 +340,20 @@ fn draw_transfers(flags: &mut ChaCha8Rng, config: &mut SimConfig) {
     if flags.gen_bool(0.7) {
         let weight = flags.gen_range(1..=10);
         config.faults.push((FaultKind::TransferLeader, weight));
+    }
+}
+
+/// Membership changes, when asked for: drawn from a stream of their own, so that no other draw
+/// of the seed moves.
+fn draw_reconfigure(seed: u64, o: Overrides, config: &mut SimConfig) {
+    if o.reconfigure || o.bug.is_some_and(Bug::needs_reconfigure) {
+        let mut reconfig = ChaCha8Rng::seed_from_u64(seed ^ 0x4d45_4d42_4552_5300);
+        let weight = reconfig.gen_range(1..=10);
+        config.faults.push((FaultKind::Reconfigure, weight));
+        // Half of these seeds start some nodes as spares, outside the configuration.
+        if reconfig.gen_bool(0.5) {
+            config.spares = reconfig.gen_range(1..config.nodes);
+        }
     }
 }
 
@@ -331,8 +377,7 @@ impl SimConfig {
         let mut faults = Vec::new();
         for kind in (FaultKind::ALL.into_iter()).filter(|k| !k.is_clock() && !k.is_aimed()) {
             // Swarm testing: each run enables a random subset of faults with random weights.
-            // (Leadership transfers are drawn below, from the flags' stream.)
-            if kind != FaultKind::TransferLeader && rng.gen_bool(0.7) {
+            if !kind.drawn_apart() && rng.gen_bool(0.7) {
                 faults.push((kind, rng.gen_range(1..=10)));
             }
         }
@@ -342,6 +387,7 @@ impl SimConfig {
         let mut config = SimConfig {
             seed,
             nodes,
+            spares: 0,
             tick_ms: 10,
             settings: NodeSettings::default(),
             latency,
@@ -415,6 +461,7 @@ impl SimConfig {
             inflight_bytes_max: flags.gen_bool(0.25).then(|| flags.gen_range(32..=2048)),
         };
         draw_transfers(&mut flags, &mut config);
+        draw_reconfigure(seed, o, &mut config);
         // At most one seed in four varies the production settings; the rest run `floe`'s
         // defaults exactly.
         let varied = vary.gen_bool(VARIED_SHARE);
@@ -430,6 +477,7 @@ impl SimConfig {
         SimConfig {
             seed,
             nodes: 5,
+            spares: 0,
             tick_ms: 10,
             settings: NodeSettings {
                 tick_ms: 10,

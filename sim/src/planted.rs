@@ -142,6 +142,15 @@ fn what(bug: Bug) -> &'static str {
         Bug::HttpPrevexistIgnored => {
             "the HTTP keys API drops prevExist=false from the form: a create overwrites a key"
         }
+        Bug::ConfigFromCommitted => {
+            "nodes act on the latest committed configuration, not the latest in their log"
+        }
+        Bug::SingleServerNoWait => {
+            "voter changes one server at a time, a new leader's before its own term's first commit"
+        }
+        Bug::RemovedLeaderStays => {
+            "a leader removed by a committed configuration keeps leading, counting itself"
+        }
     }
 }
 

@@ -43,6 +43,11 @@ pub struct RunReport {
     /// Faults injected, by kind: `crash`, `restart`, `pause`, `resume`, the network kinds
     /// (`partition-halves`, `lossy`...), `leader-churn` and the clock kinds.
     pub faults_by_kind: std::collections::BTreeMap<String, u64>,
+    /// Membership changes the nemesis asked of a running leader (`reconfigure`; the leader may
+    /// refuse one, e.g. while another is in progress).
+    pub reconfigurations: u64,
+    /// The final configuration, as the node with the highest commit index holds it.
+    pub final_membership: Option<String>,
     /// Snapshots installed from a leader (InstallSnapshot, Raft §7).
     pub snapshots_installed: u64,
     /// Client counters.
@@ -380,6 +385,12 @@ impl PartialWatch {
         let Some((began, last_led)) = self.since else {
             return;
         };
+        if cluster.reconfigured() {
+            // NB(members): the topology's majorities are of all nodes; once the configuration
+            // changed they say nothing of its quorums, and only the check after healing holds.
+            self.since = None;
+            return;
+        }
         self.ticks += 1;
         if committing_leader(cluster).is_some() {
             self.led_ticks += 1;
@@ -408,14 +419,15 @@ impl PartialWatch {
 fn committing_leader(cluster: &Cluster) -> Option<NodeId> {
     let leader = nemesis::stable_leader(cluster)?;
     let statuses = cluster.statuses();
-    let reached = (statuses.iter().flatten())
+    let reached: Vec<NodeId> = (statuses.iter().flatten())
         .filter(|s| s.leader == Some(leader))
         .filter(|s| {
             s.id == leader
                 || (!cluster.net.is_blocked(leader, s.id) && !cluster.net.is_blocked(s.id, leader))
         })
-        .count();
-    (reached > cluster.size() / 2).then_some(leader)
+        .map(|s| s.id)
+        .collect();
+    cluster.quorum_of(leader, &reached).then_some(leader)
 }
 
 /// Liveness during the faults: once a quiet majority (`check::liveness`) has held, on a network
@@ -434,7 +446,12 @@ struct QuietWatch {
 impl QuietWatch {
     fn step(&mut self, cluster: &Cluster, churning: bool) {
         let now = cluster.clock.now_ms();
-        let majority = if churning || cluster.net.conditions() != (0, cluster.config.latency) {
+        // NB(members): a quiet majority of all nodes says nothing of a changed configuration's
+        // quorums; such a run is judged after healing only.
+        let majority = if churning
+            || cluster.net.conditions() != (0, cluster.config.latency)
+            || cluster.reconfigured()
+        {
             None
         } else {
             let running: Vec<bool> = cluster
@@ -534,6 +551,14 @@ async fn liveness_phase(cluster: &Cluster) -> Option<u64> {
         }
     }
     Some(leader_ms)
+}
+
+/// The configuration of the node that committed most, as text.
+fn final_membership(shared: &crate::cluster::Shared) -> Option<String> {
+    let best = (shared.statuses.iter().enumerate())
+        .filter_map(|(slot, s)| s.map(|s| (s.commit, slot)))
+        .max()?;
+    shared.memberships[best.1].as_ref().map(|m| m.to_string())
 }
 
 /// The history checkers, once the run is over: index rules, watches, locks.
@@ -708,6 +733,8 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         roles: shared.roles.clone(),
         faults_injected: shared.faults_injected,
         faults_by_kind: shared.faults_by_kind.clone(),
+        reconfigurations: shared.reconfigurations,
+        final_membership: final_membership(&shared),
         snapshots_installed: shared.snapshots_installed,
         clients,
         net,

@@ -14,6 +14,7 @@ fn run_seed_with(seed: u64, bug: Option<Bug>, settings: Option<Settings>) -> Run
         duration_ms: Some(5_000),
         bug,
         settings,
+        reconfigure: false,
     };
     run_isolated(SimConfig::swarm(seed, overrides)).expect("the engine does not panic")
 }
@@ -91,6 +92,7 @@ fn stale_read_is_caught_within_100_seeds() {
             // The production settings' CheckQuorum deposes a cut-off leader before a new one
             // commits, which hides this bug in most seeds; the varied ones show it.
             settings: Some(Settings::Varied),
+            reconfigure: false,
         };
         let config = SimConfig::swarm(seed, overrides);
         run_isolated(config).expect("no panic").violation

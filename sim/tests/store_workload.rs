@@ -24,10 +24,14 @@ fn store_workload_reaches_every_operation_and_ttl_expiry() {
             duration_ms: Some(8_000),
             bug: None,
             settings: None,
+            reconfigure: false,
         };
         let report = run_isolated(SimConfig::swarm(seed, overrides)).expect("no panic");
         assert!(report.ok, "seed {seed}: {:?}", report.violation);
         for record in &report.history.ops {
+            if let Ret::Listing { .. } = &record.op.ret {
+                kinds_ok.insert(record.kind);
+            }
             if let Ret::Ok { action, .. } = &record.op.ret {
                 kinds_ok.insert(record.kind);
                 if action == "expire" {

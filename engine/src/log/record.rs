@@ -3,15 +3,20 @@
 //! A record is, little endian: `[payload_len: u32][crc32: u32][kind: u8][payload]`, where the
 //! CRC covers the kind byte and the payload. Payloads:
 //! - hard state: `term: u64, voted_for: u64 (0 = None), commit: u64`;
-//! - entry: `term: u64, index: u64, tag: u8 (0 = Noop, 1 = Command, 2 = Forwarded), data_len: u32,
-//!   data`, where a forwarded command's data starts with `origin: u64, tag: u64`;
-//! - snapshot: `index: u64, term: u64, log_start_index: u64, log_start_term: u64, data` (the
-//!   state machine up to `index`; the entries that follow it in the file come after
-//!   `log_start_index`, whose term is `log_start_term`).
+//! - entry: `term: u64, index: u64, tag: u8 (0 = Noop, 1 = Command, 2 = Forwarded, 3 = Config),
+//!   data_len: u32, data`, where a forwarded command's data starts with `origin: u64, tag: u64`,
+//!   and a configuration's data is its membership (below);
+//! - snapshot (kind 4): `index: u64, term: u64, log_start_index: u64, log_start_term: u64,
+//!   membership, data` (the state machine up to `index`; the entries that follow it in the file
+//!   come after `log_start_index`, whose term is `log_start_term`; the configuration as of
+//!   `index`); kind 3, written before membership changes, is the same without the membership
+//!   and is still read (the node's starting configuration then holds);
+//! - membership: three lists (voters, outgoing voters of a joint configuration, learners), each
+//!   `count: u32` then `count` ids `u64`, sorted ascending.
 //!
 //! Depends only on `crate::raft` data types.
 
-use crate::raft::{Entry, EntryKind, HardState, Index, NodeId, Snapshot, Term};
+use crate::raft::{Entry, EntryKind, HardState, Index, Membership, NodeId, Snapshot, Term};
 
 /// Largest payload a record may carry, in bytes. Recovery treats a longer length field as
 /// corruption, so a flipped bit in a length can never make it allocate or wait for gigabytes.
@@ -32,10 +37,14 @@ pub(super) const ENTRY_FIXED_BYTES: usize = 21;
 
 const KIND_HARD_STATE: u8 = 1;
 const KIND_ENTRY: u8 = 2;
-const KIND_SNAPSHOT: u8 = 3;
+/// A snapshot record without a configuration, as written before membership changes: still read
+/// (its configuration is the node's starting one), never written.
+const KIND_SNAPSHOT_V1: u8 = 3;
+const KIND_SNAPSHOT: u8 = 4;
 const TAG_NOOP: u8 = 0;
 const TAG_COMMAND: u8 = 1;
 const TAG_FORWARDED: u8 = 2;
+const TAG_CONFIG: u8 = 3;
 /// Bytes a forwarded command's origin and tag add before its data.
 const FORWARDED_PREFIX_BYTES: usize = 16;
 
@@ -74,11 +83,22 @@ pub enum CutReason {
 
 /// Payload bytes of `entry`'s record.
 pub(super) fn entry_payload_bytes(entry: &Entry) -> usize {
-    let prefix = match entry.kind {
+    let prefix = match &entry.kind {
         EntryKind::Forwarded { .. } => FORWARDED_PREFIX_BYTES,
+        EntryKind::Config(m) => membership_bytes(m),
         _ => 0,
     };
     ENTRY_FIXED_BYTES + prefix + entry.data().len()
+}
+
+/// Bytes of a membership's encoding.
+pub(super) fn membership_bytes(m: &Membership) -> usize {
+    12 + 8 * (m.voters.len() + m.outgoing.len() + m.learners.len())
+}
+
+/// Payload bytes of a snapshot record with this configuration and `data_len` bytes of state.
+pub(super) fn snapshot_payload_bytes(membership: &Membership, data_len: usize) -> usize {
+    SNAPSHOT_FIXED_BYTES + membership_bytes(membership) + data_len
 }
 
 /// Appends the record of a hard state to `out`.
@@ -98,10 +118,11 @@ pub(super) fn encode_hard_state(hard_state: &HardState, out: &mut Vec<u8>) {
 /// Appends the record of an entry to `out`. The caller has checked the size against the max.
 pub(super) fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
     let data = entry.data();
-    let (tag, prefix) = match entry.kind {
+    let (tag, prefix) = match &entry.kind {
         EntryKind::Noop => (TAG_NOOP, None),
         EntryKind::Command(_) => (TAG_COMMAND, None),
-        EntryKind::Forwarded { origin, tag, .. } => (TAG_FORWARDED, Some((origin, tag))),
+        EntryKind::Forwarded { origin, tag, .. } => (TAG_FORWARDED, Some((*origin, *tag))),
+        EntryKind::Config(_) => (TAG_CONFIG, None),
     };
     let data_len = u32::try_from(entry_payload_bytes(entry) - ENTRY_FIXED_BYTES)
         .expect("entry size checked against RECORD_BYTES_MAX");
@@ -113,6 +134,9 @@ pub(super) fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
         if let Some((origin, tag)) = prefix {
             out.extend_from_slice(&origin.0.to_le_bytes());
             out.extend_from_slice(&tag.to_le_bytes());
+        }
+        if let EntryKind::Config(m) = &entry.kind {
+            m.encode(out);
         }
         out.extend_from_slice(data);
     });
@@ -126,13 +150,14 @@ pub(super) fn encode_snapshot(snapshot: &Snapshot, log_start: (Index, Term), out
         out.extend_from_slice(&snapshot.term.0.to_le_bytes());
         out.extend_from_slice(&log_start.0.0.to_le_bytes());
         out.extend_from_slice(&log_start.1.0.to_le_bytes());
+        snapshot.membership.encode(out);
         out.extend_from_slice(&snapshot.data);
     });
 }
 
 /// The largest payload a record of `kind` may have.
 fn payload_max(kind: u8) -> usize {
-    if kind == KIND_SNAPSHOT {
+    if kind == KIND_SNAPSHOT || kind == KIND_SNAPSHOT_V1 {
         SNAPSHOT_BYTES_MAX
     } else {
         RECORD_BYTES_MAX
@@ -186,8 +211,10 @@ pub(super) fn decode_record(bytes: &[u8]) -> Result<(Record, usize), CutReason> 
 pub fn intact_record_after(bytes: &[u8], from: usize) -> Option<usize> {
     (from + 1..bytes.len().saturating_sub(HEADER_BYTES)).find(|&at| {
         let kind = bytes[at + 8];
-        matches!(kind, KIND_HARD_STATE | KIND_ENTRY | KIND_SNAPSHOT)
-            && decode_record(&bytes[at..]).is_ok()
+        matches!(
+            kind,
+            KIND_HARD_STATE | KIND_ENTRY | KIND_SNAPSHOT | KIND_SNAPSHOT_V1
+        ) && decode_record(&bytes[at..]).is_ok()
     })
 }
 
@@ -223,20 +250,35 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Option<Record> {
                         data: data.to_vec(),
                     }
                 }
+                TAG_CONFIG => match Membership::decode(data)? {
+                    (m, []) => EntryKind::Config(m),
+                    _ => return None,
+                },
                 _ => return None,
             };
             Record::Entry(Entry { term, index, kind })
         }
-        KIND_SNAPSHOT => {
+        KIND_SNAPSHOT | KIND_SNAPSHOT_V1 => {
             let index = Index(r.u64()?);
             let term = Term(r.u64()?);
             let log_start = (Index(r.u64()?), Term(r.u64()?));
             if log_start.0 > index {
                 return None;
             }
-            let data = std::mem::take(&mut r.0).to_vec().into();
+            let (membership, rest) = if kind == KIND_SNAPSHOT {
+                Membership::decode(r.0)?
+            } else {
+                (Membership::default(), r.0)
+            };
+            let data = rest.to_vec().into();
+            r.0 = &[];
             Record::Snapshot {
-                snapshot: Snapshot { index, term, data },
+                snapshot: Snapshot {
+                    index,
+                    term,
+                    data,
+                    membership,
+                },
                 log_start,
             }
         }
@@ -292,6 +334,34 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_record_written_before_membership_changes_still_reads() {
+        let mut bytes = Vec::new();
+        encode_record(KIND_SNAPSHOT_V1, &mut bytes, |out| {
+            for v in [9u64, 2, 7, 2] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(b"state");
+        });
+        let (record, len) = decode_record(&bytes).expect("an old snapshot record");
+        assert_eq!(len, bytes.len());
+        let Record::Snapshot {
+            snapshot,
+            log_start,
+        } = record
+        else {
+            panic!("not a snapshot: {record:?}");
+        };
+        assert_eq!((snapshot.index, snapshot.term), (Index(9), Term(2)));
+        assert_eq!(log_start, (Index(7), Term(2)));
+        assert_eq!(&snapshot.data[..], b"state");
+        assert_eq!(
+            snapshot.membership,
+            Membership::default(),
+            "no configuration recorded"
+        );
+    }
+
+    #[test]
     fn records_round_trip_with_documented_sizes() {
         let hs = HardState {
             term: Term(7),
@@ -306,6 +376,15 @@ mod tests {
             entry(1, 1, None),
             entry(2, 2, Some(b"")),
             entry(u64::MAX, 3, Some(b"hello")),
+            Entry {
+                term: Term(3),
+                index: Index(4),
+                kind: EntryKind::Config(Membership {
+                    voters: vec![NodeId(1), NodeId(4)],
+                    outgoing: vec![NodeId(1), NodeId(2), NodeId(3)],
+                    learners: vec![NodeId(9)],
+                }),
+            },
         ];
         let mut bytes = Vec::new();
         encode_hard_state(&hs, &mut bytes);

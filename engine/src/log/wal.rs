@@ -7,10 +7,10 @@
 
 use super::disk::Disk;
 use super::record::{
-    CutReason, RECORD_BYTES_MAX, Record, SNAPSHOT_BYTES_MAX, SNAPSHOT_FIXED_BYTES, decode_record,
-    encode_entry, encode_hard_state, encode_snapshot, entry_payload_bytes,
+    CutReason, RECORD_BYTES_MAX, Record, SNAPSHOT_BYTES_MAX, decode_record, encode_entry,
+    encode_hard_state, encode_snapshot, entry_payload_bytes, snapshot_payload_bytes,
 };
-use crate::raft::{Entry, HardState, Index, Snapshot, Term};
+use crate::raft::{Entry, HardState, Index, Membership, Snapshot, Term};
 
 /// Why a WAL operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +187,7 @@ impl<D: Disk> Wal<D> {
             log_start.0,
             snapshot.index
         );
-        let bytes = SNAPSHOT_FIXED_BYTES + snapshot.data.len();
+        let bytes = snapshot_payload_bytes(&snapshot.membership, snapshot.data.len());
         if bytes > SNAPSHOT_BYTES_MAX {
             return Err(LogError::SnapshotTooLarge { bytes });
         }
@@ -224,6 +224,7 @@ impl<D: Disk> Wal<D> {
         &self,
         (index, term): (Index, Term),
         log_start: (Index, Term),
+        membership: Membership,
         build: Box<dyn FnOnce() -> Vec<u8> + Send>,
     ) -> impl std::future::Future<Output = Result<(D::Staged, Result<Snapshot, usize>), LogError>>
     + 'static
@@ -238,7 +239,7 @@ impl<D: Disk> Wal<D> {
         // compiler then fails to prove that future `Send` (a higher-ranked lifetime error).
         let make: SnapshotRecord = Box::new(move || {
             let data = build();
-            let bytes = SNAPSHOT_FIXED_BYTES + data.len();
+            let bytes = snapshot_payload_bytes(&membership, data.len());
             if bytes > SNAPSHOT_BYTES_MAX {
                 return (Vec::new(), Err(bytes));
             }
@@ -246,6 +247,7 @@ impl<D: Disk> Wal<D> {
                 index,
                 term,
                 data: data.into(),
+                membership,
             };
             let mut out = Vec::with_capacity(bytes + 64);
             encode_snapshot(&snapshot, log_start, &mut out);
@@ -389,7 +391,9 @@ fn replay(bytes: &[u8]) -> Recovered {
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::{ENTRY_FIXED_BYTES, HARD_STATE_PAYLOAD_BYTES, HEADER_BYTES};
+    use super::super::record::{
+        ENTRY_FIXED_BYTES, HARD_STATE_PAYLOAD_BYTES, HEADER_BYTES, SNAPSHOT_FIXED_BYTES,
+    };
     use super::*;
     use crate::log::{MemDisk, now};
     use crate::raft::{EntryKind, NodeId, Term};
@@ -447,7 +451,12 @@ mod tests {
             + match record {
                 Record::HardState(_) => HARD_STATE_PAYLOAD_BYTES,
                 Record::Entry(e) => ENTRY_FIXED_BYTES + e.data().len(),
-                Record::Snapshot { snapshot, .. } => SNAPSHOT_FIXED_BYTES + snapshot.data.len(),
+                Record::Snapshot { snapshot, .. } => {
+                    let ids = snapshot.membership.voters.len()
+                        + snapshot.membership.outgoing.len()
+                        + snapshot.membership.learners.len();
+                    SNAPSHOT_FIXED_BYTES + 12 + 8 * ids + snapshot.data.len()
+                }
             }
     }
 
@@ -456,6 +465,7 @@ mod tests {
             index: Index(index),
             term: Term(term),
             data: data.into(),
+            membership: Membership::with_voters(vec![NodeId(1)]),
         }
     }
 
@@ -470,6 +480,7 @@ mod tests {
         let staging = wal.stage_snapshot(
             (Index(5), Term(1)),
             (Index(3), Term(1)),
+            Membership::with_voters(vec![NodeId(1)]),
             Box::new(|| b"state at 5".to_vec()),
         );
         let (staged, snap) = now(staging).expect("staged");
@@ -491,10 +502,14 @@ mod tests {
         let staging = wal.stage_snapshot(
             (Index(6), Term(1)),
             (Index(6), Term(1)),
+            Membership::with_voters(vec![NodeId(1)]),
             Box::new(|| vec![0; SNAPSHOT_BYTES_MAX]),
         );
         let (_, too_large) = now(staging).expect("staged");
-        assert_eq!(too_large, Err(SNAPSHOT_FIXED_BYTES + SNAPSHOT_BYTES_MAX));
+        assert_eq!(
+            too_large,
+            Err(SNAPSHOT_FIXED_BYTES + 20 + SNAPSHOT_BYTES_MAX)
+        );
     }
 
     #[test]

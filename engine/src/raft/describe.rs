@@ -10,6 +10,7 @@ impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             EntryKind::Noop => write!(f, "{}/{} noop", self.term, self.index),
+            EntryKind::Config(m) => write!(f, "{}/{} config {m}", self.term, self.index),
             EntryKind::Command(data) => {
                 write!(
                     f,
@@ -66,10 +67,11 @@ fn write_snapshot_message(
             total,
             data,
             done,
+            membership,
         } => write!(
             f,
             "MsgSnap Term:{msg_term} Index:{index} LogTerm:{term} Offset:{offset} Bytes:{} \
-             Total:{total} Done:{done}",
+             Total:{total} Done:{done} {membership}",
             data.len()
         ),
         MessageKind::SnapshotResponse { index, offset } => {

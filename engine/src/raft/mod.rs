@@ -7,6 +7,7 @@
 //! Layers: `types` < `quorum` < `progress`, `raft_log` < `raw_node` < `describe`.
 
 mod describe;
+pub mod membership;
 pub mod progress;
 pub mod quorum;
 pub mod raft_log;
@@ -15,6 +16,7 @@ pub mod read_only;
 mod types;
 mod validate;
 
+pub use membership::{ConfChange, ConfChangeError, Membership};
 pub use raw_node::{Proposed, RawNode, Ready, Role, RoleKind, Status};
 #[cfg(feature = "planted-bugs")]
 pub use types::Bugs;

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::membership::Membership;
+
 macro_rules! newtype_u64 {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -65,6 +67,9 @@ pub enum EntryKind {
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
+    /// A configuration of the cluster (Raft thesis §4.1): in force on a server as soon as it is
+    /// in its log, committed or not. Nothing for the state machine.
+    Config(Membership),
 }
 
 /// One log entry.
@@ -82,7 +87,7 @@ impl Entry {
     /// The command bytes, or an empty slice for a no-op.
     pub fn data(&self) -> &[u8] {
         match &self.kind {
-            EntryKind::Noop => &[],
+            EntryKind::Noop | EntryKind::Config(_) => &[],
             EntryKind::Command(data) | EntryKind::Forwarded { data, .. } => data,
         }
     }
@@ -111,6 +116,10 @@ pub struct Snapshot {
     pub term: Term,
     /// The state machine's own serialization of itself, shared rather than copied.
     pub data: SnapshotData,
+    /// The latest configuration in the log up to `index` (Raft §7: the snapshot holds "the
+    /// latest configuration as of the last included index", to support membership changes).
+    /// Empty voters mean "none in the log": the node's starting configuration holds.
+    pub membership: Membership,
 }
 
 /// A snapshot's bytes, immutable and reference-counted: the log's compaction, the Raft core's
@@ -194,10 +203,11 @@ impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Snapshot {{ index: {}, term: {}, data: {} bytes }}",
+            "Snapshot {{ index: {}, term: {}, data: {} bytes, {} }}",
             self.index,
             self.term,
-            self.data.len()
+            self.data.len(),
+            self.membership
         )
     }
 }
@@ -294,6 +304,8 @@ pub enum MessageKind {
         data: SnapshotData,
         /// True for the last chunk (`offset + data.len() == total`).
         done: bool,
+        /// The configuration as of `index` (Raft §7), which the follower takes with it.
+        membership: Membership,
     },
     /// A follower's answer to a snapshot chunk that is not the last: it holds the snapshot at
     /// `index` up to byte `offset` (0 when it starts over), and wants the chunk from there.
@@ -384,6 +396,17 @@ pub struct Bugs {
     /// one, as if TimeoutNow appointed it (Raft thesis §3.10 has it start a new election): it
     /// votes a second time in the term, and two leaders may share it.
     pub transfer_same_term: bool,
+    /// A node uses the latest COMMITTED configuration instead of the latest one in its log
+    /// (thesis §4.1 says the latest, committed or not): a leader counts quorums of a
+    /// configuration its followers have left.
+    pub config_from_committed: bool,
+    /// Voter changes are made one server at a time, without a joint configuration, and a new
+    /// leader makes one before its own term's no-op commits: the single-server bug found in
+    /// 2015 (Ongaro, raft-dev), whose fix is to wait for that commit.
+    pub single_server_no_wait: bool,
+    /// A leader that removed itself keeps leading after the new configuration commits (thesis
+    /// §4.2.2 has it step down), counting itself in a quorum it is no longer part of.
+    pub removed_leader_stays: bool,
 }
 
 /// Static configuration of one Raft node.
@@ -391,8 +414,13 @@ pub struct Bugs {
 pub struct Config {
     /// This node.
     pub id: NodeId,
-    /// Every voter, this node included.
+    /// The voters the cluster started with, this node included: the configuration until the
+    /// log or a snapshot holds one (Raft thesis §4.1).
     pub peers: Vec<NodeId>,
+    /// This node joins a running cluster (etcd's `--initial-cluster-state existing`): it starts
+    /// with no configuration, so it neither campaigns nor counts itself a voter until the
+    /// leader's log or snapshot gives it one.
+    pub joining: bool,
     /// Minimum election timeout in ticks; the randomized timeout is drawn from
     /// `[election_timeout_ticks, election_timeout_max_ticks)` (Raft §5.2).
     pub election_timeout_ticks: u64,
@@ -457,6 +485,7 @@ impl Config {
         Config {
             id,
             peers,
+            joining: false,
             election_timeout_ticks: 10,
             election_timeout_max_ticks: 20,
             election_timeout_step_ticks: 1,

@@ -59,7 +59,13 @@ pub(super) fn check(m: &Message, leader_last: Option<Index>) -> Result<(), StepE
             total,
             data,
             done,
-        } => check_chunk((*index, *term), m.term, *offset, *total, data.len(), *done),
+            membership,
+        } => {
+            if membership.validate().is_err() {
+                return Err(StepError::Malformed("an ill-formed configuration"));
+            }
+            check_chunk((*index, *term), m.term, *offset, *total, data.len(), *done)
+        }
         MessageKind::SnapshotResponse { offset, .. } => {
             if *offset > SNAPSHOT_TOTAL_MAX {
                 return Err(StepError::Malformed("wants a byte beyond any snapshot"));

@@ -3,7 +3,7 @@
 use futures::channel::{mpsc, oneshot};
 
 use super::StateMachine;
-use crate::raft::{Index, NodeId, Status, Term, TransferError};
+use crate::raft::{ConfChange, ConfChangeError, Index, NodeId, Status, Term, TransferError};
 
 /// A command the node applied for a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,6 +117,14 @@ pub enum Request<S: StateMachine> {
         /// Where the answer goes.
         reply: oneshot::Sender<Result<NodeId, TransferError>>,
     },
+    /// Change the cluster's configuration (Raft thesis chapter 4), if this node leads. Answered
+    /// once the change is appended (with its index), not once it commits.
+    ConfChange {
+        /// The change.
+        change: ConfChange,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Index, ConfChangeError>>,
+    },
 }
 
 /// A cloneable handle that sends requests to one node.
@@ -224,6 +232,17 @@ impl<S: StateMachine> Client<S> {
     ) -> Result<oneshot::Receiver<Result<NodeId, TransferError>>, ClientError> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::TransferLeader { target, reply })?;
+        Ok(answer)
+    }
+
+    /// [`Request::ConfChange`] without waiting: the request is queued now, the answer comes
+    /// on the receiver (which may be dropped).
+    pub fn ask_conf_change(
+        &self,
+        change: ConfChange,
+    ) -> Result<oneshot::Receiver<Result<Index, ConfChangeError>>, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::ConfChange { change, reply })?;
         Ok(answer)
     }
 

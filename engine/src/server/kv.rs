@@ -130,7 +130,8 @@ impl StateMachine for KvMachine {
 
     fn apply(&mut self, entry: &Entry) -> Self::Output {
         let output = match &entry.kind {
-            EntryKind::Noop => Ok(StoreApplied::Expired(Vec::new())),
+            // A configuration is the Raft core's and the node's business, not the store's.
+            EntryKind::Noop | EntryKind::Config(_) => Ok(StoreApplied::Expired(Vec::new())),
             EntryKind::Command(data) | EntryKind::Forwarded { data, .. } => {
                 match Command::decode(data) {
                     Ok(command) if planted!(self.bugs.cas_created_index) => {

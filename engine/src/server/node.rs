@@ -352,7 +352,9 @@ where
         if snapshotting.is_none()
             && let Some((job, build)) = node.snapshot_due(clock.now_us())
         {
-            let staging = wal.stage_snapshot((job.index, job.term), job.log_start, build);
+            let membership = node.raw.membership_at(job.index);
+            let staging =
+                wal.stage_snapshot((job.index, job.term), job.log_start, membership, build);
             snapshotting = Some((job, Box::pin(staging)));
         }
         node.observer.stepped(&node.raw);
@@ -565,6 +567,16 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     .ok_or(TransferError::NoFollower);
                 let answer = target.and_then(|t| self.raw.transfer_leader(t).map(|()| t));
                 tracing::info!(node = self.raw.id().0, ?answer, "leadership transfer asked");
+                let _ = reply.send(answer);
+            }
+            Request::ConfChange { change, reply } => {
+                let answer = self.raw.propose_conf_change(change);
+                tracing::info!(
+                    node = self.raw.id().0,
+                    ?change,
+                    ?answer,
+                    "configuration change asked"
+                );
                 let _ = reply.send(answer);
             }
             Request::LeaderStats { reply } => {

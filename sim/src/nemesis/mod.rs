@@ -60,11 +60,14 @@ pub enum FaultKind {
     /// Aimed, once: the next leader that applied newly committed entries and answered their
     /// clients is crashed right after, and restarted soon.
     CrashAfterCommit,
+    /// Ask the leader for one membership change (Raft thesis chapter 4): remove a voter (the
+    /// leader too), add a node as a learner or a voter, promote or remove a learner.
+    Reconfigure,
 }
 
 impl FaultKind {
     /// Every fault kind.
-    pub const ALL: [FaultKind; 19] = [
+    pub const ALL: [FaultKind; 20] = [
         FaultKind::PartitionHalves,
         FaultKind::IsolateOne,
         FaultKind::IsolateLeader,
@@ -84,6 +87,7 @@ impl FaultKind {
         FaultKind::CrashSyncInFlight,
         FaultKind::CrashAfterPersist,
         FaultKind::CrashAfterCommit,
+        FaultKind::Reconfigure,
     ];
 
     /// True for the faults aimed at a moment (drawn on their own stream).
@@ -106,9 +110,18 @@ impl FaultKind {
     pub fn records_itself(self) -> bool {
         matches!(
             self,
-            FaultKind::Crash | FaultKind::Pause | FaultKind::TransferLeader
+            FaultKind::Crash
+                | FaultKind::Pause
+                | FaultKind::TransferLeader
+                | FaultKind::Reconfigure
         ) || self.is_clock()
             || self.crash_point().is_some()
+    }
+
+    /// True for the faults a swarm seed draws on streams of their own (transfers, membership
+    /// changes), so that adding them moved no other draw.
+    pub fn drawn_apart(self) -> bool {
+        matches!(self, FaultKind::TransferLeader | FaultKind::Reconfigure)
     }
 
     /// True for the faults that change a node's clock.
@@ -143,6 +156,7 @@ impl FaultKind {
             FaultKind::CrashSyncInFlight => "crash-sync-in-flight",
             FaultKind::CrashAfterPersist => "crash-after-persist",
             FaultKind::CrashAfterCommit => "crash-after-commit",
+            FaultKind::Reconfigure => "reconfigure",
         }
     }
 }
@@ -250,10 +264,9 @@ pub fn inject(cluster: &Cluster, kind: FaultKind) {
             drop(rng);
             clock_fault(cluster, kind, all[0], (offset_ns, drift_ppb, by_ns));
         }
-        FaultKind::TransferLeader => {
+        FaultKind::TransferLeader | FaultKind::Reconfigure => {
             drop(rng);
-            let asked = cluster.transfer_leader();
-            cluster.note_event(kind.name(), asked.map(|id| id.0).into_iter().collect());
+            ask_leader(cluster, kind);
         }
         // Driven step by step by the supervisor (aimed crashes: `aimed::AimedCrashes`);
         // starting them is all `inject` does.
@@ -276,6 +289,18 @@ fn clock_fault(cluster: &Cluster, kind: FaultKind, node: NodeId, drawn: (i64, i6
         _ => skew.jump(now_ns, by_ns),
     }
     cluster.note_clock(kind.name(), node, now_ns);
+}
+
+/// The faults that ask the leader for something: a leadership transfer (recorded with the
+/// leader asked), or a membership change (counted, recorded with the node it concerns).
+fn ask_leader(cluster: &Cluster, kind: FaultKind) {
+    if kind == FaultKind::TransferLeader {
+        let asked = cluster.transfer_leader();
+        cluster.note_event(kind.name(), asked.map(|id| id.0).into_iter().collect());
+    } else if let Some(change) = cluster.reconfigure() {
+        cluster.shared().reconfigurations += 1;
+        cluster.note_event(kind.name(), vec![change.node().0]);
+    }
 }
 
 /// The leader-churn fault's state, advanced by the supervisor every tick.
@@ -577,10 +602,14 @@ pub fn stable_leader(cluster: &Cluster) -> Option<NodeId> {
         .flatten()
         .filter(|s| s.role == RoleKind::Leader)
         .max_by_key(|s| s.term)?;
-    let followers = statuses
+    let followers: Vec<NodeId> = statuses
         .iter()
         .flatten()
         .filter(|s| s.term == leader.term && s.leader == Some(leader.id))
-        .count();
-    (followers > cluster.size() / 2).then_some(leader.id)
+        .map(|s| s.id)
+        .collect();
+    // A majority of the leader's configuration (of each half while joint, thesis §4.3).
+    cluster
+        .quorum_of(leader.id, &followers)
+        .then_some(leader.id)
 }

@@ -6,22 +6,34 @@ use std::collections::BTreeMap;
 use rand::Rng;
 
 use super::{RawNode, Role};
+use crate::raft::membership::VoteResult;
 use crate::raft::progress::Progress;
-use crate::raft::quorum::majority;
 use crate::raft::types::{EntryKind, Index, MessageKind, NodeId, Term};
 
 impl RawNode {
     /// CheckQuorum: true if a majority (this leader included) answered since the last check;
     /// starts the next period with every follower inactive.
     pub(super) fn quorum_recently_active(&mut self) -> bool {
-        let Role::Leader { progress } = &mut self.role else {
+        let me = self.config.id;
+        let Role::Leader { progress } = &self.role else {
             panic!("quorum check on a non-leader");
         };
-        let active = 1 + progress.values().filter(|p| p.recent_active).count();
+        // Thesis §4.3: while joint, a quorum of each half.
+        let ok = self
+            .membership()
+            .has_quorum(|id| id == me || progress.get(&id).is_some_and(|p| p.recent_active));
+        let Role::Leader { progress } = &mut self.role else {
+            unreachable!("checked above");
+        };
         for p in progress.values_mut() {
             p.recent_active = false;
         }
-        active >= majority(self.config.peers.len())
+        ok
+    }
+
+    /// The outcome of an election with these answers under this node's configuration.
+    pub(super) fn tally(&self, votes: &BTreeMap<NodeId, bool>) -> VoteResult {
+        self.membership().vote_result(votes)
     }
 
     /// True if this node heard from the leader of its term within the minimum election timeout,
@@ -104,7 +116,7 @@ impl RawNode {
         votes.insert(self.config.id, true);
         self.role = Role::Candidate { votes };
         self.reset_election_timer();
-        if majority(self.config.peers.len()) == 1 {
+        if self.tally(&BTreeMap::from([(self.config.id, true)])) == VoteResult::Won {
             self.become_leader();
             return;
         }
@@ -127,7 +139,7 @@ impl RawNode {
         votes.insert(self.config.id, true);
         self.role = Role::PreCandidate { votes };
         self.reset_election_timer();
-        if majority(self.config.peers.len()) == 1 {
+        if self.tally(&BTreeMap::from([(self.config.id, true)])) == VoteResult::Won {
             self.become_candidate(false);
             return;
         }
@@ -138,8 +150,8 @@ impl RawNode {
     /// RequestVote of a leadership transfer.
     pub(super) fn request_votes(&mut self, term: Term, pre_vote: bool, transfer: bool) {
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
-        for i in 0..self.config.peers.len() {
-            let to = self.config.peers[i];
+        // Thesis §4.3: the voters of both halves while joint.
+        for to in self.membership().all_voters() {
             if to == self.config.id {
                 continue;
             }
@@ -165,12 +177,13 @@ impl RawNode {
             "invalid transition -> leader"
         );
         let last = self.log.last_index();
+        // The leader replicates to every member of its configuration, learners included.
         let progress = self
-            .config
-            .peers
-            .iter()
-            .filter(|&&p| p != self.config.id)
-            .map(|&p| (p, Progress::new(last)))
+            .membership()
+            .members()
+            .into_iter()
+            .filter(|&p| p != self.config.id)
+            .map(|p| (p, Progress::new(last)))
             .collect();
         self.role = Role::Leader { progress };
         // A snapshot half received from an earlier leader is of no use to a leader.
@@ -183,6 +196,8 @@ impl RawNode {
         // Raft §5.4.2 and §8: a leader commits entries of earlier terms only through an entry of
         // its own term, so it appends a no-op at once.
         self.append_own(EntryKind::Noop);
+        // A joint configuration committed under an earlier leader is left now (thesis §4.3).
+        self.after_commit_membership();
         self.broadcast_append();
     }
 
@@ -262,6 +277,9 @@ impl RawNode {
     /// already granted.
     pub(super) fn handle_pre_vote_response(&mut self, voter: NodeId, term: Term, granted: bool) {
         let next = Term(self.term.0 + 1);
+        if !self.membership().is_voter(voter) {
+            return;
+        }
         let Role::PreCandidate { votes } = &mut self.role else {
             return;
         };
@@ -272,26 +290,33 @@ impl RawNode {
         } else {
             return;
         }
-        let yes = votes.values().filter(|&&g| g).count();
-        if yes >= majority(self.config.peers.len()) {
+        let votes = votes.clone();
+        if self.tally(&votes) == VoteResult::Won {
             // Raft thesis §9.6: a majority would vote for it, so it starts a real election.
             self.become_candidate(false);
         }
     }
 
     pub(super) fn handle_vote_response(&mut self, voter: NodeId, granted: bool) {
+        // Only voters' answers count (thesis §4.3: a majority of each half while joint).
+        if !self.membership().is_voter(voter) {
+            return;
+        }
         let Role::Candidate { votes } = &mut self.role else {
             return;
         };
         let first_answer = votes.insert(voter, granted).is_none();
-        let yes = votes.values().filter(|&&g| g).count();
-        let no = votes.values().filter(|&&g| !g).count();
-        if yes >= majority(self.config.peers.len()) {
+        let votes = votes.clone();
+        let result = self.tally(&votes);
+        let mut before = votes;
+        before.remove(&voter);
+        if result == VoteResult::Won {
             self.become_leader();
         } else if self.config.backoff_on_lost_vote
             && first_answer
             && !granted
-            && no == majority(self.config.peers.len())
+            && result == VoteResult::Lost
+            && self.tally(&before) != VoteResult::Lost
         {
             // Lost this term: give the servers that can win a head start next time.
             self.election_timeout_randomized += self.config.election_timeout_max_ticks;

@@ -56,6 +56,9 @@ impl RawNode {
         } else {
             self.log.merge(entries);
         }
+        // Thesis §4.1: the latest configuration in the log is in force, and one truncated away
+        // gives way to the one before it.
+        self.sync_configs_after_merge(entries);
         let last_new = Index(prev_log_index.0 + entries.len() as u64);
         // Raft Figure 2, receiver rule 5: commitIndex = min(leaderCommit, index of last new entry).
         self.log.commit_to(leader_commit.min(last_new));

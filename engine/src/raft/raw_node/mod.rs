@@ -25,6 +25,7 @@ use rand_chacha::ChaCha8Rng;
 mod election;
 mod follower;
 mod invariants;
+mod membership;
 mod reads;
 mod replication;
 mod snapshot;
@@ -200,6 +201,8 @@ pub struct RawNode {
     incoming: Option<snapshot::Incoming>,
     /// Leader only: the leadership transfer in progress (thesis §3.10).
     transfer: Option<transfer::Transfer>,
+    /// The configurations in the log; the latest is in force (thesis §4.1).
+    configs: membership::Configs,
 }
 
 impl RawNode {
@@ -229,11 +232,24 @@ impl RawNode {
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
         let applied = snapshot.as_ref().map_or(Index(0), |s| s.index);
         let (offset, offset_term) = log_start;
-        let log =
-            RaftLog::recovered_after(offset, offset_term, entries, hard_state.commit, applied);
         // The log writes entries before the hard state, so a torn write can keep entries of a
         // term whose hard state it lost. The node sent nothing in that term (nothing leaves
         // before a sync), so it may take the term with no vote.
+        // Raft §7: the snapshot carries the configuration as of its index; the log's
+        // configuration entries after it follow (thesis §4.1).
+        let configs = match &snapshot {
+            Some(s) if !s.membership.voters.is_empty() => {
+                let after = entries.partition_point(|e| e.index <= s.index);
+                membership::Configs::recovered(s.membership.clone(), s.index, &entries[after..])
+            }
+            _ => membership::Configs::recovered(
+                RawNode::starting_membership(&config),
+                offset,
+                &entries,
+            ),
+        };
+        let log =
+            RaftLog::recovered_after(offset, offset_term, entries, hard_state.commit, applied);
         let (term, voted_for) = if log.last_term() > hard_state.term {
             (log.last_term(), None)
         } else {
@@ -262,6 +278,7 @@ impl RawNode {
             pending_snapshot: None,
             incoming: None,
             transfer: None,
+            configs,
         };
         node.reset_election_timer();
         Ok(node)
@@ -352,7 +369,15 @@ impl RawNode {
         } else {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout_randomized {
-                self.campaign();
+                if self.is_voter() {
+                    self.campaign();
+                } else {
+                    // A learner, or a server outside its configuration, waits for a leader.
+                    // It forgets the one it has not heard from for an election timeout, so it
+                    // no longer refuses (pre-)votes in its name (thesis §4.2.3, §9.6): a voter
+                    // whose configuration is behind this node's may need its grant.
+                    self.become_follower(self.term, None);
+                }
             }
         }
         self.after_input();
@@ -361,7 +386,8 @@ impl RawNode {
     /// Starts an election now (Raft §5.2), whatever the timer says; with `pre_vote`, a
     /// pre-election (Raft thesis §9.6). A leader ignores it.
     pub fn campaign(&mut self) {
-        if matches!(self.role, Role::Leader { .. }) {
+        // Only a voter of its latest configuration campaigns (thesis §4.1, §4.2.2).
+        if matches!(self.role, Role::Leader { .. }) || !self.is_voter() {
             return;
         }
         if self.config.pre_vote {
@@ -444,7 +470,9 @@ impl RawNode {
                 me: self.config.id,
             });
         }
-        if m.from == self.config.id || self.config.peers.binary_search(&m.from).is_err() {
+        // Any server may write to us: one added to the configuration after our latest entry,
+        // or one removed from it (thesis §4.2.3 limits what the latter can do).
+        if m.from == self.config.id || m.from == NodeId(0) {
             return Err(StepError::UnknownPeer(m.from));
         }
         let leader_last = (matches!(self.role, Role::Leader { .. }) && m.term == self.term)
@@ -454,7 +482,7 @@ impl RawNode {
         if m.term >= self.term {
             crate::raft::validate::check_committed(&m, &self.log)?;
         }
-        if self.step_term(&m) {
+        if self.step_term(&m) && !self.sender_untracked(&m) {
             self.dispatch(m);
         }
         self.after_input();
@@ -477,6 +505,16 @@ impl RawNode {
                 MessageKind::Vote {
                     transfer: false, ..
                 } if self.in_lease() => return false,
+                // Raft thesis §4.2.3: "if a server receives a RequestVote request within the
+                // minimum election timeout of hearing from a current leader, it does not update
+                // its term or grant its vote". Applied here, with or without CheckQuorum, to a
+                // candidate outside our configuration: a server removed from the cluster that
+                // did not learn it times out and would otherwise depose leader after leader.
+                MessageKind::Vote { .. }
+                    if !self.membership().is_voter(m.from) && self.leader_recently_heard() =>
+                {
+                    return false;
+                }
                 // Raft thesis §9.6: a pre-vote never changes the receiver's term, and a granted
                 // pre-vote carries the term the pre-candidate has not moved to yet.
                 MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true } => {}
@@ -550,7 +588,17 @@ impl RawNode {
                 total,
                 data,
                 done,
-            } => self.handle_snapshot_chunk(m.from, (index, term), offset, total, &data, done),
+                membership,
+            } => {
+                let chunk = snapshot::Chunk {
+                    offset,
+                    total,
+                    data: &data,
+                    done,
+                    membership,
+                };
+                self.handle_snapshot_chunk(m.from, (index, term), chunk);
+            }
             MessageKind::SnapshotResponse { index, offset } => {
                 self.handle_snapshot_response(m.from, index, offset);
             }
@@ -691,8 +739,14 @@ impl RawNode {
             Some(snapshot.term),
             "the snapshot's term is its last entry's"
         );
+        assert_eq!(
+            snapshot.membership,
+            self.membership_at(snapshot.index),
+            "a snapshot carries the configuration at its index (Raft §7)"
+        );
         let to = Index(snapshot.index.0.saturating_sub(keep));
         self.log.compact(to);
+        self.compact_configs();
         self.snapshot = Some(snapshot);
         self.after_input();
     }

@@ -2,7 +2,6 @@
 //! one heartbeat round before it hands out its commit index.
 
 use super::{RawNode, Role};
-use crate::raft::quorum::majority;
 use crate::raft::read_only::ReadRequest;
 use crate::raft::types::{MessageKind, NodeId, ProposeError, ReadState};
 
@@ -46,12 +45,9 @@ impl RawNode {
     /// One round of empty AppendEntries at each follower's match index (which always succeeds)
     /// carrying the newest read sequence; a single-node cluster confirms at once.
     pub(super) fn start_read_round(&mut self) {
-        for i in 0..self.config.peers.len() {
-            let peer = self.config.peers[i];
-            if peer != self.config.id {
-                let at = self.probe_point(peer);
-                self.send_append_from(peer, at, at);
-            }
+        for peer in self.followers() {
+            let at = self.probe_point(peer);
+            self.send_append_from(peer, at, at);
         }
         self.confirm_reads();
     }
@@ -61,10 +57,13 @@ impl RawNode {
         let Role::Leader { progress } = &self.role else {
             return;
         };
-        let need = majority(self.config.peers.len());
+        let me = self.config.id;
+        let membership = self.configs.latest();
         let mut confirmed = Vec::new();
+        // Thesis §6.4 with §4.3: a quorum of each half of the configuration confirmed it.
         while let Some(read) = self.reads.pop_confirmed(|seq| {
-            1 + progress.values().filter(|p| p.read_ack >= seq).count() >= need
+            membership
+                .has_quorum(|id| id == me || progress.get(&id).is_some_and(|p| p.read_ack >= seq))
         }) {
             confirmed.push(read);
         }

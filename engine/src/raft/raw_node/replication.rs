@@ -57,6 +57,10 @@ impl RawNode {
             let moved = p.on_success(match_index);
             if moved {
                 self.maybe_commit();
+                // The commit may have removed this follower, or this leader (thesis §4.2.2).
+                if !self.is_tracked(peer) {
+                    return;
+                }
             }
             self.maybe_send_timeout_now(peer);
         } else {
@@ -91,6 +95,19 @@ impl RawNode {
             at_most.next()
         } else {
             hint.conflict_index
+        }
+    }
+
+    /// True if this node leads and replicates to `peer`.
+    pub(super) fn is_tracked(&self, peer: NodeId) -> bool {
+        matches!(&self.role, Role::Leader { progress } if progress.contains_key(&peer))
+    }
+
+    /// The members a leader replicates to, in id order (empty if not leading).
+    pub(super) fn followers(&self) -> Vec<NodeId> {
+        match &self.role {
+            Role::Leader { progress } => progress.keys().copied().collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -159,12 +176,35 @@ impl RawNode {
         let Role::Leader { progress } = &self.role else {
             return;
         };
-        // A reused buffer: this runs on every append response.
+        let me = self.config.id;
+        let stable = self.log.stable();
         let mut matches = std::mem::take(&mut self.match_scratch);
-        matches.clear();
-        matches.extend(progress.values().map(|p| p.match_index));
-        matches.push(self.log.stable());
-        let n = majority_index(&mut matches);
+        let removed_stays = self.removed_stays();
+        let membership = self.membership();
+        let plain = (!membership.is_joint() && membership.is_voter(me)) || removed_stays;
+        let n = if !plain {
+            // Thesis §4.3: while joint, stored on a majority of each half; §4.2.2: a leader
+            // outside its configuration does not count itself.
+            membership.committed_index(|id| {
+                if id == me {
+                    stable
+                } else {
+                    progress.get(&id).map_or(Index(0), |p| p.match_index)
+                }
+            })
+        } else {
+            // The plain case, on the hot path: a reused buffer, one value per voter.
+            matches.clear();
+            matches.extend(
+                membership
+                    .voters
+                    .iter()
+                    .filter(|&&v| v != me)
+                    .map(|v| progress.get(v).map_or(Index(0), |p| p.match_index)),
+            );
+            matches.push(stable);
+            majority_index(&mut matches)
+        };
         self.match_scratch = matches;
         if n <= self.log.commit() {
             return;
@@ -174,6 +214,7 @@ impl RawNode {
             let committed = self.bytes_between(self.log.commit(), n);
             self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(committed);
             self.log.commit_to(n);
+            self.after_commit_membership();
         }
         // Reads that waited for this term's first commit can now take the commit index.
         if own_term && self.reads.release_waiting(self.log.commit()) {
@@ -218,11 +259,7 @@ impl RawNode {
         let inflight_max = self.config.inflight_msgs_max;
         let inflight_bytes_max = self.config.inflight_bytes_max;
         let last = self.log.last_index();
-        for i in 0..self.config.peers.len() {
-            let peer = self.config.peers[i];
-            if peer == self.config.id {
-                continue;
-            }
+        for peer in self.followers() {
             let p = self.progress_mut(peer);
             if p.next_index <= last && p.can_send_within(inflight_max, inflight_bytes_max) {
                 self.send_append(peer);
@@ -242,11 +279,7 @@ impl RawNode {
         }
         let commit = self.log.commit();
         let offset = self.log.offset();
-        for i in 0..self.config.peers.len() {
-            let peer = self.config.peers[i];
-            if peer == self.config.id {
-                continue;
-            }
+        for peer in self.followers() {
             let p = self.progress_mut(peer);
             if p.commit_news(commit) && !p.snapshot_pending() && p.match_index >= offset {
                 let at = p.match_index;
@@ -261,11 +294,7 @@ impl RawNode {
     pub(super) fn broadcast_heartbeat(&mut self) {
         let inflight_max = self.config.inflight_msgs_max;
         let inflight_bytes_max = self.config.inflight_bytes_max;
-        for i in 0..self.config.peers.len() {
-            let peer = self.config.peers[i];
-            if peer == self.config.id {
-                continue;
-            }
+        for peer in self.followers() {
             let p = self.progress_mut(peer);
             p.on_heartbeat();
             if p.snapshot_pending() {

@@ -3,6 +3,7 @@
 //! offset; and assembling and installing one from the leader.
 
 use super::RawNode;
+use crate::raft::membership::Membership;
 use crate::raft::types::{Index, MessageKind, NodeId, Snapshot, SnapshotData, Term};
 
 /// A snapshot being received from the leader, chunk by chunk.
@@ -19,6 +20,15 @@ pub(super) struct Incoming {
     data: Vec<u8>,
 }
 
+/// One InstallSnapshot chunk's fields past the snapshot's index and term.
+pub(super) struct Chunk<'a> {
+    pub(super) offset: u64,
+    pub(super) total: u64,
+    pub(super) data: &'a SnapshotData,
+    pub(super) done: bool,
+    pub(super) membership: Membership,
+}
+
 impl RawNode {
     /// InstallSnapshot receiver (Raft §7, Figure 13), one chunk: the first (offset 0) starts
     /// the snapshot (rule 2), each next one is written at its offset (rule 3) and answered
@@ -26,16 +36,19 @@ impl RawNode {
     /// holds, or belongs to another snapshot or leader, is answered with the offset it does
     /// want (0: start over). The last one completes the snapshot, which [`Self::install`]
     /// takes. A snapshot this node already has (up to its commit index) is answered at once.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn handle_snapshot_chunk(
         &mut self,
         leader: NodeId,
         (index, term): (Index, Term),
-        offset: u64,
-        total: u64,
-        data: &SnapshotData,
-        done: bool,
+        chunk: Chunk<'_>,
     ) {
+        let Chunk {
+            offset,
+            total,
+            data,
+            done,
+            membership,
+        } = chunk;
         self.follow(leader);
         if index <= self.log.commit() {
             self.incoming = None;
@@ -82,6 +95,7 @@ impl RawNode {
             index,
             term,
             data: SnapshotData::from(incoming.data),
+            membership,
         };
         self.install(leader, snapshot);
     }
@@ -97,6 +111,7 @@ impl RawNode {
     fn install(&mut self, leader: NodeId, snapshot: Snapshot) {
         if snapshot.index > self.log.commit() {
             self.log.restore(snapshot.index, snapshot.term);
+            self.restore_configs(&snapshot.membership, snapshot.index);
             self.snapshot = Some(snapshot.clone());
             self.pending_snapshot = Some(snapshot);
         }
@@ -140,6 +155,7 @@ impl RawNode {
             total: total as u64,
             data: snapshot.data.slice(start..end),
             done: end == total,
+            membership: snapshot.membership.clone(),
         };
         self.send(peer, kind);
     }

@@ -30,7 +30,7 @@ impl RawNode {
         if target == self.config.id {
             return Err(TransferError::ToSelf);
         }
-        if self.config.peers.binary_search(&target).is_err() {
+        if !self.membership().is_voter(target) {
             return Err(TransferError::NotMember(target));
         }
         self.transfer = Some(Transfer { target, elapsed: 0 });
@@ -103,7 +103,8 @@ impl RawNode {
     /// candidate whose log is at least as up-to-date as the voter's (§5.4.1), once per term
     /// (§5.2), and those two rules alone give Election Safety and Leader Completeness (§5.4).
     pub(super) fn handle_timeout_now(&mut self) {
-        if !matches!(self.role, Role::Follower { .. }) {
+        // Only a voter campaigns (thesis §4.1): a learner or a removed server ignores it.
+        if !matches!(self.role, Role::Follower { .. }) || !self.is_voter() {
             return;
         }
         if planted!(self.config.bugs.transfer_same_term) {

@@ -1,0 +1,343 @@
+//! Membership changes (Raft thesis chapter 4): configurations as log entries, the latest one in
+//! force (§4.1), joint consensus (§4.3) with learners, the removed leader's step-down (§4.2.2).
+
+use super::{RawNode, Role};
+use crate::raft::membership::{ConfChange, ConfChangeError, Membership};
+use crate::raft::progress::Progress;
+use crate::raft::raft_log::RaftLog;
+use crate::raft::types::{Entry, EntryKind, Index, NodeId, Term};
+
+/// The configurations a node knows: the one in force at the start of its log, and every
+/// configuration entry in the log after it.
+///
+/// Invariant: `entries` are in increasing index order, each above `base_index`, each a
+/// `EntryKind::Config` entry of the log with that index and term.
+#[derive(Clone, Debug)]
+pub(super) struct Configs {
+    /// The configuration in force at `base_index` (a snapshot's, or the starting one).
+    base: Membership,
+    /// The index `base` is known at: the log's offset when it was set.
+    base_index: Index,
+    /// Configuration entries of the log, with their index and term.
+    entries: Vec<(Index, Term, Membership)>,
+}
+
+impl Configs {
+    /// The configurations of a log that follows a base configuration at `base_index`.
+    pub(super) fn recovered(base: Membership, base_index: Index, log: &[Entry]) -> Configs {
+        let mut configs = Configs {
+            base,
+            base_index,
+            entries: Vec::new(),
+        };
+        configs.add_entries(log);
+        configs
+    }
+
+    /// Records the configuration entries of `new`, appended after every known one.
+    pub(super) fn add_entries(&mut self, new: &[Entry]) {
+        for e in new {
+            if let EntryKind::Config(m) = &e.kind {
+                assert!(
+                    self.latest_index() < e.index,
+                    "configuration entries are added in log order"
+                );
+                self.entries.push((e.index, e.term, m.clone()));
+            }
+        }
+    }
+
+    /// The latest configuration (thesis §4.1: "a server always uses the latest configuration in
+    /// its log, regardless of whether the entry is committed").
+    pub(super) fn latest(&self) -> &Membership {
+        self.entries.last().map_or(&self.base, |(_, _, m)| m)
+    }
+
+    /// The index of the latest configuration entry (the base's index if the log holds none).
+    pub(super) fn latest_index(&self) -> Index {
+        self.entries.last().map_or(self.base_index, |(i, _, _)| *i)
+    }
+
+    /// The configuration in force at `index` (the latest entry at or below it).
+    pub(super) fn at(&self, index: Index) -> &Membership {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(i, _, _)| *i <= index)
+            .map_or(&self.base, |(_, _, m)| m)
+    }
+
+    /// Forgets the configuration entries the log no longer holds (thesis §4.1: when an entry
+    /// is truncated, the server falls back to the configuration before it).
+    pub(super) fn drop_truncated(&mut self, log: &RaftLog) {
+        self.entries
+            .retain(|(i, t, _)| *i <= log.offset() || log.term(*i) == Some(*t));
+    }
+
+    /// The log was compacted up to `offset`: entries at or below it fold into the base.
+    pub(super) fn compact(&mut self, offset: Index) {
+        if offset <= self.base_index {
+            return;
+        }
+        let keep = self.entries.partition_point(|(i, _, _)| *i <= offset);
+        if keep > 0 {
+            self.base = self.entries[keep - 1].2.clone();
+        }
+        self.entries.drain(..keep);
+        self.base_index = offset;
+    }
+
+    /// A snapshot replaced the log up to its index: its configuration is the base; entries
+    /// kept after it (a matching suffix) stay.
+    pub(super) fn restore(&mut self, base: Membership, index: Index) {
+        self.entries.retain(|(i, _, _)| *i > index);
+        self.base = base;
+        self.base_index = index;
+    }
+
+    /// Checks the invariant against the log.
+    pub(super) fn check(&self, log: &RaftLog) {
+        let mut last = self.base_index;
+        for (i, t, m) in &self.entries {
+            assert!(*i > last, "configuration entries in order");
+            last = *i;
+            if *i > log.offset() {
+                let e = log.entry(*i).expect("a configuration entry is in the log");
+                assert_eq!(e.term, *t, "configuration entry {i} has its term");
+                assert_eq!(
+                    e.kind,
+                    EntryKind::Config(m.clone()),
+                    "entry {i} is this config"
+                );
+            }
+            assert!(m.validate().is_ok(), "configuration {m} is well formed");
+        }
+    }
+}
+
+impl RawNode {
+    /// The configuration this node acts on: the latest in its log (thesis §4.1).
+    pub fn membership(&self) -> &Membership {
+        if planted!(self.config.bugs.config_from_committed) {
+            return self.configs.at(self.log.commit());
+        }
+        self.configs.latest()
+    }
+
+    /// The configuration in force at `index` (for a snapshot taken at that index, which must
+    /// carry it: Raft §7). `index` must not be below the log's offset.
+    pub fn membership_at(&self, index: Index) -> Membership {
+        assert!(
+            index >= self.log.offset(),
+            "configuration asked below the log's offset"
+        );
+        self.configs.at(index).clone()
+    }
+
+    /// The planted bug `removed_leader_stays`, once this leader is outside its configuration:
+    /// it counts itself in the quorum of the voters that removed it.
+    pub(super) fn removed_stays(&self) -> bool {
+        planted!(self.config.bugs.removed_leader_stays) && !self.is_voter()
+    }
+
+    /// True if this node votes in its configuration (either half while joint). Only a voter
+    /// campaigns: a learner, or a server removed or not yet added, waits for a leader.
+    pub fn is_voter(&self) -> bool {
+        self.membership().is_voter(self.config.id)
+    }
+
+    /// Asks the leader to change the configuration (thesis chapter 4): a learner joins or
+    /// leaves at once; a change of voters appends the joint configuration C_old,new (§4.3),
+    /// and the leader appends C_new itself once that commits. Returns the entry's index.
+    pub fn propose_conf_change(&mut self, change: ConfChange) -> Result<Index, ConfChangeError> {
+        assert!(!self.ready_pending, "conf change between ready and advance");
+        if !matches!(self.role, Role::Leader { .. }) {
+            return Err(ConfChangeError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        if self.transfer.is_some() {
+            return Err(ConfChangeError::Transferring);
+        }
+        let commit = self.log.commit();
+        // One change at a time (thesis §4.1: a leader starts a change only once the previous
+        // one committed; §4.3: a joint configuration is left before the next change), and none
+        // before this leader has committed an entry of its own term: the fix of the 2015
+        // single-server bug (Ongaro, raft-dev, "bug in single-server membership changes"),
+        // without which a change of the previous term, never committed, and this one can give
+        // two quorums that do not overlap.
+        let own_term_committed = self.log.term(commit) == Some(self.term);
+        let pending = self.configs.latest_index() > commit || self.configs.latest().is_joint();
+        if pending || !(own_term_committed || planted!(self.config.bugs.single_server_no_wait)) {
+            return Err(ConfChangeError::InProgress);
+        }
+        if let ConfChange::Promote(id) = change
+            && self.configs.latest().is_learner(id)
+            && self.progress_mut(id).match_index < commit
+        {
+            // etcd promotes only a learner that caught up, so the new voter does not stall
+            // commitment while it copies the log.
+            return Err(ConfChangeError::NotCaughtUp(id));
+        }
+        #[allow(unused_mut)]
+        let mut next = self.configs.latest().apply_change(change)?;
+        #[cfg(feature = "planted-bugs")]
+        if self.config.bugs.single_server_no_wait {
+            // The planted bug makes each voter change a single-server one, in one step.
+            next = Membership {
+                outgoing: Vec::new(),
+                ..next
+            };
+        }
+        let index = self.append_config(next);
+        self.broadcast_append();
+        self.after_input();
+        Ok(index)
+    }
+
+    /// Appends a configuration entry of this leader's term; it is in force at once (§4.1).
+    fn append_config(&mut self, next: Membership) -> Index {
+        let index = self.append_own(EntryKind::Config(next));
+        let entry = self.log.entry(index).expect("just appended").clone();
+        self.configs.add_entries(std::slice::from_ref(&entry));
+        self.sync_progress();
+        index
+    }
+
+    /// The leader replicates to every member of its latest configuration and to nobody else:
+    /// new members get a progress (probing from the leader's last entry, which they are sent
+    /// at once), removed ones lose it.
+    pub(super) fn sync_progress(&mut self) {
+        let members = self.membership().members();
+        let me = self.config.id;
+        let last = self.log.last_index().prev();
+        let Role::Leader { progress } = &mut self.role else {
+            return;
+        };
+        progress.retain(|id, _| members.binary_search(id).is_ok());
+        for &id in &members {
+            if id != me {
+                progress.entry(id).or_insert_with(|| Progress::new(last));
+            }
+        }
+        if self
+            .transfer
+            .is_some_and(|t| !progress.contains_key(&t.target))
+        {
+            self.transfer = None;
+        }
+    }
+
+    /// The leader, after its commit index moved: a committed joint configuration is left for
+    /// C_new (thesis §4.3: "once C_old,new has been committed, [...] the leader [creates] a log
+    /// entry describing C_new"); a committed configuration without this leader makes it step
+    /// down (§4.2.2: "the leader steps down [...] once the C_new entry is committed").
+    pub(super) fn after_commit_membership(&mut self) {
+        if !matches!(self.role, Role::Leader { .. }) {
+            return;
+        }
+        let commit = self.log.commit();
+        if self.configs.latest_index() > commit {
+            return;
+        }
+        let latest = self.configs.latest();
+        if latest.is_joint() {
+            let next = latest.leave_joint();
+            self.append_config(next);
+            self.broadcast_append();
+        } else if !latest.is_voter(self.config.id)
+            && !planted!(self.config.bugs.removed_leader_stays)
+        {
+            self.become_follower(self.term, None);
+        }
+    }
+
+    /// A follower's log changed at `first_new` and after (an append merged, or a snapshot):
+    /// forget truncated configurations and take the new ones (thesis §4.1).
+    pub(super) fn sync_configs_after_merge(&mut self, new: &[Entry]) {
+        self.configs.drop_truncated(&self.log);
+        let known = self.configs.latest_index();
+        let start = new.partition_point(|e| e.index <= known);
+        let fresh: Vec<Entry> = new[start..]
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::Config(_)))
+            .filter(|e| self.log.term(e.index) == Some(e.term))
+            .cloned()
+            .collect();
+        self.configs.add_entries(&fresh);
+    }
+
+    /// A snapshot replaced the log up to its index (Raft §7): its configuration is in force
+    /// there, and any configuration entry the log kept after it still follows it.
+    pub(super) fn restore_configs(&mut self, membership: &Membership, index: Index) {
+        let base = if membership.voters.is_empty() {
+            self.configs.at(index).clone()
+        } else {
+            membership.clone()
+        };
+        self.configs.restore(base, index);
+        self.configs.drop_truncated(&self.log);
+    }
+
+    /// The log was compacted to its offset.
+    pub(super) fn compact_configs(&mut self) {
+        self.configs.compact(self.log.offset());
+    }
+
+    /// The starting configuration, for a node without a snapshot.
+    pub(super) fn starting_membership(config: &crate::raft::types::Config) -> Membership {
+        if config.joining {
+            Membership::default()
+        } else {
+            Membership::with_voters(config.peers.clone())
+        }
+    }
+
+    /// True for a message only a leader's progress of `m.from` can take, from a server this
+    /// leader does not replicate to (removed, or never added): it is dropped.
+    pub(super) fn sender_untracked(&self, m: &crate::raft::types::Message) -> bool {
+        use crate::raft::types::MessageKind;
+        let Role::Leader { progress } = &self.role else {
+            return false;
+        };
+        let needs_progress = matches!(
+            m.kind,
+            MessageKind::AppendResponse { .. }
+                | MessageKind::SnapshotResponse { .. }
+                | MessageKind::Propose { .. }
+                | MessageKind::ReadIndex { .. }
+        );
+        needs_progress && !progress.contains_key(&m.from)
+    }
+
+    /// The membership checks of `check_invariants`.
+    pub(super) fn check_membership(&self) {
+        self.configs.check(&self.log);
+        let Role::Leader { progress } = &self.role else {
+            return;
+        };
+        let members = self.configs.latest().members();
+        let others: Vec<NodeId> = members
+            .into_iter()
+            .filter(|&id| id != self.config.id)
+            .collect();
+        let tracked: Vec<NodeId> = progress.keys().copied().collect();
+        assert_eq!(
+            tracked, others,
+            "the leader tracks exactly the other members"
+        );
+        let commit = self.log.commit();
+        let latest = self.configs.latest();
+        if self.configs.latest_index() <= commit && !planted!(self.config.bugs.removed_leader_stays)
+        {
+            assert!(
+                !latest.is_joint(),
+                "a committed joint configuration is left"
+            );
+            assert!(
+                latest.is_voter(self.config.id),
+                "a leader removed by a committed configuration stepped down"
+            );
+        }
+    }
+}
