@@ -8,7 +8,7 @@ use engine::raft::{
     ConfChange, Entry, HardState, Index, Membership, Message, MessageKind, NodeId, RawNode,
     RoleKind, Status, Term,
 };
-use engine::server::data_dir::{self, MemberIdentity};
+use engine::server::data_dir::{self, MemDataDir, MemberIdentity};
 use engine::server::{Client, CrashPoint, Env, KvClient, KvMachine, NodeConfig, Observer};
 use madsim::runtime::Handle;
 use rand::{Rng, SeedableRng};
@@ -20,7 +20,7 @@ use crate::check::{RaftSafety, Violation};
 use crate::observe;
 use crate::options::{Bug, SimConfig};
 use crate::trace::Fnv;
-use crate::world::{NodeClock, SimClock, SimDataDir, SimDisk, SimNet, Skew};
+use crate::world::{NodeClock, SimClock, SimDisk, SimNet, Skew};
 
 /// How a node is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -450,8 +450,8 @@ impl Cluster {
                 let clock = SimClock::current();
                 // Every start opens the data directory as `floe` does: its check, then (in
                 // `engine::server::run`) the log's recovery and tail repair.
-                let mut dir = SimDataDir {
-                    node: id.0,
+                let mut dir = MemDataDir {
+                    name: format!("n{}'s data dir", id.0),
                     meta,
                     log: disk.clone(),
                 };
@@ -461,17 +461,8 @@ impl Cluster {
                     name: format!("n{}", id.0),
                 };
                 if let Err(e) = data_dir::check(&mut dir, &who, "new").await {
-                    let v = Violation::new(
-                        "a restart passes floe's data-directory check",
-                        observe::node(id),
-                        Default::default(),
-                        Default::default(),
-                        e.to_string(),
-                    );
-                    shared
-                        .lock()
-                        .expect("shared lock poisoned")
-                        .record(Err(v), clock.now_ms());
+                    let rule = "a restart passes floe's data-directory check";
+                    node_violation(&shared, id, rule, e.to_string(), clock.now_ms());
                     return;
                 }
                 let node_clock = NodeClock::boot(clock.clone(), skew);
@@ -505,17 +496,8 @@ impl Cluster {
                 let result =
                     engine::server::run(node_config, env, machine, requests, observer).await;
                 if let Err(e) = result {
-                    let v = Violation::new(
-                        "node loop keeps running",
-                        observe::node(id),
-                        Default::default(),
-                        Default::default(),
-                        e.to_string(),
-                    );
-                    shared
-                        .lock()
-                        .expect("shared lock poisoned")
-                        .record(Err(v), clock.now_ms());
+                    let rule = "node loop keeps running";
+                    node_violation(&shared, id, rule, e.to_string(), clock.now_ms());
                 }
             }
         };
@@ -798,6 +780,27 @@ impl Cluster {
         self.handle.resume(self.madsim_ids[slot]);
         self.note_fault(4, id);
     }
+}
+
+/// Records a violation of `rule` by node `id` (no term or index to name).
+fn node_violation(
+    shared: &Mutex<Shared>,
+    id: NodeId,
+    rule: &'static str,
+    detail: String,
+    now_ms: u64,
+) {
+    let v = Violation::new(
+        rule,
+        observe::node(id),
+        Default::default(),
+        Default::default(),
+        detail,
+    );
+    shared
+        .lock()
+        .expect("shared lock poisoned")
+        .record(Err(v), now_ms);
 }
 
 /// A borrowed handle on the shared random stream.

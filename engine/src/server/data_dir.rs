@@ -11,7 +11,7 @@
 
 use std::future::Future;
 
-use crate::log::{Disk, Wal, intact_record_after};
+use crate::log::{Disk, MemDisk, Wal, intact_record_after};
 
 /// Who a data directory must belong to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +45,40 @@ pub trait DataDir {
     fn write_meta(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>>;
     /// The log's bytes as they would be read back at start, if the log exists.
     fn read_log(&self) -> std::io::Result<Option<Vec<u8>>>;
+}
+
+/// A data directory in memory: a meta record file and a log file, each a [`MemDisk`] (an empty
+/// one is a missing file). The simulator's (its files outlive a node's lives) and the tests'.
+#[derive(Clone, Debug)]
+pub struct MemDataDir {
+    /// Where it is, for messages.
+    pub name: String,
+    /// The meta record's file.
+    pub meta: MemDisk,
+    /// The log's file.
+    pub log: MemDisk,
+}
+
+impl DataDir for MemDataDir {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn read_meta(&self) -> std::io::Result<Option<Vec<u8>>> {
+        let bytes = self.meta.read_all()?;
+        Ok((!bytes.is_empty()).then_some(bytes))
+    }
+
+    /// A [`MemDisk`] rewrite is atomic and durable, as the production temp file, fsync, rename
+    /// and directory fsync are.
+    async fn write_meta(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.meta.rewrite(bytes).await
+    }
+
+    fn read_log(&self) -> std::io::Result<Option<Vec<u8>>> {
+        let bytes = self.log.read_all()?;
+        Ok((!bytes.is_empty()).then_some(bytes))
+    }
 }
 
 /// What `check` found wrong; its text is what `floe` prints before it exits.
@@ -150,30 +184,8 @@ impl Disk for Inspect {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::{MemDisk, now};
+    use crate::log::now;
     use crate::raft::{Entry, EntryKind, HardState, Index, NodeId, Term};
-
-    struct TestDir {
-        meta: MemDisk,
-        log: MemDisk,
-    }
-
-    impl DataDir for TestDir {
-        fn describe(&self) -> String {
-            "test dir".into()
-        }
-        fn read_meta(&self) -> std::io::Result<Option<Vec<u8>>> {
-            let bytes = self.meta.read_all()?;
-            Ok((!bytes.is_empty()).then_some(bytes))
-        }
-        async fn write_meta(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-            self.meta.rewrite(bytes).await
-        }
-        fn read_log(&self) -> std::io::Result<Option<Vec<u8>>> {
-            let bytes = self.log.read_all()?;
-            Ok((!bytes.is_empty()).then_some(bytes))
-        }
-    }
 
     fn who(member: &str) -> MemberIdentity {
         MemberIdentity {
@@ -183,8 +195,9 @@ mod tests {
         }
     }
 
-    fn empty() -> TestDir {
-        TestDir {
+    fn empty() -> MemDataDir {
+        MemDataDir {
+            name: "test dir".into(),
             meta: MemDisk::new(),
             log: MemDisk::new(),
         }
@@ -250,7 +263,8 @@ mod tests {
         now(check(&mut dir, &who("a"), "new")).expect("first start");
         write_log(&dir.log, 4);
         // A torn last write: the last record's final byte flipped.
-        let torn = TestDir {
+        let torn = MemDataDir {
+            name: "torn".into(),
             meta: dir.meta.clone(),
             log: MemDisk::with_durable(dir.log.durable_bytes()),
         };

@@ -308,15 +308,12 @@ fn params_of(
             value,
             expire_at_ms,
         }) => {
-            if *dir {
-                params.push(("dir", "true".into()));
+            let what = if *dir {
+                ("dir", "true".into())
             } else {
-                params.push(("value", value.clone()));
-            }
-            if expire_at_ms.is_some() {
-                params.push(("ttl", String::new()));
-            }
-            params.push(("prevExist", "false".into()));
+                ("value", value.clone())
+            };
+            prev_exist_params(&mut params, what, expire_at_ms.is_some(), false);
             (Method::PUT, keys(key))
         }
         Some(Command::Update {
@@ -325,17 +322,14 @@ fn params_of(
             expire_at_ms,
             refresh,
         }) => {
-            if *refresh {
-                params.push(("refresh", "true".into()));
+            let what = if *refresh {
+                ("refresh", "true".into())
             } else if kind == OpKind::UpdateDirTtl {
-                params.push(("dir", "true".into()));
+                ("dir", "true".into())
             } else {
-                params.push(("value", value.clone()));
-            }
-            if expire_at_ms.is_some() {
-                params.push(("ttl", String::new()));
-            }
-            params.push(("prevExist", "true".into()));
+                ("value", value.clone())
+            };
+            prev_exist_params(&mut params, what, expire_at_ms.is_some(), true);
             (Method::PUT, keys(key))
         }
         Some(Command::CompareAndSwap {
@@ -380,6 +374,21 @@ fn params_of(
         Some(Command::Expire { .. }) => unreachable!("clients never send expiries"),
     };
     (method, path, params)
+}
+
+/// A PUT with `prevExist`: what it writes (`value=`, `dir=true` or `refresh=true`), a `ttl` to
+/// fill in if it has one, and the condition.
+fn prev_exist_params(
+    params: &mut Vec<(&'static str, String)>,
+    what: (&'static str, String),
+    ttl: bool,
+    prev_exist: bool,
+) {
+    params.push(what);
+    if ttl {
+        params.push(("ttl", String::new()));
+    }
+    params.push(("prevExist", prev_exist.to_string()));
 }
 
 /// The request a client sends for `kind` (a single write, a read or a watch), with its

@@ -81,37 +81,3 @@ impl Disk for SimDisk {
         self.mem.install_staged(staged, tail).await
     }
 }
-
-/// One node's data directory as `floe`'s start-up check sees it
-/// (`engine::server::data_dir`): a meta record and the log, both harness-owned simulated
-/// files that outlive the node's lives.
-pub struct SimDataDir {
-    /// The node, for messages.
-    pub node: u64,
-    /// The meta record's file (empty: none yet).
-    pub meta: MemDisk,
-    /// The log's file (empty: no log yet).
-    pub log: MemDisk,
-}
-
-impl engine::server::data_dir::DataDir for SimDataDir {
-    fn describe(&self) -> String {
-        format!("n{}'s data dir", self.node)
-    }
-
-    fn read_meta(&self) -> std::io::Result<Option<Vec<u8>>> {
-        let bytes = self.meta.read_all()?;
-        Ok((!bytes.is_empty()).then_some(bytes))
-    }
-
-    /// The simulated disk's rewrite is atomic and durable, as the production temp file, fsync,
-    /// rename and directory fsync are.
-    async fn write_meta(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.meta.rewrite(bytes).await
-    }
-
-    fn read_log(&self) -> std::io::Result<Option<Vec<u8>>> {
-        let bytes = self.log.read_all()?;
-        Ok((!bytes.is_empty()).then_some(bytes))
-    }
-}
