@@ -50,15 +50,17 @@ impl RawNode {
         Ok(())
     }
 
-    /// The follower a transfer should go to: the one whose log matches the leader's furthest
-    /// (the lowest id among equals), so the handover waits least. `None` if not leading or
-    /// alone.
+    /// The follower a transfer should go to: the voter (of the configuration being moved to,
+    /// thesis §4.3) whose log matches the leader's furthest (the lowest id among equals), so the
+    /// handover waits least; learners cannot lead. `None` if not leading or alone.
     pub fn most_up_to_date_follower(&self) -> Option<NodeId> {
         let Role::Leader { progress } = &self.role else {
             return None;
         };
+        let voters = &self.membership().voters;
         progress
             .iter()
+            .filter(|(id, _)| voters.binary_search(id).is_ok())
             .max_by_key(|(id, p)| (p.match_index, std::cmp::Reverse(**id)))
             .map(|(id, _)| *id)
     }
