@@ -65,6 +65,7 @@ pub fn label(call: &Call) -> String {
             if *sorted { " sorted" } else { "" },
             if *quorum { " (quorum)" } else { "" }
         ),
+        Call::Rmdir { key } => format!("rmdir {key}"),
         Call::Refresh { key, expire_at_us } => {
             format!("refresh {key}{}", until(*expire_at_us))
         }

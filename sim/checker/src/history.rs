@@ -96,6 +96,11 @@ pub enum Call {
         /// The new deadline, on the history's clock.
         expire_at_us: Option<u64>,
     },
+    /// DELETE `dir=true` (not recursive): removes an empty directory.
+    Rmdir {
+        /// The directory.
+        key: String,
+    },
     /// GET `recursive=true` of a directory (`sorted=true`: each directory's children in key
     /// order). `quorum` listings are linearizable and judged against every key under it.
     List {
@@ -151,6 +156,7 @@ impl Call {
             | Call::Mkdir { key, .. }
             | Call::UpdateDir { key, .. }
             | Call::List { key, .. }
+            | Call::Rmdir { key }
             | Call::Watch { key, .. } => key,
             Call::CreateInOrder { dir, .. } => dir,
             Call::Lock { name, .. } => name,

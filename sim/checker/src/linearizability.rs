@@ -3,7 +3,8 @@
 //!
 //! **Judged:** quorum `Get`, `Set`, `Create`, `Update`, `Cas`, `Cad`, `Delete`,
 //! `DeleteRecursive`, `Refresh` (the value stays, the index and deadline move), `Mkdir` and
-//! `UpdateDir` (a directory is a node whose value is a marker no file has), quorum `List` (a
+//! `UpdateDir` and `Rmdir` (a directory is a node whose value is a marker no file has; the
+//! directory drawn holds no children), quorum `List` (a
 //! recursive listing reads every key of the partition under its directory at once: each listed
 //! with its value and index, each unlisted absent). **Not judged:** `Get { quorum: false }` (stale reads are allowed), `Watch`
 //! and `Lock` (their own checkers), and `CreateInOrder` (each creates a fresh key no other
@@ -292,7 +293,8 @@ fn is_judged(op: &Op) -> bool {
         | Call::DeleteRecursive { .. }
         | Call::Refresh { .. }
         | Call::Mkdir { .. }
-        | Call::UpdateDir { .. } => true,
+        | Call::UpdateDir { .. }
+        | Call::Rmdir { .. } => true,
         Call::CreateInOrder { .. } | Call::Watch { .. } | Call::Lock { .. } => false,
     };
     judged_call && op.ret != Ret::Fail
@@ -1032,6 +1034,20 @@ mod tests {
             op(2, (2_000, 2_010), mkdir(3_000), wrote("create", 6)),
         ];
         assert_eq!(verdict(&ops), Verdict::Linearizable);
+        // Removed (rmdir), it is absent: a second rmdir finds nothing, a create succeeds.
+        let rmdir = Call::Rmdir { key: "/t".into() };
+        let ops = [
+            op(1, (0, 10), mkdir(9_000), wrote("create", 4)),
+            op(2, (20, 30), rmdir.clone(), wrote("delete", 5)),
+            op(3, (40, 50), rmdir.clone(), err(100)),
+            op(4, (60, 70), mkdir(9_000), wrote("create", 6)),
+        ];
+        assert_eq!(verdict(&ops), Verdict::Linearizable);
+        let ops = [
+            op(1, (0, 10), mkdir(9_000), wrote("create", 4)),
+            op(2, (20, 30), rmdir, err(100)),
+        ];
+        assert_eq!(verdict(&ops), Verdict::NotLinearizable);
         // Its TTL moved to 5,000: it cannot be gone at 2,000.
         let ops = [
             op(1, (0, 10), mkdir(1_000), wrote("create", 4)),

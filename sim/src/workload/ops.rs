@@ -63,6 +63,8 @@ pub enum OpKind {
     MkdirTtl,
     /// PUT `/t?dir=true&ttl=1-3&prevExist=true`: moves the directory's TTL.
     UpdateDirTtl,
+    /// DELETE `/t?dir=true`: removes the (empty) TTL directory.
+    Rmdir,
     /// GET `/d?recursive=true&sorted=true&quorum=true`: a sorted recursive listing, read at
     /// once through ReadIndex.
     List,
@@ -74,7 +76,7 @@ pub enum OpKind {
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 21] = [
+    pub const ALL: [OpKind; 22] = [
         OpKind::Get,
         OpKind::QuorumGet,
         OpKind::Set,
@@ -96,6 +98,7 @@ impl OpKind {
         OpKind::UpdateDirTtl,
         OpKind::List,
         OpKind::Leader,
+        OpKind::Rmdir,
     ];
 
     /// Draws a kind: `reads_percent` reads (half local, half quorum), `watch_percent` watches,
@@ -105,7 +108,7 @@ impl OpKind {
         if roll < reads_percent {
             return [OpKind::Get, OpKind::QuorumGet, OpKind::List][rng.gen_range(0..3)];
         }
-        const WRITES: [OpKind; 16] = [
+        const WRITES: [OpKind; 17] = [
             OpKind::Set,
             OpKind::Set,
             OpKind::TtlSet,
@@ -122,6 +125,7 @@ impl OpKind {
             OpKind::Refresh,
             OpKind::MkdirTtl,
             OpKind::UpdateDirTtl,
+            OpKind::Rmdir,
         ];
         if roll < reads_percent + watch_percent {
             return match rng.gen_range(0..4) {
@@ -171,6 +175,29 @@ fn earliest_deadline(cluster: &Cluster, ttl_s: u64) -> u64 {
     earliest + 1000 * ttl_s
 }
 
+/// The command of an operation on the TTL directory (`expire_at_ms`: its TTL's deadline).
+fn ttl_dir_command(kind: OpKind, expire_at_ms: u64) -> Command {
+    match kind {
+        OpKind::MkdirTtl => Command::Create {
+            key: TTL_DIR.into(),
+            dir: true,
+            value: String::new(),
+            expire_at_ms: Some(expire_at_ms),
+        },
+        OpKind::Rmdir => Command::Delete {
+            key: TTL_DIR.into(),
+            dir: true,
+            recursive: false,
+        },
+        _ => Command::Update {
+            key: TTL_DIR.into(),
+            value: String::new(),
+            expire_at_ms: Some(expire_at_ms),
+            refresh: false,
+        },
+    }
+}
+
 fn command(
     cluster: &Cluster,
     state: &ClientState,
@@ -202,18 +229,9 @@ fn command(
             expire_at_ms: Some(earliest_deadline(cluster, ttl_s)),
             refresh: true,
         },
-        OpKind::MkdirTtl => Command::Create {
-            key: TTL_DIR.into(),
-            dir: true,
-            value: String::new(),
-            expire_at_ms: Some(earliest_deadline(cluster, ttl_s)),
-        },
-        OpKind::UpdateDirTtl => Command::Update {
-            key: TTL_DIR.into(),
-            value: String::new(),
-            expire_at_ms: Some(earliest_deadline(cluster, ttl_s)),
-            refresh: false,
-        },
+        OpKind::MkdirTtl | OpKind::Rmdir | OpKind::UpdateDirTtl => {
+            ttl_dir_command(kind, earliest_deadline(cluster, ttl_s))
+        }
         OpKind::Create => Command::Create {
             key: key.into(),
             dir: false,
@@ -361,9 +379,15 @@ fn params_of(
             }
             (Method::DELETE, keys(key))
         }
-        Some(Command::Delete { key, recursive, .. }) => {
+        Some(Command::Delete {
+            key,
+            dir,
+            recursive,
+        }) => {
             if *recursive {
                 params.push(("recursive", "true".into()));
+            } else if *dir {
+                params.push(("dir", "true".into()));
             }
             (Method::DELETE, keys(key))
         }
@@ -892,6 +916,7 @@ fn write_call(kind: OpKind, command: &Command, plan: &ClockPlan) -> Call {
             recursive: true,
             ..
         } => Call::DeleteRecursive { key },
+        Command::Delete { key, dir: true, .. } => Call::Rmdir { key },
         Command::Delete { key, .. } => Call::Delete { key },
         Command::CreateInOrder { dir_key, value, .. } => Call::CreateInOrder {
             dir: dir_key,
@@ -1211,7 +1236,10 @@ fn remember(state: &mut ClientState, kind: OpKind, key: &'static str, outcome: &
         return;
     };
     // Operations on the TTL directory say nothing about the drawn key.
-    let on_key = !matches!(kind, OpKind::MkdirTtl | OpKind::UpdateDirTtl | OpKind::List);
+    let on_key = !matches!(
+        kind,
+        OpKind::MkdirTtl | OpKind::UpdateDirTtl | OpKind::Rmdir | OpKind::List
+    );
     if let Some(index) = modified_index
         && on_key
         && kind != OpKind::Watch

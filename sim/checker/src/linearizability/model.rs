@@ -692,6 +692,9 @@ fn write_shape<'a>(call: &'a Call, names: &mut Names<'a>, dir: bool) -> Option<S
             };
             shape(Guard::Absent, effect, "create", &[105])
         }
+        // The directory holds nothing (only `mkdir` and `rmdir` name it), so error 108 (not
+        // empty) never constrains; 100 says it was absent.
+        Call::Rmdir { .. } => shape(Guard::Present, Effect::Remove, "delete", &[100]),
         Call::UpdateDir { expire_at_us, .. } => {
             let effect = Effect::Put {
                 value: names.value(DIR_MARKER),
