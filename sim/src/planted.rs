@@ -179,7 +179,11 @@ pub fn render(
     let _ = writeln!(out, "|---|---|---:|---:|---|");
     for row in rows {
         let (first, rule) = match &row.first {
-            Some((seed, rule)) => (seed.to_string(), rule.clone()),
+            // A panic's message can span lines; a table cell cannot.
+            Some((seed, rule)) => (
+                seed.to_string(),
+                rule.split_whitespace().collect::<Vec<_>>().join(" "),
+            ),
             None => (format!("not in {max_seeds}"), "-".into()),
         };
         let _ = writeln!(
