@@ -23,8 +23,10 @@ def table(rows):
     print("|---|---|---|---|---|---|---|")
     groups = [
         ("all", lambda c: True),
-        ("neither PreVote nor CheckQuorum", lambda c: not c["pre_vote"] and not c["check_quorum"]),
-        ("PreVote or CheckQuorum", lambda c: c["pre_vote"] or c["check_quorum"]),
+        ("neither PreVote nor CheckQuorum",
+         lambda c: not c["settings"]["pre_vote"] and not c["settings"]["check_quorum"]),
+        ("PreVote or CheckQuorum",
+         lambda c: c["settings"]["pre_vote"] or c["settings"]["check_quorum"]),
     ]
     for label, keep in groups:
         picked = [r for r in rows if keep(r["config"])]
@@ -34,7 +36,8 @@ def table(rows):
             ms, rel, seeds = [], [], 0
             for r in picked:
                 c = r["config"]
-                election_ms = c["election_ticks"][0] * c["tick_ms"]
+                # The node's settings: its election timeout's lower bound, in ms.
+                election_ms = c["settings"]["election_ticks"] * c["settings"]["tick_ms"]
                 gaps = r["handovers"][field]
                 seeds += bool(gaps)
                 ms += [us / 1000 for us in gaps]
