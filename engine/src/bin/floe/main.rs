@@ -436,7 +436,7 @@ async fn check_data_dir(
             }
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
-            std::fs::write(&meta_path, &meta)
+            engine::net::write_atomic(&meta_path, meta.as_bytes())
                 .map_err(|e| format!("cannot write {}: {e}", meta_path.display()))?;
         }
     }
