@@ -109,11 +109,16 @@ pub enum Bug {
     /// one (thesis §3.10 starts a new election): it votes twice in a term, two leaders can share
     /// one.
     TransferSameTerm,
+    /// The log cuts any damage as a torn tail and the node votes with what is left: it can
+    /// forget entries it acknowledged and the vote it cast.
+    TruncateOnCorruption,
+    /// The log decodes records without checking their CRC: bits flipped at rest are applied.
+    IgnoreChecksum,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 17] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -129,6 +134,8 @@ impl Bug {
         Bug::ChunkAnyOffset,
         Bug::ReadCtxReuse,
         Bug::TransferSameTerm,
+        Bug::TruncateOnCorruption,
+        Bug::IgnoreChecksum,
     ];
 
     /// The name used on the command line.
@@ -149,6 +156,8 @@ impl Bug {
             Bug::ChunkAnyOffset => "chunk-any-offset",
             Bug::ReadCtxReuse => "read-ctx-reuse",
             Bug::TransferSameTerm => "transfer-same-term",
+            Bug::TruncateOnCorruption => "truncate-on-corruption",
+            Bug::IgnoreChecksum => "ignore-checksum",
         }
     }
 
@@ -169,6 +178,8 @@ impl Bug {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),
                 forward_early: bug == Some(Bug::ForwardEarly),
                 read_ctx_reuse: bug == Some(Bug::ReadCtxReuse),
+                truncate_on_corruption: bug == Some(Bug::TruncateOnCorruption),
+                ignore_checksum: bug == Some(Bug::IgnoreChecksum),
             },
             kv: engine::server::KvBugs {
                 watch_skip: bug == Some(Bug::WatchSkip),
@@ -307,7 +318,9 @@ impl SimConfig {
             tail_max_ms: max_ms + rng.gen_range(0..=200),
         };
         let mut faults = Vec::new();
-        for kind in (FaultKind::ALL.into_iter()).filter(|k| !k.is_clock() && !k.is_aimed()) {
+        for kind in
+            (FaultKind::ALL.into_iter()).filter(|k| !k.is_clock() && !k.is_aimed() && !k.is_disk())
+        {
             // Swarm testing: each run enables a random subset of faults with random weights.
             // (Leadership transfers are drawn below, from the flags' stream.)
             if kind != FaultKind::TransferLeader && rng.gen_bool(0.7) {
@@ -367,6 +380,8 @@ impl SimConfig {
                 config.faults.push((kind, clocks.gen_range(1..=5)));
             }
         }
+        // Disk faults (`FaultKind::is_disk`) are not drawn in ordinary seeds yet: scenarios
+        // name them. Some seeds with them on do not finish (an open issue, see the README).
         // Aimed faults, from a stream of their own.
         let mut aimed = ChaCha8Rng::seed_from_u64(seed ^ 0x4149_4d45_4400_0000);
         for kind in FaultKind::ALL.into_iter().filter(|k| k.is_aimed()) {

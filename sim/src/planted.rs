@@ -137,6 +137,10 @@ fn what(bug: Bug) -> &'static str {
         Bug::TransferSameTerm => {
             "a leadership transfer's target campaigns in the old leader's term, voting twice in it"
         }
+        Bug::TruncateOnCorruption => {
+            "a damaged log is cut as a torn tail and the node votes with what is left"
+        }
+        Bug::IgnoreChecksum => "the log reads records without checking their CRC",
     }
 }
 

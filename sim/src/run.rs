@@ -189,6 +189,7 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
             .max(1);
         cluster.clock.sleep_ms(step_ms).await;
         churn.step(cluster);
+        cluster.reap_exited();
         let now = cluster.clock.now_ms();
         aimed.step(cluster, now);
         // Restarts aimed at reads disturb the majority as leader churn does.

@@ -17,6 +17,7 @@ pub use disk::Disk;
 pub use mem::MemDisk;
 pub use record::{
     CutReason, RECORD_BYTES_MAX, SNAPSHOT_BYTES_MAX, WAL_FORMAT, intact_record_after,
+    record_offsets,
 };
 pub use wal::{Damage, LogError, OpenOptions, Recovered, Wal};
 

@@ -239,6 +239,18 @@ pub fn intact_record_after(bytes: &[u8], from: usize) -> Option<usize> {
     })
 }
 
+/// Where each record of the intact prefix of `bytes` starts (the header's included), in order.
+/// The simulator's at-rest corruption uses it to find the last record's length field.
+pub fn record_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut offsets = Vec::new();
+    let mut at = 0;
+    while let Ok((_, len)) = decode_record(&bytes[at..]) {
+        offsets.push(at);
+        at += len;
+    }
+    offsets
+}
+
 /// The intact records that start after `from`, found by trying every offset (a record's own
 /// length then skips it), each with the offset just past it: what a damaged log still holds
 /// after its first bad record.

@@ -32,6 +32,10 @@ impl RawNode {
     /// The body of [`RawNode::check_invariants`].
     pub(super) fn check_state(&self) {
         self.log.check_invariants();
+        assert!(
+            self.recovering.is_none() || matches!(self.role, Role::Follower { .. }),
+            "a recovering node neither campaigns nor leads"
+        );
         if matches!(self.role, Role::Leader { .. }) {
             assert_eq!(
                 self.uncommitted_bytes,

@@ -26,6 +26,7 @@ mod election;
 mod follower;
 mod invariants;
 mod reads;
+mod recovering;
 mod replication;
 mod snapshot;
 mod transfer;
@@ -200,6 +201,9 @@ pub struct RawNode {
     incoming: Option<snapshot::Incoming>,
     /// Leader only: the leadership transfer in progress (thesis §3.10).
     transfer: Option<transfer::Transfer>,
+    /// Set while the log cannot vouch for what it acknowledged: no vote, no campaign until
+    /// caught up past this index and term (see `recovering`).
+    recovering: Option<(Index, Term)>,
 }
 
 impl RawNode {
@@ -262,6 +266,7 @@ impl RawNode {
             pending_snapshot: None,
             incoming: None,
             transfer: None,
+            recovering: None,
         };
         node.reset_election_timer();
         Ok(node)
@@ -361,7 +366,8 @@ impl RawNode {
     /// Starts an election now (Raft §5.2), whatever the timer says; with `pre_vote`, a
     /// pre-election (Raft thesis §9.6). A leader ignores it.
     pub fn campaign(&mut self) {
-        if matches!(self.role, Role::Leader { .. }) {
+        // A recovering node may not campaign (`recovering`, rule 1).
+        if matches!(self.role, Role::Leader { .. }) || !self.may_vote() {
             return;
         }
         if self.config.pre_vote {

@@ -103,7 +103,8 @@ impl RawNode {
     /// candidate whose log is at least as up-to-date as the voter's (§5.4.1), once per term
     /// (§5.2), and those two rules alone give Election Safety and Leader Completeness (§5.4).
     pub(super) fn handle_timeout_now(&mut self) {
-        if !matches!(self.role, Role::Follower { .. }) {
+        // A recovering node may not campaign (`recovering`, rule 1).
+        if !matches!(self.role, Role::Follower { .. }) || !self.may_vote() {
             return;
         }
         if planted!(self.config.bugs.transfer_same_term) {
