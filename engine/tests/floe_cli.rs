@@ -224,9 +224,9 @@ fn writes_survive_compaction_and_restart() {
     drop(node); // SIGKILL
     let wal = std::fs::read(data.join("wal")).expect("the log file");
     assert_eq!(
-        wal.get(8),
-        Some(&4),
-        "the log starts with a snapshot record (kind 4: with its configuration)"
+        (wal.get(8), wal.get(21 + 8)),
+        (Some(&4), Some(&3)),
+        "the log starts with its format header, then a snapshot record"
     );
     let _node = start(&args);
     wait_ready(25461);

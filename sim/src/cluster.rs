@@ -20,7 +20,7 @@ use crate::check::{RaftSafety, Violation};
 use crate::observe;
 use crate::options::{Bug, SimConfig};
 use crate::trace::Fnv;
-use crate::world::{NodeClock, SimClock, SimDisk, SimNet, Skew};
+use crate::world::{DiskFaults, NodeClock, SimClock, SimDisk, SimNet, Skew};
 
 /// How a node is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +86,15 @@ pub struct Shared {
     /// Per node: its current life was started by `restart-after-read` (so its own first read is
     /// left alone: it is the one an old answer may be taken for).
     pub aimed_restart: Vec<bool>,
+    /// Per node: its loop ended on a disk error an injected fault caused (the supervisor
+    /// reaps it as a crash).
+    pub exited: Vec<bool>,
+    /// Per node: its disk was damaged at rest and it has not caught up since (what keeps the
+    /// damage to a minority of nodes at once).
+    pub damaged: Vec<bool>,
+    /// Nodes stopped by a disk fault, and when they are restarted (as by a process
+    /// supervisor).
+    pub disk_restarts: Vec<(NodeId, u64)>,
     /// Time without a leader after transfers and leader crashes.
     pub handovers: crate::handover::Handovers,
     /// Aimed crashes armed: the moment, and until when (ms) the next node to reach it is taken.
@@ -200,6 +209,8 @@ pub struct Cluster {
     disks: Vec<MemDisk>,
     /// Each node's meta record file (`engine::server::data_dir`).
     metas: Vec<MemDisk>,
+    /// Each disk's running faults, kept across its node's restarts.
+    disk_faults: Vec<DiskFaults>,
     /// Each machine's clock error, kept across its node's restarts.
     skews: Vec<Skew>,
     handle: Handle,
@@ -285,6 +296,9 @@ impl Observer for SimObserver {
             if s.memberships[slot].as_ref() != Some(raw.membership()) {
                 s.memberships[slot] = Some(raw.membership().clone());
             }
+            // A damaged node counts as damaged until it caught up (or, with a planted bug that
+            // ignores damage, as soon as it runs).
+            s.damaged[slot] = raw.recovering().is_some();
             s.note_role(now_us, id.0, role_name(status.role), status.term.0);
         });
     }
@@ -363,6 +377,9 @@ impl Cluster {
             aimed_restart: vec![false; n],
             aimed_points: Vec::new(),
             halted: Vec::new(),
+            exited: vec![false; n],
+            damaged: vec![false; n],
+            disk_restarts: Vec::new(),
             handovers: Default::default(),
         }));
         net.set_wire_bugs(Bug::switches(config.bug).wire);
@@ -413,6 +430,7 @@ impl Cluster {
             shared,
             disks,
             metas,
+            disk_faults: (0..n).map(|_| DiskFaults::default()).collect(),
             skews,
             handle,
             madsim_ids: Vec::new(),
@@ -435,6 +453,7 @@ impl Cluster {
             self.metas[slot].clone(),
             self.skews[slot].clone(),
         );
+        let faults = self.disk_faults[slot].clone();
         let init = move || {
             let (config, net, shared, disk, meta) = (
                 config.clone(),
@@ -443,6 +462,8 @@ impl Cluster {
                 disk.clone(),
                 meta.clone(),
             );
+            let faults = faults.clone();
+            faults.restarted();
             let peers = peers.clone();
             let skew = skew.clone();
             async move {
@@ -460,7 +481,7 @@ impl Cluster {
                     member: format!("{:x}", id.0),
                     name: format!("n{}", id.0),
                 };
-                if let Err(e) = data_dir::check(&mut dir, &who, "new").await {
+                if let Err(e) = data_dir::check(&mut dir, &who, "new", true).await {
                     let rule = "a restart passes floe's data-directory check";
                     node_violation(&shared, id, rule, e.to_string(), clock.now_ms());
                     return;
@@ -485,7 +506,7 @@ impl Cluster {
                 let env = Env {
                     clock: node_clock.clone(),
                     net: net.node_on(id, node_clock),
-                    disk: SimDisk::new(disk, clock.clone(), sync_ms),
+                    disk: SimDisk::new(disk, clock.clone(), sync_ms, faults.clone()),
                 };
                 let observer = SimObserver {
                     id,
@@ -495,7 +516,14 @@ impl Cluster {
                 };
                 let result =
                     engine::server::run(node_config, env, machine, requests, observer).await;
-                if let Err(e) = result {
+                if let Err(e) = &result
+                    && faults.failed()
+                {
+                    // A disk fault failed a write or sync: the node stops, as `floe` exits on
+                    // one; the supervisor reaps it as a crash and restarts it later.
+                    tracing::info!(node = id.0, error = %e, "node stopped on an injected disk fault");
+                    shared.lock().expect("shared lock poisoned").exited[slot] = true;
+                } else if let Err(e) = result {
                     let rule = "node loop keeps running";
                     node_violation(&shared, id, rule, e.to_string(), clock.now_ms());
                 }
@@ -654,6 +682,117 @@ impl Cluster {
         }
         self.net.set_up(id, false);
         self.note_fault(1, id);
+    }
+
+    /// A node's running disk faults.
+    pub fn disk_faults(&self, id: NodeId) -> DiskFaults {
+        self.disk_faults[id.0 as usize - 1].clone()
+    }
+
+    /// Crashes every node whose loop ended on an injected disk fault (it stopped; its process
+    /// is gone, so are its unsynced writes), and restarts it 0.5 to 2 s later, as a process
+    /// supervisor would.
+    pub fn reap_exited(&self) {
+        let now = self.clock.now_ms();
+        let due: Vec<NodeId> = {
+            let mut s = self.shared();
+            let (due, later): (Vec<_>, Vec<_>) =
+                s.disk_restarts.iter().partition(|&&(_, at)| now >= at);
+            s.disk_restarts = later;
+            due.into_iter().map(|(id, _)| id).collect()
+        };
+        for id in due {
+            if self.state(id) == NodeState::Down {
+                self.restart(id);
+            }
+        }
+        let exited: Vec<NodeId> = {
+            let mut s = self.shared();
+            (0..self.size())
+                .filter(|&slot| std::mem::take(&mut s.exited[slot]))
+                .map(|slot| NodeId(slot as u64 + 1))
+                .collect()
+        };
+        for id in exited {
+            if self.state(id) == NodeState::Up {
+                self.crash(id);
+                let mut s = self.shared();
+                let at = now + s.rng.gen_range(500..=2_000);
+                s.disk_restarts.push((id, at));
+            }
+        }
+    }
+
+    /// Damages one node's log at rest with `kind` (`disk-corrupt`, `disk-misdirect`,
+    /// `disk-lost-write`), keeping the damaged nodes a minority: a node that is up is crashed,
+    /// damaged and restarted at once, so it reads the damage back. `order` is the nemesis's
+    /// shuffled node order. Does nothing if no node may be damaged.
+    pub fn damage_disk(&self, kind: crate::nemesis::FaultKind, order: &[NodeId]) {
+        use crate::nemesis::FaultKind;
+        let minority = (self.size() - 1) / 2;
+        let victim = {
+            let s = self.shared();
+            let damaged = s.damaged.iter().filter(|d| **d).count();
+            if damaged + 1 > minority {
+                return;
+            }
+            order.iter().copied().find(|id| {
+                let slot = id.0 as usize - 1;
+                !s.damaged[slot] && s.states[slot] != NodeState::Paused
+            })
+        };
+        let Some(victim) = victim else { return };
+        let slot = victim.0 as usize - 1;
+        let disk = &self.disks[slot];
+        let was_up = self.state(victim) == NodeState::Up;
+        if was_up {
+            self.crash(victim);
+        }
+        let bytes = disk.durable_bytes();
+        let offsets = engine::log::record_offsets(&bytes);
+        // Leave alone a log with no record after its header: there is nothing to lose.
+        if offsets.len() < 2 || bytes.len() < 64 {
+            if was_up {
+                self.restart(victim);
+            }
+            return;
+        }
+        let len = bytes.len();
+        let header_end = offsets[1];
+        {
+            let mut s = self.shared();
+            match kind {
+                FaultKind::DiskCorrupt => {
+                    // Any byte but the last record's length field: a length grown past the end
+                    // of the file is exactly a torn write, which no log can tell apart (the
+                    // fault model in the README).
+                    let last_len = offsets[offsets.len() - 1]..offsets[offsets.len() - 1] + 4;
+                    let mut at = s.rng.gen_range(0..len);
+                    if last_len.contains(&at) {
+                        at = last_len.start.saturating_sub(1);
+                    }
+                    let xor = s.rng.gen_range(1..=255u8);
+                    disk.corrupt_byte(len - 1 - at, xor);
+                }
+                FaultKind::DiskMisdirect => {
+                    let chunk = s.rng.gen_range(1..=(len - header_end).min(256) / 2 + 1);
+                    let src = len - chunk;
+                    let dst = s.rng.gen_range(0..=src - chunk);
+                    let moved = bytes[src..].to_vec();
+                    disk.overwrite_durable(dst, &moved);
+                    disk.overwrite_durable(src, &vec![0; chunk]);
+                }
+                _ => {
+                    let chunk = s.rng.gen_range(1..=(len - header_end).min(256));
+                    disk.overwrite_durable(len - chunk, &vec![0; chunk]);
+                }
+            }
+            s.damaged[slot] = true;
+        }
+        self.note_event(kind.name(), vec![victim.0]);
+        if was_up {
+            self.restart(victim);
+        }
     }
 
     /// Asks the running leader to hand its leadership to its most up-to-date follower (Raft

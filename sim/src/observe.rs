@@ -89,6 +89,7 @@ pub fn recovered(recovered: &engine::log::Recovered) -> plain::Recovered {
         log_start: index(recovered.log_start.0),
         snapshot: recovered.snapshot.as_ref().map(|s| index(s.index)),
         entries: entries(&recovered.entries),
+        damaged: recovered.damage.is_some(),
     }
 }
 

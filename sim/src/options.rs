@@ -127,11 +127,16 @@ pub enum Bug {
     /// A leader that removed itself keeps leading once the new configuration commits (thesis
     /// §4.2.2 has it step down), counting itself in a quorum it is no longer part of.
     RemovedLeaderStays,
+    /// The log cuts any damage as a torn tail and the node votes with what is left: it can
+    /// forget entries it acknowledged and the vote it cast.
+    TruncateOnCorruption,
+    /// The log decodes records without checking their CRC: bits flipped at rest are applied.
+    IgnoreChecksum,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 21] = [
+    pub const ALL: [Bug; 23] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -153,6 +158,8 @@ impl Bug {
         Bug::ConfigFromCommitted,
         Bug::SingleServerNoWait,
         Bug::RemovedLeaderStays,
+        Bug::TruncateOnCorruption,
+        Bug::IgnoreChecksum,
     ];
 
     /// The name used on the command line.
@@ -179,6 +186,8 @@ impl Bug {
             Bug::ConfigFromCommitted => "config-from-committed",
             Bug::SingleServerNoWait => "single-server-no-wait",
             Bug::RemovedLeaderStays => "removed-leader-stays",
+            Bug::TruncateOnCorruption => "truncate-on-corruption",
+            Bug::IgnoreChecksum => "ignore-checksum",
         }
     }
 
@@ -212,6 +221,8 @@ impl Bug {
                 forward_early: bug == Some(Bug::ForwardEarly),
                 read_ctx_reuse: bug == Some(Bug::ReadCtxReuse),
                 ack_before_sync: bug == Some(Bug::AckBeforeSync),
+                truncate_on_corruption: bug == Some(Bug::TruncateOnCorruption),
+                ignore_checksum: bug == Some(Bug::IgnoreChecksum),
             },
             kv: engine::server::KvBugs {
                 watch_skip: bug == Some(Bug::WatchSkip),
@@ -357,6 +368,24 @@ fn draw_reconfigure(seed: u64, o: Overrides, config: &mut SimConfig) {
     }
 }
 
+/// The clock faults (from the clocks' stream) and the aimed faults (from a stream of their
+/// own), with their weights. Disk faults (`FaultKind::is_disk`) are not drawn in ordinary seeds
+/// yet: scenarios name them. Some seeds with them on do not finish (an open issue, see the
+/// README).
+fn draw_apart(faults: &mut Vec<(FaultKind, u32)>, clocks: &mut ChaCha8Rng, seed: u64) {
+    for kind in FaultKind::ALL.into_iter().filter(|k| k.is_clock()) {
+        if clocks.gen_bool(0.7) {
+            faults.push((kind, clocks.gen_range(1..=5)));
+        }
+    }
+    let mut aimed = ChaCha8Rng::seed_from_u64(seed ^ 0x4149_4d45_4400_0000);
+    for kind in FaultKind::ALL.into_iter().filter(|k| k.is_aimed()) {
+        if aimed.gen_bool(0.5) {
+            faults.push((kind, aimed.gen_range(1..=5)));
+        }
+    }
+}
+
 impl SimConfig {
     /// Draws a configuration from `seed`.
     pub fn swarm(seed: u64, o: Overrides) -> SimConfig {
@@ -375,7 +404,9 @@ impl SimConfig {
             tail_max_ms: max_ms + rng.gen_range(0..=200),
         };
         let mut faults = Vec::new();
-        for kind in (FaultKind::ALL.into_iter()).filter(|k| !k.is_clock() && !k.is_aimed()) {
+        for kind in
+            (FaultKind::ALL.into_iter()).filter(|k| !k.is_clock() && !k.is_aimed() && !k.is_disk())
+        {
             // Swarm testing: each run enables a random subset of faults with random weights.
             if !kind.drawn_apart() && rng.gen_bool(0.7) {
                 faults.push((kind, rng.gen_range(1..=10)));
@@ -430,18 +461,7 @@ impl SimConfig {
             jump_max_ms: 200,
             error_max_ms: WALL_ERROR_MAX_MS,
         };
-        for kind in FaultKind::ALL.into_iter().filter(|k| k.is_clock()) {
-            if clocks.gen_bool(0.7) {
-                config.faults.push((kind, clocks.gen_range(1..=5)));
-            }
-        }
-        // Aimed faults, from a stream of their own.
-        let mut aimed = ChaCha8Rng::seed_from_u64(seed ^ 0x4149_4d45_4400_0000);
-        for kind in FaultKind::ALL.into_iter().filter(|k| k.is_aimed()) {
-            if aimed.gen_bool(0.5) {
-                config.faults.push((kind, aimed.gen_range(1..=5)));
-            }
-        }
+        draw_apart(&mut config.faults, &mut clocks, seed);
         // From their own streams, so varying them changes no other draw of the seed.
         let mut vary = ChaCha8Rng::seed_from_u64(seed ^ 0x434f_4e46_4947_0000);
         let drawn = Varied {

@@ -151,6 +151,10 @@ fn what(bug: Bug) -> &'static str {
         Bug::RemovedLeaderStays => {
             "a leader removed by a committed configuration keeps leading, counting itself"
         }
+        Bug::TruncateOnCorruption => {
+            "a damaged log is cut as a torn tail and the node votes with what is left"
+        }
+        Bug::IgnoreChecksum => "the log reads records without checking their CRC",
     }
 }
 

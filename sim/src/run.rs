@@ -203,6 +203,7 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
             .max(1);
         cluster.clock.sleep_ms(step_ms).await;
         churn.step(cluster);
+        cluster.reap_exited();
         let now = cluster.clock.now_ms();
         aimed.step(cluster, now);
         crashes.step(cluster, now);

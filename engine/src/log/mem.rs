@@ -113,6 +113,19 @@ impl MemDisk {
         inner.durable[len - 1 - offset_from_end] ^= xor;
     }
 
+    /// A misdirected or lost write, at rest: replaces the durable bytes at `offset` with
+    /// `bytes` (which must lie within the durable bytes).
+    pub fn overwrite_durable(&self, offset: usize, bytes: &[u8]) {
+        let mut inner = self.lock();
+        let len = inner.durable.len();
+        assert!(
+            offset + bytes.len() <= len,
+            "overwrite of {} bytes at {offset} past durable len {len}",
+            bytes.len()
+        );
+        inner.durable[offset..offset + bytes.len()].copy_from_slice(bytes);
+    }
+
     /// Bytes that would survive a crash now.
     pub fn durable_len(&self) -> usize {
         self.lock().durable.len()

@@ -15,8 +15,11 @@ pub mod wal;
 
 pub use disk::Disk;
 pub use mem::MemDisk;
-pub use record::{CutReason, RECORD_BYTES_MAX, SNAPSHOT_BYTES_MAX, intact_record_after};
-pub use wal::{LogError, Recovered, Wal};
+pub use record::{
+    CutReason, RECORD_BYTES_MAX, SNAPSHOT_BYTES_MAX, WAL_FORMAT, intact_record_after,
+    record_offsets,
+};
+pub use wal::{Damage, LogError, OpenOptions, Recovered, Wal};
 
 /// Runs a future that must finish without waiting, as every [`MemDisk`] future does.
 ///

@@ -1,16 +1,18 @@
 //! The WAL's record format, hand-encoded so that every byte on disk is specified here.
 //!
 //! A record is, little endian: `[payload_len: u32][crc32: u32][kind: u8][payload]`, where the
-//! CRC covers the kind byte and the payload. Payloads:
+//! CRC covers the kind byte and the payload. Every file starts with a header record. Payloads:
+//! - header: `magic: [u8; 8] = "FLOE-WAL", format: u32` ([`WAL_FORMAT`]);
 //! - hard state: `term: u64, voted_for: u64 (0 = None), commit: u64`;
 //! - entry: `term: u64, index: u64, tag: u8 (0 = Noop, 1 = Command, 2 = Forwarded, 3 = Config),
 //!   data_len: u32, data`, where a forwarded command's data starts with `origin: u64, tag: u64`,
 //!   and a configuration's data is its membership (below);
-//! - snapshot (kind 4): `index: u64, term: u64, log_start_index: u64, log_start_term: u64,
+//! - snapshot: `format: u32, index: u64, term: u64, log_start_index: u64, log_start_term: u64,
 //!   membership, data` (the state machine up to `index`; the entries that follow it in the file
 //!   come after `log_start_index`, whose term is `log_start_term`; the configuration as of
-//!   `index`); kind 3, written before membership changes, is the same without the membership
-//!   and is still read (the node's starting configuration then holds);
+//!   `index`; `format` is [`WAL_FORMAT`]);
+//! - recovering: `index: u64, term: u64`: from here on the node may not vote until it has
+//!   caught up past `(index, term)` from a leader (see `Wal::open`); `(0, 0)` ends that;
 //! - membership: three lists (voters, outgoing voters of a joint configuration, learners), each
 //!   `count: u32` then `count` ids `u64`, sorted ascending.
 //!
@@ -26,7 +28,15 @@ pub const RECORD_BYTES_MAX: usize = 64 << 20;
 pub const SNAPSHOT_BYTES_MAX: usize = 1 << 30;
 
 /// Bytes of a snapshot payload before its data.
-pub(super) const SNAPSHOT_FIXED_BYTES: usize = 32;
+pub(super) const SNAPSHOT_FIXED_BYTES: usize = 36;
+
+/// The on-disk format this build writes and reads: 2 added the header record, the snapshot's
+/// format field and the recovering record (format 1 had no header).
+pub const WAL_FORMAT: u32 = 2;
+/// The header's magic bytes.
+const WAL_MAGIC: [u8; 8] = *b"FLOE-WAL";
+/// Bytes of the whole header record.
+pub(super) const HEADER_RECORD_BYTES: usize = HEADER_BYTES + 12;
 
 /// Bytes before the payload: length, CRC and kind.
 pub(super) const HEADER_BYTES: usize = 9;
@@ -37,10 +47,11 @@ pub(super) const ENTRY_FIXED_BYTES: usize = 21;
 
 const KIND_HARD_STATE: u8 = 1;
 const KIND_ENTRY: u8 = 2;
-/// A snapshot record without a configuration, as written before membership changes: still read
-/// (its configuration is the node's starting one), never written.
-const KIND_SNAPSHOT_V1: u8 = 3;
-const KIND_SNAPSHOT: u8 = 4;
+const KIND_SNAPSHOT: u8 = 3;
+const KIND_HEADER: u8 = 4;
+const KIND_RECOVERING: u8 = 5;
+/// Bytes of a recovering payload.
+const RECOVERING_PAYLOAD_BYTES: usize = 16;
 const TAG_NOOP: u8 = 0;
 const TAG_COMMAND: u8 = 1;
 const TAG_FORWARDED: u8 = 2;
@@ -62,6 +73,13 @@ pub(super) enum Record {
         /// The last index before the entries kept after the snapshot, and its term.
         log_start: (Index, Term),
     },
+    /// The file's header: the format it was written in.
+    Header {
+        /// The format version.
+        format: u32,
+    },
+    /// The node may not vote until it caught up past this index and term (`None`: it may).
+    Recovering(Option<(Index, Term)>),
 }
 
 /// Why recovery stopped reading the WAL and cut its tail.
@@ -142,10 +160,28 @@ pub(super) fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
     });
 }
 
+/// Appends the header record of the current format to `out`.
+pub(super) fn encode_header(out: &mut Vec<u8>) {
+    encode_record(KIND_HEADER, out, |out| {
+        out.extend_from_slice(&WAL_MAGIC);
+        out.extend_from_slice(&WAL_FORMAT.to_le_bytes());
+    });
+}
+
+/// Appends a recovering record to `out` (`None` ends recovery).
+pub(super) fn encode_recovering(bound: Option<(Index, Term)>, out: &mut Vec<u8>) {
+    let (index, term) = bound.unwrap_or((Index(0), Term(0)));
+    encode_record(KIND_RECOVERING, out, |out| {
+        out.extend_from_slice(&index.0.to_le_bytes());
+        out.extend_from_slice(&term.0.to_le_bytes());
+    });
+}
+
 /// Appends the record of a snapshot to `out`. The caller has checked the size against
 /// [`SNAPSHOT_BYTES_MAX`].
 pub(super) fn encode_snapshot(snapshot: &Snapshot, log_start: (Index, Term), out: &mut Vec<u8>) {
     encode_record(KIND_SNAPSHOT, out, |out| {
+        out.extend_from_slice(&WAL_FORMAT.to_le_bytes());
         out.extend_from_slice(&snapshot.index.0.to_le_bytes());
         out.extend_from_slice(&snapshot.term.0.to_le_bytes());
         out.extend_from_slice(&log_start.0.0.to_le_bytes());
@@ -157,7 +193,7 @@ pub(super) fn encode_snapshot(snapshot: &Snapshot, log_start: (Index, Term), out
 
 /// The largest payload a record of `kind` may have.
 fn payload_max(kind: u8) -> usize {
-    if kind == KIND_SNAPSHOT || kind == KIND_SNAPSHOT_V1 {
+    if kind == KIND_SNAPSHOT {
         SNAPSHOT_BYTES_MAX
     } else {
         RECORD_BYTES_MAX
@@ -185,6 +221,15 @@ fn encode_record(kind: u8, out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)
 ///
 /// Never panics and never allocates more than the record's own payload, whatever `bytes` hold.
 pub(super) fn decode_record(bytes: &[u8]) -> Result<(Record, usize), CutReason> {
+    decode_record_checked(bytes, true)
+}
+
+/// [`decode_record`], checking the CRC only if `check_crc` (false only for the planted bug
+/// `ignore-checksum`).
+pub(super) fn decode_record_checked(
+    bytes: &[u8],
+    check_crc: bool,
+) -> Result<(Record, usize), CutReason> {
     let mut header = Reader(bytes);
     let (Some(len), Some(crc), Some(kind)) = (header.u32(), header.u32(), header.u8()) else {
         return Err(CutReason::ShortHeader);
@@ -198,7 +243,7 @@ pub(super) fn decode_record(bytes: &[u8]) -> Result<(Record, usize), CutReason> 
         return Err(CutReason::ShortPayload);
     }
     let checked = &bytes[8..record_len];
-    if crc32fast::hash(checked) != crc {
+    if check_crc && crc32fast::hash(checked) != crc {
         return Err(CutReason::BadCrc);
     }
     let record = decode_payload(checked[0], &checked[1..]).ok_or(CutReason::Undecodable)?;
@@ -211,11 +256,40 @@ pub(super) fn decode_record(bytes: &[u8]) -> Result<(Record, usize), CutReason> 
 pub fn intact_record_after(bytes: &[u8], from: usize) -> Option<usize> {
     (from + 1..bytes.len().saturating_sub(HEADER_BYTES)).find(|&at| {
         let kind = bytes[at + 8];
-        matches!(
-            kind,
-            KIND_HARD_STATE | KIND_ENTRY | KIND_SNAPSHOT | KIND_SNAPSHOT_V1
-        ) && decode_record(&bytes[at..]).is_ok()
+        (KIND_HARD_STATE..=KIND_RECOVERING).contains(&kind) && decode_record(&bytes[at..]).is_ok()
     })
+}
+
+/// Where each record of the intact prefix of `bytes` starts (the header's included), in order.
+/// The simulator's at-rest corruption uses it to find the last record's length field.
+pub fn record_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut offsets = Vec::new();
+    let mut at = 0;
+    while let Ok((_, len)) = decode_record(&bytes[at..]) {
+        offsets.push(at);
+        at += len;
+    }
+    offsets
+}
+
+/// The intact records that start after `from`, found by trying every offset (a record's own
+/// length then skips it), each with the offset just past it: what a damaged log still holds
+/// after its first bad record.
+pub(super) fn intact_records_after(bytes: &[u8], from: usize) -> Vec<(Record, usize)> {
+    let mut found = Vec::new();
+    let mut at = from + 1;
+    while at + HEADER_BYTES <= bytes.len() {
+        let kind = bytes[at + 8];
+        if (KIND_HARD_STATE..=KIND_RECOVERING).contains(&kind)
+            && let Ok((record, len)) = decode_record(&bytes[at..])
+        {
+            at += len;
+            found.push((record, at));
+        } else {
+            at += 1;
+        }
+    }
+    found
 }
 
 /// Decodes a CRC-checked payload; `None` if it is not exactly one valid record.
@@ -258,18 +332,27 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Option<Record> {
             };
             Record::Entry(Entry { term, index, kind })
         }
-        KIND_SNAPSHOT | KIND_SNAPSHOT_V1 => {
+        KIND_HEADER if payload.len() == 12 => {
+            if r.array::<8>()? != WAL_MAGIC {
+                return None;
+            }
+            Record::Header { format: r.u32()? }
+        }
+        KIND_RECOVERING if payload.len() == RECOVERING_PAYLOAD_BYTES => {
+            let (index, term) = (Index(r.u64()?), Term(r.u64()?));
+            Record::Recovering((index.0 > 0 || term.0 > 0).then_some((index, term)))
+        }
+        KIND_SNAPSHOT => {
+            if r.u32()? != WAL_FORMAT {
+                return None;
+            }
             let index = Index(r.u64()?);
             let term = Term(r.u64()?);
             let log_start = (Index(r.u64()?), Term(r.u64()?));
             if log_start.0 > index {
                 return None;
             }
-            let (membership, rest) = if kind == KIND_SNAPSHOT {
-                Membership::decode(r.0)?
-            } else {
-                (Membership::default(), r.0)
-            };
+            let (membership, rest) = Membership::decode(r.0)?;
             let data = rest.to_vec().into();
             r.0 = &[];
             Record::Snapshot {
@@ -331,34 +414,6 @@ mod tests {
             index: Index(index),
             kind,
         }
-    }
-
-    #[test]
-    fn a_snapshot_record_written_before_membership_changes_still_reads() {
-        let mut bytes = Vec::new();
-        encode_record(KIND_SNAPSHOT_V1, &mut bytes, |out| {
-            for v in [9u64, 2, 7, 2] {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            out.extend_from_slice(b"state");
-        });
-        let (record, len) = decode_record(&bytes).expect("an old snapshot record");
-        assert_eq!(len, bytes.len());
-        let Record::Snapshot {
-            snapshot,
-            log_start,
-        } = record
-        else {
-            panic!("not a snapshot: {record:?}");
-        };
-        assert_eq!((snapshot.index, snapshot.term), (Index(9), Term(2)));
-        assert_eq!(log_start, (Index(7), Term(2)));
-        assert_eq!(&snapshot.data[..], b"state");
-        assert_eq!(
-            snapshot.membership,
-            Membership::default(),
-            "no configuration recorded"
-        );
     }
 
     #[test]

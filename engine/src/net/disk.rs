@@ -135,6 +135,13 @@ impl Disk for FileDisk {
     }
 }
 
+/// Writes a small file atomically: `<file>.new` written and fsynced, renamed over `path`, the
+/// directory fsynced. A crash leaves the old content (or no file) or the new, never a mixture;
+/// `floe` writes its data dir's `floe.meta` so.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace_file(path, bytes).map(drop)
+}
+
 /// The blocking part of [`FileDisk::rewrite`]; returns the new file opened for appending.
 fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<File> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -162,6 +169,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("floe-disk-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir.join("wal")
+    }
+
+    #[test]
+    fn write_atomic_replaces_the_whole_file_and_leaves_no_temp() {
+        let path = temp_path("atomic").with_file_name("floe.meta");
+        write_atomic(&path, b"first").unwrap_err();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_atomic(&path, b"first version").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        assert!(!path.with_file_name("floe.meta.new").exists());
     }
 
     #[tokio::test]
@@ -248,17 +266,11 @@ impl crate::server::data_dir::DataDir for FileDataDir {
         }
     }
 
-    /// Temp file, fsync, rename over, directory fsync: a crash leaves the old state or the
-    /// whole new record.
+    /// Temp file, fsync, rename over, directory fsync (`write_atomic`): a crash leaves the old
+    /// state or the whole new record.
     async fn write_meta(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let temp = self.dir.join("floe.meta.tmp");
-        let mut file = File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temp, self.meta_path())?;
-        File::open(&self.dir)?.sync_all()
+        write_atomic(&self.meta_path(), bytes)
     }
 
     fn read_log(&self) -> std::io::Result<Option<Vec<u8>>> {

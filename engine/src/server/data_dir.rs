@@ -87,12 +87,19 @@ impl DataDir for MemDataDir {
 pub struct DataDirError(pub String);
 
 /// Checks `dir` for the member `who` (`state`: `--initial-cluster-state`, `new` or `existing`)
-/// and writes its meta record on a first start. Returns how many bytes of torn tail recovery will
-/// cut (0 for a clean log).
+/// and writes its meta record on a first start. Returns how many bytes of damaged log recovery
+/// will cut (0 for a clean log).
+///
+/// Damage before intact records (not a torn last write) is accepted only if `repairable`: other
+/// members can supply what the node lost. Recovery then keeps what it can vouch for and records
+/// a recovering bound, and the node neither votes nor campaigns until it has caught up past it
+/// from a leader (`raft::raw_node::recovering`: protocol-aware recovery, FAST 2018). A lone
+/// member has no one to repair from, and refuses.
 pub async fn check<D: DataDir>(
     dir: &mut D,
     who: &MemberIdentity,
     state: &str,
+    repairable: bool,
 ) -> Result<u64, DataDirError> {
     let meta = who.meta();
     let at = dir.describe();
@@ -133,13 +140,21 @@ pub async fn check<D: DataDir>(
         .await
         .map_err(|e| DataDirError(format!("log of {at}: {e}")))?;
     let cut_at = total - recovered.cut_bytes as usize;
-    if recovered.cut_bytes > 0 && intact_record_after(&bytes, cut_at).is_some() {
+    let damaged = recovered.cut_bytes > 0 && intact_record_after(&bytes, cut_at).is_some();
+    if damaged && !repairable {
         return Err(DataDirError(format!(
-            "log of {at} is corrupt: a bad record ({:?}) at byte {cut_at} of {total}, with intact records after it; refusing to start rather than drop data (restore this member's data dir from a healthy copy)",
+            "log of {at} is corrupt: a bad record ({:?}) at byte {cut_at} of {total}, with intact records after it, and no other member can repair it; refusing to start rather than drop data (restore this member's data dir from a healthy copy)",
             recovered.cut_reason,
         )));
     }
-    if recovered.cut_bytes > 0 {
+    if damaged {
+        tracing::warn!(
+            dir = %at,
+            at_byte = cut_at,
+            reason = ?recovered.cut_reason,
+            "the log is damaged before its tail: the node keeps what it can vouch for and will not vote until it has caught up from the leader"
+        );
+    } else if recovered.cut_bytes > 0 {
         tracing::warn!(
             dir = %at,
             cut_bytes = recovered.cut_bytes,
@@ -225,21 +240,21 @@ mod tests {
     #[test]
     fn a_first_start_writes_the_meta_record_and_a_restart_accepts_it() {
         let mut dir = empty();
-        assert_eq!(now(check(&mut dir, &who("a"), "new")), Ok(0));
+        assert_eq!(now(check(&mut dir, &who("a"), "new", false)), Ok(0));
         assert_eq!(
             dir.read_meta().expect("read"),
             Some(who("a").meta().into_bytes())
         );
         write_log(&dir.log, 3);
-        assert_eq!(now(check(&mut dir, &who("a"), "new")), Ok(0));
-        assert_eq!(now(check(&mut dir, &who("a"), "existing")), Ok(0));
+        assert_eq!(now(check(&mut dir, &who("a"), "new", false)), Ok(0));
+        assert_eq!(now(check(&mut dir, &who("a"), "existing", false)), Ok(0));
     }
 
     #[test]
     fn another_members_dir_is_refused() {
         let mut dir = empty();
-        now(check(&mut dir, &who("a"), "new")).expect("first start");
-        let err = now(check(&mut dir, &who("b"), "new")).expect_err("not b's");
+        now(check(&mut dir, &who("a"), "new", false)).expect("first start");
+        let err = now(check(&mut dir, &who("b"), "new", false)).expect_err("not b's");
         assert!(
             err.0.contains("belongs to another cluster or member"),
             "{err}"
@@ -249,18 +264,18 @@ mod tests {
     #[test]
     fn a_log_without_meta_and_an_empty_existing_dir_are_refused() {
         let mut dir = empty();
-        let err = now(check(&mut dir, &who("a"), "existing")).expect_err("empty");
+        let err = now(check(&mut dir, &who("a"), "existing", false)).expect_err("empty");
         assert!(err.0.contains("is empty"), "{err}");
         assert_eq!(dir.read_meta().expect("read"), None, "nothing written");
         write_log(&dir.log, 1);
-        let err = now(check(&mut dir, &who("a"), "new")).expect_err("no meta");
+        let err = now(check(&mut dir, &who("a"), "new", false)).expect_err("no meta");
         assert!(err.0.contains("has a log but no floe.meta"), "{err}");
     }
 
     #[test]
     fn a_torn_tail_is_accepted_and_damage_before_intact_records_refused() {
         let mut dir = empty();
-        now(check(&mut dir, &who("a"), "new")).expect("first start");
+        now(check(&mut dir, &who("a"), "new", false)).expect("first start");
         write_log(&dir.log, 4);
         // A torn last write: the last record's final byte flipped.
         let torn = MemDataDir {
@@ -270,13 +285,19 @@ mod tests {
         };
         torn.log.corrupt_byte(0, 0xff);
         let mut torn = torn;
-        let cut = now(check(&mut torn, &who("a"), "new")).expect("a torn tail is cut");
+        let cut = now(check(&mut torn, &who("a"), "new", false)).expect("a torn tail is cut");
         assert!(cut > 0, "the torn record is cut");
         // The same damage in the middle of the log, with intact records after it.
         let middle = dir.log.durable_len() / 2;
         dir.log.corrupt_byte(middle, 0xff);
-        let err = now(check(&mut dir, &who("a"), "new")).expect_err("corrupt");
+        let err = now(check(&mut dir, &who("a"), "new", false)).expect_err("corrupt");
         assert!(err.0.contains("is corrupt"), "{err}");
         assert!(err.0.contains("intact records after it"), "{err}");
+        // With members to repair from, the node starts and recovers instead.
+        let cut = now(check(&mut dir, &who("a"), "new", true)).expect("repairable");
+        assert!(
+            cut > 0,
+            "the damaged part is cut and recorded as a recovering bound"
+        );
     }
 }

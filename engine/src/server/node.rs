@@ -10,7 +10,7 @@ use super::client::{Applied, ClientError, ReadAnswer, Request};
 use super::follower_stats::Followers;
 use super::metrics::Metrics;
 use super::{Clock, CrashPoint, Env, Network, Observer, StateMachine};
-use crate::log::{Disk, LogError, Recovered, Wal};
+use crate::log::{Disk, LogError, OpenOptions, Recovered, Wal};
 use crate::raft::{
     Config, ConfigError, EntryKind, Index, Message, MessageKind, NodeId, ProposeError, Proposed,
     RawNode, RoleKind, Snapshot, Term, TransferError,
@@ -85,6 +85,13 @@ pub struct NodeBugs {
     /// the leader counts entries the follower can still lose in a crash (Raft §5.3 counts only
     /// what a majority stored; Figure 2 persists before responding).
     pub ack_before_sync: bool,
+    /// The log cuts any damage as a torn tail and the node votes with what is left (what
+    /// Floe did before log format 2): a node can forget entries it acknowledged and votes it
+    /// cast.
+    pub truncate_on_corruption: bool,
+    /// The log decodes records without checking their CRC: bits flipped at rest are applied
+    /// and served.
+    pub ignore_checksum: bool,
 }
 
 impl NodeConfig {
@@ -282,13 +289,23 @@ struct Node<S: StateMachine, O> {
 /// Opens the log on `disk` and restores the state machine from its snapshot, if it has one.
 async fn recover<D: Disk, S: StateMachine, O: Observer>(
     disk: D,
-    id: NodeId,
+    config: &NodeConfig,
     sm: &mut S,
     observer: &mut O,
 ) -> Result<(Wal<D>, Recovered), NodeError> {
-    let (wal, recovered) = Wal::open(disk).await?;
+    let id = config.raft.id;
+    let (wal, recovered) = Wal::open_with(disk, open_options(config)).await?;
     observer.recovered(id, &recovered);
-    if recovered.cut_bytes > 0 {
+    if let Some(damage) = recovered.damage {
+        tracing::warn!(
+            node = id.0,
+            offset = damage.offset,
+            reason = ?damage.reason,
+            intact_after = damage.intact_after,
+            cut_bytes = recovered.cut_bytes,
+            "the log is damaged (not a torn tail): cut to its last good record; this node will not vote until it has caught up from a leader"
+        );
+    } else if recovered.cut_bytes > 0 {
         tracing::warn!(
             node = id.0,
             cut_bytes = recovered.cut_bytes,
@@ -305,6 +322,22 @@ async fn recover<D: Disk, S: StateMachine, O: Observer>(
     #[cfg(feature = "planted-bugs")]
     sm.planted_recovered(recovered.hard_state.commit);
     Ok((wal, recovered))
+}
+
+/// The log's open options: the planted bugs of the log, if any.
+fn open_options(config: &NodeConfig) -> OpenOptions {
+    #[cfg(feature = "planted-bugs")]
+    {
+        OpenOptions {
+            truncate_on_corruption: config.bugs.truncate_on_corruption,
+            ignore_checksum: config.bugs.ignore_checksum,
+        }
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    {
+        let _ = config;
+        OpenOptions::default()
+    }
 }
 
 /// Runs one node until the request channel closes, the observer asks it to stop, or the disk fails.
@@ -331,17 +364,19 @@ where
         mut net,
         disk,
     } = env;
-    let (mut wal, recovered) = recover(disk, config.raft.id, &mut sm, &mut observer).await?;
+    let (mut wal, recovered) = recover(disk, &config, &mut sm, &mut observer).await?;
+    let recovering = recovered.recovering;
     let snapshot_index = recovered.snapshot.as_ref().map_or(Index(0), |s| s.index);
     let (recovered_term, recovered_vote) =
         (recovered.hard_state.term, recovered.hard_state.voted_for);
-    let raw = RawNode::restart(
+    let mut raw = RawNode::restart(
         config.raft.clone(),
         recovered.hard_state,
         recovered.snapshot,
         recovered.log_start,
         recovered.entries,
     )?;
+    raw.set_recovering(recovering);
     let now = clock.now_ms();
     let synced = (recovered_term, recovered_vote);
     let mut node = Node::new(&config, (raw, sm, observer), now, synced, snapshot_index);
@@ -349,6 +384,18 @@ where
     let mut snapshotting = None;
     loop {
         node.drain_ready(&mut wal, &mut net, &clock).await?;
+        // Recovery from a damaged log ends once the node caught up from a leader (see
+        // `raft::RawNode::try_end_recovery`): first the pinned vote is synced, then the end is
+        // recorded in the log (durable with the next sync; a crash before it only prolongs
+        // the recovery).
+        if wal.recovering().is_some() && node.raw.try_end_recovery() {
+            node.drain_ready(&mut wal, &mut net, &clock).await?;
+            wal.end_recovery()?;
+            tracing::info!(
+                node = node.raw.id().0,
+                "caught up from the leader past the damaged log: votes again"
+            );
+        }
         if snapshotting.is_none()
             && let Some((job, build)) = node.snapshot_due(clock.now_us())
         {

@@ -196,6 +196,7 @@ mod observe {
             log_start: plain::Index(0),
             snapshot: None,
             entries: storage.entries.iter().map(entry).collect(),
+            damaged: false,
         }
     }
 

@@ -149,4 +149,8 @@ pub struct Recovered {
     pub snapshot: Option<Index>,
     /// The entries after `log_start`.
     pub entries: Vec<Entry>,
+    /// The log found damage that was not a torn tail (or an earlier life's recovery from it
+    /// has not ended): it may have lost synced records, and the node does not vote until it
+    /// has caught up from a leader.
+    pub damaged: bool,
 }

@@ -100,23 +100,6 @@ impl RaftSafety {
         let last = Index(start.0 + entries.len() as u64);
         let v =
             |rule: &'static str, detail: String| Violation::new(rule, id, hs.term, last, detail);
-        if hs.term < floor.term {
-            return Err(v(
-                "term never goes back (restart)",
-                format!("recovered term {} < durable {}", hs.term, floor.term),
-            ));
-        }
-        if hs.term == floor.term && floor.voted_for.is_some() && hs.voted_for != floor.voted_for {
-            let detail = format!(
-                "recovered vote {:?} != durable {:?}",
-                hs.voted_for, floor.voted_for
-            );
-            return Err(v("vote never changes within a term (restart)", detail));
-        }
-        if hs.commit < floor.commit {
-            let detail = format!("recovered commit {} < durable {}", hs.commit, floor.commit);
-            return Err(v("commit index never goes back (restart)", detail));
-        }
         // The log's compacted part is the committed prefix (a snapshot holds only applied, so
         // committed, entries): the chain starts from it.
         let known = self.committed.len();
@@ -131,18 +114,50 @@ impl RaftSafety {
         for e in entries {
             chain.push(link(chain.last().copied().unwrap_or(0), e));
         }
-        // Unsynced records may survive a crash too (a torn write, even one that truncated
-        // synced entries), so the durable log is not a prefix of what comes back; but the
-        // committed prefix the node had made durable always is.
-        let floor_commit = floor.commit;
-        if at(&chain, floor_commit) != at(&self.committed, floor_commit) {
-            let detail = format!(
-                "recovered log lost or changed the durable committed prefix up to {floor_commit} \
-                 (log after {start}: {} entries; snapshot at {snapshot_index}; {} known committed)",
-                entries.len(),
-                self.committed.len()
-            );
-            return Err(v("committed entries survive a crash", detail));
+        if recovered.damaged {
+            // A damaged disk may have lost synced records, so the term, vote, commit index
+            // and committed prefix the node made durable may be gone: the node knows it and
+            // does not vote until repaired from a leader. What it kept must still be true: the
+            // entries it holds within the committed prefix are the committed ones.
+            let kept = Index((chain.len() as u64).min(self.committed.len() as u64));
+            if at(&chain, kept) != at(&self.committed, kept) {
+                let detail = format!(
+                    "the damaged log kept entries up to {kept} that differ from the committed ones"
+                );
+                return Err(v("a damaged log keeps only true entries", detail));
+            }
+        } else {
+            if hs.term < floor.term {
+                return Err(v(
+                    "term never goes back (restart)",
+                    format!("recovered term {} < durable {}", hs.term, floor.term),
+                ));
+            }
+            if hs.term == floor.term && floor.voted_for.is_some() && hs.voted_for != floor.voted_for
+            {
+                let detail = format!(
+                    "recovered vote {:?} != durable {:?}",
+                    hs.voted_for, floor.voted_for
+                );
+                return Err(v("vote never changes within a term (restart)", detail));
+            }
+            if hs.commit < floor.commit {
+                let detail = format!("recovered commit {} < durable {}", hs.commit, floor.commit);
+                return Err(v("commit index never goes back (restart)", detail));
+            }
+            // Unsynced records may survive a crash too (a torn write, even one that truncated
+            // synced entries), so the durable log is not a prefix of what comes back; but the
+            // committed prefix the node had made durable always is.
+            let floor_commit = floor.commit;
+            if at(&chain, floor_commit) != at(&self.committed, floor_commit) {
+                let detail = format!(
+                    "recovered log lost or changed the durable committed prefix up to {floor_commit} \
+                     (log after {start}: {} entries; snapshot at {snapshot_index}; {} known committed)",
+                    entries.len(),
+                    self.committed.len()
+                );
+                return Err(v("committed entries survive a crash", detail));
+            }
         }
         if at(&chain, snapshot_index) != at(&self.committed, snapshot_index) {
             let detail = format!(

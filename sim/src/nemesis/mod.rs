@@ -63,11 +63,30 @@ pub enum FaultKind {
     /// Ask the leader for one membership change (Raft thesis chapter 4): remove a voter (the
     /// leader too), add a node as a learner or a voter, promote or remove a learner.
     Reconfigure,
+    /// One node's next sync fails (EIO): nothing that depended on it may be acknowledged; the
+    /// node stops and is restarted later, as a process that exits on an fsync error.
+    FsyncError,
+    /// One node's syncs (the leader's, if there is one) hang for seconds.
+    FsyncStall,
+    /// One node's syncs take tens of milliseconds longer for a while.
+    DiskSlow,
+    /// One node's writes fail with "no space" for a while.
+    DiskFull,
+    /// Bits flipped at rest in one node's log, seen when it restarts (at most a minority of
+    /// the nodes damaged at once).
+    DiskCorrupt,
+    /// A write of one node landed at the wrong offset: an earlier part of its log overwritten
+    /// with it, and zeros where it belonged (at most a minority of the nodes damaged at once).
+    DiskMisdirect,
+    /// A write one node synced never reached the platter (the lying fsync): at its next crash
+    /// the file keeps its length but the write's bytes read back as zeros (at most a minority
+    /// of the nodes damaged at once).
+    DiskLostWrite,
 }
 
 impl FaultKind {
     /// Every fault kind.
-    pub const ALL: [FaultKind; 20] = [
+    pub const ALL: [FaultKind; 27] = [
         FaultKind::PartitionHalves,
         FaultKind::IsolateOne,
         FaultKind::IsolateLeader,
@@ -88,6 +107,13 @@ impl FaultKind {
         FaultKind::CrashAfterPersist,
         FaultKind::CrashAfterCommit,
         FaultKind::Reconfigure,
+        FaultKind::FsyncError,
+        FaultKind::FsyncStall,
+        FaultKind::DiskSlow,
+        FaultKind::DiskFull,
+        FaultKind::DiskCorrupt,
+        FaultKind::DiskMisdirect,
+        FaultKind::DiskLostWrite,
     ];
 
     /// True for the faults aimed at a moment (drawn on their own stream).
@@ -116,12 +142,36 @@ impl FaultKind {
                 | FaultKind::Reconfigure
         ) || self.is_clock()
             || self.crash_point().is_some()
+            || self.damages_disk()
+            || self.is_disk()
     }
 
     /// True for the faults a swarm seed draws on streams of their own (transfers, membership
     /// changes), so that adding them moved no other draw.
     pub fn drawn_apart(self) -> bool {
         matches!(self, FaultKind::TransferLeader | FaultKind::Reconfigure)
+    }
+
+    /// True for the disk faults (drawn on their own stream).
+    pub fn is_disk(self) -> bool {
+        matches!(
+            self,
+            FaultKind::FsyncError
+                | FaultKind::FsyncStall
+                | FaultKind::DiskSlow
+                | FaultKind::DiskFull
+                | FaultKind::DiskCorrupt
+                | FaultKind::DiskMisdirect
+                | FaultKind::DiskLostWrite
+        )
+    }
+
+    /// True for the disk faults that damage what is at rest (a minority of nodes at once).
+    pub fn damages_disk(self) -> bool {
+        matches!(
+            self,
+            FaultKind::DiskCorrupt | FaultKind::DiskMisdirect | FaultKind::DiskLostWrite
+        )
     }
 
     /// True for the faults that change a node's clock.
@@ -157,6 +207,13 @@ impl FaultKind {
             FaultKind::CrashAfterPersist => "crash-after-persist",
             FaultKind::CrashAfterCommit => "crash-after-commit",
             FaultKind::Reconfigure => "reconfigure",
+            FaultKind::FsyncError => "fsync-error",
+            FaultKind::FsyncStall => "fsync-stall",
+            FaultKind::DiskSlow => "disk-slow",
+            FaultKind::DiskFull => "disk-full",
+            FaultKind::DiskCorrupt => "disk-corrupt",
+            FaultKind::DiskMisdirect => "disk-misdirect",
+            FaultKind::DiskLostWrite => "disk-lost-write",
         }
     }
 }
@@ -253,20 +310,23 @@ pub fn inject(cluster: &Cluster, kind: FaultKind) {
             cluster.net.set_latency(slow);
         }
         FaultKind::ClockOffset | FaultKind::ClockDrift | FaultKind::ClockJump => {
-            let plan = cluster.config.clock;
-            let (offset_ns, drift_ppb) = plan.draw(&mut *rng);
-            let jump_ns = 1_000_000 * plan.jump_max_ms as i64;
-            let by_ns = if jump_ns == 0 {
-                0
-            } else {
-                rng.gen_range(-jump_ns..=jump_ns)
-            };
             drop(rng);
-            clock_fault(cluster, kind, all[0], (offset_ns, drift_ppb, by_ns));
+            clock_fault(cluster, kind, all[0]);
         }
         FaultKind::TransferLeader | FaultKind::Reconfigure => {
             drop(rng);
             ask_leader(cluster, kind);
+        }
+        FaultKind::FsyncError
+        | FaultKind::FsyncStall
+        | FaultKind::DiskSlow
+        | FaultKind::DiskFull => {
+            drop(rng);
+            running_disk_fault(cluster, kind, &all);
+        }
+        FaultKind::DiskCorrupt | FaultKind::DiskMisdirect | FaultKind::DiskLostWrite => {
+            drop(rng);
+            cluster.damage_disk(kind, &all);
         }
         // Driven step by step by the supervisor (aimed crashes: `aimed::AimedCrashes`);
         // starting them is all `inject` does.
@@ -276,19 +336,6 @@ pub fn inject(cluster: &Cluster, kind: FaultKind) {
         | FaultKind::CrashAfterPersist
         | FaultKind::CrashAfterCommit => {}
     }
-}
-
-/// Applies a clock fault to `node`: its new offset, drift or jump, as drawn.
-fn clock_fault(cluster: &Cluster, kind: FaultKind, node: NodeId, drawn: (i64, i64, i64)) {
-    let (offset_ns, drift_ppb, by_ns) = drawn;
-    let skew = cluster.skew(node);
-    let now_ns = cluster.clock.true_ns();
-    match kind {
-        FaultKind::ClockOffset => skew.set_offset(now_ns, offset_ns),
-        FaultKind::ClockDrift => skew.set_drift(now_ns, drift_ppb),
-        _ => skew.jump(now_ns, by_ns),
-    }
-    cluster.note_clock(kind.name(), node, now_ns);
 }
 
 /// The faults that ask the leader for something: a leadership transfer (recorded with the
@@ -301,6 +348,61 @@ fn ask_leader(cluster: &Cluster, kind: FaultKind) {
         cluster.shared().reconfigurations += 1;
         cluster.note_event(kind.name(), vec![change.node().0]);
     }
+}
+
+/// A clock fault of `kind` on `node`, within the plan's bounds.
+fn clock_fault(cluster: &Cluster, kind: FaultKind, node: NodeId) {
+    let mut rng = cluster.rng();
+    let plan = cluster.config.clock;
+    let (offset_ns, drift_ppb) = plan.draw(&mut *rng);
+    let jump_ns = 1_000_000 * plan.jump_max_ms as i64;
+    let by_ns = if jump_ns == 0 {
+        0
+    } else {
+        rng.gen_range(-jump_ns..=jump_ns)
+    };
+    drop(rng);
+    let skew = cluster.skew(node);
+    let now_ns = cluster.clock.true_ns();
+    match kind {
+        FaultKind::ClockOffset => skew.set_offset(now_ns, offset_ns),
+        FaultKind::ClockDrift => skew.set_drift(now_ns, drift_ppb),
+        _ => skew.jump(now_ns, by_ns),
+    }
+    cluster.note_clock(kind.name(), node, now_ns);
+}
+
+/// One of the disk faults that act while a node runs (`fsync-error`, `fsync-stall`,
+/// `disk-slow`, `disk-full`), on the first running node of `order` (the leader for a stall).
+fn running_disk_fault(cluster: &Cluster, kind: FaultKind, all: &[NodeId]) {
+    // Every look at the cluster before the random stream is taken: its guard holds the
+    // shared lock.
+    let now = cluster.clock.now_ms();
+    let up: Vec<NodeId> = all
+        .iter()
+        .copied()
+        .filter(|&id| cluster.state(id) == NodeState::Up)
+        .collect();
+    let Some(&first) = up.first() else { return };
+    let victim = match kind {
+        FaultKind::FsyncStall => cluster
+            .leader()
+            .filter(|id| up.contains(id))
+            .unwrap_or(first),
+        _ => first,
+    };
+    let faults = cluster.disk_faults(victim);
+    let mut rng = cluster.rng();
+    match kind {
+        FaultKind::FsyncError => faults.fail_next_sync(),
+        FaultKind::FsyncStall => faults.stall_until(now + rng.gen_range(1_000..=4_000)),
+        FaultKind::DiskSlow => {
+            faults.slow_until(now + rng.gen_range(1_000..=5_000), rng.gen_range(5..=50));
+        }
+        _ => faults.full_until(now + rng.gen_range(200..=2_000)),
+    }
+    drop(rng);
+    cluster.note_event(kind.name(), vec![victim.0]);
 }
 
 /// The leader-churn fault's state, advanced by the supervisor every tick.
@@ -581,6 +683,9 @@ pub fn partial_topology(cluster: &Cluster, action: &str) {
 /// Undoes every fault: links, loss, latency, crashed and paused nodes.
 pub fn heal_all(cluster: &Cluster) {
     cluster.note_event("heal", Vec::new());
+    for id in ids(cluster.size()) {
+        cluster.disk_faults(id).heal();
+    }
     cluster.net.heal();
     cluster.net.set_loss(0, 0);
     cluster.net.set_latency(cluster.config.latency);

@@ -1,10 +1,106 @@
 //! The simulated disk: the engine's `MemDisk` (durable and pending bytes, harness-owned so it
 //! survives a node's restart) plus a sync that takes virtual time, so a crash can land while
-//! writes are still unsynced.
+//! writes are still unsynced, and the disk faults the nemesis turns on ([`DiskFaults`]).
+
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::log::{Disk, MemDisk};
 
 use super::SimClock;
+
+/// The faults of one node's disk that act while the node runs, harness-owned (kept across the
+/// node's restarts) and set by the nemesis. The faults at rest (corruption, misdirected and
+/// lost writes) act on the `MemDisk` directly.
+#[derive(Clone, Debug, Default)]
+pub struct DiskFaults {
+    inner: Arc<Mutex<FaultState>>,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    /// `fsync-error`: the next sync (or atomic rewrite) fails.
+    fail_next_sync: bool,
+    /// `fsync-stall`: every sync waits until this time (ms).
+    stall_until_ms: u64,
+    /// `disk-slow`: until this time, every sync takes `slow_extra_ms` more.
+    slow_until_ms: u64,
+    slow_extra_ms: u64,
+    /// `disk-full`: until this time, every write fails with "no space".
+    full_until_ms: u64,
+    /// An injected fault failed an operation since the node's last start: its loop ending
+    /// with a disk error is the fault's doing, not a bug.
+    failed: bool,
+}
+
+impl DiskFaults {
+    fn lock(&self) -> MutexGuard<'_, FaultState> {
+        self.inner.lock().expect("disk faults lock poisoned")
+    }
+
+    /// `fsync-error`: the next sync fails.
+    pub fn fail_next_sync(&self) {
+        self.lock().fail_next_sync = true;
+    }
+
+    /// `fsync-stall`: syncs hang until `until_ms`.
+    pub fn stall_until(&self, until_ms: u64) {
+        let mut s = self.lock();
+        s.stall_until_ms = s.stall_until_ms.max(until_ms);
+    }
+
+    /// `disk-slow`: syncs take `extra_ms` more until `until_ms`.
+    pub fn slow_until(&self, until_ms: u64, extra_ms: u64) {
+        let mut s = self.lock();
+        s.slow_until_ms = until_ms;
+        s.slow_extra_ms = extra_ms;
+    }
+
+    /// `disk-full`: writes fail until `until_ms`.
+    pub fn full_until(&self, until_ms: u64) {
+        let mut s = self.lock();
+        s.full_until_ms = s.full_until_ms.max(until_ms);
+    }
+
+    /// Ends every fault (the disk is replaced or recovers).
+    pub fn heal(&self) {
+        let mut s = self.lock();
+        let failed = s.failed;
+        *s = FaultState {
+            failed,
+            ..FaultState::default()
+        };
+    }
+
+    /// True if an injected fault failed an operation since [`DiskFaults::restarted`].
+    pub fn failed(&self) -> bool {
+        self.lock().failed
+    }
+
+    /// A new life of the node: forget earlier failures.
+    pub fn restarted(&self) {
+        self.lock().failed = false;
+    }
+
+    /// How long a sync waits beyond its own time at `now_ms`, and whether it fails.
+    fn on_sync(&self, now_ms: u64) -> (u64, bool) {
+        let mut s = self.lock();
+        let mut wait = s.stall_until_ms.saturating_sub(now_ms);
+        if now_ms < s.slow_until_ms {
+            wait += s.slow_extra_ms;
+        }
+        let fail = std::mem::take(&mut s.fail_next_sync);
+        s.failed |= fail;
+        (wait, fail)
+    }
+
+    /// Whether a write at `now_ms` fails for lack of space.
+    fn on_write(&self, now_ms: u64) -> bool {
+        let mut s = self.lock();
+        let full = now_ms < s.full_until_ms;
+        s.failed |= full;
+        full
+    }
+}
 
 /// One node's disk as the node sees it.
 pub struct SimDisk {
@@ -12,16 +108,40 @@ pub struct SimDisk {
     clock: SimClock,
     /// How long each `sync` takes, drawn by the harness per node life.
     sync_ms: u64,
+    faults: DiskFaults,
 }
 
 impl SimDisk {
-    /// A disk over `mem` whose syncs take `sync_ms` of virtual time.
-    pub fn new(mem: MemDisk, clock: SimClock, sync_ms: u64) -> SimDisk {
+    /// A disk over `mem` whose syncs take `sync_ms` of virtual time, with `faults`.
+    pub fn new(mem: MemDisk, clock: SimClock, sync_ms: u64, faults: DiskFaults) -> SimDisk {
         SimDisk {
             mem,
             clock,
             sync_ms,
+            faults,
         }
+    }
+
+    /// A sync's time, stalls and slowness included; an error if the fault says it fails.
+    async fn sync_time(clock: &SimClock, sync_ms: u64, faults: &DiskFaults) -> std::io::Result<()> {
+        let (extra, fail) = faults.on_sync(clock.now_ms());
+        if sync_ms + extra > 0 {
+            clock.sleep_ms(sync_ms + extra).await;
+        }
+        if fail {
+            return Err(std::io::Error::other("injected fsync error (EIO)"));
+        }
+        Ok(())
+    }
+
+    fn full(&self) -> std::io::Result<()> {
+        if self.faults.on_write(self.clock.now_ms()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "injected disk full (ENOSPC)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -31,6 +151,7 @@ impl Disk for SimDisk {
     }
 
     fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.full()?;
         self.mem.append(bytes)
     }
 
@@ -39,18 +160,15 @@ impl Disk for SimDisk {
     }
 
     async fn sync(&mut self) -> std::io::Result<()> {
-        if self.sync_ms > 0 {
-            self.clock.sleep_ms(self.sync_ms).await;
-        }
+        SimDisk::sync_time(&self.clock, self.sync_ms, &self.faults).await?;
         self.mem.sync().await
     }
 
     async fn rewrite(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         // Writing the new file and syncing it take a sync's time; a crash meanwhile keeps the
         // old file.
-        if self.sync_ms > 0 {
-            self.clock.sleep_ms(self.sync_ms).await;
-        }
+        self.full()?;
+        SimDisk::sync_time(&self.clock, self.sync_ms, &self.faults).await?;
         self.mem.rewrite(bytes).await
     }
 
@@ -63,21 +181,20 @@ impl Disk for SimDisk {
     {
         // Writing and syncing the new file's bulk take a sync's time, while the node goes on;
         // a crash meanwhile drops the staged bytes with the node and keeps the old file.
-        let (clock, sync_ms) = (self.clock.clone(), self.sync_ms);
+        let (clock, sync_ms, faults) = (self.clock.clone(), self.sync_ms, self.faults.clone());
+        let full = self.full();
         let staging = self.mem.stage(build);
         async move {
-            if sync_ms > 0 {
-                clock.sleep_ms(sync_ms).await;
-            }
+            full?;
+            SimDisk::sync_time(&clock, sync_ms, &faults).await?;
             staging.await
         }
     }
 
     async fn install_staged(&mut self, staged: Vec<u8>, tail: &[u8]) -> std::io::Result<()> {
         // The tail's write and sync, then the rename.
-        if self.sync_ms > 0 {
-            self.clock.sleep_ms(self.sync_ms).await;
-        }
+        self.full()?;
+        SimDisk::sync_time(&self.clock, self.sync_ms, &self.faults).await?;
         self.mem.install_staged(staged, tail).await
     }
 }

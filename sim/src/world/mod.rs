@@ -11,5 +11,5 @@ mod net;
 
 pub use clock::{ClockPlan, NodeClock, SIM_EPOCH_UNIX_MS, SimClock, Skew, WALL_ERROR_MAX_MS};
 pub use codec::CodecFault;
-pub use disk::SimDisk;
+pub use disk::{DiskFaults, SimDisk};
 pub use net::{Latency, NetStats, NodeNet, SimNet};

@@ -413,6 +413,26 @@ fn identity(s: &Settings) -> Result<Identity, String> {
     })
 }
 
+/// Checks (or, on a first start, makes) this member's data directory; returns the log's path.
+async fn open_data_dir(
+    s: &Settings,
+    cluster_hex: &str,
+    member_hex: &str,
+) -> Result<PathBuf, String> {
+    let mut data_dir = FileDataDir::new(&s.data_dir);
+    let who = MemberIdentity {
+        cluster: cluster_hex.to_string(),
+        member: member_hex.to_string(),
+        name: s.name.clone(),
+    };
+    // Members beside this one can repair a log damaged before its tail (see data_dir::check).
+    let repairable = s.members.len() > 1;
+    data_dir::check(&mut data_dir, &who, &s.state, repairable)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(data_dir.wal_path())
+}
+
 async fn run(s: Settings) -> Result<(), String> {
     let Identity {
         me,
@@ -423,16 +443,7 @@ async fn run(s: Settings) -> Result<(), String> {
     } = identity(&s)?;
     let cluster_hex = format!("{cluster_id:x}");
     let member_hex = &hex_ids.iter().find(|(id, _)| *id == me).ok_or("no id")?.1;
-    let mut data_dir = FileDataDir::new(&s.data_dir);
-    let who = MemberIdentity {
-        cluster: cluster_hex.clone(),
-        member: member_hex.clone(),
-        name: s.name.clone(),
-    };
-    data_dir::check(&mut data_dir, &who, &s.state)
-        .await
-        .map_err(|e| e.to_string())?;
-    let wal_path = data_dir.wal_path();
+    let wal_path = open_data_dir(&s, &cluster_hex, member_hex).await?;
 
     let clock = SystemClock::new();
     let mut client_listeners = Vec::new();

@@ -221,7 +221,8 @@ impl RawNode {
         last_log_index: Index,
         last_log_term: Term,
     ) {
-        let free = self.voted_for.is_none_or(|v| v == candidate);
+        // A recovering node grants no vote (`recovering`, rule 1).
+        let free = self.voted_for.is_none_or(|v| v == candidate) && self.may_vote();
         // Raft §5.4.1: grant only if the candidate's log is at least as up-to-date as ours.
         let granted = free && self.log_up_to_date(last_log_index, last_log_term);
         if granted {
@@ -258,7 +259,8 @@ impl RawNode {
             term >= self.term,
             "a stale pre-vote is answered by reply_stale"
         );
-        let free = term > self.term || self.voted_for.is_none_or(|v| v == candidate);
+        let free =
+            (term > self.term || self.voted_for.is_none_or(|v| v == candidate)) && self.may_vote();
         let granted = free && self.log_up_to_date(index, log_term) && !self.leader_recently_heard();
         // A grant carries the requested term: with ours (lower, since we did not move) the
         // pre-candidate would drop it as stale (etcd#8288).

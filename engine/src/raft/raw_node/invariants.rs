@@ -33,6 +33,10 @@ impl RawNode {
     pub(super) fn check_state(&self) {
         self.log.check_invariants();
         self.check_membership();
+        assert!(
+            self.recovering.is_none() || matches!(self.role, Role::Follower { .. }),
+            "a recovering node neither campaigns nor leads"
+        );
         if matches!(self.role, Role::Leader { .. }) {
             assert_eq!(
                 self.uncommitted_bytes,

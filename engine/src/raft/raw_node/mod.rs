@@ -27,6 +27,7 @@ mod follower;
 mod invariants;
 mod membership;
 mod reads;
+mod recovering;
 mod replication;
 mod snapshot;
 mod transfer;
@@ -203,6 +204,9 @@ pub struct RawNode {
     transfer: Option<transfer::Transfer>,
     /// The configurations in the log; the latest is in force (thesis §4.1).
     configs: membership::Configs,
+    /// Set while the log cannot vouch for what it acknowledged: no vote, no campaign until
+    /// caught up past this index and term (see `recovering`).
+    recovering: Option<(Index, Term)>,
 }
 
 impl RawNode {
@@ -279,6 +283,7 @@ impl RawNode {
             incoming: None,
             transfer: None,
             configs,
+            recovering: None,
         };
         node.reset_election_timer();
         Ok(node)
@@ -386,8 +391,9 @@ impl RawNode {
     /// Starts an election now (Raft §5.2), whatever the timer says; with `pre_vote`, a
     /// pre-election (Raft thesis §9.6). A leader ignores it.
     pub fn campaign(&mut self) {
-        // Only a voter of its latest configuration campaigns (thesis §4.1, §4.2.2).
-        if matches!(self.role, Role::Leader { .. }) || !self.is_voter() {
+        // Only a voter of its latest configuration campaigns (thesis §4.1, §4.2.2), and a
+        // recovering node may not (`recovering`, rule 1).
+        if matches!(self.role, Role::Leader { .. }) || !self.is_voter() || !self.may_vote() {
             return;
         }
         if self.config.pre_vote {

@@ -105,8 +105,9 @@ impl RawNode {
     /// candidate whose log is at least as up-to-date as the voter's (§5.4.1), once per term
     /// (§5.2), and those two rules alone give Election Safety and Leader Completeness (§5.4).
     pub(super) fn handle_timeout_now(&mut self) {
-        // Only a voter campaigns (thesis §4.1): a learner or a removed server ignores it.
-        if !matches!(self.role, Role::Follower { .. }) || !self.is_voter() {
+        // Only a voter campaigns (thesis §4.1): a learner or a removed server ignores it; so
+        // does a recovering node (`recovering`, rule 1).
+        if !matches!(self.role, Role::Follower { .. }) || !self.is_voter() || !self.may_vote() {
             return;
         }
         if planted!(self.config.bugs.transfer_same_term) {
