@@ -36,13 +36,10 @@ pub struct ShrinkRow {
 
 /// Shrinks `bug`'s failing run of `seed` and replays the scenario it writes (into `dir`).
 pub fn shrink_row(bug: Bug, seed: u64, dir: &std::path::Path) -> Result<ShrinkRow, String> {
-    let overrides = Overrides {
-        bug: Some(bug),
-        ..Overrides::default()
-    };
+    let (config, overrides) = world(seed, Some(bug));
     let path = dir.join(format!("{}-seed-{seed}.toml", bug.name()));
     let name = path.display().to_string();
-    let shrunk = crate::shrink::shrink(SimConfig::swarm(seed, overrides), overrides, &name)?;
+    let shrunk = crate::shrink::shrink(config, overrides, &name)?;
     std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&path, &shrunk.toml))
         .map_err(|e| format!("cannot write {name}: {e}"))?;
@@ -60,12 +57,28 @@ pub fn shrink_row(bug: Bug, seed: u64, dir: &std::path::Path) -> Result<ShrinkRo
     })
 }
 
-fn violation_of(seed: u64, bug: Option<Bug>) -> Option<String> {
+/// The world a bug is swept in (as its regression line): the swarm, with the varied node
+/// settings for the two ReadIndex bugs (floe's PreVote and CheckQuorum leave too few elections
+/// to show them), and the `disk-corrupt` scenario for the two log-damage bugs (disk faults are
+/// not drawn in ordinary seeds yet). Also the world of the bug-free seeds (`bug` None).
+pub fn world(seed: u64, bug: Option<Bug>) -> (SimConfig, Overrides) {
+    let varied = matches!(bug, Some(Bug::StaleRead | Bug::ReadIndexEarly));
     let overrides = Overrides {
         bug,
+        settings: varied.then_some(crate::options::Settings::Varied),
         ..Overrides::default()
     };
-    match run_isolated(SimConfig::swarm(seed, overrides)) {
+    if matches!(bug, Some(Bug::TruncateOnCorruption | Bug::IgnoreChecksum)) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        if let Ok(scenario) = crate::scenario::Scenario::load(&root, "disk-corrupt") {
+            return (scenario.config(seed, overrides), overrides);
+        }
+    }
+    (SimConfig::swarm(seed, overrides), overrides)
+}
+
+fn violation_of(seed: u64, bug: Option<Bug>) -> Option<String> {
+    match run_isolated(world(seed, bug).0) {
         Ok(report) => report.violation.map(|v| v.rule.to_string()),
         Err(panic) => Some(format!("engine assertion (panic): {panic}")),
     }
@@ -172,7 +185,9 @@ pub fn render(
         out,
         "Regenerate with `cargo run --release -p sim -- planted-bugs` (swarm configurations drawn \
          from each seed, `floe`'s default node settings in about 84% of them, 20 simulated \
-         seconds of faults and clients per seed). \"First seed\": \
+         seconds of faults and clients per seed; `stale-read` and `read-index-early` with the \
+         varied node settings, `truncate-on-corruption` and `ignore-checksum` in the \
+         `disk-corrupt` scenario, as their regression lines). \"First seed\": \
          seeds tried from 1 until one caught the bug (at most {max_seeds}); \"caught in 1..={sample}\": \
          how many of the first {sample} seeds caught it.\n"
     );
