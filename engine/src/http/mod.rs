@@ -41,7 +41,7 @@ use bytes::Bytes;
 use crate::raft::NodeId;
 use crate::server::{Clock, KvClient};
 
-pub use form::{clean, mux_clean, parse_query, unescape};
+pub use form::{clean, mux_clean, parse_query, query_escape, unescape};
 #[cfg(feature = "net")]
 pub use serve::{serve, spawn_on_tokio};
 

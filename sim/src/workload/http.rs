@@ -67,20 +67,9 @@ impl Call {
     }
 }
 
-/// Escapes a form or query value (Go's `url.QueryEscape`).
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char);
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+/// Escapes a form or query value (Go's `url.QueryEscape`): the production service's own rule,
+/// which its parser undoes.
+pub use engine::http::query_escape as escape;
 
 /// Sends `call` to `target` and waits for the answer until `deadline_ms` (true time).
 pub async fn send(cluster: &Cluster, target: NodeId, call: Call, deadline_ms: u64) -> Sent {

@@ -358,12 +358,7 @@ fn params_of(
             ..
         }) => {
             params.push(("value", value.clone()));
-            if let Some(prev) = prev_value {
-                params.push(("prevValue", prev.clone()));
-            }
-            if let Some(prev) = prev_index {
-                params.push(("prevIndex", prev.to_string()));
-            }
+            compare_params(&mut params, prev_value.as_ref(), *prev_index);
             (Method::PUT, keys(key))
         }
         Some(Command::CompareAndDelete {
@@ -371,12 +366,7 @@ fn params_of(
             prev_value,
             prev_index,
         }) => {
-            if let Some(prev) = prev_value {
-                params.push(("prevValue", prev.clone()));
-            }
-            if let Some(prev) = prev_index {
-                params.push(("prevIndex", prev.to_string()));
-            }
+            compare_params(&mut params, prev_value.as_ref(), *prev_index);
             (Method::DELETE, keys(key))
         }
         Some(Command::Delete {
@@ -398,6 +388,20 @@ fn params_of(
         Some(Command::Expire { .. }) => unreachable!("clients never send expiries"),
     };
     (method, path, params)
+}
+
+/// A compare's conditions: `prevValue` and/or `prevIndex`.
+fn compare_params(
+    params: &mut Vec<(&'static str, String)>,
+    prev_value: Option<&String>,
+    prev_index: Option<u64>,
+) {
+    if let Some(prev) = prev_value {
+        params.push(("prevValue", prev.clone()));
+    }
+    if let Some(prev) = prev_index {
+        params.push(("prevIndex", prev.to_string()));
+    }
 }
 
 /// A PUT with `prevExist`: what it writes (`value=`, `dir=true` or `refresh=true`), a `ttl` to
