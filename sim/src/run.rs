@@ -455,12 +455,15 @@ impl QuietWatch {
         {
             None
         } else {
-            let running: Vec<bool> = cluster
-                .shared()
-                .states
-                .iter()
-                .map(|&s| s == NodeState::Up)
-                .collect();
+            // A node recovering from a damaged log may not vote until it has caught up
+            // (`raft::raw_node::recovering`): it cannot help elect a leader, so a quiet majority
+            // is one of nodes that run and can vote.
+            let running: Vec<bool> = {
+                let s = cluster.shared();
+                (s.states.iter().zip(&s.damaged))
+                    .map(|(&state, &damaged)| state == NodeState::Up && !damaged)
+                    .collect()
+            };
             let n = cluster.size() as u64;
             let cut = |a: u64, b: u64| cluster.net.is_blocked(NodeId(a), NodeId(b));
             let mut topology = running.clone();
