@@ -375,6 +375,39 @@ fn a_snapshot_goes_in_chunks_within_the_byte_budget_and_a_lost_chunk_is_sent_aga
     assert_eq!(w.machines[2].applied, w.machines[0].applied);
 }
 
+#[test]
+fn a_transfer_finishes_with_the_snapshot_it_started_when_the_leader_compacts_again() {
+    let mut w = World::with_config(3, |c| c.msg_bytes_max = 7);
+    w.elect(1);
+    w.down.insert(NodeId(3));
+    w.propose(1, 0..20);
+    let at = w.compact(1, 0);
+    w.down.clear();
+    // The transfer stalls on a lost chunk; meanwhile the leader commits more and takes a
+    // newer snapshot, keeping the entries after the first one.
+    w.lose_chunks.insert(14);
+    w.heartbeat(1);
+    assert!(
+        w.machines[2].installed.is_empty(),
+        "the transfer is stalled"
+    );
+    w.propose(1, 20..25);
+    let newer = w.compact(1, 10);
+    assert!(newer > at && w.node(1).raft_log().offset() <= at);
+    // The lost chunk is sent again from the snapshot the transfer started with: the follower
+    // installs it and takes the rest as entries. Restarting with the newer snapshot instead
+    // can starve a follower whose transfer is slower than the leader's compactions.
+    for _ in 0..4 {
+        w.heartbeat(1);
+    }
+    assert_eq!(
+        w.machines[2].installed,
+        [at],
+        "the first transfer completed"
+    );
+    assert_eq!(w.machines[2].applied, w.machines[0].applied);
+}
+
 /// A chunk of the snapshot at (5, 1) whose data is `total` bytes of `b'x'`.
 fn chunk(offset: u64, len: u64, total: u64, done: bool) -> MessageKind {
     MessageKind::Snapshot {

@@ -89,6 +89,8 @@ impl RawNode {
             self.reads.clear();
         }
         self.transfer = None;
+        // Older snapshots are kept only for a leader's transfers in progress.
+        self.sending.clear();
         // Raft Figure 2 resets the timer only on AppendEntries from the current leader or on
         // granting a vote; etcd-io/raft (and this core by default) also resets it on every
         // step-down. `step_down_resets_timer = false` keeps the paper's rule.

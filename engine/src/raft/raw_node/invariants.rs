@@ -52,6 +52,16 @@ impl RawNode {
                 "a compacted log holds a snapshot covering its offset"
             );
         }
+        match &self.role {
+            Role::Leader { progress } => assert!(
+                self.sending.len() <= progress.len(),
+                "at most one older snapshot held per follower"
+            ),
+            _ => assert!(
+                self.sending.is_empty(),
+                "only a leader holds snapshots for transfers"
+            ),
+        }
         let commit = self.log.commit();
         let last = self.log.last_index();
         match &self.role {

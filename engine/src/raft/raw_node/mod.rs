@@ -196,6 +196,12 @@ pub struct RawNode {
     /// need compacted entries. Invariant: `Some` with `index >= log.offset()` once the offset
     /// is above 0.
     snapshot: Option<Snapshot>,
+    /// Leader only: older snapshots still on their way to a follower. A transfer finishes with
+    /// the snapshot it started (Raft §7 sends one snapshot, chunk by chunk): restarting it with
+    /// every newer snapshot starves a follower whose transfer takes longer than the leader
+    /// takes to compact again, and that follower then keeps an old configuration for good.
+    /// Holds at most one snapshot per follower; the data is shared, not copied.
+    sending: Vec<Snapshot>,
     /// A snapshot received from the leader, for the next `Ready`.
     pending_snapshot: Option<Snapshot>,
     /// A snapshot being received from the leader, chunk by chunk.
@@ -279,6 +285,7 @@ impl RawNode {
             reads: ReadOnly::default(),
             read_states: Vec::new(),
             snapshot,
+            sending: Vec::new(),
             pending_snapshot: None,
             incoming: None,
             transfer: None,
@@ -753,7 +760,10 @@ impl RawNode {
         let to = Index(snapshot.index.0.saturating_sub(keep));
         self.log.compact(to);
         self.compact_configs();
-        self.snapshot = Some(snapshot);
+        if let Some(older) = self.snapshot.replace(snapshot) {
+            self.sending.push(older);
+        }
+        self.prune_sending();
         self.after_input();
     }
 

@@ -128,7 +128,9 @@ impl RawNode {
             .index;
         let heartbeats = self.snapshot_patience();
         self.progress_mut(peer).snapshot_sent(index, heartbeats);
-        self.send_chunk(peer, 0);
+        self.prune_sending();
+        let sent = self.send_chunk(peer, index, 0);
+        debug_assert!(sent, "the newest snapshot is held");
     }
 
     /// Heartbeat rounds the leader waits for an answer to a chunk before it probes again:
@@ -137,13 +139,39 @@ impl RawNode {
         2 * self.config.election_timeout_max_ticks / self.config.heartbeat_interval_ticks + 1
     }
 
-    /// Sends `peer` the chunk of this node's snapshot that starts at `offset`: at most
-    /// `msg_bytes_max` bytes, sharing the snapshot's buffer.
-    pub(super) fn send_chunk(&mut self, peer: NodeId, offset: u64) {
-        let snapshot = self
-            .snapshot
-            .as_ref()
-            .expect("a log compacted above 0 holds a snapshot");
+    /// The snapshot at `index` this node can still send: its newest, or an older one a
+    /// transfer in progress started with.
+    fn snapshot_at(&self, index: Index) -> Option<&Snapshot> {
+        self.snapshot
+            .iter()
+            .chain(self.sending.iter())
+            .find(|s| s.index == index)
+    }
+
+    /// Drops the older snapshots no transfer in progress needs any more (all of them once
+    /// this node no longer leads).
+    pub(super) fn prune_sending(&mut self) {
+        let newest = self.snapshot.as_ref().map(|s| s.index);
+        let super::Role::Leader { progress } = &self.role else {
+            self.sending.clear();
+            return;
+        };
+        let wanted: Vec<Index> = progress
+            .values()
+            .filter_map(|p| p.snapshot_in_flight().map(|(index, _)| index))
+            .filter(|index| Some(*index) != newest)
+            .collect();
+        self.sending.retain(|s| wanted.contains(&s.index));
+        self.sending.dedup_by_key(|s| s.index);
+    }
+
+    /// Sends `peer` the chunk that starts at `offset` of the snapshot at `index`: at most
+    /// `msg_bytes_max` bytes, sharing the snapshot's buffer. False if this node no longer
+    /// holds that snapshot.
+    pub(super) fn send_chunk(&mut self, peer: NodeId, index: Index, offset: u64) -> bool {
+        let Some(snapshot) = self.snapshot_at(index) else {
+            return false;
+        };
         let total = snapshot.data.len();
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
         let budget = usize::try_from(self.config.msg_bytes_max.max(1)).unwrap_or(usize::MAX);
@@ -158,6 +186,7 @@ impl RawNode {
             membership: snapshot.membership.clone(),
         };
         self.send(peer, kind);
+        true
     }
 
     /// The follower holds the snapshot at `index` up to byte `offset`: the next chunk goes
@@ -167,10 +196,7 @@ impl RawNode {
         if !matches!(self.role, super::Role::Leader { .. }) {
             return;
         }
-        let newest = self
-            .snapshot
-            .as_ref()
-            .map(|s| (s.index, s.data.len() as u64));
+        let len = self.snapshot_at(index).map(|s| s.data.len() as u64);
         let patience = self.snapshot_patience();
         let p = self.progress_mut(from);
         p.recent_active = true;
@@ -180,14 +206,16 @@ impl RawNode {
             // Not the transfer in progress: an old or duplicated answer.
             return;
         }
-        match newest {
-            Some((newest, len)) if newest == index && offset < len => {
+        match len {
+            // The transfer goes on with the snapshot it started, even if a newer one exists.
+            Some(len) if offset < len => {
                 p.snapshot_progress(offset, patience);
-                self.send_chunk(from, offset);
+                self.send_chunk(from, index, offset);
             }
-            // The leader compacted again meanwhile: the newer snapshot goes instead.
-            Some((newest, _)) if newest != index => self.send_snapshot(from),
-            _ => {}
+            Some(_) => {}
+            // No longer held (this node lost and regained leadership meanwhile): the newest
+            // snapshot goes instead.
+            None => self.send_snapshot(from),
         }
     }
 
@@ -203,10 +231,8 @@ impl RawNode {
         let Some((index, offset)) = p.snapshot_in_flight() else {
             return;
         };
-        if self.snapshot.as_ref().is_some_and(|s| s.index == index) {
-            self.send_chunk(peer, offset);
-        } else {
-            // The leader compacted again meanwhile: the newer snapshot goes instead.
+        if !self.send_chunk(peer, index, offset) {
+            // No longer held: the newest snapshot goes instead.
             self.send_snapshot(peer);
         }
     }
