@@ -400,8 +400,16 @@ where
             && let Some((job, build)) = node.snapshot_due(clock.now_us())
         {
             let membership = node.raw.membership_at(job.index);
-            let staging =
-                wal.stage_snapshot((job.index, job.term), job.log_start, membership, build);
+            // On disk the log restarts right after the snapshot: the entries the core keeps
+            // below it for lagging followers stay in memory only, so the loop's part of the
+            // swap (appending the kept entries, one sync) stays small whatever
+            // `snapshot_keep_entries` is. A restarted node's log starts at its snapshot.
+            let staging = wal.stage_snapshot(
+                (job.index, job.term),
+                (job.index, job.term),
+                membership,
+                build,
+            );
             snapshotting = Some((job, Box::pin(staging)));
         }
         node.observer.stepped(&node.raw);
@@ -473,7 +481,8 @@ struct SnapshotJob {
     /// The applied index and its term: what the snapshot covers.
     index: Index,
     term: Term,
-    /// Where the compacted log will start (`snapshot_keep_entries` below `index`).
+    /// Where the Raft core's compacted log will start (`snapshot_keep_entries` below
+    /// `index`); the log on disk starts at `index`.
     log_start: (Index, Term),
     /// When the view was taken (world µs).
     started_us: u64,
@@ -1044,10 +1053,10 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         debug_assert_eq!(log.offset(), job.log_start.0, "compacted where staged");
         debug_assert_eq!(log.stable(), log.last_index(), "a drained log is stable");
         let kept = log
-            .slice(log.first_index(), log.stable(), usize::MAX)
+            .slice(job.index.next(), log.stable(), usize::MAX)
             .to_vec();
         let hard_state = self.raw.hard_state();
-        wal.install_staged(staged, job.log_start.0, &hard_state, &kept)
+        wal.install_staged(staged, job.index, &hard_state, &kept)
             .await?;
         self.synced_term = hard_state.term;
         self.synced_vote = hard_state.voted_for;
