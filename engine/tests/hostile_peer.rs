@@ -85,6 +85,7 @@ fn message(rng: &mut ChaCha8Rng) -> Message {
                 rejected: index(rng),
                 conflict_term: rng.gen_bool(0.5).then_some(term),
                 conflict_index: index(rng),
+                lost: rng.gen_bool(0.5),
             }),
             read_seq: rng.gen_range(0..5),
         },

@@ -397,6 +397,7 @@ fn follower_rejects_append_without_matching_prev_5_3() {
         rejected: Index(3),
         conflict_term: None,
         conflict_index: Index(3),
+        lost: false,
     };
     assert!(
         matches!(r.kind, MessageKind::AppendResponse { success: false, hint: Some(h), .. } if h == hint),
@@ -407,6 +408,7 @@ fn follower_rejects_append_without_matching_prev_5_3() {
         rejected: Index(2),
         conflict_term: Some(Term(1)),
         conflict_index: Index(1),
+        lost: false,
     };
     assert!(
         matches!(r.kind, MessageKind::AppendResponse { success: false, hint: Some(h), .. } if h == hint),

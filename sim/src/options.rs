@@ -132,11 +132,14 @@ pub enum Bug {
     TruncateOnCorruption,
     /// The log decodes records without checking their CRC: bits flipped at rest are applied.
     IgnoreChecksum,
+    /// The leader takes a recovering follower's rejection below its match index for a stale
+    /// one: the follower never gets back what its damaged log lost.
+    LostAckTrusted,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 23] = [
+    pub const ALL: [Bug; 24] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -160,6 +163,7 @@ impl Bug {
         Bug::RemovedLeaderStays,
         Bug::TruncateOnCorruption,
         Bug::IgnoreChecksum,
+        Bug::LostAckTrusted,
     ];
 
     /// The name used on the command line.
@@ -188,6 +192,7 @@ impl Bug {
             Bug::RemovedLeaderStays => "removed-leader-stays",
             Bug::TruncateOnCorruption => "truncate-on-corruption",
             Bug::IgnoreChecksum => "ignore-checksum",
+            Bug::LostAckTrusted => "lost-ack-trusted",
         }
     }
 
@@ -215,6 +220,7 @@ impl Bug {
                 config_from_committed: bug == Some(Bug::ConfigFromCommitted),
                 single_server_no_wait: bug == Some(Bug::SingleServerNoWait),
                 removed_leader_stays: bug == Some(Bug::RemovedLeaderStays),
+                lost_ack_trusted: bug == Some(Bug::LostAckTrusted),
             },
             node: engine::server::NodeBugs {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),

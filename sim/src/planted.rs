@@ -59,7 +59,7 @@ pub fn shrink_row(bug: Bug, seed: u64, dir: &std::path::Path) -> Result<ShrinkRo
 
 /// The world a bug is swept in (as its regression line): the swarm, with the varied node
 /// settings for the two ReadIndex bugs (floe's PreVote and CheckQuorum leave too few elections
-/// to show them), and the `disk-corrupt` scenario for the two log-damage bugs (disk faults are
+/// to show them), and the `disk-corrupt` scenario for the three log-damage bugs (disk faults are
 /// not drawn in ordinary seeds yet). Also the world of the bug-free seeds (`bug` None).
 pub fn world(seed: u64, bug: Option<Bug>) -> (SimConfig, Overrides) {
     let varied = matches!(bug, Some(Bug::StaleRead | Bug::ReadIndexEarly));
@@ -68,7 +68,10 @@ pub fn world(seed: u64, bug: Option<Bug>) -> (SimConfig, Overrides) {
         settings: varied.then_some(crate::options::Settings::Varied),
         ..Overrides::default()
     };
-    if matches!(bug, Some(Bug::TruncateOnCorruption | Bug::IgnoreChecksum)) {
+    if matches!(
+        bug,
+        Some(Bug::TruncateOnCorruption | Bug::IgnoreChecksum | Bug::LostAckTrusted)
+    ) {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         if let Ok(scenario) = crate::scenario::Scenario::load(&root, "disk-corrupt") {
             return (scenario.config(seed, overrides), overrides);
@@ -168,6 +171,9 @@ fn what(bug: Bug) -> &'static str {
             "a damaged log is cut as a torn tail and the node votes with what is left"
         }
         Bug::IgnoreChecksum => "the log reads records without checking their CRC",
+        Bug::LostAckTrusted => {
+            "the leader takes a recovering follower's rejection for a stale one: it never catches up"
+        }
     }
 }
 

@@ -554,6 +554,53 @@ async fn liveness_phase(cluster: &Cluster) -> Option<u64> {
             }
         }
     }
+    // Availability comes back with the disk (issue 16): a running node recovering from a
+    // damaged log catches up from the leader and may vote again within the bound. In the
+    // leader's term it needs the commit index past what its lost records may have held, so
+    // clients keep writing meanwhile (an idle cluster leaves it out of votes until new entries
+    // or a new term come; see `raft::raw_node::recovering`).
+    let damaged_up = |cluster: &Cluster| -> Vec<usize> {
+        let s = cluster.shared();
+        (s.states.iter().zip(&s.damaged))
+            .enumerate()
+            .filter(|(_, (state, damaged))| **state == NodeState::Up && **damaged)
+            .map(|(slot, _)| slot + 1)
+            .collect()
+    };
+    while cluster.clock.now_ms() < deadline_ms && !damaged_up(cluster).is_empty() {
+        workload::settle_one(cluster, 0, OpKind::Set, deadline_ms).await;
+        cluster.clock.sleep_ms(cluster.config.tick_ms).await;
+    }
+    let still = damaged_up(cluster);
+    if !still.is_empty() {
+        let statuses: Vec<String> = {
+            let s = cluster.shared();
+            still
+                .iter()
+                .filter_map(|&n| s.statuses[n - 1].as_ref())
+                .map(|st| {
+                    format!(
+                        "n{} term {} leader {:?} commit {} last {}",
+                        st.id.0,
+                        st.term.0,
+                        st.leader.map(|l| l.0),
+                        st.commit.0,
+                        st.last_index.0
+                    )
+                })
+                .collect()
+        };
+        let detail = format!(
+            "nodes {still:?} still recovering from a damaged log {} ms after healing ({})",
+            cluster.config.liveness_ms,
+            statuses.join("; ")
+        );
+        fail_liveness(
+            cluster,
+            "liveness: a damaged node catches up after healing",
+            detail,
+        );
+    }
     Some(leader_ms)
 }
 

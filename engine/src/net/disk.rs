@@ -12,6 +12,57 @@ use crate::log::Disk;
 pub struct FileDisk {
     file: File,
     path: PathBuf,
+    faults: DiskFaults,
+    /// Syncs that succeeded, for [`DiskFaults::sync_error_after`].
+    syncs: u64,
+}
+
+/// Disk failures a test can ask of the file disk (`floe --unsafe-disk-faults`), to see the real
+/// node meet a failing `fdatasync` or a full disk: both must end in a clear message and leave a
+/// data directory that recovers. Never for production use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskFaults {
+    /// Every sync after this many succeeded fails with EIO, as a dying disk's would.
+    pub sync_error_after: Option<u64>,
+    /// The log may not grow past this many bytes: a write beyond fails with ENOSPC.
+    pub space_bytes: Option<u64>,
+}
+
+impl DiskFaults {
+    /// Parses `sync-error-after=N` and `space=BYTES`, comma-separated (empty: no faults).
+    pub fn parse(spec: &str) -> Result<DiskFaults, String> {
+        let mut faults = DiskFaults::default();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("disk fault {part:?}: want NAME=NUMBER"))?;
+            let value: u64 = value
+                .parse()
+                .map_err(|_| format!("disk fault {part:?}: {value:?} is not a number"))?;
+            match name {
+                "sync-error-after" => faults.sync_error_after = Some(value),
+                "space" => faults.space_bytes = Some(value),
+                _ => {
+                    return Err(format!(
+                        "disk fault {name:?}: want sync-error-after or space"
+                    ));
+                }
+            }
+        }
+        Ok(faults)
+    }
+
+    fn sync_fails(&self, syncs: u64) -> bool {
+        self.sync_error_after.is_some_and(|n| syncs >= n)
+    }
+
+    /// Fails with ENOSPC if a file of `len` bytes does not fit.
+    fn check_space(&self, len: u64) -> std::io::Result<()> {
+        match self.space_bytes {
+            Some(space) if len > space => Err(std::io::Error::from_raw_os_error(28)),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl FileDisk {
@@ -33,7 +84,14 @@ impl FileDisk {
         Ok(FileDisk {
             file,
             path: path.to_path_buf(),
+            faults: DiskFaults::default(),
+            syncs: 0,
         })
+    }
+
+    /// The same disk, failing as `faults` asks (tests only).
+    pub fn with_faults(self, faults: DiskFaults) -> FileDisk {
+        FileDisk { faults, ..self }
     }
 
     /// Where the file is.
@@ -52,6 +110,10 @@ impl Disk for FileDisk {
     }
 
     fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.faults.space_bytes.is_some() {
+            let len = self.file.metadata()?.len();
+            self.faults.check_space(len + bytes.len() as u64)?;
+        }
         self.file.write_all(bytes)
     }
 
@@ -61,7 +123,12 @@ impl Disk for FileDisk {
 
     fn sync(&mut self) -> impl std::future::Future<Output = std::io::Result<()>> {
         let file = self.file.try_clone();
+        let fails = self.faults.sync_fails(self.syncs);
+        self.syncs += 1;
         async move {
+            if fails {
+                return Err(std::io::Error::from_raw_os_error(5));
+            }
             let file = file?;
             // fdatasync blocks for a disk round trip: keep it off the runtime's worker.
             match tokio::task::spawn_blocking(move || file.sync_data()).await {
@@ -74,6 +141,7 @@ impl Disk for FileDisk {
     /// Writes `<file>.new`, syncs it, renames it over the file and syncs the directory: a
     /// crash leaves the old file or the new one.
     async fn rewrite(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.faults.check_space(bytes.len() as u64)?;
         let path = self.path.clone();
         let bytes = bytes.to_vec();
         let file = tokio::task::spawn_blocking(move || replace_file(&path, &bytes))
@@ -116,9 +184,11 @@ impl Disk for FileDisk {
     ) -> impl std::future::Future<Output = std::io::Result<()>> {
         let path = self.path.clone();
         let tail = tail.to_vec();
+        let faults = self.faults;
         let installing = tokio::task::spawn_blocking(move || {
             {
                 let mut file = OpenOptions::new().append(true).open(&staged)?;
+                faults.check_space(file.metadata()?.len() + tail.len() as u64)?;
                 file.write_all(&tail)?;
                 file.sync_all()?;
             }

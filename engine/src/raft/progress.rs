@@ -177,6 +177,13 @@ impl Progress {
         self.clear_inflight_bytes();
     }
 
+    /// The follower lost entries it had acknowledged (its damaged log was cut back): it holds
+    /// nothing from `next_index` on, whatever it matched before.
+    pub fn on_lost(&mut self, next_index: Index) {
+        self.match_index = self.match_index.min(next_index.prev());
+        self.on_reject(next_index);
+    }
+
     /// A heartbeat round lets a paused probe try again, so a lost probe is retried.
     pub fn on_heartbeat(&mut self) {
         match &mut self.state {

@@ -358,6 +358,9 @@ pub struct RejectHint {
     pub conflict_term: Option<Term>,
     /// The first index of `conflict_term` in the follower's log, or its last index + 1.
     pub conflict_index: Index,
+    /// The follower is recovering from a damaged log: it may have lost entries it had
+    /// acknowledged, so the leader's match index for it may be untrue (see `recovering`).
+    pub lost: bool,
 }
 
 /// A linearizable read may be served once the state machine has applied `index` (thesis §6.4).
@@ -407,6 +410,10 @@ pub struct Bugs {
     /// A leader that removed itself keeps leading after the new configuration commits (thesis
     /// §4.2.2 has it step down), counting itself in a quorum it is no longer part of.
     pub removed_leader_stays: bool,
+    /// The leader takes a recovering follower's rejection below its match index for a stale
+    /// one, as Raft without lying disks may: the follower never gets back what its damaged log
+    /// lost, and never votes again.
+    pub lost_ack_trusted: bool,
 }
 
 /// Static configuration of one Raft node.

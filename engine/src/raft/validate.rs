@@ -252,6 +252,7 @@ mod tests {
                     rejected: Index(r),
                     conflict_term: None,
                     conflict_index: Index(1),
+                    lost: false,
                 }),
                 read_seq: 0,
             },

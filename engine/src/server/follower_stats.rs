@@ -189,6 +189,7 @@ mod tests {
                     rejected: Index(index),
                     conflict_term: None,
                     conflict_index: Index(1),
+                    lost: false,
                 }),
                 read_seq: 0,
             },

@@ -49,6 +49,7 @@ pub const KNOWN_FLAGS: &[&str] = &[
     "peer-client-cert-auth",
     "help",
     "version",
+    "unsafe-disk-faults",
 ];
 
 /// The parsed command line: flag name to its last value, plus the ignored flags.

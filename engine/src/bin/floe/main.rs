@@ -66,6 +66,11 @@ member's, all https) need --peer-cert-file, --peer-key-file and --peer-trusted-c
   --peer-client-cert-auth BOOL         refuse, at the handshake, members without a certificate
                                        signed by that CA (default: false)
 
+Testing only (never in production):
+  --unsafe-disk-faults SPEC            make the log's disk fail: sync-error-after=N (every
+                                       fdatasync after N fails with EIO), space=BYTES (the log
+                                       cannot grow past BYTES: ENOSPC); comma-separated
+
 Logging: RUST_LOG (e.g. RUST_LOG=debug); default info.
 Membership changes, v2 auth and the v3 API are not supported.
 ";
@@ -91,6 +96,8 @@ struct Settings {
     client_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// TLS between members (`https://` peer URLs).
     peer_tls: Option<PeerTls>,
+    /// `--unsafe-disk-faults`: the log's disk fails on purpose (tests).
+    disk_faults: engine::net::DiskFaults,
 }
 
 fn split_urls(text: &str) -> Vec<String> {
@@ -328,6 +335,7 @@ fn settings(flags: &Flags) -> Result<Settings, String> {
         expiration,
         client_tls,
         peer_tls,
+        disk_faults: engine::net::DiskFaults::parse(flags.get("unsafe-disk-faults").unwrap_or(""))?,
     })
 }
 
@@ -465,7 +473,12 @@ async fn run(s: Settings) -> Result<(), String> {
     })
     .await
     .map_err(|e| format!("peer listener: {e}"))?;
-    let disk = FileDisk::open(&wal_path).map_err(|e| format!("log {}: {e}", wal_path.display()))?;
+    let disk = FileDisk::open(&wal_path)
+        .map_err(|e| format!("log {}: {e}", wal_path.display()))?
+        .with_faults(s.disk_faults);
+    if s.disk_faults != engine::net::DiskFaults::default() {
+        tracing::warn!(faults = ?s.disk_faults, "--unsafe-disk-faults: the log's disk will fail on purpose");
+    }
 
     let mut node_settings = NodeSettings::with_timing(s.heartbeat_ms, s.election_ms);
     node_settings.pre_vote = s.pre_vote;

@@ -25,11 +25,13 @@ impl RawNode {
                 rejected: prev_log_index,
                 conflict_term: None,
                 conflict_index: self.log.last_index().next(),
+                lost: self.recovering.is_some(),
             }),
             Some(t) if t != prev_log_term => Some(RejectHint {
                 rejected: prev_log_index,
                 conflict_term: Some(t),
                 conflict_index: self.log.first_index_of_term(t, prev_log_index),
+                lost: self.recovering.is_some(),
             }),
             Some(_) => None,
         };

@@ -28,7 +28,11 @@
 //!    it may have acknowledged lies at or below the bound's index; those that were committed
 //!    are in that leader's log (Leader Completeness, §5.4) at the same index (Log Matching,
 //!    §5.3), so this node now holds them again; those that were not committed may be lost
-//!    freely. Its log is then one it can vouch for.
+//!    freely. Its log is then one it can vouch for. (3b) In a term above the bound's, it is
+//!    enough that its commit index reaches an entry of the leader's own term: the leader's log
+//!    before that entry holds every entry committed in earlier terms, the lost ones included
+//!    (Leader Completeness; the leader was elected without this node, and the fault model
+//!    leaves a majority that held each committed entry), and this node now holds that prefix.
 //! 4. *The vote of the current term is pinned to that leader.* The node may have voted in
 //!    this term and lost the record. On leaving recovery it records a vote for the leader it
 //!    follows: that leader already won the term, so no second candidate can win it with this
@@ -75,7 +79,17 @@ impl RawNode {
         else {
             return false;
         };
-        if self.term < term || self.log.commit() < index {
+        let commit = self.log.commit();
+        // Rule 3; or rule 3b: in a term above the bound's, once this node's commit index
+        // reaches an entry of the leader's own term, it holds every entry the leader's log has
+        // before that term (Log Matching, §5.3), which is every committed entry of the earlier
+        // terms, the lost ones included (Leader Completeness, §5.4; the leader was elected
+        // without this node's vote). Without 3b a bound above the leader's last index (entries
+        // of an old term that were never committed) would keep the node out until as many new
+        // entries arrive, which an idle cluster never sends.
+        let caught_up =
+            commit >= index || (self.term > term && self.log.term(commit) == Some(self.term));
+        if self.term < term || !caught_up {
             return false;
         }
         if self.voted_for.is_none() {

@@ -41,6 +41,7 @@ impl RawNode {
     ) {
         let inflight_max = self.config.inflight_msgs_max;
         let inflight_bytes_max = self.config.inflight_bytes_max;
+        let trust_lost = planted!(self.config.bugs.lost_ack_trusted);
         let last = self.log.last_index();
         if !matches!(self.role, Role::Leader { .. }) {
             return;
@@ -69,7 +70,17 @@ impl RawNode {
                 return;
             };
             let match_index = p.match_index;
-            if hint.rejected <= match_index {
+            if hint.lost
+                && hint.conflict_index <= match_index
+                && !trust_lost
+            {
+                // Raft assumes a follower keeps what it acknowledged. One recovering from a
+                // damaged log lost some of it (`recovering`; Alagappan et al., FAST 2018): its
+                // match index is untrue, so it falls to what the follower holds now and the
+                // leader sends the rest again. Commitment never counted on it alone (the commit
+                // index never goes back), and it counts again only for what it acknowledges anew.
+                p.on_lost(hint.conflict_index);
+            } else if hint.rejected <= match_index {
                 return; // A stale rejection: the follower has since matched further.
             }
             let next = self.next_after_reject(hint);
