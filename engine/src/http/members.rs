@@ -55,6 +55,15 @@ pub fn added_member_id(token: &str, peer_urls: &[String]) -> NodeId {
     NodeId(hash.max(1 << 32))
 }
 
+/// True if `url` (`scheme://host:port[/...]`) names a host and a port.
+fn has_host_and_port(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or("");
+    authority
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
 /// A `{"message":…}` error of the members API: no trailing newline, the cluster id header.
 fn member_error(status: u16, message: &str, cluster_id: &str) -> Response {
     let mut body = String::from("{\"message\":");
@@ -175,7 +184,7 @@ impl<C: super::HttpClock> App<C> {
                     &format!("URL scheme must be http, https, unix, or unixs: {url}"),
                 )));
             }
-            if crate::net::url_authority(url).is_none() {
+            if !has_host_and_port(url) {
                 return Err(Box::new(self.error(
                     400,
                     &format!("URL address does not have the form \"host:port\": {url}"),
