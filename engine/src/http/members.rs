@@ -108,6 +108,15 @@ impl<C: super::HttpClock> App<C> {
             Some((id, action)) => (id, action),
             None => (rest, ""),
         };
+        if !matches!(
+            *method,
+            Method::GET | Method::HEAD | Method::POST | Method::DELETE | Method::PUT
+        ) {
+            // etcd's method check, before the members handler.
+            let mut r = response::plain_error(405, "Method Not Allowed");
+            response::set(&mut r, "Allow", "GET,POST,DELETE,PUT");
+            return r;
+        }
         match (method.clone(), id_text.is_empty(), action) {
             (Method::POST, true, "") => {
                 let req = match self.member_body(content_type, body) {
@@ -145,7 +154,12 @@ impl<C: super::HttpClock> App<C> {
                     Err(r) => *r,
                 }
             }
-            _ => response::method_not_allowed("GET, HEAD, POST"),
+            _ => {
+                // etcd's 405 here names no allowed methods.
+                let mut r = response::plain_error(405, "Method Not Allowed");
+                response::set(&mut r, "X-Etcd-Cluster-Id", &self.config.cluster_id);
+                r
+            }
         }
     }
 
