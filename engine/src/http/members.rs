@@ -8,7 +8,9 @@
 //!   http, https, unix, or unixs: <url>`;
 //! - a peer URL another member has: 409 `membership: peerURL exists`; an id already a member:
 //!   409 `membership: ID exists`;
-//! - an unknown id: 404 `No such member: <id as given>`;
+//! - an unknown id: 404 `No such member: <id as given>`; a `DELETE` of an id this member saw
+//!   removed: 410 `Member permanently removed: <id>` (etcd remembers removed ids in its store;
+//!   Floe's members remember those removed while they ran);
 //! - added: 201 and the new member (`name` empty, no client URLs, until it starts); removed or
 //!   updated: 204 without a body;
 //! - the change cannot be made in time (no leader, another change in progress, a quorum
@@ -137,6 +139,14 @@ impl<C: super::HttpClock> App<C> {
             }
             (Method::DELETE, false, "") => {
                 let Some(member) = self.member_by_hex(id_text) else {
+                    if self
+                        .membership
+                        .removed()
+                        .iter()
+                        .any(|m| m.hex_id == id_text)
+                    {
+                        return self.error(410, &format!("Member permanently removed: {id_text}"));
+                    }
                     return self.error(404, &format!("No such member: {id_text}"));
                 };
                 self.remove_member(member).await

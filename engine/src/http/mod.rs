@@ -119,6 +119,10 @@ pub struct MemberInfo {
 pub trait Membership: Send + Sync + 'static {
     /// Every member, sorted by id.
     fn members(&self) -> Vec<MemberInfo>;
+    /// Members seen removed (etcd answers 410 for their ids); none by default.
+    fn removed(&self) -> Vec<MemberInfo> {
+        Vec::new()
+    }
 }
 
 /// Settings of the HTTP layer.

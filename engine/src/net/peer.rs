@@ -108,6 +108,8 @@ pub struct MemberView {
 #[derive(Clone)]
 pub struct Directory {
     members: Arc<Mutex<BTreeMap<NodeId, MemberView>>>,
+    /// Members this node saw removed (since it started), as they were.
+    removed: Arc<Mutex<BTreeMap<NodeId, MemberView>>>,
     links: Arc<Mutex<Links>>,
     cluster_id: Arc<AtomicU64>,
 }
@@ -159,8 +161,11 @@ impl Directory {
                 .copied()
                 .filter(|id| *id != me && ids.binary_search(id).is_err())
                 .collect();
+            let mut removed = self.removed.lock().unwrap_or_else(|e| e.into_inner());
             for id in gone {
-                members.remove(&id);
+                if let Some(view) = members.remove(&id) {
+                    removed.insert(id, view);
+                }
             }
             let unreached: Vec<NodeId> = links
                 .outbound
@@ -229,6 +234,16 @@ impl Directory {
     /// Every member, by id.
     pub fn members(&self) -> Vec<MemberView> {
         self.lock().values().cloned().collect()
+    }
+
+    /// Members removed from the configuration since this node started.
+    pub fn removed(&self) -> Vec<MemberView> {
+        self.removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The client URLs of member `id` (empty if unknown yet).
@@ -376,6 +391,7 @@ pub async fn start_peers(setup: PeerSetup) -> std::io::Result<(TcpNetwork, Direc
                 })
                 .collect(),
         )),
+        removed: Arc::default(),
         links: Arc::new(Mutex::new(links)),
         cluster_id: Arc::new(AtomicU64::new(setup.cluster_id)),
     };

@@ -180,10 +180,14 @@ def steps(log):
     victim = next(m for m in (n1, n2, n3) if m is not lead)
     with serving_lock:
         serving.remove(victim)
-    st, body = members_call(n4.port, "DELETE", "/v2/members/" + member_id(n4.port, victim.name))
+    victim_id = member_id(n4.port, victim.name)
+    st, body = members_call(n4.port, "DELETE", "/v2/members/" + victim_id)
     note("DELETE %s (an original member, not the leader): %d" % (victim.name, st))
     assert st == 204, body
     removed_exits(victim, log)
+    st, body = members_call(n4.port, "DELETE", "/v2/members/" + victim_id)
+    note("DELETE %s again: %d %s" % (victim.name, st, body.decode()))
+    assert st == 410 and b"Member permanently removed" in body, (st, body)
     time.sleep(2)
     lead = leader([m for m in (n1, n2, n3, n4) if m.proc is not None])
     assert lead is not None, "no leader"

@@ -375,31 +375,45 @@ impl DirectoryMembership {
     }
 }
 
+impl DirectoryMembership {
+    fn info(&self, m: engine::net::MemberView) -> MemberInfo {
+        MemberInfo {
+            id: m.id,
+            // Members added at run time are known by their Raft id.
+            hex_id: self
+                .hex_ids
+                .iter()
+                .find(|(id, _)| *id == m.id)
+                .map(|(_, hex)| hex)
+                .or_else(|| {
+                    // Founders are 1..=n; members added at run time have large ids.
+                    (m.id.0 < 1 << 32)
+                        .then(|| self.hex_by_name.iter().find(|(n, _)| *n == m.name))
+                        .flatten()
+                        .map(|(_, hex)| hex)
+                })
+                .map_or_else(|| format!("{:x}", m.id.0), String::clone),
+            name: m.name,
+            peer_urls: m.peer_urls,
+            client_urls: m.client_urls,
+        }
+    }
+}
+
 impl Membership for DirectoryMembership {
     fn members(&self) -> Vec<MemberInfo> {
         self.directory
             .members()
             .into_iter()
-            .map(|m| MemberInfo {
-                id: m.id,
-                // Members added at run time are known by their Raft id.
-                hex_id: self
-                    .hex_ids
-                    .iter()
-                    .find(|(id, _)| *id == m.id)
-                    .map(|(_, hex)| hex)
-                    .or_else(|| {
-                        // Founders are 1..=n; members added at run time have large ids.
-                        (m.id.0 < 1 << 32)
-                            .then(|| self.hex_by_name.iter().find(|(n, _)| *n == m.name))
-                            .flatten()
-                            .map(|(_, hex)| hex)
-                    })
-                    .map_or_else(|| format!("{:x}", m.id.0), String::clone),
-                name: m.name,
-                peer_urls: m.peer_urls,
-                client_urls: m.client_urls,
-            })
+            .map(|m| self.info(m))
+            .collect()
+    }
+
+    fn removed(&self) -> Vec<MemberInfo> {
+        self.directory
+            .removed()
+            .into_iter()
+            .map(|m| self.info(m))
             .collect()
     }
 }
