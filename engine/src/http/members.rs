@@ -200,6 +200,9 @@ impl<C: super::HttpClock> App<C> {
         if req.peer_urls.is_empty() {
             return Err(Box::new(self.error(400, "no valid URLs given")));
         }
+        if req.peer_urls.len() > crate::raft::membership::PEER_URLS_MAX {
+            return Err(Box::new(self.error(400, "too many peer URLs")));
+        }
         for url in &req.peer_urls {
             let scheme = url.split_once("://").map(|(s, _)| s);
             if !matches!(scheme, Some("http" | "https" | "unix" | "unixs")) {
@@ -207,6 +210,9 @@ impl<C: super::HttpClock> App<C> {
                     400,
                     &format!("URL scheme must be http, https, unix, or unixs: {url}"),
                 )));
+            }
+            if url.len() > crate::raft::membership::ADDRESS_TEXT_MAX {
+                return Err(Box::new(self.error(400, "peer URL too long")));
             }
             if !has_host_and_port(url) {
                 return Err(Box::new(self.error(
@@ -471,6 +477,9 @@ impl<C: super::HttpClock> App<C> {
             }
             Ok(Err(e @ (ConfChangeError::LastVoter | ConfChangeError::InvalidId))) => {
                 return Outcome::Done(self.error(409, &e.to_string()));
+            }
+            Ok(Err(e @ ConfChangeError::AddressTooLong(_))) => {
+                return Outcome::Done(self.error(400, &e.to_string()));
             }
         };
         // Answered once applied here, as etcd does; the entry could still be lost to a new

@@ -126,6 +126,10 @@ pub enum ConfChangeError {
     /// The leader is handing over leadership and takes no change meanwhile.
     #[error("leadership transfer in progress")]
     Transferring,
+    /// A member's address is too long to record (see [`ADDRESS_TEXT_MAX`],
+    /// [`PEER_URLS_MAX`]).
+    #[error("member {0}'s name or peer URLs are too long")]
+    AddressTooLong(NodeId),
 }
 
 impl Membership {
@@ -154,6 +158,13 @@ impl Membership {
     pub fn with_address(mut self, addr: MemberAddr) -> Result<Membership, ConfChangeError> {
         if !self.contains(addr.id) {
             return Err(ConfChangeError::NotMember(addr.id));
+        }
+        if addr.name.len() > ADDRESS_TEXT_MAX
+            || addr.peer_urls.len() > PEER_URLS_MAX
+            || addr.peer_urls.iter().any(|u| u.len() > ADDRESS_TEXT_MAX)
+        {
+            // What the log could not read back is never proposed.
+            return Err(ConfChangeError::AddressTooLong(addr.id));
         }
         match self.addresses.binary_search_by_key(&addr.id, |a| a.id) {
             Ok(i) => self.addresses[i] = addr,
@@ -666,6 +677,12 @@ mod tests {
         assert_eq!(
             plain.clone().with_address(addr(8, "x")),
             Err(ConfChangeError::NotMember(NodeId(8)))
+        );
+        let mut long = addr(1, "");
+        long.peer_urls = vec!["x".repeat(ADDRESS_TEXT_MAX + 1)];
+        assert_eq!(
+            plain.with_address(long),
+            Err(ConfChangeError::AddressTooLong(NodeId(1)))
         );
     }
 
