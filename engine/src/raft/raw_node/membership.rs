@@ -296,6 +296,20 @@ impl RawNode {
     /// removal committed) get a last AppendEntries, which carries the entry that removes them
     /// and the commit index, so they learn they were removed; then their progress goes.
     fn farewell_removed(&mut self) {
+        // On every commit: find out without allocating whether anyone is to be dropped.
+        let Role::Leader { progress } = &self.role else {
+            return;
+        };
+        let commit = self.log.commit();
+        let latest = self.configs.latest();
+        let previous = (self.configs.latest_index() > commit && commit >= self.log.offset())
+            .then(|| self.configs.at(commit));
+        let any_gone = progress
+            .keys()
+            .any(|&id| !latest.contains(id) && !previous.is_some_and(|p| p.contains(id)));
+        if !any_gone {
+            return;
+        }
         let keep = self.replicated_to();
         let gone: Vec<NodeId> = self
             .followers()
