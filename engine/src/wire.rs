@@ -20,7 +20,8 @@ pub const MAGIC: u32 = 0x464c_4f45;
 /// The peer protocol's version, checked in the hello (2: forwarded proposals and the version
 /// field itself; 3: InstallSnapshot in chunks; 4: leadership transfer, TimeoutNow and
 /// RequestVote's `transfer` flag; 5: configuration entries and InstallSnapshot's configuration;
-/// 6: a rejecting follower says whether it lost acknowledged entries, `RejectHint::lost`).
+/// 6: members' names and peer URLs in configurations, and a rejecting follower says whether
+/// it lost acknowledged entries, `RejectHint::lost`).
 pub const PROTOCOL_VERSION: u32 = 6;
 /// Largest hello: nothing bigger is read before the peer proved it belongs to the cluster.
 pub const HELLO_BYTES_MAX: usize = 64 << 10;
@@ -175,7 +176,7 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
 }
 
 /// Decodes a hello frame's payload and checks it against this member's cluster: the magic,
-/// then the protocol version, then the cluster id.
+/// then the protocol version, then the cluster id (any, if `cluster_id` is 0: not known yet).
 pub fn decode_hello(payload: &[u8], cluster_id: u64) -> Result<Hello, WireError> {
     let hello =
         postcard::from_bytes::<Hello>(payload).map_err(|e| WireError::NotHello(e.to_string()))?;
@@ -188,7 +189,8 @@ pub fn decode_hello(payload: &[u8], cluster_id: u64) -> Result<Hello, WireError>
             ours: PROTOCOL_VERSION,
         });
     }
-    if hello.cluster_id != cluster_id {
+    // 0: a member joining a running cluster does not know its id yet and takes the first.
+    if cluster_id != 0 && hello.cluster_id != cluster_id {
         return Err(WireError::Cluster {
             theirs: hello.cluster_id,
             ours: cluster_id,

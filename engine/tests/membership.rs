@@ -110,6 +110,7 @@ fn plain(voters: &[u64], learners: &[u64]) -> Membership {
         voters: ids(voters),
         outgoing: Vec::new(),
         learners: ids(learners),
+        addresses: Vec::new(),
     }
 }
 
@@ -152,6 +153,7 @@ fn a_learner_catches_up_without_voting_and_is_promoted_through_a_joint_configura
             voters: ids(&[1, 2, 3, 4]),
             outgoing: ids(&[1, 2, 3]),
             learners: Vec::new(),
+            addresses: Vec::new(),
         })
     );
     for id in 1..=4 {
@@ -698,4 +700,25 @@ mod fuzz {
             assert!(caught.is_some(), "{name} not caught in seeds 1..=300");
         }
     }
+}
+
+/// A follower being removed keeps receiving the log until the configuration that removes it
+/// commits, and the leader's last AppendEntries to it carries that commit: it applies its own
+/// removal (what lets `floe` stop a removed member, as etcd's stop).
+#[test]
+fn a_removed_follower_learns_that_its_removal_committed() {
+    let mut w = World::new(3, 0);
+    w.elect(1);
+    w.change(1, ConfChange::Remove(NodeId(3)))
+        .expect("removing");
+    w.tick_all(3);
+    let removed = w.node(3);
+    assert_eq!(removed.membership(), &plain(&[1, 2], &[]));
+    let status = removed.status();
+    let leader_commit = w.node(1).status().commit;
+    assert_eq!(
+        status.commit, leader_commit,
+        "the removed follower knows its removal committed"
+    );
+    assert!(!w.node(1).replicated_to().contains(&NodeId(3)));
 }

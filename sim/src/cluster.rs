@@ -971,6 +971,7 @@ fn http_app(config: &SimConfig, id: NodeId, client: KvClient, clock: NodeClock) 
     let config_http = engine::http::HttpConfig {
         id,
         cluster_id: "cdf818194e3a8c32".into(),
+        cluster_token: "etcd-cluster".to_string(),
         legacy: true,
         // A write waits for a leader as long as the client waits for it.
         request_timeout_ms: config.client_timeout_ms,

@@ -6,8 +6,6 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ::http::Method;
-
 use super::response::{self, JSON, Response, TEXT};
 use super::{App, MemberInfo, STORE_STAT_NAMES};
 use crate::raft::RoleKind;
@@ -35,7 +33,7 @@ fn push_string_list(out: &mut String, items: &[String]) {
 }
 
 /// One member object of `/v2/members` (G55).
-fn member_json(out: &mut String, member: &MemberInfo) {
+pub(super) fn member_json(out: &mut String, member: &MemberInfo) {
     out.push_str("{\"id\":");
     push_json_string(out, &member.hex_id);
     out.push_str(",\"name\":");
@@ -100,15 +98,8 @@ impl<C: super::HttpClock> App<C> {
         response::with_body(200, TEXT, urls.join(", "))
     }
 
-    /// `/v2/members` (G55). Membership changes are not supported: Floe's clusters are fixed at
-    /// bootstrap.
-    pub(super) fn members(&self, method: &Method) -> Response {
-        if !matches!(*method, Method::GET | Method::HEAD) {
-            let mut r =
-                response::message_error(405, "membership changes are not supported by this server");
-            response::set(&mut r, "Allow", "GET, HEAD");
-            return r;
-        }
+    /// `GET /v2/members` (G55); changes are `members.rs`'.
+    pub(super) fn members(&self) -> Response {
         let mut body = String::from("{\"members\":[");
         for (i, member) in self.membership.members().iter().enumerate() {
             if i > 0 {

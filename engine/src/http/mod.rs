@@ -25,6 +25,7 @@ mod form;
 mod forward;
 mod keys;
 mod legacy;
+pub mod members;
 mod metrics;
 mod response;
 #[cfg(feature = "net")]
@@ -118,6 +119,10 @@ pub struct MemberInfo {
 pub trait Membership: Send + Sync + 'static {
     /// Every member, sorted by id.
     fn members(&self) -> Vec<MemberInfo>;
+    /// Members seen removed (etcd answers 410 for their ids); none by default.
+    fn removed(&self) -> Vec<MemberInfo> {
+        Vec::new()
+    }
 }
 
 /// Settings of the HTTP layer.
@@ -127,6 +132,9 @@ pub struct HttpConfig {
     pub id: NodeId,
     /// `X-Etcd-Cluster-Id`: lowercase hex.
     pub cluster_id: String,
+    /// `--initial-cluster-token`: members added through the members API get ids derived from
+    /// it and their peer URLs ([`members::added_member_id`]).
+    pub cluster_token: String,
     /// Serve the 0.x layer (store/README.md §11). On by default.
     pub legacy: bool,
     /// How long a write or quorum read waits for a leader before `500`/300
@@ -291,8 +299,25 @@ impl<C: HttpClock> App<C> {
             "/version" => cluster::version(),
             "/health" => self.health().await,
             "/v2/machines" => self.machines(),
-            "/v2/members" | "/v2/members/" => self.members(&head.method),
+            "/v2/members" | "/v2/members/" if matches!(head.method, Method::GET | Method::HEAD) => {
+                self.members()
+            }
             "/v2/members/leader" => self.members_leader().await,
+            p if p == "/v2/members" || p.starts_with("/v2/members/") => {
+                let rest = p["/v2/members".len()..].trim_start_matches('/').to_string();
+                let content_type = head
+                    .headers
+                    .get(::http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let body = if takes_form_body(&head) {
+                    body
+                } else {
+                    Ok(Bytes::new())
+                };
+                self.member_change(&head.method, content_type, body, &rest)
+                    .await
+            }
             "/v2/stats/self" => self.stats_self().await,
             "/metrics" => self.metrics(),
             "/v2/stats/leader" => self.stats_leader().await,
@@ -327,7 +352,8 @@ impl<C: HttpClock> App<C> {
 pub fn takes_form_body(head: &Parts) -> bool {
     let takes_body =
         matches!(head.method, Method::PUT | Method::POST) || head.method.as_str() == "PATCH";
-    takes_body
+    // The members API reads a JSON body (etcd's `application/json` only).
+    let members_json = head.uri.path().starts_with("/v2/members")
         && head
             .headers
             .get(::http::header::CONTENT_TYPE)
@@ -337,8 +363,21 @@ pub fn takes_form_body(head: &Parts) -> bool {
                     .next()
                     .unwrap_or("")
                     .trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
+                    .eq_ignore_ascii_case("application/json")
+            });
+    takes_body
+        && (members_json
+            || head
+                .headers
+                .get(::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| {
+                    v.split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                }))
 }
 
 /// The form body the service reads: the transport's bytes when the head asks for a form

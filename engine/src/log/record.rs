@@ -111,7 +111,7 @@ pub(super) fn entry_payload_bytes(entry: &Entry) -> usize {
 
 /// Bytes of a membership's encoding.
 pub(super) fn membership_bytes(m: &Membership) -> usize {
-    12 + 8 * (m.voters.len() + m.outgoing.len() + m.learners.len())
+    m.encoded_len()
 }
 
 /// Payload bytes of a snapshot record with this configuration and `data_len` bytes of state.
@@ -438,6 +438,12 @@ mod tests {
                     voters: vec![NodeId(1), NodeId(4)],
                     outgoing: vec![NodeId(1), NodeId(2), NodeId(3)],
                     learners: vec![NodeId(9)],
+                    // A member added at run time carries its address (protocol 6).
+                    addresses: vec![crate::raft::MemberAddr {
+                        id: NodeId(9),
+                        name: "n9".into(),
+                        peer_urls: vec!["http://127.0.0.1:2390".into()],
+                    }],
                 }),
             },
         ];

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
 use super::{PeerTls, SystemClock};
-use crate::raft::{Message, NodeId};
+use crate::raft::{Membership, Message, NodeId};
 use crate::server::{Clock, Metrics, Network};
 use crate::wire::{self, Decoded, Decoder, Hello, WireError};
 
@@ -61,8 +61,14 @@ pub struct PeerSetup {
     pub id: NodeId,
     /// This node's name.
     pub name: String,
-    /// Connections from another cluster are refused.
+    /// Connections from another cluster are refused. 0: not known yet (a member joining a
+    /// running cluster): the cluster of the first member that says hello is taken, and kept
+    /// ([`Directory::cluster_id`]).
     pub cluster_id: u64,
+    /// Members this node may hear from before it knows their Raft id: name and peer URLs (a
+    /// joining member's `--initial-cluster`). A hello from an unknown id with one of these
+    /// names makes it a member at those URLs.
+    pub named: Vec<(String, Vec<String>)>,
     /// Peer listen addresses.
     pub listen: Vec<SocketAddr>,
     /// Every member, this one included.
@@ -97,16 +103,147 @@ pub struct MemberView {
     pub connected: bool,
 }
 
-/// The members as the transport knows them, shared with the HTTP layer.
-#[derive(Clone, Debug)]
+/// The members as the transport knows them, shared with the HTTP layer and the node loop's
+/// configuration changes ([`Directory::apply_membership`]).
+#[derive(Clone)]
 pub struct Directory {
     members: Arc<Mutex<BTreeMap<NodeId, MemberView>>>,
+    /// Members this node saw removed (since it started), as they were.
+    removed: Arc<Mutex<BTreeMap<NodeId, MemberView>>>,
+    links: Arc<Mutex<Links>>,
+    cluster_id: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("members", &self.members())
+            .finish()
+    }
+}
+
+/// The sending side: one queue (and sender task) per other member, and what a new one needs.
+struct Links {
+    me: NodeId,
+    name: String,
+    client_urls: Vec<String>,
+    outbound: BTreeMap<NodeId, mpsc::Sender<Message>>,
+    /// The peer URLs each sender task dials.
+    dialing: BTreeMap<NodeId, Vec<String>>,
+    /// The founding members (`--initial-cluster`), whose addresses no configuration carries.
+    founders: BTreeMap<NodeId, Member>,
+    named: Vec<(String, Vec<String>)>,
+    queue_max: usize,
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl Directory {
+    /// The cluster id (0 while a joining member has not heard from the cluster yet).
+    pub fn cluster_id(&self) -> u64 {
+        self.cluster_id.load(Ordering::Relaxed)
+    }
+
+    /// Makes the members those of `m` (Raft thesis §4.1: the latest configuration in the log):
+    /// a member the configuration gives an address is dialled there (a changed address
+    /// redials), a founding member at its `--initial-cluster` URLs, one learned from its
+    /// hello where it was; servers no longer in the configuration are forgotten, but the
+    /// connections to those in `reached` (the servers the node still sends to: one being
+    /// removed gets the entry that removes it) stay. A node without a configuration yet
+    /// (joining) only learns addresses.
+    pub fn apply_membership(&self, m: &Membership, reached: &[NodeId]) {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        let mut members = self.lock();
+        let ids = m.members();
+        if !m.voters.is_empty() {
+            let me = links.me;
+            let gone: Vec<NodeId> = members
+                .keys()
+                .copied()
+                .filter(|id| *id != me && ids.binary_search(id).is_err())
+                .collect();
+            let mut removed = self.removed.lock().unwrap_or_else(|e| e.into_inner());
+            for id in gone {
+                if let Some(view) = members.remove(&id) {
+                    removed.insert(id, view);
+                }
+            }
+            let unreached: Vec<NodeId> = links
+                .outbound
+                .keys()
+                .copied()
+                .filter(|id| ids.binary_search(id).is_err() && !reached.contains(id))
+                .collect();
+            for id in unreached {
+                links.outbound.remove(&id);
+                links.dialing.remove(&id);
+            }
+        }
+        for &id in &ids {
+            let (name, urls) = match (m.address(id), links.founders.get(&id)) {
+                (Some(a), _) => (a.name.clone(), a.peer_urls.clone()),
+                (None, Some(f)) => (f.name.clone(), f.peer_urls.clone()),
+                (None, None) => match members.get(&id) {
+                    Some(v) => (v.name.clone(), v.peer_urls.clone()),
+                    None => continue,
+                },
+            };
+            let view = members.entry(id).or_insert_with(|| MemberView {
+                id,
+                name: String::new(),
+                peer_urls: Vec::new(),
+                client_urls: Vec::new(),
+                connected: id == links.me,
+            });
+            if !name.is_empty() {
+                view.name = name;
+            }
+            view.peer_urls.clone_from(&urls);
+            if id != links.me && links.dialing.get(&id) != Some(&urls) {
+                links.dial(id, urls, self.clone());
+            }
+        }
+    }
+
+    /// A hello from `id`, not a member this node knows, named `name`: if the name is one of
+    /// `PeerSetup::named`, it becomes a member at those URLs. True if it is a member now.
+    fn learn_from_hello(&self, id: NodeId, name: &str) -> bool {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        let mut members = self.lock();
+        if members.contains_key(&id) {
+            return true;
+        }
+        let Some((_, urls)) = links.named.iter().find(|(n, _)| n == name).cloned() else {
+            return false;
+        };
+        tracing::info!(peer = id.0, %name, urls = ?urls, "learned a member from its hello");
+        members.insert(
+            id,
+            MemberView {
+                id,
+                name: name.to_string(),
+                peer_urls: urls.clone(),
+                client_urls: Vec::new(),
+                connected: false,
+            },
+        );
+        drop(members);
+        links.dial(id, urls, self.clone());
+        true
+    }
+
     /// Every member, by id.
     pub fn members(&self) -> Vec<MemberView> {
         self.lock().values().cloned().collect()
+    }
+
+    /// Members removed from the configuration since this node started.
+    pub fn removed(&self) -> Vec<MemberView> {
+        self.removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The client URLs of member `id` (empty if unknown yet).
@@ -128,9 +265,21 @@ impl Directory {
     }
 }
 
+impl Links {
+    /// Starts (or restarts, at new URLs) the sender task of member `id`.
+    fn dial(&mut self, id: NodeId, urls: Vec<String>, directory: Directory) {
+        let (tx, rx) = mpsc::channel(self.queue_max.max(1));
+        self.outbound.insert(id, tx);
+        self.dialing.insert(id, urls.clone());
+        let addrs: Vec<String> = urls.iter().filter_map(|u| url_authority(u)).collect();
+        let hello = (self.me, self.name.clone(), self.client_urls.clone());
+        spawn(send_loop(id, addrs, hello, rx, directory, self.tls.clone()));
+    }
+}
+
 /// The production [`Network`]: TCP to every peer.
 pub struct TcpNetwork {
-    outbound: BTreeMap<NodeId, mpsc::Sender<Message>>,
+    links: Arc<Mutex<Links>>,
     inbound: mpsc::Receiver<Message>,
     clock: SystemClock,
     metrics: Arc<Metrics>,
@@ -145,7 +294,8 @@ impl TcpNetwork {
 
 impl Network for TcpNetwork {
     fn send(&mut self, msg: Message) {
-        match self.outbound.get(&msg.to) {
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        match links.outbound.get(&msg.to) {
             Some(queue) => {
                 if let Err(e) = queue.try_send(msg) {
                     // Raft retries what is lost (heartbeats re-probe a follower); the count is
@@ -163,7 +313,7 @@ impl Network for TcpNetwork {
                     }
                 }
             }
-            None => tracing::warn!(to = msg.to.0, "message for an unknown member dropped"),
+            None => tracing::debug!(to = msg.to.0, "message for a server not a member dropped"),
         }
     }
 
@@ -212,6 +362,18 @@ fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(future: F) {
 
 /// Binds the peer listeners and starts one sender task per peer.
 pub async fn start_peers(setup: PeerSetup) -> std::io::Result<(TcpNetwork, Directory)> {
+    let me = setup.members.iter().find(|m| m.id == setup.id);
+    let links = Links {
+        me: setup.id,
+        name: setup.name.clone(),
+        client_urls: me.map(|m| m.client_urls.clone()).unwrap_or_default(),
+        outbound: BTreeMap::new(),
+        dialing: BTreeMap::new(),
+        founders: setup.members.iter().map(|m| (m.id, m.clone())).collect(),
+        named: setup.named.clone(),
+        queue_max: setup.queue_max,
+        tls: setup.tls.as_ref().map(|t| t.connector.clone()),
+    };
     let directory = Directory {
         members: Arc::new(Mutex::new(
             setup
@@ -229,41 +391,25 @@ pub async fn start_peers(setup: PeerSetup) -> std::io::Result<(TcpNetwork, Direc
                 })
                 .collect(),
         )),
+        removed: Arc::default(),
+        links: Arc::new(Mutex::new(links)),
+        cluster_id: Arc::new(AtomicU64::new(setup.cluster_id)),
     };
     let (inbound_tx, inbound) = mpsc::channel(INBOUND_MAX);
     for addr in &setup.listen {
         let listener = bind_reusable(*addr)?;
-        let (directory, tx, cluster_id) = (directory.clone(), inbound_tx.clone(), setup.cluster_id);
+        let (directory, tx) = (directory.clone(), inbound_tx.clone());
         let tls = setup.tls.as_ref().map(|t| t.acceptor.clone());
-        spawn(accept_loop(listener, directory, tx, cluster_id, tls));
+        spawn(accept_loop(listener, directory, tx, tls));
     }
-    let me = setup.members.iter().find(|m| m.id == setup.id);
-    let hello = Hello::new(
-        setup.cluster_id,
-        setup.id,
-        &setup.name,
-        me.map(|m| m.client_urls.clone()).unwrap_or_default(),
-    );
-    let mut outbound = BTreeMap::new();
-    for member in setup.members.iter().filter(|m| m.id != setup.id) {
-        let (tx, rx) = mpsc::channel(setup.queue_max.max(1));
-        outbound.insert(member.id, tx);
-        let addrs: Vec<String> = member
-            .peer_urls
-            .iter()
-            .filter_map(|u| url_authority(u))
-            .collect();
-        spawn(send_loop(
-            member.id,
-            addrs,
-            hello.clone(),
-            rx,
-            directory.clone(),
-            setup.tls.as_ref().map(|t| t.connector.clone()),
-        ));
+    {
+        let mut links = directory.links.lock().unwrap_or_else(|e| e.into_inner());
+        for member in setup.members.iter().filter(|m| m.id != setup.id) {
+            links.dial(member.id, member.peer_urls.clone(), directory.clone());
+        }
     }
     let network = TcpNetwork {
-        outbound,
+        links: directory.links.clone(),
         inbound,
         clock: setup.clock,
         metrics: setup.metrics.clone(),
@@ -314,22 +460,21 @@ async fn read_frame<R: AsyncRead + Unpin>(
 async fn send_loop(
     to: NodeId,
     addrs: Vec<String>,
-    hello: Hello,
+    (me, name, client_urls): (NodeId, String, Vec<String>),
     mut queue: mpsc::Receiver<Message>,
     directory: Directory,
     tls: Option<tokio_rustls::TlsConnector>,
 ) {
-    let mut hello_bytes = Vec::new();
-    if wire::encode_hello(&hello, &mut hello_bytes).is_err() {
-        return;
-    }
-    let hello = hello_bytes;
     let mut backoff_ms = 20;
     let mut attempt = 0usize;
     let mut tls_failures = 0u64;
     loop {
         if addrs.is_empty() {
             tracing::error!(peer = to.0, "no usable peer URL");
+            return;
+        }
+        if queue.is_closed() {
+            // The member left the configuration, or its address changed: a new task dials it.
             return;
         }
         let addr = &addrs[attempt % addrs.len()];
@@ -365,8 +510,14 @@ async fn send_loop(
         };
         backoff_ms = 20;
         tls_failures = 0;
+        // The hello carries the cluster id as known now (a joining member learns it).
+        let hello = Hello::new(directory.cluster_id(), me, &name, client_urls.clone());
+        let mut hello_bytes = Vec::new();
+        if wire::encode_hello(&hello, &mut hello_bytes).is_err() {
+            return;
+        }
         let mut out = BufWriter::with_capacity(256 << 10, stream);
-        if out.write_all(&hello).await.is_err() || out.flush().await.is_err() {
+        if out.write_all(&hello_bytes).await.is_err() || out.flush().await.is_err() {
             continue;
         }
         directory.update(to, |m| m.connected = true);
@@ -427,7 +578,6 @@ async fn accept_loop(
     listener: TcpListener,
     directory: Directory,
     inbound: mpsc::Sender<Message>,
-    cluster_id: u64,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     // A member needs one inbound connection per peer; strangers wait in the kernel's backlog
@@ -445,7 +595,7 @@ async fn accept_loop(
                     // The handshake runs on the connection's own task, under the same permit,
                     // so a slow or silent dialer holds one slot for at most the timeout.
                     if let Some(stream) = accept_tls(stream, from, tls).await {
-                        read_loop(stream, from, directory, inbound, cluster_id).await;
+                        read_loop(stream, from, directory, inbound).await;
                     }
                     drop(permit);
                 });
@@ -486,9 +636,8 @@ async fn read_loop(
     addr: SocketAddr,
     directory: Directory,
     inbound: mpsc::Sender<Message>,
-    cluster_id: u64,
 ) {
-    let mut decoder = Decoder::new(cluster_id);
+    let mut decoder = Decoder::new(directory.cluster_id());
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     let first = read_frame(&mut stream, &mut decoder, &mut chunk);
     let hello = match tokio::time::timeout(Duration::from_secs(5), first).await {
@@ -516,12 +665,29 @@ async fn read_loop(
             return;
         }
     };
-    let known = directory.lock().contains_key(&hello.from);
+    let known = directory.lock().contains_key(&hello.from)
+        || directory.learn_from_hello(hello.from, &hello.name);
     if !known {
         tracing::error!(%addr, from = hello.from.0, "refused a peer that is not a member");
         return;
     }
-    directory.update(hello.from, |m| m.client_urls = hello.client_urls.clone());
+    if directory
+        .cluster_id
+        .compare_exchange(0, hello.cluster_id, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        tracing::info!(
+            cluster = format!("{:x}", hello.cluster_id),
+            from = hello.from.0,
+            "joined: the cluster id is the first member's that said hello"
+        );
+    }
+    directory.update(hello.from, |m| {
+        m.client_urls = hello.client_urls.clone();
+        if m.name.is_empty() {
+            m.name = hello.name.clone();
+        }
+    });
     loop {
         match read_frame(&mut stream, &mut decoder, &mut chunk).await {
             Ok(Decoded::Message(msg)) if msg.from == hello.from => {

@@ -13,6 +13,10 @@
 //!   be shut down, and a leader outside it steps down (thesis §4.2.2).
 //! - Learners (non-voting members, as in etcd) receive the log but count in no quorum; they are
 //!   promoted to voters, through a joint configuration, once caught up.
+//! - A configuration may also carry members' addresses (name and peer URLs, as etcd keeps them
+//!   with each member), so that every server learns where a member added at run time listens
+//!   from the same entry that makes it a member. Addresses never count in a quorum; a member
+//!   without one is one the servers know from their own start-up flags.
 
 use std::collections::BTreeMap;
 
@@ -32,7 +36,28 @@ pub struct Membership {
     pub outgoing: Vec<NodeId>,
     /// Members that receive the log but do not vote (etcd's learners).
     pub learners: Vec<NodeId>,
+    /// Addresses of members, sorted by id, each a member of this configuration; members
+    /// without one are known from the servers' start-up flags (the founding members).
+    pub addresses: Vec<MemberAddr>,
 }
+
+/// Where a member listens, as the configuration carries it (etcd's member name and peer URLs).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MemberAddr {
+    /// The member.
+    pub id: NodeId,
+    /// Its name (`--name`; empty until the member started, as in etcd).
+    pub name: String,
+    /// Its peer URLs.
+    pub peer_urls: Vec<String>,
+}
+
+/// Most bytes of one address string (a name or a URL) in an encoded configuration.
+pub const ADDRESS_TEXT_MAX: usize = 4096;
+/// Most peer URLs of one member.
+pub const PEER_URLS_MAX: usize = 64;
+/// The bit of the voters' count that says an address section follows the three lists.
+const ADDRESSES_FLAG: u32 = 1 << 31;
 
 /// The outcome of an election so far under a configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +126,10 @@ pub enum ConfChangeError {
     /// The leader is handing over leadership and takes no change meanwhile.
     #[error("leadership transfer in progress")]
     Transferring,
+    /// A member's address is too long to record (see [`ADDRESS_TEXT_MAX`],
+    /// [`PEER_URLS_MAX`]).
+    #[error("member {0}'s name or peer URLs are too long")]
+    AddressTooLong(NodeId),
 }
 
 impl Membership {
@@ -112,7 +141,43 @@ impl Membership {
             voters,
             outgoing: Vec::new(),
             learners: Vec::new(),
+            addresses: Vec::new(),
         }
+    }
+
+    /// The address of member `id`, if the configuration carries one.
+    pub fn address(&self, id: NodeId) -> Option<&MemberAddr> {
+        self.addresses
+            .binary_search_by_key(&id, |a| a.id)
+            .ok()
+            .map(|i| &self.addresses[i])
+    }
+
+    /// This configuration with `addr` as its member's address (replacing any other). The
+    /// member must be one of this configuration's.
+    pub fn with_address(mut self, addr: MemberAddr) -> Result<Membership, ConfChangeError> {
+        if !self.contains(addr.id) {
+            return Err(ConfChangeError::NotMember(addr.id));
+        }
+        if addr.name.len() > ADDRESS_TEXT_MAX
+            || addr.peer_urls.len() > PEER_URLS_MAX
+            || addr.peer_urls.iter().any(|u| u.len() > ADDRESS_TEXT_MAX)
+        {
+            // What the log could not read back is never proposed.
+            return Err(ConfChangeError::AddressTooLong(addr.id));
+        }
+        match self.addresses.binary_search_by_key(&addr.id, |a| a.id) {
+            Ok(i) => self.addresses[i] = addr,
+            Err(i) => self.addresses.insert(i, addr),
+        }
+        Ok(self)
+    }
+
+    /// Drops the addresses of servers that are no longer members.
+    fn prune_addresses(&mut self) {
+        let members = self.members();
+        self.addresses
+            .retain(|a| members.binary_search(&a.id).is_ok());
     }
 
     /// True while in a joint configuration C_old,new.
@@ -223,6 +288,19 @@ impl Membership {
         if self.learners.iter().any(|&l| self.is_voter(l)) {
             return Err("a learner is not also a voter");
         }
+        if self.addresses.windows(2).any(|w| w[0].id >= w[1].id) {
+            return Err("addresses must be sorted by id and distinct");
+        }
+        if self.addresses.iter().any(|a| !self.contains(a.id)) {
+            return Err("an address is a member's");
+        }
+        if self.addresses.iter().any(|a| {
+            a.name.len() > ADDRESS_TEXT_MAX
+                || a.peer_urls.len() > PEER_URLS_MAX
+                || a.peer_urls.iter().any(|u| u.len() > ADDRESS_TEXT_MAX)
+        }) {
+            return Err("an address is too long");
+        }
         Ok(())
     }
 
@@ -277,11 +355,13 @@ impl Membership {
         } else {
             self.voters.clone()
         };
-        let next = Membership {
+        let mut next = Membership {
             voters,
             outgoing,
             learners,
+            addresses: self.addresses.clone(),
         };
+        next.prune_addresses();
         debug_assert!(next.validate().is_ok(), "a change keeps the shape");
         Ok(next)
     }
@@ -289,32 +369,84 @@ impl Membership {
     /// The configuration a joint one leaves to: C_new, with the same learners.
     pub fn leave_joint(&self) -> Membership {
         assert!(self.is_joint(), "only a joint configuration is left");
-        Membership {
+        let mut next = Membership {
             voters: self.voters.clone(),
             outgoing: Vec::new(),
             learners: self.learners.clone(),
-        }
+            addresses: self.addresses.clone(),
+        };
+        next.prune_addresses();
+        next
     }
 
     /// The canonical byte encoding (the WAL and the snapshot records): three little-endian
-    /// `u32`-counted lists of `u64` ids.
+    /// `u32`-counted lists of `u64` ids. With addresses, the voters' count has its top bit set
+    /// and the lists are followed by `count: u32` addresses, each `id: u64`, the name and then
+    /// `count: u32` peer URLs, every string `len: u32` and UTF-8 bytes. A configuration without
+    /// addresses encodes as before they existed, so older logs read unchanged.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        for list in [&self.voters, &self.outgoing, &self.learners] {
-            let n = u32::try_from(list.len()).expect("fewer than 2^32 members");
+        for (i, list) in [&self.voters, &self.outgoing, &self.learners]
+            .into_iter()
+            .enumerate()
+        {
+            let mut n = u32::try_from(list.len()).expect("fewer than 2^31 members");
+            assert!(n < ADDRESSES_FLAG, "fewer than 2^31 members");
+            if i == 0 && !self.addresses.is_empty() {
+                n |= ADDRESSES_FLAG;
+            }
             out.extend_from_slice(&n.to_le_bytes());
             for id in list {
                 out.extend_from_slice(&id.0.to_le_bytes());
             }
         }
+        if self.addresses.is_empty() {
+            return;
+        }
+        let push_str = |out: &mut Vec<u8>, s: &str| {
+            let n = u32::try_from(s.len()).expect("address strings are short");
+            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        };
+        let n = u32::try_from(self.addresses.len()).expect("fewer than 2^32 members");
+        out.extend_from_slice(&n.to_le_bytes());
+        for a in &self.addresses {
+            out.extend_from_slice(&a.id.0.to_le_bytes());
+            push_str(out, &a.name);
+            let n = u32::try_from(a.peer_urls.len()).expect("few peer URLs");
+            out.extend_from_slice(&n.to_le_bytes());
+            for url in &a.peer_urls {
+                push_str(out, url);
+            }
+        }
+    }
+
+    /// Bytes of [`Membership::encode`]'s output.
+    pub fn encoded_len(&self) -> usize {
+        let ids = 12 + 8 * (self.voters.len() + self.outgoing.len() + self.learners.len());
+        if self.addresses.is_empty() {
+            return ids;
+        }
+        ids + 4
+            + self
+                .addresses
+                .iter()
+                .map(|a| 16 + a.name.len() + a.peer_urls.iter().map(|u| 4 + u.len()).sum::<usize>())
+                .sum::<usize>()
     }
 
     /// Decodes [`Membership::encode`]'s bytes from the front of `bytes`, returning the rest;
     /// `None` if they are not a valid membership.
     pub fn decode(mut bytes: &[u8]) -> Option<(Membership, &[u8])> {
         let mut lists: [Vec<NodeId>; 3] = Default::default();
-        for list in &mut lists {
+        let mut with_addresses = false;
+        for (i, list) in lists.iter_mut().enumerate() {
             let (n, rest) = bytes.split_first_chunk::<4>()?;
-            let n = usize::try_from(u32::from_le_bytes(*n)).ok()?;
+            let mut n = u32::from_le_bytes(*n);
+            if i == 0 && n & ADDRESSES_FLAG != 0 {
+                with_addresses = true;
+                n &= !ADDRESSES_FLAG;
+            }
+            let n = usize::try_from(n).ok()?;
             if rest.len() / 8 < n {
                 return None;
             }
@@ -326,10 +458,51 @@ impl Membership {
             }
         }
         let [voters, outgoing, learners] = lists;
+        let mut addresses = Vec::new();
+        if with_addresses {
+            fn u32_at(bytes: &mut &[u8]) -> Option<usize> {
+                let (n, rest) = bytes.split_first_chunk::<4>()?;
+                *bytes = rest;
+                usize::try_from(u32::from_le_bytes(*n)).ok()
+            }
+            fn str_at(bytes: &mut &[u8]) -> Option<String> {
+                let n = u32_at(bytes)?;
+                if n > ADDRESS_TEXT_MAX || bytes.len() < n {
+                    return None;
+                }
+                let (s, rest) = bytes.split_at(n);
+                *bytes = rest;
+                String::from_utf8(s.to_vec()).ok()
+            }
+            let count = u32_at(&mut bytes)?;
+            if count == 0 || count > bytes.len() / 16 {
+                return None;
+            }
+            for _ in 0..count {
+                let (id, rest) = bytes.split_first_chunk::<8>()?;
+                bytes = rest;
+                let id = NodeId(u64::from_le_bytes(*id));
+                let name = str_at(&mut bytes)?;
+                let urls = u32_at(&mut bytes)?;
+                if urls > PEER_URLS_MAX {
+                    return None;
+                }
+                let mut peer_urls = Vec::with_capacity(urls);
+                for _ in 0..urls {
+                    peer_urls.push(str_at(&mut bytes)?);
+                }
+                addresses.push(MemberAddr {
+                    id,
+                    name,
+                    peer_urls,
+                });
+            }
+        }
         let m = Membership {
             voters,
             outgoing,
             learners,
+            addresses,
         };
         m.validate().ok()?;
         Some((m, bytes))
@@ -369,6 +542,7 @@ mod tests {
             voters: ids(new),
             outgoing: ids(old),
             learners: Vec::new(),
+            addresses: Vec::new(),
         }
     }
 
@@ -455,6 +629,60 @@ mod tests {
         assert!(
             Membership::decode(&bytes).is_none(),
             "unsorted lists refused"
+        );
+    }
+
+    #[test]
+    fn addresses_round_trip_follow_members_and_keep_old_encodings() {
+        let addr = |id: u64, name: &str| MemberAddr {
+            id: NodeId(id),
+            name: name.into(),
+            peer_urls: vec![format!("http://127.0.0.1:{}", 2380 + id)],
+        };
+        let plain = joint(&[1, 2, 3], &[]);
+        let mut old = Vec::new();
+        plain.encode(&mut old);
+        assert_eq!(old.len(), plain.encoded_len());
+        assert_eq!(
+            old.len(),
+            12 + 3 * 8,
+            "no addresses: the encoding of before"
+        );
+        let with = plain
+            .apply_change(ConfChange::AddLearner(NodeId(9)))
+            .unwrap()
+            .with_address(addr(9, ""))
+            .unwrap();
+        let mut bytes = Vec::new();
+        with.encode(&mut bytes);
+        assert_eq!(bytes.len(), with.encoded_len());
+        bytes.extend_from_slice(b"data");
+        let (back, rest) = Membership::decode(&bytes).expect("decodes");
+        assert_eq!((back.clone(), rest), (with.clone(), &b"data"[..]));
+        assert_eq!(back.address(NodeId(9)), Some(&addr(9, "")));
+        for cut in 1..bytes.len() - 4 {
+            assert!(
+                Membership::decode(&bytes[..cut]).is_none_or(|(m, _)| m != with),
+                "a cut encoding is not the configuration"
+            );
+        }
+        // The address follows its member through a promotion and out on removal.
+        let promoted = with.apply_change(ConfChange::Promote(NodeId(9))).unwrap();
+        assert_eq!(promoted.address(NodeId(9)), Some(&addr(9, "")));
+        let left = promoted.leave_joint();
+        assert_eq!(left.address(NodeId(9)), Some(&addr(9, "")));
+        let removing = left.apply_change(ConfChange::Remove(NodeId(9))).unwrap();
+        assert!(removing.address(NodeId(9)).is_some(), "kept while joint");
+        assert!(removing.leave_joint().addresses.is_empty());
+        assert_eq!(
+            plain.clone().with_address(addr(8, "x")),
+            Err(ConfChangeError::NotMember(NodeId(8)))
+        );
+        let mut long = addr(1, "");
+        long.peer_urls = vec!["x".repeat(ADDRESS_TEXT_MAX + 1)];
+        assert_eq!(
+            plain.with_address(long),
+            Err(ConfChangeError::AddressTooLong(NodeId(1)))
         );
     }
 

@@ -16,7 +16,7 @@ pub mod read_only;
 mod types;
 mod validate;
 
-pub use membership::{ConfChange, ConfChangeError, Membership};
+pub use membership::{ConfChange, ConfChangeError, MemberAddr, Membership};
 pub use raw_node::{Proposed, RawNode, Ready, Role, RoleKind, Status};
 #[cfg(feature = "planted-bugs")]
 pub use types::Bugs;

@@ -3,7 +3,9 @@
 use futures::channel::{mpsc, oneshot};
 
 use super::StateMachine;
-use crate::raft::{ConfChange, ConfChangeError, Index, NodeId, Status, Term, TransferError};
+use crate::raft::{
+    ConfChange, ConfChangeError, Index, MemberAddr, NodeId, Status, Term, TransferError,
+};
 
 /// A command the node applied for a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,8 +122,10 @@ pub enum Request<S: StateMachine> {
     /// Change the cluster's configuration (Raft thesis chapter 4), if this node leads. Answered
     /// once the change is appended (with its index), not once it commits.
     ConfChange {
-        /// The change.
-        change: ConfChange,
+        /// The change; `None` changes only `addresses`.
+        change: Option<ConfChange>,
+        /// Members' names and peer URLs, recorded in the new configuration.
+        addresses: Vec<MemberAddr>,
         /// Where the answer goes.
         reply: oneshot::Sender<Result<Index, ConfChangeError>>,
     },
@@ -241,8 +245,22 @@ impl<S: StateMachine> Client<S> {
         &self,
         change: ConfChange,
     ) -> Result<oneshot::Receiver<Result<Index, ConfChangeError>>, ClientError> {
+        self.ask_member_change(Some(change), Vec::new())
+    }
+
+    /// [`Request::ConfChange`] with members' addresses (the members API): answered once the
+    /// change is appended.
+    pub fn ask_member_change(
+        &self,
+        change: Option<ConfChange>,
+        addresses: Vec<MemberAddr>,
+    ) -> Result<oneshot::Receiver<Result<Index, ConfChangeError>>, ClientError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Request::ConfChange { change, reply })?;
+        self.send(Request::ConfChange {
+            change,
+            addresses,
+            reply,
+        })?;
         Ok(answer)
     }
 

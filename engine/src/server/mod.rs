@@ -21,7 +21,7 @@ pub use kv::{KvClient, KvError, KvGet, KvMachine, KvRead, KvRouter, KvWatch, KvW
 pub use metrics::Metrics;
 #[cfg(feature = "planted-bugs")]
 pub use node::NodeBugs;
-pub use node::{NodeConfig, NodeError, run};
+pub use node::{MembershipHook, NodeConfig, NodeError, run};
 pub use settings::NodeSettings;
 
 use std::future::Future;

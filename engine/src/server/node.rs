@@ -12,8 +12,8 @@ use super::metrics::Metrics;
 use super::{Clock, CrashPoint, Env, Network, Observer, StateMachine};
 use crate::log::{Disk, LogError, OpenOptions, Recovered, Wal};
 use crate::raft::{
-    Config, ConfigError, EntryKind, Index, Message, MessageKind, NodeId, ProposeError, Proposed,
-    RawNode, RoleKind, Snapshot, Term, TransferError,
+    Config, ConfigError, Entry, EntryKind, Index, Membership, Message, MessageKind, NodeId,
+    ProposeError, Proposed, RawNode, RoleKind, Snapshot, Term, TransferError,
 };
 
 /// Configuration of the node loop.
@@ -59,10 +59,33 @@ pub struct NodeConfig {
     /// start as that life issued tags, a millisecond per million), the simulator the same from
     /// the node's own skewed wall clock.
     pub boot_nonce: u64,
+    /// Told the configuration the node acts on (the latest in its log, Raft thesis §4.1) and
+    /// the servers it may still send to ([`RawNode::replicated_to`]: a server being removed
+    /// until its removal commits) at start and whenever either changes, before any message of
+    /// the new configuration leaves: the production transport learns members' peer URLs from
+    /// it.
+    pub on_membership: Option<MembershipHook>,
+    /// The loop ends with [`NodeError::Removed`] once it applied a configuration without this
+    /// node, having been a member (etcd's "the member has been permanently removed"). `floe`
+    /// sets it; the simulator keeps removed nodes running, as the thesis allows (§4.2.3).
+    pub exit_when_removed: bool,
     /// Planted bugs of the node loop (all off by default; only with the `planted-bugs`
     /// feature).
     #[cfg(feature = "planted-bugs")]
     pub bugs: NodeBugs,
+}
+
+/// See [`NodeConfig::on_membership`].
+#[derive(Clone)]
+pub struct MembershipHook(pub Arc<MembershipFn>);
+
+/// The function of a [`MembershipHook`]: the configuration, and the servers still sent to.
+pub type MembershipFn = dyn Fn(&Membership, &[NodeId]) + Send + Sync;
+
+impl std::fmt::Debug for MembershipHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MembershipHook")
+    }
 }
 
 /// Planted bugs of the node loop (feature `planted-bugs`, which only the simulator enables),
@@ -111,6 +134,8 @@ impl NodeConfig {
             forward_timeout_ms: 3_000,
             metrics: Arc::default(),
             boot_nonce: 0,
+            on_membership: None,
+            exit_when_removed: false,
             #[cfg(feature = "planted-bugs")]
             bugs: NodeBugs::default(),
         }
@@ -126,6 +151,17 @@ pub enum NodeError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// This node applied a committed configuration without it
+    /// ([`NodeConfig::exit_when_removed`]).
+    #[error(
+        "the member has been permanently removed from the cluster (configuration entry {index}: {membership}); start it again only with a new data dir, after adding it back"
+    )]
+    Removed {
+        /// The configuration entry that removed it.
+        index: Index,
+        /// That configuration.
+        membership: Membership,
+    },
     /// A snapshot (on disk, or from the leader) does not restore the state machine.
     #[error("snapshot at index {index} does not restore: {cause}")]
     Snapshot {
@@ -238,6 +274,12 @@ struct Pending<T> {
 /// Everything the loop owns besides the world.
 struct Node<S: StateMachine, O> {
     raw: RawNode,
+    /// The configuration and servers last told to `NodeConfig::on_membership`.
+    told_membership: Option<(Membership, Vec<NodeId>)>,
+    on_membership: Option<MembershipHook>,
+    /// True once this node was a member of an applied configuration (or of its start one).
+    was_member: bool,
+    exit_when_removed: bool,
     sm: S,
     observer: O,
     /// Proposals waiting to be applied, by index. Bounded by the Raft core's
@@ -501,8 +543,13 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         (synced_term, synced_vote): (Term, Option<NodeId>),
         snapshot_index: Index,
     ) -> Node<S, O> {
+        let was_member = raw.membership().contains(raw.id());
         Node {
             raw,
+            told_membership: None,
+            on_membership: config.on_membership.clone(),
+            was_member,
+            exit_when_removed: config.exit_when_removed,
             sm,
             observer,
             waiting: BTreeMap::new(),
@@ -530,6 +577,62 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             last_leader: None,
             #[cfg(feature = "planted-bugs")]
             bugs: config.bugs,
+        }
+    }
+
+    /// Applies committed entries and answers their clients.
+    fn apply_committed(&mut self, entries: &[Entry], removed: &mut Option<(Index, Membership)>) {
+        let id = self.raw.id();
+        for entry in entries {
+            self.note_applied_config(entry, removed);
+            let output = self.sm.apply(entry);
+            self.observer.applied(id, entry);
+            match entry.kind {
+                EntryKind::Forwarded { origin, tag, .. } if origin == id => {
+                    self.answer_forwarded(entry.index, entry.term, tag, output);
+                }
+                _ => self.answer(entry.index, entry.term, output),
+            }
+            let superseded = self.forwarded.superseded(entry.term, self.raw.leader());
+            Metrics::add(&self.metrics.proposals_failed, superseded);
+        }
+    }
+
+    /// An applied configuration entry: one without this node, that was a member, removed it.
+    fn note_applied_config(&mut self, entry: &Entry, removed: &mut Option<(Index, Membership)>) {
+        if let EntryKind::Config(m) = &entry.kind
+            && !m.voters.is_empty()
+        {
+            if m.contains(self.raw.id()) {
+                self.was_member = true;
+            } else if self.was_member && removed.is_none() {
+                *removed = Some((entry.index, m.clone()));
+            }
+        }
+    }
+
+    /// Tells `NodeConfig::on_membership` the configuration in force if it changed; with
+    /// `keep_previous`, servers told before stay reachable.
+    fn tell_membership(&mut self, keep_previous: bool) {
+        let Some(hook) = &self.on_membership else {
+            return;
+        };
+        let now = self.raw.membership();
+        let mut reached = self.raw.replicated_to();
+        if keep_previous && let Some((_, before)) = &self.told_membership {
+            // Messages of this Ready may still go to servers just dropped (a removed server's
+            // last AppendEntries): they are let go once the Ready is sent.
+            reached.extend(before);
+            reached.sort();
+            reached.dedup();
+        }
+        if self
+            .told_membership
+            .as_ref()
+            .is_none_or(|(m, r)| m != now || *r != reached)
+        {
+            (hook.0)(now, &reached);
+            self.told_membership = Some((now.clone(), reached));
         }
     }
 
@@ -625,11 +728,16 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 tracing::info!(node = self.raw.id().0, ?answer, "leadership transfer asked");
                 let _ = reply.send(answer);
             }
-            Request::ConfChange { change, reply } => {
-                let answer = self.raw.propose_conf_change(change);
+            Request::ConfChange {
+                change,
+                addresses,
+                reply,
+            } => {
+                let answer = self.raw.propose_member_change(change, addresses.clone());
                 tracing::info!(
                     node = self.raw.id().0,
                     ?change,
+                    ?addresses,
                     ?answer,
                     "configuration change asked"
                 );
@@ -813,7 +921,11 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         clock: &C,
     ) -> Result<(), NodeError> {
         let mut applied_any = false;
+        self.tell_membership(true);
+        let mut removed = None;
         while let Some(mut ready) = self.raw.ready() {
+            // Before anything of this Ready leaves: the transport must know new members.
+            self.tell_membership(true);
             let id = self.raw.id();
             applied_any |= !ready.committed_entries.is_empty();
             if planted!(self.bugs.vote_not_persisted)
@@ -868,18 +980,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 }
             }
             self.send_all(&mut ready, net, clock.now_us());
-            for entry in &ready.committed_entries {
-                let output = self.sm.apply(entry);
-                self.observer.applied(id, entry);
-                match entry.kind {
-                    EntryKind::Forwarded { origin, tag, .. } if origin == id => {
-                        self.answer_forwarded(entry.index, entry.term, tag, output);
-                    }
-                    _ => self.answer(entry.index, entry.term, output),
-                }
-                let superseded = self.forwarded.superseded(entry.term, self.raw.leader());
-                Metrics::add(&self.metrics.proposals_failed, superseded);
-            }
+            self.apply_committed(&ready.committed_entries, &mut removed);
             if !ready.committed_entries.is_empty() && self.raw.status().role == RoleKind::Leader {
                 self.crash_point(CrashPoint::LeaderCommitted).await;
             }
@@ -889,6 +990,12 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 }
             }
             self.raw.advance(ready);
+        }
+        self.tell_membership(false);
+        if self.exit_when_removed
+            && let Some((index, membership)) = removed
+        {
+            return Err(NodeError::Removed { index, membership });
         }
         self.serve_reads();
         #[cfg(feature = "planted-bugs")]

@@ -11,6 +11,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use engine::http::members::added_member_id;
 use engine::http::{App, HttpConfig, MemberInfo, Membership};
 use engine::net::{
     Directory, FileDataDir, FileDisk, Member, PeerSetup, PeerTls, SystemClock, TlsFiles,
@@ -18,7 +19,9 @@ use engine::net::{
 };
 use engine::raft::{NodeId, RoleKind};
 use engine::server::data_dir::{self, MemberIdentity};
-use engine::server::{Clock, Env, KvClient, KvMachine, NoObserver, NodeSettings};
+use engine::server::{
+    Clock, Env, KvClient, KvMachine, MembershipHook, NoObserver, NodeError, NodeSettings,
+};
 use engine::store::ExpirationStyle;
 use flags::Flags;
 
@@ -39,7 +42,11 @@ http://127.0.0.1:4001, peers on http://127.0.0.1:2380, data in ./default.floe.
   --listen-peer-urls URLS              peer listen URLs (default: http://127.0.0.1:2380)
   --initial-advertise-peer-urls URLS   peer URLs told to others (default: the listen URLs)
   --initial-cluster NAME=URL,...       every member (default: NAME=<advertised peer URLs>)
-  --initial-cluster-state new|existing only 'new' clusters are formed; 'existing' needs a data dir
+  --initial-cluster-state new|existing new: found the cluster of --initial-cluster; existing: join a
+                                       running cluster this member was added to (POST
+                                       /v2/members, etcdctl member add): it learns the
+                                       configuration from the leader (--initial-cluster names the
+                                       members it may hear from first)
   --initial-cluster-token TOKEN        tells clusters apart (default: etcd-cluster)
   --heartbeat-interval MS              heartbeat period in ms (default: 100)
   --election-timeout MS                minimum election timeout in ms (default: 1000)
@@ -72,7 +79,8 @@ Testing only (never in production):
                                        cannot grow past BYTES: ENOSPC); comma-separated
 
 Logging: RUST_LOG (e.g. RUST_LOG=debug); default info.
-Membership changes, v2 auth and the v3 API are not supported.
+v2 auth and the v3 API are not supported. A member removed from the cluster (DELETE
+/v2/members/<id>) exits with status 1 and says so.
 ";
 
 /// Everything the command line decides.
@@ -355,6 +363,49 @@ fn fnv(parts: &[&str]) -> u64 {
 struct DirectoryMembership {
     directory: Directory,
     hex_ids: Vec<(NodeId, String)>,
+    /// The founding members' etcd ids by name, for a member that joined (it learns their Raft
+    /// ids from the cluster, not from its flags).
+    hex_by_name: Vec<(String, String)>,
+}
+
+impl DirectoryMembership {
+    fn new(directory: Directory, hex_ids: Vec<(NodeId, String)>, s: &Settings) -> Self {
+        let hex_by_name = s
+            .members
+            .iter()
+            .map(|(name, urls)| (name.clone(), founder_hex(&s.token, name, urls)))
+            .collect();
+        DirectoryMembership {
+            directory,
+            hex_ids,
+            hex_by_name,
+        }
+    }
+}
+
+impl DirectoryMembership {
+    fn info(&self, m: engine::net::MemberView) -> MemberInfo {
+        MemberInfo {
+            id: m.id,
+            // Members added at run time are known by their Raft id.
+            hex_id: self
+                .hex_ids
+                .iter()
+                .find(|(id, _)| *id == m.id)
+                .map(|(_, hex)| hex)
+                .or_else(|| {
+                    // Founders are 1..=n; members added at run time have large ids.
+                    (m.id.0 < 1 << 32)
+                        .then(|| self.hex_by_name.iter().find(|(n, _)| *n == m.name))
+                        .flatten()
+                        .map(|(_, hex)| hex)
+                })
+                .map_or_else(|| format!("{:x}", m.id.0), String::clone),
+            name: m.name,
+            peer_urls: m.peer_urls,
+            client_urls: m.client_urls,
+        }
+    }
 }
 
 impl Membership for DirectoryMembership {
@@ -362,18 +413,15 @@ impl Membership for DirectoryMembership {
         self.directory
             .members()
             .into_iter()
-            .map(|m| MemberInfo {
-                id: m.id,
-                hex_id: self
-                    .hex_ids
-                    .iter()
-                    .find(|(id, _)| *id == m.id)
-                    .map(|(_, hex)| hex.clone())
-                    .unwrap_or_default(),
-                name: m.name,
-                peer_urls: m.peer_urls,
-                client_urls: m.client_urls,
-            })
+            .map(|m| self.info(m))
+            .collect()
+    }
+
+    fn removed(&self) -> Vec<MemberInfo> {
+        self.directory
+            .removed()
+            .into_iter()
+            .map(|m| self.info(m))
             .collect()
     }
 }
@@ -383,8 +431,57 @@ struct Identity {
     me: NodeId,
     peers: Vec<NodeId>,
     hex_ids: Vec<(NodeId, String)>,
+    /// 0 for a member joining a running cluster that has not heard from it yet.
     cluster_id: u64,
     members: Vec<Member>,
+    /// Members a joining member may hear from first, by name (`PeerSetup::named`).
+    named: Vec<(String, Vec<String>)>,
+}
+
+/// `--initial-cluster-state existing`: a member added at run time. Its Raft id is the one the
+/// leader gave it from its peer URLs ([`added_member_id`]); the founding members' ids and the
+/// cluster id are learned from the cluster (the cluster id from the first hello, or from the
+/// data dir's meta record after that).
+fn joining_identity(s: &Settings, known_cluster: Option<u64>) -> Result<Identity, String> {
+    let (_, urls) = s
+        .members
+        .iter()
+        .find(|(n, _)| *n == s.name)
+        .ok_or("no member has this --name")?;
+    let me = added_member_id(&s.token, urls);
+    Ok(Identity {
+        me,
+        // Ignored while joining (`Config::joining`): the configuration comes from the log.
+        peers: vec![me],
+        hex_ids: vec![(me, format!("{:x}", me.0))],
+        cluster_id: known_cluster.unwrap_or(0),
+        members: vec![Member {
+            id: me,
+            name: s.name.clone(),
+            peer_urls: urls.clone(),
+            client_urls: s.advertise_client.clone(),
+        }],
+        named: s
+            .members
+            .iter()
+            .filter(|(n, _)| *n != s.name)
+            .cloned()
+            .collect(),
+    })
+}
+
+/// The cluster id a data dir's meta record names, if it has one.
+fn meta_cluster(data_dir: &std::path::Path) -> Option<u64> {
+    let meta = std::fs::read_to_string(data_dir.join("floe.meta")).ok()?;
+    let hex = meta.lines().find_map(|l| l.strip_prefix("cluster="))?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// A founding member's etcd id: FNV-1a of its name, the token and its peer URLs.
+fn founder_hex(token: &str, name: &str, urls: &[String]) -> String {
+    let mut parts = vec![name, token];
+    parts.extend(urls.iter().map(String::as_str));
+    format!("{:x}", fnv(&parts))
 }
 
 fn identity(s: &Settings) -> Result<Identity, String> {
@@ -393,9 +490,7 @@ fn identity(s: &Settings) -> Result<Identity, String> {
     let mut me = None;
     for (i, (name, urls)) in s.members.iter().enumerate() {
         let id = NodeId(i as u64 + 1);
-        let mut parts = vec![name.as_str(), s.token.as_str()];
-        parts.extend(urls.iter().map(String::as_str));
-        hex_ids.push((id, format!("{:x}", fnv(&parts))));
+        hex_ids.push((id, founder_hex(&s.token, name, urls)));
         if *name == s.name {
             me = Some(id);
         }
@@ -418,6 +513,7 @@ fn identity(s: &Settings) -> Result<Identity, String> {
         cluster_id: fnv(&cluster_parts),
         hex_ids,
         members,
+        named: Vec::new(),
     })
 }
 
@@ -426,6 +522,7 @@ async fn open_data_dir(
     s: &Settings,
     cluster_hex: &str,
     member_hex: &str,
+    state: &str,
 ) -> Result<PathBuf, String> {
     let mut data_dir = FileDataDir::new(&s.data_dir);
     let who = MemberIdentity {
@@ -435,24 +532,100 @@ async fn open_data_dir(
     };
     // Members beside this one can repair a log damaged before its tail (see data_dir::check).
     let repairable = s.members.len() > 1;
-    data_dir::check(&mut data_dir, &who, &s.state, repairable)
+    data_dir::check(&mut data_dir, &who, state, repairable)
         .await
         .map_err(|e| e.to_string())?;
     Ok(data_dir.wal_path())
 }
 
-async fn run(s: Settings) -> Result<(), String> {
-    let Identity {
-        me,
-        peers,
-        hex_ids,
-        cluster_id,
-        members,
-    } = identity(&s)?;
-    let cluster_hex = format!("{cluster_id:x}");
-    let member_hex = &hex_ids.iter().find(|(id, _)| *id == me).ok_or("no id")?.1;
-    let wal_path = open_data_dir(&s, &cluster_hex, member_hex).await?;
+/// Who this member is and, unless it joins a cluster it has not heard from yet, its checked
+/// data dir's log path.
+async fn identity_and_data_dir(
+    s: &Settings,
+    joining: bool,
+) -> Result<(Identity, String, Option<PathBuf>), String> {
+    let identity = if joining {
+        joining_identity(s, meta_cluster(&s.data_dir))?
+    } else {
+        identity(s)?
+    };
+    let member_hex = identity
+        .hex_ids
+        .iter()
+        .find(|(id, _)| *id == identity.me)
+        .ok_or("no id")?
+        .1
+        .clone();
+    // A member that joins and has no data dir yet opens it once it knows the cluster.
+    let mut wal_path = None;
+    if identity.cluster_id != 0 {
+        let cluster_hex = format!("{:x}", identity.cluster_id);
+        wal_path = Some(open_data_dir(s, &cluster_hex, &member_hex, &s.state).await?);
+    }
+    Ok((identity, member_hex, wal_path))
+}
 
+/// A joining member without a data dir: waits until the cluster's leader said hello (giving
+/// the cluster id), then makes its data dir.
+async fn joined_data_dir(
+    s: &Settings,
+    directory: &Directory,
+    clock: SystemClock,
+    member_hex: &str,
+) -> Result<PathBuf, String> {
+    tracing::info!(
+        name = %s.name,
+        member = %member_hex,
+        "joining: waiting for the cluster's leader to contact this member (was it added with POST /v2/members or etcdctl member add?)"
+    );
+    while directory.cluster_id() == 0 {
+        clock.sleep_until(clock.now_ms() + 20).await;
+    }
+    let cluster_hex = format!("{:x}", directory.cluster_id());
+    open_data_dir(s, &cluster_hex, member_hex, "new").await
+}
+
+/// The node loop's configuration from the flags; a joining member starts with no
+/// configuration; the transport follows the configurations (`Directory::apply_membership`).
+fn node_config(
+    s: &Settings,
+    (me, peers): (NodeId, Vec<NodeId>),
+    clock: SystemClock,
+    metrics: std::sync::Arc<engine::server::Metrics>,
+    (joining, directory): (bool, &Directory),
+) -> engine::server::NodeConfig {
+    let mut node_settings = NodeSettings::with_timing(s.heartbeat_ms, s.election_ms);
+    node_settings.pre_vote = s.pre_vote;
+    node_settings.check_quorum = s.check_quorum;
+    // etcd's --snapshot-count: applied entries between snapshots; half as many stay in the log
+    // so that a follower slightly behind catches up without a whole snapshot.
+    node_settings.set_snapshot_count(s.snapshot_count);
+    let mut node =
+        node_settings.node_config(me, peers, clock.unix_ms() ^ (me.0 << 48), clock.unix_ns());
+    node.metrics = metrics;
+    node.raft.joining = joining;
+    node.exit_when_removed = true;
+    let peers_directory = directory.clone();
+    node.on_membership = Some(MembershipHook(std::sync::Arc::new(move |m, reached| {
+        peers_directory.apply_membership(m, reached);
+    })));
+    node
+}
+
+async fn run(s: Settings) -> Result<(), String> {
+    let joining = s.state == "existing";
+    let (
+        Identity {
+            me,
+            peers,
+            hex_ids,
+            cluster_id,
+            members,
+            named,
+        },
+        member_hex,
+        wal_path,
+    ) = identity_and_data_dir(&s, joining).await?;
     let clock = SystemClock::new();
     let mut client_listeners = Vec::new();
     for addr in &s.listen_client {
@@ -464,6 +637,7 @@ async fn run(s: Settings) -> Result<(), String> {
         id: me,
         name: s.name.clone(),
         cluster_id,
+        named,
         listen: s.listen_peer.clone(),
         members,
         queue_max: 4096,
@@ -473,6 +647,11 @@ async fn run(s: Settings) -> Result<(), String> {
     })
     .await
     .map_err(|e| format!("peer listener: {e}"))?;
+    let wal_path = match wal_path {
+        Some(path) => path,
+        None => joined_data_dir(&s, &directory, clock, &member_hex).await?,
+    };
+    let cluster_hex = format!("{:x}", directory.cluster_id());
     let disk = FileDisk::open(&wal_path)
         .map_err(|e| format!("log {}: {e}", wal_path.display()))?
         .with_faults(s.disk_faults);
@@ -480,15 +659,7 @@ async fn run(s: Settings) -> Result<(), String> {
         tracing::warn!(faults = ?s.disk_faults, "--unsafe-disk-faults: the log's disk will fail on purpose");
     }
 
-    let mut node_settings = NodeSettings::with_timing(s.heartbeat_ms, s.election_ms);
-    node_settings.pre_vote = s.pre_vote;
-    node_settings.check_quorum = s.check_quorum;
-    // etcd's --snapshot-count: applied entries between snapshots; half as many stay in the log
-    // so that a follower slightly behind catches up without a whole snapshot.
-    node_settings.set_snapshot_count(s.snapshot_count);
-    let mut node =
-        node_settings.node_config(me, peers, clock.unix_ms() ^ (me.0 << 48), clock.unix_ns());
-    node.metrics = metrics;
+    let node = node_config(&s, (me, peers), clock, metrics, (joining, &directory));
     let (client, requests) = KvClient::channel(8192);
     let control = client.clone();
     let app = App::new(
@@ -498,15 +669,13 @@ async fn run(s: Settings) -> Result<(), String> {
         HttpConfig {
             id: me,
             cluster_id: cluster_hex.clone(),
+            cluster_token: s.token.clone(),
             legacy: s.legacy,
             request_timeout_ms: 5_000 + 2 * s.election_ms,
             expiration: s.expiration,
             metrics: node.metrics.clone(),
         },
-        Box::new(DirectoryMembership {
-            directory,
-            hex_ids: hex_ids.clone(),
-        }),
+        Box::new(DirectoryMembership::new(directory, hex_ids.clone(), &s)),
     );
     for listener in client_listeners {
         tokio_spawn(engine::http::serve(
@@ -533,7 +702,10 @@ async fn run(s: Settings) -> Result<(), String> {
     let node_loop = engine::server::run(node, env, KvMachine::default(), requests, NoObserver);
     tokio::pin!(node_loop);
     tokio::select! {
-        stopped = &mut node_loop => return stopped.map_err(|e| format!("node stopped: {e}")),
+        stopped = &mut node_loop => return stopped.map_err(|e| match e {
+            NodeError::Removed { .. } => e.to_string(),
+            e => format!("node stopped: {e}"),
+        }),
         _ = terminate.recv() => {}
     }
     // The node loop keeps running while the leadership is handed over.

@@ -179,10 +179,10 @@ impl RawNode {
             "invalid transition -> leader"
         );
         let last = self.log.last_index();
-        // The leader replicates to every member of its configuration, learners included.
+        // The leader replicates to every member of its configuration, learners included (and
+        // to those of the committed one while the latest is not: `replicated_to`).
         let progress = self
-            .membership()
-            .members()
+            .replicated_to()
             .into_iter()
             .filter(|&p| p != self.config.id)
             .map(|p| (p, Progress::new(last)))

@@ -150,6 +150,17 @@ impl RawNode {
     /// leaves at once; a change of voters appends the joint configuration C_old,new (§4.3),
     /// and the leader appends C_new itself once that commits. Returns the entry's index.
     pub fn propose_conf_change(&mut self, change: ConfChange) -> Result<Index, ConfChangeError> {
+        self.propose_member_change(Some(change), Vec::new())
+    }
+
+    /// As [`RawNode::propose_conf_change`], and `addresses` (members' names and peer URLs)
+    /// recorded in the new configuration; with no `change`, a configuration that only sets
+    /// addresses of members (etcd's member update), under the same one-at-a-time rule.
+    pub fn propose_member_change(
+        &mut self,
+        change: Option<ConfChange>,
+        addresses: Vec<crate::raft::MemberAddr>,
+    ) -> Result<Index, ConfChangeError> {
         assert!(!self.ready_pending, "conf change between ready and advance");
         if !matches!(self.role, Role::Leader { .. }) {
             return Err(ConfChangeError::NotLeader {
@@ -171,7 +182,7 @@ impl RawNode {
         if pending || !(own_term_committed || planted!(self.config.bugs.single_server_no_wait)) {
             return Err(ConfChangeError::InProgress);
         }
-        if let ConfChange::Promote(id) = change
+        if let Some(ConfChange::Promote(id)) = change
             && self.configs.latest().is_learner(id)
             && self.progress_mut(id).match_index < commit
         {
@@ -180,7 +191,19 @@ impl RawNode {
             return Err(ConfChangeError::NotCaughtUp(id));
         }
         #[allow(unused_mut)]
-        let mut next = self.configs.latest().apply_change(change)?;
+        let mut next = match change {
+            Some(change) => self.configs.latest().apply_change(change)?,
+            None => self.configs.latest().clone(),
+        };
+        if change.is_none() && addresses.is_empty() {
+            return Ok(self.configs.latest_index());
+        }
+        // Addresses of servers that are not members (any more) are left out.
+        for address in addresses {
+            if next.contains(address.id) {
+                next = next.with_address(address)?;
+            }
+        }
         #[cfg(feature = "planted-bugs")]
         if self.config.bugs.single_server_no_wait {
             // The planted bug makes each voter change a single-server one, in one step.
@@ -204,11 +227,27 @@ impl RawNode {
         index
     }
 
-    /// The leader replicates to every member of its latest configuration and to nobody else:
-    /// new members get a progress (probing from the leader's last entry, which they are sent
-    /// at once), removed ones lose it.
+    /// The servers the leader replicates to (itself included): the members of its latest
+    /// configuration and, while that configuration is not committed, those of the one in force
+    /// at the commit index, so that a server being removed receives the entry that removes it
+    /// (thesis §4.2.2 lets removed servers simply be shut down; Floe's members stop by
+    /// themselves once they applied their removal, as etcd's do).
+    pub fn replicated_to(&self) -> Vec<NodeId> {
+        let mut members = self.membership().members();
+        let commit = self.log.commit();
+        if self.configs.latest_index() > commit && commit >= self.log.offset() {
+            members.extend(self.configs.at(commit).members());
+            members.sort();
+            members.dedup();
+        }
+        members
+    }
+
+    /// The leader replicates to [`RawNode::replicated_to`] and to nobody else: new members get
+    /// a progress (probing from the leader's last entry, which they are sent at once), removed
+    /// ones lose it.
     pub(super) fn sync_progress(&mut self) {
-        let members = self.membership().members();
+        let members = self.replicated_to();
         let me = self.config.id;
         let last = self.log.last_index().prev();
         let Role::Leader { progress } = &mut self.role else {
@@ -236,6 +275,7 @@ impl RawNode {
         if !matches!(self.role, Role::Leader { .. }) {
             return;
         }
+        self.farewell_removed();
         let commit = self.log.commit();
         if self.configs.latest_index() > commit {
             return;
@@ -250,6 +290,43 @@ impl RawNode {
         {
             self.become_follower(self.term, None);
         }
+    }
+
+    /// The leader, after its commit index moved: servers it no longer replicates to (their
+    /// removal committed) get a last AppendEntries, which carries the entry that removes them
+    /// and the commit index, so they learn they were removed; then their progress goes.
+    fn farewell_removed(&mut self) {
+        // On every commit: find out without allocating whether anyone is to be dropped.
+        let Role::Leader { progress } = &self.role else {
+            return;
+        };
+        let commit = self.log.commit();
+        let latest = self.configs.latest();
+        let previous = (self.configs.latest_index() > commit && commit >= self.log.offset())
+            .then(|| self.configs.at(commit));
+        let any_gone = progress
+            .keys()
+            .any(|&id| !latest.contains(id) && !previous.is_some_and(|p| p.contains(id)));
+        if !any_gone {
+            return;
+        }
+        let keep = self.replicated_to();
+        let gone: Vec<NodeId> = self
+            .followers()
+            .into_iter()
+            .filter(|id| keep.binary_search(id).is_err())
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let last = self.log.last_index();
+        for peer in gone {
+            let at = self.probe_point(peer);
+            if !self.progress_mut(peer).snapshot_pending() && at <= last {
+                self.send_append_from(peer, at, last);
+            }
+        }
+        self.sync_progress();
     }
 
     /// A follower's log changed at `first_new` and after (an append merged, or a snapshot):
@@ -316,7 +393,13 @@ impl RawNode {
         let Role::Leader { progress } = &self.role else {
             return;
         };
-        let members = self.configs.latest().members();
+        let mut members = self.configs.latest().members();
+        let commit = self.log.commit();
+        if self.configs.latest_index() > commit && commit >= self.log.offset() {
+            members.extend(self.configs.at(commit).members());
+            members.sort();
+            members.dedup();
+        }
         let others: Vec<NodeId> = members
             .into_iter()
             .filter(|&id| id != self.config.id)
@@ -324,7 +407,8 @@ impl RawNode {
         let tracked: Vec<NodeId> = progress.keys().copied().collect();
         assert_eq!(
             tracked, others,
-            "the leader tracks exactly the other members"
+            "the leader tracks exactly the other members (and, until the latest configuration \
+             commits, those of the committed one)"
         );
         let commit = self.log.commit();
         let latest = self.configs.latest();

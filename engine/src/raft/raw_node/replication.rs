@@ -70,10 +70,7 @@ impl RawNode {
                 return;
             };
             let match_index = p.match_index;
-            if hint.lost
-                && hint.conflict_index <= match_index
-                && !trust_lost
-            {
+            if hint.lost && hint.conflict_index <= match_index && !trust_lost {
                 // Raft assumes a follower keeps what it acknowledged. One recovering from a
                 // damaged log lost some of it (`recovering`; Alagappan et al., FAST 2018): its
                 // match index is untrue, so it falls to what the follower holds now and the
