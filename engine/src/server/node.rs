@@ -10,7 +10,7 @@ use super::client::{Applied, ClientError, ReadAnswer, Request};
 use super::follower_stats::Followers;
 use super::metrics::Metrics;
 use super::{Clock, CrashPoint, Env, Network, Observer, StateMachine};
-use crate::log::{Disk, LogError, OpenOptions, Recovered, Wal};
+use crate::log::{Disk, LogError, OpenOptions, Recovered, Staged, Wal};
 use crate::raft::{
     Config, ConfigError, EntryKind, Index, Message, MessageKind, NodeId, ProposeError, Proposed,
     RawNode, RoleKind, Snapshot, Term, TransferError,
@@ -1009,7 +1009,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         &mut self,
         wal: &mut Wal<D>,
         job: SnapshotJob,
-        (staged, snapshot): (D::Staged, Result<Snapshot, usize>),
+        (staged, snapshot): (Staged<D::Staged>, Result<Snapshot, usize>),
         clock: &C,
     ) -> Result<(), NodeError> {
         let id = self.raw.id();
