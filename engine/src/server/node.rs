@@ -263,6 +263,8 @@ struct Node<S: StateMachine, O> {
     /// World time of the last housekeeping.
     housekept_ms: u64,
     tick_ms: u64,
+    /// A sync slower than this (two minimum election timeouts) makes a leader step down.
+    sync_bound_ms: u64,
     leader_sends_before_sync: bool,
     lazy_commit_sync: bool,
     /// Term and vote as last synced: a hard state that changes neither is commit-only.
@@ -508,6 +510,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             housekeeping_ms: config.housekeeping_ms.max(1),
             housekept_ms: now,
             tick_ms: config.tick_ms,
+            sync_bound_ms: 2 * config.raft.election_timeout_ticks * config.tick_ms,
             leader_sends_before_sync: config.leader_sends_before_sync,
             lazy_commit_sync: config.lazy_commit_sync,
             synced_term,
@@ -804,82 +807,72 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         clock: &C,
     ) -> Result<(), NodeError> {
         let mut applied_any = false;
-        while let Some(mut ready) = self.raw.ready() {
-            let id = self.raw.id();
-            applied_any |= !ready.committed_entries.is_empty();
-            if planted!(self.bugs.vote_not_persisted)
-                || (self.leader_sends_before_sync && self.raw.status().role == RoleKind::Leader)
-            {
-                // Planted bug: messages (votes among them) leave before the sync below. Or a
-                // leader overlapping its disk write with its followers' (see NodeConfig).
+        let mut slow_sync = false;
+        // Once more after a step-down (below), for what it leaves to send.
+        for _ in 0..2 {
+            while let Some(mut ready) = self.raw.ready() {
+                let id = self.raw.id();
+                applied_any |= !ready.committed_entries.is_empty();
+                if planted!(self.bugs.vote_not_persisted)
+                    || (self.leader_sends_before_sync && self.raw.status().role == RoleKind::Leader)
+                {
+                    // Planted bug: messages (votes among them) leave before the sync below. Or a
+                    // leader overlapping its disk write with its followers' (see NodeConfig).
+                    self.send_all(&mut ready, net, clock.now_us());
+                }
+                #[cfg(feature = "planted-bugs")]
+                if self.bugs.ack_before_sync && self.raw.status().role != RoleKind::Leader {
+                    let (acks, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
+                        .into_iter()
+                        .partition(|m| matches!(m.kind, MessageKind::AppendResponse { .. }));
+                    ready.messages = acks;
+                    self.send_all(&mut ready, net, clock.now_us());
+                    ready.messages = rest;
+                }
+                if let Some(snapshot) = ready.snapshot.take() {
+                    self.install(wal, snapshot).await?;
+                    applied_any = true;
+                }
+                slow_sync |= self.persist(wal, &ready, clock).await?;
                 self.send_all(&mut ready, net, clock.now_us());
-            }
-            #[cfg(feature = "planted-bugs")]
-            if self.bugs.ack_before_sync && self.raw.status().role != RoleKind::Leader {
-                let (acks, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
-                    .into_iter()
-                    .partition(|m| matches!(m.kind, MessageKind::AppendResponse { .. }));
-                ready.messages = acks;
-                self.send_all(&mut ready, net, clock.now_us());
-                ready.messages = rest;
-            }
-            if let Some(snapshot) = ready.snapshot.take() {
-                self.install(wal, snapshot).await?;
-                applied_any = true;
-            }
-            if ready.hard_state.is_some() || !ready.entries.is_empty() {
-                wal.append(ready.hard_state.as_ref(), &ready.entries)?;
-                // A hard state whose only change is the commit index needs no sync: a lost
-                // commit index is learned again from the leader (etcd's WAL skips that fsync
-                // too). Entries, terms and votes are always synced before anything depends on
-                // them.
-                let commit_only = ready.entries.is_empty()
-                    && ready.hard_state.as_ref().is_some_and(|hs| {
-                        hs.term == self.synced_term && hs.voted_for == self.synced_vote
-                    });
-                if !(commit_only && self.lazy_commit_sync) {
-                    if !ready.entries.is_empty() {
-                        self.crash_point(CrashPoint::SyncInFlight).await;
+                for entry in &ready.committed_entries {
+                    let output = self.sm.apply(entry);
+                    self.observer.applied(id, entry);
+                    match entry.kind {
+                        EntryKind::Forwarded { origin, tag, .. } if origin == id => {
+                            self.answer_forwarded(entry.index, entry.term, tag, output);
+                        }
+                        _ => self.answer(entry.index, entry.term, output),
                     }
-                    let started_us = clock.now_us();
-                    wal.sync().await?;
-                    let synced_us = clock.now_us();
-                    self.metrics
-                        .wal_fsync
-                        .observe(synced_us.saturating_sub(started_us));
-                    if let Some(hs) = &ready.hard_state {
-                        self.synced_term = hs.term;
-                        self.synced_vote = hs.voted_for;
-                    }
-                    self.observer
-                        .persisted(id, ready.hard_state.as_ref(), &ready.entries);
-                    if !ready.entries.is_empty() && self.raw.status().role == RoleKind::Follower {
-                        self.crash_point(CrashPoint::PersistedNotAnswered).await;
+                    let superseded = self.forwarded.superseded(entry.term, self.raw.leader());
+                    Metrics::add(&self.metrics.proposals_failed, superseded);
+                }
+                if !ready.committed_entries.is_empty() && self.raw.status().role == RoleKind::Leader
+                {
+                    self.crash_point(CrashPoint::LeaderCommitted).await;
+                }
+                for read_state in &ready.read_states {
+                    if let Some(read) = self.reads.get_mut(&read_state.ctx) {
+                        read.index = Some(read_state.index);
                     }
                 }
+                self.raw.advance(ready);
             }
-            self.send_all(&mut ready, net, clock.now_us());
-            for entry in &ready.committed_entries {
-                let output = self.sm.apply(entry);
-                self.observer.applied(id, entry);
-                match entry.kind {
-                    EntryKind::Forwarded { origin, tag, .. } if origin == id => {
-                        self.answer_forwarded(entry.index, entry.term, tag, output);
-                    }
-                    _ => self.answer(entry.index, entry.term, output),
-                }
-                let superseded = self.forwarded.superseded(entry.term, self.raw.leader());
-                Metrics::add(&self.metrics.proposals_failed, superseded);
+            // A leader whose disk took longer than two election timeouts to sync gives way
+            // (hashicorp/raft#503): a leader that goes on leading with a disk that stalls holds
+            // every commit behind it. While its sync was pending it sent nothing (this loop awaits
+            // the sync), so the others may have elected a leader already; if not, they elect one
+            // now, and this node may win again only once its disk answers.
+            if slow_sync && self.raw.step_down() {
+                tracing::warn!(
+                    node = self.raw.id().0,
+                    bound_ms = self.sync_bound_ms,
+                    "a log sync took longer than two election timeouts: stepped down as leader"
+                );
+                slow_sync = false;
+                continue;
             }
-            if !ready.committed_entries.is_empty() && self.raw.status().role == RoleKind::Leader {
-                self.crash_point(CrashPoint::LeaderCommitted).await;
-            }
-            for read_state in &ready.read_states {
-                if let Some(read) = self.reads.get_mut(&read_state.ctx) {
-                    read.index = Some(read_state.index);
-                }
-            }
-            self.raw.advance(ready);
+            break;
         }
         self.serve_reads();
         #[cfg(feature = "planted-bugs")]
@@ -905,6 +898,52 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             }
         }
         Ok(())
+    }
+
+    /// Persists a `Ready`'s hard state and entries, syncing unless only the commit index
+    /// changed (and `lazy_commit_sync`). Returns whether the sync took longer than the bound
+    /// ([`Node::sync_bound_ms`]).
+    async fn persist<D: Disk, C: Clock>(
+        &mut self,
+        wal: &mut Wal<D>,
+        ready: &crate::raft::Ready,
+        clock: &C,
+    ) -> Result<bool, NodeError> {
+        let id = self.raw.id();
+        let mut slow = false;
+        if ready.hard_state.is_some() || !ready.entries.is_empty() {
+            wal.append(ready.hard_state.as_ref(), &ready.entries)?;
+            // A hard state whose only change is the commit index needs no sync: a lost
+            // commit index is learned again from the leader (etcd's WAL skips that fsync
+            // too). Entries, terms and votes are always synced before anything depends on
+            // them.
+            let commit_only = ready.entries.is_empty()
+                && ready.hard_state.as_ref().is_some_and(|hs| {
+                    hs.term == self.synced_term && hs.voted_for == self.synced_vote
+                });
+            if !(commit_only && self.lazy_commit_sync) {
+                if !ready.entries.is_empty() {
+                    self.crash_point(CrashPoint::SyncInFlight).await;
+                }
+                let started_us = clock.now_us();
+                wal.sync().await?;
+                let synced_us = clock.now_us();
+                self.metrics
+                    .wal_fsync
+                    .observe(synced_us.saturating_sub(started_us));
+                slow = synced_us.saturating_sub(started_us) > self.sync_bound_ms * 1000;
+                if let Some(hs) = &ready.hard_state {
+                    self.synced_term = hs.term;
+                    self.synced_vote = hs.voted_for;
+                }
+                self.observer
+                    .persisted(id, ready.hard_state.as_ref(), &ready.entries);
+                if !ready.entries.is_empty() && self.raw.status().role == RoleKind::Follower {
+                    self.crash_point(CrashPoint::PersistedNotAnswered).await;
+                }
+            }
+        }
+        Ok(slow)
     }
 
     /// A snapshot from the leader (Raft §7): the state machine is restored from it, and the
