@@ -12,6 +12,20 @@ use crate::log::Disk;
 pub struct FileDisk {
     file: File,
     path: PathBuf,
+    faults: InjectedFaults,
+    /// Syncs and appended bytes so far, for [`InjectedFaults`].
+    syncs: u64,
+    appended: u64,
+}
+
+/// Disk faults injected for tests of the real node (`floe` sets them from the environment
+/// variables `FLOE_TEST_FAIL_SYNC_AFTER` and `FLOE_TEST_DISK_BYTES_MAX`; never in production).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InjectedFaults {
+    /// Every sync after this many fails as fsync's EIO would.
+    pub fail_sync_after: Option<u64>,
+    /// Appends fail with "no space left" once this many bytes were appended since opening.
+    pub bytes_max: Option<u64>,
 }
 
 impl FileDisk {
@@ -33,7 +47,15 @@ impl FileDisk {
         Ok(FileDisk {
             file,
             path: path.to_path_buf(),
+            faults: InjectedFaults::default(),
+            syncs: 0,
+            appended: 0,
         })
+    }
+
+    /// Turns on injected faults (tests of the real node only).
+    pub fn inject(&mut self, faults: InjectedFaults) {
+        self.faults = faults;
     }
 
     /// Where the file is.
@@ -52,6 +74,14 @@ impl Disk for FileDisk {
     }
 
     fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let appended = self.appended + bytes.len() as u64;
+        if self.faults.bytes_max.is_some_and(|max| appended > max) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left on device (injected: FLOE_TEST_DISK_BYTES_MAX)",
+            ));
+        }
+        self.appended = appended;
         self.file.write_all(bytes)
     }
 
@@ -61,7 +91,14 @@ impl Disk for FileDisk {
 
     fn sync(&mut self) -> impl std::future::Future<Output = std::io::Result<()>> {
         let file = self.file.try_clone();
+        self.syncs += 1;
+        let fail = self.faults.fail_sync_after.is_some_and(|n| self.syncs > n);
         async move {
+            if fail {
+                return Err(std::io::Error::other(
+                    "fsync failed (injected: FLOE_TEST_FAIL_SYNC_AFTER)",
+                ));
+            }
             let file = file?;
             // fdatasync blocks for a disk round trip: keep it off the runtime's worker.
             match tokio::task::spawn_blocking(move || file.sync_data()).await {

@@ -12,7 +12,7 @@ mod tls;
 
 pub use crate::wire::frame;
 pub use clock::SystemClock;
-pub use disk::{FileDataDir, FileDisk, write_atomic};
+pub use disk::{FileDataDir, FileDisk, InjectedFaults, write_atomic};
 pub use peer::{
     Directory, Member, MemberView, PeerSetup, TcpNetwork, bind_reusable, hello_frame, start_peers,
     url_authority,

@@ -465,7 +465,9 @@ async fn run(s: Settings) -> Result<(), String> {
     })
     .await
     .map_err(|e| format!("peer listener: {e}"))?;
-    let disk = FileDisk::open(&wal_path).map_err(|e| format!("log {}: {e}", wal_path.display()))?;
+    let mut disk =
+        FileDisk::open(&wal_path).map_err(|e| format!("log {}: {e}", wal_path.display()))?;
+    disk.inject(injected_faults()?);
 
     let mut node_settings = NodeSettings::with_timing(s.heartbeat_ms, s.election_ms);
     node_settings.pre_vote = s.pre_vote;
@@ -528,6 +530,29 @@ async fn run(s: Settings) -> Result<(), String> {
         stopped = &mut node_loop => stopped.map_err(|e| format!("node stopped: {e}")),
         () = hand_over(&control, clock, s.election_ms) => Ok(()),
     }
+}
+
+/// Disk faults for tests of this binary, from `FLOE_TEST_FAIL_SYNC_AFTER` (syncs after that many
+/// fail) and `FLOE_TEST_DISK_BYTES_MAX` (appends beyond that many bytes fail, as on a full
+/// disk). Unset in production.
+fn injected_faults() -> Result<engine::net::InjectedFaults, String> {
+    let var = |name: &str| -> Result<Option<u64>, String> {
+        match std::env::var(name) {
+            Ok(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("{name}={text}: {e}")),
+            Err(_) => Ok(None),
+        }
+    };
+    let faults = engine::net::InjectedFaults {
+        fail_sync_after: var("FLOE_TEST_FAIL_SYNC_AFTER")?,
+        bytes_max: var("FLOE_TEST_DISK_BYTES_MAX")?,
+    };
+    if faults != engine::net::InjectedFaults::default() {
+        tracing::warn!(?faults, "disk faults injected for a test");
+    }
+    Ok(faults)
 }
 
 /// On SIGTERM: a leader hands its leadership to its most up-to-date follower (Raft thesis
