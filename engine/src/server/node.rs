@@ -808,71 +808,65 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     ) -> Result<(), NodeError> {
         let mut applied_any = false;
         let mut slow_sync = false;
-        // Once more after a step-down (below), for what it leaves to send.
-        for _ in 0..2 {
-            while let Some(mut ready) = self.raw.ready() {
-                let id = self.raw.id();
-                applied_any |= !ready.committed_entries.is_empty();
-                if planted!(self.bugs.vote_not_persisted)
-                    || (self.leader_sends_before_sync && self.raw.status().role == RoleKind::Leader)
-                {
-                    // Planted bug: messages (votes among them) leave before the sync below. Or a
-                    // leader overlapping its disk write with its followers' (see NodeConfig).
-                    self.send_all(&mut ready, net, clock.now_us());
-                }
-                #[cfg(feature = "planted-bugs")]
-                if self.bugs.ack_before_sync && self.raw.status().role != RoleKind::Leader {
-                    let (acks, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
-                        .into_iter()
-                        .partition(|m| matches!(m.kind, MessageKind::AppendResponse { .. }));
-                    ready.messages = acks;
-                    self.send_all(&mut ready, net, clock.now_us());
-                    ready.messages = rest;
-                }
-                if let Some(snapshot) = ready.snapshot.take() {
-                    self.install(wal, snapshot).await?;
-                    applied_any = true;
-                }
-                slow_sync |= self.persist(wal, &ready, clock).await?;
+        while let Some(mut ready) = self.raw.ready() {
+            let id = self.raw.id();
+            applied_any |= !ready.committed_entries.is_empty();
+            if planted!(self.bugs.vote_not_persisted)
+                || (self.leader_sends_before_sync && self.raw.status().role == RoleKind::Leader)
+            {
+                // Planted bug: messages (votes among them) leave before the sync below. Or a
+                // leader overlapping its disk write with its followers' (see NodeConfig).
                 self.send_all(&mut ready, net, clock.now_us());
-                for entry in &ready.committed_entries {
-                    let output = self.sm.apply(entry);
-                    self.observer.applied(id, entry);
-                    match entry.kind {
-                        EntryKind::Forwarded { origin, tag, .. } if origin == id => {
-                            self.answer_forwarded(entry.index, entry.term, tag, output);
-                        }
-                        _ => self.answer(entry.index, entry.term, output),
-                    }
-                    let superseded = self.forwarded.superseded(entry.term, self.raw.leader());
-                    Metrics::add(&self.metrics.proposals_failed, superseded);
-                }
-                if !ready.committed_entries.is_empty() && self.raw.status().role == RoleKind::Leader
-                {
-                    self.crash_point(CrashPoint::LeaderCommitted).await;
-                }
-                for read_state in &ready.read_states {
-                    if let Some(read) = self.reads.get_mut(&read_state.ctx) {
-                        read.index = Some(read_state.index);
-                    }
-                }
-                self.raw.advance(ready);
             }
-            // A leader whose disk took longer than two election timeouts to sync gives way
-            // (hashicorp/raft#503): a leader that goes on leading with a disk that stalls holds
-            // every commit behind it. While its sync was pending it sent nothing (this loop awaits
-            // the sync), so the others may have elected a leader already; if not, they elect one
-            // now, and this node may win again only once its disk answers.
-            if slow_sync && self.raw.step_down() {
-                tracing::warn!(
-                    node = self.raw.id().0,
-                    bound_ms = self.sync_bound_ms,
-                    "a log sync took longer than two election timeouts: stepped down as leader"
-                );
-                slow_sync = false;
-                continue;
+            #[cfg(feature = "planted-bugs")]
+            if self.bugs.ack_before_sync && self.raw.status().role != RoleKind::Leader {
+                let (acks, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
+                    .into_iter()
+                    .partition(|m| matches!(m.kind, MessageKind::AppendResponse { .. }));
+                ready.messages = acks;
+                self.send_all(&mut ready, net, clock.now_us());
+                ready.messages = rest;
             }
-            break;
+            if let Some(snapshot) = ready.snapshot.take() {
+                self.install(wal, snapshot).await?;
+                applied_any = true;
+            }
+            slow_sync |= self.persist(wal, &ready, clock).await?;
+            self.send_all(&mut ready, net, clock.now_us());
+            for entry in &ready.committed_entries {
+                let output = self.sm.apply(entry);
+                self.observer.applied(id, entry);
+                match entry.kind {
+                    EntryKind::Forwarded { origin, tag, .. } if origin == id => {
+                        self.answer_forwarded(entry.index, entry.term, tag, output);
+                    }
+                    _ => self.answer(entry.index, entry.term, output),
+                }
+                let superseded = self.forwarded.superseded(entry.term, self.raw.leader());
+                Metrics::add(&self.metrics.proposals_failed, superseded);
+            }
+            if !ready.committed_entries.is_empty() && self.raw.status().role == RoleKind::Leader {
+                self.crash_point(CrashPoint::LeaderCommitted).await;
+            }
+            for read_state in &ready.read_states {
+                if let Some(read) = self.reads.get_mut(&read_state.ctx) {
+                    read.index = Some(read_state.index);
+                }
+            }
+            self.raw.advance(ready);
+        }
+        // A leader whose disk took longer than two election timeouts to sync gives way
+        // (hashicorp/raft#503): a leader that goes on leading with a disk that stalls holds
+        // every commit behind it. While its sync was pending it sent nothing (this loop awaits
+        // the sync), so the others may have elected a leader already; if not, they elect one
+        // now, and this node may win again only once its disk answers. Stepping down keeps the
+        // term and vote, so it leaves nothing to persist; the loop's next round drains the rest.
+        if slow_sync && self.raw.step_down() {
+            tracing::warn!(
+                node = self.raw.id().0,
+                bound_ms = self.sync_bound_ms,
+                "a log sync took longer than two election timeouts: stepped down as leader"
+            );
         }
         self.serve_reads();
         #[cfg(feature = "planted-bugs")]
