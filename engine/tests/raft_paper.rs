@@ -985,3 +985,40 @@ fn timeout_now_from_anyone_but_the_leader_is_refused_3_10() {
     let s = net.raw(NodeId(2)).expect("up").status();
     assert_eq!((s.role, s.term), (RoleKind::Follower, Term(1)));
 }
+
+#[test]
+fn a_leader_that_steps_down_keeps_its_term_vote_and_log_and_another_is_elected() {
+    let mut net = elected_network(3);
+    let mut out = String::new();
+    assert!(net.propose(NodeId(1), b"x", &mut out).expect("up").is_ok());
+    net.stabilize(&net.ids(), &mut out);
+    let before = net.raw(NodeId(1)).expect("up").status();
+    let log = log_of(net.raw(NodeId(1)).expect("up"));
+    let stepped = net.with_raw(NodeId(1), &mut out, |raw| raw.step_down());
+    assert_eq!(stepped, Some(true));
+    let after = net.raw(NodeId(1)).expect("up").status();
+    assert_eq!(after.role, RoleKind::Follower);
+    assert_eq!(after.leader, None, "it no longer names itself leader");
+    assert_eq!(
+        (after.term, after.voted_for),
+        (before.term, before.voted_for)
+    );
+    assert_eq!(log_of(net.raw(NodeId(1)).expect("up")), log);
+    assert_eq!(
+        net.with_raw(NodeId(1), &mut out, |raw| raw.step_down()),
+        Some(false),
+        "a follower has nothing to step down from"
+    );
+    // It sends no more heartbeats, so another node times out and wins (Raft §5.2).
+    net.campaign(NodeId(2), &mut out);
+    net.stabilize(&net.ids(), &mut out);
+    let s = net.raw(NodeId(2)).expect("up").status();
+    assert_eq!(
+        (s.role, s.term),
+        (RoleKind::Leader, Term(before.term.0 + 1))
+    );
+    assert_eq!(
+        log_of(net.raw(NodeId(2)).expect("up"))[..log.len()],
+        log[..]
+    );
+}

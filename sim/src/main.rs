@@ -461,6 +461,7 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
         http_requests: 0,
         partial_leader_ms: None,
         partial_led_per_mille: None,
+        leaderless_ms: 0,
         roles: Vec::new(),
     }
 }
@@ -547,6 +548,10 @@ fn print_human(t: &Timed, replay: &str) {
             median(&h.crash_us)
         );
     }
+    println!(
+        "no leader that can commit for {} ms of the safety phase",
+        r.leaderless_ms
+    );
     match &r.violation {
         None => println!("ok seed={} trace_hash={}", r.seed, r.trace_hash),
         Some(v) => {

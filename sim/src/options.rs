@@ -360,6 +360,30 @@ fn draw_transfers(flags: &mut ChaCha8Rng, config: &mut SimConfig) {
     }
 }
 
+/// The share of swarm seeds that turn on each disk fault kind.
+const DISK_FAULT_SHARE: f64 = 0.3;
+
+/// The disk faults, each kind in [`DISK_FAULT_SHARE`] of the seeds, from a stream of their
+/// own, so that no other draw of the seed moves. Damage at rest hits at most a minority of the
+/// nodes at once (`Cluster::damage_disk`), a minority of all nodes; with membership changes a
+/// minority of all nodes can be a majority of a shrunk configuration's voters, so seeds that
+/// reconfigure draw no disk fault.
+fn draw_disk(seed: u64, config: &mut SimConfig) {
+    if config
+        .faults
+        .iter()
+        .any(|(k, _)| *k == FaultKind::Reconfigure)
+    {
+        return;
+    }
+    let mut disk = ChaCha8Rng::seed_from_u64(seed ^ 0x4449_534b_0000_0000);
+    for kind in FaultKind::ALL.into_iter().filter(|k| k.is_disk()) {
+        if disk.gen_bool(DISK_FAULT_SHARE) {
+            config.faults.push((kind, disk.gen_range(1..=5)));
+        }
+    }
+}
+
 /// Membership changes, when asked for: drawn from a stream of their own, so that no other draw
 /// of the seed moves.
 fn draw_reconfigure(seed: u64, o: Overrides, config: &mut SimConfig) {
@@ -375,9 +399,8 @@ fn draw_reconfigure(seed: u64, o: Overrides, config: &mut SimConfig) {
 }
 
 /// The clock faults (from the clocks' stream) and the aimed faults (from a stream of their
-/// own), with their weights. Disk faults (`FaultKind::is_disk`) are not drawn in ordinary seeds
-/// yet: scenarios name them. Some seeds with them on do not finish (an open issue, see the
-/// README).
+/// own), with their weights. Disk faults (`FaultKind::is_disk`) come later, from their own
+/// stream (`draw_disk`).
 fn draw_apart(faults: &mut Vec<(FaultKind, u32)>, clocks: &mut ChaCha8Rng, seed: u64) {
     for kind in FaultKind::ALL.into_iter().filter(|k| k.is_clock()) {
         if clocks.gen_bool(0.7) {
@@ -488,6 +511,7 @@ impl SimConfig {
         };
         draw_transfers(&mut flags, &mut config);
         draw_reconfigure(seed, o, &mut config);
+        draw_disk(seed, &mut config);
         // At most one seed in four varies the production settings; the rest run `floe`'s
         // defaults exactly.
         let varied = vary.gen_bool(VARIED_SHARE);

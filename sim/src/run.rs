@@ -88,6 +88,9 @@ pub struct RunReport {
     pub partial_leader_ms: Option<u64>,
     /// The share of the time it held that such a leader existed, in per mille.
     pub partial_led_per_mille: Option<u64>,
+    /// Time in the safety phase without a leader that can commit: stable, linked both ways to
+    /// a majority that follows it, its disk neither stalled nor full.
+    pub leaderless_ms: u64,
     /// The safety phase's fault schedule as it ran (random faults included), in the form of a
     /// scenario's `[faults] steps`: what `--shrink` starts from.
     #[serde(skip)]
@@ -164,6 +167,7 @@ async fn supervise(config: SimConfig) -> RunReport {
     report.partial_leader_ms = partial.first_leader_ms;
     report.partial_led_per_mille =
         (partial.ticks > 0).then(|| 1000 * partial.led_ticks / partial.ticks);
+    report.leaderless_ms = partial.leaderless_ms;
     cluster.shutdown();
     report
 }
@@ -213,6 +217,11 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
             churn.active(now) || now < aimed.until_ms || crashes.disturbing(),
         );
         partial.step(cluster, now);
+        let can_commit = committing_leader(cluster)
+            .is_some_and(|leader| !cluster.disk_faults(leader).unusable(now));
+        if !can_commit {
+            partial.leaderless_ms += step_ms;
+        }
         while let Some(step) = config.schedule.get(next_step)
             && step.at_ms <= now
         {
@@ -367,6 +376,10 @@ struct PartialWatch {
     first_leader_ms: Option<u64>,
     ticks: u64,
     led_ticks: u64,
+    /// Over the whole safety phase (not only partial topologies): how long no leader that
+    /// can commit existed (a stable leader linked to a majority, its disk neither stalled nor
+    /// full).
+    leaderless_ms: u64,
 }
 
 impl PartialWatch {
@@ -458,10 +471,17 @@ impl QuietWatch {
             // A node recovering from a damaged log may not vote until it has caught up
             // (`raft::raw_node::recovering`): it cannot help elect a leader, so a quiet majority
             // is one of nodes that run and can vote.
+            // Nor can a node whose disk syncs nothing (stalled or full): a vote or an entry
+            // counts only once durable.
+            let now = cluster.clock.now_ms();
             let running: Vec<bool> = {
                 let s = cluster.shared();
-                (s.states.iter().zip(&s.damaged))
-                    .map(|(&state, &damaged)| state == NodeState::Up && !damaged)
+                (s.states.iter().zip(&s.damaged).enumerate())
+                    .map(|(slot, (&state, &damaged))| {
+                        state == NodeState::Up
+                            && !damaged
+                            && !cluster.disk_faults(NodeId(slot as u64 + 1)).unusable(now)
+                    })
                     .collect()
             };
             let n = cluster.size() as u64;
@@ -781,6 +801,7 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         http_requests: shared.http_requests,
         partial_leader_ms: None,
         partial_led_per_mille: None,
+        leaderless_ms: 0,
         roles: shared.roles.clone(),
         faults_injected: shared.faults_injected,
         faults_by_kind: shared.faults_by_kind.clone(),

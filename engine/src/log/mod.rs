@@ -19,7 +19,7 @@ pub use record::{
     CutReason, RECORD_BYTES_MAX, SNAPSHOT_BYTES_MAX, WAL_FORMAT, intact_record_after,
     record_offsets,
 };
-pub use wal::{Damage, LogError, OpenOptions, Recovered, Wal};
+pub use wal::{Damage, LogError, OpenOptions, Recovered, Staged, Wal};
 
 /// Runs a future that must finish without waiting, as every [`MemDisk`] future does.
 ///

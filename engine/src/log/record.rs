@@ -1,7 +1,11 @@
 //! The WAL's record format, hand-encoded so that every byte on disk is specified here.
 //!
 //! A record is, little endian: `[payload_len: u32][crc32: u32][kind: u8][payload]`, where the
-//! CRC covers the kind byte and the payload. Every file starts with a header record. Payloads:
+//! CRC covers the record's own offset in the file (a `u64`, not stored), then the kind byte and
+//! the payload. Binding the checksum to the offset makes a record that is intact but not where
+//! it was written (a misdirected write that lands on a record boundary, a block the disk
+//! returns from the wrong place) fail its check like a flipped bit would. Every file starts
+//! with a header record. Payloads:
 //! - header: `magic: [u8; 8] = "FLOE-WAL", format: u32` ([`WAL_FORMAT`]);
 //! - hard state: `term: u64, voted_for: u64 (0 = None), commit: u64`;
 //! - entry: `term: u64, index: u64, tag: u8 (0 = Noop, 1 = Command, 2 = Forwarded, 3 = Config),
@@ -31,8 +35,9 @@ pub const SNAPSHOT_BYTES_MAX: usize = 1 << 30;
 pub(super) const SNAPSHOT_FIXED_BYTES: usize = 36;
 
 /// The on-disk format this build writes and reads: 2 added the header record, the snapshot's
-/// format field and the recovering record (format 1 had no header).
-pub const WAL_FORMAT: u32 = 2;
+/// format field and the recovering record (format 1 had no header); 3 binds every record's CRC
+/// to its offset (formats 1 and 2 checksummed the kind and payload alone).
+pub const WAL_FORMAT: u32 = 3;
 /// The header's magic bytes.
 const WAL_MAGIC: [u8; 8] = *b"FLOE-WAL";
 /// Bytes of the whole header record.
@@ -120,13 +125,13 @@ pub(super) fn snapshot_payload_bytes(membership: &Membership, data_len: usize) -
 }
 
 /// Appends the record of a hard state to `out`.
-pub(super) fn encode_hard_state(hard_state: &HardState, out: &mut Vec<u8>) {
+pub(super) fn encode_hard_state(hard_state: &HardState, out: &mut Vec<u8>, base: u64) {
     // 0 encodes "no vote", so a vote for node 0 would silently read back as no vote.
     assert!(
         hard_state.voted_for != Some(NodeId(0)),
         "voted_for node 0 (ids start at 1)"
     );
-    encode_record(KIND_HARD_STATE, out, |out| {
+    encode_record(KIND_HARD_STATE, base, out, |out| {
         out.extend_from_slice(&hard_state.term.0.to_le_bytes());
         out.extend_from_slice(&hard_state.voted_for.map_or(0, |id| id.0).to_le_bytes());
         out.extend_from_slice(&hard_state.commit.0.to_le_bytes());
@@ -134,7 +139,7 @@ pub(super) fn encode_hard_state(hard_state: &HardState, out: &mut Vec<u8>) {
 }
 
 /// Appends the record of an entry to `out`. The caller has checked the size against the max.
-pub(super) fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
+pub(super) fn encode_entry(entry: &Entry, out: &mut Vec<u8>, base: u64) {
     let data = entry.data();
     let (tag, prefix) = match &entry.kind {
         EntryKind::Noop => (TAG_NOOP, None),
@@ -144,7 +149,7 @@ pub(super) fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
     };
     let data_len = u32::try_from(entry_payload_bytes(entry) - ENTRY_FIXED_BYTES)
         .expect("entry size checked against RECORD_BYTES_MAX");
-    encode_record(KIND_ENTRY, out, |out| {
+    encode_record(KIND_ENTRY, base, out, |out| {
         out.extend_from_slice(&entry.term.0.to_le_bytes());
         out.extend_from_slice(&entry.index.0.to_le_bytes());
         out.push(tag);
@@ -161,17 +166,17 @@ pub(super) fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
 }
 
 /// Appends the header record of the current format to `out`.
-pub(super) fn encode_header(out: &mut Vec<u8>) {
-    encode_record(KIND_HEADER, out, |out| {
+pub(super) fn encode_header(out: &mut Vec<u8>, base: u64) {
+    encode_record(KIND_HEADER, base, out, |out| {
         out.extend_from_slice(&WAL_MAGIC);
         out.extend_from_slice(&WAL_FORMAT.to_le_bytes());
     });
 }
 
 /// Appends a recovering record to `out` (`None` ends recovery).
-pub(super) fn encode_recovering(bound: Option<(Index, Term)>, out: &mut Vec<u8>) {
+pub(super) fn encode_recovering(bound: Option<(Index, Term)>, out: &mut Vec<u8>, base: u64) {
     let (index, term) = bound.unwrap_or((Index(0), Term(0)));
-    encode_record(KIND_RECOVERING, out, |out| {
+    encode_record(KIND_RECOVERING, base, out, |out| {
         out.extend_from_slice(&index.0.to_le_bytes());
         out.extend_from_slice(&term.0.to_le_bytes());
     });
@@ -179,8 +184,13 @@ pub(super) fn encode_recovering(bound: Option<(Index, Term)>, out: &mut Vec<u8>)
 
 /// Appends the record of a snapshot to `out`. The caller has checked the size against
 /// [`SNAPSHOT_BYTES_MAX`].
-pub(super) fn encode_snapshot(snapshot: &Snapshot, log_start: (Index, Term), out: &mut Vec<u8>) {
-    encode_record(KIND_SNAPSHOT, out, |out| {
+pub(super) fn encode_snapshot(
+    snapshot: &Snapshot,
+    log_start: (Index, Term),
+    out: &mut Vec<u8>,
+    base: u64,
+) {
+    encode_record(KIND_SNAPSHOT, base, out, |out| {
         out.extend_from_slice(&WAL_FORMAT.to_le_bytes());
         out.extend_from_slice(&snapshot.index.0.to_le_bytes());
         out.extend_from_slice(&snapshot.term.0.to_le_bytes());
@@ -200,8 +210,9 @@ fn payload_max(kind: u8) -> usize {
     }
 }
 
-/// Writes a header placeholder, the payload, then fills in the length and CRC.
-fn encode_record(kind: u8, out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
+/// Writes a header placeholder, the payload, then fills in the length and CRC. `out[0]` lies at
+/// offset `base` of the file (so this record at `base + out.len()`).
+fn encode_record(kind: u8, base: u64, out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_BYTES - 1]);
     out.push(kind);
@@ -212,23 +223,46 @@ fn encode_record(kind: u8, out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)
         "record payload {payload_len} bytes over max"
     );
     let len = u32::try_from(payload_len).expect("the maxima fit in u32");
-    let crc = crc32fast::hash(&out[start + 8..]);
+    let at = base + u64::try_from(start).expect("usize fits in u64");
+    let crc = record_crc(at, &out[start + 8..]);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Decodes the record at the start of `bytes`, returning it and its size in bytes.
-///
-/// Never panics and never allocates more than the record's own payload, whatever `bytes` hold.
-pub(super) fn decode_record(bytes: &[u8]) -> Result<(Record, usize), CutReason> {
-    decode_record_checked(bytes, true)
+/// The CRC of a record at offset `at` whose kind byte and payload are `checked`.
+fn record_crc(at: u64, checked: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&at.to_le_bytes());
+    hasher.update(checked);
+    hasher.finalize()
 }
 
-/// [`decode_record`], checking the CRC only if `check_crc` (false only for the planted bug
-/// `ignore-checksum`).
+/// How a record's CRC is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CrcCheck {
+    /// Against the record's kind and payload bound to its offset in the file (format 3).
+    At(u64),
+    /// Against the kind and payload alone, as formats 1 and 2 wrote it: only to recognise an
+    /// older log's first record and refuse it with a clear message.
+    Unbound,
+    /// Not at all (only the planted bug `ignore-checksum`).
+    #[cfg(feature = "planted-bugs")]
+    Off,
+}
+
+/// Decodes the record at the start of `bytes`, which lie at offset `at` of the file, returning
+/// it and its size in bytes.
+///
+/// Never panics and never allocates more than the record's own payload, whatever `bytes` hold.
+pub(super) fn decode_record(bytes: &[u8], at: usize) -> Result<(Record, usize), CutReason> {
+    let at = u64::try_from(at).expect("usize fits in u64");
+    decode_record_checked(bytes, CrcCheck::At(at))
+}
+
+/// [`decode_record`], checking the CRC as `check` says.
 pub(super) fn decode_record_checked(
     bytes: &[u8],
-    check_crc: bool,
+    check: CrcCheck,
 ) -> Result<(Record, usize), CutReason> {
     let mut header = Reader(bytes);
     let (Some(len), Some(crc), Some(kind)) = (header.u32(), header.u32(), header.u8()) else {
@@ -243,7 +277,13 @@ pub(super) fn decode_record_checked(
         return Err(CutReason::ShortPayload);
     }
     let checked = &bytes[8..record_len];
-    if check_crc && crc32fast::hash(checked) != crc {
+    let expected = match check {
+        CrcCheck::At(at) => Some(record_crc(at, checked)),
+        CrcCheck::Unbound => Some(crc32fast::hash(checked)),
+        #[cfg(feature = "planted-bugs")]
+        CrcCheck::Off => None,
+    };
+    if expected.is_some_and(|expected| expected != crc) {
         return Err(CutReason::BadCrc);
     }
     let record = decode_payload(checked[0], &checked[1..]).ok_or(CutReason::Undecodable)?;
@@ -256,7 +296,8 @@ pub(super) fn decode_record_checked(
 pub fn intact_record_after(bytes: &[u8], from: usize) -> Option<usize> {
     (from + 1..bytes.len().saturating_sub(HEADER_BYTES)).find(|&at| {
         let kind = bytes[at + 8];
-        (KIND_HARD_STATE..=KIND_RECOVERING).contains(&kind) && decode_record(&bytes[at..]).is_ok()
+        (KIND_HARD_STATE..=KIND_RECOVERING).contains(&kind)
+            && decode_record(&bytes[at..], at).is_ok()
     })
 }
 
@@ -265,7 +306,7 @@ pub fn intact_record_after(bytes: &[u8], from: usize) -> Option<usize> {
 pub fn record_offsets(bytes: &[u8]) -> Vec<usize> {
     let mut offsets = Vec::new();
     let mut at = 0;
-    while let Ok((_, len)) = decode_record(&bytes[at..]) {
+    while let Ok((_, len)) = decode_record(&bytes[at..], at) {
         offsets.push(at);
         at += len;
     }
@@ -281,7 +322,7 @@ pub(super) fn intact_records_after(bytes: &[u8], from: usize) -> Vec<(Record, us
     while at + HEADER_BYTES <= bytes.len() {
         let kind = bytes[at + 8];
         if (KIND_HARD_STATE..=KIND_RECOVERING).contains(&kind)
-            && let Ok((record, len)) = decode_record(&bytes[at..])
+            && let Ok((record, len)) = decode_record(&bytes[at..], at)
         {
             at += len;
             found.push((record, at));
@@ -448,31 +489,33 @@ mod tests {
             },
         ];
         let mut bytes = Vec::new();
-        encode_hard_state(&hs, &mut bytes);
+        encode_hard_state(&hs, &mut bytes, 0);
         assert_eq!(bytes.len(), HEADER_BYTES + HARD_STATE_PAYLOAD_BYTES);
-        encode_hard_state(&no_vote, &mut bytes);
+        encode_hard_state(&no_vote, &mut bytes, 0);
         for e in &entries {
             let before = bytes.len();
-            encode_entry(e, &mut bytes);
+            encode_entry(e, &mut bytes, 0);
             assert_eq!(bytes.len() - before, HEADER_BYTES + entry_payload_bytes(e));
         }
         let mut expected = vec![Record::HardState(hs), Record::HardState(no_vote)];
         expected.extend(entries.iter().cloned().map(Record::Entry));
-        let mut rest = &bytes[..];
+        let mut at = 0;
         for want in expected {
-            let (got, len) = decode_record(rest).expect("valid record");
+            let (got, len) = decode_record(&bytes[at..], at).expect("valid record");
             assert_eq!(got, want);
-            rest = &rest[len..];
+            at += len;
         }
-        assert!(rest.is_empty());
+        assert_eq!(at, bytes.len());
     }
 
     #[test]
     fn header_layout_is_little_endian_len_crc_kind() {
         let mut bytes = Vec::new();
-        encode_entry(&entry(1, 2, Some(b"ab")), &mut bytes);
+        encode_entry(&entry(1, 2, Some(b"ab")), &mut bytes, 40);
         assert_eq!(bytes[0..4], 23u32.to_le_bytes());
-        assert_eq!(bytes[4..8], crc32fast::hash(&bytes[8..]).to_le_bytes());
+        // The CRC covers the record's offset, then the kind and payload.
+        let crc = crc32fast::hash(&[&40u64.to_le_bytes()[..], &bytes[8..]].concat());
+        assert_eq!(bytes[4..8], crc.to_le_bytes());
         assert_eq!(bytes[8], KIND_ENTRY);
         assert_eq!(bytes[9..17], 1u64.to_le_bytes());
         assert_eq!(bytes[17..25], 2u64.to_le_bytes());
@@ -484,29 +527,52 @@ mod tests {
     #[test]
     fn decode_names_each_kind_of_damage() {
         let mut bytes = Vec::new();
-        encode_entry(&entry(1, 1, Some(b"xyz")), &mut bytes);
-        assert_eq!(decode_record(&bytes[..8]), Err(CutReason::ShortHeader));
+        encode_entry(&entry(1, 1, Some(b"xyz")), &mut bytes, 0);
+        assert_eq!(decode_record(&bytes[..8], 0), Err(CutReason::ShortHeader));
         assert_eq!(
-            decode_record(&bytes[..bytes.len() - 1]),
+            decode_record(&bytes[..bytes.len() - 1], 0),
             Err(CutReason::ShortPayload)
         );
         let mut bad = bytes.clone();
         *bad.last_mut().expect("non-empty") ^= 1;
-        assert_eq!(decode_record(&bad), Err(CutReason::BadCrc));
+        assert_eq!(decode_record(&bad, 0), Err(CutReason::BadCrc));
         let mut long = bytes.clone();
         long[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(decode_record(&long), Err(CutReason::TooLong));
+        assert_eq!(decode_record(&long, 0), Err(CutReason::TooLong));
         // A well-checksummed record with an unknown kind or a Noop carrying data is not ours.
         let mut unknown = Vec::new();
-        encode_record(9, &mut unknown, |_| {});
-        assert_eq!(decode_record(&unknown), Err(CutReason::Undecodable));
+        encode_record(9, 0, &mut unknown, |_| {});
+        assert_eq!(decode_record(&unknown, 0), Err(CutReason::Undecodable));
         let mut noop_with_data = Vec::new();
-        encode_record(KIND_ENTRY, &mut noop_with_data, |out| {
+        encode_record(KIND_ENTRY, 0, &mut noop_with_data, |out| {
             out.extend_from_slice(&[0; 16]);
             out.push(TAG_NOOP);
             out.extend_from_slice(&1u32.to_le_bytes());
             out.push(0);
         });
-        assert_eq!(decode_record(&noop_with_data), Err(CutReason::Undecodable));
+        assert_eq!(
+            decode_record(&noop_with_data, 0),
+            Err(CutReason::Undecodable)
+        );
+    }
+
+    #[test]
+    fn an_intact_record_at_another_offset_fails_its_crc() {
+        // A misdirected write that lands a whole record on a record boundary of its own size.
+        let mut bytes = Vec::new();
+        encode_entry(&entry(1, 1, Some(b"xyz")), &mut bytes, 0);
+        let len = bytes.len();
+        encode_entry(&entry(1, 2, Some(b"abc")), &mut bytes, 0);
+        assert!(decode_record(&bytes[len..], len).is_ok());
+        let moved = bytes[len..].to_vec();
+        bytes[..len].copy_from_slice(&moved);
+        assert_eq!(decode_record(&bytes, 0), Err(CutReason::BadCrc));
+        assert_eq!(record_offsets(&bytes), Vec::<usize>::new());
+        assert_eq!(intact_record_after(&bytes, 0), Some(len));
+        // Written where it lies, the same record is intact.
+        let mut here = Vec::new();
+        encode_entry(&entry(1, 2, Some(b"abc")), &mut here, 0);
+        assert!(decode_record(&here, 0).is_ok());
+        assert!(decode_record(&here, 1).is_err());
     }
 }

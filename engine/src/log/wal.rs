@@ -15,8 +15,8 @@
 
 use super::disk::Disk;
 use super::record::{
-    CutReason, ENTRY_FIXED_BYTES, HEADER_BYTES, HEADER_RECORD_BYTES, RECORD_BYTES_MAX, Record,
-    SNAPSHOT_BYTES_MAX, WAL_FORMAT, decode_record_checked, encode_entry, encode_hard_state,
+    CrcCheck, CutReason, ENTRY_FIXED_BYTES, HEADER_BYTES, HEADER_RECORD_BYTES, RECORD_BYTES_MAX,
+    Record, SNAPSHOT_BYTES_MAX, WAL_FORMAT, decode_record_checked, encode_entry, encode_hard_state,
     encode_header, encode_recovering, encode_snapshot, entry_payload_bytes, intact_records_after,
     snapshot_payload_bytes,
 };
@@ -71,7 +71,7 @@ pub enum LogError {
     },
     /// The log has no format header: it was written by a Floe older than format 2.
     #[error(
-        "the log has no format header: it was written by a Floe older than log format {WAL_FORMAT}; start this member from an empty data dir (it then catches up from the others) or run the Floe that wrote it"
+        "the log has no format header: it was written by a Floe older than log format 2; start this member from an empty data dir (it then catches up from the others) or run the Floe that wrote it"
     )]
     NoHeader,
 }
@@ -100,12 +100,13 @@ pub struct OpenOptions {
 }
 
 impl OpenOptions {
-    fn check_crc(self) -> bool {
+    /// How to check the CRC of a record at offset `at`.
+    fn check_crc(self, at: usize) -> CrcCheck {
         #[cfg(feature = "planted-bugs")]
         if self.ignore_checksum {
-            return false;
+            return CrcCheck::Off;
         }
-        true
+        CrcCheck::At(u64::try_from(at).expect("usize fits in u64"))
     }
 
     fn truncate_on_corruption(self) -> bool {
@@ -161,6 +162,18 @@ pub struct Wal<D: Disk> {
     /// The recovering bound on disk (see [`Recovered::recovering`]), carried into every
     /// rewrite until [`Wal::end_recovery`].
     recovering: Option<(Index, Term)>,
+    /// The file's length in the disk's view: where the next appended record starts, which its
+    /// CRC is bound to.
+    len: u64,
+}
+
+/// A snapshot staged by [`Wal::stage_snapshot`], ready for [`Wal::install_staged`].
+#[derive(Debug)]
+pub struct Staged<S> {
+    /// The disk's staged content.
+    staged: S,
+    /// Its length: where the tail appended to it starts.
+    len: u64,
 }
 
 /// Makes a snapshot's record: its bytes, and the snapshot (or its size if too large).
@@ -184,8 +197,11 @@ impl<D: Disk> Wal<D> {
         options: OpenOptions,
     ) -> Result<(Wal<D>, Recovered), LogError> {
         let bytes = disk.read_all()?;
-        let check_crc = options.check_crc();
-        let body = match decode_record_checked(&bytes, check_crc) {
+        // A first record whose CRC is not bound to its offset was written by a Floe older
+        // than format 3: a header names its format, no header means format 1.
+        let first = decode_record_checked(&bytes, options.check_crc(0))
+            .or_else(|_| decode_record_checked(&bytes, CrcCheck::Unbound));
+        let body = match first {
             Ok((Record::Header { format }, len)) if format == WAL_FORMAT => Some(len),
             Ok((Record::Header { format }, _)) => return Err(LogError::Format { found: format }),
             Ok(_) => return Err(LogError::NoHeader),
@@ -196,14 +212,15 @@ impl<D: Disk> Wal<D> {
         };
         let Some(body) = body else {
             let mut header = Vec::new();
-            encode_header(&mut header);
+            encode_header(&mut header, 0);
             disk.rewrite(&header).await?;
             let recovered = Recovered {
                 cut_bytes: u64::try_from(bytes.len()).expect("usize fits in u64"),
                 cut_reason: (!bytes.is_empty()).then_some(CutReason::ShortPayload),
                 ..Recovered::default()
             };
-            return Ok((Wal::new(disk, &recovered), recovered));
+            let len = u64::try_from(header.len()).expect("usize fits in u64");
+            return Ok((Wal::new(disk, &recovered, len), recovered));
         };
         let (mut recovered, good) = if body == 0 {
             (
@@ -214,7 +231,7 @@ impl<D: Disk> Wal<D> {
                 0,
             )
         } else {
-            let recovered = replay(&bytes[body..], check_crc);
+            let recovered = replay(&bytes, body, options);
             let good = bytes.len() - usize::try_from(recovered.cut_bytes).expect("cut <= len");
             (recovered, good)
         };
@@ -253,6 +270,7 @@ impl<D: Disk> Wal<D> {
             recovered.hard_state.commit = kept;
         }
         let damage = damage.filter(|_| !options.truncate_on_corruption());
+        let mut len = bytes.len();
         if let Some((damage, bound)) = damage {
             // Keep what can be vouched for, and record that it may not be all (Alagappan et
             // al., FAST 2018, "CTRL": a faulty log is truncated only together with a promise
@@ -263,19 +281,23 @@ impl<D: Disk> Wal<D> {
             };
             recovered.recovering = Some(bound);
             recovered.damage = Some(damage);
-            let mut tail = Vec::new();
-            encode_recovering(Some(bound), &mut tail);
             if good == 0 {
                 let mut fresh = Vec::new();
-                encode_header(&mut fresh);
-                fresh.extend_from_slice(&tail);
+                encode_header(&mut fresh, 0);
+                encode_recovering(Some(bound), &mut fresh, 0);
                 disk.rewrite(&fresh).await?;
+                len = fresh.len();
             } else {
-                disk.truncate(u64::try_from(good).expect("usize fits in u64"))?;
+                let mut tail = Vec::new();
+                let base = u64::try_from(good).expect("usize fits in u64");
+                encode_recovering(Some(bound), &mut tail, base);
+                disk.truncate(base)?;
                 disk.append(&tail)?;
+                len = good + tail.len();
             }
         } else if recovered.cut_bytes > 0 {
             disk.truncate(u64::try_from(good).expect("usize fits in u64"))?;
+            len = good;
         }
         // Sync even when nothing was cut: the view read back may include writes a previous
         // incarnation never synced, and everything returned here must survive a crash.
@@ -283,10 +305,11 @@ impl<D: Disk> Wal<D> {
         if recovered.cut_bytes == 0 {
             recovered.cut_reason = None;
         }
-        Ok((Wal::new(disk, &recovered), recovered))
+        let len = u64::try_from(len).expect("usize fits in u64");
+        Ok((Wal::new(disk, &recovered, len), recovered))
     }
 
-    fn new(disk: D, recovered: &Recovered) -> Wal<D> {
+    fn new(disk: D, recovered: &Recovered, len: u64) -> Wal<D> {
         let start = recovered.log_start.0;
         let last_index = recovered.entries.last().map_or(start, |e| e.index);
         Wal {
@@ -296,7 +319,21 @@ impl<D: Disk> Wal<D> {
             poisoned: false,
             scratch: Vec::new(),
             recovering: recovered.recovering,
+            len,
         }
+    }
+
+    /// Appends `bytes` (records encoded at [`Wal::len`]); poisons the WAL if the disk fails.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), LogError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = self.disk.append(bytes) {
+            self.poisoned = true;
+            return Err(error.into());
+        }
+        self.len += u64::try_from(bytes.len()).expect("usize fits in u64");
+        Ok(())
     }
 
     /// Records that the node caught up past its recovering bound (it may vote again);
@@ -306,11 +343,8 @@ impl<D: Disk> Wal<D> {
             return Err(LogError::Poisoned);
         }
         let mut bytes = Vec::new();
-        encode_recovering(None, &mut bytes);
-        if let Err(error) = self.disk.append(&bytes) {
-            self.poisoned = true;
-            return Err(error.into());
-        }
+        encode_recovering(None, &mut bytes, self.len);
+        self.write(&bytes)?;
         self.recovering = None;
         Ok(())
     }
@@ -347,21 +381,14 @@ impl<D: Disk> Wal<D> {
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();
         for entry in entries {
-            encode_entry(entry, &mut bytes);
+            encode_entry(entry, &mut bytes, self.len);
         }
         if let Some(hard_state) = hard_state {
-            encode_hard_state(hard_state, &mut bytes);
+            encode_hard_state(hard_state, &mut bytes, self.len);
         }
-        let written = if bytes.is_empty() {
-            Ok(())
-        } else {
-            self.disk.append(&bytes)
-        };
+        let written = self.write(&bytes);
         self.scratch = bytes;
-        if let Err(error) = written {
-            self.poisoned = true;
-            return Err(error.into());
-        }
+        written?;
         self.last_index = last_index;
         Ok(())
     }
@@ -397,19 +424,20 @@ impl<D: Disk> Wal<D> {
         }
         let last_index = check_entries(log_start.0, entries)?;
         let mut out = Vec::with_capacity(bytes + 64);
-        encode_header(&mut out);
-        encode_snapshot(snapshot, log_start, &mut out);
+        encode_header(&mut out, 0);
+        encode_snapshot(snapshot, log_start, &mut out, 0);
         if self.recovering.is_some() {
-            encode_recovering(self.recovering, &mut out);
+            encode_recovering(self.recovering, &mut out, 0);
         }
-        encode_hard_state(hard_state, &mut out);
+        encode_hard_state(hard_state, &mut out, 0);
         for entry in entries {
-            encode_entry(entry, &mut out);
+            encode_entry(entry, &mut out, 0);
         }
         if let Err(error) = self.disk.rewrite(&out).await {
             self.poisoned = true;
             return Err(error.into());
         }
+        self.len = u64::try_from(out.len()).expect("usize fits in u64");
         self.start = log_start.0;
         self.last_index = last_index;
         Ok(())
@@ -428,7 +456,9 @@ impl<D: Disk> Wal<D> {
         log_start: (Index, Term),
         membership: Membership,
         build: Box<dyn FnOnce() -> Vec<u8> + Send>,
-    ) -> impl std::future::Future<Output = Result<(D::Staged, Result<Snapshot, usize>), LogError>>
+    ) -> impl std::future::Future<
+        Output = Result<(Staged<D::Staged>, Result<Snapshot, usize>), LogError>,
+    >
     + 'static
     + use<D> {
         assert!(
@@ -452,8 +482,8 @@ impl<D: Disk> Wal<D> {
                 membership,
             };
             let mut out = Vec::with_capacity(bytes + 64);
-            encode_header(&mut out);
-            encode_snapshot(&snapshot, log_start, &mut out);
+            encode_header(&mut out, 0);
+            encode_snapshot(&snapshot, log_start, &mut out, 0);
             (out, Ok(snapshot))
         });
         let staging = self.disk.stage(make);
@@ -461,7 +491,15 @@ impl<D: Disk> Wal<D> {
             futures::future::Either::Left(futures::future::ready(Err(LogError::Poisoned)))
         } else {
             futures::future::Either::Right(futures::FutureExt::map(staging, |staged| {
-                staged.map_err(LogError::from)
+                let (staged, snapshot) = staged.map_err(LogError::from)?;
+                // The staged file holds the header and the snapshot record, or nothing.
+                let len = snapshot.as_ref().map_or(0, |s| {
+                    HEADER_RECORD_BYTES
+                        + HEADER_BYTES
+                        + snapshot_payload_bytes(&s.membership, s.data.len())
+                });
+                let len = u64::try_from(len).expect("usize fits in u64");
+                Ok((Staged { staged, len }, snapshot))
             }))
         }
     }
@@ -471,7 +509,7 @@ impl<D: Disk> Wal<D> {
     /// atomically; durable once it returns.
     pub async fn install_staged(
         &mut self,
-        staged: D::Staged,
+        staged: Staged<D::Staged>,
         log_start: Index,
         hard_state: &HardState,
         entries: &[Entry],
@@ -486,18 +524,20 @@ impl<D: Disk> Wal<D> {
             });
         }
         let last_index = check_entries(log_start, entries)?;
+        let Staged { staged, len } = staged;
         let mut tail = Vec::new();
         if self.recovering.is_some() {
-            encode_recovering(self.recovering, &mut tail);
+            encode_recovering(self.recovering, &mut tail, len);
         }
-        encode_hard_state(hard_state, &mut tail);
+        encode_hard_state(hard_state, &mut tail, len);
         for entry in entries {
-            encode_entry(entry, &mut tail);
+            encode_entry(entry, &mut tail, len);
         }
         if let Err(error) = self.disk.install_staged(staged, &tail).await {
             self.poisoned = true;
             return Err(error.into());
         }
+        self.len = len + u64::try_from(tail.len()).expect("usize fits in u64");
         self.start = log_start;
         self.last_index = last_index;
         Ok(())
@@ -610,13 +650,14 @@ fn classify(
     Some((damage, (index, term)))
 }
 
-/// Replays every intact record of `bytes` (a log's body, after its header) in order, stopping
-/// at the first damaged one.
-fn replay(bytes: &[u8], check_crc: bool) -> Recovered {
+/// Replays every intact record of `bytes` (a whole log) from `body` (just past its header) in
+/// order, stopping at the first damaged one.
+fn replay(bytes: &[u8], body: usize, options: OpenOptions) -> Recovered {
     let mut recovered = Recovered::default();
-    let mut offset = 0;
+    let mut offset = body;
     while offset < bytes.len() {
-        let (record, len) = match decode_record_checked(&bytes[offset..], check_crc) {
+        let checked = decode_record_checked(&bytes[offset..], options.check_crc(offset));
+        let (record, len) = match checked {
             Ok(decoded) => decoded,
             Err(reason) => {
                 recovered.cut_reason = Some(reason);
@@ -1077,6 +1118,30 @@ mod tests {
     }
 
     #[test]
+    fn a_record_misdirected_onto_a_record_boundary_is_damage() {
+        // Entry 2 of term 1, replaced by entry 2 of term 2 (Raft §5.3), then a write of the old
+        // record's bytes that lands exactly on the new one's place. Format 2 read that back as
+        // an intact log holding an entry that is not true (swarm seeds 453, 630, 637 with disk
+        // faults drawn); bound to its offset, the record fails its check.
+        let data = Some(&b"same size"[..]);
+        let batches: Vec<Batch> = vec![
+            (None, vec![entry(1, 1, data), entry(1, 2, data)]),
+            (None, vec![entry(2, 2, data), entry(2, 3, data)]),
+        ];
+        let (disk, ends) = synced_log(&batches);
+        let bytes = disk.durable_bytes();
+        assert_eq!(ends[1] - ends[0], ends[2] - ends[1], "records of one size");
+        disk.overwrite_durable(ends[1], &bytes[ends[0]..ends[1]]);
+        let (_, recovered) = open(&disk);
+        assert_eq!(recovered.entries, [entry(1, 1, data), entry(1, 2, data)]);
+        assert_eq!(recovered.cut_reason, Some(CutReason::BadCrc));
+        let damage = recovered.damage.expect("damage, not a torn tail");
+        assert_eq!(damage.offset as usize, ends[1]);
+        let (index, term) = recovered.recovering.expect("recovering");
+        assert!(index >= Index(3) && term >= Term(2), "{index:?} {term:?}");
+    }
+
+    #[test]
     fn corrupt_last_record_drops_it() {
         let (synced, pending) = torn_scenario();
         let (disk, ends) = synced_log(&[synced, pending].concat());
@@ -1125,20 +1190,32 @@ mod tests {
 
     #[test]
     fn a_log_of_another_format_is_refused() {
+        // Format 1: no header, and a CRC over the kind and payload alone.
         let mut old = Vec::new();
-        encode_entry(&entry(1, 1, None), &mut old);
+        encode_entry(&entry(1, 1, None), &mut old, 0);
+        let crc = crc32fast::hash(&old[8..]);
+        old[4..8].copy_from_slice(&crc.to_le_bytes());
         let refused = now(Wal::open(MemDisk::with_durable(old)));
         assert!(matches!(refused, Err(LogError::NoHeader)), "{refused:?}");
         let mut header = Vec::new();
-        encode_header(&mut header);
+        encode_header(&mut header, 0);
         // The format field is the header's last 4 bytes; rewrite it and its CRC.
         let at = header.len() - 4;
         header[at..].copy_from_slice(&7u32.to_le_bytes());
+        let crc = crc32fast::hash(&[&0u64.to_le_bytes()[..], &header[8..]].concat());
+        header[4..8].copy_from_slice(&crc.to_le_bytes());
+        let refused = now(Wal::open(MemDisk::with_durable(header.clone())));
+        assert!(
+            matches!(refused, Err(LogError::Format { found: 7 })),
+            "{refused:?}"
+        );
+        // Format 2 checksummed its header without the offset: still named, still refused.
+        header[at..].copy_from_slice(&2u32.to_le_bytes());
         let crc = crc32fast::hash(&header[8..]);
         header[4..8].copy_from_slice(&crc.to_le_bytes());
         let refused = now(Wal::open(MemDisk::with_durable(header)));
         assert!(
-            matches!(refused, Err(LogError::Format { found: 7 })),
+            matches!(refused, Err(LogError::Format { found: 2 })),
             "{refused:?}"
         );
         let message = LogError::NoHeader.to_string();
@@ -1234,11 +1311,11 @@ mod tests {
     #[test]
     fn index_gap_on_disk_is_cut_like_corruption() {
         let mut bytes = Vec::new();
-        encode_header(&mut bytes);
-        encode_entry(&entry(1, 1, None), &mut bytes);
+        encode_header(&mut bytes, 0);
+        encode_entry(&entry(1, 1, None), &mut bytes, 0);
         let good = bytes.len();
-        encode_entry(&entry(1, 3, None), &mut bytes);
-        encode_hard_state(&hard(1, None, 0), &mut bytes);
+        encode_entry(&entry(1, 3, None), &mut bytes, 0);
+        encode_hard_state(&hard(1, None, 0), &mut bytes, 0);
         let disk = MemDisk::with_durable(bytes.clone());
         let (wal, recovered) = open(&disk);
         assert_eq!(recovered.entries, [entry(1, 1, None)]);
@@ -1246,8 +1323,8 @@ mod tests {
         assert_eq!(recovered.cut_reason, Some(CutReason::IndexGap));
         assert_eq!(wal.last_index(), Index(1));
         let mut zero = Vec::new();
-        encode_header(&mut zero);
-        encode_entry(&entry(1, 0, None), &mut zero);
+        encode_header(&mut zero, 0);
+        encode_entry(&entry(1, 0, None), &mut zero, 0);
         let (_, recovered) = open(&MemDisk::with_durable(zero));
         assert_eq!(recovered.cut_reason, Some(CutReason::IndexGap));
     }
@@ -1352,6 +1429,7 @@ mod tests {
             poisoned: false,
             scratch: Vec::new(),
             recovering: None,
+            len: 0,
         };
         wal.append(None, &[entry(1, 1, None)])
             .expect("append itself works");
@@ -1522,7 +1600,7 @@ mod tests {
         ) {
             let mut bytes = Vec::new();
             if with_header {
-                encode_header(&mut bytes);
+                encode_header(&mut bytes, 0);
             }
             bytes.extend_from_slice(&garbage);
             let len = bytes.len();

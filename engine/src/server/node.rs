@@ -10,7 +10,7 @@ use super::client::{Applied, ClientError, ReadAnswer, Request};
 use super::follower_stats::Followers;
 use super::metrics::Metrics;
 use super::{Clock, CrashPoint, Env, Network, Observer, StateMachine};
-use crate::log::{Disk, LogError, OpenOptions, Recovered, Wal};
+use crate::log::{Disk, LogError, OpenOptions, Recovered, Staged, Wal};
 use crate::raft::{
     Config, ConfigError, Entry, EntryKind, Index, Membership, Message, MessageKind, NodeId,
     ProposeError, Proposed, RawNode, RoleKind, Snapshot, Term, TransferError,
@@ -305,6 +305,8 @@ struct Node<S: StateMachine, O> {
     /// World time of the last housekeeping.
     housekept_ms: u64,
     tick_ms: u64,
+    /// A sync slower than this (two minimum election timeouts) makes a leader step down.
+    sync_bound_ms: u64,
     leader_sends_before_sync: bool,
     lazy_commit_sync: bool,
     /// Term and vote as last synced: a hard state that changes neither is commit-only.
@@ -564,6 +566,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             housekeeping_ms: config.housekeeping_ms.max(1),
             housekept_ms: now,
             tick_ms: config.tick_ms,
+            sync_bound_ms: 2 * config.raft.election_timeout_ticks * config.tick_ms,
             leader_sends_before_sync: config.leader_sends_before_sync,
             lazy_commit_sync: config.lazy_commit_sync,
             synced_term,
@@ -923,10 +926,10 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         let mut applied_any = false;
         self.tell_membership(true);
         let mut removed = None;
+        let mut slow_sync = false;
         while let Some(mut ready) = self.raw.ready() {
             // Before anything of this Ready leaves: the transport must know new members.
             self.tell_membership(true);
-            let id = self.raw.id();
             applied_any |= !ready.committed_entries.is_empty();
             if planted!(self.bugs.vote_not_persisted)
                 || (self.leader_sends_before_sync && self.raw.status().role == RoleKind::Leader)
@@ -948,37 +951,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 self.install(wal, snapshot).await?;
                 applied_any = true;
             }
-            if ready.hard_state.is_some() || !ready.entries.is_empty() {
-                wal.append(ready.hard_state.as_ref(), &ready.entries)?;
-                // A hard state whose only change is the commit index needs no sync: a lost
-                // commit index is learned again from the leader (etcd's WAL skips that fsync
-                // too). Entries, terms and votes are always synced before anything depends on
-                // them.
-                let commit_only = ready.entries.is_empty()
-                    && ready.hard_state.as_ref().is_some_and(|hs| {
-                        hs.term == self.synced_term && hs.voted_for == self.synced_vote
-                    });
-                if !(commit_only && self.lazy_commit_sync) {
-                    if !ready.entries.is_empty() {
-                        self.crash_point(CrashPoint::SyncInFlight).await;
-                    }
-                    let started_us = clock.now_us();
-                    wal.sync().await?;
-                    let synced_us = clock.now_us();
-                    self.metrics
-                        .wal_fsync
-                        .observe(synced_us.saturating_sub(started_us));
-                    if let Some(hs) = &ready.hard_state {
-                        self.synced_term = hs.term;
-                        self.synced_vote = hs.voted_for;
-                    }
-                    self.observer
-                        .persisted(id, ready.hard_state.as_ref(), &ready.entries);
-                    if !ready.entries.is_empty() && self.raw.status().role == RoleKind::Follower {
-                        self.crash_point(CrashPoint::PersistedNotAnswered).await;
-                    }
-                }
-            }
+            slow_sync |= self.persist(wal, &ready, clock).await?;
             self.send_all(&mut ready, net, clock.now_us());
             self.apply_committed(&ready.committed_entries, &mut removed);
             if !ready.committed_entries.is_empty() && self.raw.status().role == RoleKind::Leader {
@@ -990,6 +963,19 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 }
             }
             self.raw.advance(ready);
+        }
+        // A leader whose disk took longer than two election timeouts to sync gives way
+        // (hashicorp/raft#503): a leader that goes on leading with a disk that stalls holds
+        // every commit behind it. While its sync was pending it sent nothing (this loop awaits
+        // the sync), so the others may have elected a leader already; if not, they elect one
+        // now, and this node may win again only once its disk answers. Stepping down keeps the
+        // term and vote, so it leaves nothing to persist; the loop's next round drains the rest.
+        if slow_sync && self.raw.step_down() {
+            tracing::warn!(
+                node = self.raw.id().0,
+                bound_ms = self.sync_bound_ms,
+                "a log sync took longer than two election timeouts: stepped down as leader"
+            );
         }
         self.tell_membership(false);
         if self.exit_when_removed
@@ -1021,6 +1007,52 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             }
         }
         Ok(())
+    }
+
+    /// Persists a `Ready`'s hard state and entries, syncing unless only the commit index
+    /// changed (and `lazy_commit_sync`). Returns whether the sync took longer than the bound
+    /// ([`Node::sync_bound_ms`]).
+    async fn persist<D: Disk, C: Clock>(
+        &mut self,
+        wal: &mut Wal<D>,
+        ready: &crate::raft::Ready,
+        clock: &C,
+    ) -> Result<bool, NodeError> {
+        let id = self.raw.id();
+        let mut slow = false;
+        if ready.hard_state.is_some() || !ready.entries.is_empty() {
+            wal.append(ready.hard_state.as_ref(), &ready.entries)?;
+            // A hard state whose only change is the commit index needs no sync: a lost
+            // commit index is learned again from the leader (etcd's WAL skips that fsync
+            // too). Entries, terms and votes are always synced before anything depends on
+            // them.
+            let commit_only = ready.entries.is_empty()
+                && ready.hard_state.as_ref().is_some_and(|hs| {
+                    hs.term == self.synced_term && hs.voted_for == self.synced_vote
+                });
+            if !(commit_only && self.lazy_commit_sync) {
+                if !ready.entries.is_empty() {
+                    self.crash_point(CrashPoint::SyncInFlight).await;
+                }
+                let started_us = clock.now_us();
+                wal.sync().await?;
+                let synced_us = clock.now_us();
+                self.metrics
+                    .wal_fsync
+                    .observe(synced_us.saturating_sub(started_us));
+                slow = synced_us.saturating_sub(started_us) > self.sync_bound_ms * 1000;
+                if let Some(hs) = &ready.hard_state {
+                    self.synced_term = hs.term;
+                    self.synced_vote = hs.voted_for;
+                }
+                self.observer
+                    .persisted(id, ready.hard_state.as_ref(), &ready.entries);
+                if !ready.entries.is_empty() && self.raw.status().role == RoleKind::Follower {
+                    self.crash_point(CrashPoint::PersistedNotAnswered).await;
+                }
+            }
+        }
+        Ok(slow)
     }
 
     /// A snapshot from the leader (Raft §7): the state machine is restored from it, and the
@@ -1125,7 +1157,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         &mut self,
         wal: &mut Wal<D>,
         job: SnapshotJob,
-        (staged, snapshot): (D::Staged, Result<Snapshot, usize>),
+        (staged, snapshot): (Staged<D::Staged>, Result<Snapshot, usize>),
         clock: &C,
     ) -> Result<(), NodeError> {
         let id = self.raw.id();

@@ -9,6 +9,13 @@ and restarts it, or SIGSTOPs and later SIGCONTs it. Afterwards every member is h
 read with quorum=true, and every acknowledged write must still be there or superseded. The whole
 history is written as JSON lines in the format `sim check-history` reads; the linearizability
 checker then judges it (the Rust test does that).
+
+With FLOE_FAULT_DISK=wal (or snapshot) the nemesis instead damages a log at rest: it kills a
+member under the write load, flips bytes in the middle of its WAL (or inside the snapshot record
+at the WAL's start, once it has one), and restarts it; the member must repair from the others
+(it does not vote until it caught up from a leader) or refuse to start with a clear message.
+One member at a time: the next damage waits until all three are healthy again (the fault model:
+damage at rest on a minority). FLOE_FAULT_PORT sets the first client port (peers at +10).
 """
 import http.client
 import json
@@ -24,7 +31,10 @@ import urllib.parse
 FLOE, WORK, SECONDS, OUT = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 CLIENTS = 6
 KEYS = ["/f/k%d" % i for i in range(5)]
-BASE_CLIENT, BASE_PEER = 27011, 27021
+BASE_CLIENT = int(os.environ.get("FLOE_FAULT_PORT", "27011"))
+BASE_PEER = BASE_CLIENT + 10
+DISK = os.environ.get("FLOE_FAULT_DISK", "")
+WAL_HEADER_BYTES = 21  # the header record: 9 bytes of length, CRC and kind, then 12 of payload
 NAMES = ["n1", "n2", "n3"]
 IC = ",".join("%s=http://127.0.0.1:%d" % (n, BASE_PEER + i) for i, n in enumerate(NAMES))
 T0 = time.monotonic()
@@ -163,7 +173,63 @@ def leader():
     return None
 
 
+def damage(target, log):
+    """Kills `target`, flips 4 bytes of its WAL at rest (the middle, or inside the snapshot
+    record), restarts it; returns False if the member refused to start (with its message)."""
+    target.kill()
+    wal = os.path.join(WORK, target.name, "wal")
+    with open(wal, "rb") as f:
+        data = bytearray(f.read())
+    # The record after the header is a snapshot (kind 3) once the member compacted its log.
+    snap_len = int.from_bytes(data[WAL_HEADER_BYTES:WAL_HEADER_BYTES + 4], "little")
+    has_snapshot = len(data) > WAL_HEADER_BYTES + 9 and data[WAL_HEADER_BYTES + 8] == 3
+    if DISK == "snapshot" and has_snapshot:
+        start = WAL_HEADER_BYTES + 9
+        at = start + rng.randrange(max(1, snap_len - 4))
+        where = "its snapshot record"
+    else:
+        at = len(data) // 4 + rng.randrange(max(1, len(data) // 2))
+        where = "the middle of its WAL"
+    for k in range(4):
+        if at + k < len(data):
+            data[at + k] ^= 0xff
+    with open(wal, "wb") as f:
+        f.write(data)
+    log.append("%.1fs %s: 4 bytes flipped at byte %d of %d, in %s"
+               % (time.monotonic() - T0, target.name, at, len(data), where))
+    target.start()
+    time.sleep(1.5)
+    if target.proc.poll() is not None:
+        with open(os.path.join(WORK, target.name + ".log"), errors="replace") as f:
+            tail = f.read()[-400:]
+        log.append("  %s refused to start: %s" % (target.name, tail.strip().splitlines()[-1]))
+        DAMAGE["refused"] += 1
+        return False
+    DAMAGE["restarted"] += 1
+    return True
+
+
+DAMAGE = {"restarted": 0, "refused": 0}
+
+
+def disk_nemesis(log):
+    while not stop.is_set():
+        time.sleep(rng.uniform(2.0, 3.0))
+        if stop.is_set():
+            return
+        try:
+            wait_healthy(20)
+        except SystemExit:
+            log.append("%.1fs not healthy: no new damage" % (time.monotonic() - T0))
+            continue
+        target = leader() if rng.random() < 0.5 else None
+        if not damage(target or rng.choice(members), log):
+            return
+
+
 def nemesis(log):
+    if DISK:
+        return disk_nemesis(log)
     while not stop.is_set():
         time.sleep(rng.uniform(2.0, 4.0))
         if stop.is_set():
@@ -275,6 +341,18 @@ def main():
         if "panicked" in text:
             problems.append("member %s panicked (see %s.log)" % (m.name, m.name))
     print("snapshots installed from a leader: %d" % installs)
+    if DISK:
+        repaired = 0
+        for m in members:
+            with open(os.path.join(WORK, m.name + ".log"), errors="replace") as f:
+                repaired += f.read().count("votes again")
+        print("damaged logs: %d restarted, %d refused; recoveries ended (votes again): %d"
+              % (DAMAGE["restarted"], DAMAGE["refused"], repaired))
+        if DAMAGE["restarted"] + DAMAGE["refused"] == 0:
+            problems.append("no damage was injected")
+        if DAMAGE["refused"]:
+            problems.append("a member with a damaged log refused to start though the others "
+                            "could repair it")
     for p in problems:
         print("LOST: " + p)
     return 1 if problems else 0

@@ -118,11 +118,25 @@ impl RaftSafety {
             // A damaged disk may have lost synced records, so the term, vote, commit index
             // and committed prefix the node made durable may be gone: the node knows it and
             // does not vote until repaired from a leader. What it kept must still be true: the
-            // entries it holds within the committed prefix are the committed ones.
-            let kept = Index((chain.len() as u64).min(self.committed.len() as u64));
+            // entries it holds up to its own (recovered) commit index are the committed ones.
+            // Past that index it may keep an entry of an old term that a later leader replaced
+            // (Raft §5.3) in records the damage took: it wrote that entry, and the leader that
+            // repairs it overwrites it before the node votes again.
+            let kept = Index(
+                (chain.len() as u64)
+                    .min(self.committed.len() as u64)
+                    .min(hs.commit.0),
+            );
             if at(&chain, kept) != at(&self.committed, kept) {
+                let first = (1..=kept.0)
+                    .find(|&i| at(&chain, Index(i)) != at(&self.committed, Index(i)))
+                    .unwrap_or(kept.0);
+                let term = entries
+                    .get((first - start.0 - 1) as usize)
+                    .map_or(Term(0), |e| e.term);
                 let detail = format!(
-                    "the damaged log kept entries up to {kept} that differ from the committed ones"
+                    "the damaged log kept entries up to {kept} that differ from the committed ones (first at {first}, of term {term}; its commit index {}, log start {})",
+                    hs.commit, start.0
                 );
                 return Err(v("a damaged log keeps only true entries", detail));
             }

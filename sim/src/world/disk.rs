@@ -81,6 +81,13 @@ impl DiskFaults {
         self.lock().failed = false;
     }
 
+    /// True while syncs hang (`fsync-stall`) or writes fail (`disk-full`) at `now_ms`: the
+    /// node cannot make anything durable, so it can neither vote nor lead a commit.
+    pub fn unusable(&self, now_ms: u64) -> bool {
+        let s = self.lock();
+        now_ms < s.stall_until_ms || now_ms < s.full_until_ms
+    }
+
     /// How long a sync waits beyond its own time at `now_ms`, and whether it fails.
     fn on_sync(&self, now_ms: u64) -> (u64, bool) {
         let mut s = self.lock();

@@ -50,6 +50,21 @@ impl RawNode {
         Ok(())
     }
 
+    /// Stops leading: a leader whose disk did not complete a sync within its bound gives way
+    /// (hashicorp/raft#503), becoming a follower of its own term that knows no leader, so that
+    /// a node with a working disk can be elected. Safe at any moment: any server may return to
+    /// follower (Raft §5.2), and the term, the vote and the log are untouched. Returns whether
+    /// this node was leading.
+    pub fn step_down(&mut self) -> bool {
+        assert!(!self.ready_pending, "step down between ready and advance");
+        if !matches!(self.role, Role::Leader { .. }) {
+            return false;
+        }
+        self.become_follower(self.term, None);
+        self.after_input();
+        true
+    }
+
     /// The follower a transfer should go to: the voter (of the configuration being moved to,
     /// thesis §4.3) whose log matches the leader's furthest (the lowest id among equals), so the
     /// handover waits least; learners cannot lead. `None` if not leading or alone.
