@@ -37,6 +37,10 @@
 //!    this term and lost the record. On leaving recovery it records a vote for the leader it
 //!    follows: that leader already won the term, so no second candidate can win it with this
 //!    node's help.
+//! 5. *The term comes back.* The damage may have taken the hard state of the highest term the
+//!    node saw. It takes that term again at start, with no vote (it may not vote anyway), so
+//!    that its answers move the cluster to that term as they would have before the damage, and
+//!    a leader of a term at least the bound's (rule 3) comes.
 //!
 //! Beyond the fault model (the damage hides a vote in a term above every term still on disk,
 //! or a majority is damaged at once) these rules still never make the node serve data it does
@@ -50,6 +54,16 @@ impl RawNode {
     /// Called by the node loop after [`RawNode::restart`] with what the log recovered.
     pub fn set_recovering(&mut self, bound: Option<(Index, Term)>) {
         self.recovering = bound;
+        // Rule 5: the term comes back. The damage may have taken the hard state of the bound's
+        // term (its vote too): the node takes that term again, with no vote it could cast
+        // (rule 1). Otherwise a cluster that stayed in an older term never gives it a leader of
+        // the bound's term to end recovery with; this way its answers carry the term, and the
+        // others move past it as they would have had the disk not lied (Raft §5.1).
+        if let Some((_, term)) = bound
+            && term > self.term
+        {
+            self.become_follower(term, None);
+        }
     }
 
     /// The recovering bound, if this node may not vote yet.
