@@ -19,8 +19,9 @@ use crate::raft::{Message, NodeId};
 pub const MAGIC: u32 = 0x464c_4f45;
 /// The peer protocol's version, checked in the hello (2: forwarded proposals and the version
 /// field itself; 3: InstallSnapshot in chunks; 4: leadership transfer, TimeoutNow and
-/// RequestVote's `transfer` flag; 5: configuration entries and InstallSnapshot's configuration).
-pub const PROTOCOL_VERSION: u32 = 5;
+/// RequestVote's `transfer` flag; 5: configuration entries and InstallSnapshot's configuration;
+/// 6: store commands in entries in their binary encoding instead of JSON).
+pub const PROTOCOL_VERSION: u32 = 6;
 /// Largest hello: nothing bigger is read before the peer proved it belongs to the cluster.
 pub const HELLO_BYTES_MAX: usize = 64 << 10;
 /// Largest frame accepted from a peer; a larger length closes the connection. A frame carries

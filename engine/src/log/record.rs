@@ -31,8 +31,9 @@ pub const SNAPSHOT_BYTES_MAX: usize = 1 << 30;
 pub(super) const SNAPSHOT_FIXED_BYTES: usize = 36;
 
 /// The on-disk format this build writes and reads: 2 added the header record, the snapshot's
-/// format field and the recovering record (format 1 had no header).
-pub const WAL_FORMAT: u32 = 2;
+/// format field and the recovering record (format 1 had no header); 3: the store commands in
+/// entries are in their binary encoding (`store::Command::encode`), no longer JSON.
+pub const WAL_FORMAT: u32 = 3;
 /// The header's magic bytes.
 const WAL_MAGIC: [u8; 8] = *b"FLOE-WAL";
 /// Bytes of the whole header record.

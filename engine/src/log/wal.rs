@@ -1131,18 +1131,24 @@ mod tests {
         assert!(matches!(refused, Err(LogError::NoHeader)), "{refused:?}");
         let mut header = Vec::new();
         encode_header(&mut header);
-        // The format field is the header's last 4 bytes; rewrite it and its CRC.
+        // The format field is the header's last 4 bytes; rewrite it and its CRC. Format 2 is
+        // the one before this build's (its store commands were JSON).
         let at = header.len() - 4;
-        header[at..].copy_from_slice(&7u32.to_le_bytes());
+        header[at..].copy_from_slice(&2u32.to_le_bytes());
         let crc = crc32fast::hash(&header[8..]);
         header[4..8].copy_from_slice(&crc.to_le_bytes());
         let refused = now(Wal::open(MemDisk::with_durable(header)));
         assert!(
-            matches!(refused, Err(LogError::Format { found: 7 })),
+            matches!(refused, Err(LogError::Format { found: 2 })),
             "{refused:?}"
         );
         let message = LogError::NoHeader.to_string();
-        assert!(message.contains("older than log format 2"), "{message}");
+        assert!(message.contains("older than log format 3"), "{message}");
+        let message = LogError::Format { found: 2 }.to_string();
+        assert!(
+            message.contains("format 2, this Floe reads format 3"),
+            "{message}"
+        );
     }
 
     #[test]
