@@ -5,7 +5,7 @@ use super::{RawNode, Role};
 use crate::raft::membership::{ConfChange, ConfChangeError, Membership};
 use crate::raft::progress::Progress;
 use crate::raft::raft_log::RaftLog;
-use crate::raft::types::{Entry, EntryKind, Index, NodeId, Term};
+use crate::raft::types::{Entry, EntryKind, Index, Term};
 
 /// The configurations a node knows: the one in force at the start of its log, and every
 /// configuration entry in the log after it.
@@ -316,15 +316,18 @@ impl RawNode {
         let Role::Leader { progress } = &self.role else {
             return;
         };
-        let members = self.configs.latest().members();
-        let others: Vec<NodeId> = members
-            .into_iter()
-            .filter(|&id| id != self.config.id)
-            .collect();
-        let tracked: Vec<NodeId> = progress.keys().copied().collect();
-        assert_eq!(
-            tracked, others,
-            "the leader tracks exactly the other members"
+        // Set equality both ways, without building either set: every tracked node is another
+        // member, and every other member is tracked.
+        let latest = self.configs.latest();
+        let me = self.config.id;
+        assert!(
+            progress.keys().all(|&id| id != me && latest.contains(id))
+                && (latest.voters.iter())
+                    .chain(&latest.outgoing)
+                    .chain(&latest.learners)
+                    .all(|id| *id == me || progress.contains_key(id)),
+            "the leader tracks exactly the other members: {:?} of {latest}",
+            progress.keys().collect::<Vec<_>>()
         );
         let commit = self.log.commit();
         let latest = self.configs.latest();
