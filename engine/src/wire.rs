@@ -21,8 +21,9 @@ pub const MAGIC: u32 = 0x464c_4f45;
 /// field itself; 3: InstallSnapshot in chunks; 4: leadership transfer, TimeoutNow and
 /// RequestVote's `transfer` flag; 5: configuration entries and InstallSnapshot's configuration;
 /// 6: members' names and peer URLs in configurations, and a rejecting follower says whether
-/// it lost acknowledged entries, `RejectHint::lost`).
-pub const PROTOCOL_VERSION: u32 = 6;
+/// it lost acknowledged entries, `RejectHint::lost`; 7: store commands in entries in their
+/// binary encoding instead of JSON).
+pub const PROTOCOL_VERSION: u32 = 7;
 /// Largest hello: nothing bigger is read before the peer proved it belongs to the cluster.
 pub const HELLO_BYTES_MAX: usize = 64 << 10;
 /// Largest frame accepted from a peer; a larger length closes the connection. A frame carries

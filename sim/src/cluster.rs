@@ -285,13 +285,14 @@ impl Observer for SimObserver {
         let now_us = self.clock.now_us();
         let slot = self.id.0 as usize - 1;
         let id = self.id;
-        let removed = removed_leader(raw);
+        // One status per step, read by every check below.
+        let status = raw.status();
+        let removed = removed_leader(raw, &status);
         self.with(|s| {
-            let verdict = s.safety.stepped(&observe::status(raw));
+            let verdict = s.safety.stepped(&observe::status_of(raw, &status));
             s.record(verdict, now);
             s.record(removed, now);
             s.handovers.stepped(raw, now_us);
-            let status = raw.status();
             s.statuses[slot] = Some(status);
             if s.memberships[slot].as_ref() != Some(raw.membership()) {
                 s.memberships[slot] = Some(raw.membership().clone());
@@ -1034,8 +1035,7 @@ fn node_config(
 
 /// Raft thesis §4.2.2: a leader that a committed configuration leaves out steps down once that
 /// configuration commits (it may lead while C_new is uncommitted, without counting itself).
-fn removed_leader(raw: &RawNode) -> Result<(), Violation> {
-    let status = raw.status();
+fn removed_leader(raw: &RawNode, status: &engine::raft::Status) -> Result<(), Violation> {
     if status.role != RoleKind::Leader {
         return Ok(());
     }

@@ -103,9 +103,8 @@ pub fn role(role: RoleKind) -> plain::Role {
     }
 }
 
-/// A node's visible state after a step.
-pub fn status(raw: &RawNode) -> plain::Status {
-    let s = raw.status();
+/// A node's visible state after a step, from its status `s` (read once per step).
+pub fn status_of(raw: &RawNode, s: &engine::raft::Status) -> plain::Status {
     plain::Status {
         id: node(s.id),
         term: term(s.term),

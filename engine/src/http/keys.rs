@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ::http::Method;
 use ::http::request::Parts;
+use ::http::{HeaderValue, Method};
 use bytes::Bytes;
 
 use super::forward::Attempt;
@@ -113,10 +113,14 @@ impl<C: super::HttpClock> App<C> {
 
     /// The keys-API headers: cluster id, `X-Etcd-Index`, `X-Raft-Index`, `X-Raft-Term`.
     pub(super) fn stamp(&self, response: &mut Response, etcd_index: u64, raft: (u64, u64)) {
-        response::set(response, "X-Etcd-Cluster-Id", &self.config.cluster_id);
-        response::set(response, "X-Etcd-Index", &etcd_index.to_string());
-        response::set(response, "X-Raft-Index", &raft.0.to_string());
-        response::set(response, "X-Raft-Term", &raft.1.to_string());
+        if let Ok(id) = HeaderValue::from_str(&self.config.cluster_id) {
+            response
+                .headers_mut()
+                .insert(response::X_ETCD_CLUSTER_ID, id);
+        }
+        response::set_number(response, response::X_ETCD_INDEX, etcd_index);
+        response::set_number(response, response::X_RAFT_INDEX, raft.0);
+        response::set_number(response, response::X_RAFT_TERM, raft.1);
     }
 
     pub(super) fn error_response(&self, error: &StoreError) -> Response {

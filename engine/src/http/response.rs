@@ -2,6 +2,7 @@
 //! `G<n>` numbers are its transcripts, §Transcripts).
 
 use ::http::StatusCode;
+use ::http::header::{HeaderName, HeaderValue};
 use bytes::Bytes;
 
 pub use super::{Body, Response};
@@ -28,6 +29,23 @@ pub fn set(response: &mut Response, name: &'static str, value: &str) {
     if let Ok(value) = ::http::header::HeaderValue::from_str(value) {
         response.headers_mut().insert(name, value);
     }
+}
+
+/// The keys API's headers, parsed once (HTTP/1 names are case-insensitive; these are the
+/// lowercase forms every name is stored as).
+pub const X_ETCD_CLUSTER_ID: HeaderName = HeaderName::from_static("x-etcd-cluster-id");
+/// `X-Etcd-Index`.
+pub const X_ETCD_INDEX: HeaderName = HeaderName::from_static("x-etcd-index");
+/// `X-Raft-Index`.
+pub const X_RAFT_INDEX: HeaderName = HeaderName::from_static("x-raft-index");
+/// `X-Raft-Term`.
+pub const X_RAFT_TERM: HeaderName = HeaderName::from_static("x-raft-term");
+
+/// Sets a header whose value is a number (decimal digits are always a valid value).
+pub fn set_number(response: &mut Response, name: HeaderName, value: u64) {
+    response
+        .headers_mut()
+        .insert(name, HeaderValue::from(value));
 }
 
 /// `text/plain; charset=utf-8`, as Go's `http.Error` and plain writes.
@@ -62,7 +80,7 @@ pub fn plain_error(status: u16, text: &str) -> Response {
 pub fn store_error(error: &StoreError, cluster_id: &str) -> Response {
     let mut response = with_body(error.code.http_status(), JSON, render_error(error));
     set(&mut response, "X-Etcd-Cluster-Id", cluster_id);
-    set(&mut response, "X-Etcd-Index", &error.index.to_string());
+    set_number(&mut response, X_ETCD_INDEX, error.index);
     response
 }
 

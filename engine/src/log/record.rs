@@ -36,8 +36,9 @@ pub(super) const SNAPSHOT_FIXED_BYTES: usize = 36;
 
 /// The on-disk format this build writes and reads: 2 added the header record, the snapshot's
 /// format field and the recovering record (format 1 had no header); 3 binds every record's CRC
-/// to its offset (formats 1 and 2 checksummed the kind and payload alone).
-pub const WAL_FORMAT: u32 = 3;
+/// to its offset (formats 1 and 2 checksummed the kind and payload alone); 4: the store commands
+/// in entries are in their binary encoding (`store::Command::encode`), no longer JSON.
+pub const WAL_FORMAT: u32 = 4;
 /// The header's magic bytes.
 const WAL_MAGIC: [u8; 8] = *b"FLOE-WAL";
 /// Bytes of the whole header record.

@@ -1213,13 +1213,27 @@ mod tests {
         header[at..].copy_from_slice(&2u32.to_le_bytes());
         let crc = crc32fast::hash(&header[8..]);
         header[4..8].copy_from_slice(&crc.to_le_bytes());
-        let refused = now(Wal::open(MemDisk::with_durable(header)));
+        let refused = now(Wal::open(MemDisk::with_durable(header.clone())));
         assert!(
             matches!(refused, Err(LogError::Format { found: 2 })),
             "{refused:?}"
         );
+        // Format 3 bound CRCs to offsets but kept store commands in JSON: refused by name.
+        header[at..].copy_from_slice(&3u32.to_le_bytes());
+        let crc = crc32fast::hash(&[&0u64.to_le_bytes()[..], &header[8..]].concat());
+        header[4..8].copy_from_slice(&crc.to_le_bytes());
+        let refused = now(Wal::open(MemDisk::with_durable(header)));
+        assert!(
+            matches!(refused, Err(LogError::Format { found: 3 })),
+            "{refused:?}"
+        );
         let message = LogError::NoHeader.to_string();
-        assert!(message.contains("older than log format 2"), "{message}");
+        assert!(message.contains("older than log format 3"), "{message}");
+        let message = LogError::Format { found: 2 }.to_string();
+        assert!(
+            message.contains("format 2, this Floe reads format 4"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -13,6 +13,11 @@ pub const ROOT: &str = "/";
 /// the store sees them (store/README.md §2.2); that redirect belongs to the HTTP layer, the store
 /// just cleans.
 pub fn normalize(key: &str) -> String {
+    // Most keys arrive clean (the HTTP layer cleaned them, or a command built from them):
+    // such a key is its own normal form.
+    if is_clean(key) {
+        return key.to_string();
+    }
     let mut parts: Vec<&str> = Vec::new();
     for part in key.split('/') {
         match part {
@@ -32,6 +37,16 @@ pub fn normalize(key: &str) -> String {
         out.push('/');
     }
     out
+}
+
+/// True if `normalize` leaves `key` as it is: the root, or a slash followed by segments that
+/// are neither empty, `.` nor `..`, joined by single slashes.
+fn is_clean(key: &str) -> bool {
+    if key == ROOT {
+        return true;
+    }
+    key.strip_prefix('/')
+        .is_some_and(|rest| rest.split('/').all(|p| !matches!(p, "" | "." | "..")))
 }
 
 /// True for the root key.
@@ -109,6 +124,27 @@ mod tests {
         assert_eq!(normalize("/a/b/.."), "/a");
         assert_eq!(normalize("/sp ace/été"), "/sp ace/été");
         assert_eq!(normalize("/..."), "/...");
+    }
+
+    #[test]
+    fn a_clean_key_is_exactly_what_normalizing_gives() {
+        // Every string of up to 5 characters over an alphabet that makes every case.
+        let alphabet = ['/', '.', 'a', '_'];
+        let mut keys = vec![String::new()];
+        for _ in 0..5 {
+            let longer: Vec<String> = keys
+                .iter()
+                .flat_map(|k| alphabet.iter().map(move |c| format!("{k}{c}")))
+                .collect();
+            keys.extend(longer);
+        }
+        keys.sort();
+        keys.dedup();
+        for key in &keys {
+            let normal = normalize(key);
+            assert_eq!(is_clean(key), *key == normal, "{key:?} -> {normal:?}");
+            assert!(is_clean(&normal), "{normal:?} is clean");
+        }
     }
 
     #[test]

@@ -162,7 +162,9 @@ pub async fn send(cluster: &Cluster, target: NodeId, call: Call, deadline_ms: u6
         etcd_index: header("X-Etcd-Index"),
         raft_index: header("X-Raft-Index"),
         raft_term: header("X-Raft-Term"),
-        body: String::from_utf8_lossy(&body).into_owned(),
+        // Valid UTF-8 (every body the service writes) is kept as it is, without a copy.
+        body: String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
     })
 }
 
@@ -211,8 +213,106 @@ const ACTIONS: [&str; 8] = [
     "expire",
 ];
 
-/// Parses an answer's JSON body.
+/// The fields of an answer `parse` reads, and nothing else: the rest of the body (`prevNode`,
+/// a listing's `nodes`, ...) is skipped without being built. Each field is kept as the JSON
+/// value it is, so that `parse` reads it exactly as it reads the generic value.
+#[derive(serde::Deserialize)]
+struct Fields {
+    #[serde(rename = "errorCode", default)]
+    error_code: Option<serde_json::Value>,
+    #[serde(default)]
+    cause: Option<serde_json::Value>,
+    #[serde(default)]
+    index: Option<serde_json::Value>,
+    #[serde(default)]
+    action: Option<serde_json::Value>,
+    /// `Some(None)`: `"node": null`, present (the generic value reads no field of it).
+    #[serde(default, deserialize_with = "present")]
+    node: Option<Option<NodeFields>>,
+}
+
+/// A field that is there, even as `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<NodeFields>>, D::Error> {
+    <Option<NodeFields> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// The fields of an answer's `node` that `parse` reads.
+#[derive(Default, serde::Deserialize)]
+struct NodeFields {
+    #[serde(default)]
+    key: Option<serde_json::Value>,
+    #[serde(default)]
+    value: Option<serde_json::Value>,
+    #[serde(rename = "modifiedIndex", default)]
+    modified_index: Option<serde_json::Value>,
+    #[serde(default)]
+    dir: Option<serde_json::Value>,
+}
+
+/// Parses an answer's JSON body. The usual body (an object, `node` an object or null, no key
+/// twice) is read into just the fields used; anything else goes through the generic JSON
+/// value, which gives the same reading for the usual body, so both paths agree (a unit test
+/// holds them to it).
 pub fn parse(body: &str) -> Parsed {
+    // A derived struct would also read a JSON array field by field: only objects take the
+    // fast path.
+    if !body.trim_start().starts_with('{') {
+        return parse_value(body);
+    }
+    match serde_json::from_str::<Fields>(body.trim_end()) {
+        Ok(fields) => parse_fields(fields),
+        Err(_) => parse_value(body),
+    }
+}
+
+fn parse_fields(f: Fields) -> Parsed {
+    use serde_json::Value;
+    if let Some(code) = f.error_code.as_ref().and_then(Value::as_u64) {
+        return Parsed::Error {
+            code: u16::try_from(code).unwrap_or(u16::MAX),
+            cause: f
+                .cause
+                .as_ref()
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            index: f.index.as_ref().and_then(Value::as_u64).unwrap_or(0),
+        };
+    }
+    let action = f.action.as_ref().and_then(Value::as_str);
+    match (
+        action.and_then(|a| ACTIONS.iter().find(|k| **k == a)),
+        f.node,
+    ) {
+        (Some(action), Some(node)) => {
+            let node = node.unwrap_or_default();
+            Parsed::Event {
+                action,
+                key: node
+                    .key
+                    .as_ref()
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                value: node
+                    .value
+                    .as_ref()
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                modified_index: node
+                    .modified_index
+                    .as_ref()
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+                dir: node.dir.as_ref().and_then(Value::as_bool) == Some(true),
+            }
+        }
+        _ => Parsed::Other,
+    }
+}
+
+/// `parse` through the generic JSON value.
+fn parse_value(body: &str) -> Parsed {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(body.trim_end()) else {
         return Parsed::Other;
     };
@@ -318,6 +418,25 @@ mod tests {
             }
         );
         assert_eq!(parse("404 page not found\n"), Parsed::Other);
+        // The fast path reads every body as the generic value does, odd ones included.
+        for body in [
+            event,
+            error,
+            r#"{"action":"delete","node":{"key":"/d","dir":true,"modifiedIndex":3},"prevNode":{"key":"/d","dir":true,"nodes":[{"key":"/d/a","value":"1"}]}}"#,
+            r#"{"action":"get","node":{"key":"/d","dir":true,"nodes":[{"key":"/d/a","value":"1","modifiedIndex":4}]}}"#,
+            r#"{"errorCode":"100","action":"set","node":{"key":"/k","value":null,"modifiedIndex":-1}}"#,
+            r#"{"errorCode":null,"cause":7,"index":1.5}"#,
+            r#"{"action":"set","node":null}"#,
+            r#"{"action":"set","node":"x"}"#,
+            r#"{"action":"set","action":"get","node":{}}"#,
+            r#"[1,2]"#,
+            r#"{"action":"set","node":[1,2]}"#,
+            r#"{"action":"set","node":{"key":"/a","key":"/b"}}"#,
+            "",
+            "null",
+        ] {
+            assert_eq!(parse(body), parse_value(body), "{body}");
+        }
         assert_eq!(parse(r#"{"action":"bogus","node":{}}"#), Parsed::Other);
         assert_eq!(escape("a b/c"), "a+b%2Fc");
     }

@@ -536,12 +536,12 @@ async fn exchange(
     call: http::Call,
     deadline_ms: u64,
     watch: bool,
-) -> (OpOutcome, Option<http::Answer>) {
+) -> (OpOutcome, Option<(http::Answer, http::Parsed)>) {
     match http::send(cluster, target, call, deadline_ms).await {
         http::Sent::Answered(answer) => {
             let (outcome, parsed) = outcome_of(&answer, watch);
             check_wire(cluster, target, &answer, &parsed);
-            (outcome, Some(answer))
+            (outcome, Some((answer, parsed)))
         }
         http::Sent::Refused => (OpOutcome::Unavailable { leader: None }, None),
         http::Sent::TimedOut => (OpOutcome::TimedOut, None),
@@ -587,9 +587,7 @@ async fn watch(
     {
         // A directory's removal ends the watches inside it: the answer's `node.dir` says
         // whether the event is one.
-        let dir = answer
-            .as_ref()
-            .is_some_and(|a| matches!(http::parse(&a.body), http::Parsed::Event { dir: true, .. }));
+        let dir = matches!(answer, Some((_, http::Parsed::Event { dir: true, .. })));
         let event = CommittedEvent {
             at_us: 0,
             index: 0,
@@ -613,7 +611,7 @@ async fn watch(
             cluster.shared().record(Err(v), now);
         }
     }
-    (call, outcome, answer)
+    (call, outcome, answer.map(|(answer, _)| answer))
 }
 
 /// A write through the log; an acknowledged one must be the entry applied at its index
@@ -629,6 +627,7 @@ async fn write(
 ) -> (OpOutcome, Option<http::Answer>) {
     let deadline = cluster.clock.now_ms() + cluster.config.client_timeout_ms;
     let (outcome, answer) = exchange(cluster, target, call, deadline, false).await;
+    let answer = answer.map(|(answer, _)| answer);
     if let (
         OpOutcome::Ok {
             action,
@@ -972,7 +971,7 @@ async fn perform(
             let deadline = cluster.clock.now_ms() + cluster.config.client_timeout_ms;
             let call = request(cluster, (kind, 0), None, key);
             let (outcome, answer) = exchange(cluster, target, call, deadline, false).await;
-            (get, outcome, None, answer)
+            (get, outcome, None, answer.map(|(answer, _)| answer))
         }
         OpKind::List => {
             let list = Call::List {
@@ -983,7 +982,7 @@ async fn perform(
             let deadline = cluster.clock.now_ms() + cluster.config.client_timeout_ms;
             let call = request(cluster, (kind, 0), None, LISTED_DIR);
             let (outcome, answer) = exchange(cluster, target, call, deadline, false).await;
-            (list, outcome, None, answer)
+            (list, outcome, None, answer.map(|(answer, _)| answer))
         }
         OpKind::Watch => {
             let (call, outcome, answer) = watch(cluster, state, key, target).await;
