@@ -1228,7 +1228,7 @@ mod tests {
             "{refused:?}"
         );
         let message = LogError::NoHeader.to_string();
-        assert!(message.contains("older than log format 3"), "{message}");
+        assert!(message.contains("older than log format 2"), "{message}");
         let message = LogError::Format { found: 2 }.to_string();
         assert!(
             message.contains("format 2, this Floe reads format 4"),
