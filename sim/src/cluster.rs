@@ -778,10 +778,21 @@ impl Cluster {
                 FaultKind::DiskMisdirect => {
                     let chunk = s.rng.gen_range(1..=(len - header_end).min(256) / 2 + 1);
                     let src = len - chunk;
-                    let dst = s.rng.gen_range(0..=src - chunk);
-                    let moved = bytes[src..].to_vec();
-                    disk.overwrite_durable(dst, &moved);
-                    disk.overwrite_durable(src, &vec![0; chunk]);
+                    // It lands before a whole record the zeros left intact: bytes that land in
+                    // the log's last records with only zeros after them look exactly like a
+                    // torn tail, which no log can tell apart (the fault model in the README).
+                    let limit = offsets
+                        .windows(2)
+                        .filter(|w| w[1] <= src)
+                        .map(|w| w[0])
+                        .next_back()
+                        .unwrap_or(0);
+                    if limit >= chunk {
+                        let dst = s.rng.gen_range(0..=limit - chunk);
+                        let moved = bytes[src..].to_vec();
+                        disk.overwrite_durable(dst, &moved);
+                        disk.overwrite_durable(src, &vec![0; chunk]);
+                    }
                 }
                 _ => {
                     let chunk = s.rng.gen_range(1..=(len - header_end).min(256));

@@ -947,6 +947,30 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 self.send_all(&mut ready, net, clock.now_us());
                 ready.messages = rest;
             }
+            // A follower's forwarded proposals and reads say nothing about its own log or vote,
+            // so they need not wait for its sync (Raft Figure 2 holds back only what promises
+            // durable state: votes and acknowledgements). Sent now, a write through a follower
+            // no longer waits for the follower's unrelated sync on its way to the leader.
+            if self.raw.status().role != RoleKind::Leader
+                && ready.messages.iter().any(|m| {
+                    matches!(
+                        m.kind,
+                        MessageKind::Propose { .. } | MessageKind::ReadIndex { .. }
+                    )
+                })
+            {
+                let (early, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
+                    .into_iter()
+                    .partition(|m| {
+                        matches!(
+                            m.kind,
+                            MessageKind::Propose { .. } | MessageKind::ReadIndex { .. }
+                        )
+                    });
+                ready.messages = early;
+                self.send_all(&mut ready, net, clock.now_us());
+                ready.messages = rest;
+            }
             if let Some(snapshot) = ready.snapshot.take() {
                 self.install(wal, snapshot).await?;
                 applied_any = true;
