@@ -30,7 +30,7 @@ pub struct NodeSettings {
     pub leader_sends_before_sync: bool,
     /// Commit-only hard states are not synced (as etcd's WAL): true.
     pub lazy_commit_sync: bool,
-    /// Snapshot every this many applied entries, 0 never (`--snapshot-count`, 10,000).
+    /// Snapshot every this many applied entries, 0 never (`--snapshot-count`, 100,000 as etcd).
     pub snapshot_entries: u64,
     /// Entries kept below a snapshot (`floe`: half the snapshot count).
     pub snapshot_keep_entries: u64,
@@ -74,8 +74,8 @@ impl NodeSettings {
             requests_per_ready: 256,
             leader_sends_before_sync: true,
             lazy_commit_sync: true,
-            snapshot_entries: 10_000,
-            snapshot_keep_entries: 5_000,
+            snapshot_entries: 100_000,
+            snapshot_keep_entries: 50_000,
             msg_entries_max: raft.msg_entries_max,
             msg_bytes_max: raft.msg_bytes_max,
             uncommitted_bytes_max: raft.uncommitted_bytes_max,
@@ -155,7 +155,7 @@ mod tests {
         assert_eq!((c.requests_per_ready, c.read_timeout_ms), (256, 7_000));
         assert_eq!(
             (c.snapshot_entries, c.snapshot_keep_entries),
-            (10_000, 5_000)
+            (100_000, 50_000)
         );
         assert_eq!(c.boot_nonce, 9);
         let mut other = NodeSettings::default();

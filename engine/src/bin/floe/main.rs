@@ -51,7 +51,7 @@ http://127.0.0.1:4001, peers on http://127.0.0.1:2380, data in ./default.floe.
   --heartbeat-interval MS              heartbeat period in ms (default: 100)
   --election-timeout MS                minimum election timeout in ms (default: 1000)
   --snapshot-count N                   snapshot the store and compact the log every N applied
-                                       entries; 0 never does (default: 10000)
+                                       entries; 0 never does (default: 100000, as etcd)
   --pre-vote BOOL                      Raft PreVote (default: true)
   --check-quorum BOOL                  Raft CheckQuorum: a leader cut off steps down (default: true)
   --legacy BOOL                        the etcd 0.x layer: /mod/v2/lock, /mod/v2/leader,
@@ -336,7 +336,7 @@ fn settings(flags: &Flags) -> Result<Settings, String> {
             .to_string(),
         heartbeat_ms,
         election_ms,
-        snapshot_count: flags.uint("snapshot-count", 10_000)?,
+        snapshot_count: flags.uint("snapshot-count", 100_000)?,
         pre_vote: flags.bool("pre-vote", true)?,
         check_quorum: flags.bool("check-quorum", true)?,
         legacy: flags.bool("legacy", true)?,
