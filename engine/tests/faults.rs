@@ -11,7 +11,6 @@ mod support;
 
 use std::process::Command;
 
-use checker::linearizability::{Budget, Verdict, check};
 use support::{FLOE, repo, run_ok, temp_dir};
 
 /// Runs the cluster script for `seconds` with `env`, then judges the history it recorded
@@ -31,23 +30,7 @@ fn cluster_run(name: &str, seconds: &str, env: &[(&str, &str)], min_ops: usize) 
     }
     let out = run_ok("faults/cluster_under_faults.py", &mut command);
     println!("{out}");
-    let text = std::fs::read_to_string(&history).expect("history written");
-    let ops = checker::history_file::read_jsonl(&text).expect("a well-formed history");
-    assert!(ops.len() > min_ops, "too few operations: {}", ops.len());
-    if let Err(v) = checker::index::check_index(&ops) {
-        panic!(
-            "index rule broken: {v} (history kept at {})",
-            history.display()
-        );
-    }
-    let report = check(&ops, Budget::steps(checker::linearizability::STEPS_MAX));
-    println!("linearizability: {report}");
-    assert_eq!(
-        report.verdict(),
-        Verdict::Linearizable,
-        "{report} (history kept at {})",
-        history.display()
-    );
+    support::judge_history(&history, min_ops);
 }
 
 #[test]

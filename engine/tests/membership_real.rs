@@ -10,7 +10,6 @@ mod support;
 
 use std::process::Command;
 
-use checker::linearizability::{Budget, Verdict, check};
 use support::{FLOE, Proc, repo, run_ok, setup, spawn, temp_dir, wait_healthy};
 
 #[test]
@@ -28,23 +27,7 @@ fn a_cluster_replaces_members_and_its_leader_under_load_without_losing_a_write()
             .arg(&history),
     );
     println!("{out}");
-    let text = std::fs::read_to_string(&history).expect("history written");
-    let ops = checker::history_file::read_jsonl(&text).expect("a well-formed history");
-    assert!(ops.len() > 300, "too few operations: {}", ops.len());
-    if let Err(v) = checker::index::check_index(&ops) {
-        panic!(
-            "index rule broken: {v} (history kept at {})",
-            history.display()
-        );
-    }
-    let report = check(&ops, Budget::steps(checker::linearizability::STEPS_MAX));
-    println!("linearizability: {report}");
-    assert_eq!(
-        report.verdict(),
-        Verdict::Linearizable,
-        "{report} (history kept at {})",
-        history.display()
-    );
+    support::judge_history(&history, 300);
 }
 
 /// Three founding members on `client_base + i` / `peer_base + i` (i = 1..=3), healthy.

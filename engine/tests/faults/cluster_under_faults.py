@@ -26,7 +26,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from history_client import (T0, answer, durability_check, history, now_us, operation,  # noqa: E402
+                            perform, record, request)
 
 FLOE, WORK, SECONDS, OUT = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 CLIENTS = 6
@@ -37,12 +40,7 @@ DISK = os.environ.get("FLOE_FAULT_DISK", "")
 WAL_HEADER_BYTES = 21  # the header record: 9 bytes of length, CRC and kind, then 12 of payload
 NAMES = ["n1", "n2", "n3"]
 IC = ",".join("%s=http://127.0.0.1:%d" % (n, BASE_PEER + i) for i, n in enumerate(NAMES))
-T0 = time.monotonic()
 rng = random.Random(int(os.environ.get("FLOE_FAULT_SEED", "1")))
-
-
-def now_us():
-    return int((time.monotonic() - T0) * 1e6)
 
 
 class Member:
@@ -76,41 +74,7 @@ class Member:
 
 
 members = [Member(i) for i in range(3)]
-history = []
-history_lock = threading.Lock()
-next_id = [0]
 stop = threading.Event()
-
-
-def record(client, node, invoke, call, ret):
-    with history_lock:
-        next_id[0] += 1
-        history.append({"id": next_id[0], "client": client, "node": node, "invoke_us": invoke,
-                        "complete_us": max(now_us(), invoke), "call": call, "ret": ret})
-
-
-def request(conn, method, path, body=None):
-    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
-    conn.request(method, path, body=body, headers=headers)
-    resp = conn.getresponse()
-    data = resp.read()
-    return resp.status, resp.getheader("X-Etcd-Index"), data
-
-
-def answer(status, etcd_index, data):
-    """The history's Ret for an HTTP answer."""
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        return {"r": "unknown"}
-    if "errorCode" in doc:
-        code = doc["errorCode"]
-        # 300/301: timed out or no leader: it may still happen. Others are definite refusals.
-        return {"r": "unknown"} if code >= 300 else {"r": "err", "code": code}
-    node = doc.get("node", {})
-    return {"r": "ok", "index": int(etcd_index or 0), "action": doc.get("action", ""),
-            "key": node.get("key", ""), "value": node.get("value"),
-            "modified_index": node.get("modifiedIndex", 0)}
 
 
 def client(cid):
@@ -123,40 +87,7 @@ def client(cid):
             conn = http.client.HTTPConnection("127.0.0.1", members[node].port, timeout=3)
         key = r.choice(KEYS)
         n += 1
-        value = "c%d-%d" % (cid, n)
-        kind = r.choice(["set", "set", "get", "get", "cas", "create", "delete"])
-        quoted = urllib.parse.quote(key)
-        if kind == "set":
-            call = {"f": "set", "key": key, "value": value, "expire_at_us": None}
-            args = ("PUT", "/v2/keys" + quoted, "value=" + value)
-        elif kind == "get":
-            call = {"f": "get", "key": key, "quorum": True}
-            args = ("GET", "/v2/keys" + quoted + "?quorum=true", None)
-        elif kind == "cas":
-            prev = "c%d-%d" % (r.randrange(CLIENTS), r.randrange(1, max(2, n)))
-            call = {"f": "cas", "key": key, "value": value, "prev_value": prev, "prev_index": None}
-            args = ("PUT", "/v2/keys" + quoted + "?prevValue=" + prev, "value=" + value)
-        elif kind == "create":
-            call = {"f": "create", "key": key, "value": value}
-            args = ("PUT", "/v2/keys" + quoted + "?prevExist=false", "value=" + value)
-        else:
-            call = {"f": "delete", "key": key}
-            args = ("DELETE", "/v2/keys" + quoted, None)
-        invoke = now_us()
-        try:
-            ret = answer(*request(conn, *args))
-        except Exception:
-            ret = {"r": "unknown"}
-            try:
-                conn.close()
-            except Exception:
-                pass
-            conn = None
-        if ret["r"] == "unknown" and kind == "get":
-            ret = {"r": "fail"}  # a read that got no answer changed nothing
-        record(cid, node + 1, invoke, call, ret)
-        if ret["r"] in ("unknown", "fail"):
-            time.sleep(0.05)
+        conn = perform(conn, cid, node, operation(r, key, cid, n, CLIENTS))
 
 
 def leader():
@@ -268,30 +199,6 @@ def wait_healthy(deadline_s=30):
     raise SystemExit("the cluster did not become healthy after healing")
 
 
-def durability_check(final):
-    """Every acknowledged write is there or superseded: per key, the final value's modifiedIndex
-    is at least every acknowledged write's index, or a later delete removed it."""
-    problems = []
-    for key in KEYS:
-        acked = [op for op in history if op["call"]["key"] == key and op["call"]["f"] != "get"
-                 and op["ret"]["r"] == "ok"]
-        if not acked:
-            continue
-        last = max(acked, key=lambda op: op["ret"]["modified_index"])
-        got = final[key]
-        if got["r"] == "ok":
-            if got["modified_index"] < last["ret"]["modified_index"]:
-                problems.append("%s: acknowledged write %s (index %d) lost; final read %s"
-                                % (key, last["call"], last["ret"]["modified_index"], got))
-        elif last["call"]["f"] != "delete":
-            unknown_deletes = [op for op in history if op["call"]["key"] == key
-                               and op["call"]["f"] == "delete" and op["ret"]["r"] == "unknown"]
-            if not unknown_deletes:
-                problems.append("%s: gone, but its last acknowledged write %s was not a delete"
-                                % (key, last["call"]))
-    return problems
-
-
 def main():
     os.makedirs(WORK, exist_ok=True)
     faults = []
@@ -332,7 +239,7 @@ def main():
     print("%d operations %s; %d faults:" % (len(history), counts, len(faults)))
     for line in faults:
         print("  " + line)
-    problems = durability_check(final)
+    problems = durability_check(KEYS, final)
     installs = 0
     for m in members:
         with open(os.path.join(WORK, m.name + ".log"), errors="replace") as f:

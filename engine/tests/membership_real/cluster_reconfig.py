@@ -23,15 +23,14 @@ import threading
 import time
 import urllib.parse
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from history_client import (T0, answer, durability_check, history, now_us, operation,  # noqa: E402
+                            perform, record, request)
+
 FLOE, WORK, SECONDS, OUT = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 CLIENTS = 6
 KEYS = ["/m/k%d" % i for i in range(5)]
 BASE_CLIENT, BASE_PEER = 27811, 27821
-T0 = time.monotonic()
-
-
-def now_us():
-    return int((time.monotonic() - T0) * 1e6)
 
 
 def peer_url(i):
@@ -65,17 +64,7 @@ class Member:
 members = [Member(i) for i in range(5)]
 serving = members[:3]
 serving_lock = threading.Lock()
-history = []
-history_lock = threading.Lock()
-next_id = [0]
 stop = threading.Event()
-
-
-def record(client, node, invoke, call, ret):
-    with history_lock:
-        next_id[0] += 1
-        history.append({"id": next_id[0], "client": client, "node": node, "invoke_us": invoke,
-                        "complete_us": max(now_us(), invoke), "call": call, "ret": ret})
 
 
 def members_call(port, method, path, doc=None):
@@ -218,30 +207,6 @@ def steps(log):
     note("members at the end, as n5 lists them: %s" % names())
 
 
-def request(conn, method, path, body=None):
-    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
-    conn.request(method, path, body=body, headers=headers)
-    resp = conn.getresponse()
-    data = resp.read()
-    return resp.status, resp.getheader("X-Etcd-Index"), data
-
-
-def answer(status, etcd_index, data):
-    """The history's Ret for an HTTP answer."""
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        return {"r": "unknown"}
-    if "errorCode" in doc:
-        code = doc["errorCode"]
-        # 300/301: timed out or no leader: it may still happen. Others are definite refusals.
-        return {"r": "unknown"} if code >= 300 else {"r": "err", "code": code}
-    node = doc.get("node", {})
-    return {"r": "ok", "index": int(etcd_index or 0), "action": doc.get("action", ""),
-            "key": node.get("key", ""), "value": node.get("value"),
-            "modified_index": node.get("modifiedIndex", 0)}
-
-
 def client(cid):
     r = random.Random(cid * 7919 + 1)
     conn, node = None, 0
@@ -254,64 +219,7 @@ def client(cid):
             conn = http.client.HTTPConnection("127.0.0.1", choice.port, timeout=3)
         key = r.choice(KEYS)
         n += 1
-        value = "c%d-%d" % (cid, n)
-        kind = r.choice(["set", "set", "get", "get", "cas", "create", "delete"])
-        quoted = urllib.parse.quote(key)
-        if kind == "set":
-            call = {"f": "set", "key": key, "value": value, "expire_at_us": None}
-            args = ("PUT", "/v2/keys" + quoted, "value=" + value)
-        elif kind == "get":
-            call = {"f": "get", "key": key, "quorum": True}
-            args = ("GET", "/v2/keys" + quoted + "?quorum=true", None)
-        elif kind == "cas":
-            prev = "c%d-%d" % (r.randrange(CLIENTS), r.randrange(1, max(2, n)))
-            call = {"f": "cas", "key": key, "value": value, "prev_value": prev, "prev_index": None}
-            args = ("PUT", "/v2/keys" + quoted + "?prevValue=" + prev, "value=" + value)
-        elif kind == "create":
-            call = {"f": "create", "key": key, "value": value}
-            args = ("PUT", "/v2/keys" + quoted + "?prevExist=false", "value=" + value)
-        else:
-            call = {"f": "delete", "key": key}
-            args = ("DELETE", "/v2/keys" + quoted, None)
-        invoke = now_us()
-        try:
-            ret = answer(*request(conn, *args))
-        except Exception:
-            ret = {"r": "unknown"}
-            try:
-                conn.close()
-            except Exception:
-                pass
-            conn = None
-        if ret["r"] == "unknown" and kind == "get":
-            ret = {"r": "fail"}  # a read that got no answer changed nothing
-        record(cid, node + 1, invoke, call, ret)
-        if ret["r"] in ("unknown", "fail"):
-            time.sleep(0.05)
-
-
-def durability_check(final):
-    """Every acknowledged write is there or superseded: per key, the final value's modifiedIndex
-    is at least every acknowledged write's index, or a later delete removed it."""
-    problems = []
-    for key in KEYS:
-        acked = [op for op in history if op["call"]["key"] == key and op["call"]["f"] != "get"
-                 and op["ret"]["r"] == "ok"]
-        if not acked:
-            continue
-        last = max(acked, key=lambda op: op["ret"]["modified_index"])
-        got = final[key]
-        if got["r"] == "ok":
-            if got["modified_index"] < last["ret"]["modified_index"]:
-                problems.append("%s: acknowledged write %s (index %d) lost; final read %s"
-                                % (key, last["call"], last["ret"]["modified_index"], got))
-        elif last["call"]["f"] != "delete":
-            unknown_deletes = [op for op in history if op["call"]["key"] == key
-                               and op["call"]["f"] == "delete" and op["ret"]["r"] == "unknown"]
-            if not unknown_deletes:
-                problems.append("%s: gone, but its last acknowledged write %s was not a delete"
-                                % (key, last["call"]))
-    return problems
+        conn = perform(conn, cid, node, operation(r, key, cid, n, CLIENTS))
 
 
 def main():
@@ -353,7 +261,7 @@ def main():
     print("%d operations %s; membership changes:" % (len(history), counts))
     for line in changes:
         print("  " + line)
-    problems = list(errors) + durability_check(final)
+    problems = list(errors) + durability_check(KEYS, final)
     for m in members:
         path = os.path.join(WORK, m.name + ".log")
         if os.path.exists(path):

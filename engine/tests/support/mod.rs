@@ -172,3 +172,26 @@ pub fn peak_rss(pid: u32) -> u64 {
         .expect("VmHWM")
         * 1024
 }
+
+/// Judges a history a real-cluster script recorded (JSON lines of `checker::history::Op`): at
+/// least `min_ops` operations, the index rules, and linearizability against the etcd model.
+pub fn judge_history(history: &Path, min_ops: usize) {
+    use checker::linearizability::{Budget, STEPS_MAX, Verdict, check};
+    let text = std::fs::read_to_string(history).expect("history written");
+    let ops = checker::history_file::read_jsonl(&text).expect("a well-formed history");
+    assert!(ops.len() > min_ops, "too few operations: {}", ops.len());
+    if let Err(v) = checker::index::check_index(&ops) {
+        panic!(
+            "index rule broken: {v} (history kept at {})",
+            history.display()
+        );
+    }
+    let report = check(&ops, Budget::steps(STEPS_MAX));
+    println!("linearizability: {report}");
+    assert_eq!(
+        report.verdict(),
+        Verdict::Linearizable,
+        "{report} (history kept at {})",
+        history.display()
+    );
+}
