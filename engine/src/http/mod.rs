@@ -353,31 +353,23 @@ pub fn takes_form_body(head: &Parts) -> bool {
     let takes_body =
         matches!(head.method, Method::PUT | Method::POST) || head.method.as_str() == "PATCH";
     // The members API reads a JSON body (etcd's `application/json` only).
-    let members_json = head.uri.path().starts_with("/v2/members")
-        && head
-            .headers
-            .get(::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .eq_ignore_ascii_case("application/json")
-            });
-    takes_body
-        && (members_json
-            || head
-                .headers
-                .get(::http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| {
-                    v.split(';')
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                }))
+    let members_json =
+        head.uri.path().starts_with("/v2/members") && content_type_is(head, "application/json");
+    takes_body && (members_json || content_type_is(head, "application/x-www-form-urlencoded"))
+}
+
+/// True if the request's Content-Type is `media` (parameters after `;` aside, any case).
+fn content_type_is(head: &Parts, media: &str) -> bool {
+    head.headers
+        .get(::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(media)
+        })
 }
 
 /// The form body the service reads: the transport's bytes when the head asks for a form

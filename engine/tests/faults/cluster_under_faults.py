@@ -28,8 +28,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from history_client import (T0, answer, durability_check, history, now_us, operation,  # noqa: E402
-                            perform, record, request)
+from history_client import (T0, answer, durability_check, history, leads, now_us,  # noqa: E402
+                            operation, perform, record, request)
 
 FLOE, WORK, SECONDS, OUT = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 CLIENTS = 6
@@ -94,13 +94,8 @@ def leader():
     for m in members:
         if m.proc is None or m.stopped:
             continue
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", m.port, timeout=1)
-            c.request("GET", "/v2/stats/self")
-            if json.loads(c.getresponse().read()).get("state") == "StateLeader":
-                return m
-        except Exception:
-            pass
+        if leads(m.port):
+            return m
     return None
 
 

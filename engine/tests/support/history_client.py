@@ -2,6 +2,7 @@
 (faults/cluster_under_faults.py, membership_real/cluster_reconfig.py): random operations on a
 few keys over keep-alive connections, each answer turned into the history's Ret, the history
 itself, and the final durability check."""
+import http.client
 import json
 import threading
 import time
@@ -15,6 +16,16 @@ _next_id = [0]
 
 def now_us():
     return int((time.monotonic() - T0) * 1e6)
+
+
+def leads(port):
+    """True if the member serving clients on `port` says it is the leader."""
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        c.request("GET", "/v2/stats/self")
+        return json.loads(c.getresponse().read()).get("state") == "StateLeader"
+    except Exception:
+        return False
 
 
 def record(client, node, invoke, call, ret):
