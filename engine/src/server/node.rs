@@ -430,11 +430,12 @@ where
         node.drain_ready(&mut wal, &mut net, &clock).await?;
         // Recovery from a damaged log ends once the node caught up from a leader (see
         // `raft::RawNode::try_end_recovery`): first the pinned vote is synced, then the end is
-        // recorded in the log (durable with the next sync; a crash before it only prolongs
-        // the recovery).
+        // recorded in the log and synced at once, so that what the node reports (it votes
+        // again) is what a restart finds (a crash in between only prolongs the recovery).
         if wal.recovering().is_some() && node.raw.try_end_recovery() {
             node.drain_ready(&mut wal, &mut net, &clock).await?;
             wal.end_recovery()?;
+            wal.sync().await?;
             tracing::info!(
                 node = node.raw.id().0,
                 "caught up from the leader past the damaged log: votes again"
