@@ -1022,3 +1022,51 @@ fn a_leader_that_steps_down_keeps_its_term_vote_and_log_and_another_is_elected()
         log[..]
     );
 }
+
+#[test]
+fn a_leader_ticks_and_steps_down_while_its_ready_is_being_persisted_and_counts_nothing_unsynced() {
+    // The node loop keeps time while a log sync is pending: the core is ticked, and a leader
+    // whose sync is too slow steps down, between `ready` and `advance`. What the pending Ready
+    // holds is untouched, the leader's own entry counts towards a commit only after `advance`
+    // (Raft §5.3: an entry is committed once stored on a majority), and what the ticks make
+    // waits in the next Ready (Figure 2: respond only after updating stable storage).
+    let mut net = elected_network(3);
+    let mut out = String::new();
+    net.stabilize(&net.ids(), &mut out);
+    let before = net.raw(NodeId(1)).expect("up").status();
+    let (ready, index) = net
+        .with_raw(NodeId(1), &mut out, |raw| {
+            let (index, _) = raw.propose(b"x".to_vec()).expect("leads");
+            (raw.ready().expect("the new entry"), index)
+        })
+        .expect("up");
+    assert_eq!(ready.entries.last().map(|e| e.index), Some(index));
+    let heartbeat_ticks = net
+        .raw(NodeId(1))
+        .expect("up")
+        .config()
+        .heartbeat_interval_ticks;
+    net.with_raw(NodeId(1), &mut out, |raw| {
+        for _ in 0..heartbeat_ticks {
+            raw.tick();
+        }
+        assert!(raw.has_ready(), "the heartbeats wait for the next Ready");
+        assert!(raw.step_down(), "it was leading");
+        raw.advance(ready);
+    });
+    let after = net.raw(NodeId(1)).expect("up").status();
+    assert_eq!(after.role, RoleKind::Follower);
+    assert_eq!(
+        (after.term, after.voted_for),
+        (before.term, before.voted_for)
+    );
+    assert!(
+        after.commit < index,
+        "a leader that gave way commits nothing on its own log"
+    );
+    assert_eq!(
+        net.raw(NodeId(1)).expect("up").raft_log().stable(),
+        index,
+        "advance made the entry stable"
+    );
+}

@@ -92,6 +92,9 @@ pub struct Shared {
     /// Per node: its disk was damaged at rest and it has not caught up since (what keeps the
     /// damage to a minority of nodes at once).
     pub damaged: Vec<bool>,
+    /// By node slot: whether the node led when it began its latest log sync
+    /// (`Observer::sync_started`).
+    pub sync_leading: Vec<bool>,
     /// Nodes stopped by a disk fault, and when they are restarted (as by a process
     /// supervisor).
     pub disk_restarts: Vec<(NodeId, u64)>,
@@ -233,6 +236,11 @@ impl SimObserver {
 }
 
 impl Observer for SimObserver {
+    fn sync_started(&mut self, id: NodeId, leading: bool) {
+        let slot = id.0 as usize - 1;
+        self.with(|s| s.sync_leading[slot] = leading);
+    }
+
     fn recovered(&mut self, id: NodeId, recovered: &Recovered) {
         let now = self.clock.now_ms();
         self.with(|s| {
@@ -380,6 +388,7 @@ impl Cluster {
             halted: Vec::new(),
             exited: vec![false; n],
             damaged: vec![false; n],
+            sync_leading: vec![false; n],
             disk_restarts: Vec::new(),
             handovers: Default::default(),
         }));

@@ -135,11 +135,14 @@ pub enum Bug {
     /// The leader takes a recovering follower's rejection below its match index for a stale
     /// one: the follower never gets back what its damaged log lost.
     LostAckTrusted,
+    /// The node loop awaits each log sync inline instead of polling it beside its timer: a
+    /// leader whose sync hangs goes on leading (and holding every commit) until it returns.
+    SyncBlocksLoop,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 24] = [
+    pub const ALL: [Bug; 25] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -164,6 +167,7 @@ impl Bug {
         Bug::TruncateOnCorruption,
         Bug::IgnoreChecksum,
         Bug::LostAckTrusted,
+        Bug::SyncBlocksLoop,
     ];
 
     /// The name used on the command line.
@@ -193,6 +197,7 @@ impl Bug {
             Bug::TruncateOnCorruption => "truncate-on-corruption",
             Bug::IgnoreChecksum => "ignore-checksum",
             Bug::LostAckTrusted => "lost-ack-trusted",
+            Bug::SyncBlocksLoop => "sync-blocks-loop",
         }
     }
 
@@ -229,6 +234,7 @@ impl Bug {
                 ack_before_sync: bug == Some(Bug::AckBeforeSync),
                 truncate_on_corruption: bug == Some(Bug::TruncateOnCorruption),
                 ignore_checksum: bug == Some(Bug::IgnoreChecksum),
+                sync_blocks_loop: bug == Some(Bug::SyncBlocksLoop),
             },
             kv: engine::server::KvBugs {
                 watch_skip: bug == Some(Bug::WatchSkip),

@@ -17,7 +17,7 @@ use crate::options::SimConfig;
 use crate::trace::Fnv;
 use crate::workload::{self, ClientStats, OpKind};
 use crate::world::NetStats;
-use engine::raft::NodeId;
+use engine::raft::{NodeId, RoleKind};
 
 /// Everything a run reports.
 #[derive(Clone, Debug, Serialize)]
@@ -193,6 +193,7 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
     let mut next_fault_ms = config.fault_interval_ms.0;
     let mut churn = nemesis::Churn::default();
     let mut quiet = QuietWatch::default();
+    let mut stalled = StallWatch::default();
     let mut next_step = 0;
     let mut aimed = AimedReads::default();
     let mut crashes = AimedCrashes::default();
@@ -217,6 +218,7 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
             churn.active(now) || now < aimed.until_ms || crashes.disturbing(),
         );
         partial.step(cluster, now);
+        stalled.step(cluster, now);
         let can_commit = committing_leader(cluster)
             .is_some_and(|leader| !cluster.disk_faults(leader).unusable(now));
         if !can_commit {
@@ -442,6 +444,61 @@ fn committing_leader(cluster: &Cluster) -> Option<NodeId> {
         .map(|s| s.id)
         .collect();
     cluster.quorum_of(leader, &reached).then_some(leader)
+}
+
+/// A leader whose log sync hangs gives way (hashicorp/raft#503; the node loop keeps ticking
+/// while a sync is pending and steps a leader down once it is older than two minimum election
+/// timeouts): no node may go on reporting itself leader, running, with one sync pending for
+/// longer than that bound plus two of its ticks (it notices at its first tick boundary past
+/// the bound) and one step of this watch.
+#[derive(Debug, Default)]
+struct StallWatch {
+    /// By node slot: whether it was seen running and leading at the last step, and, while a
+    /// sync is pending, when that sync began and since when it has been judged (the later of
+    /// its start and the moment the node was last seen paused, down or following).
+    seen: Vec<(bool, Option<(u64, u64)>)>,
+}
+
+impl StallWatch {
+    fn step(&mut self, cluster: &Cluster, now: u64) {
+        let settings = &cluster.config.settings;
+        let bound_ms = 2 * settings.election_ticks * settings.tick_ms;
+        let allowed_ms = bound_ms + 2 * settings.tick_ms + cluster.config.tick_ms;
+        let statuses = cluster.statuses();
+        self.seen.resize(statuses.len(), (false, None));
+        for (slot, status) in statuses.iter().enumerate() {
+            let id = NodeId(slot as u64 + 1);
+            // Judged only if it led when its sync began: a node deposed within the Ready it
+            // is syncing reports its new role only after that Ready.
+            let leading = status.as_ref().is_some_and(|s| s.role == RoleKind::Leader)
+                && cluster.state(id) == NodeState::Up
+                && cluster.shared().sync_leading[slot];
+            let pending = cluster.disk_faults(id).sync_pending_since();
+            let (was_leading, judged) = self.seen[slot];
+            let judged = match (leading, pending, judged) {
+                (true, Some(began), Some((b, since))) if b == began => Some((began, since)),
+                (true, Some(began), _) => Some((began, if was_leading { began } else { now })),
+                _ => None,
+            };
+            self.seen[slot] = (leading, judged);
+            let Some((began, since)) = judged else {
+                continue;
+            };
+            if now.saturating_sub(since) > allowed_ms {
+                let detail = format!(
+                    "node {} still leads, running, {} ms after its log sync began at {began} ms (bound {bound_ms} ms)",
+                    id.0,
+                    now - began
+                );
+                fail_liveness(
+                    cluster,
+                    "liveness: a leader whose log sync hangs gives way",
+                    detail,
+                );
+                self.seen[slot] = (leading, None);
+            }
+        }
+    }
 }
 
 /// Liveness during the faults: once a quiet majority (`check::liveness`) has held, on a network

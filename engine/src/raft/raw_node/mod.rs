@@ -374,8 +374,15 @@ impl RawNode {
     /// Advances logical time by one tick: followers and (pre-)candidates count towards an
     /// election timeout (Raft §5.2); the leader counts towards its next heartbeat round and, with
     /// `check_quorum`, its next quorum check.
+    ///
+    /// Allowed between `ready` and `advance`, while the caller persists a `Ready` (the node
+    /// loop keeps time while a log sync is pending). A tick never touches what that `Ready`
+    /// holds: it changes timers and the role, and what it makes (heartbeats, a campaign's term,
+    /// vote and requests, a one-node cluster's no-op entry) waits in the next `Ready`, behind
+    /// that one's persist (Raft Figure 2: "respond to RPCs only after updating stable
+    /// storage"). Nothing it does counts the pending entries as durable: the leader's own match
+    /// index is the log's stable index, which only `advance` moves (§5.3, §5.4.2).
     pub fn tick(&mut self) {
-        assert!(!self.ready_pending, "tick between ready and advance");
         if matches!(self.role, Role::Leader { .. }) {
             self.tick_leader();
         } else {
