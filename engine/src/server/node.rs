@@ -610,7 +610,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             if m.contains(self.raw.id()) {
                 self.was_member = true;
             } else if self.was_member && removed.is_none() {
-                *removed = Some((entry.index, m.clone()));
+                *removed = Some((entry.index, (**m).clone()));
             }
         }
     }

@@ -42,7 +42,7 @@ impl Configs {
                     self.latest_index() < e.index,
                     "configuration entries are added in log order"
                 );
-                self.entries.push((e.index, e.term, m.clone()));
+                self.entries.push((e.index, e.term, (**m).clone()));
             }
         }
     }
@@ -105,7 +105,7 @@ impl Configs {
                 let e = log.entry(*i).expect("a configuration entry is in the log");
                 assert_eq!(e.term, *t, "configuration entry {i} has its term");
                 assert!(
-                    matches!(&e.kind, EntryKind::Config(c) if c == m),
+                    matches!(&e.kind, EntryKind::Config(c) if **c == *m),
                     "entry {i} is this config"
                 );
             }
@@ -219,7 +219,7 @@ impl RawNode {
 
     /// Appends a configuration entry of this leader's term; it is in force at once (§4.1).
     fn append_config(&mut self, next: Membership) -> Index {
-        let index = self.append_own(EntryKind::Config(next));
+        let index = self.append_own(EntryKind::Config(Box::new(next)));
         let entry = self.log.entry(index).expect("just appended").clone();
         self.configs.add_entries(std::slice::from_ref(&entry));
         self.sync_progress();

@@ -608,7 +608,7 @@ impl RawNode {
                     total,
                     data: &data,
                     done,
-                    membership,
+                    membership: *membership,
                 };
                 self.handle_snapshot_chunk(m.from, (index, term), chunk);
             }
