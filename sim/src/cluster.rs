@@ -1050,8 +1050,8 @@ fn removed_leader(raw: &RawNode, status: &engine::raft::Status) -> Result<(), Vi
     if status.role != RoleKind::Leader {
         return Ok(());
     }
-    let committed = raw.membership_at(status.commit);
-    if committed != *raw.membership() || committed.is_joint() || committed.is_voter(status.id) {
+    let committed = raw.membership_ref_at(status.commit);
+    if committed != raw.membership() || committed.is_joint() || committed.is_voter(status.id) {
         return Ok(());
     }
     Err(Violation::new(

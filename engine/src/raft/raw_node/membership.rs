@@ -126,11 +126,16 @@ impl RawNode {
     /// The configuration in force at `index` (for a snapshot taken at that index, which must
     /// carry it: Raft §7). `index` must not be below the log's offset.
     pub fn membership_at(&self, index: Index) -> Membership {
+        self.membership_ref_at(index).clone()
+    }
+
+    /// [`RawNode::membership_at`], borrowed (for a check that only compares it).
+    pub fn membership_ref_at(&self, index: Index) -> &Membership {
         assert!(
             index >= self.log.offset(),
             "configuration asked below the log's offset"
         );
-        self.configs.at(index).clone()
+        self.configs.at(index)
     }
 
     /// The planted bug `removed_leader_stays`, once this leader is outside its configuration:
