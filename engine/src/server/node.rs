@@ -1240,7 +1240,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
 
     fn send_all<N: Network>(&mut self, ready: &mut crate::raft::Ready, net: &mut N, now_us: u64) {
         let leads = self.raw.status().role == RoleKind::Leader;
-        for msg in std::mem::take(&mut ready.messages) {
+        for msg in ready.messages.drain(..) {
             if leads {
                 self.followers.sent(&msg, now_us);
             }
