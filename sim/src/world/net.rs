@@ -274,6 +274,20 @@ impl SimNet {
         s.blocked[slot(from) * s.size + slot(to)]
     }
 
+    /// Appends, row by row (`from`, then `to`), whether each link between two different nodes
+    /// is cut (a node's link to itself reads as not cut): `is_blocked` for every pair, under
+    /// one lock.
+    pub fn cut_links(&self, out: &mut Vec<bool>) {
+        let s = self.lock();
+        let n = s.size;
+        out.extend(
+            s.blocked
+                .iter()
+                .enumerate()
+                .map(|(i, &blocked)| i / n != i % n && blocked),
+        );
+    }
+
     /// Restores every link.
     pub fn heal(&self) {
         let mut s = self.lock();
