@@ -498,7 +498,7 @@ where
                 }
             }
         }
-        node.housekeep(clock.now_ms(), clock.unix_ms());
+        node.housekeep(&clock);
     }
 }
 
@@ -814,11 +814,14 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     /// The leader's housekeeping: propose what the state machine asks for (TTL expiry).
-    fn housekeep(&mut self, now_ms: u64, unix_ms: u64) {
+    fn housekeep<C: Clock>(&mut self, clock: &C) {
+        let now_ms = clock.now_ms();
         if now_ms < self.housekept_ms + self.housekeeping_ms {
             return;
         }
         self.housekept_ms = now_ms;
+        // The wall clock only when due (it is read at every turn of the loop).
+        let unix_ms = clock.unix_ms();
         #[cfg(feature = "planted-bugs")]
         self.sm.planted_housekeeping(unix_ms);
         if self.raw.status().role != RoleKind::Leader {
