@@ -442,7 +442,7 @@ where
             );
         }
         if snapshotting.is_none()
-            && let Some((job, build)) = node.snapshot_due(clock.now_us())
+            && let Some((job, build)) = node.snapshot_due(&clock)
         {
             let membership = node.raw.membership_at(job.index);
             // On disk the log restarts right after the snapshot: the entries the core keeps
@@ -1156,7 +1156,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     /// of the state machine (O(1) for the store) and what the compacted log will start with.
     /// The view is serialised and written away from the loop ([`Wal::stage_snapshot`]); the
     /// log is compacted once that is durable ([`Node::finish_snapshot`]).
-    fn snapshot_due(&mut self, now_us: u64) -> Option<(SnapshotJob, super::SnapshotBuild)> {
+    fn snapshot_due<C: Clock>(&mut self, clock: &C) -> Option<(SnapshotJob, super::SnapshotBuild)> {
         let applied = self.raw.status().applied;
         if self.snapshot_entries == 0 || applied.0 < self.snapshot_index.0 + self.snapshot_entries {
             return None;
@@ -1171,7 +1171,8 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             index: applied,
             term,
             log_start: (start, start_term),
-            started_us: now_us,
+            // The clock only when due (this is asked at every turn of the loop).
+            started_us: clock.now_us(),
         };
         Some((job, self.sm.snapshot_view()))
     }
