@@ -102,22 +102,7 @@ pub(super) fn encode(msg: &Message, out: &mut Vec<u8>) -> bool {
             varint(out, APPEND_RESPONSE);
             out.push(u8::from(*success));
             varint(out, match_index.0);
-            match hint {
-                None => out.push(0),
-                Some(hint) => {
-                    out.push(1);
-                    varint(out, hint.rejected.0);
-                    match hint.conflict_term {
-                        None => out.push(0),
-                        Some(term) => {
-                            out.push(1);
-                            varint(out, term.0);
-                        }
-                    }
-                    varint(out, hint.conflict_index.0);
-                    out.push(u8::from(hint.lost));
-                }
-            }
+            encode_hint(hint.as_ref(), out);
             varint(out, *read_seq);
         }
         MessageKind::SnapshotResponse { index, offset } => {
@@ -146,6 +131,25 @@ pub(super) fn encode(msg: &Message, out: &mut Vec<u8>) -> bool {
         MessageKind::Snapshot { .. } => unreachable!("declined above"),
     }
     true
+}
+
+/// A rejection's hint, an option.
+fn encode_hint(hint: Option<&RejectHint>, out: &mut Vec<u8>) {
+    let Some(hint) = hint else {
+        out.push(0);
+        return;
+    };
+    out.push(1);
+    varint(out, hint.rejected.0);
+    match hint.conflict_term {
+        None => out.push(0),
+        Some(term) => {
+            out.push(1);
+            varint(out, term.0);
+        }
+    }
+    varint(out, hint.conflict_index.0);
+    out.push(u8::from(hint.lost));
 }
 
 /// An entry other than a configuration (the caller declined those).
