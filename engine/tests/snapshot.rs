@@ -45,7 +45,7 @@ fn whole(snapshot: Snapshot) -> MessageKind {
         total: snapshot.data.len() as u64,
         data: snapshot.data,
         done: true,
-        membership: snapshot.membership,
+        membership: Box::new(snapshot.membership),
     }
 }
 
@@ -422,7 +422,11 @@ fn chunk(offset: u64, len: u64, total: u64, done: bool) -> MessageKind {
         total,
         data: vec![b'x'; len as usize].into(),
         done,
-        membership: Membership::with_voters(vec![NodeId(1), NodeId(2), NodeId(3)]),
+        membership: Box::new(Membership::with_voters(vec![
+            NodeId(1),
+            NodeId(2),
+            NodeId(3),
+        ])),
     }
 }
 
@@ -466,7 +470,7 @@ fn forged_and_out_of_order_chunks_are_refused_or_answered_never_obeyed() {
             total: 1,
             data: b"x".to_vec().into(),
             done: true,
-            membership: Membership::default(),
+            membership: Box::new(Membership::default()),
         },
     ] {
         assert_eq!(step(&mut raw, kind), (false, None, false));

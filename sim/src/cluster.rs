@@ -880,21 +880,24 @@ impl Cluster {
     /// True if any node's configuration differs from the one the cluster started with (all of
     /// its nodes, voting).
     pub fn reconfigured(&self) -> bool {
-        let all = Membership::with_voters((1..=self.size() as u64).map(NodeId).collect());
-        self.shared()
-            .memberships
-            .iter()
-            .flatten()
-            .any(|m| *m != all)
+        // Compared with `Membership::with_voters(1..=size)` field by field, without building it
+        // (this runs every step of the safety phase).
+        let all = (1..=self.size() as u64).map(NodeId);
+        self.shared().memberships.iter().flatten().any(|m| {
+            !(m.voters.iter().copied().eq(all.clone())
+                && m.outgoing.is_empty()
+                && m.learners.is_empty()
+                && m.addresses.is_empty())
+        })
     }
 
     /// True if `nodes` hold a majority of every half of `leader`'s configuration (thesis §4.3),
     /// or of the whole cluster if its configuration is not known yet.
     pub fn quorum_of(&self, leader: NodeId, nodes: &[NodeId]) -> bool {
-        let membership = self.shared().memberships[leader.0 as usize - 1].clone();
-        match membership {
+        let size = self.size();
+        match &self.shared().memberships[leader.0 as usize - 1] {
             Some(m) if !m.voters.is_empty() => m.has_quorum(|id| nodes.contains(&id)),
-            _ => nodes.len() > self.size() / 2,
+            _ => nodes.len() > size / 2,
         }
     }
 
@@ -1059,8 +1062,8 @@ fn removed_leader(raw: &RawNode, status: &engine::raft::Status) -> Result<(), Vi
     if status.role != RoleKind::Leader {
         return Ok(());
     }
-    let committed = raw.membership_at(status.commit);
-    if committed != *raw.membership() || committed.is_joint() || committed.is_voter(status.id) {
+    let committed = raw.membership_ref_at(status.commit);
+    if committed != raw.membership() || committed.is_joint() || committed.is_voter(status.id) {
         return Ok(());
     }
     Err(Violation::new(

@@ -541,12 +541,9 @@ impl QuietWatch {
                     })
                     .collect()
             };
-            let n = cluster.size() as u64;
             let cut = |a: u64, b: u64| cluster.net.is_blocked(NodeId(a), NodeId(b));
             let mut topology = running.clone();
-            for a in 1..=n {
-                topology.extend((1..=n).map(|b| a != b && cut(a, b)));
-            }
+            cluster.net.cut_links(&mut topology);
             match &self.memo {
                 Some((seen, majority)) if *seen == topology => majority.clone(),
                 _ => {

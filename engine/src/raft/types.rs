@@ -68,8 +68,9 @@ pub enum EntryKind {
         data: Vec<u8>,
     },
     /// A configuration of the cluster (Raft thesis §4.1): in force on a server as soon as it is
-    /// in its log, committed or not. Nothing for the state machine.
-    Config(Membership),
+    /// in its log, committed or not. Nothing for the state machine. Boxed: a configuration
+    /// is large and rare, and every entry is as big as its largest kind.
+    Config(Box<Membership>),
 }
 
 /// One log entry.
@@ -305,7 +306,8 @@ pub enum MessageKind {
         /// True for the last chunk (`offset + data.len() == total`).
         done: bool,
         /// The configuration as of `index` (Raft §7), which the follower takes with it.
-        membership: Membership,
+        /// Boxed: every message is as big as its largest kind, and messages move often.
+        membership: Box<Membership>,
     },
     /// A follower's answer to a snapshot chunk that is not the last: it holds the snapshot at
     /// `index` up to byte `offset` (0 when it starts over), and wants the chunk from there.

@@ -446,7 +446,7 @@ where
             );
         }
         if snapshotting.is_none()
-            && let Some((job, build)) = node.snapshot_due(clock.now_us())
+            && let Some((job, build)) = node.snapshot_due(&clock)
         {
             let membership = node.raw.membership_at(job.index);
             // On disk the log restarts right after the snapshot: the entries the core keeps
@@ -502,7 +502,7 @@ where
                 }
             }
         }
-        node.housekeep(clock.now_ms(), clock.unix_ms());
+        node.housekeep(&clock);
     }
 }
 
@@ -627,7 +627,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             if m.contains(self.raw.id()) {
                 self.was_member = true;
             } else if self.was_member && removed.is_none() {
-                *removed = Some((entry.index, m.clone()));
+                *removed = Some((entry.index, (**m).clone()));
             }
         }
     }
@@ -831,11 +831,14 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     /// The leader's housekeeping: propose what the state machine asks for (TTL expiry).
-    fn housekeep(&mut self, now_ms: u64, unix_ms: u64) {
+    fn housekeep<C: Clock>(&mut self, clock: &C) {
+        let now_ms = clock.now_ms();
         if now_ms < self.housekept_ms + self.housekeeping_ms {
             return;
         }
         self.housekept_ms = now_ms;
+        // The wall clock only when due (it is read at every turn of the loop).
+        let unix_ms = clock.unix_ms();
         #[cfg(feature = "planted-bugs")]
         self.sm.planted_housekeeping(unix_ms);
         if self.raw.status().role != RoleKind::Leader {
@@ -1245,7 +1248,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     /// of the state machine (O(1) for the store) and what the compacted log will start with.
     /// The view is serialised and written away from the loop ([`Wal::stage_snapshot`]); the
     /// log is compacted once that is durable ([`Node::finish_snapshot`]).
-    fn snapshot_due(&mut self, now_us: u64) -> Option<(SnapshotJob, super::SnapshotBuild)> {
+    fn snapshot_due<C: Clock>(&mut self, clock: &C) -> Option<(SnapshotJob, super::SnapshotBuild)> {
         let applied = self.raw.status().applied;
         if self.snapshot_entries == 0 || applied.0 < self.snapshot_index.0 + self.snapshot_entries {
             return None;
@@ -1260,7 +1263,8 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             index: applied,
             term,
             log_start: (start, start_term),
-            started_us: now_us,
+            // The clock only when due (this is asked at every turn of the loop).
+            started_us: clock.now_us(),
         };
         Some((job, self.sm.snapshot_view()))
     }
@@ -1332,7 +1336,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
 
     fn send_all<N: Network>(&mut self, ready: &mut crate::raft::Ready, net: &mut N, now_us: u64) {
         let leads = self.raw.status().role == RoleKind::Leader;
-        for msg in std::mem::take(&mut ready.messages) {
+        for msg in ready.messages.drain(..) {
             if leads {
                 self.followers.sent(&msg, now_us);
             }

@@ -615,7 +615,7 @@ impl RawNode {
                     total,
                     data: &data,
                     done,
-                    membership,
+                    membership: *membership,
                 };
                 self.handle_snapshot_chunk(m.from, (index, term), chunk);
             }
@@ -675,6 +675,11 @@ impl RawNode {
             "advance closes the last Ready"
         );
         self.ready_pending = false;
+        // The driver sent the messages (draining the vector keeps its memory): the next Ready's
+        // messages reuse it instead of growing a new one.
+        if self.msgs.is_empty() && ready.messages.is_empty() {
+            self.msgs = ready.messages;
+        }
         if let Some(last) = ready.entries.last() {
             self.log.stable_to(last.index);
         }

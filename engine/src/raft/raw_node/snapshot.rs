@@ -211,7 +211,7 @@ impl RawNode {
             total: total as u64,
             data: snapshot.data.slice(start..end),
             done: end == total,
-            membership: snapshot.membership.clone(),
+            membership: Box::new(snapshot.membership.clone()),
         };
         self.send(peer, kind);
         Some(end as u64)
