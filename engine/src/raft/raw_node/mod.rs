@@ -538,7 +538,15 @@ impl RawNode {
                 // Raft thesis §9.6: a pre-vote never changes the receiver's term, and a granted
                 // pre-vote carries the term the pre-candidate has not moved to yet.
                 MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true } => {}
-                // Raft §5.1: a newer term makes any node a follower of that term.
+                // Raft §5.1: a newer term makes any node a follower of that term; one whose
+                // vote the candidate will not get keeps its election timer running (Figure 2).
+                MessageKind::Vote {
+                    last_log_index,
+                    last_log_term,
+                    ..
+                } if !(self.may_vote() && self.log_up_to_date(last_log_index, last_log_term)) => {
+                    self.step_down_for_refused_vote(m.term);
+                }
                 _ => {
                     let from_leader = matches!(
                         m.kind,
