@@ -19,6 +19,8 @@
     reason = "a measurement on tokio's runtime, as the floe binary runs"
 )]
 
+mod mem_net;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,10 +28,10 @@ use std::sync::{Arc, Mutex};
 use engine::log::Disk;
 use engine::net::{FileDisk, SystemClock};
 use engine::raft::{Config, Message, MessageKind, NodeId, RawNode, RoleKind};
-use engine::server::{Clock, Env, KvClient, KvMachine, Metrics, Network, NodeConfig, Observer};
+use engine::server::{Clock, Env, KvClient, KvMachine, Metrics, NodeConfig, Observer};
 use engine::store::Command;
 use futures::StreamExt;
-use futures::channel::mpsc;
+use mem_net::mem_nets;
 
 const HEARTBEAT_MS: u64 = 100;
 const ELECTION_MS: u64 = 1_000;
@@ -91,36 +93,6 @@ impl Observer for Watch {
 
     fn snapshot_installed(&mut self, id: NodeId, _: engine::raft::Index, _: engine::raft::Term) {
         self.seen.lock().expect("lock").installed.push(id.0);
-    }
-}
-
-/// The in-process network: unbounded queues, and a switch that cuts node 3 off.
-struct MemNet {
-    peers: Arc<Vec<mpsc::UnboundedSender<Message>>>,
-    inbound: mpsc::UnboundedReceiver<Message>,
-    cut: Arc<AtomicBool>,
-    clock: SystemClock,
-}
-
-impl Network for MemNet {
-    fn send(&mut self, msg: Message) {
-        if self.cut.load(Ordering::Relaxed) && (msg.to.0 == 3 || msg.from.0 == 3) {
-            return;
-        }
-        let _ = self.peers[msg.to.0 as usize - 1].unbounded_send(msg);
-    }
-
-    async fn recv_until(&mut self, deadline_ms: u64) -> Option<Message> {
-        let sleep = self.clock.sleep_until(deadline_ms);
-        tokio::select! {
-            biased;
-            msg = self.inbound.next() => msg,
-            () = sleep => None,
-        }
-    }
-
-    fn try_recv(&mut self) -> Option<Message> {
-        self.inbound.try_recv().ok()
     }
 }
 
@@ -186,20 +158,13 @@ fn start(dir: &std::path::Path, snapshot_entries: u64) -> Cluster {
     let clock = SystemClock::new();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let cut = Arc::new(AtomicBool::new(true));
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..3).map(|_| mpsc::unbounded()).unzip();
-    let senders = Arc::new(senders);
     let mut clients = Vec::new();
     let metrics: Vec<Arc<Metrics>> = (0..3).map(|_| Arc::default()).collect();
-    for (i, inbound) in receivers.into_iter().enumerate() {
+    for (i, net) in mem_nets(3, clock).into_iter().enumerate() {
         let id = i as u64 + 1;
         let disk = FileDisk::open(&dir.join(format!("n{id}/wal"))).expect("disk");
         assert!(disk.read_all().expect("read").is_empty());
-        let net = MemNet {
-            peers: senders.clone(),
-            inbound,
-            cut: cut.clone(),
-            clock,
-        };
+        let net = net.with_cut(cut.clone(), 3);
         let env = Env { clock, net, disk };
         let (client, requests) = KvClient::channel(8192);
         clients.push(client);

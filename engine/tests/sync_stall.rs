@@ -11,17 +11,18 @@
     reason = "real time on tokio's runtime, as the floe binary runs"
 )]
 
+mod mem_net;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use engine::log::{Disk, MemDisk};
 use engine::net::SystemClock;
-use engine::raft::{Config, Message, NodeId, RawNode, RoleKind};
-use engine::server::{Clock, Env, KvClient, KvMachine, Network, NodeConfig, Observer};
+use engine::raft::{Config, NodeId, RawNode, RoleKind};
+use engine::server::{Clock, Env, KvClient, KvMachine, NodeConfig, Observer};
 use engine::store::Command;
-use futures::StreamExt;
-use futures::channel::mpsc;
+use mem_net::mem_nets;
 use tokio::sync::Notify;
 
 const TICK_MS: u64 = 10;
@@ -111,31 +112,6 @@ impl Observer for Watch {
     }
 }
 
-struct MemNet {
-    peers: Arc<Vec<mpsc::UnboundedSender<Message>>>,
-    inbound: mpsc::UnboundedReceiver<Message>,
-    clock: SystemClock,
-}
-
-impl Network for MemNet {
-    fn send(&mut self, msg: Message) {
-        let _ = self.peers[msg.to.0 as usize - 1].unbounded_send(msg);
-    }
-
-    async fn recv_until(&mut self, deadline_ms: u64) -> Option<Message> {
-        let sleep = self.clock.sleep_until(deadline_ms);
-        tokio::select! {
-            biased;
-            msg = self.inbound.next() => msg,
-            () = sleep => None,
-        }
-    }
-
-    fn try_recv(&mut self) -> Option<Message> {
-        self.inbound.try_recv().ok()
-    }
-}
-
 fn node_config(id: u64, sync_blocks_loop: bool) -> NodeConfig {
     let peers = vec![NodeId(1), NodeId(2), NodeId(3)];
     let mut raft = Config::new(NodeId(id), peers, id);
@@ -168,21 +144,14 @@ fn start(sync_blocks_loop: bool) -> Cluster {
         leading: (0..3).map(|_| AtomicBool::new(false)).collect(),
         stopped_ms: (0..3).map(|_| AtomicU64::new(0)).collect(),
     });
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..3).map(|_| mpsc::unbounded()).unzip();
-    let senders = Arc::new(senders);
     let (mut clients, mut gates) = (Vec::new(), Vec::new());
-    for (slot, inbound) in receivers.into_iter().enumerate() {
+    for (slot, net) in mem_nets(3, clock).into_iter().enumerate() {
         let id = slot as u64 + 1;
         let gate = Arc::new(Gate::default());
         gates.push(gate.clone());
         let disk = StallDisk {
             mem: MemDisk::new(),
             gate,
-        };
-        let net = MemNet {
-            peers: senders.clone(),
-            inbound,
-            clock,
         };
         let env = Env { clock, net, disk };
         let (client, requests) = KvClient::channel(1024);
