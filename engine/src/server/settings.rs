@@ -24,6 +24,9 @@ pub struct NodeSettings {
     pub pre_vote: bool,
     /// Raft CheckQuorum (`--check-quorum`, true).
     pub check_quorum: bool,
+    /// A refused RequestVote of a higher term restarts the election timer, as etcd-io/raft
+    /// does (`raft::Config::refused_vote_resets_timer`): false; true only for research.
+    pub refused_vote_resets_timer: bool,
     /// Most client requests taken into one `Ready` (group commit): 256.
     pub requests_per_ready: usize,
     /// Leaders send before they sync their own log (Raft thesis §10.2.1): true.
@@ -71,6 +74,7 @@ impl NodeSettings {
             election_max_ticks: election_ticks * 2,
             pre_vote: true,
             check_quorum: true,
+            refused_vote_resets_timer: false,
             requests_per_ready: 256,
             leader_sends_before_sync: true,
             lazy_commit_sync: true,
@@ -114,6 +118,7 @@ impl NodeSettings {
         raft.election_timeout_max_ticks = self.election_max_ticks;
         raft.pre_vote = self.pre_vote;
         raft.check_quorum = self.check_quorum;
+        raft.refused_vote_resets_timer = self.refused_vote_resets_timer;
         raft.msg_entries_max = self.msg_entries_max;
         raft.msg_bytes_max = self.msg_bytes_max;
         raft.uncommitted_bytes_max = self.uncommitted_bytes_max;
