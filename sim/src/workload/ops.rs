@@ -304,7 +304,7 @@ fn params_of(
     key: &str,
 ) -> (::http::Method, String, Vec<(&'static str, String)>) {
     use ::http::Method;
-    let keys = |key: &str| format!("/v2/keys{key}");
+    let keys = |key: &str| ["/v2/keys", key].concat();
     let mut params: Vec<(&'static str, String)> = Vec::new();
     let (method, path) = match command {
         None => (Method::GET, keys(key)),
