@@ -383,7 +383,10 @@ fn compare_failure(
         .filter(|v| *v != current_value);
     let index_failed = prev_index.filter(|i| *i != 0 && *i != node.modified_index);
     // `[value != current]`, `[index != modified]`, or both separated by a space.
-    let mut cause = String::new();
+    let mut cause = String::with_capacity(
+        value_failed.map_or(0, |v| v.len() + current_value.len() + 6)
+            + index_failed.map_or(0, |_| 48),
+    );
     if let Some(v) = value_failed {
         cause.push('[');
         cause.push_str(v);

@@ -441,7 +441,12 @@ fn request(
     if kind == OpKind::QuorumGet || kind == OpKind::List {
         params.push(("quorum", "true".into()));
     }
-    let mut encoded = String::new();
+    let mut encoded = String::with_capacity(
+        params
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 2)
+            .sum(),
+    );
     for (name, value) in &params {
         if !encoded.is_empty() {
             encoded.push('&');
