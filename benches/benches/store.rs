@@ -69,7 +69,7 @@ fn entry(index: u64, command: &Command) -> Entry {
     Entry {
         term: Term(1),
         index: Index(index),
-        kind: EntryKind::Command(command.encode()),
+        kind: EntryKind::Command(command.encode().into()),
     }
 }
 

@@ -376,7 +376,7 @@ mod tests {
                 entries: vec![Entry {
                     index: Index(4),
                     term: Term(7),
-                    kind: EntryKind::Command(vec![0xab; data_len]),
+                    kind: EntryKind::Command(vec![0xab; data_len].into()),
                 }],
                 leader_commit: Index(3),
                 read_seq: 9,

@@ -34,7 +34,7 @@ fn cmd(term: u64, index: u64, data: &str) -> Entry {
     Entry {
         term: Term(term),
         index: Index(index),
-        kind: EntryKind::Command(data.as_bytes().to_vec()),
+        kind: EntryKind::Command(data.as_bytes().into()),
     }
 }
 
@@ -534,7 +534,7 @@ fn a_follower_forwards_a_command_to_the_leader_tagged_5_3() {
     let expected = EntryKind::Forwarded {
         origin: NodeId(2),
         tag: 41,
-        data: b"from 2".to_vec(),
+        data: b"from 2"[..].into(),
     };
     for id in net.ids() {
         let raw = net.raw(id).expect("up");

@@ -103,7 +103,7 @@ impl World {
                     for e in &ready.committed_entries {
                         assert_eq!(e.index, m.last.next(), "applied in order after a snapshot");
                         if let EntryKind::Command(c) = &e.kind {
-                            m.applied.push(c.clone());
+                            m.applied.push(c.to_vec());
                         }
                         m.last = e.index;
                     }

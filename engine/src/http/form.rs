@@ -93,10 +93,18 @@ pub fn query_escape(text: &str) -> String {
                 out.push(b as char);
             }
             b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
+            _ => push_percent(&mut out, b),
         }
     }
     out
+}
+
+/// `%XX`, upper-case hex, as Go writes an escaped byte.
+fn push_percent(out: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(char::from(HEX[usize::from(b >> 4)]));
+    out.push(char::from(HEX[usize::from(b & 0xf)]));
 }
 
 /// Go's `url.PathEscape`-like escaping of a path for a `Location` header and HTML body.
@@ -120,7 +128,7 @@ pub fn path_escape(path: &str) -> String {
             | b';'
             | b'='
             | b'@' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
+            _ => push_percent(&mut out, b),
         }
     }
     out
@@ -170,6 +178,16 @@ mod tests {
         assert_eq!(mux_clean("/v2/keys/./a/../b"), "/v2/keys/b");
         assert_eq!(mux_clean("/.."), "/");
         assert_eq!(clean(""), "/");
+    }
+
+    #[test]
+    fn every_escaped_byte_is_upper_case_hex() {
+        let mut out = String::new();
+        for b in 0..=255u8 {
+            out.clear();
+            push_percent(&mut out, b);
+            assert_eq!(out, format!("%{b:02X}"));
+        }
     }
 
     #[test]

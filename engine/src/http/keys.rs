@@ -57,16 +57,17 @@ fn read_params(params: &[(String, String)], now_ms: u64) -> Result<ReadParams, S
     })
 }
 
-/// The `/v2/stats/store` counter family of a write command.
-fn stat_name(command: &Command) -> &'static str {
+/// The `/v2/stats/store` counters of a write command: (on success, on failure). An expiry
+/// has no such pair (`expireCount` counts the store's own expiries), so it names none.
+fn stat_names(command: &Command) -> (&'static str, &'static str) {
     match command {
-        Command::Set { .. } => "sets",
-        Command::Create { .. } | Command::CreateInOrder { .. } => "create",
-        Command::Update { .. } => "update",
-        Command::CompareAndSwap { .. } => "compareAndSwap",
-        Command::Delete { .. } => "delete",
-        Command::CompareAndDelete { .. } => "compareAndDelete",
-        Command::Expire { .. } => "expireCount",
+        Command::Set { .. } => ("setsSuccess", "setsFail"),
+        Command::Create { .. } | Command::CreateInOrder { .. } => ("createSuccess", "createFail"),
+        Command::Update { .. } => ("updateSuccess", "updateFail"),
+        Command::CompareAndSwap { .. } => ("compareAndSwapSuccess", "compareAndSwapFail"),
+        Command::Delete { .. } => ("deleteSuccess", "deleteFail"),
+        Command::CompareAndDelete { .. } => ("compareAndDeleteSuccess", "compareAndDeleteFail"),
+        Command::Expire { .. } => ("", ""),
     }
 }
 
@@ -187,7 +188,7 @@ impl<C: super::HttpClock> App<C> {
             .ok()
             .flatten()
             .unwrap_or(false);
-        let stat = stat_name(&command);
+        let (stat_success, stat_fail) = stat_names(&command);
         let app = self.clone();
         self.on_leader(|| {
             let app = app.clone();
@@ -195,13 +196,13 @@ impl<C: super::HttpClock> App<C> {
             async move {
                 match app.client.write(&command).await {
                     Ok(written) => {
-                        app.stats.bump(&format!("{stat}Success"));
+                        app.stats.bump(stat_success);
                         let raft = (written.raft.index.0, written.raft.term.0);
                         let status = success_status(&written.event);
                         Attempt::Done(app.event_response(status, &written.event, raft, no_value))
                     }
                     Err(KvError::Store(error)) => {
-                        app.stats.bump(&format!("{stat}Fail"));
+                        app.stats.bump(stat_fail);
                         Attempt::Done(app.error_response(&error))
                     }
                     Err(KvError::Cluster(ClientError::NotLeader { .. })) => Attempt::NoLeader,

@@ -356,14 +356,14 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Option<Record> {
             let data = r.take(data_len)?;
             let kind = match tag {
                 TAG_NOOP if data.is_empty() => EntryKind::Noop,
-                TAG_COMMAND => EntryKind::Command(data.to_vec()),
+                TAG_COMMAND => EntryKind::Command(data.into()),
                 TAG_FORWARDED if data.len() >= FORWARDED_PREFIX_BYTES => {
                     let (prefix, data) = data.split_at(FORWARDED_PREFIX_BYTES);
                     let (origin, tag) = prefix.split_at(8);
                     EntryKind::Forwarded {
                         origin: NodeId(u64::from_le_bytes(origin.try_into().ok()?)),
                         tag: u64::from_le_bytes(tag.try_into().ok()?),
-                        data: data.to_vec(),
+                        data: data.into(),
                     }
                 }
                 TAG_CONFIG => match Membership::decode(data)? {
@@ -450,7 +450,7 @@ mod tests {
     use super::*;
 
     fn entry(term: u64, index: u64, data: Option<&[u8]>) -> Entry {
-        let kind = data.map_or(EntryKind::Noop, |d| EntryKind::Command(d.to_vec()));
+        let kind = data.map_or(EntryKind::Noop, |d| EntryKind::Command(d.into()));
         Entry {
             term: Term(term),
             index: Index(index),

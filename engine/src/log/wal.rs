@@ -717,7 +717,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry(term: u64, index: u64, data: Option<&[u8]>) -> Entry {
-        let kind = data.map_or(EntryKind::Noop, |d| EntryKind::Command(d.to_vec()));
+        let kind = data.map_or(EntryKind::Noop, |d| EntryKind::Command(d.into()));
         Entry {
             term: Term(term),
             index: Index(index),

@@ -288,7 +288,7 @@ mod tests {
         let entries = vec![Entry {
             index: Index(1),
             term: Term(3),
-            kind: EntryKind::Command(b"x".to_vec()),
+            kind: EntryKind::Command(b"x"[..].into()),
         }];
         wal.append(Some(&hard), &entries).unwrap();
         wal.sync().await.unwrap();

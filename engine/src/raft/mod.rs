@@ -21,7 +21,7 @@ pub use raw_node::{Proposed, RawNode, Ready, Role, RoleKind, Status};
 #[cfg(feature = "planted-bugs")]
 pub use types::Bugs;
 pub use types::{
-    Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
+    Config, ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, Payload,
     Proposal, ProposeError, ReadState, RejectHint, SNAPSHOT_RESERVE_MAX, SNAPSHOT_TOTAL_MAX,
     Snapshot, SnapshotData, StepError, Term, TransferError,
 };

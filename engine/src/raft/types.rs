@@ -2,9 +2,33 @@
 //!
 //! Depends on nothing else in the crate.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::membership::Membership;
+
+/// A command's bytes, shared: the log, each `Ready` (to persist and to apply) and every
+/// follower's AppendEntries hold the same bytes, so handing an entry on is a reference count,
+/// not a copy.
+pub type Payload = Arc<[u8]>;
+
+/// Serde for a [`Payload`]: one byte string, exactly as `serde_bytes` writes a `Vec<u8>` (so
+/// the peer protocol and every postcard encoding of an entry are unchanged).
+mod payload_serde {
+    use serde::{Deserializer, Serializer};
+
+    use super::Payload;
+
+    pub fn serialize<S: Serializer>(data: &Payload, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(data)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Payload, D::Error> {
+        let bytes: serde_bytes::ByteBuf = serde::Deserialize::deserialize(deserializer)?;
+        Ok(Payload::from(bytes.into_vec()))
+    }
+}
 
 macro_rules! newtype_u64 {
     ($(#[$doc:meta])* $name:ident) => {
@@ -55,7 +79,7 @@ pub enum EntryKind {
     /// The empty entry a new leader appends to commit entries of earlier terms (Raft §5.4.2, §8).
     Noop,
     /// An opaque command for the state machine.
-    Command(#[serde(with = "serde_bytes")] Vec<u8>),
+    Command(#[serde(with = "payload_serde")] Payload),
     /// A command a follower forwarded to the leader for its client (as etcd's followers forward
     /// proposals): `origin` answers its client when it applies the entry whose `tag` it gave.
     Forwarded {
@@ -64,8 +88,8 @@ pub enum EntryKind {
         /// The origin's tag for the proposal, unique across the origin's restarts.
         tag: u64,
         /// The command.
-        #[serde(with = "serde_bytes")]
-        data: Vec<u8>,
+        #[serde(with = "payload_serde")]
+        data: Payload,
     },
     /// A configuration of the cluster (Raft thesis §4.1): in force on a server as soon as it is
     /// in its log, committed or not. Nothing for the state machine. Boxed: a configuration

@@ -225,7 +225,7 @@ mod tests {
             let entry = Entry {
                 term: Term(1),
                 index: Index(i),
-                kind: EntryKind::Command(vec![b'x'; 40]),
+                kind: EntryKind::Command(vec![b'x'; 40].into()),
             };
             let hs = HardState {
                 term: Term(1),

@@ -8,6 +8,7 @@ use super::command::Command;
 use super::error::{ErrorCode, StoreError};
 use super::event::{Action, Event, NodeView};
 use super::key;
+use super::render::push_decimal;
 use super::tree::Node;
 use super::{Applied, Store};
 
@@ -49,7 +50,8 @@ impl Store {
             } => {
                 // store/README.md §4.5: the name is the index this create will get, %020d.
                 let dir_key = key::normalize(dir_key);
-                let name = format!("{}{:020}", key::child_prefix(&dir_key), self.index + 1);
+                let mut name = key::child_prefix(&dir_key);
+                push_decimal(&mut name, self.index + 1, 20);
                 self.create(&name, *dir, value, *at)
             }
             Command::Update {
@@ -380,14 +382,29 @@ fn compare_failure(
         .filter(|v| !v.is_empty())
         .filter(|v| *v != current_value);
     let index_failed = prev_index.filter(|i| *i != 0 && *i != node.modified_index);
-    let value_cause = value_failed.map(|v| format!("[{v} != {current_value}]"));
-    let index_cause = index_failed.map(|i| format!("[{i} != {}]", node.modified_index));
-    match (value_cause, index_cause) {
-        (None, None) => None,
-        (Some(value), None) => Some(value),
-        (None, Some(index)) => Some(index),
-        (Some(value), Some(index)) => Some(format!("{value} {index}")),
+    // `[value != current]`, `[index != modified]`, or both separated by a space.
+    let mut cause = String::with_capacity(
+        value_failed.map_or(0, |v| v.len() + current_value.len() + 6)
+            + index_failed.map_or(0, |_| 48),
+    );
+    if let Some(v) = value_failed {
+        cause.push('[');
+        cause.push_str(v);
+        cause.push_str(" != ");
+        cause.push_str(current_value);
+        cause.push(']');
     }
+    if let Some(i) = index_failed {
+        if !cause.is_empty() {
+            cause.push(' ');
+        }
+        cause.push('[');
+        push_decimal(&mut cause, i, 1);
+        cause.push_str(" != ");
+        push_decimal(&mut cause, node.modified_index, 1);
+        cause.push(']');
+    }
+    (!cause.is_empty()).then_some(cause)
 }
 
 #[cfg(test)]

@@ -59,7 +59,10 @@ pub fn child_prefix(key: &str) -> String {
     if is_root(key) {
         ROOT.to_string()
     } else {
-        format!("{key}/")
+        let mut prefix = String::with_capacity(key.len() + 1);
+        prefix.push_str(key);
+        prefix.push('/');
+        prefix
     }
 }
 

@@ -108,52 +108,57 @@ fn push_node(out: &mut String, root: &NodeView, now_ms: u64, style: ExpirationSt
     }
 }
 
-/// The fields before `nodes`, in Go struct order: key, value, dir, expiration, ttl (README §5.1).
-fn leading_fields(node: &NodeView, now_ms: u64, style: ExpirationStyle) -> Vec<(&str, String)> {
-    let mut fields = Vec::new();
-    // store/README.md §5.1: only the root has no key.
-    if node.key != "/" {
-        fields.push(("key", json_string(&node.key)));
-    }
-    if let Some(value) = &node.value {
-        fields.push(("value", json_string(value)));
-    }
-    if node.dir {
-        fields.push(("dir", "true".to_string()));
-    }
-    if let Some(at) = node.expire_at_ms {
-        fields.push(("expiration", json_string(&format_rfc3339_ms(at, style))));
-        // store/README.md §5.1: ttl is omitempty, so a TTL that computes to 0 disappears (G101).
-        let remaining = ttl::remaining_seconds(at, now_ms);
-        if remaining != 0 {
-            fields.push(("ttl", remaining.to_string()));
-        }
-    }
-    fields
-}
-
+/// Opens a node's object and writes the fields before `nodes`, in Go struct order: key, value,
+/// dir, expiration, ttl (README §5.1).
 fn open_node(out: &mut String, node: &NodeView, now_ms: u64, style: ExpirationStyle) {
     out.push('{');
-    let fields = leading_fields(node, now_ms, style);
-    for (at, (name, value)) in fields.iter().enumerate() {
-        if at > 0 {
+    let mut wrote_any = false;
+    let mut field = |out: &mut String, name: &str| {
+        if wrote_any {
             out.push(',');
         }
+        wrote_any = true;
         out.push('"');
         out.push_str(name);
         out.push_str("\":");
-        out.push_str(value);
+    };
+    // store/README.md §5.1: only the root has no key.
+    if node.key != "/" {
+        field(out, "key");
+        push_json_string(out, &node.key);
+    }
+    if let Some(value) = &node.value {
+        field(out, "value");
+        push_json_string(out, value);
+    }
+    if node.dir {
+        field(out, "dir");
+        out.push_str("true");
+    }
+    if let Some(at) = node.expire_at_ms {
+        // The timestamp's characters (digits, `-:T.+Z`) need no JSON escape.
+        field(out, "expiration");
+        out.push('"');
+        push_rfc3339_ms(out, at, style);
+        out.push('"');
+        // store/README.md §5.1: ttl is omitempty, so a TTL that computes to 0 disappears (G101).
+        let remaining = ttl::remaining_seconds(at, now_ms);
+        if remaining != 0 {
+            field(out, "ttl");
+            if remaining < 0 {
+                out.push('-');
+            }
+            push_decimal(out, remaining.unsigned_abs(), 1);
+        }
     }
     if !node.nodes.is_empty() {
-        if !fields.is_empty() {
-            out.push(',');
-        }
-        out.push_str("\"nodes\":[");
+        field(out, "nodes");
+        out.push('[');
     }
 }
 
 fn close_node(out: &mut String, node: &NodeView) {
-    // Exactly the fields `leading_fields` wrote, so the commas line up.
+    // Exactly the fields `open_node` wrote, so the commas line up.
     let mut wrote_any =
         node.key != "/" || node.value.is_some() || node.dir || node.expire_at_ms.is_some();
     if !node.nodes.is_empty() {
@@ -172,17 +177,11 @@ fn close_node(out: &mut String, node: &NodeView) {
             out.push('"');
             out.push_str(name);
             out.push_str("\":");
-            out.push_str(&index.to_string());
+            push_decimal(out, index, 1);
             wrote_any = true;
         }
     }
     out.push('}');
-}
-
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    push_json_string(&mut out, text);
-    out
 }
 
 /// Go's HTML-safe string encoding (go1.19, which built etcd 3.4.23): `\"`, `\\`, `\n`, `\r`,
@@ -211,27 +210,64 @@ pub fn push_json_string(out: &mut String, text: &str) {
 /// `YYYY-MM-DDTHH:MM:SS[.fff]` in UTC plus the style's suffix, the fraction trimmed of trailing
 /// zeros as Go's RFC3339Nano does (store/README.md §5.2).
 pub fn format_rfc3339_ms(at_ms: u64, style: ExpirationStyle) -> String {
+    let mut out = String::with_capacity(30);
+    push_rfc3339_ms(&mut out, at_ms, style);
+    out
+}
+
+/// Appends [`format_rfc3339_ms`]'s text to `out`.
+fn push_rfc3339_ms(out: &mut String, at_ms: u64, style: ExpirationStyle) {
     let seconds = at_ms / 1000;
     let millis = at_ms % 1000;
     let days = seconds / 86_400;
     let second_of_day = seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
-    let mut out = format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60
-    );
+    push_decimal(out, year, 4);
+    out.push('-');
+    push_decimal(out, month, 2);
+    out.push('-');
+    push_decimal(out, day, 2);
+    out.push('T');
+    push_decimal(out, second_of_day / 3600, 2);
+    out.push(':');
+    push_decimal(out, second_of_day % 3600 / 60, 2);
+    out.push(':');
+    push_decimal(out, second_of_day % 60, 2);
     if millis != 0 {
-        let fraction = format!("{millis:03}");
+        // Three digits, then the trailing zeros dropped.
+        let (mut fraction, mut digits) = (millis, 3);
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            digits -= 1;
+        }
         out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
+        push_decimal(out, fraction, digits);
     }
     out.push_str(match style {
         ExpirationStyle::Offset => "+00:00",
         ExpirationStyle::Zulu => "Z",
     });
-    out
+}
+
+/// Appends `n` in decimal, zero-padded to at least `width` digits (`format!("{n:0width$}")`
+/// without the formatting machinery: this runs for every index and timestamp rendered).
+pub fn push_decimal(out: &mut String, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    while n > 0 {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    if start == digits.len() {
+        // Zero is one digit.
+        start -= 1;
+    }
+    for _ in digits.len() - start..width {
+        out.push('0');
+    }
+    let text = std::str::from_utf8(&digits[start..]).expect("ASCII digits");
+    out.push_str(text);
 }
 
 /// The proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's days-from-civil
@@ -289,6 +325,35 @@ mod tests {
             format_rfc3339_ms(253_402_300_799_999, ExpirationStyle::Zulu),
             "9999-12-31T23:59:59.999Z"
         );
+    }
+
+    #[test]
+    fn decimals_match_the_formatter() {
+        let mut values = vec![0, 1, 9, 10, 99, 100, 999, 1000, u64::MAX, u64::MAX / 10];
+        values.extend((0..20).map(|p| 10u64.pow(p)));
+        values.extend((1..20).map(|p| 10u64.pow(p) - 1));
+        for n in values {
+            for width in [0, 1, 2, 3, 4, 20, 25] {
+                let mut out = String::from("x");
+                push_decimal(&mut out, n, width);
+                assert_eq!(out, format!("x{n:0width$}"), "{n} to {width} digits");
+            }
+        }
+    }
+
+    #[test]
+    fn every_millisecond_fraction_is_trimmed_as_before() {
+        // The trimmed fraction against the formatter's, for every millisecond of a second.
+        for millis in 0..1000u64 {
+            let at = 1_795_460_651_000 + millis;
+            let mut want = String::from("2026-11-23T19:04:11");
+            if millis != 0 {
+                want.push('.');
+                want.push_str(format!("{millis:03}").trim_end_matches('0'));
+            }
+            want.push('Z');
+            assert_eq!(format_rfc3339_ms(at, ExpirationStyle::Zulu), want);
+        }
     }
 
     #[test]

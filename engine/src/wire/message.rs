@@ -350,11 +350,11 @@ impl<'a> Reader<'a> {
         let index = Index(self.varint()?);
         let kind = match self.variant()? {
             ENTRY_NOOP => EntryKind::Noop,
-            ENTRY_COMMAND => EntryKind::Command(self.byte_string()?.to_vec()),
+            ENTRY_COMMAND => EntryKind::Command(self.byte_string()?.into()),
             ENTRY_FORWARDED => EntryKind::Forwarded {
                 origin: NodeId(self.varint()?),
                 tag: self.varint()?,
-                data: self.byte_string()?.to_vec(),
+                data: self.byte_string()?.into(),
             },
             // A configuration, or no variant at all.
             _ => return None,
@@ -388,11 +388,11 @@ mod tests {
     fn entry(rng: &mut ChaCha8Rng) -> Entry {
         let kind = match rng.gen_range(0..4) {
             0 => EntryKind::Noop,
-            1 => EntryKind::Command(bytes(rng)),
+            1 => EntryKind::Command(bytes(rng).into()),
             2 => EntryKind::Forwarded {
                 origin: NodeId(int(rng)),
                 tag: int(rng),
-                data: bytes(rng),
+                data: bytes(rng).into(),
             },
             _ => EntryKind::Config(Box::new(Membership::with_voters(vec![
                 NodeId(1),

@@ -240,17 +240,22 @@ pub struct Replica {
 /// Go's `path.Clean(path.Join("/", key))` (§3.1): absolute, no empty or `.` segments, `..`
 /// removes the segment before it (never above the root), no trailing slash.
 pub fn clean(key: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
+    // Each kept segment is written as `/segment`, so `..` cuts back to the last `/`.
+    let mut out = String::with_capacity(key.len() + 1);
     for part in key.split('/') {
         match part {
             "" | "." => {}
-            ".." => {
-                parts.pop();
+            ".." => out.truncate(out.rfind('/').unwrap_or(0)),
+            _ => {
+                out.push('/');
+                out.push_str(part);
             }
-            _ => parts.push(part),
         }
     }
-    format!("/{}", parts.join("/"))
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
 }
 
 /// The keys of `key`'s ancestors below the root, outermost first.
@@ -261,7 +266,10 @@ fn ancestors(key: &str) -> impl Iterator<Item = &str> {
 }
 
 fn child_prefix(key: &str) -> String {
-    format!("{key}/")
+    let mut prefix = String::with_capacity(key.len() + 1);
+    prefix.push_str(key);
+    prefix.push('/');
+    prefix
 }
 
 impl Replica {

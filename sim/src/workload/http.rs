@@ -67,6 +67,20 @@ impl Call {
     }
 }
 
+/// The `Host` header of a request to node `id`: `n{id}:2379`, without formatting for the usual
+/// one-digit ids.
+fn host_of(id: NodeId) -> ::http::HeaderValue {
+    const HOSTS: [&str; 9] = [
+        "n1:2379", "n2:2379", "n3:2379", "n4:2379", "n5:2379", "n6:2379", "n7:2379", "n8:2379",
+        "n9:2379",
+    ];
+    match id.0.checked_sub(1).and_then(|i| HOSTS.get(i as usize)) {
+        Some(host) => ::http::HeaderValue::from_static(host),
+        None => ::http::HeaderValue::from_str(&format!("n{}:2379", id.0))
+            .expect("a node's host name is a valid header value"),
+    }
+}
+
 /// Escapes a form or query value (Go's `url.QueryEscape`): the production service's own rule,
 /// which its parser undoes.
 pub use engine::http::query_escape as escape;
@@ -105,7 +119,7 @@ pub async fn send(cluster: &Cluster, target: NodeId, call: Call, deadline_ms: u6
     let mut request = http::Request::builder()
         .method(call.method.clone())
         .uri(call.target.as_str())
-        .header("Host", format!("n{}:2379", target.0));
+        .header("Host", host_of(target));
     let body = match &call.form {
         Some(form) => {
             request = request.header("Content-Type", "application/x-www-form-urlencoded");

@@ -304,7 +304,7 @@ fn params_of(
     key: &str,
 ) -> (::http::Method, String, Vec<(&'static str, String)>) {
     use ::http::Method;
-    let keys = |key: &str| format!("/v2/keys{key}");
+    let keys = |key: &str| ["/v2/keys", key].concat();
     let mut params: Vec<(&'static str, String)> = Vec::new();
     let (method, path) = match command {
         None => (Method::GET, keys(key)),
@@ -441,7 +441,12 @@ fn request(
     if kind == OpKind::QuorumGet || kind == OpKind::List {
         params.push(("quorum", "true".into()));
     }
-    let mut encoded = String::new();
+    let mut encoded = String::with_capacity(
+        params
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 2)
+            .sum(),
+    );
     for (name, value) in &params {
         if !encoded.is_empty() {
             encoded.push('&');

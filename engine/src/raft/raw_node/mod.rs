@@ -434,7 +434,7 @@ impl RawNode {
         if !self.has_room(data.len()) {
             return Err(ProposeError::Dropped);
         }
-        let index = self.append_own(EntryKind::Command(data));
+        let index = self.append_own(EntryKind::Command(data.into()));
         self.broadcast_append();
         self.after_input();
         Ok((index, self.term))

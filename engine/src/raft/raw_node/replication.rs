@@ -253,7 +253,7 @@ impl RawNode {
                 self.append_own(EntryKind::Forwarded {
                     origin: from,
                     tag,
-                    data,
+                    data: data.into(),
                 });
                 appended = true;
             }

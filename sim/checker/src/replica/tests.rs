@@ -219,3 +219,36 @@ fn noops_change_nothing_and_garbage_is_300() {
     );
     assert_eq!(r.index(), 0);
 }
+
+/// The segment-list reading of Go's `path.Clean(path.Join("/", key))` that `clean` replaced.
+fn clean_by_segments(key: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in key.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            _ => parts.push(part),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+#[test]
+fn clean_agrees_with_the_segment_list_on_every_short_key() {
+    // Every key of up to 7 characters over `/ . a b`: dots, double dots, empty segments,
+    // `..` above the root.
+    let alphabet = ['/', '.', 'a', 'b'];
+    let mut keys = vec![String::new()];
+    for _ in 0..7 {
+        let longer: Vec<String> = keys
+            .iter()
+            .flat_map(|k| alphabet.iter().map(move |c| format!("{k}{c}")))
+            .collect();
+        for key in &longer {
+            assert_eq!(clean(key), clean_by_segments(key), "{key:?}");
+        }
+        keys = longer;
+    }
+}
