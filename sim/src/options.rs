@@ -135,11 +135,14 @@ pub enum Bug {
     /// The leader takes a recovering follower's rejection below its match index for a stale
     /// one: the follower never gets back what its damaged log lost.
     LostAckTrusted,
+    /// The members API answers an add before the change commits: a crash or a new leader can
+    /// lose a member the client was told it added.
+    MemberAddAnswersEarly,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 24] = [
+    pub const ALL: [Bug; 25] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -164,6 +167,7 @@ impl Bug {
         Bug::TruncateOnCorruption,
         Bug::IgnoreChecksum,
         Bug::LostAckTrusted,
+        Bug::MemberAddAnswersEarly,
     ];
 
     /// The name used on the command line.
@@ -193,6 +197,7 @@ impl Bug {
             Bug::TruncateOnCorruption => "truncate-on-corruption",
             Bug::IgnoreChecksum => "ignore-checksum",
             Bug::LostAckTrusted => "lost-ack-trusted",
+            Bug::MemberAddAnswersEarly => "member-add-answers-early",
         }
     }
 
@@ -201,7 +206,10 @@ impl Bug {
     pub fn needs_reconfigure(self) -> bool {
         matches!(
             self,
-            Bug::ConfigFromCommitted | Bug::SingleServerNoWait | Bug::RemovedLeaderStays
+            Bug::ConfigFromCommitted
+                | Bug::SingleServerNoWait
+                | Bug::RemovedLeaderStays
+                | Bug::MemberAddAnswersEarly
         )
     }
 
@@ -242,6 +250,7 @@ impl Bug {
             },
             http: engine::http::HttpBugs {
                 prevexist_ignored: bug == Some(Bug::HttpPrevexistIgnored),
+                member_add_answers_early: bug == Some(Bug::MemberAddAnswersEarly),
             },
         }
     }

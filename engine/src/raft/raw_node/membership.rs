@@ -211,6 +211,9 @@ impl RawNode {
                 outgoing: Vec::new(),
                 ..next
             };
+            // The removed voter's address goes with it, as leaving a joint configuration
+            // drops it (a configuration names only its members' addresses).
+            next.prune_addresses();
         }
         let index = self.append_config(next);
         self.broadcast_append();
