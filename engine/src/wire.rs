@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::raft::{Message, NodeId};
 
+mod message;
+
 /// Tells a Floe peer stream from anything else that connects.
 pub const MAGIC: u32 = 0x464c_4f45;
 /// The peer protocol's version, checked in the hello (2: forwarded proposals and the version
@@ -160,9 +162,31 @@ pub fn encode_hello(hello: &Hello, out: &mut Vec<u8>) -> Result<(), WireError> {
     encode_frame(hello, out)
 }
 
-/// Appends the frame of `msg` to `out`.
+/// Appends the frame of `msg` to `out`: postcard's bytes, written by hand for the common kinds
+/// (see `message`), by postcard for the others.
 pub fn encode_message(msg: &Message, out: &mut Vec<u8>) -> Result<(), WireError> {
-    encode_frame(msg, out)
+    let start = out.len();
+    out.extend_from_slice(&[0; LEN_BYTES]);
+    if !message::encode(msg, out) {
+        out.truncate(start);
+        return encode_frame(msg, out);
+    }
+    let len = out.len() - start - LEN_BYTES;
+    let Ok(len) = u32::try_from(len) else {
+        out.truncate(start);
+        return Err(WireError::Encode(format!("a frame of {len} bytes")));
+    };
+    out[start..start + LEN_BYTES].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// Decodes a message frame's payload: by hand for the common kinds, by postcard for the others
+/// and for anything the hand-written reader is not sure of (postcard's errors stand).
+fn decode_message(payload: &[u8]) -> Result<Message, WireError> {
+    if let Some(msg) = message::decode(payload) {
+        return Ok(msg);
+    }
+    postcard::from_bytes::<Message>(payload).map_err(|e| WireError::Malformed(e.to_string()))
 }
 
 /// `payload` as a frame: its length (u32, big endian), then the payload. For tools and tests
@@ -305,9 +329,7 @@ impl Decoder {
             return Ok(None);
         };
         let decoded = if self.hello_seen {
-            postcard::from_bytes::<Message>(payload)
-                .map(Decoded::Message)
-                .map_err(|e| WireError::Malformed(e.to_string()))
+            decode_message(payload).map(Decoded::Message)
         } else {
             decode_hello(payload, self.cluster_id).map(Decoded::Hello)
         };

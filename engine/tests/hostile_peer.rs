@@ -121,9 +121,9 @@ fn message(rng: &mut ChaCha8Rng) -> Message {
                 data: data.into(),
                 done: false,
                 // Any configuration, even one the member is not in (its own, or a stranger's).
-                membership: Membership::with_voters(
+                membership: Box::new(Membership::with_voters(
                     (1..=rng.gen_range(1..=5)).map(NodeId).collect(),
-                ),
+                )),
             }
         }
         _ => MessageKind::ReadIndexResponse {

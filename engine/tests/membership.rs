@@ -149,12 +149,12 @@ fn a_learner_catches_up_without_voting_and_is_promoted_through_a_joint_configura
     let entry = w.node(1).raft_log().entry(joint).expect("in log").clone();
     assert_eq!(
         entry.kind,
-        EntryKind::Config(Membership {
+        EntryKind::Config(Box::new(Membership {
             voters: ids(&[1, 2, 3, 4]),
             outgoing: ids(&[1, 2, 3]),
             learners: Vec::new(),
             addresses: Vec::new(),
-        })
+        }))
     );
     for id in 1..=4 {
         assert_eq!(w.node(id).membership(), &plain(&[1, 2, 3, 4], &[]));

@@ -823,14 +823,23 @@ proptest! {
     }
 }
 
-/// `Config::step_down_resets_timer`: etcd-io/raft (the default) restarts the election timer on
-/// every step-down to a higher term; with `false`, the Raft paper's rule (Figure 2) holds and
-/// only a leader's AppendEntries or a granted vote restarts it.
+/// `Config::step_down_resets_timer` and `Config::refused_vote_resets_timer`: a node refusing a
+/// higher-term RequestVote (its log is longer) moves to that term. etcd-io/raft restarts the
+/// election timer there (both `true`); this core's default and the Raft paper's rule (Figure 2:
+/// only a leader's AppendEntries or a granted vote restarts it) keep it running, so a stale
+/// candidate cannot hold back the nodes that could win.
 #[test]
-fn step_down_to_a_higher_term_keeps_the_timer_only_under_the_papers_rule() {
-    for paper_rule in [false, true] {
+fn a_refused_vote_of_a_higher_term_keeps_the_timer_unless_etcds_rule_is_asked_for() {
+    // (step_down_resets_timer, refused_vote_resets_timer, timer restarted)
+    for (step_down_resets, refused_resets, restarted) in [
+        (true, true, true),
+        (true, false, false),
+        (false, false, false),
+        (false, true, false),
+    ] {
         let mut config = engine::raft::Config::new(NodeId(1), peers(3), 7);
-        config.step_down_resets_timer = !paper_rule;
+        config.step_down_resets_timer = step_down_resets;
+        config.refused_vote_resets_timer = refused_resets;
         // A node with a log longer than the candidate's, so it refuses the vote.
         let entries = vec![noop(1, 1), noop(1, 2)];
         let hard = HardState {
@@ -856,13 +865,70 @@ fn step_down_to_a_higher_term_keeps_the_timer_only_under_the_papers_rule() {
         };
         node.step(vote).expect("steps");
         assert_eq!(node.status().term, Term(5), "a higher term is adopted");
+        assert_eq!(node.status().role, RoleKind::Follower);
         let after = node.ticks_until_timeout();
-        if paper_rule {
-            assert_eq!(after, before, "the paper's rule keeps the running timer");
-        } else {
+        if restarted {
             assert!(after >= 10, "etcd's rule restarts it: {after}");
+        } else {
+            assert_eq!(after, before, "the running timer is kept");
         }
     }
+}
+
+/// The case the default is for: a node whose log lost its unsynced tail campaigns again and
+/// again without PreVote. The two up-to-date nodes refuse it each time, and one of them still
+/// times out on its own timer and wins; with etcd-io/raft's rule each refused campaign restarts
+/// their timers and the stale node can keep the cluster leaderless while it wins the race.
+#[test]
+fn a_stale_candidate_that_keeps_campaigning_does_not_stop_an_up_to_date_node_from_winning() {
+    let build = |id: u64, log_len: u64| {
+        let config = engine::raft::Config::new(NodeId(id), peers(3), 100 + id);
+        let entries = (1..=log_len).map(|i| noop(1, i)).collect();
+        let hard = HardState {
+            term: Term(1),
+            voted_for: None,
+            commit: Index(0),
+        };
+        RawNode::new(config, hard, entries).expect("valid")
+    };
+    let mut up_to_date = build(2, 3);
+    // The stale node campaigns every 10 ticks, before any timeout of the others could come
+    // (they draw 10..20), in a new term each time.
+    let mut term = 1;
+    let mut ticks = 0;
+    while up_to_date.status().role == RoleKind::Follower {
+        ticks += 1;
+        assert!(
+            ticks <= 20,
+            "an up-to-date node campaigns within its maximum timeout"
+        );
+        if ticks % 9 == 0 {
+            term += 1;
+            let vote = Message {
+                from: NodeId(1),
+                to: NodeId(2),
+                term: Term(term),
+                kind: MessageKind::Vote {
+                    last_log_index: Index(1),
+                    last_log_term: Term(1),
+                    transfer: false,
+                },
+            };
+            up_to_date.step(vote).expect("steps");
+            let msgs = drain(&mut up_to_date);
+            assert!(
+                msgs.iter()
+                    .any(|m| m.kind == MessageKind::VoteResponse { granted: false }),
+                "the stale candidate is refused"
+            );
+        }
+        up_to_date.tick();
+    }
+    assert_eq!(up_to_date.status().role, RoleKind::Candidate);
+    assert!(
+        up_to_date.status().term > Term(term),
+        "it campaigns past the stale terms"
+    );
 }
 
 // --- Thesis §3.10: leadership transfer -----------------------------------------------------
@@ -1020,5 +1086,53 @@ fn a_leader_that_steps_down_keeps_its_term_vote_and_log_and_another_is_elected()
     assert_eq!(
         log_of(net.raw(NodeId(2)).expect("up"))[..log.len()],
         log[..]
+    );
+}
+
+#[test]
+fn a_leader_ticks_and_steps_down_while_its_ready_is_being_persisted_and_counts_nothing_unsynced() {
+    // The node loop keeps time while a log sync is pending: the core is ticked, and a leader
+    // whose sync is too slow steps down, between `ready` and `advance`. What the pending Ready
+    // holds is untouched, the leader's own entry counts towards a commit only after `advance`
+    // (Raft §5.3: an entry is committed once stored on a majority), and what the ticks make
+    // waits in the next Ready (Figure 2: respond only after updating stable storage).
+    let mut net = elected_network(3);
+    let mut out = String::new();
+    net.stabilize(&net.ids(), &mut out);
+    let before = net.raw(NodeId(1)).expect("up").status();
+    let (ready, index) = net
+        .with_raw(NodeId(1), &mut out, |raw| {
+            let (index, _) = raw.propose(b"x".to_vec()).expect("leads");
+            (raw.ready().expect("the new entry"), index)
+        })
+        .expect("up");
+    assert_eq!(ready.entries.last().map(|e| e.index), Some(index));
+    let heartbeat_ticks = net
+        .raw(NodeId(1))
+        .expect("up")
+        .config()
+        .heartbeat_interval_ticks;
+    net.with_raw(NodeId(1), &mut out, |raw| {
+        for _ in 0..heartbeat_ticks {
+            raw.tick();
+        }
+        assert!(raw.has_ready(), "the heartbeats wait for the next Ready");
+        assert!(raw.step_down(), "it was leading");
+        raw.advance(ready);
+    });
+    let after = net.raw(NodeId(1)).expect("up").status();
+    assert_eq!(after.role, RoleKind::Follower);
+    assert_eq!(
+        (after.term, after.voted_for),
+        (before.term, before.voted_for)
+    );
+    assert!(
+        after.commit < index,
+        "a leader that gave way commits nothing on its own log"
+    );
+    assert_eq!(
+        net.raw(NodeId(1)).expect("up").raft_log().stable(),
+        index,
+        "advance made the entry stable"
     );
 }

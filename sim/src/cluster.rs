@@ -93,6 +93,9 @@ pub struct Shared {
     /// Per node: its disk was damaged at rest and it has not caught up since (what keeps the
     /// damage to a minority of nodes at once).
     pub damaged: Vec<bool>,
+    /// By node slot: whether the node led when it began its latest log sync
+    /// (`Observer::sync_started`).
+    pub sync_leading: Vec<bool>,
     /// Nodes stopped by a disk fault, and when they are restarted (as by a process
     /// supervisor).
     pub disk_restarts: Vec<(NodeId, u64)>,
@@ -252,6 +255,11 @@ impl SimObserver {
 }
 
 impl Observer for SimObserver {
+    fn sync_started(&mut self, id: NodeId, leading: bool) {
+        let slot = id.0 as usize - 1;
+        self.with(|s| s.sync_leading[slot] = leading);
+    }
+
     fn recovered(&mut self, id: NodeId, recovered: &Recovered) {
         let now = self.clock.now_ms();
         self.with(|s| {
@@ -296,7 +304,7 @@ impl Observer for SimObserver {
                 if let engine::raft::EntryKind::Config(m) = &entry.kind {
                     s.committed_configs.push(crate::members::CommittedConfig {
                         at_us: now_us,
-                        membership: m.clone(),
+                        membership: (**m).clone(),
                     });
                 }
             }
@@ -423,6 +431,7 @@ impl Cluster {
             halted: Vec::new(),
             exited: vec![false; n],
             damaged: vec![false; n],
+            sync_leading: vec![false; n],
             disk_restarts: Vec::new(),
             handovers: Default::default(),
         }));
@@ -938,21 +947,24 @@ impl Cluster {
     /// True if any node's configuration differs from the one the cluster started with (all of
     /// its nodes, voting).
     pub fn reconfigured(&self) -> bool {
-        let all = Membership::with_voters((1..=self.size() as u64).map(NodeId).collect());
-        self.shared()
-            .memberships
-            .iter()
-            .flatten()
-            .any(|m| *m != all)
+        // Compared with `Membership::with_voters(1..=size)` field by field, without building it
+        // (this runs every step of the safety phase).
+        let all = (1..=self.size() as u64).map(NodeId);
+        self.shared().memberships.iter().flatten().any(|m| {
+            !(m.voters.iter().copied().eq(all.clone())
+                && m.outgoing.is_empty()
+                && m.learners.is_empty()
+                && m.addresses.is_empty())
+        })
     }
 
     /// True if `nodes` hold a majority of every half of `leader`'s configuration (thesis §4.3),
     /// or of the whole cluster if its configuration is not known yet.
     pub fn quorum_of(&self, leader: NodeId, nodes: &[NodeId]) -> bool {
-        let membership = self.shared().memberships[leader.0 as usize - 1].clone();
-        match membership {
+        let size = self.size();
+        match &self.shared().memberships[leader.0 as usize - 1] {
             Some(m) if !m.voters.is_empty() => m.has_quorum(|id| nodes.contains(&id)),
-            _ => nodes.len() > self.size() / 2,
+            _ => nodes.len() > size / 2,
         }
     }
 
@@ -1197,8 +1209,8 @@ fn removed_leader(raw: &RawNode, status: &engine::raft::Status) -> Result<(), Vi
     if status.role != RoleKind::Leader {
         return Ok(());
     }
-    let committed = raw.membership_at(status.commit);
-    if committed != *raw.membership() || committed.is_joint() || committed.is_voter(status.id) {
+    let committed = raw.membership_ref_at(status.commit);
+    if committed != raw.membership() || committed.is_joint() || committed.is_voter(status.id) {
         return Ok(());
     }
     Err(Violation::new(

@@ -138,11 +138,14 @@ pub enum Bug {
     /// The members API answers an add before the change commits: a crash or a new leader can
     /// lose a member the client was told it added.
     MemberAddAnswersEarly,
+    /// The node loop awaits each log sync inline instead of polling it beside its timer: a
+    /// leader whose sync hangs goes on leading (and holding every commit) until it returns.
+    SyncBlocksLoop,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 25] = [
+    pub const ALL: [Bug; 26] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -168,6 +171,7 @@ impl Bug {
         Bug::IgnoreChecksum,
         Bug::LostAckTrusted,
         Bug::MemberAddAnswersEarly,
+        Bug::SyncBlocksLoop,
     ];
 
     /// The name used on the command line.
@@ -198,6 +202,7 @@ impl Bug {
             Bug::IgnoreChecksum => "ignore-checksum",
             Bug::LostAckTrusted => "lost-ack-trusted",
             Bug::MemberAddAnswersEarly => "member-add-answers-early",
+            Bug::SyncBlocksLoop => "sync-blocks-loop",
         }
     }
 
@@ -237,6 +242,7 @@ impl Bug {
                 ack_before_sync: bug == Some(Bug::AckBeforeSync),
                 truncate_on_corruption: bug == Some(Bug::TruncateOnCorruption),
                 ignore_checksum: bug == Some(Bug::IgnoreChecksum),
+                sync_blocks_loop: bug == Some(Bug::SyncBlocksLoop),
             },
             kv: engine::server::KvBugs {
                 watch_skip: bug == Some(Bug::WatchSkip),

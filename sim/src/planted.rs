@@ -60,7 +60,9 @@ pub fn shrink_row(bug: Bug, seed: u64, dir: &std::path::Path) -> Result<ShrinkRo
 /// The world a bug is swept in (as its regression line): the swarm, with the varied node
 /// settings for the two ReadIndex bugs (floe's PreVote and CheckQuorum leave too few elections
 /// to show them), and the `disk-corrupt` scenario for the three log-damage bugs (disk faults are
-/// not drawn in ordinary seeds yet). Also the world of the bug-free seeds (`bug` None).
+/// not drawn in ordinary seeds yet), and the `disk-fsync-stall` scenario for
+/// `sync-blocks-loop` (a stall on the leader at fixed moments). Also the world of the bug-free
+/// seeds (`bug` None).
 pub fn world(seed: u64, bug: Option<Bug>) -> (SimConfig, Overrides) {
     let varied = matches!(bug, Some(Bug::StaleRead | Bug::ReadIndexEarly));
     let overrides = Overrides {
@@ -68,12 +70,16 @@ pub fn world(seed: u64, bug: Option<Bug>) -> (SimConfig, Overrides) {
         settings: varied.then_some(crate::options::Settings::Varied),
         ..Overrides::default()
     };
-    if matches!(
-        bug,
-        Some(Bug::TruncateOnCorruption | Bug::IgnoreChecksum | Bug::LostAckTrusted)
-    ) {
+    let scenario = match bug {
+        Some(Bug::TruncateOnCorruption | Bug::IgnoreChecksum | Bug::LostAckTrusted) => {
+            Some("disk-corrupt")
+        }
+        Some(Bug::SyncBlocksLoop) => Some("disk-fsync-stall"),
+        _ => None,
+    };
+    if let Some(name) = scenario {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        if let Ok(scenario) = crate::scenario::Scenario::load(&root, "disk-corrupt") {
+        if let Ok(scenario) = crate::scenario::Scenario::load(&root, name) {
             return (scenario.config(seed, overrides), overrides);
         }
     }
@@ -176,6 +182,9 @@ fn what(bug: Bug) -> &'static str {
         }
         Bug::LostAckTrusted => {
             "the leader takes a recovering follower's rejection for a stale one: it never catches up"
+        }
+        Bug::SyncBlocksLoop => {
+            "the node loop awaits each log sync inline: a leader whose sync hangs goes on leading"
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::options::SimConfig;
 use crate::trace::Fnv;
 use crate::workload::{self, ClientStats, OpKind};
 use crate::world::NetStats;
-use engine::raft::NodeId;
+use engine::raft::{NodeId, RoleKind};
 
 /// Everything a run reports.
 #[derive(Clone, Debug, Serialize)]
@@ -201,6 +201,7 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
     let mut next_fault_ms = config.fault_interval_ms.0;
     let mut churn = nemesis::Churn::default();
     let mut quiet = QuietWatch::default();
+    let mut stalled = StallWatch::default();
     let mut next_step = 0;
     let mut aimed = AimedReads::default();
     let mut crashes = AimedCrashes::default();
@@ -225,6 +226,7 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
             churn.active(now) || now < aimed.until_ms || crashes.disturbing(),
         );
         partial.step(cluster, now);
+        stalled.step(cluster, now);
         let can_commit = committing_leader(cluster)
             .is_some_and(|leader| !cluster.disk_faults(leader).unusable(now));
         if !can_commit {
@@ -452,6 +454,61 @@ fn committing_leader(cluster: &Cluster) -> Option<NodeId> {
     cluster.quorum_of(leader, &reached).then_some(leader)
 }
 
+/// A leader whose log sync hangs gives way (hashicorp/raft#503; the node loop keeps ticking
+/// while a sync is pending and steps a leader down once it is older than two minimum election
+/// timeouts): no node may go on reporting itself leader, running, with one sync pending for
+/// longer than that bound plus two of its ticks (it notices at its first tick boundary past
+/// the bound) and one step of this watch.
+#[derive(Debug, Default)]
+struct StallWatch {
+    /// By node slot: whether it was seen running and leading at the last step, and, while a
+    /// sync is pending, when that sync began and since when it has been judged (the later of
+    /// its start and the moment the node was last seen paused, down or following).
+    seen: Vec<(bool, Option<(u64, u64)>)>,
+}
+
+impl StallWatch {
+    fn step(&mut self, cluster: &Cluster, now: u64) {
+        let settings = &cluster.config.settings;
+        let bound_ms = 2 * settings.election_ticks * settings.tick_ms;
+        let allowed_ms = bound_ms + 2 * settings.tick_ms + cluster.config.tick_ms;
+        let statuses = cluster.statuses();
+        self.seen.resize(statuses.len(), (false, None));
+        for (slot, status) in statuses.iter().enumerate() {
+            let id = NodeId(slot as u64 + 1);
+            // Judged only if it led when its sync began: a node deposed within the Ready it
+            // is syncing reports its new role only after that Ready.
+            let leading = status.as_ref().is_some_and(|s| s.role == RoleKind::Leader)
+                && cluster.state(id) == NodeState::Up
+                && cluster.shared().sync_leading[slot];
+            let pending = cluster.disk_faults(id).sync_pending_since();
+            let (was_leading, judged) = self.seen[slot];
+            let judged = match (leading, pending, judged) {
+                (true, Some(began), Some((b, since))) if b == began => Some((began, since)),
+                (true, Some(began), _) => Some((began, if was_leading { began } else { now })),
+                _ => None,
+            };
+            self.seen[slot] = (leading, judged);
+            let Some((began, since)) = judged else {
+                continue;
+            };
+            if now.saturating_sub(since) > allowed_ms {
+                let detail = format!(
+                    "node {} still leads, running, {} ms after its log sync began at {began} ms (bound {bound_ms} ms)",
+                    id.0,
+                    now - began
+                );
+                fail_liveness(
+                    cluster,
+                    "liveness: a leader whose log sync hangs gives way",
+                    detail,
+                );
+                self.seen[slot] = (leading, None);
+            }
+        }
+    }
+}
+
 /// Liveness during the faults: once a quiet majority (`check::liveness`) has held, on a network
 /// without loss or slowness and without leader churn, for `config.leader_bound_ms`, a stable
 /// leader must exist.
@@ -492,12 +549,9 @@ impl QuietWatch {
                     })
                     .collect()
             };
-            let n = cluster.size() as u64;
             let cut = |a: u64, b: u64| cluster.net.is_blocked(NodeId(a), NodeId(b));
             let mut topology = running.clone();
-            for a in 1..=n {
-                topology.extend((1..=n).map(|b| a != b && cut(a, b)));
-            }
+            cluster.net.cut_links(&mut topology);
             match &self.memo {
                 Some((seen, majority)) if *seen == topology => majority.clone(),
                 _ => {

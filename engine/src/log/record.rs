@@ -367,7 +367,7 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Option<Record> {
                     }
                 }
                 TAG_CONFIG => match Membership::decode(data)? {
-                    (m, []) => EntryKind::Config(m),
+                    (m, []) => EntryKind::Config(Box::new(m)),
                     _ => return None,
                 },
                 _ => return None,
@@ -476,7 +476,7 @@ mod tests {
             Entry {
                 term: Term(3),
                 index: Index(4),
-                kind: EntryKind::Config(Membership {
+                kind: EntryKind::Config(Box::new(Membership {
                     voters: vec![NodeId(1), NodeId(4)],
                     outgoing: vec![NodeId(1), NodeId(2), NodeId(3)],
                     learners: vec![NodeId(9)],
@@ -486,7 +486,7 @@ mod tests {
                         name: "n9".into(),
                         peer_urls: vec!["http://127.0.0.1:2390".into()],
                     }],
-                }),
+                })),
             },
         ];
         let mut bytes = Vec::new();

@@ -22,14 +22,19 @@ pub enum ProgressState {
         /// Invariant: strictly increasing, each `< next_index`, length `<= inflight_msgs_max`.
         inflight: VecDeque<Index>,
     },
-    /// A snapshot was sent (the follower needs compacted entries, Raft §7): nothing more is
-    /// sent until it is acknowledged, or until `heartbeats_left` heartbeats passed without an
-    /// answer (it was lost), when the leader probes again.
+    /// A snapshot is being sent (the follower needs compacted entries, Raft §7), a window of
+    /// chunks at a time: no entries are sent until it is acknowledged, or until
+    /// `heartbeats_left` heartbeats passed without an answer (it was lost), when the leader
+    /// probes again.
     Snapshot {
         /// The snapshot's index.
         index: Index,
-        /// The next byte of it to send: the follower holds the bytes before it.
+        /// The follower holds the snapshot's bytes before this one.
         offset: u64,
+        /// The next byte not sent yet: the chunks from `offset` to here are in flight.
+        ///
+        /// Invariant: `offset <= sent`.
+        sent: u64,
         /// Heartbeat rounds left before the leader gives up waiting.
         heartbeats_left: u64,
     },
@@ -209,8 +214,38 @@ impl Progress {
         self.state = ProgressState::Snapshot {
             index,
             offset: 0,
+            sent: 0,
             heartbeats_left: heartbeats.max(1),
         };
+    }
+
+    /// The snapshot in flight, the byte the follower wants next and the next byte not sent
+    /// yet, if a snapshot is in flight.
+    pub fn snapshot_window(&self) -> Option<(Index, u64, u64)> {
+        match self.state {
+            ProgressState::Snapshot {
+                index,
+                offset,
+                sent,
+                ..
+            } => Some((index, offset, sent)),
+            _ => None,
+        }
+    }
+
+    /// The chunk of the snapshot in flight that ends before byte `end` was sent.
+    pub fn snapshot_chunk_sent(&mut self, end: u64) {
+        if let ProgressState::Snapshot { sent, .. } = &mut self.state {
+            *sent = (*sent).max(end);
+        }
+    }
+
+    /// Every chunk in flight is taken as lost: the next send starts again at the byte the
+    /// follower wants.
+    pub fn snapshot_resend(&mut self) {
+        if let ProgressState::Snapshot { offset, sent, .. } = &mut self.state {
+            *sent = *offset;
+        }
     }
 
     /// The snapshot in flight and the next byte of it to send, if one is.
@@ -232,18 +267,30 @@ impl Progress {
         }
     }
 
-    /// The follower holds the snapshot in flight up to byte `at`: send from there, and wait
-    /// `heartbeats` heartbeat rounds again for its next answer.
-    pub fn snapshot_progress(&mut self, at: u64, heartbeats: u64) {
-        if let ProgressState::Snapshot {
+    /// The follower holds the snapshot in flight up to byte `at`: the window moves on to it
+    /// (or, below what it held before, back to it: the follower lost its partial copy, or
+    /// the answer is an old one), and the leader waits `heartbeats` heartbeat rounds again
+    /// for the next answer. False for an answer that tells nothing new (a follower answers
+    /// each chunk after a lost or reordered one with the same offset): the chunks in flight
+    /// are not sent again for it, or every duplicate would start a stream of its own; a
+    /// heartbeat round without news resends them.
+    pub fn snapshot_progress(&mut self, at: u64, heartbeats: u64) -> bool {
+        let ProgressState::Snapshot {
             offset,
+            sent,
             heartbeats_left,
             ..
         } = &mut self.state
-        {
-            *offset = at;
-            *heartbeats_left = heartbeats.max(1);
+        else {
+            return false;
+        };
+        if at == *offset && *sent > at {
+            return false;
         }
+        *sent = if at < *offset { at } else { (*sent).max(at) };
+        *offset = at;
+        *heartbeats_left = heartbeats.max(1);
+        true
     }
 
     /// Records an AppendEntries that ends at `last` and carries `leader_commit`.

@@ -68,8 +68,9 @@ pub enum EntryKind {
         data: Vec<u8>,
     },
     /// A configuration of the cluster (Raft thesis §4.1): in force on a server as soon as it is
-    /// in its log, committed or not. Nothing for the state machine.
-    Config(Membership),
+    /// in its log, committed or not. Nothing for the state machine. Boxed: a configuration
+    /// is large and rare, and every entry is as big as its largest kind.
+    Config(Box<Membership>),
 }
 
 /// One log entry.
@@ -305,7 +306,8 @@ pub enum MessageKind {
         /// True for the last chunk (`offset + data.len() == total`).
         done: bool,
         /// The configuration as of `index` (Raft §7), which the follower takes with it.
-        membership: Membership,
+        /// Boxed: every message is as big as its largest kind, and messages move often.
+        membership: Box<Membership>,
     },
     /// A follower's answer to a snapshot chunk that is not the last: it holds the snapshot at
     /// `index` up to byte `offset` (0 when it starts over), and wants the chunk from there.
@@ -474,6 +476,13 @@ pub struct Config {
     /// (Figure 2): only an AppendEntries from the current leader or a granted vote restart it,
     /// as in LogCabin, whose timings the paper's Figure 16 measured.
     pub step_down_resets_timer: bool,
+    /// Whether a RequestVote of a higher term that this node refuses (its log is more
+    /// up-to-date, Raft §5.4.1, or it is recovering) restarts its election timer as it moves
+    /// to that term as any step-down does (`step_down_resets_timer`): with both `true`, etcd-io/
+    /// raft's behaviour. `false`, the default, keeps the
+    /// Raft paper's rule for this case (Figure 2: only a granted vote restarts it), so a node
+    /// with a stale log that keeps campaigning cannot hold back the nodes that could win.
+    pub refused_vote_resets_timer: bool,
     /// Re-draw the randomized election timeout at every timer restart (Raft §5.2, the
     /// default); `false` draws it once, at start (an election-research variant).
     pub redraw_timeout: bool,
@@ -507,6 +516,7 @@ impl Config {
             pre_vote: false,
             check_quorum: false,
             step_down_resets_timer: true,
+            refused_vote_resets_timer: false,
             redraw_timeout: true,
             backoff_on_lost_vote: false,
             #[cfg(feature = "planted-bugs")]

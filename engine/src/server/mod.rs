@@ -141,6 +141,9 @@ pub trait Observer {
     fn applied(&mut self, _id: NodeId, _entry: &Entry) {}
     /// The node finished handling one input (message, tick, request) and its `Ready`.
     fn stepped(&mut self, _node: &RawNode) {}
+    /// The node begins a log sync for a `Ready`; `leading`: its core leads (the status last
+    /// reported by `stepped` may be older).
+    fn sync_started(&mut self, _id: NodeId, _leading: bool) {}
     /// The node is sending this message (after persisting what it depends on).
     fn sending(&mut self, _msg: &Message) {}
     /// Returns true if the node should stop (for example after a checker found a violation).

@@ -115,6 +115,10 @@ pub struct NodeBugs {
     /// The log decodes records without checking their CRC: bits flipped at rest are applied
     /// and served.
     pub ignore_checksum: bool,
+    /// The loop awaits each log sync inline (what Floe did before the sync became a future the
+    /// loop polls while it ticks): a leader whose sync hangs ticks nothing, so it goes on
+    /// leading until the sync returns and steps down only then.
+    pub sync_blocks_loop: bool,
 }
 
 impl NodeConfig {
@@ -305,7 +309,7 @@ struct Node<S: StateMachine, O> {
     /// World time of the last housekeeping.
     housekept_ms: u64,
     tick_ms: u64,
-    /// A sync slower than this (two minimum election timeouts) makes a leader step down.
+    /// A sync pending longer than this (two minimum election timeouts) makes a leader step down.
     sync_bound_ms: u64,
     leader_sends_before_sync: bool,
     lazy_commit_sync: bool,
@@ -442,7 +446,7 @@ where
             );
         }
         if snapshotting.is_none()
-            && let Some((job, build)) = node.snapshot_due(clock.now_us())
+            && let Some((job, build)) = node.snapshot_due(&clock)
         {
             let membership = node.raw.membership_at(job.index);
             // On disk the log restarts right after the snapshot: the entries the core keeps
@@ -498,8 +502,21 @@ where
                 }
             }
         }
-        node.housekeep(clock.now_ms(), clock.unix_ms());
+        node.housekeep(&clock);
     }
+}
+
+/// If the node `led` when it took `ready` and gave way while its sync was pending (or a tick's
+/// quorum check deposed it), the Ready's AppendEntries and heartbeats would only hold the
+/// followers' election timers back: they are dropped. Dropping messages is always safe (the
+/// network may lose any); its other messages (votes refused, read index answers) still go.
+fn drop_leader_traffic(led: bool, raw: &RawNode, ready: &mut crate::raft::Ready) {
+    if !led || raw.status().role == RoleKind::Leader {
+        return;
+    }
+    ready
+        .messages
+        .retain(|m| !matches!(m.kind, MessageKind::Append { .. }));
 }
 
 /// Where this life's read tags start: the boot nonce (`NodeConfig::boot_nonce`).
@@ -610,7 +627,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             if m.contains(self.raw.id()) {
                 self.was_member = true;
             } else if self.was_member && removed.is_none() {
-                *removed = Some((entry.index, m.clone()));
+                *removed = Some((entry.index, (**m).clone()));
             }
         }
     }
@@ -814,11 +831,14 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     /// The leader's housekeeping: propose what the state machine asks for (TTL expiry).
-    fn housekeep(&mut self, now_ms: u64, unix_ms: u64) {
+    fn housekeep<C: Clock>(&mut self, clock: &C) {
+        let now_ms = clock.now_ms();
         if now_ms < self.housekept_ms + self.housekeeping_ms {
             return;
         }
         self.housekept_ms = now_ms;
+        // The wall clock only when due (it is read at every turn of the loop).
+        let unix_ms = clock.unix_ms();
         #[cfg(feature = "planted-bugs")]
         self.sm.planted_housekeeping(unix_ms);
         if self.raw.status().role != RoleKind::Leader {
@@ -976,7 +996,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 self.install(wal, snapshot).await?;
                 applied_any = true;
             }
+            let led = self.raw.status().role == RoleKind::Leader;
             slow_sync |= self.persist(wal, &ready, clock).await?;
+            drop_leader_traffic(led, &self.raw, &mut ready);
             self.send_all(&mut ready, net, clock.now_us());
             self.apply_committed(&ready.committed_entries, &mut removed);
             if !ready.committed_entries.is_empty() && self.raw.status().role == RoleKind::Leader {
@@ -989,12 +1011,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             }
             self.raw.advance(ready);
         }
-        // A leader whose disk took longer than two election timeouts to sync gives way
-        // (hashicorp/raft#503): a leader that goes on leading with a disk that stalls holds
-        // every commit behind it. While its sync was pending it sent nothing (this loop awaits
-        // the sync), so the others may have elected a leader already; if not, they elect one
-        // now, and this node may win again only once its disk answers. Stepping down keeps the
-        // term and vote, so it leaves nothing to persist; the loop's next round drains the rest.
+        // Planted bug `sync-blocks-loop` only: the sync was awaited inline, so the leader
+        // notices only now, after it returned, that it took longer than the bound (see
+        // `Node::sync_ticking` for what the loop does instead).
         if slow_sync && self.raw.step_down() {
             tracing::warn!(
                 node = self.raw.id().0,
@@ -1035,8 +1054,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     /// Persists a `Ready`'s hard state and entries, syncing unless only the commit index
-    /// changed (and `lazy_commit_sync`). Returns whether the sync took longer than the bound
-    /// ([`Node::sync_bound_ms`]).
+    /// changed (and `lazy_commit_sync`), while the loop goes on ticking ([`Node::sync_ticking`]).
+    /// Returns whether a sync awaited inline (planted bug `sync-blocks-loop` only) took longer
+    /// than the bound ([`Node::sync_bound_ms`]).
     async fn persist<D: Disk, C: Clock>(
         &mut self,
         wal: &mut Wal<D>,
@@ -1060,12 +1080,19 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     self.crash_point(CrashPoint::SyncInFlight).await;
                 }
                 let started_us = clock.now_us();
-                wal.sync().await?;
+                let leading = self.raw.status().role == RoleKind::Leader;
+                self.observer.sync_started(id, leading);
+                if planted!(self.bugs.sync_blocks_loop) {
+                    wal.sync().await?;
+                    let took_us = clock.now_us().saturating_sub(started_us);
+                    slow = took_us > self.sync_bound_ms * 1000;
+                } else {
+                    self.sync_ticking(wal, clock).await?;
+                }
                 let synced_us = clock.now_us();
                 self.metrics
                     .wal_fsync
                     .observe(synced_us.saturating_sub(started_us));
-                slow = synced_us.saturating_sub(started_us) > self.sync_bound_ms * 1000;
                 if let Some(hs) = &ready.hard_state {
                     self.synced_term = hs.term;
                     self.synced_vote = hs.voted_for;
@@ -1078,6 +1105,74 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             }
         }
         Ok(slow)
+    }
+
+    /// Awaits the log sync of the `Ready` being handled while the loop keeps the Raft core's
+    /// time: the sync is a future polled beside the tick timer (hashicorp/raft#503 asks that a
+    /// node never block on its disk in a way that stops it from noticing). A leader whose sync
+    /// has been pending longer than the bound (two minimum election timeouts) steps down at
+    /// once, so it stops sending heartbeats for good and a node with a working disk can lead.
+    ///
+    /// Only a leader is ticked. A follower or candidate whose disk hangs can neither vote nor
+    /// campaign usefully: its RequestVote may leave only once its vote for itself is durable
+    /// (Figure 2), behind the pending sync. Ticked, it would campaign again at every election
+    /// timeout and come back from the stall with a term far ahead that deposes the leader the
+    /// others elected meanwhile (seen without PreVote in `disk-fsync-stall`). Its clock is
+    /// caught up after the sync, at most an election timeout's worth (`Node::catch_up`), as
+    /// after a pause.
+    ///
+    /// What it does not do while the sync is pending keeps Raft's durability rules exact:
+    /// - it sends nothing and steps no message: everything the ticks make (heartbeats, a
+    ///   campaign's votes) waits in the core for the next `Ready`, whose persist comes first
+    ///   (Figure 2: "respond to RPCs only after updating stable storage"); the answers of the
+    ///   `Ready` being synced (votes, a follower's acknowledgements) leave only after this
+    ///   returns; inbound messages and client requests wait in their queues;
+    /// - it does not `advance` the core, so the leader's own match index (the log's stable
+    ///   index) does not count the pending entries towards a commit (§5.3, §5.4.2);
+    /// - there is one sync in flight at most: the next `Ready` is taken once this returns.
+    ///
+    /// The world's disk must not block the thread: `floe`'s fdatasync runs on tokio's blocking
+    /// pool (`engine::net::disk`), the simulator's sync is a timer.
+    async fn sync_ticking<D: Disk, C: Clock>(
+        &mut self,
+        wal: &mut Wal<D>,
+        clock: &C,
+    ) -> Result<(), NodeError> {
+        let started_ms = clock.now_ms();
+        let sync = wal.sync().fuse();
+        let mut sync = std::pin::pin!(sync);
+        while self.raw.status().role == RoleKind::Leader {
+            let next_tick_ms = self.ticked_ms + self.tick_ms;
+            futures::select_biased! {
+                synced = sync => return Ok(synced?),
+                () = clock.sleep_until(next_tick_ms).fuse() => {
+                    self.tick_while_syncing(clock.now_ms(), started_ms);
+                }
+            }
+        }
+        Ok(sync.await?)
+    }
+
+    /// One tick boundary passed while the leader's sync begun at `started_ms` is pending: the
+    /// core ticks (heartbeats wait in it for the next `Ready`; CheckQuorum may depose it), and
+    /// once the sync is older than the bound the leader gives way.
+    fn tick_while_syncing(&mut self, now_ms: u64, started_ms: u64) {
+        self.catch_up(now_ms);
+        let pending_ms = now_ms.saturating_sub(started_ms);
+        if pending_ms > self.sync_bound_ms && self.raw.step_down() {
+            tracing::warn!(
+                node = self.raw.id().0,
+                pending_ms,
+                bound_ms = self.sync_bound_ms,
+                "a log sync has been pending longer than two election timeouts: stepped down as leader"
+            );
+        }
+        if self.raw.status().role != RoleKind::Leader {
+            // The world learns at once that it no longer leads. Only then, mid-Ready: a
+            // leader's commit index never passes its own durable log (it counts its stable
+            // index), so what the observer sees holds as after a whole Ready.
+            self.observer.stepped(&self.raw);
+        }
     }
 
     /// A snapshot from the leader (Raft §7): the state machine is restored from it, and the
@@ -1153,7 +1248,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     /// of the state machine (O(1) for the store) and what the compacted log will start with.
     /// The view is serialised and written away from the loop ([`Wal::stage_snapshot`]); the
     /// log is compacted once that is durable ([`Node::finish_snapshot`]).
-    fn snapshot_due(&mut self, now_us: u64) -> Option<(SnapshotJob, super::SnapshotBuild)> {
+    fn snapshot_due<C: Clock>(&mut self, clock: &C) -> Option<(SnapshotJob, super::SnapshotBuild)> {
         let applied = self.raw.status().applied;
         if self.snapshot_entries == 0 || applied.0 < self.snapshot_index.0 + self.snapshot_entries {
             return None;
@@ -1168,7 +1263,8 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             index: applied,
             term,
             log_start: (start, start_term),
-            started_us: now_us,
+            // The clock only when due (this is asked at every turn of the loop).
+            started_us: clock.now_us(),
         };
         Some((job, self.sm.snapshot_view()))
     }
@@ -1240,7 +1336,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
 
     fn send_all<N: Network>(&mut self, ready: &mut crate::raft::Ready, net: &mut N, now_us: u64) {
         let leads = self.raw.status().role == RoleKind::Leader;
-        for msg in std::mem::take(&mut ready.messages) {
+        for msg in ready.messages.drain(..) {
             if leads {
                 self.followers.sent(&msg, now_us);
             }

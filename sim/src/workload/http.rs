@@ -131,8 +131,9 @@ pub async fn send(cluster: &Cluster, target: NodeId, call: Call, deadline_ms: u6
         };
         (head, body)
     };
+    // Boxed: the service's future is large, and the timeout's wrappers would move it whole.
     let Ok((head, body)) =
-        madsim::time::timeout(std::time::Duration::from_millis(wait), exchange).await
+        madsim::time::timeout(std::time::Duration::from_millis(wait), Box::pin(exchange)).await
     else {
         return Sent::TimedOut;
     };

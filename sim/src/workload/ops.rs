@@ -441,17 +441,22 @@ fn request(
     if kind == OpKind::QuorumGet || kind == OpKind::List {
         params.push(("quorum", "true".into()));
     }
-    let encoded = params
-        .iter()
-        .map(|(name, value)| format!("{name}={}", escape(value)))
-        .collect::<Vec<_>>()
-        .join("&");
+    let mut encoded = String::new();
+    for (name, value) in &params {
+        if !encoded.is_empty() {
+            encoded.push('&');
+        }
+        encoded.push_str(name);
+        encoded.push('=');
+        encoded.push_str(&escape(value));
+    }
     let in_body = matches!(method, Method::PUT | Method::POST) && cluster.rng().gen_range(0..4) > 0;
     let mut call = Call::new(method, path);
     if in_body {
         call.form = Some(encoded);
     } else if !encoded.is_empty() {
-        call.target = format!("{}?{encoded}", call.target);
+        call.target.push('?');
+        call.target.push_str(&encoded);
     }
     call
 }

@@ -143,6 +143,12 @@ struct SkewState {
     drift_ppb: i64,
     /// Bound on the wall clock's error, ns.
     bound_ns: i64,
+    /// The last `mono_at` asked and its answer: a node reads its clock several times at one
+    /// true time (madsim's time stands still while a task runs). Cleared when the anchor moves.
+    mono_memo: Option<(u64, u64)>,
+    /// The last `true_ns_for` asked and its answer (a node's deadline stays put for many
+    /// polls). Cleared when the anchor moves.
+    true_memo: Option<(u64, u64)>,
 }
 
 /// `dt_ns * drift_ppb / 10^9`, truncated toward zero: in 64 bits when the product fits (always
@@ -170,8 +176,26 @@ impl SkewState {
         error.clamp(-i128::from(self.bound_ns), i128::from(self.bound_ns)) as i64
     }
 
+    /// The earliest true time at which the monotonic clock reads at least `mono_ns`.
+    fn true_at(&self, mono_ns: u64) -> u64 {
+        if mono_ns <= self.mono_ns {
+            return self.anchor_ns;
+        }
+        let ahead = i128::from(mono_ns - self.mono_ns);
+        let rate = 1_000_000_000 + i128::from(self.drift_ppb);
+        let dt = (ahead * 1_000_000_000 + rate - 1) / rate;
+        // Integer rounding in `mono_at` may need one more nanosecond.
+        let mut t = self.anchor_ns + dt as u64;
+        while self.mono_at(t) < mono_ns {
+            t += 1;
+        }
+        t
+    }
+
     /// Moves the anchor to `t_ns` (before the rate or the error changes).
     fn rebase(&mut self, t_ns: u64) {
+        self.mono_memo = None;
+        self.true_memo = None;
         self.mono_ns = self.mono_at(t_ns);
         self.error_ns = self.error_at(t_ns);
         self.anchor_ns = self.anchor_ns.max(t_ns);
@@ -188,6 +212,8 @@ impl Skew {
             error_ns: offset_ns.clamp(-bound_ns, bound_ns),
             drift_ppb: drift_ppb.clamp(-100_000_000, 100_000_000),
             bound_ns,
+            mono_memo: None,
+            true_memo: None,
         })))
     }
 
@@ -197,7 +223,15 @@ impl Skew {
 
     /// The machine's monotonic time at true time `t_ns`.
     pub fn mono_ns(&self, t_ns: u64) -> u64 {
-        self.state().mono_at(t_ns)
+        let mut s = self.state();
+        if let Some((t, mono)) = s.mono_memo
+            && t == t_ns
+        {
+            return mono;
+        }
+        let mono = s.mono_at(t_ns);
+        s.mono_memo = Some((t_ns, mono));
+        mono
     }
 
     /// The wall clock's error at true time `t_ns`.
@@ -207,18 +241,14 @@ impl Skew {
 
     /// The earliest true time at which the monotonic clock reads at least `mono_ns`.
     pub fn true_ns_for(&self, mono_ns: u64) -> u64 {
-        let s = self.state();
-        if mono_ns <= s.mono_ns {
-            return s.anchor_ns;
+        let mut s = self.state();
+        if let Some((mono, t)) = s.true_memo
+            && mono == mono_ns
+        {
+            return t;
         }
-        let ahead = i128::from(mono_ns - s.mono_ns);
-        let rate = 1_000_000_000 + i128::from(s.drift_ppb);
-        let dt = (ahead * 1_000_000_000 + rate - 1) / rate;
-        // Integer rounding in `mono_at` may need one more nanosecond.
-        let mut t = s.anchor_ns + dt as u64;
-        while s.mono_at(t) < mono_ns {
-            t += 1;
-        }
+        let t = s.true_at(mono_ns);
+        s.true_memo = Some((mono_ns, t));
         t
     }
 
@@ -340,6 +370,26 @@ mod tests {
             assert!(skew.error_ns(t).abs() <= bound);
             let back = skew.true_ns_for(mono);
             assert!(back <= t && skew.mono_ns(back) >= mono);
+        }
+    }
+
+    #[test]
+    fn remembered_readings_are_dropped_when_the_clock_changes() {
+        let skew = Skew::new(0, 0, 250_000_000);
+        let mut t = 0;
+        for step in 1..2_000u64 {
+            // Read, change the drift at the same instant, read again: each answer is the one
+            // computed afresh from the clock's state.
+            let (mono, back) = (skew.mono_ns(t), skew.true_ns_for(step * 1_000_000));
+            assert_eq!(mono, skew.state().mono_at(t));
+            assert_eq!(back, skew.state().true_at(step * 1_000_000));
+            skew.set_drift(t, (step as i64 % 5 - 2) * 5_000_000);
+            assert_eq!(skew.mono_ns(t), skew.state().mono_at(t));
+            assert_eq!(
+                skew.true_ns_for(step * 1_000_000),
+                skew.state().true_at(step * 1_000_000)
+            );
+            t += 777_777;
         }
     }
 }

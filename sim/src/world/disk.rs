@@ -30,6 +30,9 @@ struct FaultState {
     /// An injected fault failed an operation since the node's last start: its loop ending
     /// with a disk error is the fault's doing, not a bug.
     failed: bool,
+    /// When the log sync now pending began (`Disk::sync` only), for the rule that a leader
+    /// whose sync hangs gives way; `None` when none is pending.
+    sync_since_ms: Option<u64>,
 }
 
 impl DiskFaults {
@@ -64,9 +67,10 @@ impl DiskFaults {
     /// Ends every fault (the disk is replaced or recovers).
     pub fn heal(&self) {
         let mut s = self.lock();
-        let failed = s.failed;
+        let (failed, sync_since_ms) = (s.failed, s.sync_since_ms);
         *s = FaultState {
             failed,
+            sync_since_ms,
             ..FaultState::default()
         };
     }
@@ -76,9 +80,16 @@ impl DiskFaults {
         self.lock().failed
     }
 
-    /// A new life of the node: forget earlier failures.
+    /// A new life of the node: forget earlier failures (and a sync its crash cut short).
     pub fn restarted(&self) {
-        self.lock().failed = false;
+        let mut s = self.lock();
+        s.failed = false;
+        s.sync_since_ms = None;
+    }
+
+    /// When the log sync now pending began, if one is.
+    pub fn sync_pending_since(&self) -> Option<u64> {
+        self.lock().sync_since_ms
     }
 
     /// True while syncs hang (`fsync-stall`) or writes fail (`disk-full`) at `now_ms`: the
@@ -167,7 +178,10 @@ impl Disk for SimDisk {
     }
 
     async fn sync(&mut self) -> std::io::Result<()> {
-        SimDisk::sync_time(&self.clock, self.sync_ms, &self.faults).await?;
+        self.faults.lock().sync_since_ms = Some(self.clock.now_ms());
+        let synced = SimDisk::sync_time(&self.clock, self.sync_ms, &self.faults).await;
+        self.faults.lock().sync_since_ms = None;
+        synced?;
         self.mem.sync().await
     }
 

@@ -4,7 +4,7 @@
 //! decoded by the receiver's per-link decoder when delivered.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::raft::{Message, MessageKind, NodeId};
@@ -85,23 +85,26 @@ struct Inbox {
     heap: BinaryHeap<InFlight>,
     /// The waker of the task waiting in `recv_until`, once it has waited.
     waker: Option<Waker>,
-    /// Times at which a timer will wake the node (pruned as they pass).
-    armed: BTreeSet<u64>,
+    /// Times at which a timer will wake the node (pruned as they pass), in decreasing order: a
+    /// timer is armed only earlier than every one already armed, so it goes at the end, and the
+    /// earliest is always last.
+    armed: Vec<u64>,
 }
 
 impl Inbox {
     /// Makes sure the node wakes at or before `wake_ms`.
     fn arm(&mut self, clock: &SimClock, now_ms: u64, wake_ms: u64) {
         assert!(wake_ms > now_ms, "arm only for the future");
-        while self.armed.first().is_some_and(|&t| t <= now_ms) {
-            self.armed.pop_first();
+        while self.armed.last().is_some_and(|&t| t <= now_ms) {
+            self.armed.pop();
         }
-        if self.armed.range(..=wake_ms).next().is_some() {
+        if self.armed.last().is_some_and(|&t| t <= wake_ms) {
             return;
         }
         if let Some(waker) = &self.waker {
             clock.wake_at(wake_ms, waker);
-            self.armed.insert(wake_ms);
+            debug_assert!(self.armed.last().is_none_or(|&t| t > wake_ms));
+            self.armed.push(wake_ms);
         }
     }
 }
@@ -193,7 +196,7 @@ impl SimNet {
             .map(|_| Inbox {
                 heap: BinaryHeap::new(),
                 waker: None,
-                armed: BTreeSet::new(),
+                armed: Vec::new(),
             })
             .collect();
         let state = NetState {
@@ -272,6 +275,20 @@ impl SimNet {
     pub fn is_blocked(&self, from: NodeId, to: NodeId) -> bool {
         let s = self.lock();
         s.blocked[slot(from) * s.size + slot(to)]
+    }
+
+    /// Appends, row by row (`from`, then `to`), whether each link between two different nodes
+    /// is cut (a node's link to itself reads as not cut): `is_blocked` for every pair, under
+    /// one lock.
+    pub fn cut_links(&self, out: &mut Vec<bool>) {
+        let s = self.lock();
+        let n = s.size;
+        out.extend(
+            s.blocked
+                .iter()
+                .enumerate()
+                .map(|(i, &blocked)| i / n != i % n && blocked),
+        );
     }
 
     /// Restores every link.

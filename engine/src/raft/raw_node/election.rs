@@ -80,6 +80,25 @@ impl RawNode {
     }
 
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        self.step_down_to(term, leader, false);
+    }
+
+    /// A RequestVote of a higher term that this node refuses (its log is more up-to-date,
+    /// §5.4.1, or it may not vote while recovering) moves it to that term as a follower, but
+    /// its election timer runs on, as Figure 2 has it ("without ... granting vote to
+    /// candidate"). Restarting it (etcd-io/raft's `becomeFollower` does, so
+    /// `Config::refused_vote_resets_timer` keeps that) lets a node with a stale log that
+    /// keeps campaigning restart the timers of every up-to-date node with each of its
+    /// campaigns: while its own timeout comes first, nobody who could win ever campaigns
+    /// (without PreVote: five seconds leaderless in CI's aimed-crashes seed 2724678171, a
+    /// restarted leader that lost its unsynced tail winning the timer race four times).
+    pub(super) fn step_down_for_refused_vote(&mut self, term: Term) {
+        let keep =
+            !self.config.refused_vote_resets_timer && !matches!(self.role, Role::Leader { .. });
+        self.step_down_to(term, None, keep);
+    }
+
+    fn step_down_to(&mut self, term: Term, leader: Option<NodeId>, keep_timer: bool) {
         assert!(term >= self.term, "terms never go back");
         if term > self.term {
             self.term = term;
@@ -94,9 +113,10 @@ impl RawNode {
         // Raft Figure 2 resets the timer only on AppendEntries from the current leader or on
         // granting a vote; etcd-io/raft (and this core by default) also resets it on every
         // step-down. `step_down_resets_timer = false` keeps the paper's rule.
-        let keep_timer = !self.config.step_down_resets_timer
-            && leader.is_none()
-            && !matches!(self.role, Role::Leader { .. });
+        let keep_timer = keep_timer
+            || (!self.config.step_down_resets_timer
+                && leader.is_none()
+                && !matches!(self.role, Role::Leader { .. }));
         self.role = Role::Follower { leader };
         if !keep_timer {
             self.reset_election_timer();

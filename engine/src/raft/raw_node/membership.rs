@@ -42,7 +42,7 @@ impl Configs {
                     self.latest_index() < e.index,
                     "configuration entries are added in log order"
                 );
-                self.entries.push((e.index, e.term, m.clone()));
+                self.entries.push((e.index, e.term, (**m).clone()));
             }
         }
     }
@@ -104,9 +104,8 @@ impl Configs {
             if *i > log.offset() {
                 let e = log.entry(*i).expect("a configuration entry is in the log");
                 assert_eq!(e.term, *t, "configuration entry {i} has its term");
-                assert_eq!(
-                    e.kind,
-                    EntryKind::Config(m.clone()),
+                assert!(
+                    matches!(&e.kind, EntryKind::Config(c) if **c == *m),
                     "entry {i} is this config"
                 );
             }
@@ -127,11 +126,16 @@ impl RawNode {
     /// The configuration in force at `index` (for a snapshot taken at that index, which must
     /// carry it: Raft §7). `index` must not be below the log's offset.
     pub fn membership_at(&self, index: Index) -> Membership {
+        self.membership_ref_at(index).clone()
+    }
+
+    /// [`RawNode::membership_at`], borrowed (for a check that only compares it).
+    pub fn membership_ref_at(&self, index: Index) -> &Membership {
         assert!(
             index >= self.log.offset(),
             "configuration asked below the log's offset"
         );
-        self.configs.at(index).clone()
+        self.configs.at(index)
     }
 
     /// The planted bug `removed_leader_stays`, once this leader is outside its configuration:
@@ -223,7 +227,7 @@ impl RawNode {
 
     /// Appends a configuration entry of this leader's term; it is in force at once (§4.1).
     fn append_config(&mut self, next: Membership) -> Index {
-        let index = self.append_own(EntryKind::Config(next));
+        let index = self.append_own(EntryKind::Config(Box::new(next)));
         let entry = self.log.entry(index).expect("just appended").clone();
         self.configs.add_entries(std::slice::from_ref(&entry));
         self.sync_progress();
@@ -396,24 +400,52 @@ impl RawNode {
         let Role::Leader { progress } = &self.role else {
             return;
         };
-        let mut members = self.configs.latest().members();
+        // The leader tracks exactly the other members (and, until the latest configuration
+        // commits, those of the committed one): checked as set equality both ways, without
+        // building either set (this runs after every input of every leader).
         let commit = self.log.commit();
-        if self.configs.latest_index() > commit && commit >= self.log.offset() {
-            members.extend(self.configs.at(commit).members());
-            members.sort();
-            members.dedup();
+        let latest = self.configs.latest();
+        let committed = (self.configs.latest_index() > commit && commit >= self.log.offset())
+            .then(|| self.configs.at(commit));
+        if committed.is_none() && !latest.is_joint() && latest.learners.is_empty() {
+            // The usual case, one plain configuration: both lists are sorted, so they are
+            // compared in one walk.
+            let others = latest.voters.iter().filter(|&&id| id != self.config.id);
+            assert!(
+                progress.keys().eq(others),
+                "the leader tracks exactly the other members: it tracks {:?}, the members are {:?}",
+                progress.keys().collect::<Vec<_>>(),
+                latest.voters
+            );
+            return self.check_removed_leader(commit);
         }
-        let others: Vec<NodeId> = members
-            .into_iter()
-            .filter(|&id| id != self.config.id)
-            .collect();
-        let tracked: Vec<NodeId> = progress.keys().copied().collect();
-        assert_eq!(
-            tracked, others,
-            "the leader tracks exactly the other members (and, until the latest configuration \
-             commits, those of the committed one)"
-        );
-        let commit = self.log.commit();
+        let member = |id: NodeId| latest.contains(id) || committed.is_some_and(|c| c.contains(id));
+        for &peer in progress.keys() {
+            assert!(
+                peer != self.config.id && member(peer),
+                "the leader tracks exactly the other members (and, until the latest \
+                 configuration commits, those of the committed one): it tracks {peer}"
+            );
+        }
+        for config in std::iter::once(latest).chain(committed) {
+            for &id in config
+                .voters
+                .iter()
+                .chain(&config.outgoing)
+                .chain(&config.learners)
+            {
+                assert!(
+                    id == self.config.id || progress.contains_key(&id),
+                    "the leader tracks exactly the other members (and, until the latest \
+                     configuration commits, those of the committed one): not {id}"
+                );
+            }
+        }
+        self.check_removed_leader(commit);
+    }
+
+    /// A leader under a committed configuration is not joint and votes in it.
+    fn check_removed_leader(&self, commit: Index) {
         let latest = self.configs.latest();
         if self.configs.latest_index() <= commit && !planted!(self.config.bugs.removed_leader_stays)
         {

@@ -374,8 +374,15 @@ impl RawNode {
     /// Advances logical time by one tick: followers and (pre-)candidates count towards an
     /// election timeout (Raft §5.2); the leader counts towards its next heartbeat round and, with
     /// `check_quorum`, its next quorum check.
+    ///
+    /// Allowed between `ready` and `advance`, while the caller persists a `Ready` (the node
+    /// loop keeps time while a log sync is pending). A tick never touches what that `Ready`
+    /// holds: it changes timers and the role, and what it makes (heartbeats, a campaign's term,
+    /// vote and requests, a one-node cluster's no-op entry) waits in the next `Ready`, behind
+    /// that one's persist (Raft Figure 2: "respond to RPCs only after updating stable
+    /// storage"). Nothing it does counts the pending entries as durable: the leader's own match
+    /// index is the log's stable index, which only `advance` moves (§5.3, §5.4.2).
     pub fn tick(&mut self) {
-        assert!(!self.ready_pending, "tick between ready and advance");
         if matches!(self.role, Role::Leader { .. }) {
             self.tick_leader();
         } else {
@@ -531,7 +538,15 @@ impl RawNode {
                 // Raft thesis §9.6: a pre-vote never changes the receiver's term, and a granted
                 // pre-vote carries the term the pre-candidate has not moved to yet.
                 MessageKind::PreVote { .. } | MessageKind::PreVoteResponse { granted: true } => {}
-                // Raft §5.1: a newer term makes any node a follower of that term.
+                // Raft §5.1: a newer term makes any node a follower of that term; one whose
+                // vote the candidate will not get keeps its election timer running (Figure 2).
+                MessageKind::Vote {
+                    last_log_index,
+                    last_log_term,
+                    ..
+                } if !(self.may_vote() && self.log_up_to_date(last_log_index, last_log_term)) => {
+                    self.step_down_for_refused_vote(m.term);
+                }
                 _ => {
                     let from_leader = matches!(
                         m.kind,
@@ -608,7 +623,7 @@ impl RawNode {
                     total,
                     data: &data,
                     done,
-                    membership,
+                    membership: *membership,
                 };
                 self.handle_snapshot_chunk(m.from, (index, term), chunk);
             }
@@ -668,6 +683,11 @@ impl RawNode {
             "advance closes the last Ready"
         );
         self.ready_pending = false;
+        // The driver sent the messages (draining the vector keeps its memory): the next Ready's
+        // messages reuse it instead of growing a new one.
+        if self.msgs.is_empty() && ready.messages.is_empty() {
+            self.msgs = ready.messages;
+        }
         if let Some(last) = ready.entries.last() {
             self.log.stable_to(last.index);
         }

@@ -129,8 +129,38 @@ impl RawNode {
         let heartbeats = self.snapshot_patience();
         self.progress_mut(peer).snapshot_sent(index, heartbeats);
         self.prune_sending();
-        let sent = self.send_chunk(peer, index, 0);
+        let sent = self.fill_snapshot_window(peer);
         debug_assert!(sent, "the newest snapshot is held");
+    }
+
+    /// Sends `peer` the chunks of the snapshot in flight that fit in its window: up to
+    /// `inflight_msgs_max` chunks and `inflight_bytes_max` bytes past the byte it holds (at
+    /// least one chunk), as AppendEntries are pipelined. One chunk per round trip would make
+    /// a transfer in small chunks last longer than the log takes to outgrow it. False if this
+    /// node no longer holds that snapshot.
+    fn fill_snapshot_window(&mut self, peer: NodeId) -> bool {
+        let chunk = self.config.msg_bytes_max.max(1);
+        let window = chunk
+            .saturating_mul(self.config.inflight_msgs_max.max(1) as u64)
+            .min(self.config.inflight_bytes_max)
+            .max(chunk);
+        while let Some((index, offset, sent)) = self.progress_mut(peer).snapshot_window() {
+            let Some(total) = self.snapshot_at(index).map(|s| s.data.len() as u64) else {
+                return false;
+            };
+            // A snapshot of no bytes still goes once, as one chunk that is its last.
+            if (sent >= total && (sent > 0 || offset > 0)) || sent - offset >= window {
+                break;
+            }
+            let Some(end) = self.send_chunk(peer, index, sent) else {
+                return false;
+            };
+            self.progress_mut(peer).snapshot_chunk_sent(end);
+            if end >= total {
+                break;
+            }
+        }
+        true
     }
 
     /// Heartbeat rounds the leader waits for an answer to a chunk before it probes again:
@@ -166,12 +196,10 @@ impl RawNode {
     }
 
     /// Sends `peer` the chunk that starts at `offset` of the snapshot at `index`: at most
-    /// `msg_bytes_max` bytes, sharing the snapshot's buffer. False if this node no longer
-    /// holds that snapshot.
-    pub(super) fn send_chunk(&mut self, peer: NodeId, index: Index, offset: u64) -> bool {
-        let Some(snapshot) = self.snapshot_at(index) else {
-            return false;
-        };
+    /// `msg_bytes_max` bytes, sharing the snapshot's buffer. Returns the byte after the
+    /// chunk, or `None` if this node no longer holds that snapshot.
+    fn send_chunk(&mut self, peer: NodeId, index: Index, offset: u64) -> Option<u64> {
+        let snapshot = self.snapshot_at(index)?;
         let total = snapshot.data.len();
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
         let budget = usize::try_from(self.config.msg_bytes_max.max(1)).unwrap_or(usize::MAX);
@@ -183,10 +211,10 @@ impl RawNode {
             total: total as u64,
             data: snapshot.data.slice(start..end),
             done: end == total,
-            membership: snapshot.membership.clone(),
+            membership: Box::new(snapshot.membership.clone()),
         };
         self.send(peer, kind);
-        true
+        Some(end as u64)
     }
 
     /// The follower holds the snapshot at `index` up to byte `offset`: the next chunk goes
@@ -209,8 +237,9 @@ impl RawNode {
         match len {
             // The transfer goes on with the snapshot it started, even if a newer one exists.
             Some(len) if offset < len => {
-                p.snapshot_progress(offset, patience);
-                self.send_chunk(from, index, offset);
+                if p.snapshot_progress(offset, patience) {
+                    self.fill_snapshot_window(from);
+                }
             }
             Some(_) => {}
             // No longer held (this node lost and regained leadership meanwhile): the newest
@@ -228,10 +257,11 @@ impl RawNode {
         if !p.snapshot_unanswered(patience) {
             return;
         }
-        let Some((index, offset)) = p.snapshot_in_flight() else {
+        if p.snapshot_in_flight().is_none() {
             return;
-        };
-        if !self.send_chunk(peer, index, offset) {
+        }
+        p.snapshot_resend();
+        if !self.fill_snapshot_window(peer) {
             // No longer held: the newest snapshot goes instead.
             self.send_snapshot(peer);
         }

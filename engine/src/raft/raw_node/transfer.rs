@@ -54,9 +54,10 @@ impl RawNode {
     /// (hashicorp/raft#503), becoming a follower of its own term that knows no leader, so that
     /// a node with a working disk can be elected. Safe at any moment: any server may return to
     /// follower (Raft §5.2), and the term, the vote and the log are untouched. Returns whether
-    /// this node was leading.
+    /// this node was leading. Allowed between `ready` and `advance` (a leader gives way while
+    /// its sync is still pending): it changes only the role, and `advance` then leaves the
+    /// commit index to whoever leads.
     pub fn step_down(&mut self) -> bool {
-        assert!(!self.ready_pending, "step down between ready and advance");
         if !matches!(self.role, Role::Leader { .. }) {
             return false;
         }
