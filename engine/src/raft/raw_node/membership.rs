@@ -150,6 +150,25 @@ impl RawNode {
         self.membership().is_voter(self.config.id)
     }
 
+    /// True if this node may start an election: it is a voter of its latest configuration, or
+    /// that configuration removes it and is not committed yet while this node is a voter of the
+    /// committed one. Thesis §4.2.2: "a server that is not part of its own latest
+    /// configuration should still start new elections, as it might still be needed until the
+    /// C_new entry is committed"; its own vote does not count (the tally is of the latest
+    /// configuration's voters). Without this, a leader that appended the C_new removing itself
+    /// and crashed before sending it holds the longest log, refuses every other candidate, and
+    /// is needed by the joint configuration they are still in: no leader ever again. Once it
+    /// knows its removal committed (the leader's last AppendEntries carries the commit index),
+    /// it only waits, and a removed server's RequestVote is ignored by servers that have heard
+    /// from a leader (`step_term`).
+    pub fn may_campaign(&self) -> bool {
+        if self.is_voter() {
+            return true;
+        }
+        let commit = self.log.commit();
+        self.configs.latest_index() > commit && self.configs.at(commit).is_voter(self.config.id)
+    }
+
     /// Asks the leader to change the configuration (thesis chapter 4): a learner joins or
     /// leaves at once; a change of voters appends the joint configuration C_old,new (§4.3),
     /// and the leader appends C_new itself once that commits. Returns the entry's index.
