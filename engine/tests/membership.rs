@@ -408,8 +408,8 @@ fn the_latest_configuration_is_used_uncommitted_and_dropped_when_truncated_4_1()
     assert_eq!(w.node(3).membership(), &expected);
 }
 
-/// Thesis §4.2.2: "a server that is not part of its own latest configuration should still
-/// start new elections, as it might still be needed until the C_new entry is committed". The
+/// Thesis §4.2.2: a server outside its own latest configuration may still be needed until C_new
+/// commits, so it still starts elections (not counting its own vote). The
 /// leader of `(1,2)` removes itself: the joint `(2)&&(1,2)` commits, it appends C_new `(2)` and
 /// crashes before sending it. Restarted, its latest configuration leaves it out; node 2 is still
 /// joint and needs its vote, which it refuses (its log is longer, §5.4.1). Unless node 1

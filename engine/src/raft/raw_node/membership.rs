@@ -152,10 +152,9 @@ impl RawNode {
 
     /// True if this node may start an election: it is a voter of its latest configuration, or
     /// that configuration removes it and is not committed yet while this node is a voter of the
-    /// committed one. Thesis §4.2.2: "a server that is not part of its own latest
-    /// configuration should still start new elections, as it might still be needed until the
-    /// C_new entry is committed"; its own vote does not count (the tally is of the latest
-    /// configuration's voters). Without this, a leader that appended the C_new removing itself
+    /// committed one. Thesis §4.2.2: a server outside its own latest configuration may still
+    /// be needed until C_new commits, so it still starts elections, without counting its own
+    /// vote (the tally is of the latest configuration's voters). Without this, a leader that appended the C_new removing itself
     /// and crashed before sending it holds the longest log, refuses every other candidate, and
     /// is needed by the joint configuration they are still in: no leader ever again. Once it
     /// knows its removal committed (the leader's last AppendEntries carries the commit index),
