@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::log::{MemDisk, Recovered};
 use engine::raft::{
-    ConfChange, Entry, HardState, Index, Membership, Message, MessageKind, NodeId, RawNode,
-    RoleKind, Status, Term,
+    Entry, HardState, Index, Membership, Message, MessageKind, NodeId, RawNode, RoleKind, Status,
+    Term,
 };
 use engine::server::data_dir::{self, MemDataDir, MemberIdentity};
 use engine::server::{Client, CrashPoint, Env, KvClient, KvMachine, NodeConfig, Observer};
@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::check::replica::{self, Replica};
 use crate::check::watch::CommittedEvent;
 use crate::check::{RaftSafety, Violation};
+use crate::members::MemberAsk;
 use crate::observe;
 use crate::options::{Bug, SimConfig};
 use crate::trace::Fnv;
@@ -107,8 +108,21 @@ pub struct Shared {
     /// Each node's configuration in force (the latest in its log, thesis §4.1), as of its last
     /// step (None before its first).
     pub memberships: Vec<Option<Membership>>,
-    /// Configuration changes the nemesis asked of a running leader.
+    /// Configuration changes the nemesis asked through the members API.
     pub reconfigurations: u64,
+    /// Every configuration entry, when the first replica applied it (committed by then).
+    pub committed_configs: Vec<crate::members::CommittedConfig>,
+    /// Per node: members its current life saw leave its configuration (the members API
+    /// answers 410 for them, as `floe`'s peer directory does).
+    pub removed_members: Vec<std::collections::BTreeSet<NodeId>>,
+    /// Per node: how many times its configuration in force changed (a request that saw no
+    /// change was answered under `memberships[slot]`).
+    pub membership_versions: Vec<u64>,
+    /// Members API requests by kind and final status (`add 201`, `remove 500`, `promote
+    /// timeout`...), and `redirect` for each 307 followed.
+    pub member_requests: std::collections::BTreeMap<String, u64>,
+    /// The members API requests under way (awaited before the history is judged).
+    pub member_tasks: Vec<madsim::task::JoinHandle<()>>,
 }
 
 /// What a correct replica answered for one log entry, and when the first replica applied it.
@@ -183,6 +197,11 @@ impl Shared {
 }
 
 impl Shared {
+    /// Counts one members API request (or redirect) under `label`.
+    pub fn count_member_request(&mut self, label: &str) {
+        *self.member_requests.entry(label.to_string()).or_default() += 1;
+    }
+
     /// Counts one injected fault of kind `what`.
     pub fn count_fault(&mut self, what: &str) {
         self.faults_injected += 1;
@@ -282,6 +301,12 @@ impl Observer for SimObserver {
         self.with(|s| {
             if s.reference_outputs.len() as u64 + 1 == entry.index.0 {
                 s.apply_reference(entry, now_us);
+                if let engine::raft::EntryKind::Config(m) = &entry.kind {
+                    s.committed_configs.push(crate::members::CommittedConfig {
+                        at_us: now_us,
+                        membership: (**m).clone(),
+                    });
+                }
             }
             let verdict = s.safety.applied(observe::node(id), &observe::entry(entry));
             s.record(verdict, now);
@@ -303,7 +328,20 @@ impl Observer for SimObserver {
             s.handovers.stepped(raw, now_us);
             s.statuses[slot] = Some(status);
             if s.memberships[slot].as_ref() != Some(raw.membership()) {
-                s.memberships[slot] = Some(raw.membership().clone());
+                let now = raw.membership();
+                if let Some(before) = &s.memberships[slot]
+                    && !now.voters.is_empty()
+                {
+                    // As `floe`'s peer directory: a member that left is remembered as removed.
+                    let gone: Vec<NodeId> = before
+                        .members()
+                        .into_iter()
+                        .filter(|&m| m != id && !now.contains(m))
+                        .collect();
+                    s.removed_members[slot].extend(gone);
+                }
+                s.memberships[slot] = Some(now.clone());
+                s.membership_versions[slot] += 1;
             }
             // A damaged node counts as damaged until it caught up (or, with a planted bug that
             // ignores damage, as soon as it runs).
@@ -365,6 +403,11 @@ impl Cluster {
             statuses: vec![None; n],
             memberships: vec![None; n],
             reconfigurations: 0,
+            committed_configs: Vec::new(),
+            removed_members: vec![Default::default(); n],
+            membership_versions: vec![0; n],
+            member_requests: Default::default(),
+            member_tasks: Vec::new(),
             clients: vec![None; n],
             apps: vec![None; n],
             http_requests: 0,
@@ -498,9 +541,10 @@ impl Cluster {
                 }
                 let node_clock = NodeClock::boot(clock.clone(), skew);
                 let (client, requests) = Client::channel(64);
-                let app = http_app(&config, id, client.clone(), node_clock.clone());
+                let app = http_app(&config, id, client.clone(), node_clock.clone(), &shared);
                 let (seed, sync_ms) = {
                     let mut s = shared.lock().expect("shared lock poisoned");
+                    s.removed_members[slot].clear();
                     s.clients[slot] = Some(client);
                     s.apps[slot] = Some(app);
                     (
@@ -835,46 +879,69 @@ impl Cluster {
         Some(leader.id)
     }
 
-    /// The nemesis' `reconfigure` (Raft thesis chapter 4): asks the running leader for one
-    /// change drawn from its configuration: remove a voter (the leader too) while more than one
-    /// remains, add a node outside the configuration as a learner, promote a learner (refused
-    /// until it caught up; some never are), or remove one. Returns the change asked, if there
-    /// was a leader.
-    pub fn reconfigure(&self) -> Option<ConfChange> {
+    /// The nemesis' `reconfigure` (Raft thesis chapter 4): one change drawn from the running
+    /// leader's configuration, sent as an etcd v2 members API request (`members::request`) to
+    /// the leader or, one time in five, to another running member (which redirects it): remove
+    /// a voter (the leader too) while more than one remains, add a node outside the
+    /// configuration as a learner, promote a learner (refused until it caught up; some never
+    /// are), remove one, or (one time in eight) move a member to other peer URLs. Returns the
+    /// node the change is about, if there was a leader.
+    pub fn reconfigure(self: &Arc<Self>) -> Option<NodeId> {
         let leader = self
             .leader()
             .filter(|&id| self.state(id) == NodeState::Up)?;
         let slot = leader.0 as usize - 1;
-        let (membership, client) = {
-            let s = self.shared();
-            (s.memberships[slot].clone()?, s.clients[slot].clone()?)
-        };
+        let membership = self.shared().memberships[slot].clone()?;
         let outside: Vec<NodeId> = (1..=self.size() as u64)
             .map(NodeId)
             .filter(|&id| !membership.contains(id))
             .collect();
-        let change = {
+        let others: Vec<NodeId> = membership
+            .members()
+            .into_iter()
+            .filter(|&id| id != leader && self.state(id) == NodeState::Up)
+            .collect();
+        let (ask, target) = {
             let mut rng = self.rng();
             let pick = |rng: &mut ChaCha8Rng, from: &[NodeId]| from[rng.gen_range(0..from.len())];
-            match rng.gen_range(0..5) {
+            let change = match rng.gen_range(0..5) {
                 0 | 1 if membership.voters.len() > 1 => {
-                    ConfChange::Remove(pick(&mut rng, &membership.voters))
+                    MemberAsk::Remove(pick(&mut rng, &membership.voters))
                 }
                 3 if !membership.learners.is_empty() => {
-                    ConfChange::Promote(pick(&mut rng, &membership.learners))
+                    MemberAsk::Promote(pick(&mut rng, &membership.learners))
                 }
                 4 if !membership.learners.is_empty() && rng.gen_bool(0.3) => {
-                    ConfChange::Remove(pick(&mut rng, &membership.learners))
+                    MemberAsk::Remove(pick(&mut rng, &membership.learners))
                 }
                 // A new member joins as a learner (etcd's advice): a voter that must first copy
                 // a long log stalls every commit of a joint configuration until it has.
-                _ if !outside.is_empty() => ConfChange::AddLearner(pick(&mut rng, &outside)),
-                _ => ConfChange::Remove(pick(&mut rng, &membership.voters)),
-            }
+                _ if !outside.is_empty() => MemberAsk::AddLearner(pick(&mut rng, &outside)),
+                _ => MemberAsk::Remove(pick(&mut rng, &membership.voters)),
+            };
+            let ask = if rng.gen_range(0..8) == 0 {
+                // A member moves: its peer URLs change, its id stays.
+                let member = pick(&mut rng, &membership.members());
+                let now = membership
+                    .address(member)
+                    .and_then(|a| a.peer_urls.first().cloned())
+                    .unwrap_or_else(|| crate::members::peer_url(member));
+                let port = if now.ends_with(":2380") { 2381 } else { 2380 };
+                MemberAsk::Update(member, format!("http://n{}:{port}", member.0))
+            } else {
+                change
+            };
+            let target = if !others.is_empty() && rng.gen_range(0..5) == 0 {
+                pick(&mut rng, &others)
+            } else {
+                leader
+            };
+            (ask, target)
         };
-        // The answer is not awaited: the nodes' configurations tell what came of it.
-        drop(client.ask_conf_change(change).ok()?);
-        Some(change)
+        let node = ask.node();
+        let task = madsim::task::spawn(crate::members::request(self.clone(), target, ask));
+        self.shared().member_tasks.push(task);
+        Some(node)
     }
 
     /// True if any node's configuration differs from the one the cluster started with (all of
@@ -988,7 +1055,13 @@ impl std::ops::DerefMut for RngGuard<'_> {
 /// (a lock contender giving its place up) run on the simulation's executor.
 pub type SimApp = engine::http::App<NodeClock>;
 
-fn http_app(config: &SimConfig, id: NodeId, client: KvClient, clock: NodeClock) -> Arc<SimApp> {
+fn http_app(
+    config: &SimConfig,
+    id: NodeId,
+    client: KvClient,
+    clock: NodeClock,
+    shared: &Arc<Mutex<Shared>>,
+) -> Arc<SimApp> {
     let spawn: engine::http::Spawn = |future| {
         madsim::task::spawn(future);
     };
@@ -1004,28 +1077,102 @@ fn http_app(config: &SimConfig, id: NodeId, client: KvClient, clock: NodeClock) 
     };
     let bugs = Bug::switches(config.bug).http;
     let membership = Box::new(SimMembership {
+        id,
         nodes: config.nodes as u64,
+        founders: founders_known(config, id),
+        shared: shared.clone(),
     });
     engine::http::App::with_bugs(client, clock, spawn, (config_http, bugs), membership)
 }
 
-/// The members as the simulated cluster names them: `n<id>`, peer URL `http://n<id>:2380`,
-/// client URL `http://n<id>:2379`.
+/// The members as one node knows them, as `floe`'s peer directory does: those of the latest
+/// configuration in its log (thesis §4.1) and itself, named `n<id>`, each at the peer URLs the
+/// configuration gives it (`http://n<id>:2380` for a founding member it gives none), client URL
+/// `http://n<id>:2379`; the members its current life saw leave, as removed. A member added
+/// at `http://n<k>:<port>` is node `k` (the simulated nodes' ids are fixed).
 struct SimMembership {
+    id: NodeId,
     nodes: u64,
+    /// The members before the node's first step (its start-up flags).
+    founders: Vec<NodeId>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// The members node `id` knows before its first step: those its start-up flags name (a
+/// spare, joining, knows itself).
+fn founders_known(config: &SimConfig, id: NodeId) -> Vec<NodeId> {
+    let voters = config.nodes - config.spares.min(config.nodes - 1);
+    if id.0 as usize > voters {
+        vec![id]
+    } else {
+        (1..=voters as u64).map(NodeId).collect()
+    }
+}
+
+/// Member `id` as a node whose configuration is `m` shows it.
+fn member_info(id: NodeId, m: Option<&Membership>) -> engine::http::MemberInfo {
+    let peer_urls = m
+        .and_then(|m| m.address(id))
+        .filter(|a| !a.peer_urls.is_empty())
+        .map_or_else(
+            || vec![crate::members::peer_url(id)],
+            |a| a.peer_urls.clone(),
+        );
+    engine::http::MemberInfo {
+        id,
+        hex_id: format!("{:x}", id.0),
+        name: format!("n{}", id.0),
+        peer_urls,
+        client_urls: vec![format!("http://n{}:2379", id.0)],
+    }
+}
+
+/// The members node `me` shows (`SimMembership::members`), from the shared record.
+fn members_shown(s: &Shared, me: NodeId, founders: &[NodeId]) -> Vec<engine::http::MemberInfo> {
+    let m = s.memberships[me.0 as usize - 1].as_ref();
+    let mut ids = m.map_or_else(|| founders.to_vec(), Membership::members);
+    ids.push(me);
+    ids.sort();
+    ids.dedup();
+    ids.into_iter().map(|id| member_info(id, m)).collect()
+}
+
+impl Cluster {
+    /// The members node `id` shows now, and its configuration's version (a request answered
+    /// while the version stayed was answered with these members).
+    pub fn members_shown(&self, id: NodeId) -> (u64, Vec<engine::http::MemberInfo>) {
+        let founders = founders_known(&self.config, id);
+        let s = self.shared();
+        (
+            s.membership_versions[id.0 as usize - 1],
+            members_shown(&s, id, &founders),
+        )
+    }
 }
 
 impl engine::http::Membership for SimMembership {
     fn members(&self) -> Vec<engine::http::MemberInfo> {
-        (1..=self.nodes)
-            .map(|id| engine::http::MemberInfo {
-                id: NodeId(id),
-                hex_id: format!("{id:x}"),
-                name: format!("n{id}"),
-                peer_urls: vec![format!("http://n{id}:2380")],
-                client_urls: vec![format!("http://n{id}:2379")],
-            })
+        let s = self.shared.lock().expect("shared lock poisoned");
+        members_shown(&s, self.id, &self.founders)
+    }
+
+    fn removed(&self) -> Vec<engine::http::MemberInfo> {
+        let s = self.shared.lock().expect("shared lock poisoned");
+        let slot = self.id.0 as usize - 1;
+        let m = s.memberships[slot].as_ref();
+        s.removed_members[slot]
+            .iter()
+            .filter(|&&id| !m.is_some_and(|m| m.contains(id)))
+            .map(|&id| member_info(id, None))
             .collect()
+    }
+
+    fn added_member_id(&self, token: &str, peer_urls: &[String]) -> NodeId {
+        match peer_urls {
+            [url] => crate::members::node_of_url(url, self.nodes),
+            _ => None,
+        }
+        .unwrap_or_else(|| engine::http::members::added_member_id(token, peer_urls))
     }
 }
 

@@ -19,6 +19,7 @@ pub mod failure;
 pub mod fig16;
 pub mod handover;
 pub mod latency;
+pub mod members;
 pub mod nemesis;
 pub mod observe;
 pub mod options;

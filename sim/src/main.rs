@@ -443,6 +443,7 @@ fn panicked(config: SimConfig, message: String) -> RunReport {
         faults_injected: 0,
         faults_by_kind: Default::default(),
         reconfigurations: 0,
+        member_requests: Default::default(),
         final_membership: None,
         snapshots_installed: 0,
         clients: Default::default(),

@@ -135,6 +135,9 @@ pub enum Bug {
     /// The leader takes a recovering follower's rejection below its match index for a stale
     /// one: the follower never gets back what its damaged log lost.
     LostAckTrusted,
+    /// The members API answers an add before the change commits: a crash or a new leader can
+    /// lose a member the client was told it added.
+    MemberAddAnswersEarly,
     /// The node loop awaits each log sync inline instead of polling it beside its timer: a
     /// leader whose sync hangs goes on leading (and holding every commit) until it returns.
     SyncBlocksLoop,
@@ -142,7 +145,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 25] = [
+    pub const ALL: [Bug; 26] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -167,6 +170,7 @@ impl Bug {
         Bug::TruncateOnCorruption,
         Bug::IgnoreChecksum,
         Bug::LostAckTrusted,
+        Bug::MemberAddAnswersEarly,
         Bug::SyncBlocksLoop,
     ];
 
@@ -197,6 +201,7 @@ impl Bug {
             Bug::TruncateOnCorruption => "truncate-on-corruption",
             Bug::IgnoreChecksum => "ignore-checksum",
             Bug::LostAckTrusted => "lost-ack-trusted",
+            Bug::MemberAddAnswersEarly => "member-add-answers-early",
             Bug::SyncBlocksLoop => "sync-blocks-loop",
         }
     }
@@ -206,7 +211,10 @@ impl Bug {
     pub fn needs_reconfigure(self) -> bool {
         matches!(
             self,
-            Bug::ConfigFromCommitted | Bug::SingleServerNoWait | Bug::RemovedLeaderStays
+            Bug::ConfigFromCommitted
+                | Bug::SingleServerNoWait
+                | Bug::RemovedLeaderStays
+                | Bug::MemberAddAnswersEarly
         )
     }
 
@@ -248,6 +256,7 @@ impl Bug {
             },
             http: engine::http::HttpBugs {
                 prevexist_ignored: bug == Some(Bug::HttpPrevexistIgnored),
+                member_add_answers_early: bug == Some(Bug::MemberAddAnswersEarly),
             },
         }
     }

@@ -177,6 +177,9 @@ fn what(bug: Bug) -> &'static str {
             "a damaged log is cut as a torn tail and the node votes with what is left"
         }
         Bug::IgnoreChecksum => "the log reads records without checking their CRC",
+        Bug::MemberAddAnswersEarly => {
+            "the members API answers an add (201) before the change commits"
+        }
         Bug::LostAckTrusted => {
             "the leader takes a recovering follower's rejection for a stale one: it never catches up"
         }

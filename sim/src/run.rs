@@ -46,6 +46,9 @@ pub struct RunReport {
     /// Membership changes the nemesis asked of a running leader (`reconfigure`; the leader may
     /// refuse one, e.g. while another is in progress).
     pub reconfigurations: u64,
+    /// Members API requests (`reconfigure`) by kind and final status (`add 201`, `remove
+    /// 307`... `timeout`, `refused`), and `redirect`: each 307 followed.
+    pub member_requests: std::collections::BTreeMap<String, u64>,
     /// The final configuration, as the node with the highest commit index holds it.
     pub final_membership: Option<String>,
     /// Snapshots installed from a leader (InstallSnapshot, Raft §7).
@@ -159,6 +162,11 @@ async fn supervise(config: SimConfig) -> RunReport {
     for handle in clients {
         let s = handle.await.expect("client tasks are not cancelled");
         stats.add(&s);
+    }
+    // The members API requests end by their deadline; their answers are judged as they come.
+    let member_tasks = std::mem::take(&mut cluster.shared().member_tasks);
+    for task in member_tasks {
+        task.await.expect("members API requests are not cancelled");
     }
     check_history(&cluster);
     let mut report = report(&cluster, stats, liveness_leader_ms);
@@ -860,6 +868,7 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         faults_injected: shared.faults_injected,
         faults_by_kind: shared.faults_by_kind.clone(),
         reconfigurations: shared.reconfigurations,
+        member_requests: shared.member_requests.clone(),
         final_membership: final_membership(&shared),
         snapshots_installed: shared.snapshots_installed,
         clients,

@@ -252,7 +252,9 @@ impl<C: super::HttpClock> App<C> {
         if let Some(r) = self.url_taken(&req.peer_urls, None) {
             return r;
         }
-        let id = added_member_id(&self.config.cluster_token, &req.peer_urls);
+        let id = self
+            .membership
+            .added_member_id(&self.config.cluster_token, &req.peer_urls);
         if self.membership.members().iter().any(|m| m.id == id) {
             return self.error(409, "membership: ID exists");
         }
@@ -296,6 +298,7 @@ impl<C: super::HttpClock> App<C> {
         }
         let mut addresses = self.known_addresses();
         addresses.retain(|a| a.id != member.id);
+        // Last: the member whose change `try_member_change` looks for once applied.
         addresses.push(MemberAddr {
             id: member.id,
             name: member.name.clone(),
@@ -446,7 +449,7 @@ impl<C: super::HttpClock> App<C> {
         path: &str,
         deadline: u64,
     ) -> Outcome {
-        let Ok(answer) = self.client.ask_member_change(change, addresses) else {
+        let Ok(answer) = self.client.ask_member_change(change, addresses.clone()) else {
             return Outcome::Done(self.error(500, "Internal Server Error"));
         };
         let index = match answer.await {
@@ -482,6 +485,14 @@ impl<C: super::HttpClock> App<C> {
                 return Outcome::Done(self.error(400, &e.to_string()));
             }
         };
+        if planted!(self.bugs.member_add_answers_early)
+            && matches!(
+                change,
+                Some(ConfChange::AddVoter(_) | ConfChange::AddLearner(_))
+            )
+        {
+            return Outcome::Done(response::with_body(200, "", Bytes::new()));
+        }
         // Answered once applied here, as etcd does; the entry could still be lost to a new
         // leader, so the configuration is checked after.
         let wait = self.client.wait_applied(index).fuse();
@@ -497,10 +508,17 @@ impl<C: super::HttpClock> App<C> {
         }
         let members = self.membership.members();
         let present = |id: NodeId| members.iter().any(|m| m.id == id);
+        // The index being applied says nothing of which entry is there: a new leader may have
+        // put another one in its place. An update must show its member's new peer URLs
+        // (`update_member` puts that member last).
         let took = match change {
             Some(ConfChange::Remove(id)) => !present(id),
             Some(c) => present(c.node()),
-            None => true,
+            None => addresses.last().is_none_or(|a| {
+                members
+                    .iter()
+                    .any(|m| m.id == a.id && m.peer_urls == a.peer_urls)
+            }),
         };
         if took {
             Outcome::Done(response::with_body(200, "", Bytes::new()))

@@ -123,6 +123,11 @@ pub trait Membership: Send + Sync + 'static {
     fn removed(&self) -> Vec<MemberInfo> {
         Vec::new()
     }
+    /// The Raft id a member added with `peer_urls` gets (`POST /v2/members`): by default
+    /// [`members::added_member_id`], the id the new member derives from its own flags.
+    fn added_member_id(&self, token: &str, peer_urls: &[String]) -> NodeId {
+        members::added_member_id(token, peer_urls)
+    }
 }
 
 /// Settings of the HTTP layer.
@@ -187,6 +192,9 @@ pub struct HttpBugs {
     /// The keys API's form reading drops `prevExist=false`: a create becomes a set, and
     /// succeeds over an existing key.
     pub prevexist_ignored: bool,
+    /// The members API answers an add (`201`) as soon as the leader appended the change,
+    /// before it commits: a crash or a new leader can lose an acknowledged member.
+    pub member_add_answers_early: bool,
 }
 
 /// Everything a request handler needs; shared by every connection.

@@ -174,7 +174,7 @@ impl Membership {
     }
 
     /// Drops the addresses of servers that are no longer members.
-    fn prune_addresses(&mut self) {
+    pub(crate) fn prune_addresses(&mut self) {
         let members = self.members();
         self.addresses
             .retain(|a| members.binary_search(&a.id).is_ok());

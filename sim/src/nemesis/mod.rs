@@ -1,6 +1,8 @@
 //! Faults: partitions of several shapes, crashes that lose unsynced writes, pauses, loss bursts
 //! and latency spikes. The nemesis only injects; the checkers judge.
 
+use std::sync::Arc;
+
 use engine::raft::{NodeId, RoleKind, Term};
 use engine::server::CrashPoint;
 use rand::Rng;
@@ -237,7 +239,7 @@ fn partition(cluster: &Cluster, groups: &[Vec<NodeId>]) {
 }
 
 /// Applies one fault of `kind`, or undoes faults (heal, restart, resume) when it cannot apply.
-pub fn inject(cluster: &Cluster, kind: FaultKind) {
+pub fn inject(cluster: &Arc<Cluster>, kind: FaultKind) {
     if !kind.records_itself() {
         cluster.note_event(kind.name(), Vec::new());
     }
@@ -340,13 +342,13 @@ pub fn inject(cluster: &Cluster, kind: FaultKind) {
 
 /// The faults that ask the leader for something: a leadership transfer (recorded with the
 /// leader asked), or a membership change (counted, recorded with the node it concerns).
-fn ask_leader(cluster: &Cluster, kind: FaultKind) {
+fn ask_leader(cluster: &Arc<Cluster>, kind: FaultKind) {
     if kind == FaultKind::TransferLeader {
         let asked = cluster.transfer_leader();
         cluster.note_event(kind.name(), asked.map(|id| id.0).into_iter().collect());
-    } else if let Some(change) = cluster.reconfigure() {
+    } else if let Some(node) = cluster.reconfigure() {
         cluster.shared().reconfigurations += 1;
-        cluster.note_event(kind.name(), vec![change.node().0]);
+        cluster.note_event(kind.name(), vec![node.0]);
     }
 }
 
@@ -532,7 +534,7 @@ fn pause_or_resume(cluster: &Cluster, order: &[NodeId]) {
 
 /// Performs one timed step of a scenario's fault schedule (see `scenario`). Returns false for
 /// `leader-churn`, which the caller's `Churn` drives.
-pub fn perform(cluster: &Cluster, action: &str) -> bool {
+pub fn perform(cluster: &Arc<Cluster>, action: &str) -> bool {
     let leader = cluster.leader();
     let running: Vec<NodeId> = ids(cluster.size())
         .into_iter()

@@ -29,6 +29,12 @@ pub struct Answer {
     pub raft_term: Option<u64>,
     /// The body (a watch: its first event).
     pub body: String,
+    /// `Location`, if sent (a 307 of the members API).
+    #[serde(skip)]
+    pub location: Option<String>,
+    /// When the answer left the node (µs of true time).
+    #[serde(skip)]
+    pub left_us: u64,
 }
 
 /// How an exchange ended.
@@ -51,6 +57,8 @@ pub struct Call {
     pub target: String,
     /// A form body (sent with `Content-Type: application/x-www-form-urlencoded`).
     pub form: Option<String>,
+    /// A JSON body (sent with `Content-Type: application/json`; the members API's).
+    pub json: Option<String>,
     /// For a `stream=true` watch: read the first chunk, then hang up.
     pub first_chunk_only: bool,
 }
@@ -62,6 +70,7 @@ impl Call {
             method,
             target,
             form: None,
+            json: None,
             first_chunk_only: false,
         }
     }
@@ -116,20 +125,7 @@ pub async fn send(cluster: &Cluster, target: NodeId, call: Call, deadline_ms: u6
             Sent::TimedOut
         };
     };
-    let mut request = http::Request::builder()
-        .method(call.method.clone())
-        .uri(call.target.as_str())
-        .header("Host", host_of(target));
-    let body = match &call.form {
-        Some(form) => {
-            request = request.header("Content-Type", "application/x-www-form-urlencoded");
-            Bytes::from(form.clone())
-        }
-        None => Bytes::new(),
-    };
-    let Ok(request) = request.body(Ok(body)) else {
-        unreachable!("the simulated clients build valid requests: {call:?}");
-    };
+    let request = request_of(&call, target);
     let wait = deadline_ms.saturating_sub(cluster.clock.now_ms());
     let exchange = async {
         let response = app.clone().handle(request).await;
@@ -155,6 +151,7 @@ pub async fn send(cluster: &Cluster, target: NodeId, call: Call, deadline_ms: u6
     else {
         return Sent::TimedOut;
     };
+    let left_us = cluster.clock.now_us();
     // The node's life that answered must still be running when the answer leaves it.
     let same_life = cluster.shared().apps[slot]
         .as_ref()
@@ -180,7 +177,36 @@ pub async fn send(cluster: &Cluster, target: NodeId, call: Call, deadline_ms: u6
         // Valid UTF-8 (every body the service writes) is kept as it is, without a copy.
         body: String::from_utf8(body)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        location: head
+            .headers
+            .get("Location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        left_us,
     })
+}
+
+/// The request `call` makes of node `target`'s service, with its body's `Content-Type`.
+fn request_of(call: &Call, target: NodeId) -> engine::http::Request {
+    let mut request = http::Request::builder()
+        .method(call.method.clone())
+        .uri(call.target.as_str())
+        .header("Host", host_of(target));
+    let body = match (&call.form, &call.json) {
+        (Some(form), _) => {
+            request = request.header("Content-Type", "application/x-www-form-urlencoded");
+            Bytes::from(form.clone())
+        }
+        (None, Some(json)) => {
+            request = request.header("Content-Type", "application/json");
+            Bytes::from(json.clone())
+        }
+        (None, None) => Bytes::new(),
+    };
+    let Ok(request) = request.body(Ok(body)) else {
+        unreachable!("the simulated clients build valid requests: {call:?}");
+    };
+    request
 }
 
 /// Sleeps until `at_ms`, or until `deadline_ms` if that is earlier; false if the deadline came

@@ -3,7 +3,7 @@
 //! is recorded in the history, and the cheap client-side checks run as answers arrive.
 
 mod history;
-mod http;
+pub(crate) mod http;
 mod ops;
 
 pub use history::{History, KindStats, OpOutcome, OpRecord};

@@ -708,13 +708,16 @@ impl Module {
 }
 
 /// Reads the 0.x machine registry as an old client does before anything else; true if it
-/// answered. Its answer must name every member with its client and peer URL.
+/// answered. Its answer must name every member of the node's configuration with its client
+/// and peer URL (if the configuration changed while the request was in the node: itself).
 async fn machines(cluster: &Cluster, target: NodeId) -> bool {
     let call = http::Call::new(::http::Method::GET, "/v2/keys/_etcd/machines".into());
     let deadline = cluster.clock.now_ms() + cluster.config.client_timeout_ms;
+    let (version_before, _) = cluster.members_shown(target);
     let http::Sent::Answered(answer) = http::send(cluster, target, call, deadline).await else {
         return false;
     };
+    let (version_after, shown) = cluster.members_shown(target);
     let listed = serde_json::from_str::<serde_json::Value>(&answer.body)
         .ok()
         .and_then(|v| {
@@ -727,10 +730,23 @@ async fn machines(cluster: &Cluster, target: NodeId) -> bool {
             )
         })
         .unwrap_or_default();
-    let missing = (1..=cluster.size()).find(|id| {
-        let want = format!("etcd=http%3A%2F%2Fn{id}%3A2379&raft=http%3A%2F%2Fn{id}%3A2380");
-        !listed.contains(&want)
-    });
+    let entry = |m: &engine::http::MemberInfo| {
+        format!(
+            "etcd={}&raft={}",
+            http::escape(&m.client_urls[0]),
+            http::escape(&m.peer_urls[0])
+        )
+    };
+    let missing = if version_before == version_after {
+        let mut want: Vec<String> = shown.iter().map(entry).collect();
+        want.sort();
+        let mut sorted = listed.clone();
+        sorted.sort();
+        (sorted != want).then(|| format!("the configuration's {want:?}"))
+    } else {
+        let me = shown.iter().find(|m| m.id == target).map(entry);
+        me.filter(|me| !listed.contains(me))
+    };
     if answer.status != 200 || answer.etcd_index.is_none() || missing.is_some() {
         let now = cluster.clock.now_ms();
         let v = Violation::new(

@@ -12,13 +12,14 @@ impl RawNode {
         self.check_invariants();
     }
 
-    /// The tally of a (pre-)election: its own vote is counted, every voter is a peer, and it
-    /// has not yet won (a majority ends the election at once).
+    /// The tally of a (pre-)election: its own vote is recorded (it counts only if this node
+    /// is a voter: `may_campaign`), every other voter is a peer, and it has not yet won (a
+    /// majority ends the election at once).
     pub(super) fn check_votes(&self, votes: &BTreeMap<NodeId, bool>) {
-        assert_eq!(votes.get(&self.config.id), Some(&true), "own vote counted");
+        assert_eq!(votes.get(&self.config.id), Some(&true), "own vote recorded");
         for voter in votes.keys() {
             assert!(
-                self.membership().is_voter(*voter),
+                *voter == self.config.id || self.membership().is_voter(*voter),
                 "vote from non-voter {voter}"
             );
         }

@@ -150,6 +150,24 @@ impl RawNode {
         self.membership().is_voter(self.config.id)
     }
 
+    /// True if this node may start an election: it is a voter of its latest configuration, or
+    /// that configuration removes it and is not committed yet while this node is a voter of the
+    /// committed one. Thesis §4.2.2: a server outside its own latest configuration may still
+    /// be needed until C_new commits, so it still starts elections, without counting its own
+    /// vote (the tally is of the latest configuration's voters). Without this, a leader that appended the C_new removing itself
+    /// and crashed before sending it holds the longest log, refuses every other candidate, and
+    /// is needed by the joint configuration they are still in: no leader ever again. Once it
+    /// knows its removal committed (the leader's last AppendEntries carries the commit index),
+    /// it only waits, and a removed server's RequestVote is ignored by servers that have heard
+    /// from a leader (`step_term`).
+    pub fn may_campaign(&self) -> bool {
+        if self.is_voter() {
+            return true;
+        }
+        let commit = self.log.commit();
+        self.configs.latest_index() > commit && self.configs.at(commit).is_voter(self.config.id)
+    }
+
     /// Asks the leader to change the configuration (thesis chapter 4): a learner joins or
     /// leaves at once; a change of voters appends the joint configuration C_old,new (§4.3),
     /// and the leader appends C_new itself once that commits. Returns the entry's index.
@@ -215,6 +233,9 @@ impl RawNode {
                 outgoing: Vec::new(),
                 ..next
             };
+            // The removed voter's address goes with it, as leaving a joint configuration
+            // drops it (a configuration names only its members' addresses).
+            next.prune_addresses();
         }
         let index = self.append_config(next);
         self.broadcast_append();

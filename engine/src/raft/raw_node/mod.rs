@@ -388,7 +388,7 @@ impl RawNode {
         } else {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout_randomized {
-                if self.is_voter() {
+                if self.may_campaign() {
                     self.campaign();
                 } else {
                     // A learner, or a server outside its configuration, waits for a leader.
@@ -405,9 +405,10 @@ impl RawNode {
     /// Starts an election now (Raft §5.2), whatever the timer says; with `pre_vote`, a
     /// pre-election (Raft thesis §9.6). A leader ignores it.
     pub fn campaign(&mut self) {
-        // Only a voter of its latest configuration campaigns (thesis §4.1, §4.2.2), and a
-        // recovering node may not (`recovering`, rule 1).
-        if matches!(self.role, Role::Leader { .. }) || !self.is_voter() || !self.may_vote() {
+        // Only a voter of its latest configuration campaigns (thesis §4.1), or one that the
+        // latest removes while it is uncommitted (§4.2.2: `may_campaign`); a recovering node
+        // may not (`recovering`, rule 1).
+        if matches!(self.role, Role::Leader { .. }) || !self.may_campaign() || !self.may_vote() {
             return;
         }
         if self.config.pre_vote {
