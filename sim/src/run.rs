@@ -520,7 +520,14 @@ struct QuietWatch {
     /// quiet majority: the graph search runs again only when the topology changed (it was a
     /// ninth of a reference run's time when it ran every step).
     memo: Option<(Vec<bool>, Option<Vec<u64>>)>,
+    /// When the quiet majority was last probed for a stable leader before its bound ran out.
+    probed_ms: u64,
 }
+
+/// How often a quiet majority is probed for a stable leader while its bound runs: a leader seen
+/// restarts the window, so a leader deposed by a node outside the majority just as the bound
+/// runs out is not taken for a majority that never had one.
+const QUIET_PROBE_MS: u64 = 100;
 
 impl QuietWatch {
     fn step(&mut self, cluster: &Cluster, churning: bool) {
@@ -578,6 +585,12 @@ impl QuietWatch {
         }
         let (set, since) = self.since.as_ref().expect("set above");
         if now < since + cluster.config.leader_bound_ms {
+            if now >= self.probed_ms + QUIET_PROBE_MS {
+                self.probed_ms = now;
+                if nemesis::stable_leader(cluster).is_some_and(|l| set.contains(&l.0)) {
+                    self.since = Some((set.clone(), now));
+                }
+            }
             return;
         }
         if nemesis::stable_leader(cluster).is_some_and(|l| set.contains(&l.0)) {
