@@ -55,6 +55,9 @@ pub fn measure(scenarios: &[Scenario], first: u64, trials: u64, jobs: usize) -> 
                 let mut config = scenario.config(seed, Overrides::default());
                 config.settings.pre_vote = on;
                 config.settings.check_quorum = on;
+                // Plain Raft as etcd-io/raft runs it: a refused vote restarts the timer too
+                // (this core's default keeps it, which alone passes `partial-chained`).
+                config.settings.refused_vote_resets_timer = !on;
                 config.leader_while_partial = false;
                 run_isolated(config)
             };
