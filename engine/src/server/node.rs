@@ -487,6 +487,15 @@ where
                     }
                 }
                 node.start_reads();
+                // Peer messages already delivered join this Ready too: under a steady stream
+                // of requests, followers' acknowledgements would otherwise wait behind one
+                // sync after another (this branch is polled first), and so would the commit
+                // of every write in flight.
+                let now_us = clock.now_us();
+                for _ in 0..INPUT_BATCH_MAX {
+                    let Some(msg) = net.try_recv() else { break };
+                    node.step(msg, now_us);
+                }
             }
             msg = net.recv_until(deadline).fuse() => {
                 node.catch_up(clock.now_ms());
@@ -997,12 +1006,27 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 applied_any = true;
             }
             let led = self.raw.status().role == RoleKind::Leader;
+            // A leader's committed entries are already durable here: its own match index is
+            // its log's stable index, so nothing above it counts towards a commit (Raft §5.3,
+            // §5.4.2). They are applied, and their clients answered, before this Ready's new
+            // entries are synced: an acknowledgement that committed a batch does not wait for
+            // the next batch's sync (etcd applies beside its WAL write too). A follower's
+            // committed entries may include this Ready's own, so it applies after its sync.
+            let apply_first = led;
+            if apply_first {
+                self.apply_committed(&ready.committed_entries, &mut removed);
+                if let Some(last) = ready.committed_entries.last() {
+                    self.raw.applied_early(last.index);
+                }
+                if !ready.committed_entries.is_empty() {
+                    self.crash_point(CrashPoint::LeaderCommitted).await;
+                }
+            }
             slow_sync |= self.persist(wal, &ready, clock).await?;
             drop_leader_traffic(led, &self.raw, &mut ready);
             self.send_all(&mut ready, net, clock.now_us());
-            self.apply_committed(&ready.committed_entries, &mut removed);
-            if !ready.committed_entries.is_empty() && self.raw.status().role == RoleKind::Leader {
-                self.crash_point(CrashPoint::LeaderCommitted).await;
+            if !apply_first {
+                self.apply_committed(&ready.committed_entries, &mut removed);
             }
             for read_state in &ready.read_states {
                 if let Some(read) = self.reads.get_mut(&read_state.ctx) {

@@ -676,6 +676,19 @@ impl RawNode {
         Some(ready)
     }
 
+    /// The driver applied the pending `Ready`'s committed entries up to `index` before making
+    /// its new entries durable (a leader may: what it committed its own log already holds
+    /// durably). The applied index says so at once, while the `Ready` is still open; `advance`
+    /// closes it as usual.
+    pub fn applied_early(&mut self, index: Index) {
+        assert!(self.ready_pending, "applied_early outside a Ready");
+        assert!(
+            index <= self.log.stable(),
+            "applied early only what the log holds durably"
+        );
+        self.log.applied_to(index);
+    }
+
     /// Closes a `Ready`: its entries are durable and its committed entries applied.
     pub fn advance(&mut self, ready: Ready) {
         assert!(self.ready_pending, "advance without ready");
