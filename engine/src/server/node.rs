@@ -1006,33 +1006,18 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 applied_any = true;
             }
             let led = self.raw.status().role == RoleKind::Leader;
-            // A leader's committed entries are already durable here: its own match index is
-            // its log's stable index, so nothing above it counts towards a commit (Raft §5.3,
-            // §5.4.2). They are applied, and their clients answered, before this Ready's new
-            // entries are synced: an acknowledgement that committed a batch does not wait for
-            // the next batch's sync (etcd applies beside its WAL write too). A follower's
-            // committed entries may include this Ready's own, so it applies after its sync.
-            let apply_first = led;
-            if apply_first {
-                self.apply_committed(&ready.committed_entries, &mut removed);
-                if let Some(last) = ready.committed_entries.last() {
-                    self.raw.applied_early(last.index);
-                }
-                if !ready.committed_entries.is_empty() {
-                    self.crash_point(CrashPoint::LeaderCommitted).await;
-                }
+            if led {
+                self.apply_ready(&ready.committed_entries, &mut removed, true)
+                    .await;
             }
             slow_sync |= self.persist(wal, &ready, clock).await?;
             drop_leader_traffic(led, &self.raw, &mut ready);
             self.send_all(&mut ready, net, clock.now_us());
-            if !apply_first {
-                self.apply_committed(&ready.committed_entries, &mut removed);
+            if !led {
+                self.apply_ready(&ready.committed_entries, &mut removed, false)
+                    .await;
             }
-            for read_state in &ready.read_states {
-                if let Some(read) = self.reads.get_mut(&read_state.ctx) {
-                    read.index = Some(read_state.index);
-                }
-            }
+            self.note_read_states(&ready);
             self.raw.advance(ready);
         }
         // Planted bug `sync-blocks-loop` only: the sync was awaited inline, so the leader
@@ -1075,6 +1060,34 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             }
         }
         Ok(())
+    }
+
+    /// The read indexes a `Ready` confirmed, for the reads waiting on them.
+    fn note_read_states(&mut self, ready: &crate::raft::Ready) {
+        for read_state in &ready.read_states {
+            if let Some(read) = self.reads.get_mut(&read_state.ctx) {
+                read.index = Some(read_state.index);
+            }
+        }
+    }
+
+    /// Applies a `Ready`'s committed entries and answers their clients. `early`: a leader's,
+    /// before the `Ready`'s new entries are synced. They are durable already: a leader's own
+    /// match index is its log's stable index, so nothing above it counts towards a commit
+    /// (Raft §5.3, §5.4.2). An acknowledgement that committed a batch then does not wait for
+    /// the next batch's sync (etcd applies beside its WAL write too). A follower's committed
+    /// entries may include the `Ready`'s own, so it applies after its sync.
+    async fn apply_ready(
+        &mut self,
+        entries: &[Entry],
+        removed: &mut Option<(Index, Membership)>,
+        early: bool,
+    ) {
+        self.apply_committed(entries, removed);
+        if early && let Some(last) = entries.last() {
+            self.raw.applied_early(last.index);
+            self.crash_point(CrashPoint::LeaderCommitted).await;
+        }
     }
 
     /// Persists a `Ready`'s hard state and entries, syncing unless only the commit index
