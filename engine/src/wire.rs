@@ -148,6 +148,12 @@ fn encode_frame<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), WireEr
         out.truncate(start);
         return Err(WireError::Encode(e.to_string()));
     }
+    finish_frame(out, start)
+}
+
+/// Writes the length prefix reserved at `start` for the body that follows it in `out`; a body
+/// too long for the prefix is taken back out.
+fn finish_frame(out: &mut Vec<u8>, start: usize) -> Result<(), WireError> {
     let len = out.len() - start - LEN_BYTES;
     let Ok(len) = u32::try_from(len) else {
         out.truncate(start);
@@ -171,13 +177,7 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) -> Result<(), WireError>
         out.truncate(start);
         return encode_frame(msg, out);
     }
-    let len = out.len() - start - LEN_BYTES;
-    let Ok(len) = u32::try_from(len) else {
-        out.truncate(start);
-        return Err(WireError::Encode(format!("a frame of {len} bytes")));
-    };
-    out[start..start + LEN_BYTES].copy_from_slice(&len.to_be_bytes());
-    Ok(())
+    finish_frame(out, start)
 }
 
 /// Decodes a message frame's payload: by hand for the common kinds, by postcard for the others
