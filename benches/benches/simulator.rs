@@ -1,5 +1,9 @@
 //! Simulator speed: how many simulated seconds one wall second buys, all checks on.
 
+/// The allocator `sim` ships with (sim/src/main.rs), so this bench times what `sim --reference` runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sim::options::SimConfig;
 
