@@ -3,7 +3,11 @@
 # fsync on for both), same machine, same load (wrk): PUT at 1, 16 and 64 connections; quorum GET
 # and default GET at 64; each at the leader and at a follower (clients talk to any member), and
 # Floe's 0.x lock acquire at both (etcd 3.4 has no lock module). Writes reports/perf.md.
-# Usage: benches/perf/run.sh [--tls] [SECONDS]      (or TLS=1 benches/perf/run.sh [SECONDS])
+# Usage: benches/perf/run.sh [--tls] [SECONDS [ROUNDS]]   (or TLS=1 benches/perf/run.sh ...)
+# ROUNDS (default 3): each round starts a fresh Floe cluster and runs every row, then a fresh
+# etcd cluster and runs every row; the table gives each row's median over the rounds (one
+# stall of this shared host then moves one round, not the comparison), and a second table
+# every round's p99.
 # --tls: both clusters with https:// client and peer URLs (certificates made here by openssl:
 # one CA, one member certificate; peers demand each other's certificate), wrk over https;
 # writes reports/perf-tls.md. PERF_REPORT=FILE writes the table elsewhere.
@@ -13,6 +17,7 @@ tls=${TLS:-0}
 if [ "${1:-}" = --tls ]; then tls=1; shift; fi
 [ "$tls" = 0 ] || tls=1
 secs=${1:-10}
+rounds=${2:-3}
 report=${PERF_REPORT:-reports/perf.md}
 tls_arg=
 if [ "$tls" = 1 ]; then report=${PERF_REPORT:-reports/perf-tls.md} tls_arg="--tls "; fi
@@ -125,14 +130,38 @@ run_suite() { # LEADER_URL FOLLOWER_URL [lock] -> lines "name rps p50 p99 errors
   done
 }
 
-start_floe
-floe_url=$(leader 28011 28012 28013)
-floe=$(run_suite "$floe_url" "$(follower "$floe_url" 28011 28012 28013)" lock)
-for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-pids=()
-start_etcd
-etcd_url=$(leader 44380 44390 44400)
-etcd=$(run_suite "$etcd_url" "$(follower "$etcd_url" 44380 44390 44400)")
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+# Per round: "name rps p50 p99 errors" lines of each system, then their medians.
+floe_rounds="" etcd_rounds=""
+for round in $(seq 1 "$rounds"); do
+  rm -rf "$work"/floe? "$work"/etcd?
+  start_floe
+  floe_url=$(leader 28011 28012 28013)
+  floe_rounds+=$(run_suite "$floe_url" "$(follower "$floe_url" 28011 28012 28013)" lock)$'\n'
+  stop_all
+  start_etcd
+  etcd_url=$(leader 44380 44390 44400)
+  etcd_rounds+=$(run_suite "$etcd_url" "$(follower "$etcd_url" 44380 44390 44400)")$'\n'
+  stop_all
+  echo "round $round of $rounds done" >&2
+done
+median_rows() { # lines "name rps p50 p99 errors" over rounds -> one line per name (first-seen order)
+  awk 'function med(list,   n, v, i, j, t) {
+         n = split(list, v, " ")
+         for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+         return n % 2 ? v[(n + 1) / 2] : sprintf("%.2f", (v[n / 2] + v[n / 2 + 1]) / 2)
+       }
+       NF == 5 { if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 }
+                 r[$1] = r[$1] " " $2; a[$1] = a[$1] " " $3; b[$1] = b[$1] " " $4; e[$1] += $5 }
+       END { for (i = 1; i <= k; i++) { n = order[i]; print n, med(r[n]), med(a[n]), med(b[n]), e[n] } }' <<<"$1"
+}
+p99s_of() { awk -v n="$2" '$1 == n { printf "%s%s", sep, $4; sep = ", " }' <<<"$1"; }
+floe=$(median_rows "$floe_rounds")
+etcd=$(median_rows "$etcd_rounds")
 
 label() { # put-64@follower -> "PUT, 64 connections | follower"
   local load=${1%@*} at=${1#*@}
@@ -160,6 +189,9 @@ rps_of() { awk -v n="$2" '$1 == n {print $2}' <<<"$1"; }
   echo "(wrk, ${secs} s per row) talks to the leader's client URL, then to a follower's; PUT writes"
   echo "a 64-byte value to one of 1,000 keys; GETs read one key; the lock row acquires a lock of"
   echo "its own per request (Floe's 0.x module; etcd 3.4 has none). etcd: $(etcd --version | sed -n 1p)."
+  echo "$rounds rounds, each a fresh Floe cluster running every row, then a fresh etcd cluster running"
+  echo "every row; each figure below is the row's median over the rounds (every round's p99 is in the"
+  echo "second table)."
   echo
   echo "| load | member | Floe req/s | Floe p50 ms | Floe p99 ms | etcd req/s | etcd p50 ms | etcd p99 ms | throughput ratio | p99 ratio |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -173,6 +205,14 @@ rps_of() { awk -v n="$2" '$1 == n {print $2}' <<<"$1"; }
     echo "| $(label "$name") | $frps | $fp50 | $fp99 | $erps | $ep50 | $ep99 | $ratio | $pratio |"
     [ "$fbad" = 0 ] || echo "| (Floe non-2xx answers: $fbad) | | | | | | | | | |"
     [ "$ebad" = 0 ] || echo "| (etcd non-2xx answers: $ebad) | | | | | | | | | |"
+  done <<<"$floe"
+  echo
+  echo "Every round's p99 (ms), in round order:"
+  echo
+  echo "| load | member | Floe p99 per round | etcd p99 per round |"
+  echo "|---|---|---|---|"
+  while read -r name _; do
+    echo "| $(label "$name") | $(p99s_of "$floe_rounds" "$name") | $(p99s_of "$etcd_rounds" "$name") |"
   done <<<"$floe"
   echo
   echo "A follower's throughput as a share of its leader's:"
