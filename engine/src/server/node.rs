@@ -977,45 +977,29 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 self.send_all(&mut ready, net, clock.now_us());
                 ready.messages = rest;
             }
-            // A follower's forwarded proposals and reads say nothing about its own log or vote,
-            // so they need not wait for its sync (Raft Figure 2 holds back only what promises
-            // durable state: votes and acknowledgements). Sent now, a write through a follower
-            // no longer waits for the follower's unrelated sync on its way to the leader.
-            if self.raw.status().role != RoleKind::Leader
-                && ready.messages.iter().any(|m| {
-                    matches!(
-                        m.kind,
-                        MessageKind::Propose { .. } | MessageKind::ReadIndex { .. }
-                    )
-                })
-            {
-                let (early, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
-                    .into_iter()
-                    .partition(|m| {
-                        matches!(
-                            m.kind,
-                            MessageKind::Propose { .. } | MessageKind::ReadIndex { .. }
-                        )
-                    });
-                ready.messages = early;
-                self.send_all(&mut ready, net, clock.now_us());
-                ready.messages = rest;
-            }
+            self.send_forwarded_early(&mut ready, net, clock);
+            let installed = ready.snapshot.is_some();
             if let Some(snapshot) = ready.snapshot.take() {
                 self.install(wal, snapshot).await?;
                 applied_any = true;
             }
             let led = self.raw.status().role == RoleKind::Leader;
+            // How many of the committed entries were applied before the sync below.
+            let mut applied_before_sync = 0;
             if led {
                 self.apply_ready(&ready.committed_entries, &mut removed, true)
                     .await;
+                applied_before_sync = ready.committed_entries.len();
+            } else if !installed {
+                applied_before_sync = self.apply_durable_committed(&ready, &mut removed);
             }
             slow_sync |= self.persist(wal, &ready, clock).await?;
             drop_leader_traffic(led, &self.raw, &mut ready);
             self.send_all(&mut ready, net, clock.now_us());
-            if !led {
-                self.apply_ready(&ready.committed_entries, &mut removed, false)
-                    .await;
+            if let Some(rest) = ready.committed_entries.get(applied_before_sync..)
+                && !rest.is_empty()
+            {
+                self.apply_ready(rest, &mut removed, false).await;
             }
             self.note_read_states(&ready);
             self.raw.advance(ready);
@@ -1076,7 +1060,8 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     /// match index is its log's stable index, so nothing above it counts towards a commit
     /// (Raft §5.3, §5.4.2). An acknowledgement that committed a batch then does not wait for
     /// the next batch's sync (etcd applies beside its WAL write too). A follower's committed
-    /// entries may include the `Ready`'s own, so it applies after its sync.
+    /// entries may include the `Ready`'s own: it applies those after its sync
+    /// ([`Node::apply_durable_committed`] takes the others before it).
     async fn apply_ready(
         &mut self,
         entries: &[Entry],
@@ -1088,6 +1073,57 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             self.raw.applied_early(last.index);
             self.crash_point(CrashPoint::LeaderCommitted).await;
         }
+    }
+
+    /// A follower's forwarded proposals and reads say nothing about its own log or vote, so
+    /// they need not wait for its sync (Raft Figure 2 holds back only what promises durable
+    /// state: votes and acknowledgements). Sent before it, a write through a follower does not
+    /// wait for the follower's unrelated sync on its way to the leader.
+    fn send_forwarded_early<N: Network, C: Clock>(
+        &mut self,
+        ready: &mut crate::raft::Ready,
+        net: &mut N,
+        clock: &C,
+    ) {
+        let forwarded = |m: &Message| {
+            matches!(
+                m.kind,
+                MessageKind::Propose { .. } | MessageKind::ReadIndex { .. }
+            )
+        };
+        if self.raw.status().role == RoleKind::Leader || !ready.messages.iter().any(forwarded) {
+            return;
+        }
+        let (early, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
+            .into_iter()
+            .partition(forwarded);
+        ready.messages = early;
+        self.send_all(ready, net, clock.now_us());
+        ready.messages = rest;
+    }
+
+    /// A follower's part of [`Node::apply_ready`]: applies, before the `Ready`'s sync, the
+    /// committed entries its log already held durably (those below the `Ready`'s new entries),
+    /// and returns how many. Committed entries are durable on a majority and never change
+    /// (Raft §5.3, Figure 3's State Machine Safety), and these are on this node's disk too; the
+    /// write a client sent through this follower is answered once the commit index reaches
+    /// it, not after the follower's sync of the next, unrelated batch the same AppendEntries
+    /// brought (etcd's followers apply beside their WAL write as well). Entries of this
+    /// `Ready` itself are applied only after its sync.
+    fn apply_durable_committed(
+        &mut self,
+        ready: &crate::raft::Ready,
+        removed: &mut Option<(Index, Membership)>,
+    ) -> usize {
+        let committed = &ready.committed_entries;
+        let durable = ready.entries.first().map_or(committed.len(), |first| {
+            committed.partition_point(|e| e.index < first.index)
+        });
+        if let Some(last) = committed[..durable].last() {
+            self.apply_committed(&committed[..durable], removed);
+            self.raw.applied_early(last.index);
+        }
+        durable
     }
 
     /// Persists a `Ready`'s hard state and entries, syncing unless only the commit index
