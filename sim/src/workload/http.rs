@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use engine::raft::NodeId;
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use rand::Rng;
 use serde::Serialize;
 
@@ -146,10 +146,13 @@ pub async fn send(cluster: &Cluster, target: NodeId, call: Call, deadline_ms: u6
         (head, body)
     };
     // Boxed: the service's future is large, and the timeout's wrappers would move it whole.
-    let Ok((head, body)) =
-        madsim::time::timeout(std::time::Duration::from_millis(wait), Box::pin(exchange)).await
-    else {
-        return Sent::TimedOut;
+    // The exchange first, as madsim's `timeout` polls it; the timer is registered once
+    // (`SimSleep`), not again on every wake-up of the exchange.
+    let mut exchange = Box::pin(exchange).fuse();
+    let mut timeout = cluster.clock.sleep_ms(wait).fuse();
+    let (head, body) = futures::select_biased! {
+        answer = exchange => answer,
+        () = timeout => return Sent::TimedOut,
     };
     let left_us = cluster.clock.now_us();
     // The node's life that answered must still be running when the answer leaves it.

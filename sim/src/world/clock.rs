@@ -42,8 +42,40 @@ impl SimClock {
     }
 
     /// Sleeps for `ms` virtual milliseconds (at least 1, as madsim rounds up).
-    pub async fn sleep_ms(&self, ms: u64) {
-        self.handle.sleep(Duration::from_millis(ms)).await;
+    pub fn sleep_ms(&self, ms: u64) -> SimSleep {
+        SimSleep {
+            inner: self.handle.sleep(Duration::from_millis(ms)),
+            armed: None,
+        }
+    }
+}
+
+/// A virtual-time sleep that registers its madsim timer once.
+///
+/// madsim's `Sleep` adds a timer to its heap on every pending poll and never removes one, so a
+/// task woken for something else while it sleeps (a node's message, a client's exchange beside
+/// its timeout) would add one more timer, and one more spurious wake-up of the task, per poll.
+/// This one registers a timer only when first polled, or again if a different task polls it;
+/// it completes at the same instant as madsim's.
+pub struct SimSleep {
+    inner: madsim::time::Sleep,
+    /// The waker the registered timer wakes.
+    armed: Option<Waker>,
+}
+
+impl Future for SimSleep {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> std::task::Poll<()> {
+        if self.inner.is_elapsed() {
+            return std::task::Poll::Ready(());
+        }
+        if !self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            // Pending, as checked: this registers the timer.
+            let _ = std::pin::Pin::new(&mut self.inner).poll(cx);
+            self.armed = Some(cx.waker().clone());
+        }
+        std::task::Poll::Pending
     }
 }
 
