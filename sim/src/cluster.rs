@@ -507,6 +507,7 @@ impl Cluster {
             self.skews[slot].clone(),
         );
         let faults = self.disk_faults[slot].clone();
+        let world_clock = self.clock.clone();
         let init = move || {
             let (config, net, shared, disk, meta) = (
                 config.clone(),
@@ -519,9 +520,10 @@ impl Cluster {
             faults.restarted();
             let peers = peers.clone();
             let skew = skew.clone();
+            let clock = world_clock.clone();
             async move {
-                // True time for the disk and the checkers; the node's own clock for the node.
-                let clock = SimClock::current();
+                // True time for the disk and the checkers (the world's clock, whose wake-ups
+                // every task shares); the node's own clock for the node.
                 // Every start opens the data directory as `floe` does: its check, then (in
                 // `engine::server::run`) the log's recovery and tail repair.
                 let mut dir = MemDataDir {
@@ -709,6 +711,7 @@ impl Cluster {
         s.apps.iter_mut().for_each(|a| *a = None);
         drop(s);
         self.net.shutdown();
+        self.clock.shutdown();
     }
 
     /// Kills a node: its tasks stop, its unsynced writes are lost (or torn), its messages vanish.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use engine::raft::NodeId;
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use rand::Rng;
 use serde::Serialize;
 
@@ -94,6 +94,12 @@ fn host_of(id: NodeId) -> ::http::HeaderValue {
 /// which its parser undoes.
 pub use engine::http::query_escape as escape;
 
+/// The index headers an answer carries, named once (a name given as a string is parsed and
+/// lower-cased on every look-up).
+const X_ETCD_INDEX: ::http::HeaderName = ::http::HeaderName::from_static("x-etcd-index");
+const X_RAFT_INDEX: ::http::HeaderName = ::http::HeaderName::from_static("x-raft-index");
+const X_RAFT_TERM: ::http::HeaderName = ::http::HeaderName::from_static("x-raft-term");
+
 /// Sends `call` to `target` and waits for the answer until `deadline_ms` (true time).
 pub async fn send(cluster: &Cluster, target: NodeId, call: Call, deadline_ms: u64) -> Sent {
     let slot = target.0 as usize - 1;
@@ -146,10 +152,13 @@ pub async fn send(cluster: &Cluster, target: NodeId, call: Call, deadline_ms: u6
         (head, body)
     };
     // Boxed: the service's future is large, and the timeout's wrappers would move it whole.
-    let Ok((head, body)) =
-        madsim::time::timeout(std::time::Duration::from_millis(wait), Box::pin(exchange)).await
-    else {
-        return Sent::TimedOut;
+    // The exchange first, as madsim's `timeout` polls it; the timer is registered once
+    // (`SimSleep`), not again on every wake-up of the exchange.
+    let mut exchange = Box::pin(exchange).fuse();
+    let mut timeout = cluster.clock.sleep_ms(wait).fuse();
+    let (head, body) = futures::select_biased! {
+        answer = exchange => answer,
+        () = timeout => return Sent::TimedOut,
     };
     let left_us = cluster.clock.now_us();
     // The node's life that answered must still be running when the answer leaves it.
@@ -163,7 +172,7 @@ pub async fn send(cluster: &Cluster, target: NodeId, call: Call, deadline_ms: u6
     if !sleep_until(cluster, cluster.clock.now_ms() + back_ms, deadline_ms).await {
         return Sent::TimedOut;
     }
-    let header = |name: &str| {
+    let header = |name: &::http::HeaderName| {
         head.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -171,15 +180,15 @@ pub async fn send(cluster: &Cluster, target: NodeId, call: Call, deadline_ms: u6
     };
     Sent::Answered(Answer {
         status: head.status.as_u16(),
-        etcd_index: header("X-Etcd-Index"),
-        raft_index: header("X-Raft-Index"),
-        raft_term: header("X-Raft-Term"),
+        etcd_index: header(&X_ETCD_INDEX),
+        raft_index: header(&X_RAFT_INDEX),
+        raft_term: header(&X_RAFT_TERM),
         // Valid UTF-8 (every body the service writes) is kept as it is, without a copy.
         body: String::from_utf8(body)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         location: head
             .headers
-            .get("Location")
+            .get(::http::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         left_us,
@@ -191,14 +200,20 @@ fn request_of(call: &Call, target: NodeId) -> engine::http::Request {
     let mut request = http::Request::builder()
         .method(call.method.clone())
         .uri(call.target.as_str())
-        .header("Host", host_of(target));
+        .header(::http::header::HOST, host_of(target));
     let body = match (&call.form, &call.json) {
         (Some(form), _) => {
-            request = request.header("Content-Type", "application/x-www-form-urlencoded");
+            request = request.header(
+                ::http::header::CONTENT_TYPE,
+                ::http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
             Bytes::from(form.clone())
         }
         (None, Some(json)) => {
-            request = request.header("Content-Type", "application/json");
+            request = request.header(
+                ::http::header::CONTENT_TYPE,
+                ::http::HeaderValue::from_static("application/json"),
+            );
             Bytes::from(json.clone())
         }
         (None, None) => Bytes::new(),

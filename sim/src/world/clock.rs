@@ -1,9 +1,10 @@
 //! Virtual time from madsim: the simulation's true time (`SimClock`, the history's and the
 //! checkers' time base), and each node's own skewed clock over it (`NodeClock`).
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Waker};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use engine::server::Clock;
@@ -16,6 +17,57 @@ pub const SIM_EPOCH_UNIX_MS: u64 = 1_767_225_600_000;
 #[derive(Clone)]
 pub struct SimClock {
     handle: TimeHandle,
+    alarms: Arc<Mutex<Alarms>>,
+}
+
+/// The wake-ups the simulation's tasks asked for, by virtual millisecond.
+///
+/// madsim keeps one timer per request (a boxed closure in its heap, never cancelled), and a
+/// run asks for about 150,000: every node's next arrival and tick, every disk sync, every
+/// client's sleeps and timeouts. They fall on far fewer distinct milliseconds, so the clock
+/// keeps one madsim timer per millisecond that anything waits for, which wakes every task
+/// waiting for that millisecond, each once, in the order they asked.
+#[derive(Default)]
+struct Alarms {
+    /// Each waker with how many sleeps (and other askers) wait on it for that millisecond.
+    due: BTreeMap<u64, Vec<(Waker, u32)>>,
+    /// Emptied waker lists, reused.
+    spare: Vec<Vec<(Waker, u32)>>,
+}
+
+/// The waker of one millisecond's madsim timer.
+struct Ring {
+    alarms: Weak<Mutex<Alarms>>,
+    at_ms: u64,
+}
+
+impl Wake for Ring {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let Some(alarms) = self.alarms.upgrade() else {
+            return;
+        };
+        let Some(mut wakers) = alarms
+            .lock()
+            .expect("alarms lock poisoned")
+            .due
+            .remove(&self.at_ms)
+        else {
+            return;
+        };
+        // Woken with the list unlocked: a woken task may ask for another wake-up.
+        for (waker, _) in wakers.drain(..) {
+            waker.wake();
+        }
+        alarms
+            .lock()
+            .expect("alarms lock poisoned")
+            .spare
+            .push(wakers);
+    }
 }
 
 impl SimClock {
@@ -23,6 +75,7 @@ impl SimClock {
     pub fn current() -> SimClock {
         SimClock {
             handle: TimeHandle::current(),
+            alarms: Arc::default(),
         }
     }
 
@@ -41,23 +94,111 @@ impl SimClock {
         self.handle.elapsed().as_nanos() as u64
     }
 
-    /// Sleeps for `ms` virtual milliseconds (at least 1, as madsim rounds up).
-    pub async fn sleep_ms(&self, ms: u64) {
-        self.handle.sleep(Duration::from_millis(ms)).await;
+    /// Sleeps for `ms` virtual milliseconds (at least 1, as madsim's sleep): until the clock
+    /// reads `now_ms() + ms`.
+    pub fn sleep_ms(&self, ms: u64) -> SimSleep<'_> {
+        SimSleep {
+            clock: self,
+            at_ms: self.now_ms() + ms.max(1),
+            armed: None,
+        }
     }
-}
 
-impl SimClock {
-    /// Has madsim wake `waker` at `at_ms` (a timer, not a task: nothing is left to poll).
+    /// Has `waker` woken when the clock reaches `at_ms` (a timer, not a task: nothing is left
+    /// to poll). A waker already waiting for that millisecond is not added twice.
     pub fn wake_at(&self, at_ms: u64, waker: &Waker) {
-        let now = self.now_ms();
-        let sleep = self
-            .handle
-            .sleep(Duration::from_millis(at_ms.saturating_sub(now)));
+        let elapsed_ns = self.true_ns();
+        let mut alarms = self.alarms.lock().expect("alarms lock poisoned");
+        if let Some(wakers) = alarms.due.get_mut(&at_ms) {
+            match wakers.iter_mut().find(|(w, _)| w.will_wake(waker)) {
+                Some((_, count)) => *count += 1,
+                None => wakers.push((waker.clone(), 1)),
+            }
+            return;
+        }
+        let mut wakers = alarms.spare.pop().unwrap_or_default();
+        wakers.push((waker.clone(), 1));
+        alarms.due.insert(at_ms, wakers);
+        drop(alarms);
+        let ring = Waker::from(Arc::new(Ring {
+            alarms: Arc::downgrade(&self.alarms),
+            at_ms,
+        }));
+        // madsim sleeps at least 1 ms: a timer for the next millisecond may ring a little
+        // into it, still in it.
+        let sleep = self.handle.sleep(Duration::from_nanos(
+            (at_ms * 1_000_000).saturating_sub(elapsed_ns),
+        ));
         let mut sleep = std::pin::pin!(sleep);
         // Polling a pending `Sleep` registers a timer that wakes the polling context's waker;
         // the timer outlives the `Sleep`.
-        let _ = sleep.as_mut().poll(&mut Context::from_waker(waker));
+        let _ = sleep.as_mut().poll(&mut Context::from_waker(&ring));
+    }
+
+    /// Withdraws one `wake_at(at_ms, waker)` not needed any more (a sleep dropped before its
+    /// time: a client's timeout once answered, a node's tick sleep once its sync is done), so
+    /// that it wakes no task for nothing. The millisecond's madsim timer still rings.
+    fn withdraw(&self, at_ms: u64, waker: &Waker) {
+        let mut alarms = self.alarms.lock().expect("alarms lock poisoned");
+        let Some(wakers) = alarms.due.get_mut(&at_ms) else {
+            return;
+        };
+        if let Some(i) = wakers.iter().position(|(w, _)| w.will_wake(waker)) {
+            wakers[i].1 -= 1;
+            if wakers[i].1 == 0 {
+                wakers.remove(i);
+            }
+        }
+    }
+
+    /// Forgets every waiting waker: they point at tasks that own handles to this clock, and
+    /// left in place, that cycle would leak each run's world.
+    pub fn shutdown(&self) {
+        let mut alarms = self.alarms.lock().expect("alarms lock poisoned");
+        alarms.due.clear();
+        alarms.spare.clear();
+    }
+}
+
+/// A virtual-time sleep that asks for its wake-up once.
+///
+/// madsim's `Sleep` adds a timer to its heap on every pending poll and never removes one, so a
+/// task woken for something else while it sleeps (a node's message, a client's exchange beside
+/// its timeout) would add one more timer, and one more spurious wake-up of the task, per poll.
+/// This one asks the clock for a wake-up only when first polled, or again if a different task
+/// polls it.
+pub struct SimSleep<'a> {
+    clock: &'a SimClock,
+    at_ms: u64,
+    /// The waker the wake-up was asked for.
+    armed: Option<Waker>,
+}
+
+impl Future for SimSleep<'_> {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> std::task::Poll<()> {
+        if self.clock.now_ms() >= self.at_ms {
+            return std::task::Poll::Ready(());
+        }
+        if !self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            if let Some(old) = self.armed.take() {
+                self.clock.withdraw(self.at_ms, &old);
+            }
+            self.clock.wake_at(self.at_ms, cx.waker());
+            self.armed = Some(cx.waker().clone());
+        }
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for SimSleep<'_> {
+    fn drop(&mut self) {
+        if let Some(waker) = self.armed.take()
+            && self.clock.now_ms() < self.at_ms
+        {
+            self.clock.withdraw(self.at_ms, &waker);
+        }
     }
 }
 

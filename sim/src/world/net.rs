@@ -424,11 +424,12 @@ pub struct NodeNet {
 }
 
 impl NodeNet {
-    /// Takes the earliest due message, or arms a wake-up for `deadline_ms` or the earliest
-    /// message, whichever comes first, with `waker` (None: just look).
-    fn poll_inbox(&self, deadline_ms: u64, waker: Option<&Waker>) -> Option<Message> {
+    /// Takes the earliest due message, or arms a wake-up for the deadline or the earliest
+    /// message, whichever comes first, with the waker (None: just look). The deadline (true
+    /// ms) is asked for only when nothing is due: reading a node's clock is not free.
+    fn poll_inbox(&self, wait: Option<(&Waker, &mut dyn FnMut() -> u64)>) -> Option<Message> {
         let mut fault = None;
-        let msg = self.poll_locked(deadline_ms, waker, &mut fault);
+        let msg = self.poll_locked(wait, &mut fault);
         if let Some(fault) = fault {
             self.net.report(fault);
         }
@@ -439,8 +440,7 @@ impl NodeNet {
     /// the first such failure left in `fault`.
     fn poll_locked(
         &self,
-        deadline_ms: u64,
-        waker: Option<&Waker>,
+        mut wait: Option<(&Waker, &mut dyn FnMut() -> u64)>,
         fault: &mut Option<CodecFault>,
     ) -> Option<Message> {
         let now = self.net.clock.now_ms();
@@ -450,7 +450,8 @@ impl NodeNet {
             let inbox = &mut s.inboxes[i];
             let due = inbox.heap.peek().map(|top| top.at_ms);
             if due.is_none_or(|at| at > now) {
-                if let Some(waker) = waker
+                if let Some((waker, deadline)) = wait.as_mut()
+                    && let deadline_ms = deadline()
                     && deadline_ms > now
                 {
                     if !inbox.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
@@ -496,20 +497,21 @@ impl Network for NodeNet {
     /// Cancel-safe: a message leaves the inbox only inside `poll_inbox`, never across an await.
     async fn recv_until(&mut self, deadline_ms: u64) -> Option<Message> {
         std::future::poll_fn(|cx| {
-            // The deadline is on the node's clock; the inbox arms timers on true time.
-            let (passed, true_deadline_ms) = match &self.local {
+            // The deadline is on the node's clock; the inbox arms timers on true time. Read
+            // only when no message is due (then always).
+            let mut passed = false;
+            let (local, clock) = (&self.local, &self.net.clock);
+            let mut deadline = || match local {
                 None => {
-                    let now = self.net.clock.now_ms();
-                    (now >= deadline_ms, deadline_ms)
+                    passed = clock.now_ms() >= deadline_ms;
+                    deadline_ms
                 }
-                Some(local) => (
-                    Clock::now_ms(local) >= deadline_ms,
-                    local
-                        .true_ms_at(deadline_ms)
-                        .max(self.net.clock.now_ms() + 1),
-                ),
+                Some(local) => {
+                    passed = Clock::now_ms(local) >= deadline_ms;
+                    local.true_ms_at(deadline_ms).max(clock.now_ms() + 1)
+                }
             };
-            if let Some(msg) = self.poll_inbox(true_deadline_ms, Some(cx.waker())) {
+            if let Some(msg) = self.poll_inbox(Some((cx.waker(), &mut deadline))) {
                 return TaskPoll::Ready(Some(msg));
             }
             if passed {
@@ -521,6 +523,6 @@ impl Network for NodeNet {
     }
 
     fn try_recv(&mut self) -> Option<Message> {
-        self.poll_inbox(0, None)
+        self.poll_inbox(None)
     }
 }
