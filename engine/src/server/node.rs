@@ -467,13 +467,17 @@ where
         }
         let deadline = node.ticked_ms + node.raw.ticks_until_timeout() * node.tick_ms;
         // `biased`: poll in a fixed order, so a seed replays exactly (an unbiased select picks a
-        // ready branch at random, from an RNG that is not the seed's).
-        futures::select_biased! {
+        // ready branch at random, from an RNG that is not the seed's). Each branch reads the
+        // clock once after its last wait and hands the reading (µs) to what follows without a
+        // wait in between: catching up on ticks, stamping the messages stepped, housekeeping.
+        let now_us = futures::select_biased! {
             (job, staged) = staged(&mut snapshotting).fuse() => {
                 node.finish_snapshot(&mut wal, job, staged?, &clock).await?;
+                clock.now_us()
             }
             request = requests.next() => {
-                node.catch_up(clock.now_ms());
+                let now_us = clock.now_us();
+                node.catch_up(now_us / 1000);
                 match request {
                     Some(request) => node.handle_request(request),
                     None => return Ok(()),
@@ -491,16 +495,16 @@ where
                 // of requests, followers' acknowledgements would otherwise wait behind one
                 // sync after another (this branch is polled first), and so would the commit
                 // of every write in flight.
-                let now_us = clock.now_us();
                 for _ in 0..INPUT_BATCH_MAX {
                     let Some(msg) = net.try_recv() else { break };
                     node.step(msg, now_us);
                 }
+                now_us
             }
             msg = net.recv_until(deadline).fuse() => {
-                node.catch_up(clock.now_ms());
+                let now_us = clock.now_us();
+                node.catch_up(now_us / 1000);
                 if let Some(msg) = msg {
-                    let now_us = clock.now_us();
                     node.step(msg, now_us);
                     // Everything else already deliverable goes into the same Ready: one sync
                     // for many messages (group commit).
@@ -509,9 +513,10 @@ where
                         node.step(msg, now_us);
                     }
                 }
+                now_us
             }
-        }
-        node.housekeep(&clock);
+        };
+        node.housekeep(now_us / 1000, &clock);
     }
 }
 
@@ -520,7 +525,7 @@ where
 /// followers' election timers back: they are dropped. Dropping messages is always safe (the
 /// network may lose any); its other messages (votes refused, read index answers) still go.
 fn drop_leader_traffic(led: bool, raw: &RawNode, ready: &mut crate::raft::Ready) {
-    if !led || raw.status().role == RoleKind::Leader {
+    if !led || raw.role().kind() == RoleKind::Leader {
         return;
     }
     ready
@@ -679,9 +684,10 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     fn step(&mut self, msg: Message, now_us: u64) {
-        let status = self.raw.status();
-        if status.role == RoleKind::Leader
-            && let Some(us) = self.followers.received(status.term, &msg, now_us)
+        if self.raw.role().kind() == RoleKind::Leader
+            && let Some(us) = self
+                .followers
+                .received(self.raw.hard_state().term, &msg, now_us)
         {
             self.metrics.peer_round_trip.observe(us);
         }
@@ -741,7 +747,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             } => self.unsent_reads.push((query, reply)),
             Request::WaitApplied { index, reply } => {
                 let waiting: usize = self.applied_waiters.values().map(Vec::len).sum();
-                if index <= self.raw.status().applied || waiting >= self.watchers_max {
+                if index <= self.raw.raft_log().applied() || waiting >= self.watchers_max {
                     let _ = reply.send(());
                 } else {
                     self.applied_waiters.entry(index).or_default().push(reply);
@@ -840,8 +846,8 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     /// The leader's housekeeping: propose what the state machine asks for (TTL expiry).
-    fn housekeep<C: Clock>(&mut self, clock: &C) {
-        let now_ms = clock.now_ms();
+    /// `now_ms` is the loop turn's clock reading.
+    fn housekeep<C: Clock>(&mut self, now_ms: u64, clock: &C) {
         if now_ms < self.housekept_ms + self.housekeeping_ms {
             return;
         }
@@ -850,7 +856,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         let unix_ms = clock.unix_ms();
         #[cfg(feature = "planted-bugs")]
         self.sm.planted_housekeeping(unix_ms);
-        if self.raw.status().role != RoleKind::Leader {
+        if self.raw.role().kind() != RoleKind::Leader {
             return;
         }
         if let Some(data) = self.sm.leader_proposal(unix_ms) {
@@ -877,7 +883,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         let ctx = self.read_ctx;
         match self.raw.read_index(ctx) {
             Ok(()) => {
-                let term = self.raw.status().term;
+                let term = self.raw.hard_state().term;
                 self.reads.insert(
                     ctx,
                     PendingRead {
@@ -962,14 +968,14 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             self.tell_membership(true);
             applied_any |= !ready.committed_entries.is_empty();
             if planted!(self.bugs.vote_not_persisted)
-                || (self.leader_sends_before_sync && self.raw.status().role == RoleKind::Leader)
+                || (self.leader_sends_before_sync && self.raw.role().kind() == RoleKind::Leader)
             {
                 // Planted bug: messages (votes among them) leave before the sync below. Or a
                 // leader overlapping its disk write with its followers' (see NodeConfig).
                 self.send_all(&mut ready, net, clock.now_us());
             }
             #[cfg(feature = "planted-bugs")]
-            if self.bugs.ack_before_sync && self.raw.status().role != RoleKind::Leader {
+            if self.bugs.ack_before_sync && self.raw.role().kind() != RoleKind::Leader {
                 let (acks, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
                     .into_iter()
                     .partition(|m| matches!(m.kind, MessageKind::AppendResponse { .. }));
@@ -981,7 +987,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             // so they need not wait for its sync (Raft Figure 2 holds back only what promises
             // durable state: votes and acknowledgements). Sent now, a write through a follower
             // no longer waits for the follower's unrelated sync on its way to the leader.
-            if self.raw.status().role != RoleKind::Leader
+            if self.raw.role().kind() != RoleKind::Leader
                 && ready.messages.iter().any(|m| {
                     matches!(
                         m.kind,
@@ -1005,7 +1011,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 self.install(wal, snapshot).await?;
                 applied_any = true;
             }
-            let led = self.raw.status().role == RoleKind::Leader;
+            let led = self.raw.role().kind() == RoleKind::Leader;
             if led {
                 self.apply_ready(&ready.committed_entries, &mut removed, true)
                     .await;
@@ -1050,7 +1056,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             self.wake_watchers();
         }
         if applied_any && !self.applied_waiters.is_empty() {
-            let applied = self.raw.status().applied;
+            let applied = self.raw.raft_log().applied();
             let later = self.applied_waiters.split_off(&applied.next());
             for reply in std::mem::replace(&mut self.applied_waiters, later)
                 .into_values()
@@ -1117,7 +1123,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     self.crash_point(CrashPoint::SyncInFlight).await;
                 }
                 let started_us = clock.now_us();
-                let leading = self.raw.status().role == RoleKind::Leader;
+                let leading = self.raw.role().kind() == RoleKind::Leader;
                 self.observer.sync_started(id, leading);
                 if planted!(self.bugs.sync_blocks_loop) {
                     wal.sync().await?;
@@ -1136,7 +1142,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 }
                 self.observer
                     .persisted(id, ready.hard_state.as_ref(), &ready.entries);
-                if !ready.entries.is_empty() && self.raw.status().role == RoleKind::Follower {
+                if !ready.entries.is_empty() && self.raw.role().kind() == RoleKind::Follower {
                     self.crash_point(CrashPoint::PersistedNotAnswered).await;
                 }
             }
@@ -1178,7 +1184,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         let started_ms = clock.now_ms();
         let sync = wal.sync().fuse();
         let mut sync = std::pin::pin!(sync);
-        while self.raw.status().role == RoleKind::Leader {
+        while self.raw.role().kind() == RoleKind::Leader {
             let next_tick_ms = self.ticked_ms + self.tick_ms;
             futures::select_biased! {
                 synced = sync => return Ok(synced?),
@@ -1204,7 +1210,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 "a log sync has been pending longer than two election timeouts: stepped down as leader"
             );
         }
-        if self.raw.status().role != RoleKind::Leader {
+        if self.raw.role().kind() != RoleKind::Leader {
             // The world learns at once that it no longer leads. Only then, mid-Ready: a
             // leader's commit index never passes its own durable log (it counts its stable
             // index), so what the observer sees holds as after a whole Ready.
@@ -1286,7 +1292,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     /// The view is serialised and written away from the loop ([`Wal::stage_snapshot`]); the
     /// log is compacted once that is durable ([`Node::finish_snapshot`]).
     fn snapshot_due<C: Clock>(&mut self, clock: &C) -> Option<(SnapshotJob, super::SnapshotBuild)> {
-        let applied = self.raw.status().applied;
+        let applied = self.raw.raft_log().applied();
         if self.snapshot_entries == 0 || applied.0 < self.snapshot_index.0 + self.snapshot_entries {
             return None;
         }
@@ -1372,7 +1378,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     fn send_all<N: Network>(&mut self, ready: &mut crate::raft::Ready, net: &mut N, now_us: u64) {
-        let leads = self.raw.status().role == RoleKind::Leader;
+        let leads = self.raw.role().kind() == RoleKind::Leader;
         for msg in ready.messages.drain(..) {
             if leads {
                 self.followers.sent(&msg, now_us);
