@@ -1016,9 +1016,10 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 self.apply_ready(&ready.committed_entries, &mut removed, true)
                     .await;
             }
-            slow_sync |= self.persist(wal, &ready, clock).await?;
+            let (slow, synced_us) = self.persist(wal, &ready, clock).await?;
+            slow_sync |= slow;
             drop_leader_traffic(led, &self.raw, &mut ready);
-            self.send_all(&mut ready, net, clock.now_us());
+            self.send_all(&mut ready, net, synced_us.unwrap_or_else(|| clock.now_us()));
             if !led {
                 self.apply_ready(&ready.committed_entries, &mut removed, false)
                     .await;
@@ -1099,15 +1100,17 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     /// Persists a `Ready`'s hard state and entries, syncing unless only the commit index
     /// changed (and `lazy_commit_sync`), while the loop goes on ticking ([`Node::sync_ticking`]).
     /// Returns whether a sync awaited inline (planted bug `sync-blocks-loop` only) took longer
-    /// than the bound ([`Node::sync_bound_ms`]).
+    /// than the bound ([`Node::sync_bound_ms`]), and the clock's reading (µs) when a sync
+    /// ended (nothing waits after it, so the `Ready`'s messages leave at that time).
     async fn persist<D: Disk, C: Clock>(
         &mut self,
         wal: &mut Wal<D>,
         ready: &crate::raft::Ready,
         clock: &C,
-    ) -> Result<bool, NodeError> {
+    ) -> Result<(bool, Option<u64>), NodeError> {
         let id = self.raw.id();
         let mut slow = false;
+        let mut synced_at = None;
         if ready.hard_state.is_some() || !ready.entries.is_empty() {
             wal.append(ready.hard_state.as_ref(), &ready.entries)?;
             // A hard state whose only change is the commit index needs no sync: a lost
@@ -1133,6 +1136,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     self.sync_ticking(wal, clock).await?;
                 }
                 let synced_us = clock.now_us();
+                synced_at = Some(synced_us);
                 self.metrics
                     .wal_fsync
                     .observe(synced_us.saturating_sub(started_us));
@@ -1147,7 +1151,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 }
             }
         }
-        Ok(slow)
+        Ok((slow, synced_at))
     }
 
     /// Awaits the log sync of the `Ready` being handled while the loop keeps the Raft core's
