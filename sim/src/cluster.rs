@@ -619,8 +619,9 @@ impl Cluster {
 
     /// The node that leads the highest term, as far as the statuses say.
     pub fn leader(&self) -> Option<NodeId> {
-        let statuses = self.statuses();
-        statuses
+        // Under the lock, without copying the statuses (clients ask before every request).
+        self.shared()
+            .statuses
             .iter()
             .flatten()
             .filter(|s| s.role == RoleKind::Leader)
