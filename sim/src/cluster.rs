@@ -296,8 +296,9 @@ impl Observer for SimObserver {
     }
 
     fn applied(&mut self, id: NodeId, entry: &Entry) {
-        let now = self.clock.now_ms();
+        // One reading of the clock: milliseconds are its microseconds, truncated.
         let now_us = self.clock.now_us();
+        let now = now_us / 1000;
         self.with(|s| {
             if s.reference_outputs.len() as u64 + 1 == entry.index.0 {
                 s.apply_reference(entry, now_us);
@@ -314,8 +315,8 @@ impl Observer for SimObserver {
     }
 
     fn stepped(&mut self, raw: &RawNode) {
-        let now = self.clock.now_ms();
         let now_us = self.clock.now_us();
+        let now = now_us / 1000;
         let slot = self.id.0 as usize - 1;
         let id = self.id;
         // One status per step, read by every check below.
@@ -620,8 +621,9 @@ impl Cluster {
 
     /// The node that leads the highest term, as far as the statuses say.
     pub fn leader(&self) -> Option<NodeId> {
-        let statuses = self.statuses();
-        statuses
+        // Under the lock, without copying the statuses (clients ask before every request).
+        self.shared()
+            .statuses
             .iter()
             .flatten()
             .filter(|s| s.role == RoleKind::Leader)
@@ -964,11 +966,9 @@ impl Cluster {
     /// True if `nodes` hold a majority of every half of `leader`'s configuration (thesis §4.3),
     /// or of the whole cluster if its configuration is not known yet.
     pub fn quorum_of(&self, leader: NodeId, nodes: &[NodeId]) -> bool {
-        let size = self.size();
-        match &self.shared().memberships[leader.0 as usize - 1] {
-            Some(m) if !m.voters.is_empty() => m.has_quorum(|id| nodes.contains(&id)),
-            _ => nodes.len() > size / 2,
-        }
+        quorum_in(&self.shared(), self.size(), leader, nodes.len(), |id| {
+            nodes.contains(&id)
+        })
     }
 
     /// Restarts a dead node from its disk.
@@ -1016,6 +1016,21 @@ impl Cluster {
 }
 
 /// Records a violation of `rule` by node `id` (no term or index to name).
+/// [`Cluster::quorum_of`] on the shared record already locked, for `count` distinct nodes that
+/// `has` tells apart (the per-step watches ask it without building a list).
+pub fn quorum_in(
+    s: &Shared,
+    size: usize,
+    leader: NodeId,
+    count: usize,
+    has: impl Fn(NodeId) -> bool,
+) -> bool {
+    match &s.memberships[leader.0 as usize - 1] {
+        Some(m) if !m.voters.is_empty() => m.has_quorum(has),
+        _ => count > size / 2,
+    }
+}
+
 fn node_violation(
     shared: &Mutex<Shared>,
     id: NodeId,

@@ -442,8 +442,9 @@ impl PartialWatch {
 /// of them following it: one that can commit.
 fn committing_leader(cluster: &Cluster) -> Option<NodeId> {
     let leader = nemesis::stable_leader(cluster)?;
-    let statuses = cluster.statuses();
-    let reached: Vec<NodeId> = (statuses.iter().flatten())
+    // Under one lock of the shared record, without copying the statuses (every step).
+    let shared = cluster.shared();
+    let reached: Vec<NodeId> = (shared.statuses.iter().flatten())
         .filter(|s| s.leader == Some(leader))
         .filter(|s| {
             s.id == leader
@@ -451,7 +452,10 @@ fn committing_leader(cluster: &Cluster) -> Option<NodeId> {
         })
         .map(|s| s.id)
         .collect();
-    cluster.quorum_of(leader, &reached).then_some(leader)
+    crate::cluster::quorum_in(&shared, cluster.size(), leader, reached.len(), |id| {
+        reached.contains(&id)
+    })
+    .then_some(leader)
 }
 
 /// A leader whose log sync hangs gives way (hashicorp/raft#503; the node loop keeps ticking

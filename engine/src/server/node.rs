@@ -467,13 +467,17 @@ where
         }
         let deadline = node.ticked_ms + node.raw.ticks_until_timeout() * node.tick_ms;
         // `biased`: poll in a fixed order, so a seed replays exactly (an unbiased select picks a
-        // ready branch at random, from an RNG that is not the seed's).
-        futures::select_biased! {
+        // ready branch at random, from an RNG that is not the seed's). Each branch reads the
+        // clock once after its last wait and hands the reading (µs) to what follows without a
+        // wait in between: catching up on ticks, stamping the messages stepped, housekeeping.
+        let now_us = futures::select_biased! {
             (job, staged) = staged(&mut snapshotting).fuse() => {
                 node.finish_snapshot(&mut wal, job, staged?, &clock).await?;
+                clock.now_us()
             }
             request = requests.next() => {
-                node.catch_up(clock.now_ms());
+                let now_us = clock.now_us();
+                node.catch_up(now_us / 1000);
                 match request {
                     Some(request) => node.handle_request(request),
                     None => return Ok(()),
@@ -491,16 +495,16 @@ where
                 // of requests, followers' acknowledgements would otherwise wait behind one
                 // sync after another (this branch is polled first), and so would the commit
                 // of every write in flight.
-                let now_us = clock.now_us();
                 for _ in 0..INPUT_BATCH_MAX {
                     let Some(msg) = net.try_recv() else { break };
                     node.step(msg, now_us);
                 }
+                now_us
             }
             msg = net.recv_until(deadline).fuse() => {
-                node.catch_up(clock.now_ms());
+                let now_us = clock.now_us();
+                node.catch_up(now_us / 1000);
                 if let Some(msg) = msg {
-                    let now_us = clock.now_us();
                     node.step(msg, now_us);
                     // Everything else already deliverable goes into the same Ready: one sync
                     // for many messages (group commit).
@@ -509,9 +513,10 @@ where
                         node.step(msg, now_us);
                     }
                 }
+                now_us
             }
-        }
-        node.housekeep(&clock);
+        };
+        node.housekeep(now_us / 1000, &clock);
     }
 }
 
@@ -520,7 +525,7 @@ where
 /// followers' election timers back: they are dropped. Dropping messages is always safe (the
 /// network may lose any); its other messages (votes refused, read index answers) still go.
 fn drop_leader_traffic(led: bool, raw: &RawNode, ready: &mut crate::raft::Ready) {
-    if !led || raw.status().role == RoleKind::Leader {
+    if !led || raw.role().kind() == RoleKind::Leader {
         return;
     }
     ready
@@ -679,9 +684,10 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     fn step(&mut self, msg: Message, now_us: u64) {
-        let status = self.raw.status();
-        if status.role == RoleKind::Leader
-            && let Some(us) = self.followers.received(status.term, &msg, now_us)
+        if self.raw.role().kind() == RoleKind::Leader
+            && let Some(us) = self
+                .followers
+                .received(self.raw.hard_state().term, &msg, now_us)
         {
             self.metrics.peer_round_trip.observe(us);
         }
@@ -741,7 +747,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             } => self.unsent_reads.push((query, reply)),
             Request::WaitApplied { index, reply } => {
                 let waiting: usize = self.applied_waiters.values().map(Vec::len).sum();
-                if index <= self.raw.status().applied || waiting >= self.watchers_max {
+                if index <= self.raw.raft_log().applied() || waiting >= self.watchers_max {
                     let _ = reply.send(());
                 } else {
                     self.applied_waiters.entry(index).or_default().push(reply);
@@ -840,8 +846,8 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     /// The leader's housekeeping: propose what the state machine asks for (TTL expiry).
-    fn housekeep<C: Clock>(&mut self, clock: &C) {
-        let now_ms = clock.now_ms();
+    /// `now_ms` is the loop turn's clock reading.
+    fn housekeep<C: Clock>(&mut self, now_ms: u64, clock: &C) {
         if now_ms < self.housekept_ms + self.housekeeping_ms {
             return;
         }
@@ -850,7 +856,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         let unix_ms = clock.unix_ms();
         #[cfg(feature = "planted-bugs")]
         self.sm.planted_housekeeping(unix_ms);
-        if self.raw.status().role != RoleKind::Leader {
+        if self.raw.role().kind() != RoleKind::Leader {
             return;
         }
         if let Some(data) = self.sm.leader_proposal(unix_ms) {
@@ -877,7 +883,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         let ctx = self.read_ctx;
         match self.raw.read_index(ctx) {
             Ok(()) => {
-                let term = self.raw.status().term;
+                let term = self.raw.hard_state().term;
                 self.reads.insert(
                     ctx,
                     PendingRead {
@@ -962,14 +968,14 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             self.tell_membership(true);
             applied_any |= !ready.committed_entries.is_empty();
             if planted!(self.bugs.vote_not_persisted)
-                || (self.leader_sends_before_sync && self.raw.status().role == RoleKind::Leader)
+                || (self.leader_sends_before_sync && self.raw.role().kind() == RoleKind::Leader)
             {
                 // Planted bug: messages (votes among them) leave before the sync below. Or a
                 // leader overlapping its disk write with its followers' (see NodeConfig).
                 self.send_all(&mut ready, net, clock.now_us());
             }
             #[cfg(feature = "planted-bugs")]
-            if self.bugs.ack_before_sync && self.raw.status().role != RoleKind::Leader {
+            if self.bugs.ack_before_sync && self.raw.role().kind() != RoleKind::Leader {
                 let (acks, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
                     .into_iter()
                     .partition(|m| matches!(m.kind, MessageKind::AppendResponse { .. }));
@@ -983,7 +989,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 self.install(wal, snapshot).await?;
                 applied_any = true;
             }
-            let led = self.raw.status().role == RoleKind::Leader;
+            let led = self.raw.role().kind() == RoleKind::Leader;
             // How many of the committed entries were applied before the sync below.
             let mut applied_before_sync = 0;
             if led {
@@ -993,9 +999,10 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             } else if !installed {
                 applied_before_sync = self.apply_durable_committed(&ready, &mut removed);
             }
-            slow_sync |= self.persist(wal, &ready, clock).await?;
+            let (slow, synced_us) = self.persist(wal, &ready, clock).await?;
+            slow_sync |= slow;
             drop_leader_traffic(led, &self.raw, &mut ready);
-            self.send_all(&mut ready, net, clock.now_us());
+            self.send_all(&mut ready, net, synced_us.unwrap_or_else(|| clock.now_us()));
             if let Some(rest) = ready.committed_entries.get(applied_before_sync..)
                 && !rest.is_empty()
             {
@@ -1034,7 +1041,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             self.wake_watchers();
         }
         if applied_any && !self.applied_waiters.is_empty() {
-            let applied = self.raw.status().applied;
+            let applied = self.raw.raft_log().applied();
             let later = self.applied_waiters.split_off(&applied.next());
             for reply in std::mem::replace(&mut self.applied_waiters, later)
                 .into_values()
@@ -1091,7 +1098,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 MessageKind::Propose { .. } | MessageKind::ReadIndex { .. }
             )
         };
-        if self.raw.status().role == RoleKind::Leader || !ready.messages.iter().any(forwarded) {
+        if self.raw.role().kind() == RoleKind::Leader || !ready.messages.iter().any(forwarded) {
             return;
         }
         let (early, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
@@ -1129,15 +1136,17 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     /// Persists a `Ready`'s hard state and entries, syncing unless only the commit index
     /// changed (and `lazy_commit_sync`), while the loop goes on ticking ([`Node::sync_ticking`]).
     /// Returns whether a sync awaited inline (planted bug `sync-blocks-loop` only) took longer
-    /// than the bound ([`Node::sync_bound_ms`]).
+    /// than the bound ([`Node::sync_bound_ms`]), and the clock's reading (µs) when a sync
+    /// ended (nothing waits after it, so the `Ready`'s messages leave at that time).
     async fn persist<D: Disk, C: Clock>(
         &mut self,
         wal: &mut Wal<D>,
         ready: &crate::raft::Ready,
         clock: &C,
-    ) -> Result<bool, NodeError> {
+    ) -> Result<(bool, Option<u64>), NodeError> {
         let id = self.raw.id();
         let mut slow = false;
+        let mut synced_at = None;
         if ready.hard_state.is_some() || !ready.entries.is_empty() {
             wal.append(ready.hard_state.as_ref(), &ready.entries)?;
             // A hard state whose only change is the commit index needs no sync: a lost
@@ -1153,7 +1162,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     self.crash_point(CrashPoint::SyncInFlight).await;
                 }
                 let started_us = clock.now_us();
-                let leading = self.raw.status().role == RoleKind::Leader;
+                let leading = self.raw.role().kind() == RoleKind::Leader;
                 self.observer.sync_started(id, leading);
                 if planted!(self.bugs.sync_blocks_loop) {
                     wal.sync().await?;
@@ -1163,6 +1172,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     self.sync_ticking(wal, clock).await?;
                 }
                 let synced_us = clock.now_us();
+                synced_at = Some(synced_us);
                 self.metrics
                     .wal_fsync
                     .observe(synced_us.saturating_sub(started_us));
@@ -1172,12 +1182,12 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 }
                 self.observer
                     .persisted(id, ready.hard_state.as_ref(), &ready.entries);
-                if !ready.entries.is_empty() && self.raw.status().role == RoleKind::Follower {
+                if !ready.entries.is_empty() && self.raw.role().kind() == RoleKind::Follower {
                     self.crash_point(CrashPoint::PersistedNotAnswered).await;
                 }
             }
         }
-        Ok(slow)
+        Ok((slow, synced_at))
     }
 
     /// Awaits the log sync of the `Ready` being handled while the loop keeps the Raft core's
@@ -1214,7 +1224,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         let started_ms = clock.now_ms();
         let sync = wal.sync().fuse();
         let mut sync = std::pin::pin!(sync);
-        while self.raw.status().role == RoleKind::Leader {
+        while self.raw.role().kind() == RoleKind::Leader {
             let next_tick_ms = self.ticked_ms + self.tick_ms;
             futures::select_biased! {
                 synced = sync => return Ok(synced?),
@@ -1240,7 +1250,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 "a log sync has been pending longer than two election timeouts: stepped down as leader"
             );
         }
-        if self.raw.status().role != RoleKind::Leader {
+        if self.raw.role().kind() != RoleKind::Leader {
             // The world learns at once that it no longer leads. Only then, mid-Ready: a
             // leader's commit index never passes its own durable log (it counts its stable
             // index), so what the observer sees holds as after a whole Ready.
@@ -1322,7 +1332,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     /// The view is serialised and written away from the loop ([`Wal::stage_snapshot`]); the
     /// log is compacted once that is durable ([`Node::finish_snapshot`]).
     fn snapshot_due<C: Clock>(&mut self, clock: &C) -> Option<(SnapshotJob, super::SnapshotBuild)> {
-        let applied = self.raw.status().applied;
+        let applied = self.raw.raft_log().applied();
         if self.snapshot_entries == 0 || applied.0 < self.snapshot_index.0 + self.snapshot_entries {
             return None;
         }
@@ -1408,7 +1418,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     fn send_all<N: Network>(&mut self, ready: &mut crate::raft::Ready, net: &mut N, now_us: u64) {
-        let leads = self.raw.status().role == RoleKind::Leader;
+        let leads = self.raw.role().kind() == RoleKind::Leader;
         for msg in ready.messages.drain(..) {
             if leads {
                 self.followers.sent(&msg, now_us);

@@ -99,15 +99,11 @@ pub fn hidden_below(base: &str, key: &str) -> bool {
 }
 
 /// Every proper ancestor of a cleaned key, outermost first, excluding the root:
-/// `/a/b/c` gives `/a`, `/a/b`.
-pub fn ancestors(key: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    for (at, byte) in key.bytes().enumerate().skip(1) {
-        if byte == b'/' {
-            out.push(&key[..at]);
-        }
-    }
-    out
+/// `/a/b/c` gives `/a`, `/a/b`. An iterator, not a list: every lookup of a key walks them.
+pub fn ancestors(key: &str) -> impl Iterator<Item = &str> {
+    (key.bytes().enumerate().skip(1))
+        .filter(|&(_, byte)| byte == b'/')
+        .map(|(at, _)| &key[..at])
 }
 
 #[cfg(test)]
@@ -165,7 +161,7 @@ mod tests {
         assert_eq!(child_prefix("/"), "/");
         assert_eq!(child_prefix("/a"), "/a/");
         assert_eq!(prefix_end("/a/"), "/a0");
-        assert_eq!(ancestors("/a/b/c"), vec!["/a", "/a/b"]);
-        assert!(ancestors("/a").is_empty());
+        assert_eq!(ancestors("/a/b/c").collect::<Vec<_>>(), vec!["/a", "/a/b"]);
+        assert_eq!(ancestors("/a").next(), None);
     }
 }

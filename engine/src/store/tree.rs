@@ -259,7 +259,7 @@ impl Tree {
             let Some(view) = pending.remove(child) else {
                 continue;
             };
-            let parent = key::ancestors(child).last().copied().unwrap_or(key::ROOT);
+            let parent = key::ancestors(child).last().unwrap_or(key::ROOT);
             match pending.get_mut(parent) {
                 Some(parent_view) if parent != key => parent_view.nodes.push(view),
                 _ => top.push(view),

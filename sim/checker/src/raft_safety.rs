@@ -28,6 +28,45 @@ struct NodeTrack {
     role: Option<Role>,
 }
 
+/// The chain hash of the first log seen holding each `(index, term)`. Almost every index only
+/// ever holds one term, so the first term seen at an index is kept in a vector by index (no
+/// map search for every entry persisted); the rare other terms in a map.
+#[derive(Debug, Default)]
+struct FirstSeen {
+    /// By index - 1: the first term seen there and its chain hash.
+    first: Vec<Option<(Term, u64)>>,
+    /// Every later term seen at an index, and its chain hash.
+    others: BTreeMap<(Index, Term), u64>,
+}
+
+impl FirstSeen {
+    fn get(&self, index: Index, term: Term) -> Option<u64> {
+        let slot = (index.0 as usize).checked_sub(1)?;
+        match self.first.get(slot) {
+            Some(Some((t, h))) if *t == term => Some(*h),
+            Some(Some(_)) => self.others.get(&(index, term)).copied(),
+            _ => None,
+        }
+    }
+
+    /// The hash recorded for `(index, term)`, recording `h` first if there is none. `index`
+    /// is an entry's, so at least 1.
+    fn get_or_insert(&mut self, index: Index, term: Term, h: u64) -> u64 {
+        let slot = index.0 as usize - 1;
+        if self.first.len() <= slot {
+            self.first.resize(slot + 1, None);
+        }
+        match &mut self.first[slot] {
+            entry @ None => {
+                *entry = Some((term, h));
+                h
+            }
+            Some((t, first)) if *t == term => *first,
+            Some(_) => *self.others.entry((index, term)).or_insert(h),
+        }
+    }
+}
+
 /// The Raft safety checker.
 #[derive(Debug, Default)]
 pub struct RaftSafety {
@@ -35,7 +74,7 @@ pub struct RaftSafety {
     /// Election safety: the leader of each term.
     leaders: BTreeMap<Term, NodeId>,
     /// Log matching: the chain hash of the first log seen holding `(index, term)`.
-    seen: BTreeMap<(Index, Term), u64>,
+    seen: FirstSeen,
     /// The committed prefix, as a chain.
     committed: Vec<u64>,
     /// For each committed index, the lowest term in which a node was seen to know it committed
@@ -208,7 +247,7 @@ impl RaftSafety {
             return Err(Violation::new(rule, id, term, index, detail));
         }
         let committed = at(&self.committed, index);
-        if index > Index(0) && self.seen.get(&(index, term)).copied() != committed {
+        if index > Index(0) && self.seen.get(index, term) != committed {
             let detail =
                 format!("the snapshot's last entry (term {term}) is not the committed one");
             return Err(Violation::new(rule, id, term, index, detail));
@@ -241,7 +280,7 @@ impl RaftSafety {
             );
             let h = link(track.chain.last().copied().unwrap_or(0), e);
             track.chain.push(h);
-            let first = *self.seen.entry((e.index, e.term)).or_insert(h);
+            let first = self.seen.get_or_insert(e.index, e.term, h);
             if first != h {
                 let detail =
                     "two logs hold an entry with this index and term but differ before it".into();
@@ -510,5 +549,40 @@ impl RaftSafety {
             .extend_from_slice(&chain[known..commit.0 as usize]);
         self.committed_in.resize(commit.0 as usize, term);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// `FirstSeen` answers as the map it replaced, `(index, term) -> first hash`, on random
+    /// sequences where several terms meet at the same indexes.
+    #[test]
+    fn first_seen_answers_as_a_map() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
+        for _ in 0..50 {
+            let mut seen = FirstSeen::default();
+            let mut model: BTreeMap<(Index, Term), u64> = BTreeMap::new();
+            let mut top = 0u64;
+            for _ in 0..400 {
+                let index = Index(rng.gen_range(1..=top + 1));
+                top = top.max(index.0);
+                let term = Term(rng.gen_range(1..=4));
+                let h: u64 = rng.r#gen();
+                let want = *model.entry((index, term)).or_insert(h);
+                assert_eq!(seen.get_or_insert(index, term, h), want);
+                let (i, t) = (
+                    Index(rng.gen_range(0..=top + 2)),
+                    Term(rng.gen_range(0..=5)),
+                );
+                assert_eq!(
+                    seen.get(i, t),
+                    model.get(&(i, t)).copied(),
+                    "at {i:?} {t:?}"
+                );
+            }
+        }
     }
 }

@@ -703,20 +703,18 @@ pub fn heal_all(cluster: &Cluster) {
 /// Whether a stable leader exists: a leader whose term a majority of nodes share, all of them
 /// following it.
 pub fn stable_leader(cluster: &Cluster) -> Option<NodeId> {
-    let statuses = cluster.statuses();
-    let leader = statuses
-        .iter()
-        .flatten()
+    // Read under one lock, without copying the statuses or listing the followers: this runs
+    // at every step of the safety phase.
+    let shared = cluster.shared();
+    let statuses = || shared.statuses.iter().flatten();
+    let leader = statuses()
         .filter(|s| s.role == RoleKind::Leader)
         .max_by_key(|s| s.term)?;
-    let followers: Vec<NodeId> = statuses
-        .iter()
-        .flatten()
-        .filter(|s| s.term == leader.term && s.leader == Some(leader.id))
-        .map(|s| s.id)
-        .collect();
+    let follows = |s: &&engine::raft::Status| s.term == leader.term && s.leader == Some(leader.id);
+    let count = statuses().filter(follows).count();
     // A majority of the leader's configuration (of each half while joint, thesis §4.3).
-    cluster
-        .quorum_of(leader.id, &followers)
-        .then_some(leader.id)
+    crate::cluster::quorum_in(&shared, cluster.size(), leader.id, count, |id| {
+        statuses().filter(follows).any(|s| s.id == id)
+    })
+    .then_some(leader.id)
 }

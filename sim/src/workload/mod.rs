@@ -127,7 +127,7 @@ pub async fn read_after_restart(
         if cluster.clock.now_ms() >= deadline_ms || cluster.shared().violation.is_some() {
             return;
         }
-        let status = cluster.statuses()[slot];
+        let status = cluster.shared().statuses[slot];
         if status.is_some_and(|s| s.leader.is_some_and(|l| l != target)) {
             break;
         }

@@ -185,6 +185,8 @@ pub struct RawNode {
     campaigns: u64,
     /// Scratch space for `maybe_commit`.
     match_scratch: Vec<Index>,
+    /// Scratch space for the broadcasts' list of followers (see `take_followers`).
+    follower_scratch: Vec<NodeId>,
     /// While leading: command bytes in the log after the commit index (see
     /// `Config::uncommitted_bytes_max`).
     uncommitted_bytes: u64,
@@ -281,6 +283,7 @@ impl RawNode {
             ready_pending: false,
             campaigns: 0,
             match_scratch: Vec::new(),
+            follower_scratch: Vec::new(),
             uncommitted_bytes: 0,
             reads: ReadOnly::default(),
             read_states: Vec::new(),

@@ -45,10 +45,12 @@ impl RawNode {
     /// One round of empty AppendEntries at each follower's match index (which always succeeds)
     /// carrying the newest read sequence; a single-node cluster confirms at once.
     pub(super) fn start_read_round(&mut self) {
-        for peer in self.followers() {
+        let peers = self.take_followers();
+        for &peer in &peers {
             let at = self.probe_point(peer);
             self.send_append_from(peer, at, at);
         }
+        self.give_back_followers(peers);
         self.confirm_reads();
     }
 

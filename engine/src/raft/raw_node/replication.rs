@@ -119,6 +119,21 @@ impl RawNode {
         }
     }
 
+    /// The same list as `followers`, in the node's scratch vector so that a broadcast does
+    /// not allocate; a loop over it hands it back with `give_back_followers`.
+    pub(super) fn take_followers(&mut self) -> Vec<NodeId> {
+        let mut peers = std::mem::take(&mut self.follower_scratch);
+        peers.clear();
+        if let Role::Leader { progress } = &self.role {
+            peers.extend(progress.keys().copied());
+        }
+        peers
+    }
+
+    pub(super) fn give_back_followers(&mut self, peers: Vec<NodeId>) {
+        self.follower_scratch = peers;
+    }
+
     pub(super) fn progress_mut(&mut self, peer: NodeId) -> &mut Progress {
         let Role::Leader { progress } = &mut self.role else {
             panic!("progress of {peer} asked of a non-leader");
@@ -267,12 +282,14 @@ impl RawNode {
         let inflight_max = self.config.inflight_msgs_max;
         let inflight_bytes_max = self.config.inflight_bytes_max;
         let last = self.log.last_index();
-        for peer in self.followers() {
+        let peers = self.take_followers();
+        for &peer in &peers {
             let p = self.progress_mut(peer);
             if p.next_index <= last && p.can_send_within(inflight_max, inflight_bytes_max) {
                 self.send_append(peer);
             }
         }
+        self.give_back_followers(peers);
     }
 
     /// Tells every follower of a commit index it has not been sent, in an empty AppendEntries
@@ -287,13 +304,15 @@ impl RawNode {
         }
         let commit = self.log.commit();
         let offset = self.log.offset();
-        for peer in self.followers() {
+        let peers = self.take_followers();
+        for &peer in &peers {
             let p = self.progress_mut(peer);
             if p.commit_news(commit) && !p.snapshot_pending() && p.match_index >= offset {
                 let at = p.match_index;
                 self.send_append_from(peer, at, at);
             }
         }
+        self.give_back_followers(peers);
     }
 
     /// Raft §5.2: the leader sends periodic heartbeats (AppendEntries, empty when the follower is
@@ -302,7 +321,8 @@ impl RawNode {
     pub(super) fn broadcast_heartbeat(&mut self) {
         let inflight_max = self.config.inflight_msgs_max;
         let inflight_bytes_max = self.config.inflight_bytes_max;
-        for peer in self.followers() {
+        let peers = self.take_followers();
+        for &peer in &peers {
             let p = self.progress_mut(peer);
             p.on_heartbeat();
             if p.snapshot_pending() {
@@ -322,6 +342,7 @@ impl RawNode {
             }
             self.send_append(peer);
         }
+        self.give_back_followers(peers);
     }
 
     pub(super) fn send_append(&mut self, peer: NodeId) {
