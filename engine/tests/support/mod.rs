@@ -35,12 +35,39 @@ pub fn setup(what: &[&str]) {
     );
 }
 
-/// A fresh directory under the system temp dir.
-pub fn temp_dir(name: &str) -> PathBuf {
+/// A fresh directory under the system temp dir, removed when the test that made it passes (kept
+/// for a look when it panics). Declared before the processes that use it, it outlives them.
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for a look: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A fresh directory under the system temp dir (see [`TempDir`]).
+pub fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("floe-it-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    TempDir(dir)
 }
 
 /// A child process killed (SIGKILL) and reaped when dropped, so a failing test leaves nothing.
