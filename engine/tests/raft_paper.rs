@@ -417,6 +417,105 @@ fn follower_rejects_append_without_matching_prev_5_3() {
     assert_eq!(raw.raft_log().last_index(), Index(2), "log untouched");
 }
 
+fn ack(from: u64, to: u64, term: u64, match_index: u64) -> Message {
+    Message {
+        from: NodeId(from),
+        to: NodeId(to),
+        term: Term(term),
+        kind: MessageKind::AppendResponse {
+            success: true,
+            match_index: Index(match_index),
+            hint: None,
+            read_seq: 0,
+        },
+    }
+}
+
+/// While its sync is pending, a follower learns its leader's commit index from an
+/// AppendEntries whose previous entry matches its log (receiver rule 5, with the entries it
+/// holds), never past its own durable log, and keeps the message to step after the sync.
+#[test]
+fn follower_learns_commit_while_syncing_within_its_durable_log_5_3() {
+    let mut raw = node_from(2, 3, term_hs(1), vec![noop(1, 1), cmd(1, 2, "a")]);
+    raw.step(append(1, 2, 1, (2, 1), vec![cmd(1, 3, "b")]))
+        .expect("step");
+    let ready = raw.ready().expect("a ready");
+    assert_eq!(ready.entries, vec![cmd(1, 3, "b")]);
+    // The leader's next AppendEntries, committing up to 3, arrives during the sync.
+    let mut next = append(1, 2, 1, (3, 1), vec![cmd(1, 4, "c")]);
+    if let MessageKind::Append { leader_commit, .. } = &mut next.kind {
+        *leader_commit = Index(3);
+    }
+    let held = raw.step_during_sync(next.clone()).expect("valid");
+    assert_eq!(held, Some(next.clone()), "kept to append after the sync");
+    assert_eq!(
+        raw.raft_log().commit(),
+        Index(2),
+        "commit stops at the durable log (entry 3 is still being synced)"
+    );
+    let committed: Vec<Index> = raw
+        .committed_during_sync()
+        .iter()
+        .map(|e| e.index)
+        .collect();
+    assert_eq!(committed, vec![Index(1), Index(2)]);
+    raw.applied_early(Index(2));
+    // One whose previous entry this log does not hold teaches nothing.
+    let mut stray = append(1, 2, 1, (5, 1), Vec::new());
+    if let MessageKind::Append { leader_commit, .. } = &mut stray.kind {
+        *leader_commit = Index(3);
+    }
+    assert!(raw.step_during_sync(stray).expect("valid").is_some());
+    assert_eq!(raw.raft_log().commit(), Index(2));
+    raw.advance(ready);
+    assert_eq!(
+        raw.raft_log().applied(),
+        Index(2),
+        "applied early stays applied"
+    );
+    raw.step(next).expect("step the held message");
+    assert_eq!(raw.raft_log().commit(), Index(3));
+}
+
+/// While its sync is pending, a leader counts its followers' acknowledgements at once, but
+/// its own replica only up to its durable log: what it is still writing commits only once
+/// the sync is done (§5.3: stored on a majority).
+#[test]
+fn leader_counts_acks_while_syncing_but_not_its_unsynced_entries_5_3() {
+    let mut net = elected_network(3);
+    let mut out = String::new();
+    let leader = NodeId(1);
+    let (first, term) = net
+        .propose(leader, b"x", &mut out)
+        .expect("up")
+        .expect("leads");
+    net.with_raw(leader, &mut out, |raw| {
+        // The first batch is synced; the second is being written.
+        let ready = raw.ready().expect("first batch");
+        raw.advance(ready);
+        let (second, _) = raw.propose(b"y".to_vec()).expect("leads");
+        let ready = raw.ready().expect("second batch");
+        assert_eq!(ready.entries.last().map(|e| e.index), Some(second));
+        // Both followers hold both batches already: the first commits, the second waits.
+        for follower in [2, 3] {
+            let consumed = raw
+                .step_during_sync(ack(follower, 1, term.0, second.0))
+                .expect("valid");
+            assert!(consumed.is_none(), "an acknowledgement is taken in at once");
+        }
+        assert_eq!(raw.raft_log().commit(), first, "the synced batch commits");
+        let committed: Vec<Index> = raw
+            .committed_during_sync()
+            .iter()
+            .map(|e| e.index)
+            .collect();
+        assert_eq!(committed.last(), Some(&first));
+        raw.applied_early(first);
+        raw.advance(ready);
+        assert_eq!(raw.raft_log().commit(), second, "the second once synced");
+    });
+}
+
 #[test]
 fn follower_truncates_conflicting_suffix_5_3() {
     let entries = vec![noop(1, 1), cmd(1, 2, "a"), cmd(1, 3, "b")];

@@ -45,6 +45,9 @@ impl Varied {
         s.check_quorum = self.check_quorum;
         s.leader_sends_before_sync = self.parallel_sync;
         s.lazy_commit_sync = self.lazy_commit_sync;
+        // No draw of its own (it would move every varied seed's draws): it goes with sending
+        // before the sync, the other half of overlapping the disk with the network.
+        s.listen_while_syncing = self.parallel_sync;
         if vary.gen_bool(0.5) {
             s.requests_per_ready = 1;
         }
@@ -141,11 +144,14 @@ pub enum Bug {
     /// The node loop awaits each log sync inline instead of polling it beside its timer: a
     /// leader whose sync hangs goes on leading (and holding every commit) until it returns.
     SyncBlocksLoop,
+    /// A leader whose sync is pending counts the entries it is still writing towards a commit
+    /// when it takes in its followers' answers: one acknowledgement commits what one disk holds.
+    CommitWhileSyncing,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 26] = [
+    pub const ALL: [Bug; 27] = [
         Bug::StaleRead,
         Bug::ReadIndexEarly,
         Bug::VoteNotPersisted,
@@ -172,6 +178,7 @@ impl Bug {
         Bug::LostAckTrusted,
         Bug::MemberAddAnswersEarly,
         Bug::SyncBlocksLoop,
+        Bug::CommitWhileSyncing,
     ];
 
     /// The name used on the command line.
@@ -203,6 +210,7 @@ impl Bug {
             Bug::LostAckTrusted => "lost-ack-trusted",
             Bug::MemberAddAnswersEarly => "member-add-answers-early",
             Bug::SyncBlocksLoop => "sync-blocks-loop",
+            Bug::CommitWhileSyncing => "commit-while-syncing",
         }
     }
 
@@ -234,6 +242,7 @@ impl Bug {
                 single_server_no_wait: bug == Some(Bug::SingleServerNoWait),
                 removed_leader_stays: bug == Some(Bug::RemovedLeaderStays),
                 lost_ack_trusted: bug == Some(Bug::LostAckTrusted),
+                commit_while_syncing: bug == Some(Bug::CommitWhileSyncing),
             },
             node: engine::server::NodeBugs {
                 vote_not_persisted: bug == Some(Bug::VoteNotPersisted),

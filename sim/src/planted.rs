@@ -186,6 +186,9 @@ fn what(bug: Bug) -> &'static str {
         Bug::SyncBlocksLoop => {
             "the node loop awaits each log sync inline: a leader whose sync hangs goes on leading"
         }
+        Bug::CommitWhileSyncing => {
+            "a leader counts the entries its pending sync is writing towards a commit"
+        }
     }
 }
 

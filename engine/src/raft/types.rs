@@ -440,6 +440,11 @@ pub struct Bugs {
     /// one, as Raft without lying disks may: the follower never gets back what its damaged log
     /// lost, and never votes again.
     pub lost_ack_trusted: bool,
+    /// A leader whose sync is pending counts the entries it is still writing as its own
+    /// replica when it steps its followers' answers (`RawNode::step_during_sync`): one
+    /// follower's acknowledgement then commits an entry a single disk holds (Raft §5.3 counts
+    /// only what a majority stored).
+    pub commit_while_syncing: bool,
 }
 
 /// Static configuration of one Raft node.

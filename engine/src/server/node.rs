@@ -33,12 +33,17 @@ pub struct NodeConfig {
     /// more in production, where many proposals share one fsync (group commit).
     pub requests_per_ready: usize,
     /// A leader sends its messages before it syncs its log, so its own disk write overlaps the
-    /// followers' (Raft thesis §10.2.1). Safe because the loop steps no answer to those messages
-    /// before the sync returns, so the leader never counts its own unsynced entries in a commit.
+    /// followers' (Raft thesis §10.2.1). Safe because the leader never counts its own unsynced
+    /// entries in a commit: its own match index is its log's stable index (`RawNode`'s `Ready`).
     pub leader_sends_before_sync: bool,
     /// Skip the log sync when a `Ready`'s only durable change is the commit index (as etcd's
     /// WAL does); the next sync makes it durable with whatever comes next.
     pub lazy_commit_sync: bool,
+    /// While a log sync is pending, the loop takes in peer messages and learns commitment from
+    /// them (`RawNode::step_during_sync`): a leader counts its followers' acknowledgements, a
+    /// follower its leader's commit index, and both apply and answer what committed, instead
+    /// of waiting for their own unrelated sync. Everything else waits for the sync as before.
+    pub listen_while_syncing: bool,
     /// Take a snapshot of the state machine and compact the log once this many entries were
     /// applied since the last snapshot (Raft §7; etcd's `--snapshot-count`); 0 never does.
     pub snapshot_entries: u64,
@@ -133,6 +138,7 @@ impl NodeConfig {
             requests_per_ready: 1,
             leader_sends_before_sync: false,
             lazy_commit_sync: false,
+            listen_while_syncing: false,
             snapshot_entries: 10_000,
             snapshot_keep_entries: 5_000,
             forward_timeout_ms: 3_000,
@@ -313,6 +319,11 @@ struct Node<S: StateMachine, O> {
     sync_bound_ms: u64,
     leader_sends_before_sync: bool,
     lazy_commit_sync: bool,
+    listen_while_syncing: bool,
+    /// Peer messages received while a sync was pending, to step once it is done, in order.
+    held: Vec<Message>,
+    /// Committed entries were applied while a sync was pending (watchers to wake).
+    applied_while_syncing: bool,
     /// Term and vote as last synced: a hard state that changes neither is commit-only.
     synced_term: Term,
     synced_vote: Option<crate::raft::NodeId>,
@@ -470,50 +481,58 @@ where
         // ready branch at random, from an RNG that is not the seed's). Each branch reads the
         // clock once after its last wait and hands the reading (µs) to what follows without a
         // wait in between: catching up on ticks, stamping the messages stepped, housekeeping.
-        let now_us = futures::select_biased! {
-            (job, staged) = staged(&mut snapshotting).fuse() => {
-                node.finish_snapshot(&mut wal, job, staged?, &clock).await?;
-                clock.now_us()
-            }
-            request = requests.next() => {
-                let now_us = clock.now_us();
-                node.catch_up(now_us / 1000);
-                match request {
-                    Some(request) => node.handle_request(request),
-                    None => return Ok(()),
+        // Messages taken in while the last sync was pending come first, with the requests that
+        // queued meanwhile (one Ready for them all), as if they had waited in the network: the
+        // loop goes back to its inputs between syncs, so a steady stream of AppendEntries
+        // cannot keep a follower's clients waiting.
+        let now_us = if !node.held.is_empty() {
+            node.held_turn(&mut requests, config.requests_per_ready, &clock)
+        } else {
+            futures::select_biased! {
+                (job, staged) = staged(&mut snapshotting).fuse() => {
+                    node.finish_snapshot(&mut wal, job, staged?, &clock).await?;
+                    clock.now_us()
                 }
-                // Group commit: requests already queued join the same Ready (one sync), and
-                // their linearizable reads share one read index.
-                for _ in 1..config.requests_per_ready {
-                    match requests.try_recv() {
-                        Ok(request) => node.handle_request(request),
-                        _ => break,
+                request = requests.next() => {
+                    let now_us = clock.now_us();
+                    node.catch_up(now_us / 1000);
+                    match request {
+                        Some(request) => node.handle_request(request),
+                        None => return Ok(()),
                     }
-                }
-                node.start_reads();
-                // Peer messages already delivered join this Ready too: under a steady stream
-                // of requests, followers' acknowledgements would otherwise wait behind one
-                // sync after another (this branch is polled first), and so would the commit
-                // of every write in flight.
-                for _ in 0..INPUT_BATCH_MAX {
-                    let Some(msg) = net.try_recv() else { break };
-                    node.step(msg, now_us);
-                }
-                now_us
-            }
-            msg = net.recv_until(deadline).fuse() => {
-                let now_us = clock.now_us();
-                node.catch_up(now_us / 1000);
-                if let Some(msg) = msg {
-                    node.step(msg, now_us);
-                    // Everything else already deliverable goes into the same Ready: one sync
-                    // for many messages (group commit).
-                    for _ in 1..INPUT_BATCH_MAX {
+                    // Group commit: requests already queued join the same Ready (one sync), and
+                    // their linearizable reads share one read index.
+                    for _ in 1..config.requests_per_ready {
+                        match requests.try_recv() {
+                            Ok(request) => node.handle_request(request),
+                            _ => break,
+                        }
+                    }
+                    node.start_reads();
+                    // Peer messages already delivered join this Ready too: under a steady stream
+                    // of requests, followers' acknowledgements would otherwise wait behind one
+                    // sync after another (this branch is polled first), and so would the commit
+                    // of every write in flight.
+                    for _ in 0..INPUT_BATCH_MAX {
                         let Some(msg) = net.try_recv() else { break };
                         node.step(msg, now_us);
                     }
+                    now_us
                 }
-                now_us
+                msg = net.recv_until(deadline).fuse() => {
+                    let now_us = clock.now_us();
+                    node.catch_up(now_us / 1000);
+                    if let Some(msg) = msg {
+                        node.step(msg, now_us);
+                        // Everything else already deliverable goes into the same Ready: one sync
+                        // for many messages (group commit).
+                        for _ in 1..INPUT_BATCH_MAX {
+                            let Some(msg) = net.try_recv() else { break };
+                            node.step(msg, now_us);
+                        }
+                    }
+                    now_us
+                }
             }
         };
         node.housekeep(now_us / 1000, &clock);
@@ -601,6 +620,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             sync_bound_ms: 2 * config.raft.election_timeout_ticks * config.tick_ms,
             leader_sends_before_sync: config.leader_sends_before_sync,
             lazy_commit_sync: config.lazy_commit_sync,
+            listen_while_syncing: config.listen_while_syncing,
+            held: Vec::new(),
+            applied_while_syncing: false,
             synced_term,
             synced_vote,
             ticked_ms: now,
@@ -684,18 +706,24 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     fn step(&mut self, msg: Message, now_us: u64) {
-        if self.raw.role().kind() == RoleKind::Leader
-            && let Some(us) = self
-                .followers
-                .received(self.raw.hard_state().term, &msg, now_us)
-        {
-            self.metrics.peer_round_trip.observe(us);
+        if self.raw.role().kind() == RoleKind::Leader {
+            self.note_round_trip(&msg, now_us);
         }
         if matches!(msg.kind, MessageKind::Append { .. }) {
             Metrics::add(&self.metrics.append_received, 1);
         }
         if let Err(e) = self.raw.step(msg) {
             tracing::warn!(node = self.raw.id().0, error = %e, "dropped a message");
+        }
+    }
+
+    /// A leader's measure of its followers' answers (`/metrics`' peer round trip).
+    fn note_round_trip(&mut self, msg: &Message, now_us: u64) {
+        if let Some(us) = self
+            .followers
+            .received(self.raw.hard_state().term, msg, now_us)
+        {
+            self.metrics.peer_round_trip.observe(us);
         }
     }
 
@@ -997,9 +1025,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     .await;
                 applied_before_sync = ready.committed_entries.len();
             } else if !installed {
-                applied_before_sync = self.apply_durable_committed(&ready, &mut removed);
+                applied_before_sync = self.apply_follower_committed(&ready, &mut removed);
             }
-            let (slow, synced_us) = self.persist(wal, &ready, clock).await?;
+            let (slow, synced_us) = self.persist(wal, net, &ready, clock, &mut removed).await?;
             slow_sync |= slow;
             drop_leader_traffic(led, &self.raw, &mut ready);
             self.send_all(&mut ready, net, synced_us.unwrap_or_else(|| clock.now_us()));
@@ -1011,6 +1039,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             self.note_read_states(&ready);
             self.raw.advance(ready);
         }
+        applied_any |= std::mem::take(&mut self.applied_while_syncing);
         // Planted bug `sync-blocks-loop` only: the sync was awaited inline, so the leader
         // notices only now, after it returned, that it took longer than the bound (see
         // `Node::sync_ticking` for what the loop does instead).
@@ -1110,27 +1139,94 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     /// A follower's part of [`Node::apply_ready`]: applies, before the `Ready`'s sync, the
-    /// committed entries its log already held durably (those below the `Ready`'s new entries),
-    /// and returns how many. Committed entries are durable on a majority and never change
-    /// (Raft §5.3, Figure 3's State Machine Safety), and these are on this node's disk too; the
-    /// write a client sent through this follower is answered once the commit index reaches
-    /// it, not after the follower's sync of the next, unrelated batch the same AppendEntries
-    /// brought (etcd's followers apply beside their WAL write as well). Entries of this
-    /// `Ready` itself are applied only after its sync.
-    fn apply_durable_committed(
+    /// committed entries it may, and returns how many. Committed entries are durable on a
+    /// majority and never change (Raft §5.3, Figure 3's State Machine Safety), so the write a
+    /// client sent through this follower is answered once the commit index reaches it, not
+    /// after the follower's sync of the next, unrelated batch the same AppendEntries brought
+    /// (etcd's followers apply beside their WAL write as well). With
+    /// [`NodeConfig::listen_while_syncing`] that is all of them; without, only those its log
+    /// already held durably (below the `Ready`'s new entries), the others after its sync.
+    fn apply_follower_committed(
         &mut self,
         ready: &crate::raft::Ready,
         removed: &mut Option<(Index, Membership)>,
     ) -> usize {
         let committed = &ready.committed_entries;
-        let durable = ready.entries.first().map_or(committed.len(), |first| {
-            committed.partition_point(|e| e.index < first.index)
-        });
-        if let Some(last) = committed[..durable].last() {
-            self.apply_committed(&committed[..durable], removed);
+        let early = if self.listen_while_syncing {
+            committed.len()
+        } else {
+            ready.entries.first().map_or(committed.len(), |first| {
+                committed.partition_point(|e| e.index < first.index)
+            })
+        };
+        if let Some(last) = committed[..early].last() {
+            self.apply_committed(&committed[..early], removed);
             self.raw.applied_early(last.index);
         }
-        durable
+        early
+    }
+
+    /// A peer message that arrived while this node's sync was pending
+    /// ([`NodeConfig::listen_while_syncing`]): what it says about commitment is taken at once
+    /// (`RawNode::step_during_sync`) and what committed is applied and answered; the message
+    /// itself is held for [`Node::step_held`] unless the core consumed it.
+    fn take_while_syncing(
+        &mut self,
+        msg: Message,
+        now_us: u64,
+        removed: &mut Option<(Index, Membership)>,
+    ) {
+        let (role, commit) = (self.raw.role().kind(), self.raw.raft_log().commit());
+        if role == RoleKind::Leader {
+            self.note_round_trip(&msg, now_us);
+        }
+        match self.raw.step_during_sync(msg) {
+            Ok(Some(msg)) => self.held.push(msg),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(node = self.raw.id().0, error = %e, "dropped a message"),
+        }
+        if self.raw.role().kind() != role || self.raw.raft_log().commit() != commit {
+            // As after a whole Ready: the commit index never passes what a majority stored.
+            self.observer.stepped(&self.raw);
+        }
+        let committed = self.raw.committed_during_sync();
+        if let Some(last) = committed.last().map(|e| e.index) {
+            let entries = committed.to_vec();
+            self.apply_committed(&entries, removed);
+            self.raw.applied_early(last);
+            self.applied_while_syncing = true;
+        }
+    }
+
+    /// A turn of the loop for the messages held while the last sync was pending: the requests
+    /// that queued meanwhile (up to `requests_per_ready`), then the held messages, into one
+    /// `Ready`. Returns the clock's reading (µs).
+    fn held_turn<C: Clock>(
+        &mut self,
+        requests: &mut mpsc::Receiver<Request<S>>,
+        requests_per_ready: usize,
+        clock: &C,
+    ) -> u64 {
+        let now_us = clock.now_us();
+        self.catch_up(now_us / 1000);
+        for _ in 0..requests_per_ready {
+            match requests.try_recv() {
+                Ok(request) => self.handle_request(request),
+                _ => break,
+            }
+        }
+        self.start_reads();
+        self.step_held(now_us);
+        now_us
+    }
+
+    /// Steps the messages held while the last sync was pending, in their order.
+    fn step_held(&mut self, now_us: u64) {
+        let mut held = std::mem::take(&mut self.held);
+        for msg in held.drain(..) {
+            self.step(msg, now_us);
+        }
+        self.held = held;
     }
 
     /// Persists a `Ready`'s hard state and entries, syncing unless only the commit index
@@ -1138,11 +1234,13 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     /// Returns whether a sync awaited inline (planted bug `sync-blocks-loop` only) took longer
     /// than the bound ([`Node::sync_bound_ms`]), and the clock's reading (µs) when a sync
     /// ended (nothing waits after it, so the `Ready`'s messages leave at that time).
-    async fn persist<D: Disk, C: Clock>(
+    async fn persist<D: Disk, N: Network, C: Clock>(
         &mut self,
         wal: &mut Wal<D>,
+        net: &mut N,
         ready: &crate::raft::Ready,
         clock: &C,
+        removed: &mut Option<(Index, Membership)>,
     ) -> Result<(bool, Option<u64>), NodeError> {
         let id = self.raw.id();
         let mut slow = false;
@@ -1169,7 +1267,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     let took_us = clock.now_us().saturating_sub(started_us);
                     slow = took_us > self.sync_bound_ms * 1000;
                 } else {
-                    self.sync_ticking(wal, clock).await?;
+                    self.sync_ticking(wal, net, clock, removed).await?;
                 }
                 let synced_us = clock.now_us();
                 synced_at = Some(synced_us);
@@ -1205,35 +1303,65 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     /// after a pause.
     ///
     /// What it does not do while the sync is pending keeps Raft's durability rules exact:
-    /// - it sends nothing and steps no message: everything the ticks make (heartbeats, a
-    ///   campaign's votes) waits in the core for the next `Ready`, whose persist comes first
+    /// - it sends nothing: everything the ticks and messages make (heartbeats, a campaign's
+    ///   votes, answers) waits in the core for the next `Ready`, whose persist comes first
     ///   (Figure 2: "respond to RPCs only after updating stable storage"); the answers of the
     ///   `Ready` being synced (votes, a follower's acknowledgements) leave only after this
-    ///   returns; inbound messages and client requests wait in their queues;
+    ///   returns; client requests wait in their queue;
+    /// - with [`NodeConfig::listen_while_syncing`] it takes in peer messages, but only for what
+    ///   they say about commitment (`RawNode::step_during_sync`): a leader's followers'
+    ///   acknowledgements, a follower's leader's commit index; it applies and answers what
+    ///   committed, and holds every message it did not consume for the next turn of the loop,
+    ///   in order (without, they wait in the network's queue);
     /// - it does not `advance` the core, so the leader's own match index (the log's stable
-    ///   index) does not count the pending entries towards a commit (§5.3, §5.4.2);
+    ///   index) does not count the pending entries towards a commit (§5.3, §5.4.2), and a
+    ///   commit index learned meanwhile stays within the durable log;
     /// - there is one sync in flight at most: the next `Ready` is taken once this returns.
     ///
     /// The world's disk must not block the thread: `floe`'s fdatasync runs on tokio's blocking
     /// pool (`engine::net::disk`), the simulator's sync is a timer.
-    async fn sync_ticking<D: Disk, C: Clock>(
+    async fn sync_ticking<D: Disk, N: Network, C: Clock>(
         &mut self,
         wal: &mut Wal<D>,
+        net: &mut N,
         clock: &C,
+        removed: &mut Option<(Index, Membership)>,
     ) -> Result<(), NodeError> {
         let started_ms = clock.now_ms();
         let sync = wal.sync().fuse();
         let mut sync = std::pin::pin!(sync);
-        while self.raw.role().kind() == RoleKind::Leader {
+        loop {
+            let leading = self.raw.role().kind() == RoleKind::Leader;
+            let listening = self.listen_while_syncing && self.held.len() < INPUT_BATCH_MAX;
+            if !leading && !listening {
+                return Ok(sync.await?);
+            }
             let next_tick_ms = self.ticked_ms + self.tick_ms;
-            futures::select_biased! {
-                synced = sync => return Ok(synced?),
-                () = clock.sleep_until(next_tick_ms).fuse() => {
-                    self.tick_while_syncing(clock.now_ms(), started_ms);
+            if listening {
+                // Only a leader ticks; a follower wakes for messages alone (its deadline is a
+                // formality: the loop goes round when it passes).
+                let deadline = if leading {
+                    next_tick_ms
+                } else {
+                    clock.now_ms() + self.sync_bound_ms
+                };
+                futures::select_biased! {
+                    synced = sync => return Ok(synced?),
+                    msg = net.recv_until(deadline).fuse() => match msg {
+                        Some(msg) => self.take_while_syncing(msg, clock.now_us(), removed),
+                        None if leading => self.tick_while_syncing(clock.now_ms(), started_ms),
+                        None => {}
+                    },
+                }
+            } else {
+                futures::select_biased! {
+                    synced = sync => return Ok(synced?),
+                    () = clock.sleep_until(next_tick_ms).fuse() => {
+                        self.tick_while_syncing(clock.now_ms(), started_ms);
+                    }
                 }
             }
         }
-        Ok(sync.await?)
     }
 
     /// One tick boundary passed while the leader's sync begun at `started_ms` is pending: the

@@ -33,6 +33,8 @@ pub struct NodeSettings {
     pub leader_sends_before_sync: bool,
     /// Commit-only hard states are not synced (as etcd's WAL): true.
     pub lazy_commit_sync: bool,
+    /// The loop learns commitment from peer messages while its log sync is pending: true.
+    pub listen_while_syncing: bool,
     /// Snapshot every this many applied entries, 0 never (`--snapshot-count`, 100,000 as etcd).
     pub snapshot_entries: u64,
     /// Entries kept below a snapshot (`floe`: half the snapshot count).
@@ -78,6 +80,7 @@ impl NodeSettings {
             requests_per_ready: 256,
             leader_sends_before_sync: true,
             lazy_commit_sync: true,
+            listen_while_syncing: true,
             snapshot_entries: 100_000,
             snapshot_keep_entries: 50_000,
             msg_entries_max: raft.msg_entries_max,
@@ -127,6 +130,7 @@ impl NodeSettings {
         node.requests_per_ready = self.requests_per_ready;
         node.leader_sends_before_sync = self.leader_sends_before_sync;
         node.lazy_commit_sync = self.lazy_commit_sync;
+        node.listen_while_syncing = self.listen_while_syncing;
         node.snapshot_entries = self.snapshot_entries;
         node.snapshot_keep_entries = self.snapshot_keep_entries;
         node.watchers_max = self.watchers_max;
@@ -156,7 +160,7 @@ mod tests {
         );
         assert_eq!(c.raft.election_timeout_max_ticks, 20);
         assert!(c.raft.pre_vote && c.raft.check_quorum);
-        assert!(c.leader_sends_before_sync && c.lazy_commit_sync);
+        assert!(c.leader_sends_before_sync && c.lazy_commit_sync && c.listen_while_syncing);
         assert_eq!((c.requests_per_ready, c.read_timeout_ms), (256, 7_000));
         assert_eq!(
             (c.snapshot_entries, c.snapshot_keep_entries),

@@ -488,6 +488,64 @@ impl RawNode {
     /// Feeds one message from a peer into the state machine.
     pub fn step(&mut self, m: Message) -> Result<(), StepError> {
         assert!(!self.ready_pending, "step between ready and advance");
+        self.step_checked(m)
+    }
+
+    /// While the driver syncs the pending `Ready` (handed out, not yet advanced), takes from a
+    /// peer's message what it says about commitment, which needs nothing of this node's
+    /// pending sync; returns the message if it must still be stepped after
+    /// [`RawNode::advance`] (its answer would promise durable state, Figure 2).
+    /// - A leader steps a successful AppendEntries answer of its term at once: the follower's
+    ///   match index counts towards a commit (§5.3, §5.4.2: `maybe_commit`). What the step
+    ///   sends waits for the next `Ready`.
+    /// - A follower takes the commit index from its leader's AppendEntries of its term whose
+    ///   previous entry matches its log: by Log Matching (§5.3) its log up to
+    ///   `prev_log_index` is the leader's, so receiver rule 5 with the entries it already
+    ///   holds gives `min(leaderCommit, prev_log_index)`. It keeps the message, to append its
+    ///   entries and answer after `advance`.
+    ///
+    /// Either way the commit index stays within this node's durable log (the stable index)
+    /// until the sync is done, as it does between `Ready`s. Committed entries are durable on a
+    /// majority and never change (State Machine Safety), so the driver may apply them at once
+    /// ([`RawNode::committed_during_sync`], [`RawNode::applied_early`]).
+    pub fn step_during_sync(&mut self, m: Message) -> Result<Option<Message>, StepError> {
+        assert!(self.ready_pending, "step_during_sync outside a Ready");
+        if m.term != self.term || m.to != self.config.id {
+            return Ok(Some(m));
+        }
+        match (&self.role, &m.kind) {
+            (Role::Leader { .. }, MessageKind::AppendResponse { success: true, .. }) => {
+                self.step_checked(m)?;
+                Ok(None)
+            }
+            (
+                Role::Follower {
+                    leader: Some(leader),
+                },
+                MessageKind::Append {
+                    prev_log_index,
+                    prev_log_term,
+                    leader_commit,
+                    ..
+                },
+            ) if *leader == m.from && self.recovering.is_none() => {
+                crate::raft::validate::check(&m, None)?;
+                crate::raft::validate::check_committed(&m, &self.log)?;
+                if *prev_log_index >= self.log.offset()
+                    && self.log.term(*prev_log_index) == Some(*prev_log_term)
+                {
+                    let durable = self.log.stable();
+                    self.log
+                        .commit_to((*leader_commit).min(*prev_log_index).min(durable));
+                    self.after_input();
+                }
+                Ok(Some(m))
+            }
+            _ => Ok(Some(m)),
+        }
+    }
+
+    fn step_checked(&mut self, m: Message) -> Result<(), StepError> {
         if m.to != self.config.id {
             return Err(StepError::WrongNode {
                 to: m.to,
@@ -679,17 +737,22 @@ impl RawNode {
         Some(ready)
     }
 
-    /// The driver applied the pending `Ready`'s committed entries up to `index` before making
-    /// its new entries durable (a leader may: what it committed its own log already holds
-    /// durably). The applied index says so at once, while the `Ready` is still open; `advance`
-    /// closes it as usual.
+    /// The driver applied committed entries up to `index` before making the pending `Ready`'s
+    /// new entries durable: committed entries are durable on a majority and never change
+    /// (Figure 3, State Machine Safety), so applying them needs no sync of this node's. The
+    /// applied index says so at once, while the `Ready` is still open; `advance` closes it as
+    /// usual.
     pub fn applied_early(&mut self, index: Index) {
         assert!(self.ready_pending, "applied_early outside a Ready");
-        assert!(
-            index <= self.log.stable(),
-            "applied early only what the log holds durably"
-        );
         self.log.applied_to(index);
+    }
+
+    /// Committed entries not yet applied, for a driver applying them while the pending
+    /// `Ready`'s sync is in flight (after [`RawNode::step_during_sync`] moved the commit
+    /// index); it reports them with [`RawNode::applied_early`].
+    pub fn committed_during_sync(&self) -> &[Entry] {
+        assert!(self.ready_pending, "committed_during_sync outside a Ready");
+        self.log.next_committed(usize::MAX)
     }
 
     /// Closes a `Ready`: its entries are durable and its committed entries applied.
@@ -708,7 +771,10 @@ impl RawNode {
         if let Some(last) = ready.entries.last() {
             self.log.stable_to(last.index);
         }
-        if let Some(last) = ready.committed_entries.last() {
+        // The driver may have applied further while the sync was pending (`applied_early`).
+        if let Some(last) = ready.committed_entries.last()
+            && last.index > self.log.applied()
+        {
             self.log.applied_to(last.index);
         }
         // The leader counts its own log only once it is durable, so a crash cannot take back a

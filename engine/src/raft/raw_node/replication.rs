@@ -200,7 +200,11 @@ impl RawNode {
             return;
         };
         let me = self.config.id;
-        let stable = self.log.stable();
+        let stable = if self.ready_pending && planted!(self.config.bugs.commit_while_syncing) {
+            self.log.last_index()
+        } else {
+            self.log.stable()
+        };
         let mut matches = std::mem::take(&mut self.match_scratch);
         let removed_stays = self.removed_stays();
         let membership = self.membership();
@@ -229,6 +233,9 @@ impl RawNode {
             majority_index(&mut matches)
         };
         self.match_scratch = matches;
+        // While its sync is pending (`step_during_sync`), followers may already hold entries
+        // it is still writing; its commit index stays within its own durable log all the same.
+        let n = if self.ready_pending { n.min(stable) } else { n };
         if n <= self.log.commit() {
             return;
         }
