@@ -350,6 +350,22 @@ fn drift_of(dt_ns: u64, drift_ppb: i64) -> i128 {
     }
 }
 
+/// `ceil(ahead_ns * 10^9 / (10^9 + drift_ppb))`: the true nanoseconds a clock running
+/// `drift_ppb` fast takes to move `ahead_ns` (`drift_ppb` is clamped to +-10^8, so the rate is
+/// positive). In 64 bits as `q * 10^9 + ceil(r * 10^9 / rate)` with `ahead_ns = q * rate + r`
+/// (then `r * 10^9 < 1.1 * 10^18` fits), the same value as the 128-bit quotient, which is
+/// kept for the overflow a run never reaches.
+fn ceil_scaled(ahead_ns: u64, drift_ppb: i64) -> u64 {
+    let rate = (1_000_000_000 + drift_ppb) as u64;
+    let (q, r) = (ahead_ns / rate, ahead_ns % rate);
+    q.checked_mul(1_000_000_000)
+        .and_then(|whole| whole.checked_add((r * 1_000_000_000).div_ceil(rate)))
+        .unwrap_or_else(|| {
+            let (ahead, rate) = (i128::from(ahead_ns), i128::from(rate));
+            ((ahead * 1_000_000_000 + rate - 1) / rate) as u64
+        })
+}
+
 impl SkewState {
     fn mono_at(&self, t_ns: u64) -> u64 {
         let dt = t_ns.saturating_sub(self.anchor_ns);
@@ -368,11 +384,9 @@ impl SkewState {
         if mono_ns <= self.mono_ns {
             return self.anchor_ns;
         }
-        let ahead = i128::from(mono_ns - self.mono_ns);
-        let rate = 1_000_000_000 + i128::from(self.drift_ppb);
-        let dt = (ahead * 1_000_000_000 + rate - 1) / rate;
+        let dt = ceil_scaled(mono_ns - self.mono_ns, self.drift_ppb);
         // Integer rounding in `mono_at` may need one more nanosecond.
-        let mut t = self.anchor_ns + dt as u64;
+        let mut t = self.anchor_ns + dt;
         while self.mono_at(t) < mono_ns {
             t += 1;
         }
@@ -557,6 +571,44 @@ mod tests {
             assert!(skew.error_ns(t).abs() <= bound);
             let back = skew.true_ns_for(mono);
             assert!(back <= t && skew.mono_ns(back) >= mono);
+        }
+    }
+
+    /// The 64-bit quotient is the 128-bit one it replaced, for every rate a clock may run at.
+    #[test]
+    fn ceil_scaled_matches_the_wide_quotient() {
+        use rand::{Rng, SeedableRng};
+        let wide = |ahead: u64, drift: i64| {
+            let (ahead, rate) = (i128::from(ahead), 1_000_000_000 + i128::from(drift));
+            ((ahead * 1_000_000_000 + rate - 1) / rate) as u64
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let drifts = [-100_000_000, -1, 0, 1, 200_000, 100_000_000];
+        let aheads = [
+            1,
+            999_999_999,
+            1_000_000_000,
+            18_446_744_073,
+            3_600_000_000_000_000,
+        ];
+        for &drift in &drifts {
+            for &ahead in &aheads {
+                assert_eq!(
+                    ceil_scaled(ahead, drift),
+                    wide(ahead, drift),
+                    "{ahead} {drift}"
+                );
+            }
+        }
+        for _ in 0..100_000 {
+            let drift = rng.gen_range(-100_000_000..=100_000_000);
+            let bits = rng.gen_range(1..=62);
+            let ahead = rng.gen_range(1..=1u64 << bits);
+            assert_eq!(
+                ceil_scaled(ahead, drift),
+                wide(ahead, drift),
+                "{ahead} {drift}"
+            );
         }
     }
 
