@@ -330,6 +330,9 @@ struct Node<S: StateMachine, O> {
     metrics: Arc<Metrics>,
     /// The leader it last knew of, to count and log leader changes.
     last_leader: Option<(Term, NodeId)>,
+    /// The `Ready` that `drain_ready` fills and closes over and over, kept between calls with
+    /// its vectors' memory: it is filled and closed in place, never moved or built anew.
+    ready: Option<Box<crate::raft::Ready>>,
     #[cfg(feature = "planted-bugs")]
     bugs: NodeBugs,
 }
@@ -610,6 +613,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             followers: Followers::default(),
             metrics: config.metrics.clone(),
             last_leader: None,
+            ready: None,
             #[cfg(feature = "planted-bugs")]
             bugs: config.bugs,
         }
@@ -963,7 +967,8 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         self.tell_membership(true);
         let mut removed = None;
         let mut slow_sync = false;
-        while let Some(mut ready) = self.raw.ready() {
+        let mut ready = self.ready.take().unwrap_or_default();
+        while self.raw.ready_into(&mut ready) {
             // Before anything of this Ready leaves: the transport must know new members.
             self.tell_membership(true);
             applied_any |= !ready.committed_entries.is_empty();
@@ -1009,8 +1014,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 self.apply_ready(rest, &mut removed, false).await;
             }
             self.note_read_states(&ready);
-            self.raw.advance(ready);
+            self.raw.advance_in_place(&mut ready);
         }
+        self.ready = Some(ready);
         // Planted bug `sync-blocks-loop` only: the sync was awaited inline, so the leader
         // notices only now, after it returned, that it took longer than the bound (see
         // `Node::sync_ticking` for what the loop does instead).
