@@ -246,6 +246,8 @@ struct SimObserver {
     clock: SimClock,
     /// This life sent a ReadIndex request already.
     sent_read: bool,
+    /// The checker's view of each persisted batch, reused from batch to batch.
+    persisting: Vec<crate::check::raft::Entry>,
 }
 
 impl SimObserver {
@@ -285,14 +287,15 @@ impl Observer for SimObserver {
 
     fn persisted(&mut self, id: NodeId, hs: Option<&HardState>, entries: &[Entry]) {
         let now = self.clock.now_ms();
-        self.with(|s| {
-            let verdict = s.safety.persisted(
-                observe::node(id),
-                hs.map(observe::hard_state).as_ref(),
-                &observe::entries(entries),
-            );
-            s.record(verdict, now);
-        });
+        self.persisting.clear();
+        self.persisting.extend(entries.iter().map(observe::entry));
+        let mut s = self.shared.lock().expect("shared lock poisoned");
+        let verdict = s.safety.persisted(
+            observe::node(id),
+            hs.map(observe::hard_state).as_ref(),
+            &self.persisting,
+        );
+        s.record(verdict, now);
     }
 
     fn applied(&mut self, id: NodeId, entry: &Entry) {
@@ -570,6 +573,7 @@ impl Cluster {
                     shared: shared.clone(),
                     clock: clock.clone(),
                     sent_read: false,
+                    persisting: Vec::new(),
                 };
                 let result =
                     engine::server::run(node_config, env, machine, requests, observer).await;

@@ -168,8 +168,8 @@ async fn supervise(config: SimConfig) -> RunReport {
     for task in member_tasks {
         task.await.expect("members API requests are not cancelled");
     }
-    check_history(&cluster);
-    let mut report = report(&cluster, stats, liveness_leader_ms);
+    let resolved = check_history(&cluster);
+    let mut report = report(&cluster, stats, liveness_leader_ms, resolved);
     let (fault_steps, partial) = fault_steps;
     report.fault_steps = fault_steps;
     report.partial_leader_ms = partial.first_leader_ms;
@@ -711,10 +711,11 @@ fn final_membership(shared: &crate::cluster::Shared) -> Option<String> {
     shared.memberships[best.1].as_ref().map(|m| m.to_string())
 }
 
-/// The history checkers, once the run is over: index rules, watches, locks.
-fn check_history(cluster: &Cluster) {
+/// The history checkers, once the run is over: index rules, watches, locks. Returns the
+/// resolved history it judged (`resolved_ops`), if it got that far, for the report.
+fn check_history(cluster: &Cluster) -> Option<Vec<check::history::Op>> {
     if cluster.shared().violation.is_some() {
-        return;
+        return None;
     }
     let (ops, events) = {
         let shared = cluster.shared();
@@ -743,6 +744,7 @@ fn check_history(cluster: &Cluster) {
         shared.bad_op = v.op;
         shared.record(Err(violation), at_ms);
     }
+    Some(resolved)
 }
 
 /// The history with every timed-out write resolved from the log, which the simulator can see
@@ -849,7 +851,14 @@ fn fail_liveness(cluster: &Cluster, rule: &'static str, detail: String) {
     cluster.shared().record(Err(v), now);
 }
 
-fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u64>) -> RunReport {
+/// The run's report; `resolved` is `resolved_ops` if the history checkers computed it already
+/// (nothing changes the history or the log after they run).
+fn report(
+    cluster: &Cluster,
+    clients: ClientStats,
+    liveness_leader_ms: Option<u64>,
+    resolved: Option<Vec<check::history::Op>>,
+) -> RunReport {
     let simulated_ms = cluster.clock.now_ms();
     let net = cluster.net.stats();
     let net_hash = cluster.net.trace_hash();
@@ -873,7 +882,7 @@ fn report(cluster: &Cluster, clients: ClientStats, liveness_leader_ms: Option<u6
         ops: shared.history.stats(),
         history: shared.history.clone(),
         bad_op: shared.bad_op,
-        checked_ops: resolved_ops(&shared),
+        checked_ops: resolved.unwrap_or_else(|| resolved_ops(&shared)),
         world_events: shared.world_events.clone(),
         fault_steps: Vec::new(),
         request_shapes: shared.history.shapes(),

@@ -7,6 +7,13 @@
 /// A malformed escape is an error naming it as Go does: `invalid URL escape "%zz"`.
 pub fn unescape(text: &str, plus_is_space: bool) -> Result<String, String> {
     let bytes = text.as_bytes();
+    // Most names and values hold nothing to unescape: they are their own text.
+    if !bytes
+        .iter()
+        .any(|&b| b == b'%' || (plus_is_space && b == b'+'))
+    {
+        return Ok(text.to_owned());
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -39,7 +46,9 @@ pub fn unescape(text: &str, plus_is_space: bool) -> Result<String, String> {
             }
         }
     }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    // Valid UTF-8 (the usual case) becomes the string as it is, without a second copy.
+    Ok(String::from_utf8(out)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned()))
 }
 
 /// Go's `url.ParseQuery`: `name=value` pairs split on `&`, in order. Like Go it goes on after a
@@ -152,6 +161,20 @@ mod tests {
             "invalid URL escape \"%4\""
         );
         assert_eq!(unescape("%C3%A9", true).unwrap(), "é");
+    }
+
+    #[test]
+    fn unescaping_keeps_plain_text_and_replaces_invalid_utf8() {
+        // Nothing to unescape: the text as it is (the fast path).
+        for text in ["", "k1", "/dir/a b/été", "a+b", "x=y;z"] {
+            assert_eq!(unescape(text, false).unwrap(), text);
+        }
+        assert_eq!(unescape("été", true).unwrap(), "été");
+        // Escapes that decode to invalid UTF-8 give U+FFFD in their place (a Rust string is
+        // UTF-8).
+        assert_eq!(unescape("%FF", true).unwrap(), "\u{FFFD}");
+        assert_eq!(unescape("a%C3", false).unwrap(), "a\u{FFFD}");
+        assert_eq!(unescape("%C3%A9+%FF", true).unwrap(), "é \u{FFFD}");
     }
 
     #[test]

@@ -18,8 +18,13 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 pub fn with_body(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response {
     let mut response = Response::new(full(body));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    if !content_type.is_empty() {
-        set(&mut response, "Content-Type", content_type);
+    if !content_type.is_empty()
+        && let Ok(value) = HeaderValue::from_str(content_type)
+    {
+        // By its constant name: a name given as a string is parsed at every insert.
+        response
+            .headers_mut()
+            .insert(::http::header::CONTENT_TYPE, value);
     }
     response
 }
@@ -79,7 +84,9 @@ pub fn plain_error(status: u16, text: &str) -> Response {
 /// `X-Raft-*` headers (store/README.md §5.3).
 pub fn store_error(error: &StoreError, cluster_id: &str) -> Response {
     let mut response = with_body(error.code.http_status(), JSON, render_error(error));
-    set(&mut response, "X-Etcd-Cluster-Id", cluster_id);
+    if let Ok(id) = HeaderValue::from_str(cluster_id) {
+        response.headers_mut().insert(X_ETCD_CLUSTER_ID, id);
+    }
     set_number(&mut response, X_ETCD_INDEX, error.index);
     response
 }

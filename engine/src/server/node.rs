@@ -341,6 +341,9 @@ struct Node<S: StateMachine, O> {
     metrics: Arc<Metrics>,
     /// The leader it last knew of, to count and log leader changes.
     last_leader: Option<(Term, NodeId)>,
+    /// The `Ready` that `drain_ready` fills and closes over and over, kept between calls with
+    /// its vectors' memory: it is filled and closed in place, never moved or built anew.
+    ready: Option<Box<crate::raft::Ready>>,
     #[cfg(feature = "planted-bugs")]
     bugs: NodeBugs,
 }
@@ -632,6 +635,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             followers: Followers::default(),
             metrics: config.metrics.clone(),
             last_leader: None,
+            ready: None,
             #[cfg(feature = "planted-bugs")]
             bugs: config.bugs,
         }
@@ -991,7 +995,8 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         self.tell_membership(true);
         let mut removed = None;
         let mut slow_sync = false;
-        while let Some(mut ready) = self.raw.ready() {
+        let mut ready = self.ready.take().unwrap_or_default();
+        while self.raw.ready_into(&mut ready) {
             // Before anything of this Ready leaves: the transport must know new members.
             self.tell_membership(true);
             applied_any |= !ready.committed_entries.is_empty();
@@ -1037,8 +1042,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 self.apply_ready(rest, &mut removed, false).await;
             }
             self.note_read_states(&ready);
-            self.raw.advance(ready);
+            self.raw.advance_in_place(&mut ready);
         }
+        self.ready = Some(ready);
         applied_any |= std::mem::take(&mut self.applied_while_syncing);
         // Planted bug `sync-blocks-loop` only: the sync was awaited inline, so the leader
         // notices only now, after it returned, that it took longer than the bound (see
@@ -1561,30 +1567,36 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
 
     /// Updates the gauges and counts (and logs) a new leader or a campaign.
     fn count_and_log(&mut self) {
-        let status = self.raw.status();
+        // What it needs of the core, read one by one (this runs after every batch of input;
+        // a whole `Status` would also look up the last entry).
+        let id = self.raw.id();
+        let term = self.raw.hard_state().term;
+        let role = self.raw.role().kind();
+        let raft_leader = self.raw.leader();
+        let log = self.raw.raft_log();
         let m = &self.metrics;
-        Metrics::set(&m.term, status.term.0);
-        Metrics::set(&m.committed, status.commit.0);
-        Metrics::set(&m.applied, status.applied.0);
-        Metrics::set(&m.has_leader, u64::from(status.leader.is_some()));
-        Metrics::set(&m.is_leader, u64::from(status.role == RoleKind::Leader));
+        Metrics::set(&m.term, term.0);
+        Metrics::set(&m.committed, log.commit().0);
+        Metrics::set(&m.applied, log.applied().0);
+        Metrics::set(&m.has_leader, u64::from(raft_leader.is_some()));
+        Metrics::set(&m.is_leader, u64::from(role == RoleKind::Leader));
         let pending = self.waiting.len() + self.forwarded.pending.len();
         Metrics::set(&m.proposals_pending, pending as u64);
-        let leader = status.leader.map(|leader| (status.term, leader));
+        let leader = raft_leader.map(|leader| (term, leader));
         if leader.is_some() && leader != self.last_leader {
             Metrics::add(&m.leader_changes, 1);
             tracing::info!(
-                node = status.id.0,
-                term = status.term.0,
-                leader = status.leader.map_or(0, |l| l.0),
+                node = id.0,
+                term = term.0,
+                leader = raft_leader.map_or(0, |l| l.0),
                 "new leader"
             );
             self.last_leader = leader;
         } else if leader.is_none()
-            && matches!(status.role, RoleKind::Candidate)
-            && self.last_leader.is_some_and(|(term, _)| term < status.term)
+            && matches!(role, RoleKind::Candidate)
+            && self.last_leader.is_some_and(|(last, _)| last < term)
         {
-            tracing::info!(node = status.id.0, term = status.term.0, "campaigning");
+            tracing::info!(node = id.0, term = term.0, "campaigning");
             self.last_leader = None;
         }
     }

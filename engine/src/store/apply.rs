@@ -35,13 +35,13 @@ impl Store {
                 value,
                 expire_at_ms: at,
                 refresh,
-            } => self.set(&key::normalize(key), *dir, value, *at, *refresh),
+            } => self.set(&key::normalized(key), *dir, value, *at, *refresh),
             Command::Create {
                 key,
                 dir,
                 value,
                 expire_at_ms: at,
-            } => self.create(&key::normalize(key), *dir, value, *at),
+            } => self.create(&key::normalized(key), *dir, value, *at),
             Command::CreateInOrder {
                 dir_key,
                 dir,
@@ -49,7 +49,7 @@ impl Store {
                 expire_at_ms: at,
             } => {
                 // store/README.md §4.5: the name is the index this create will get, %020d.
-                let dir_key = key::normalize(dir_key);
+                let dir_key = key::normalized(dir_key);
                 let mut name = key::child_prefix(&dir_key);
                 push_decimal(&mut name, self.index + 1, 20);
                 self.create(&name, *dir, value, *at)
@@ -59,7 +59,7 @@ impl Store {
                 value,
                 expire_at_ms: at,
                 refresh,
-            } => self.update(&key::normalize(key), value, *at, *refresh),
+            } => self.update(&key::normalized(key), value, *at, *refresh),
             Command::CompareAndSwap {
                 key,
                 value,
@@ -69,19 +69,19 @@ impl Store {
                 refresh,
             } => {
                 let condition = (prev_value.as_deref(), *prev_index);
-                let key = key::normalize(key);
+                let key = key::normalized(key);
                 self.compare_and_swap(&key, value, condition, *expire_at_ms, *refresh)
             }
             Command::Delete {
                 key,
                 dir,
                 recursive,
-            } => self.delete(&key::normalize(key), *dir, *recursive),
+            } => self.delete(&key::normalized(key), *dir, *recursive),
             Command::CompareAndDelete {
                 key,
                 prev_value,
                 prev_index,
-            } => self.compare_and_delete(&key::normalize(key), prev_value.as_deref(), *prev_index),
+            } => self.compare_and_delete(&key::normalized(key), prev_value.as_deref(), *prev_index),
             Command::Expire { now_ms } => return Ok(Applied::Expired(self.expire(*now_ms))),
         };
         event.map(Applied::Event)

@@ -2,6 +2,8 @@
 //!
 //! Depends on nothing else in the crate.
 
+use std::borrow::Cow;
+
 /// The root key, a read-only directory (store/README.md §3.2).
 pub const ROOT: &str = "/";
 
@@ -13,10 +15,15 @@ pub const ROOT: &str = "/";
 /// the store sees them (store/README.md §2.2); that redirect belongs to the HTTP layer, the store
 /// just cleans.
 pub fn normalize(key: &str) -> String {
-    // Most keys arrive clean (the HTTP layer cleaned them, or a command built from them):
-    // such a key is its own normal form.
+    normalized(key).into_owned()
+}
+
+/// [`normalize`], borrowing `key` when it is clean already (most keys arrive clean: the HTTP
+/// layer cleaned them, or a command built from them), so that applying a command does not copy
+/// its key.
+pub fn normalized(key: &str) -> Cow<'_, str> {
     if is_clean(key) {
-        return key.to_string();
+        return Cow::Borrowed(key);
     }
     let mut parts: Vec<&str> = Vec::new();
     for part in key.split('/') {
@@ -36,7 +43,7 @@ pub fn normalize(key: &str) -> String {
     if out.is_empty() {
         out.push('/');
     }
-    out
+    Cow::Owned(out)
 }
 
 /// True if `normalize` leaves `key` as it is: the root, or a slash followed by segments that
@@ -45,8 +52,11 @@ fn is_clean(key: &str) -> bool {
     if key == ROOT {
         return true;
     }
-    key.strip_prefix('/')
-        .is_some_and(|rest| rest.split('/').all(|p| !matches!(p, "" | "." | "..")))
+    key.strip_prefix('/').is_some_and(|rest| {
+        rest.as_bytes()
+            .split(|&b| b == b'/')
+            .all(|p| !matches!(p, b"" | b"." | b".."))
+    })
 }
 
 /// True for the root key.
@@ -143,6 +153,13 @@ mod tests {
             let normal = normalize(key);
             assert_eq!(is_clean(key), *key == normal, "{key:?} -> {normal:?}");
             assert!(is_clean(&normal), "{normal:?} is clean");
+            let borrowed = normalized(key);
+            assert_eq!(borrowed, normal, "{key:?}");
+            assert_eq!(
+                matches!(borrowed, Cow::Borrowed(_)),
+                is_clean(key),
+                "{key:?}"
+            );
         }
     }
 

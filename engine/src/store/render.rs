@@ -75,7 +75,7 @@ pub fn success_status(event: &Event) -> u16 {
 pub fn render_error(error: &StoreError) -> String {
     let mut out = String::with_capacity(96);
     out.push_str("{\"errorCode\":");
-    out.push_str(&error.code.number().to_string());
+    push_decimal(&mut out, u64::from(error.code.number()), 1);
     out.push_str(",\"message\":");
     push_json_string(&mut out, error.message);
     if !error.cause.is_empty() {
@@ -83,15 +83,20 @@ pub fn render_error(error: &StoreError) -> String {
         push_json_string(&mut out, &error.cause);
     }
     out.push_str(",\"index\":");
-    out.push_str(&error.index.to_string());
+    push_decimal(&mut out, error.index, 1);
     out.push_str("}\n");
     out
 }
 
 /// Writes one node and its nested children, depth first, with an explicit stack.
 fn push_node(out: &mut String, root: &NodeView, now_ms: u64, style: ExpirationStyle) {
-    let mut stack: Vec<(&NodeView, usize)> = vec![(root, 0)];
     open_node(out, root, now_ms, style);
+    if root.nodes.is_empty() {
+        // Most events carry one node without children: no stack to build.
+        close_node(out, root);
+        return;
+    }
+    let mut stack: Vec<(&NodeView, usize)> = vec![(root, 0)];
     while let Some(top) = stack.last_mut() {
         let (node, next) = (top.0, top.1);
         if let Some(child) = node.nodes.get(next) {
@@ -190,21 +195,51 @@ fn close_node(out: &mut String, node: &NodeView) {
 /// U+FFFD.
 pub fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
-    for ch in text.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", u32::from(ch)));
-            }
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
+    // Runs of characters that need no escape (most keys and values are one run) are copied
+    // whole. Every character escaped is ASCII or U+2028/U+2029 (bytes E2 80 A8/A9), so a run
+    // always ends on a character boundary.
+    let bytes = text.as_bytes();
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let separator = b == 0xE2 && bytes.get(i + 1) == Some(&0x80) && {
+            matches!(bytes.get(i + 2), Some(0xA8 | 0xA9))
+        };
+        if !(b < 0x20 || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&') || separator) {
+            i += 1;
+            continue;
         }
+        out.push_str(&text[run..i]);
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                let code = if separator {
+                    if bytes[i + 2] == 0xA8 { 0x2028 } else { 0x2029 }
+                } else {
+                    u32::from(b)
+                };
+                push_unicode_escape(out, code);
+            }
+        }
+        i += if separator { 3 } else { 1 };
+        run = i;
     }
+    out.push_str(&text[run..]);
     out.push('"');
+}
+
+/// `\uXXXX`, lower-case hex, as Go's encoder writes it.
+fn push_unicode_escape(out: &mut String, code: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push_str("\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(char::from(HEX[((code >> shift) & 0xF) as usize]));
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fff]` in UTC plus the style's suffix, the fraction trimmed of trailing
@@ -385,6 +420,48 @@ mod tests {
                     m = 1;
                     y += 1;
                 }
+            }
+        }
+    }
+
+    /// The escaping `push_json_string` replaced, character by character: the reference.
+    fn json_string_by_chars(text: &str) -> String {
+        let mut out = String::from('"');
+        for ch in text.chars() {
+            match ch {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                    out.push_str(&format!("\\u{:04x}", u32::from(ch)));
+                }
+                c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn json_strings_escape_as_character_by_character() {
+        // Every character up to U+00FF and the separators' neighbours, alone and in runs.
+        let mut chars: Vec<char> = (0u32..=0xFF).filter_map(char::from_u32).collect();
+        chars.extend([
+            '\u{2027}', '\u{2028}', '\u{2029}', '\u{202a}', '\u{2080}', '€', '😀',
+        ]);
+        for &c in &chars {
+            for text in [
+                c.to_string(),
+                format!("ab{c}"),
+                format!("{c}{c}x"),
+                format!("é{c}€"),
+            ] {
+                let mut out = String::new();
+                push_json_string(&mut out, &text);
+                assert_eq!(out, json_string_by_chars(&text), "{text:?}");
             }
         }
     }

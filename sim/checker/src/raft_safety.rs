@@ -67,10 +67,45 @@ impl FirstSeen {
     }
 }
 
+/// What is tracked of each node, by id: small ids (every simulated cluster's) index a vector,
+/// looked up on every step, message and persisted batch; any other id goes to a map.
+#[derive(Debug, Default)]
+struct Nodes {
+    /// `dense[id]` for ids below `DENSE_IDS`.
+    dense: Vec<NodeTrack>,
+    sparse: BTreeMap<NodeId, NodeTrack>,
+}
+
+impl Nodes {
+    const DENSE_IDS: u64 = 64;
+
+    /// Node `id`'s track, empty if it was never seen.
+    fn entry(&mut self, id: NodeId) -> &mut NodeTrack {
+        if id.0 >= Self::DENSE_IDS {
+            return self.sparse.entry(id).or_default();
+        }
+        let i = id.0 as usize;
+        if self.dense.len() <= i {
+            self.dense.resize_with(i + 1, NodeTrack::default);
+        }
+        &mut self.dense[i]
+    }
+
+    /// Node `id`'s track; it was seen.
+    fn get(&self, id: NodeId) -> &NodeTrack {
+        let track = if id.0 >= Self::DENSE_IDS {
+            self.sparse.get(&id)
+        } else {
+            self.dense.get(id.0 as usize)
+        };
+        track.expect("a node is tracked once seen")
+    }
+}
+
 /// The Raft safety checker.
 #[derive(Debug, Default)]
 pub struct RaftSafety {
-    nodes: BTreeMap<NodeId, NodeTrack>,
+    nodes: Nodes,
     /// Election safety: the leader of each term.
     leaders: BTreeMap<Term, NodeId>,
     /// Log matching: the chain hash of the first log seen holding `(index, term)`.
@@ -134,7 +169,7 @@ impl RaftSafety {
         let (hs, entries) = (&recovered.hard_state, &recovered.entries);
         let start = recovered.log_start;
         let snapshot_index = recovered.snapshot.unwrap_or(Index(0));
-        let track = self.nodes.entry(id).or_default();
+        let track = self.nodes.entry(id);
         let floor = track.durable;
         let last = Index(start.0 + entries.len() as u64);
         let v =
@@ -252,7 +287,7 @@ impl RaftSafety {
                 format!("the snapshot's last entry (term {term}) is not the committed one");
             return Err(Violation::new(rule, id, term, index, detail));
         }
-        let track = self.nodes.entry(id).or_default();
+        let track = self.nodes.entry(id);
         if at(&track.chain, index) != committed {
             track.chain = self.committed[..index.0 as usize].to_vec();
         }
@@ -268,7 +303,7 @@ impl RaftSafety {
         hs: Option<&HardState>,
         entries: &[Entry],
     ) -> Result<(), Violation> {
-        let track = self.nodes.entry(id).or_default();
+        let track = self.nodes.entry(id);
         if let Some(first) = entries.first() {
             track.chain.truncate(first.index.0 as usize - 1);
         }
@@ -318,7 +353,7 @@ impl RaftSafety {
     /// and so must every entry an AppendEntries success acknowledges (checked while the durable
     /// term is the message's: a later leader's entries may legitimately cut the log since).
     pub fn sending(&mut self, msg: &Message) -> Result<(), Violation> {
-        let track = self.nodes.entry(msg.from).or_default();
+        let track = self.nodes.entry(msg.from);
         match msg.promise {
             Promise::VoteGranted => {
                 let durable = track.durable;
@@ -361,7 +396,7 @@ impl RaftSafety {
 
     /// A node applied this entry to its state machine.
     pub fn applied(&mut self, id: NodeId, entry: &Entry) -> Result<(), Violation> {
-        let track = self.nodes.entry(id).or_default();
+        let track = self.nodes.entry(id);
         if entry.index != track.applied.next() {
             let detail = format!("applied {} after {}", entry.index, track.applied);
             return Err(Violation::new(
@@ -406,7 +441,7 @@ impl RaftSafety {
     pub fn stepped(&mut self, s: &Status) -> Result<(), Violation> {
         let id = s.id;
         self.max_term = self.max_term.max(s.term);
-        let track = self.nodes.entry(id).or_default();
+        let track = self.nodes.entry(id);
         let v =
             |rule: &'static str, detail: String| Violation::new(rule, id, s.term, s.commit, detail);
         if s.term < track.term {
@@ -489,7 +524,7 @@ impl RaftSafety {
             return Ok(());
         };
         let index = Index(last as u64 + 1);
-        let chain = &self.nodes[&id].chain;
+        let chain = &self.nodes.get(id).chain;
         if at(chain, index) != at(&self.committed, index) {
             let detail =
                 format!("leader of term {term} lacks the entry committed at index {index}");
@@ -506,7 +541,7 @@ impl RaftSafety {
 
     /// Committed prefixes agree: a node's log at its commit index matches every other node's.
     fn check_commit(&mut self, id: NodeId, term: Term, commit: Index) -> Result<(), Violation> {
-        let chain = &self.nodes[&id].chain;
+        let chain = &self.nodes.get(id).chain;
         let Some(mine) = at(chain, commit) else {
             let detail = format!(
                 "commit {commit} beyond durable log of {} entries",
@@ -584,5 +619,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Nodes are tracked alike whether their id indexes the vector or goes to the map: a term
+    /// going back is caught for each, and two leaders of one term across both are caught.
+    #[test]
+    fn small_and_large_node_ids_are_tracked_alike() {
+        let status = |id: u64, term: u64, role: Role| Status {
+            id: NodeId(id),
+            term: Term(term),
+            voted_for: None,
+            commit: Index(0),
+            applied: Index(0),
+            role,
+            commit_term: None,
+        };
+        for id in [1, 63, 64, 1 << 40] {
+            let mut safety = RaftSafety::default();
+            assert!(safety.stepped(&status(id, 3, Role::Follower)).is_ok());
+            assert!(safety.stepped(&status(id, 4, Role::Follower)).is_ok());
+            let err = safety
+                .stepped(&status(id, 2, Role::Follower))
+                .expect_err("term went back");
+            assert_eq!(err.rule, "term never goes back", "id {id}");
+        }
+        let mut safety = RaftSafety::default();
+        assert!(safety.stepped(&status(2, 5, Role::Leader)).is_ok());
+        let err = safety
+            .stepped(&status(1 << 40, 5, Role::Leader))
+            .expect_err("two leaders of term 5");
+        assert_eq!(err.rule, "election safety");
     }
 }

@@ -1,7 +1,7 @@
 //! Virtual time from madsim: the simulation's true time (`SimClock`, the history's and the
 //! checkers' time base), and each node's own skewed clock over it (`NodeClock`).
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Wake, Waker};
@@ -18,6 +18,8 @@ pub const SIM_EPOCH_UNIX_MS: u64 = 1_767_225_600_000;
 pub struct SimClock {
     handle: TimeHandle,
     alarms: Arc<Mutex<Alarms>>,
+    /// The waker every madsim timer of this clock rings (one `Ring`, shared).
+    ring: Waker,
 }
 
 /// The wake-ups the simulation's tasks asked for, by virtual millisecond.
@@ -27,18 +29,35 @@ pub struct SimClock {
 /// client's sleeps and timeouts. They fall on far fewer distinct milliseconds, so the clock
 /// keeps one madsim timer per millisecond that anything waits for, which wakes every task
 /// waiting for that millisecond, each once, in the order they asked.
+///
+/// The milliseconds are slots of a queue from `first_ms` on, one per millisecond (most wake-ups
+/// are a few milliseconds ahead, the farthest a client's timeout), so asking is an index, not
+/// a search.
 #[derive(Default)]
 struct Alarms {
-    /// Each waker with how many sleeps (and other askers) wait on it for that millisecond.
-    due: BTreeMap<u64, Vec<(Waker, u32)>>,
+    /// The millisecond of `due[0]`.
+    first_ms: u64,
+    /// `due[i]`: the wake-ups asked for millisecond `first_ms + i`.
+    due: VecDeque<Slot>,
     /// Emptied waker lists, reused.
     spare: Vec<Vec<(Waker, u32)>>,
 }
 
-/// The waker of one millisecond's madsim timer.
+/// One millisecond's wake-ups.
+#[derive(Default)]
+struct Slot {
+    /// A madsim timer was registered for this millisecond (then it rings for it, once).
+    timer: bool,
+    /// Each waker with how many sleeps (and other askers) wait on it for that millisecond.
+    wakers: Vec<(Waker, u32)>,
+}
+
+/// The waker of every madsim timer of one clock. A timer registered for millisecond `t` rings
+/// in `[t, t + 1)` ms (madsim sleeps at least 1 ms from when it is asked, and it is asked
+/// before `t`), so the timers ring in the order of their milliseconds, one per millisecond
+/// slot that has one: each ring is for the earliest slot with a timer still queued.
 struct Ring {
     alarms: Weak<Mutex<Alarms>>,
-    at_ms: u64,
 }
 
 impl Wake for Ring {
@@ -50,13 +69,19 @@ impl Wake for Ring {
         let Some(alarms) = self.alarms.upgrade() else {
             return;
         };
-        let Some(mut wakers) = alarms
-            .lock()
-            .expect("alarms lock poisoned")
-            .due
-            .remove(&self.at_ms)
-        else {
-            return;
+        let mut wakers = {
+            let mut alarms = alarms.lock().expect("alarms lock poisoned");
+            loop {
+                // Emptied by `shutdown`: nothing waits any more.
+                let Some(slot) = alarms.due.pop_front() else {
+                    return;
+                };
+                alarms.first_ms += 1;
+                if slot.timer {
+                    break slot.wakers;
+                }
+                // A millisecond nothing waited for (no timer, no wakers).
+            }
         };
         // Woken with the list unlocked: a woken task may ask for another wake-up.
         for (waker, _) in wakers.drain(..) {
@@ -73,9 +98,14 @@ impl Wake for Ring {
 impl SimClock {
     /// The clock of the current madsim runtime.
     pub fn current() -> SimClock {
+        let alarms: Arc<Mutex<Alarms>> = Arc::default();
+        let ring = Waker::from(Arc::new(Ring {
+            alarms: Arc::downgrade(&alarms),
+        }));
         SimClock {
             handle: TimeHandle::current(),
-            alarms: Arc::default(),
+            alarms,
+            ring,
         }
     }
 
@@ -107,23 +137,36 @@ impl SimClock {
     /// Has `waker` woken when the clock reaches `at_ms` (a timer, not a task: nothing is left
     /// to poll). A waker already waiting for that millisecond is not added twice.
     pub fn wake_at(&self, at_ms: u64, waker: &Waker) {
-        let elapsed_ns = self.true_ns();
+        debug_assert!(
+            at_ms > self.now_ms(),
+            "a wake-up is for a later millisecond"
+        );
         let mut alarms = self.alarms.lock().expect("alarms lock poisoned");
-        if let Some(wakers) = alarms.due.get_mut(&at_ms) {
-            match wakers.iter_mut().find(|(w, _)| w.will_wake(waker)) {
+        let alarms = &mut *alarms;
+        if alarms.due.is_empty() {
+            alarms.first_ms = at_ms;
+        }
+        // Earlier than every millisecond queued (they are later than now): slots before them.
+        while at_ms < alarms.first_ms {
+            alarms.due.push_front(Slot::default());
+            alarms.first_ms -= 1;
+        }
+        let i = (at_ms - alarms.first_ms) as usize;
+        if i >= alarms.due.len() {
+            alarms.due.resize_with(i + 1, Slot::default);
+        }
+        let slot = &mut alarms.due[i];
+        if slot.timer {
+            match slot.wakers.iter_mut().find(|(w, _)| w.will_wake(waker)) {
                 Some((_, count)) => *count += 1,
-                None => wakers.push((waker.clone(), 1)),
+                None => slot.wakers.push((waker.clone(), 1)),
             }
             return;
         }
-        let mut wakers = alarms.spare.pop().unwrap_or_default();
-        wakers.push((waker.clone(), 1));
-        alarms.due.insert(at_ms, wakers);
-        drop(alarms);
-        let ring = Waker::from(Arc::new(Ring {
-            alarms: Arc::downgrade(&self.alarms),
-            at_ms,
-        }));
+        slot.timer = true;
+        slot.wakers = alarms.spare.pop().unwrap_or_default();
+        slot.wakers.push((waker.clone(), 1));
+        let elapsed_ns = self.true_ns();
         // madsim sleeps at least 1 ms: a timer for the next millisecond may ring a little
         // into it, still in it.
         let sleep = self.handle.sleep(Duration::from_nanos(
@@ -132,7 +175,7 @@ impl SimClock {
         let mut sleep = std::pin::pin!(sleep);
         // Polling a pending `Sleep` registers a timer that wakes the polling context's waker;
         // the timer outlives the `Sleep`.
-        let _ = sleep.as_mut().poll(&mut Context::from_waker(&ring));
+        let _ = sleep.as_mut().poll(&mut Context::from_waker(&self.ring));
     }
 
     /// Withdraws one `wake_at(at_ms, waker)` not needed any more (a sleep dropped before its
@@ -140,13 +183,16 @@ impl SimClock {
     /// that it wakes no task for nothing. The millisecond's madsim timer still rings.
     fn withdraw(&self, at_ms: u64, waker: &Waker) {
         let mut alarms = self.alarms.lock().expect("alarms lock poisoned");
-        let Some(wakers) = alarms.due.get_mut(&at_ms) else {
+        let Some(slot) = at_ms
+            .checked_sub(alarms.first_ms)
+            .and_then(|i| alarms.due.get_mut(i as usize))
+        else {
             return;
         };
-        if let Some(i) = wakers.iter().position(|(w, _)| w.will_wake(waker)) {
-            wakers[i].1 -= 1;
-            if wakers[i].1 == 0 {
-                wakers.remove(i);
+        if let Some(i) = slot.wakers.iter().position(|(w, _)| w.will_wake(waker)) {
+            slot.wakers[i].1 -= 1;
+            if slot.wakers[i].1 == 0 {
+                slot.wakers.remove(i);
             }
         }
     }
@@ -304,6 +350,22 @@ fn drift_of(dt_ns: u64, drift_ppb: i64) -> i128 {
     }
 }
 
+/// `ceil(ahead_ns * 10^9 / (10^9 + drift_ppb))`: the true nanoseconds a clock running
+/// `drift_ppb` fast takes to move `ahead_ns` (`drift_ppb` is clamped to +-10^8, so the rate is
+/// positive). In 64 bits as `q * 10^9 + ceil(r * 10^9 / rate)` with `ahead_ns = q * rate + r`
+/// (then `r * 10^9 < 1.1 * 10^18` fits), the same value as the 128-bit quotient, which is
+/// kept for the overflow a run never reaches.
+fn ceil_scaled(ahead_ns: u64, drift_ppb: i64) -> u64 {
+    let rate = (1_000_000_000 + drift_ppb) as u64;
+    let (q, r) = (ahead_ns / rate, ahead_ns % rate);
+    q.checked_mul(1_000_000_000)
+        .and_then(|whole| whole.checked_add((r * 1_000_000_000).div_ceil(rate)))
+        .unwrap_or_else(|| {
+            let (ahead, rate) = (i128::from(ahead_ns), i128::from(rate));
+            ((ahead * 1_000_000_000 + rate - 1) / rate) as u64
+        })
+}
+
 impl SkewState {
     fn mono_at(&self, t_ns: u64) -> u64 {
         let dt = t_ns.saturating_sub(self.anchor_ns);
@@ -322,11 +384,9 @@ impl SkewState {
         if mono_ns <= self.mono_ns {
             return self.anchor_ns;
         }
-        let ahead = i128::from(mono_ns - self.mono_ns);
-        let rate = 1_000_000_000 + i128::from(self.drift_ppb);
-        let dt = (ahead * 1_000_000_000 + rate - 1) / rate;
+        let dt = ceil_scaled(mono_ns - self.mono_ns, self.drift_ppb);
         // Integer rounding in `mono_at` may need one more nanosecond.
-        let mut t = self.anchor_ns + dt as u64;
+        let mut t = self.anchor_ns + dt;
         while self.mono_at(t) < mono_ns {
             t += 1;
         }
@@ -511,6 +571,44 @@ mod tests {
             assert!(skew.error_ns(t).abs() <= bound);
             let back = skew.true_ns_for(mono);
             assert!(back <= t && skew.mono_ns(back) >= mono);
+        }
+    }
+
+    /// The 64-bit quotient is the 128-bit one it replaced, for every rate a clock may run at.
+    #[test]
+    fn ceil_scaled_matches_the_wide_quotient() {
+        use rand::{Rng, SeedableRng};
+        let wide = |ahead: u64, drift: i64| {
+            let (ahead, rate) = (i128::from(ahead), 1_000_000_000 + i128::from(drift));
+            ((ahead * 1_000_000_000 + rate - 1) / rate) as u64
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let drifts = [-100_000_000, -1, 0, 1, 200_000, 100_000_000];
+        let aheads = [
+            1,
+            999_999_999,
+            1_000_000_000,
+            18_446_744_073,
+            3_600_000_000_000_000,
+        ];
+        for &drift in &drifts {
+            for &ahead in &aheads {
+                assert_eq!(
+                    ceil_scaled(ahead, drift),
+                    wide(ahead, drift),
+                    "{ahead} {drift}"
+                );
+            }
+        }
+        for _ in 0..100_000 {
+            let drift = rng.gen_range(-100_000_000..=100_000_000);
+            let bits = rng.gen_range(1..=62);
+            let ahead = rng.gen_range(1..=1u64 << bits);
+            assert_eq!(
+                ceil_scaled(ahead, drift),
+                wide(ahead, drift),
+                "{ahead} {drift}"
+            );
         }
     }
 

@@ -62,7 +62,6 @@ pub struct Codec {
     cuts: Vec<usize>,
     /// A new connection's hello and first frame, read as one stream.
     joined: Vec<u8>,
-    decoded: Vec<Decoded>,
     /// Frame buffers to reuse.
     spare: Vec<Vec<u8>>,
     /// Connections opened (hellos sent).
@@ -94,7 +93,6 @@ impl Codec {
             rng,
             cuts: Vec::new(),
             joined: Vec::new(),
-            decoded: Vec::new(),
             spare: Vec::new(),
             hellos: 0,
             bytes: 0,
@@ -195,23 +193,21 @@ impl Codec {
             self.joined.extend_from_slice(&wire.hello);
             self.joined.extend_from_slice(&wire.frame);
         }
+        let mut got = [None, None, None];
         let fed = if new_conn {
             let joined = std::mem::take(&mut self.joined);
-            let fed = self.feed(i, &joined);
+            let fed = self.feed(i, &joined, &mut got);
             self.joined = joined;
             fed
         } else {
-            self.feed(i, &wire.frame)
+            self.feed(i, &wire.frame, &mut got)
         };
         self.spare.push(wire.frame);
         fed.map_err(|e| fault(format!("the receiver's decoder failed: {e}")))?;
+        let [first, second, third] = &mut got;
         let left = self.links[i].decoder.buffered();
-        let mut decoded = self.decoded.drain(..);
-        let hello = if new_conn { decoded.next() } else { None };
-        let (msg, extra) = (decoded.next(), decoded.next());
-        drop(decoded);
-        if new_conn {
-            match hello {
+        let (msg, extra) = if new_conn {
+            match first.take() {
                 Some(Decoded::Hello(h)) if h.from == from => {}
                 other => {
                     return Err(fault(format!(
@@ -220,7 +216,10 @@ impl Codec {
                     )));
                 }
             }
-        }
+            (second.take(), third.take())
+        } else {
+            (first.take(), second.take())
+        };
         let msg = match (msg, extra, left) {
             (Some(Decoded::Message(msg)), None, 0) => msg,
             (msg, extra, left) => {
@@ -240,9 +239,16 @@ impl Codec {
     }
 
     /// Pushes `bytes` into link `i`'s decoder in seeded pieces, pulling out what decodes after
-    /// each piece, as a read loop does.
-    fn feed(&mut self, i: usize, bytes: &[u8]) -> Result<(), wire::WireError> {
-        self.decoded.clear();
+    /// each piece, as a read loop does. Leaves the first three things decoded in `out` (a new
+    /// connection's hello, its message, and anything after it, which is already a fault);
+    /// more are pulled out and dropped.
+    fn feed(
+        &mut self,
+        i: usize,
+        bytes: &[u8],
+        out: &mut [Option<Decoded>; 3],
+    ) -> Result<(), wire::WireError> {
+        let mut n = 0;
         draw_cuts(&mut self.rng, bytes.len(), &mut self.cuts);
         let decoder = &mut self.links[i].decoder;
         let mut start = 0;
@@ -250,7 +256,10 @@ impl Codec {
             decoder.push(&bytes[start..end]);
             start = end;
             while let Some(d) = decoder.next()? {
-                self.decoded.push(d);
+                if let Some(slot) = out.get_mut(n) {
+                    *slot = Some(d);
+                }
+                n += 1;
             }
         }
         Ok(())

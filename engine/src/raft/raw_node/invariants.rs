@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::{RawNode, Role};
 use crate::raft::membership::VoteResult;
+use crate::raft::progress::Progress;
 use crate::raft::types::{Index, NodeId};
 
 impl RawNode {
@@ -30,10 +31,16 @@ impl RawNode {
         );
     }
 
+    /// A leader's bounds on what it knows of `peer` (Raft Figure 2's nextIndex and matchIndex).
+    pub(super) fn check_progress(peer: NodeId, p: &Progress, last: Index) {
+        assert!(p.match_index < p.next_index, "match < next for {peer}");
+        assert!(p.next_index <= last.next(), "next <= last + 1 for {peer}");
+    }
+
     /// The body of [`RawNode::check_invariants`].
     pub(super) fn check_state(&self) {
         self.log.check_invariants();
-        self.check_membership();
+        let progress_checked = self.check_membership();
         assert!(
             self.recovering.is_none() || matches!(self.role, Role::Follower { .. }),
             "a recovering node neither campaigns nor leads"
@@ -72,9 +79,10 @@ impl RawNode {
                     Some(self.config.id),
                     "a leader voted for itself"
                 );
-                for (peer, p) in progress {
-                    assert!(p.match_index < p.next_index, "match < next for {peer}");
-                    assert!(p.next_index <= last.next(), "next <= last + 1 for {peer}");
+                if !progress_checked {
+                    for (peer, p) in progress {
+                        RawNode::check_progress(*peer, p, last);
+                    }
                 }
             }
             Role::Candidate { votes } => {

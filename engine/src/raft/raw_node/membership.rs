@@ -412,11 +412,12 @@ impl RawNode {
         needs_progress && !progress.contains_key(&m.from)
     }
 
-    /// The membership checks of `check_invariants`.
-    pub(super) fn check_membership(&self) {
+    /// The membership checks of `check_invariants`. Returns true if it also checked the
+    /// leader's progress bounds (`check_progress`), walking its progress once for both.
+    pub(super) fn check_membership(&self) -> bool {
         self.configs.check(&self.log);
         let Role::Leader { progress } = &self.role else {
-            return;
+            return false;
         };
         // The leader tracks exactly the other members (and, until the latest configuration
         // commits, those of the committed one): checked as set equality both ways, without
@@ -427,15 +428,26 @@ impl RawNode {
             .then(|| self.configs.at(commit));
         if committed.is_none() && !latest.is_joint() && latest.learners.is_empty() {
             // The usual case, one plain configuration: both lists are sorted, so they are
-            // compared in one walk.
-            let others = latest.voters.iter().filter(|&&id| id != self.config.id);
+            // compared in one walk, which checks each follower's bounds on the way.
+            let mut others = latest.voters.iter().filter(|&&id| id != self.config.id);
+            let last = self.log.last_index();
+            for (peer, p) in progress {
+                assert!(
+                    others.next() == Some(peer),
+                    "the leader tracks exactly the other members: it tracks {:?}, the members are {:?}",
+                    progress.keys().collect::<Vec<_>>(),
+                    latest.voters
+                );
+                RawNode::check_progress(*peer, p, last);
+            }
             assert!(
-                progress.keys().eq(others),
+                others.next().is_none(),
                 "the leader tracks exactly the other members: it tracks {:?}, the members are {:?}",
                 progress.keys().collect::<Vec<_>>(),
                 latest.voters
             );
-            return self.check_removed_leader(commit);
+            self.check_removed_leader(commit);
+            return true;
         }
         let member = |id: NodeId| latest.contains(id) || committed.is_some_and(|c| c.contains(id));
         for &peer in progress.keys() {
@@ -460,6 +472,7 @@ impl RawNode {
             }
         }
         self.check_removed_leader(commit);
+        false
     }
 
     /// A leader under a committed configuration is not joint and votes in it.

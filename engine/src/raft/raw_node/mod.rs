@@ -135,6 +135,28 @@ pub struct Ready {
     pub read_states: Vec<ReadState>,
 }
 
+impl Ready {
+    /// True if it holds nothing (as new, or once closed by [`RawNode::advance_in_place`]).
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.entries.is_empty()
+            && self.snapshot.is_none()
+            && self.messages.is_empty()
+            && self.committed_entries.is_empty()
+            && self.read_states.is_empty()
+    }
+
+    /// Empties it, keeping its vectors' memory.
+    fn clear(&mut self) {
+        self.hard_state = None;
+        self.entries.clear();
+        self.snapshot = None;
+        self.messages.clear();
+        self.committed_entries.clear();
+        self.read_states.clear();
+    }
+}
+
 /// A snapshot of a node's externally visible state, for drivers, logs and checkers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Status {
@@ -715,26 +737,40 @@ impl RawNode {
 
     /// Takes what the caller must persist, send and apply, if anything.
     pub fn ready(&mut self) -> Option<Ready> {
+        let mut ready = Ready::default();
+        self.ready_into(&mut ready).then_some(ready)
+    }
+
+    /// [`RawNode::ready`] into a `Ready` the caller keeps, so that a driver handling one
+    /// `Ready` after another neither moves it nor allocates its vectors again: `ready` must be
+    /// empty (new, or closed by [`RawNode::advance_in_place`]). Returns false, leaving it
+    /// empty, if there is nothing to do.
+    pub fn ready_into(&mut self, ready: &mut Ready) -> bool {
         assert!(!self.ready_pending, "one Ready at a time");
+        assert!(ready.is_empty(), "a Ready is filled only when empty");
         self.broadcast_commit();
         if !self.has_ready() {
-            return None;
+            return false;
         }
         let hard_state = self.hard_state();
-        let ready = Ready {
-            number: self.ready_number + 1,
-            hard_state: (hard_state != self.hard_state_sent).then_some(hard_state),
-            snapshot: self.pending_snapshot.take(),
-            entries: self.log.unsent_entries().to_vec(),
-            messages: std::mem::take(&mut self.msgs),
-            committed_entries: self.log.next_committed(usize::MAX).to_vec(),
-            read_states: std::mem::take(&mut self.read_states),
-        };
+        ready.number = self.ready_number + 1;
+        ready.hard_state = (hard_state != self.hard_state_sent).then_some(hard_state);
+        if self.pending_snapshot.is_some() {
+            // Only then: taking an empty slot would still copy a whole `Option<Snapshot>`.
+            ready.snapshot = self.pending_snapshot.take();
+        }
+        ready.entries.extend_from_slice(self.log.unsent_entries());
+        // The caller's empty vector takes the core's place, so the next messages reuse it.
+        std::mem::swap(&mut ready.messages, &mut self.msgs);
+        ready
+            .committed_entries
+            .extend_from_slice(self.log.next_committed(usize::MAX));
+        std::mem::swap(&mut ready.read_states, &mut self.read_states);
         self.ready_number = ready.number;
         self.ready_pending = true;
         self.hard_state_sent = hard_state;
         self.log.mark_sent();
-        Some(ready)
+        true
     }
 
     /// The driver applied committed entries up to `index` before making the pending `Ready`'s
@@ -756,18 +792,26 @@ impl RawNode {
     }
 
     /// Closes a `Ready`: its entries are durable and its committed entries applied.
-    pub fn advance(&mut self, ready: Ready) {
+    pub fn advance(&mut self, mut ready: Ready) {
+        // The driver sent the messages (draining the vector keeps its memory): the next Ready's
+        // messages reuse it instead of growing a new one.
+        let messages = std::mem::take(&mut ready.messages);
+        self.advance_in_place(&mut ready);
+        if self.msgs.is_empty() && messages.is_empty() {
+            self.msgs = messages;
+        }
+    }
+
+    /// [`RawNode::advance`] for a `Ready` filled by [`RawNode::ready_into`]: closes it and
+    /// empties it, keeping its vectors' memory for the next one. Messages still in it are
+    /// dropped, as `advance` drops them: send them first.
+    pub fn advance_in_place(&mut self, ready: &mut Ready) {
         assert!(self.ready_pending, "advance without ready");
         assert_eq!(
             ready.number, self.ready_number,
             "advance closes the last Ready"
         );
         self.ready_pending = false;
-        // The driver sent the messages (draining the vector keeps its memory): the next Ready's
-        // messages reuse it instead of growing a new one.
-        if self.msgs.is_empty() && ready.messages.is_empty() {
-            self.msgs = ready.messages;
-        }
         if let Some(last) = ready.entries.last() {
             self.log.stable_to(last.index);
         }
@@ -777,6 +821,7 @@ impl RawNode {
         {
             self.log.applied_to(last.index);
         }
+        ready.clear();
         // The leader counts its own log only once it is durable, so a crash cannot take back a
         // vote towards commitment.
         if matches!(self.role, Role::Leader { .. }) {
@@ -926,5 +971,70 @@ impl RawNode {
             term,
             kind,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three nodes, every message delivered at once, each stepped in id order.
+    fn cluster() -> Vec<RawNode> {
+        let ids = vec![NodeId(1), NodeId(2), NodeId(3)];
+        ids.iter()
+            .map(|&id| {
+                let config = Config::new(id, ids.clone(), 7 + id.0);
+                RawNode::new(config, HardState::default(), Vec::new()).expect("valid config")
+            })
+            .collect()
+    }
+
+    /// The same inputs give the same `Ready`s whether they are handed out by `ready` and
+    /// closed by `advance`, or filled into one reused `Ready` and closed in place, as the node
+    /// loop does.
+    #[test]
+    fn readies_filled_in_place_equal_the_ones_handed_out() {
+        let (mut moved, mut in_place) = (cluster(), cluster());
+        let mut reused = Ready::default();
+        let mut proposed = 0;
+        for round in 0..200 {
+            let mut inbox: Vec<Message> = Vec::new();
+            for i in 0..3 {
+                loop {
+                    let handed = moved[i].ready();
+                    let filled = in_place[i].ready_into(&mut reused);
+                    assert_eq!(handed.is_some(), filled, "round {round}, node {i}");
+                    let Some(mut handed) = handed else { break };
+                    assert_eq!(handed, reused, "round {round}, node {i}");
+                    inbox.append(&mut handed.messages);
+                    reused.messages.clear();
+                    moved[i].advance(handed);
+                    in_place[i].advance_in_place(&mut reused);
+                    assert!(reused.is_empty());
+                }
+            }
+            for m in inbox {
+                let to = usize::try_from(m.to.0 - 1).expect("ids 1..=3");
+                let (a, b) = (moved[to].step(m.clone()), in_place[to].step(m));
+                assert_eq!(a, b);
+            }
+            for i in 0..3 {
+                if round % 3 == 0 {
+                    moved[i].tick();
+                    in_place[i].tick();
+                }
+                if moved[i].role().kind() == RoleKind::Leader && round % 2 == 0 {
+                    let command = vec![u8::try_from(round % 256).expect("a byte")];
+                    let a = moved[i].propose(command.clone());
+                    assert_eq!(a, in_place[i].propose(command));
+                    proposed += usize::from(a.is_ok());
+                }
+            }
+        }
+        assert!(proposed > 10, "a leader was elected and took commands");
+        for (a, b) in moved.iter().zip(&in_place) {
+            assert_eq!(a.status(), b.status());
+            assert!(a.raft_log().commit() > Index(10), "commands committed");
+        }
     }
 }

@@ -306,15 +306,23 @@ impl RawNode {
     /// read-your-writes) waits up to a heartbeat interval; etcd-io/raft broadcasts the same way
     /// after its commit index moves.
     pub(super) fn broadcast_commit(&mut self) {
-        if !matches!(self.role, Role::Leader { .. }) {
+        let Role::Leader { progress } = &self.role else {
             return;
-        }
+        };
         let commit = self.log.commit();
         let offset = self.log.offset();
+        let news = |p: &Progress| {
+            p.commit_news(commit) && !p.snapshot_pending() && p.match_index >= offset
+        };
+        // This runs at every `ready`, and most often every follower has heard of the commit
+        // index already: one look over the progress, without listing the followers.
+        if !progress.values().any(news) {
+            return;
+        }
         let peers = self.take_followers();
         for &peer in &peers {
             let p = self.progress_mut(peer);
-            if p.commit_news(commit) && !p.snapshot_pending() && p.match_index >= offset {
+            if news(p) {
                 let at = p.match_index;
                 self.send_append_from(peer, at, at);
             }
