@@ -563,6 +563,8 @@ impl SimConfig {
                 requests_per_ready: 1,
                 leader_sends_before_sync: false,
                 lazy_commit_sync: false,
+                // The world of the earlier speed passes (reports/sim-speed.md), kept comparable.
+                listen_while_syncing: false,
                 snapshot_entries: 0,
                 snapshot_keep_entries: 0,
                 read_timeout_ms: 3_000,
