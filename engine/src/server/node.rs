@@ -505,13 +505,7 @@ where
                     }
                     // Group commit: requests already queued join the same Ready (one sync), and
                     // their linearizable reads share one read index.
-                    for _ in 1..config.requests_per_ready {
-                        match requests.try_recv() {
-                            Ok(request) => node.handle_request(request),
-                            _ => break,
-                        }
-                    }
-                    node.start_reads();
+                    node.handle_queued(&mut requests, config.requests_per_ready.saturating_sub(1));
                     // Peer messages already delivered join this Ready too: under a steady stream
                     // of requests, followers' acknowledgements would otherwise wait behind one
                     // sync after another (this branch is polled first), and so would the commit
@@ -1023,20 +1017,22 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                 applied_any = true;
             }
             let led = self.raw.role().kind() == RoleKind::Leader;
-            // How many of the committed entries were applied before the sync below.
-            let mut applied_before_sync = 0;
             if led {
                 self.apply_ready(&ready.committed_entries, &mut removed, true)
                     .await;
-                applied_before_sync = ready.committed_entries.len();
             } else if !installed {
-                applied_before_sync = self.apply_follower_committed(&ready, &mut removed);
+                self.apply_follower_committed(&ready, &mut removed);
             }
             let (slow, synced_us) = self.persist(wal, net, &ready, clock, &mut removed).await?;
             slow_sync |= slow;
             drop_leader_traffic(led, &self.raw, &mut ready);
             self.send_all(&mut ready, net, synced_us.unwrap_or_else(|| clock.now_us()));
-            if let Some(rest) = ready.committed_entries.get(applied_before_sync..)
+            // What was not applied before the sync or while it was pending (`applied_early`).
+            let applied = self.raw.raft_log().applied();
+            let first_unapplied = ready
+                .committed_entries
+                .partition_point(|e| e.index <= applied);
+            if let Some(rest) = ready.committed_entries.get(first_unapplied..)
                 && !rest.is_empty()
             {
                 self.apply_ready(rest, &mut removed, false).await;
@@ -1145,7 +1141,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     }
 
     /// A follower's part of [`Node::apply_ready`]: applies, before the `Ready`'s sync, the
-    /// committed entries it may, and returns how many. Committed entries are durable on a
+    /// committed entries it may. Committed entries are durable on a
     /// majority and never change (Raft §5.3, Figure 3's State Machine Safety), so the write a
     /// client sent through this follower is answered once the commit index reaches it, not
     /// after the follower's sync of the next, unrelated batch the same AppendEntries brought
@@ -1156,7 +1152,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         &mut self,
         ready: &crate::raft::Ready,
         removed: &mut Option<(Index, Membership)>,
-    ) -> usize {
+    ) {
         let committed = &ready.committed_entries;
         let early = if self.listen_while_syncing {
             committed.len()
@@ -1169,7 +1165,6 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             self.apply_committed(&committed[..early], removed);
             self.raw.applied_early(last.index);
         }
-        early
     }
 
     /// A peer message that arrived while this node's sync was pending
@@ -1215,15 +1210,21 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
     ) -> u64 {
         let now_us = clock.now_us();
         self.catch_up(now_us / 1000);
-        for _ in 0..requests_per_ready {
+        self.handle_queued(requests, requests_per_ready);
+        self.step_held(now_us);
+        now_us
+    }
+
+    /// Handles up to `max` requests already queued, then starts the reads they asked for
+    /// (sharing one read index).
+    fn handle_queued(&mut self, requests: &mut mpsc::Receiver<Request<S>>, max: usize) {
+        for _ in 0..max {
             match requests.try_recv() {
                 Ok(request) => self.handle_request(request),
                 _ => break,
             }
         }
         self.start_reads();
-        self.step_held(now_us);
-        now_us
     }
 
     /// Steps the messages held while the last sync was pending, in their order.
