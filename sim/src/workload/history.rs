@@ -77,6 +77,13 @@ pub struct History {
 }
 
 impl History {
+    /// An empty history with room for `ops` operations.
+    pub fn with_capacity(ops: usize) -> History {
+        History {
+            ops: Vec::with_capacity(ops),
+        }
+    }
+
     /// Adds one finished operation.
     pub fn push(&mut self, record: OpRecord) {
         self.ops.push(record);
