@@ -1045,6 +1045,16 @@ fn expected_ops(config: &SimConfig) -> usize {
     (config.ops_per_s.saturating_mul(config.duration_ms) / 1000).min(1 << 20) as usize
 }
 
+/// Node `id`'s last status in the shared record (statuses are kept by node slot), if any: a
+/// look-up instead of a search of every status.
+pub fn status_of(s: &Shared, id: NodeId) -> Option<&Status> {
+    let slot = usize::try_from(id.0.checked_sub(1)?).ok()?;
+    s.statuses
+        .get(slot)?
+        .as_ref()
+        .filter(|status| status.id == id)
+}
+
 /// Records a violation of `rule` by node `id` (no term or index to name).
 /// [`Cluster::quorum_of`] on the shared record already locked, for `count` distinct nodes that
 /// `has` tells apart (the per-step watches ask it without building a list).

@@ -451,10 +451,9 @@ fn committing_leader(cluster: &Cluster) -> Option<NodeId> {
             && (s.id == leader
                 || (!cuts.is_blocked(leader, s.id) && !cuts.is_blocked(s.id, leader)))
     };
-    let statuses = || shared.statuses.iter().flatten();
-    let count = statuses().filter(reached).count();
+    let count = shared.statuses.iter().flatten().filter(reached).count();
     crate::cluster::quorum_in(&shared, cluster.size(), leader, count, |id| {
-        statuses().filter(reached).any(|s| s.id == id)
+        crate::cluster::status_of(&shared, id).is_some_and(|s| reached(&s))
     })
     .then_some(leader)
 }
