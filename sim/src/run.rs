@@ -554,12 +554,10 @@ impl QuietWatch {
         let now = cluster.clock.now_ms();
         // NB(members): a quiet majority of all nodes says nothing of a changed configuration's
         // quorums; such a run is judged after healing only.
-        let majority = if churning
+        let quiet = !(churning
             || cluster.net.conditions() != (0, cluster.config.latency)
-            || cluster.reconfigured_memo(&mut self.reconfigured)
-        {
-            None
-        } else {
+            || cluster.reconfigured_memo(&mut self.reconfigured));
+        if quiet {
             // A node recovering from a damaged log may not vote until it has caught up
             // (`raft::raw_node::recovering`): it cannot help elect a leader, so a quiet majority
             // is one of nodes that run and can vote.
@@ -584,20 +582,24 @@ impl QuietWatch {
             }
             let nodes = topology.len();
             cluster.net.cut_links(topology);
-            match &self.memo {
-                Some((seen, majority)) if seen == topology => majority.clone(),
-                _ => {
-                    let cut = |a: u64, b: u64| cluster.net.is_blocked(NodeId(a), NodeId(b));
-                    let majority = quiet_majority(&Links {
-                        n: cluster.size(),
-                        running: &topology[..nodes],
-                        cut: &cut,
-                    });
-                    self.memo = Some((topology.clone(), majority.clone()));
-                    majority
-                }
+            if self.memo.as_ref().is_none_or(|(seen, _)| seen != topology) {
+                let cut = |a: u64, b: u64| cluster.net.is_blocked(NodeId(a), NodeId(b));
+                let majority = quiet_majority(&Links {
+                    n: cluster.size(),
+                    running: &topology[..nodes],
+                    cut: &cut,
+                });
+                self.memo = Some((topology.clone(), majority));
             }
-        };
+        }
+        // The quiet majority, borrowed from the memo (copied only when the window restarts).
+        let majority = quiet
+            .then(|| {
+                self.memo
+                    .as_ref()
+                    .and_then(|(_, majority)| majority.as_ref())
+            })
+            .flatten();
         let Some(set) = majority else {
             self.since = None;
             return;
@@ -606,8 +608,8 @@ impl QuietWatch {
         // the quiet window starts again after it.
         let transfer_ms = cluster.shared().handovers.last_asked_us / 1000;
         match &self.since {
-            Some((held, since)) if *held == set && *since >= transfer_ms => {}
-            _ => self.since = Some((set, now)),
+            Some((held, since)) if held == set && *since >= transfer_ms => {}
+            _ => self.since = Some((set.clone(), now)),
         }
         let (set, since) = self.since.as_ref().expect("set above");
         if now < since + cluster.config.leader_bound_ms {
