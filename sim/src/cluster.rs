@@ -422,10 +422,10 @@ impl Cluster {
             faults_by_kind: Default::default(),
             snapshots_installed: 0,
             acked_index_max: engine::raft::Index(0),
-            history: crate::workload::History::default(),
+            history: crate::workload::History::with_capacity(expected_ops(&config)),
             reference: Replica::new(),
-            events: Vec::new(),
-            reference_outputs: Vec::new(),
+            events: Vec::with_capacity(expected_ops(&config)),
+            reference_outputs: Vec::with_capacity(expected_ops(&config)),
             world_events: Vec::new(),
             roles: Vec::new(),
             bad_op: None,
@@ -749,7 +749,12 @@ impl Cluster {
 
     /// A node's running disk faults.
     pub fn disk_faults(&self, id: NodeId) -> DiskFaults {
-        self.disk_faults[id.0 as usize - 1].clone()
+        self.disk_faults_of(id).clone()
+    }
+
+    /// As `disk_faults`, borrowed (the supervisor's watches read them at every step).
+    pub fn disk_faults_of(&self, id: NodeId) -> &DiskFaults {
+        &self.disk_faults[id.0 as usize - 1]
     }
 
     /// Crashes every node whose loop ended on an injected disk fault (it stopped; its process
@@ -956,15 +961,29 @@ impl Cluster {
     /// True if any node's configuration differs from the one the cluster started with (all of
     /// its nodes, voting).
     pub fn reconfigured(&self) -> bool {
-        // Compared with `Membership::with_voters(1..=size)` field by field, without building it
-        // (this runs every step of the safety phase).
+        self.reconfigured_memo(&mut None)
+    }
+
+    /// `reconfigured`, computed again only if a configuration in force changed since `memo`
+    /// was filled (each change bumps its node's `membership_versions`): the safety phase's
+    /// watch asks at every step, and the configurations change rarely.
+    pub fn reconfigured_memo(&self, memo: &mut Option<(Vec<u64>, bool)>) -> bool {
+        let s = self.shared();
+        if let Some((versions, answer)) = memo
+            && *versions == s.membership_versions
+        {
+            return *answer;
+        }
+        // Compared with `Membership::with_voters(1..=size)` field by field, without building it.
         let all = (1..=self.size() as u64).map(NodeId);
-        self.shared().memberships.iter().flatten().any(|m| {
+        let answer = s.memberships.iter().flatten().any(|m| {
             !(m.voters.iter().copied().eq(all.clone())
                 && m.outgoing.is_empty()
                 && m.learners.is_empty()
                 && m.addresses.is_empty())
-        })
+        });
+        *memo = Some((s.membership_versions.clone(), answer));
+        answer
     }
 
     /// True if `nodes` hold a majority of every half of `leader`'s configuration (thesis §4.3),
@@ -1017,6 +1036,23 @@ impl Cluster {
         self.handle.resume(self.madsim_ids[slot]);
         self.note_fault(4, id);
     }
+}
+
+/// About how many operations the workload offers over the run, at most a million: the history,
+/// the committed events and the reference answers get room for that many up front (growing a
+/// vector copies it whole, a dozen times a run).
+fn expected_ops(config: &SimConfig) -> usize {
+    (config.ops_per_s.saturating_mul(config.duration_ms) / 1000).min(1 << 20) as usize
+}
+
+/// Node `id`'s last status in the shared record (statuses are kept by node slot), if any: a
+/// look-up instead of a search of every status.
+pub fn status_of(s: &Shared, id: NodeId) -> Option<&Status> {
+    let slot = usize::try_from(id.0.checked_sub(1)?).ok()?;
+    s.statuses
+        .get(slot)?
+        .as_ref()
+        .filter(|status| status.id == id)
 }
 
 /// Records a violation of `rule` by node `id` (no term or index to name).

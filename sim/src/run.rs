@@ -228,7 +228,7 @@ async fn safety_phase(cluster: &Arc<Cluster>) -> (Vec<crate::scenario::Step>, Pa
         partial.step(cluster, now);
         stalled.step(cluster, now);
         let can_commit = committing_leader(cluster)
-            .is_some_and(|leader| !cluster.disk_faults(leader).unusable(now));
+            .is_some_and(|leader| !cluster.disk_faults_of(leader).unusable(now));
         if !can_commit {
             partial.leaderless_ms += step_ms;
         }
@@ -442,18 +442,18 @@ impl PartialWatch {
 /// of them following it: one that can commit.
 fn committing_leader(cluster: &Cluster) -> Option<NodeId> {
     let leader = nemesis::stable_leader(cluster)?;
-    // Under one lock of the shared record, without copying the statuses (every step).
+    // Under one lock of the shared record and one of the network, without copying the
+    // statuses or listing the nodes reached (every step).
     let shared = cluster.shared();
-    let reached: Vec<NodeId> = (shared.statuses.iter().flatten())
-        .filter(|s| s.leader == Some(leader))
-        .filter(|s| {
-            s.id == leader
-                || (!cluster.net.is_blocked(leader, s.id) && !cluster.net.is_blocked(s.id, leader))
-        })
-        .map(|s| s.id)
-        .collect();
-    crate::cluster::quorum_in(&shared, cluster.size(), leader, reached.len(), |id| {
-        reached.contains(&id)
+    let cuts = cluster.net.cuts();
+    let reached = |s: &&engine::raft::Status| {
+        s.leader == Some(leader)
+            && (s.id == leader
+                || (!cuts.is_blocked(leader, s.id) && !cuts.is_blocked(s.id, leader)))
+    };
+    let count = shared.statuses.iter().flatten().filter(reached).count();
+    crate::cluster::quorum_in(&shared, cluster.size(), leader, count, |id| {
+        crate::cluster::status_of(&shared, id).is_some_and(|s| reached(&s))
     })
     .then_some(leader)
 }
@@ -469,6 +469,9 @@ struct StallWatch {
     /// sync is pending, when that sync began and since when it has been judged (the later of
     /// its start and the moment the node was last seen paused, down or following).
     seen: Vec<(bool, Option<(u64, u64)>)>,
+    /// By node slot, at the current step: running and leading, and it led when its sync
+    /// began (kept to reuse its memory).
+    leading: Vec<bool>,
 }
 
 impl StallWatch {
@@ -476,16 +479,25 @@ impl StallWatch {
         let settings = &cluster.config.settings;
         let bound_ms = 2 * settings.election_ticks * settings.tick_ms;
         let allowed_ms = bound_ms + 2 * settings.tick_ms + cluster.config.tick_ms;
-        let statuses = cluster.statuses();
-        self.seen.resize(statuses.len(), (false, None));
-        for (slot, status) in statuses.iter().enumerate() {
+        // Who leads, runs and led when its sync began, under one lock of the shared record
+        // (without copying the statuses: every step).
+        self.leading.clear();
+        {
+            let s = cluster.shared();
+            self.leading
+                .extend(s.statuses.iter().enumerate().map(|(slot, status)| {
+                    status.as_ref().is_some_and(|s| s.role == RoleKind::Leader)
+                        && s.states[slot] == NodeState::Up
+                        && s.sync_leading[slot]
+                }));
+        }
+        self.seen.resize(self.leading.len(), (false, None));
+        for slot in 0..self.leading.len() {
             let id = NodeId(slot as u64 + 1);
             // Judged only if it led when its sync began: a node deposed within the Ready it
             // is syncing reports its new role only after that Ready.
-            let leading = status.as_ref().is_some_and(|s| s.role == RoleKind::Leader)
-                && cluster.state(id) == NodeState::Up
-                && cluster.shared().sync_leading[slot];
-            let pending = cluster.disk_faults(id).sync_pending_since();
+            let leading = self.leading[slot];
+            let pending = cluster.disk_faults_of(id).sync_pending_since();
             let (was_leading, judged) = self.seen[slot];
             let judged = match (leading, pending, judged) {
                 (true, Some(began), Some((b, since))) if b == began => Some((began, since)),
@@ -526,6 +538,10 @@ struct QuietWatch {
     memo: Option<(Vec<bool>, Option<Vec<u64>>)>,
     /// When the quiet majority was last probed for a stable leader before its bound ran out.
     probed_ms: u64,
+    /// The current step's topology (kept to reuse its memory).
+    topology: Vec<bool>,
+    /// `Cluster::reconfigured_memo`'s memo.
+    reconfigured: Option<(Vec<u64>, bool)>,
 }
 
 /// How often a quiet majority is probed for a stable leader while its bound runs: a leader seen
@@ -538,44 +554,52 @@ impl QuietWatch {
         let now = cluster.clock.now_ms();
         // NB(members): a quiet majority of all nodes says nothing of a changed configuration's
         // quorums; such a run is judged after healing only.
-        let majority = if churning
+        let quiet = !(churning
             || cluster.net.conditions() != (0, cluster.config.latency)
-            || cluster.reconfigured()
-        {
-            None
-        } else {
+            || cluster.reconfigured_memo(&mut self.reconfigured));
+        if quiet {
             // A node recovering from a damaged log may not vote until it has caught up
             // (`raft::raw_node::recovering`): it cannot help elect a leader, so a quiet majority
             // is one of nodes that run and can vote.
             // Nor can a node whose disk syncs nothing (stalled or full): a vote or an entry
             // counts only once durable.
             let now = cluster.clock.now_ms();
-            let running: Vec<bool> = {
+            // The topology in a buffer kept from step to step: which nodes run (its first
+            // `size` values), then which links are cut.
+            let topology = &mut self.topology;
+            topology.clear();
+            {
                 let s = cluster.shared();
-                (s.states.iter().zip(&s.damaged).enumerate())
-                    .map(|(slot, (&state, &damaged))| {
+                topology.extend((s.states.iter().zip(&s.damaged).enumerate()).map(
+                    |(slot, (&state, &damaged))| {
                         state == NodeState::Up
                             && !damaged
-                            && !cluster.disk_faults(NodeId(slot as u64 + 1)).unusable(now)
-                    })
-                    .collect()
-            };
-            let cut = |a: u64, b: u64| cluster.net.is_blocked(NodeId(a), NodeId(b));
-            let mut topology = running.clone();
-            cluster.net.cut_links(&mut topology);
-            match &self.memo {
-                Some((seen, majority)) if *seen == topology => majority.clone(),
-                _ => {
-                    let majority = quiet_majority(&Links {
-                        n: cluster.size(),
-                        running: &running,
-                        cut: &cut,
-                    });
-                    self.memo = Some((topology, majority.clone()));
-                    majority
-                }
+                            && !cluster
+                                .disk_faults_of(NodeId(slot as u64 + 1))
+                                .unusable(now)
+                    },
+                ));
             }
-        };
+            let nodes = topology.len();
+            cluster.net.cut_links(topology);
+            if self.memo.as_ref().is_none_or(|(seen, _)| seen != topology) {
+                let cut = |a: u64, b: u64| cluster.net.is_blocked(NodeId(a), NodeId(b));
+                let majority = quiet_majority(&Links {
+                    n: cluster.size(),
+                    running: &topology[..nodes],
+                    cut: &cut,
+                });
+                self.memo = Some((topology.clone(), majority));
+            }
+        }
+        // The quiet majority, borrowed from the memo (copied only when the window restarts).
+        let majority = quiet
+            .then(|| {
+                self.memo
+                    .as_ref()
+                    .and_then(|(_, majority)| majority.as_ref())
+            })
+            .flatten();
         let Some(set) = majority else {
             self.since = None;
             return;
@@ -584,8 +608,8 @@ impl QuietWatch {
         // the quiet window starts again after it.
         let transfer_ms = cluster.shared().handovers.last_asked_us / 1000;
         match &self.since {
-            Some((held, since)) if *held == set && *since >= transfer_ms => {}
-            _ => self.since = Some((set, now)),
+            Some((held, since)) if held == set && *since >= transfer_ms => {}
+            _ => self.since = Some((set.clone(), now)),
         }
         let (set, since) = self.since.as_ref().expect("set above");
         if now < since + cluster.config.leader_bound_ms {

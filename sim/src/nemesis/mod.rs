@@ -714,7 +714,7 @@ pub fn stable_leader(cluster: &Cluster) -> Option<NodeId> {
     let count = statuses().filter(follows).count();
     // A majority of the leader's configuration (of each half while joint, thesis §4.3).
     crate::cluster::quorum_in(&shared, cluster.size(), leader.id, count, |id| {
-        statuses().filter(follows).any(|s| s.id == id)
+        crate::cluster::status_of(&shared, id).is_some_and(|s| follows(&s))
     })
     .then_some(leader.id)
 }

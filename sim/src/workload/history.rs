@@ -77,6 +77,13 @@ pub struct History {
 }
 
 impl History {
+    /// An empty history with room for `ops` operations.
+    pub fn with_capacity(ops: usize) -> History {
+        History {
+            ops: Vec::with_capacity(ops),
+        }
+    }
+
     /// Adds one finished operation.
     pub fn push(&mut self, record: OpRecord) {
         self.ops.push(record);
@@ -89,13 +96,18 @@ impl History {
 
     /// Requests sent, by shape (the kind's kebab-case name).
     pub fn shapes(&self) -> BTreeMap<String, u64> {
-        let mut shapes = BTreeMap::new();
+        // Counted by kind first: each kind's name is made once, not once per request.
+        let mut by_kind: BTreeMap<OpKind, u64> = BTreeMap::new();
         for record in &self.ops {
-            let name = serde_json::to_value(record.kind)
+            *by_kind.entry(record.kind).or_default() += 1;
+        }
+        let mut shapes = BTreeMap::new();
+        for (kind, count) in by_kind {
+            let name = serde_json::to_value(kind)
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_else(|| format!("{:?}", record.kind));
-            *shapes.entry(name).or_default() += 1;
+                .unwrap_or_else(|| format!("{kind:?}"));
+            *shapes.entry(name).or_default() += count;
         }
         shapes
     }

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, fence};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
@@ -316,7 +317,23 @@ impl ClockPlan {
 /// that both its monotonic and its wall clock run at, and the wall clock's error from true time
 /// (clamped to the plan's bound; moved by offsets and jumps).
 #[derive(Clone, Debug)]
-pub struct Skew(Arc<Mutex<SkewState>>);
+pub struct Skew(Arc<SkewShared>);
+
+/// A machine's clock state, and a copy of what its monotonic clock is computed from that is
+/// read without the lock (a node reads its clock a few hundred thousand times a run; the
+/// nemesis changes it a few times): a sequence lock, all of it atomics.
+#[derive(Debug)]
+struct SkewShared {
+    state: Mutex<SkewState>,
+    /// Odd while a change is being published; moves by two per change.
+    version: AtomicU64,
+    /// `SkewState::anchor_ns`.
+    anchor_ns: AtomicU64,
+    /// `SkewState::mono_ns`.
+    mono_ns: AtomicU64,
+    /// `SkewState::drift_ppb`.
+    drift_ppb: AtomicI64,
+}
 
 #[derive(Debug)]
 struct SkewState {
@@ -330,9 +347,6 @@ struct SkewState {
     drift_ppb: i64,
     /// Bound on the wall clock's error, ns.
     bound_ns: i64,
-    /// The last `mono_at` asked and its answer: a node reads its clock several times at one
-    /// true time (madsim's time stands still while a task runs). Cleared when the anchor moves.
-    mono_memo: Option<(u64, u64)>,
     /// The last `true_ns_for` asked and its answer (a node's deadline stays put for many
     /// polls). Cleared when the anchor moves.
     true_memo: Option<(u64, u64)>,
@@ -366,11 +380,17 @@ fn ceil_scaled(ahead_ns: u64, drift_ppb: i64) -> u64 {
         })
 }
 
+/// The monotonic time at true time `t_ns` of a clock that read `mono_ns` at true time
+/// `anchor_ns` and runs `drift_ppb` fast from then on.
+fn mono_at(anchor_ns: u64, mono_ns: u64, drift_ppb: i64, t_ns: u64) -> u64 {
+    let dt = t_ns.saturating_sub(anchor_ns);
+    let drifted = i128::from(dt) + drift_of(dt, drift_ppb);
+    mono_ns + drifted.max(0) as u64
+}
+
 impl SkewState {
     fn mono_at(&self, t_ns: u64) -> u64 {
-        let dt = t_ns.saturating_sub(self.anchor_ns);
-        let drifted = i128::from(dt) + drift_of(dt, self.drift_ppb);
-        self.mono_ns + drifted.max(0) as u64
+        mono_at(self.anchor_ns, self.mono_ns, self.drift_ppb, t_ns)
     }
 
     fn error_at(&self, t_ns: u64) -> i64 {
@@ -395,7 +415,6 @@ impl SkewState {
 
     /// Moves the anchor to `t_ns` (before the rate or the error changes).
     fn rebase(&mut self, t_ns: u64) {
-        self.mono_memo = None;
         self.true_memo = None;
         self.mono_ns = self.mono_at(t_ns);
         self.error_ns = self.error_at(t_ns);
@@ -407,32 +426,54 @@ impl Skew {
     /// A machine whose wall clock starts `offset_ns` off true time and runs `drift_ppb` fast
     /// (negative: slow), never more than `bound_ns` off.
     pub fn new(offset_ns: i64, drift_ppb: i64, bound_ns: i64) -> Skew {
-        Skew(Arc::new(Mutex::new(SkewState {
-            anchor_ns: 0,
-            mono_ns: 0,
-            error_ns: offset_ns.clamp(-bound_ns, bound_ns),
-            drift_ppb: drift_ppb.clamp(-100_000_000, 100_000_000),
-            bound_ns,
-            mono_memo: None,
-            true_memo: None,
-        })))
+        let drift_ppb = drift_ppb.clamp(-100_000_000, 100_000_000);
+        Skew(Arc::new(SkewShared {
+            state: Mutex::new(SkewState {
+                anchor_ns: 0,
+                mono_ns: 0,
+                error_ns: offset_ns.clamp(-bound_ns, bound_ns),
+                drift_ppb,
+                bound_ns,
+                true_memo: None,
+            }),
+            version: AtomicU64::new(0),
+            anchor_ns: AtomicU64::new(0),
+            mono_ns: AtomicU64::new(0),
+            drift_ppb: AtomicI64::new(drift_ppb),
+        }))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, SkewState> {
-        self.0.lock().expect("skew lock poisoned")
+        self.0.state.lock().expect("skew lock poisoned")
     }
 
-    /// The machine's monotonic time at true time `t_ns`.
+    /// Makes `s` (changed under the lock, which the caller holds) what `mono_ns` reads.
+    fn publish(&self, s: &SkewState) {
+        let shared = &*self.0;
+        let version = shared.version.load(Ordering::Relaxed);
+        shared.version.store(version + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        shared.anchor_ns.store(s.anchor_ns, Ordering::Relaxed);
+        shared.mono_ns.store(s.mono_ns, Ordering::Relaxed);
+        shared.drift_ppb.store(s.drift_ppb, Ordering::Relaxed);
+        shared.version.store(version + 2, Ordering::Release);
+    }
+
+    /// The machine's monotonic time at true time `t_ns`: computed from the published copy,
+    /// read again if a change was being published meanwhile.
     pub fn mono_ns(&self, t_ns: u64) -> u64 {
-        let mut s = self.state();
-        if let Some((t, mono)) = s.mono_memo
-            && t == t_ns
-        {
-            return mono;
+        let shared = &*self.0;
+        loop {
+            let before = shared.version.load(Ordering::Acquire);
+            let anchor_ns = shared.anchor_ns.load(Ordering::Relaxed);
+            let mono_ns = shared.mono_ns.load(Ordering::Relaxed);
+            let drift_ppb = shared.drift_ppb.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if before.is_multiple_of(2) && shared.version.load(Ordering::Relaxed) == before {
+                return mono_at(anchor_ns, mono_ns, drift_ppb, t_ns);
+            }
+            std::hint::spin_loop();
         }
-        let mono = s.mono_at(t_ns);
-        s.mono_memo = Some((t_ns, mono));
-        mono
     }
 
     /// The wall clock's error at true time `t_ns`.
@@ -458,6 +499,7 @@ impl Skew {
         let mut s = self.state();
         s.rebase(t_ns);
         s.drift_ppb = drift_ppb.clamp(-100_000_000, 100_000_000);
+        self.publish(&s);
     }
 
     /// The wall clock steps by `by_ns` at true time `t_ns` (within the bound).
@@ -465,6 +507,7 @@ impl Skew {
         let mut s = self.state();
         s.rebase(t_ns);
         s.error_ns = (s.error_ns + by_ns).clamp(-s.bound_ns, s.bound_ns);
+        self.publish(&s);
     }
 
     /// The wall clock is set `offset_ns` off true time at `t_ns` (within the bound).
@@ -472,6 +515,7 @@ impl Skew {
         let mut s = self.state();
         s.rebase(t_ns);
         s.error_ns = offset_ns.clamp(-s.bound_ns, s.bound_ns);
+        self.publish(&s);
     }
 }
 
@@ -546,6 +590,23 @@ impl Clock for NodeClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unlocked_reading_agrees_with_the_locked_state_after_every_change() {
+        let skew = Skew::new(5_000_000, 3_000, 250_000_000);
+        for step in 0..2_000u64 {
+            let t = step * 7_919_000;
+            match step % 7 {
+                0 => skew.set_drift(t, (step as i64 * 1_234) % 100_000 - 50_000),
+                3 => skew.jump(t, 1_000_000),
+                5 => skew.set_offset(t, -2_000_000),
+                _ => {}
+            }
+            for dt in [0, 1, 999_999, 5_000_000, 10_000_000_000] {
+                assert_eq!(skew.mono_ns(t + dt), skew.state().mono_at(t + dt));
+            }
+        }
+    }
 
     #[test]
     fn the_monotonic_clock_never_goes_back_and_the_wall_error_stays_bounded() {

@@ -101,7 +101,17 @@ impl DiskFaults {
 
     /// How long a sync waits beyond its own time at `now_ms`, and whether it fails.
     fn on_sync(&self, now_ms: u64) -> (u64, bool) {
+        Self::sync_faults(&mut self.lock(), now_ms)
+    }
+
+    /// A log sync begins at `now_ms` (pending from then on): `on_sync` under the same lock.
+    fn on_log_sync(&self, now_ms: u64) -> (u64, bool) {
         let mut s = self.lock();
+        s.sync_since_ms = Some(now_ms);
+        Self::sync_faults(&mut s, now_ms)
+    }
+
+    fn sync_faults(s: &mut FaultState, now_ms: u64) -> (u64, bool) {
         let mut wait = s.stall_until_ms.saturating_sub(now_ms);
         if now_ms < s.slow_until_ms {
             wait += s.slow_extra_ms;
@@ -142,7 +152,15 @@ impl SimDisk {
 
     /// A sync's time, stalls and slowness included; an error if the fault says it fails.
     async fn sync_time(clock: &SimClock, sync_ms: u64, faults: &DiskFaults) -> std::io::Result<()> {
-        let (extra, fail) = faults.on_sync(clock.now_ms());
+        SimDisk::wait_sync(clock, sync_ms, faults.on_sync(clock.now_ms())).await
+    }
+
+    /// Waits out a sync whose faults (`extra` ms, and whether it fails) are drawn.
+    async fn wait_sync(
+        clock: &SimClock,
+        sync_ms: u64,
+        (extra, fail): (u64, bool),
+    ) -> std::io::Result<()> {
         if sync_ms + extra > 0 {
             clock.sleep_ms(sync_ms + extra).await;
         }
@@ -178,8 +196,9 @@ impl Disk for SimDisk {
     }
 
     async fn sync(&mut self) -> std::io::Result<()> {
-        self.faults.lock().sync_since_ms = Some(self.clock.now_ms());
-        let synced = SimDisk::sync_time(&self.clock, self.sync_ms, &self.faults).await;
+        // Pending from now on, and the sync's faults drawn, under one lock.
+        let faults = self.faults.on_log_sync(self.clock.now_ms());
+        let synced = SimDisk::wait_sync(&self.clock, self.sync_ms, faults).await;
         self.faults.lock().sync_since_ms = None;
         synced?;
         self.mem.sync().await

@@ -283,12 +283,20 @@ impl SimNet {
     pub fn cut_links(&self, out: &mut Vec<bool>) {
         let s = self.lock();
         let n = s.size;
-        out.extend(
-            s.blocked
-                .iter()
-                .enumerate()
-                .map(|(i, &blocked)| i / n != i % n && blocked),
-        );
+        out.reserve(n * n);
+        for (from, row) in s.blocked.chunks_exact(n).enumerate() {
+            out.extend(
+                row.iter()
+                    .enumerate()
+                    .map(|(to, &blocked)| from != to && blocked),
+            );
+        }
+    }
+
+    /// The cut links, read under one lock for as long as the answer is held (drop it before
+    /// calling anything else of the network).
+    pub fn cuts(&self) -> Cuts<'_> {
+        Cuts(self.lock())
     }
 
     /// Restores every link.
@@ -413,6 +421,16 @@ fn push(s: &mut NetState, clock: &SimClock, now: u64, from: NodeId, to: NodeId, 
     let inbox = &mut s.inboxes[slot(to)];
     inbox.heap.push(flight);
     inbox.arm(clock, now, at_ms.max(now + 1));
+}
+
+/// Which links are cut, as `SimNet::is_blocked` answers, under one lock of the network.
+pub struct Cuts<'a>(MutexGuard<'a, NetState>);
+
+impl Cuts<'_> {
+    /// True if `from -> to` is cut.
+    pub fn is_blocked(&self, from: NodeId, to: NodeId) -> bool {
+        self.0.blocked[slot(from) * self.0.size + slot(to)]
+    }
 }
 
 /// One node's view of the network.
