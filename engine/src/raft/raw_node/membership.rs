@@ -406,13 +406,12 @@ impl RawNode {
         self.configs.drop_truncated(&self.log);
         let known = self.configs.latest_index();
         let start = new.partition_point(|e| e.index <= known);
-        let fresh: Vec<Entry> = new[start..]
-            .iter()
-            .filter(|e| matches!(e.kind, EntryKind::Config(_)))
-            .filter(|e| self.log.term(e.index) == Some(e.term))
-            .cloned()
-            .collect();
-        self.configs.add_entries(&fresh);
+        // One by one, in log order: no vector for the (usually no) configurations among them.
+        for e in &new[start..] {
+            if matches!(e.kind, EntryKind::Config(_)) && self.log.term(e.index) == Some(e.term) {
+                self.configs.add_entries(std::slice::from_ref(e));
+            }
+        }
     }
 
     /// A snapshot replaced the log up to its index (Raft §7): its configuration is in force
