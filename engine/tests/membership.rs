@@ -7,12 +7,34 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use engine::raft::{
-    Bugs, ConfChange, ConfChangeError, Config, EntryKind, HardState, Index, Membership, Message,
-    NodeId, RawNode, RoleKind, Snapshot,
+    Bugs, ConfChange, ConfChangeError, Config, EntryKind, HardState, Index, Membership,
+    MembershipStamp, Message, NodeId, RawNode, RoleKind, Snapshot,
 };
 
 fn ids(raw: &[u64]) -> Vec<NodeId> {
     raw.iter().map(|&i| NodeId(i)).collect()
+}
+
+/// What an observer may rely on (the simulator's does): while a node's membership stamp stays
+/// the same, so does the configuration it acts on. `seen` holds each node's stamp and
+/// configuration at its last check; a restarted node must be removed from it first.
+fn check_stamp(
+    seen: &mut BTreeMap<NodeId, (MembershipStamp, Membership)>,
+    id: NodeId,
+    raw: &RawNode,
+) -> Result<(), String> {
+    let stamp = raw.membership_stamp();
+    if let Some((before, m)) = seen.get(&id)
+        && *before == stamp
+        && m != raw.membership()
+    {
+        return Err(format!(
+            "node {id}: configuration {m} became {} under the same stamp",
+            raw.membership()
+        ));
+    }
+    seen.insert(id, (stamp, raw.membership().clone()));
+    Ok(())
 }
 
 /// A cluster whose first `voters` nodes start as its configuration and the others join it.
@@ -21,6 +43,8 @@ struct World {
     queue: Vec<Message>,
     /// Nodes whose messages (in and out) are dropped.
     cut: BTreeSet<NodeId>,
+    /// Each node's membership stamp and configuration, checked after every input.
+    stamps: BTreeMap<NodeId, (MembershipStamp, Membership)>,
 }
 
 impl World {
@@ -45,6 +69,7 @@ impl World {
             nodes,
             queue: Vec::new(),
             cut: BTreeSet::new(),
+            stamps: BTreeMap::new(),
         }
     }
 
@@ -68,19 +93,22 @@ impl World {
         };
         let restarted = RawNode::new(config, hard_state, entries).expect("restarts");
         self.nodes.insert(NodeId(id), restarted);
+        self.stamps.remove(&NodeId(id));
     }
 
     /// Processes every Ready and delivers every message until nothing moves.
     fn settle(&mut self) {
         for _ in 0..10_000 {
             let mut moved = false;
-            for raw in self.nodes.values_mut() {
+            for (id, raw) in &mut self.nodes {
+                check_stamp(&mut self.stamps, *id, raw).unwrap_or_else(|e| panic!("{e}"));
                 while let Some(ready) = raw.ready() {
                     self.queue.extend(ready.messages.iter().cloned());
                     raw.advance(ready);
                     moved = true;
                 }
                 raw.check_invariants();
+                check_stamp(&mut self.stamps, *id, raw).unwrap_or_else(|e| panic!("{e}"));
             }
             let queue = std::mem::take(&mut self.queue);
             for m in queue {
@@ -89,7 +117,9 @@ impl World {
                     continue;
                 }
                 if let Some(raw) = self.nodes.get_mut(&m.to) {
+                    let to = m.to;
                     raw.step(m).expect("a correct peer's message steps");
+                    check_stamp(&mut self.stamps, to, raw).unwrap_or_else(|e| panic!("{e}"));
                 }
             }
             if !moved {
@@ -595,7 +625,8 @@ mod fuzz {
     use std::collections::BTreeMap;
 
     use engine::raft::{
-        Bugs, ConfChange, Config, Entry, HardState, Index, Message, NodeId, RawNode, RoleKind, Term,
+        Bugs, ConfChange, Config, Entry, HardState, Index, Membership, MembershipStamp, Message,
+        NodeId, RawNode, RoleKind, Term,
     };
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -620,6 +651,8 @@ mod fuzz {
         /// Every entry some node knew committed: (term, entry).
         committed: BTreeMap<Index, Entry>,
         changes: u64,
+        /// Each running node's membership stamp and configuration when last checked.
+        stamps: BTreeMap<NodeId, (MembershipStamp, Membership)>,
     }
 
     impl Fuzz {
@@ -633,6 +666,7 @@ mod fuzz {
                 leaders: BTreeMap::new(),
                 committed: BTreeMap::new(),
                 changes: 0,
+                stamps: BTreeMap::new(),
             };
             for id in 1..=NODES {
                 let disk = Disk {
@@ -655,6 +689,8 @@ mod fuzz {
             let disk = &self.disks[&id];
             let raw = RawNode::new(config, disk.hard_state, disk.entries.clone()).expect("config");
             self.nodes.insert(id, raw);
+            // Stamps compare only within one node's life.
+            self.stamps.remove(&id);
         }
 
         /// Every Ready is persisted at once; messages queue up.
@@ -679,6 +715,7 @@ mod fuzz {
         /// Election safety across configurations, and committed entries that never change.
         fn check(&mut self) -> Result<(), String> {
             for (id, raw) in &self.nodes {
+                super::check_stamp(&mut self.stamps, *id, raw)?;
                 let s = raw.status();
                 if s.role == RoleKind::Leader {
                     let first = *self.leaders.entry(s.term).or_insert(*id);

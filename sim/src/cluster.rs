@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::log::{MemDisk, Recovered};
 use engine::raft::{
-    Entry, HardState, Index, Membership, Message, MessageKind, NodeId, RawNode, RoleKind, Status,
-    Term,
+    Entry, HardState, Index, Membership, MembershipStamp, Message, MessageKind, NodeId, RawNode,
+    RoleKind, Status, Term,
 };
 use engine::server::data_dir::{self, MemDataDir, MemberIdentity};
 use engine::server::{Client, CrashPoint, Env, KvClient, KvMachine, NodeConfig, Observer};
@@ -248,6 +248,9 @@ struct SimObserver {
     sent_read: bool,
     /// The checker's view of each persisted batch, reused from batch to batch.
     persisting: Vec<crate::check::raft::Entry>,
+    /// The node's membership stamp when its configuration was last compared with
+    /// `Shared::memberships` (this life's node; none before its first step).
+    membership_seen: Option<MembershipStamp>,
 }
 
 impl SimObserver {
@@ -325,13 +328,18 @@ impl Observer for SimObserver {
         // One status per step, read by every check below.
         let status = raw.status();
         let removed = removed_leader(raw, &status);
+        let stamp = raw.membership_stamp();
+        let seen = self.membership_seen.replace(stamp);
         self.with(|s| {
             let verdict = s.safety.stepped(&observe::status_of(raw, &status));
             s.record(verdict, now);
             s.record(removed, now);
             s.handovers.stepped(raw, now_us);
             s.statuses[slot] = Some(status);
-            if s.memberships[slot].as_ref() != Some(raw.membership()) {
+            // The configuration is compared only when the core says it may have changed
+            // since the last comparison, which left the two equal (only this life writes
+            // this slot).
+            if seen != Some(stamp) && s.memberships[slot].as_ref() != Some(raw.membership()) {
                 let now = raw.membership();
                 if let Some(before) = &s.memberships[slot]
                     && !now.voters.is_empty()
@@ -574,6 +582,7 @@ impl Cluster {
                     clock: clock.clone(),
                     sent_read: false,
                     persisting: Vec::new(),
+                    membership_seen: None,
                 };
                 let result =
                     engine::server::run(node_config, env, machine, requests, observer).await;

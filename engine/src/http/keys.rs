@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use ::http::Method;
 use ::http::request::Parts;
-use ::http::{HeaderValue, Method};
 use bytes::Bytes;
 
 use super::forward::Attempt;
@@ -114,10 +114,10 @@ impl<C: super::HttpClock> App<C> {
 
     /// The keys-API headers: cluster id, `X-Etcd-Index`, `X-Raft-Index`, `X-Raft-Term`.
     pub(super) fn stamp(&self, response: &mut Response, etcd_index: u64, raft: (u64, u64)) {
-        if let Ok(id) = HeaderValue::from_str(&self.config.cluster_id) {
+        if let Some(id) = &self.cluster_id_header {
             response
                 .headers_mut()
-                .insert(response::X_ETCD_CLUSTER_ID, id);
+                .insert(response::X_ETCD_CLUSTER_ID, id.clone());
         }
         response::set_number(response, response::X_ETCD_INDEX, etcd_index);
         response::set_number(response, response::X_RAFT_INDEX, raft.0);
@@ -125,7 +125,7 @@ impl<C: super::HttpClock> App<C> {
     }
 
     pub(super) fn error_response(&self, error: &StoreError) -> Response {
-        response::store_error(error, &self.config.cluster_id)
+        response::store_error_with(error, self.cluster_id_header.clone())
     }
 
     pub(super) async fn keys(

@@ -205,6 +205,9 @@ pub struct App<C> {
     #[cfg(feature = "planted-bugs")]
     bugs: HttpBugs,
     config: HttpConfig,
+    /// `config.cluster_id` as a header value, made once (None if it is not a valid one, as
+    /// each response then leaves the header out).
+    cluster_id_header: Option<::http::HeaderValue>,
     membership: Box<dyn Membership>,
     /// Process start, ms since the Unix epoch (`/v2/stats/self` `startTime`).
     start_unix_ms: u64,
@@ -222,6 +225,7 @@ impl<C: HttpClock> App<C> {
         membership: Box<dyn Membership>,
     ) -> Arc<App<C>> {
         let start_unix_ms = clock.unix_ms();
+        let cluster_id_header = ::http::HeaderValue::from_str(&config.cluster_id).ok();
         Arc::new(App {
             client,
             clock,
@@ -229,6 +233,7 @@ impl<C: HttpClock> App<C> {
             #[cfg(feature = "planted-bugs")]
             bugs: HttpBugs::default(),
             config,
+            cluster_id_header,
             membership,
             start_unix_ms,
             stats: StoreStats::default(),

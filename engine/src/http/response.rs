@@ -83,8 +83,13 @@ pub fn plain_error(status: u16, text: &str) -> Response {
 /// An etcd v2 error: its JSON body, status, and `X-Etcd-Index` = the error's index; no
 /// `X-Raft-*` headers (store/README.md §5.3).
 pub fn store_error(error: &StoreError, cluster_id: &str) -> Response {
+    store_error_with(error, HeaderValue::from_str(cluster_id).ok())
+}
+
+/// [`store_error`] with the cluster id already a header value (none: the header is left out).
+pub fn store_error_with(error: &StoreError, cluster_id: Option<HeaderValue>) -> Response {
     let mut response = with_body(error.code.http_status(), JSON, render_error(error));
-    if let Ok(id) = HeaderValue::from_str(cluster_id) {
+    if let Some(id) = cluster_id {
         response.headers_mut().insert(X_ETCD_CLUSTER_ID, id);
     }
     set_number(&mut response, X_ETCD_INDEX, error.index);

@@ -17,7 +17,7 @@ mod types;
 mod validate;
 
 pub use membership::{ConfChange, ConfChangeError, MemberAddr, Membership};
-pub use raw_node::{Proposed, RawNode, Ready, Role, RoleKind, Status};
+pub use raw_node::{MembershipStamp, Proposed, RawNode, Ready, Role, RoleKind, Status};
 #[cfg(feature = "planted-bugs")]
 pub use types::Bugs;
 pub use types::{

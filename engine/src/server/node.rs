@@ -999,7 +999,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             {
                 // Planted bug: messages (votes among them) leave before the sync below. Or a
                 // leader overlapping its disk write with its followers' (see NodeConfig).
-                self.send_all(&mut ready, net, clock.now_us());
+                self.send_all(&mut ready, net, || clock.now_us());
             }
             #[cfg(feature = "planted-bugs")]
             if self.bugs.ack_before_sync && self.raw.role().kind() != RoleKind::Leader {
@@ -1007,7 +1007,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
                     .into_iter()
                     .partition(|m| matches!(m.kind, MessageKind::AppendResponse { .. }));
                 ready.messages = acks;
-                self.send_all(&mut ready, net, clock.now_us());
+                self.send_all(&mut ready, net, || clock.now_us());
                 ready.messages = rest;
             }
             self.send_forwarded_early(&mut ready, net, clock);
@@ -1026,7 +1026,9 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             let (slow, synced_us) = self.persist(wal, net, &ready, clock, &mut removed).await?;
             slow_sync |= slow;
             drop_leader_traffic(led, &self.raw, &mut ready);
-            self.send_all(&mut ready, net, synced_us.unwrap_or_else(|| clock.now_us()));
+            self.send_all(&mut ready, net, || {
+                synced_us.unwrap_or_else(|| clock.now_us())
+            });
             // What was not applied before the sync or while it was pending (`applied_early`).
             let applied = self.raw.raft_log().applied();
             let first_unapplied = ready
@@ -1136,7 +1138,7 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
             .into_iter()
             .partition(forwarded);
         ready.messages = early;
-        self.send_all(ready, net, clock.now_us());
+        self.send_all(ready, net, || clock.now_us());
         ready.messages = rest;
     }
 
@@ -1552,11 +1554,19 @@ impl<S: StateMachine, O: Observer> Node<S, O> {
         Ok(())
     }
 
-    fn send_all<N: Network>(&mut self, ready: &mut crate::raft::Ready, net: &mut N, now_us: u64) {
+    /// Sends the `Ready`'s messages. `now_us` reads the clock: only a leader's follower
+    /// statistics need the send time, so it is read only by a leader with something to send.
+    fn send_all<N: Network>(
+        &mut self,
+        ready: &mut crate::raft::Ready,
+        net: &mut N,
+        now_us: impl FnOnce() -> u64,
+    ) {
         let leads = self.raw.role().kind() == RoleKind::Leader;
+        let sent_us = (leads && !ready.messages.is_empty()).then(now_us);
         for msg in ready.messages.drain(..) {
-            if leads {
-                self.followers.sent(&msg, now_us);
+            if let Some(sent_us) = sent_us {
+                self.followers.sent(&msg, sent_us);
             }
             if matches!(msg.kind, MessageKind::Append { .. }) {
                 Metrics::add(&self.metrics.append_sent, 1);

@@ -128,10 +128,20 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a brand-new node at `key`, creating its parents with the same index.
-    fn insert_new(&mut self, key: &str, dir: bool, value: &str, expire: Option<u64>) -> NodeView {
+    /// Stores a brand-new node at `key`, creating its parents with the same index unless
+    /// `check_parents` found them all (`parents_stored`).
+    fn insert_new(
+        &mut self,
+        key: &str,
+        parents_stored: bool,
+        dir: bool,
+        value: &str,
+        expire: Option<u64>,
+    ) -> NodeView {
         let next = self.index + 1;
-        self.tree.make_parents(key, next);
+        if !parents_stored {
+            self.tree.make_parents(key, next);
+        }
         let node = Node::new((!dir).then(|| value.to_string()), next, expire);
         let view = node.view(key);
         self.tree.put(key, node);
@@ -159,13 +169,13 @@ impl Store {
             });
         }
         self.check_writable(key)?;
-        self.tree.check_parents(key, self.index)?;
+        let parents_stored = self.tree.check_parents(key, self.index)?;
         let prev = self.tree.node(key);
         if prev.is_some_and(Node::is_dir) {
             return Err(StoreError::new(ErrorCode::NotFile, key, self.index));
         }
         let prev_view = prev.map(|node| node.view(key));
-        let view = self.insert_new(key, dir, value, expire);
+        let view = self.insert_new(key, parents_stored, dir, value, expire);
         Ok(self.commit(Action::Set, view, prev_view))
     }
 
@@ -178,11 +188,11 @@ impl Store {
         expire: Option<u64>,
     ) -> Result<Event, StoreError> {
         self.check_writable(key)?;
-        self.tree.check_parents(key, self.index)?;
+        let parents_stored = self.tree.check_parents(key, self.index)?;
         if self.tree.node(key).is_some() {
             return Err(StoreError::new(ErrorCode::NodeExist, key, self.index));
         }
-        let view = self.insert_new(key, dir, value, expire);
+        let view = self.insert_new(key, parents_stored, dir, value, expire);
         Ok(self.commit(Action::Create, view, None))
     }
 
@@ -211,37 +221,38 @@ impl Store {
             return Err(StoreError::new(ErrorCode::NotFile, key, self.index));
         }
         let value = (!old.is_dir()).then(|| value.to_string());
-        self.rewrite(Action::Update, key, value, expire, false)
+        let prev_view = old.view(key);
+        Ok(self.rewrite(Action::Update, key, prev_view, value, expire, false))
     }
 
-    /// Replaces the value and TTL of the existing node at `key`, keeping its createdIndex.
+    /// Replaces the value and TTL of the existing node at `key`, whose view the caller found
+    /// (`prev_view`), keeping its createdIndex.
     fn rewrite(
         &mut self,
         action: Action,
         key: &str,
+        prev_view: NodeView,
         value: Option<String>,
         expire: Option<u64>,
         refresh: bool,
-    ) -> Result<Event, StoreError> {
-        let old = self.tree.find(key, self.index)?;
-        let prev_view = old.view(key);
+    ) -> Event {
         // A directory's stored modifiedIndex stays where its creation put it: only the event
         // carries the update's index (store/README.md §4.3; etcd 3.4 lists the old one).
-        let stored_index = if old.is_dir() {
-            old.modified_index
+        let stored_index = if prev_view.dir {
+            prev_view.modified_index
         } else {
             self.index + 1
         };
         let node = Node {
             value,
-            created_index: old.created_index,
+            created_index: prev_view.created_index,
             modified_index: stored_index,
             expire_at_ms: expire,
         };
         let mut view = node.view(key);
         view.modified_index = self.index + 1;
         self.tree.put(key, node);
-        Ok(self.commit_with(action, view, Some(prev_view), refresh))
+        self.commit_with(action, view, Some(prev_view), refresh)
     }
 
     /// `refresh=true`: same checks as the operation it rides on, then only the TTL and the
@@ -256,7 +267,8 @@ impl Store {
             return Err(StoreError::new(ErrorCode::TestFailed, cause, self.index));
         }
         let value = old.value.clone();
-        self.rewrite(r.action, r.key, value, r.expire_at_ms, true)
+        let prev_view = old.view(r.key);
+        Ok(self.rewrite(r.action, r.key, prev_view, value, r.expire_at_ms, true))
     }
 
     /// PUT with prevValue/prevIndex: missing 100, directory 102 before comparing (G28),
@@ -287,13 +299,15 @@ impl Store {
         if let Some(cause) = compare_failure(old, prev_value, prev_index) {
             return Err(StoreError::new(ErrorCode::TestFailed, cause, self.index));
         }
-        self.rewrite(
+        let prev_view = old.view(key);
+        Ok(self.rewrite(
             Action::CompareAndSwap,
             key,
+            prev_view,
             Some(value.to_string()),
             expire,
             false,
-        )
+        ))
     }
 
     /// Plain DELETE: a file always goes (G150); a directory needs `dir` (else 102, G34) and,

@@ -363,6 +363,13 @@ impl Reader<'_> {
     }
 
     fn u64(&mut self, field: &str) -> Result<u64, DecodeError> {
+        // Most are one byte: string lengths, small numbers.
+        if let Some(&b) = self.bytes.get(self.pos)
+            && b & 0x80 == 0
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte(field)?;

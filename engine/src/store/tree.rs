@@ -125,17 +125,20 @@ impl Tree {
 
     /// Checks that the parents of `key` can be created: 104 naming the first file on the way
     /// (store/README.md §3.3, G29). Nothing changes, so a failed write leaves the tree untouched.
-    pub(crate) fn check_parents(&self, key: &str, index: u64) -> Result<(), StoreError> {
+    ///
+    /// `Ok(true)` when every parent is a stored directory already (`make_parents` would add
+    /// nothing), `Ok(false)` when some are missing.
+    pub(crate) fn check_parents(&self, key: &str, index: u64) -> Result<bool, StoreError> {
         for ancestor in key::ancestors(key) {
             match self.nodes.get(ancestor) {
-                None => return Ok(()),
+                None => return Ok(false),
                 Some(node) if !node.is_dir() => {
                     return Err(StoreError::new(ErrorCode::NotDir, ancestor, index));
                 }
                 Some(_) => {}
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Creates the missing parents of `key` as permanent directories stamped with `index`
@@ -151,15 +154,17 @@ impl Tree {
 
     /// Stores `node` at `key`, replacing a file there; keeps the expiry index in step.
     pub(crate) fn put(&mut self, key: &str, node: Node) {
-        if let Some(old) = self.nodes.get(key)
-            && let Some(at) = old.expire_at_ms
+        let at = node.expire_at_ms;
+        // The replaced node comes back from the insert (one look-up, not two); its expiry
+        // goes before the new one is added, which may be the same pair.
+        if let Some(old) = self.nodes.insert(key.to_string(), node)
+            && let Some(old_at) = old.expire_at_ms
         {
-            self.expiry.remove(&(at, key.to_string()));
+            self.expiry.remove(&(old_at, key.to_string()));
         }
-        if let Some(at) = node.expire_at_ms {
+        if let Some(at) = at {
             self.expiry.insert((at, key.to_string()));
         }
-        self.nodes.insert(key.to_string(), node);
     }
 
     /// True when the directory at `key` has at least one child (hidden ones included).
@@ -172,17 +177,22 @@ impl Tree {
     /// Removes `key` and its whole subtree (hidden nodes too, store/README.md §3.4) and their
     /// expiry entries; returns the removed node at `key`.
     pub(crate) fn remove_subtree(&mut self, key: &str) -> Option<Node> {
-        let prefix = key::child_prefix(key);
-        let end = key::prefix_end(&prefix);
-        let below: Vec<String> = self
-            .nodes
-            .range(prefix..end)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for child in below {
-            self.remove_one(&child);
+        let node = self.remove_one(key)?;
+        // Only a directory has anything below it (the tree's invariant): a file goes alone,
+        // without a scan.
+        if node.is_dir() {
+            let prefix = key::child_prefix(key);
+            let end = key::prefix_end(&prefix);
+            let below: Vec<String> = self
+                .nodes
+                .range(prefix..end)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for child in below {
+                self.remove_one(&child);
+            }
         }
-        self.remove_one(key)
+        Some(node)
     }
 
     fn remove_one(&mut self, key: &str) -> Option<Node> {

@@ -292,7 +292,15 @@ impl<'a> Reader<'a> {
 
     /// A varint of at most nine bytes (63 bits: postcard reads every such one the same way;
     /// a tenth byte has rules of its own, left to postcard).
+    #[inline(always)]
     fn varint(&mut self) -> Option<u64> {
+        // Most varints of a message are one byte: ids, variants, lengths, small terms.
+        if let Some((&b, rest)) = self.bytes.split_first()
+            && b & 0x80 == 0
+        {
+            self.bytes = rest;
+            return Some(u64::from(b));
+        }
         let mut v = 0u64;
         for i in 0..9 {
             let b = self.byte()?;

@@ -20,6 +20,20 @@ pub(super) struct Configs {
     base_index: Index,
     /// Configuration entries of the log, with their index and term.
     entries: Vec<(Index, Term, Membership)>,
+    /// Moves at every change of `base` or `entries` (every `&mut self` method that changes
+    /// either bumps it), so an unchanged count means unchanged `latest()` and `at(i)` for
+    /// every `i`.
+    changes: u64,
+}
+
+/// What [`RawNode::membership_stamp`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MembershipStamp {
+    /// The known configurations' change count.
+    changes: u64,
+    /// The index the configuration is read at when that is not the latest one (the planted
+    /// bug `config_from_committed`); 0 otherwise.
+    read_at: Index,
 }
 
 impl Configs {
@@ -29,6 +43,7 @@ impl Configs {
             base,
             base_index,
             entries: Vec::new(),
+            changes: 0,
         };
         configs.add_entries(log);
         configs
@@ -43,6 +58,7 @@ impl Configs {
                     "configuration entries are added in log order"
                 );
                 self.entries.push((e.index, e.term, (**m).clone()));
+                self.changes += 1;
             }
         }
     }
@@ -70,8 +86,12 @@ impl Configs {
     /// Forgets the configuration entries the log no longer holds (thesis §4.1: when an entry
     /// is truncated, the server falls back to the configuration before it).
     pub(super) fn drop_truncated(&mut self, log: &RaftLog) {
+        let before = self.entries.len();
         self.entries
             .retain(|(i, t, _)| *i <= log.offset() || log.term(*i) == Some(*t));
+        if self.entries.len() != before {
+            self.changes += 1;
+        }
     }
 
     /// The log was compacted up to `offset`: entries at or below it fold into the base.
@@ -82,8 +102,9 @@ impl Configs {
         let keep = self.entries.partition_point(|(i, _, _)| *i <= offset);
         if keep > 0 {
             self.base = self.entries[keep - 1].2.clone();
+            self.entries.drain(..keep);
+            self.changes += 1;
         }
-        self.entries.drain(..keep);
         self.base_index = offset;
     }
 
@@ -93,6 +114,12 @@ impl Configs {
         self.entries.retain(|(i, _, _)| *i > index);
         self.base = base;
         self.base_index = index;
+        self.changes += 1;
+    }
+
+    /// The change count: equal counts mean the same configurations (see `changes`).
+    pub(super) fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Checks the invariant against the log.
@@ -121,6 +148,25 @@ impl RawNode {
             return self.configs.at(self.log.commit());
         }
         self.configs.latest()
+    }
+
+    /// A stamp of the configuration [`RawNode::membership`] returns: two equal stamps of one
+    /// node mean that it returned the same configuration at both times, so an observer can
+    /// compare stamps and look at the configuration only when its stamp moved. The stamp moves
+    /// whenever the configuration may have changed: a configuration entry appended, one
+    /// truncated, a snapshot's installed or restored, the log compacted (and, with the planted
+    /// bug that acts on the committed configuration, the commit index moved). A stamp is only
+    /// comparable with stamps of the same `RawNode`.
+    pub fn membership_stamp(&self) -> MembershipStamp {
+        let read_at = if planted!(self.config.bugs.config_from_committed) {
+            self.log.commit()
+        } else {
+            Index(0)
+        };
+        MembershipStamp {
+            changes: self.configs.changes(),
+            read_at,
+        }
     }
 
     /// The configuration in force at `index` (for a snapshot taken at that index, which must
@@ -360,13 +406,12 @@ impl RawNode {
         self.configs.drop_truncated(&self.log);
         let known = self.configs.latest_index();
         let start = new.partition_point(|e| e.index <= known);
-        let fresh: Vec<Entry> = new[start..]
-            .iter()
-            .filter(|e| matches!(e.kind, EntryKind::Config(_)))
-            .filter(|e| self.log.term(e.index) == Some(e.term))
-            .cloned()
-            .collect();
-        self.configs.add_entries(&fresh);
+        // One by one, in log order: no vector for the (usually no) configurations among them.
+        for e in &new[start..] {
+            if matches!(e.kind, EntryKind::Config(_)) && self.log.term(e.index) == Some(e.term) {
+                self.configs.add_entries(std::slice::from_ref(e));
+            }
+        }
     }
 
     /// A snapshot replaced the log up to its index (Raft §7): its configuration is in force

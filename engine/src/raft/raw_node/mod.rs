@@ -32,6 +32,8 @@ mod replication;
 mod snapshot;
 mod transfer;
 
+pub use membership::MembershipStamp;
+
 use super::progress::Progress;
 use super::raft_log::RaftLog;
 use super::read_only::{ReadOnly, ReadRequest};
