@@ -225,7 +225,10 @@ fn encode_record(kind: u8, base: u64, out: &mut Vec<u8>, payload: impl FnOnce(&m
     );
     let len = u32::try_from(payload_len).expect("the maxima fit in u32");
     let at = base + u64::try_from(start).expect("usize fits in u64");
-    let crc = record_crc(at, &out[start + 8..]);
+    // `record_crc(at, kind and payload)` in one pass: the offset's eight bytes stand where the
+    // header's length and CRC go, just before the kind, until those replace them.
+    out[start..start + 8].copy_from_slice(&at.to_le_bytes());
+    let crc = crc32fast::hash(&out[start..]);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
