@@ -50,7 +50,7 @@ impl Store {
             } => {
                 // store/README.md §4.5: the name is the index this create will get, %020d.
                 let dir_key = key::normalized(dir_key);
-                let mut name = key::child_prefix(&dir_key);
+                let mut name = key::child_prefix_with_room(&dir_key, 20);
                 push_decimal(&mut name, self.index + 1, 20);
                 self.create(&name, *dir, value, *at)
             }

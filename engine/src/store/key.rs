@@ -66,14 +66,20 @@ pub fn is_root(key: &str) -> bool {
 
 /// The prefix every descendant of `key` starts with: `key/`, or `/` for the root.
 pub fn child_prefix(key: &str) -> String {
+    child_prefix_with_room(key, 0)
+}
+
+/// [`child_prefix`] with room for `extra` more bytes, for a caller that appends a child's name
+/// (no second allocation when it does).
+pub fn child_prefix_with_room(key: &str, extra: usize) -> String {
+    let mut prefix = String::with_capacity(key.len() + 1 + extra);
     if is_root(key) {
-        ROOT.to_string()
+        prefix.push_str(ROOT);
     } else {
-        let mut prefix = String::with_capacity(key.len() + 1);
         prefix.push_str(key);
         prefix.push('/');
-        prefix
     }
+    prefix
 }
 
 /// The smallest string greater than every string starting with `prefix`, for range scans.
