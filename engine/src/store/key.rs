@@ -90,7 +90,9 @@ pub fn prefix_end(prefix: &str) -> String {
         prefix.ends_with('/'),
         "prefix_end expects a directory prefix"
     );
-    let mut end = prefix[..prefix.len() - 1].to_string();
+    // As long as `prefix`: the `0` takes the `/`'s place (no growing of the string for it).
+    let mut end = String::with_capacity(prefix.len());
+    end.push_str(&prefix[..prefix.len() - 1]);
     end.push('0');
     end
 }
