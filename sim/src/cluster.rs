@@ -1,6 +1,7 @@
 //! The simulated cluster: madsim nodes running the engine's node loop over the simulated world,
 //! plus the shared record every observer, client and checker writes into.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::log::{MemDisk, Recovered};
@@ -38,8 +39,11 @@ pub enum NodeState {
 pub struct Shared {
     /// Raft safety checks.
     pub safety: RaftSafety,
-    /// The first violation seen; the run stops at it.
+    /// The first violation seen; the run stops at it. Set only through `record`.
     pub violation: Option<Violation>,
+    /// Whether `violation` is set, readable without this lock: the node loops ask it on every
+    /// turn (`Observer::should_stop`).
+    pub stopping: Arc<AtomicBool>,
     /// Each node's last status (None while down).
     pub statuses: Vec<Option<Status>>,
     /// Each running node's client handle.
@@ -215,6 +219,15 @@ impl Shared {
         {
             v.at_ms = now_ms;
             self.violation = Some(v);
+            self.stopping.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a checker's verdict, reading `clock` only for a violation (at the time
+    /// `record` would have been given: nothing awaits in between).
+    pub fn record_now(&mut self, verdict: Result<(), Violation>, clock: &SimClock) {
+        if verdict.is_err() {
+            self.record(verdict, clock.now_ms());
         }
     }
 }
@@ -251,9 +264,28 @@ struct SimObserver {
     /// The node's membership stamp when its configuration was last compared with
     /// `Shared::memberships` (this life's node; none before its first step).
     membership_seen: Option<MembershipStamp>,
+    /// `Shared::stopping`.
+    stopping: Arc<AtomicBool>,
 }
 
 impl SimObserver {
+    fn new(id: NodeId, shared: &Arc<Mutex<Shared>>, clock: &SimClock) -> SimObserver {
+        let stopping = shared
+            .lock()
+            .expect("shared lock poisoned")
+            .stopping
+            .clone();
+        SimObserver {
+            id,
+            shared: shared.clone(),
+            clock: clock.clone(),
+            sent_read: false,
+            persisting: Vec::new(),
+            membership_seen: None,
+            stopping,
+        }
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut Shared) -> R) -> R {
         f(&mut self.shared.lock().expect("shared lock poisoned"))
     }
@@ -266,17 +298,15 @@ impl Observer for SimObserver {
     }
 
     fn recovered(&mut self, id: NodeId, recovered: &Recovered) {
-        let now = self.clock.now_ms();
         self.with(|s| {
             let verdict = s
                 .safety
                 .recovered(observe::node(id), &observe::recovered(recovered));
-            s.record(verdict, now);
+            s.record_now(verdict, &self.clock);
         });
     }
 
     fn snapshot_installed(&mut self, id: NodeId, index: Index, term: Term) {
-        let now = self.clock.now_ms();
         self.with(|s| {
             s.snapshots_installed += 1;
             let verdict = s.safety.snapshot_installed(
@@ -284,12 +314,11 @@ impl Observer for SimObserver {
                 observe::index(index),
                 observe::term(term),
             );
-            s.record(verdict, now);
+            s.record_now(verdict, &self.clock);
         });
     }
 
     fn persisted(&mut self, id: NodeId, hs: Option<&HardState>, entries: &[Entry]) {
-        let now = self.clock.now_ms();
         self.persisting.clear();
         self.persisting.extend(entries.iter().map(observe::entry));
         let mut s = self.shared.lock().expect("shared lock poisoned");
@@ -298,15 +327,14 @@ impl Observer for SimObserver {
             hs.map(observe::hard_state).as_ref(),
             &self.persisting,
         );
-        s.record(verdict, now);
+        s.record_now(verdict, &self.clock);
     }
 
     fn applied(&mut self, id: NodeId, entry: &Entry) {
-        // One reading of the clock: milliseconds are its microseconds, truncated.
-        let now_us = self.clock.now_us();
-        let now = now_us / 1000;
+        // The clock is read only when used: the first application, a violation.
         self.with(|s| {
             if s.reference_outputs.len() as u64 + 1 == entry.index.0 {
+                let now_us = self.clock.now_us();
                 s.apply_reference(entry, now_us);
                 if let engine::raft::EntryKind::Config(m) = &entry.kind {
                     s.committed_configs.push(crate::members::CommittedConfig {
@@ -316,7 +344,7 @@ impl Observer for SimObserver {
                 }
             }
             let verdict = s.safety.applied(observe::node(id), &observe::entry(entry));
-            s.record(verdict, now);
+            s.record_now(verdict, &self.clock);
         });
     }
 
@@ -363,7 +391,6 @@ impl Observer for SimObserver {
     }
 
     fn sending(&mut self, msg: &Message) {
-        let now = self.clock.now_ms();
         let first_read = !self.sent_read && matches!(msg.kind, MessageKind::ReadIndex { .. });
         self.sent_read |= first_read;
         let (id, slot) = (self.id, self.id.0 as usize - 1);
@@ -376,18 +403,21 @@ impl Observer for SimObserver {
                 }
             }
             let verdict = s.safety.sending(&observe::message(msg));
-            s.record(verdict, now);
+            s.record_now(verdict, &self.clock);
         });
     }
 
     fn should_stop(&self) -> bool {
-        self.with(|s| s.violation.is_some())
+        self.stopping.load(Ordering::Relaxed)
     }
 
     fn crash_here(&mut self, point: CrashPoint) -> bool {
-        let now = self.clock.now_ms();
         let id = self.id;
         self.with(|s| {
+            if s.aimed_points.is_empty() {
+                return false;
+            }
+            let now = self.clock.now_ms();
             let armed = s
                 .aimed_points
                 .iter()
@@ -412,6 +442,7 @@ impl Cluster {
         let shared = Arc::new(Mutex::new(Shared {
             safety: RaftSafety::default(),
             violation: None,
+            stopping: Default::default(),
             statuses: vec![None; n],
             memberships: vec![None; n],
             reconfigurations: 0,
@@ -450,16 +481,8 @@ impl Cluster {
         net.set_wire_bugs(Bug::switches(config.bug).wire);
         let sink = shared.clone();
         net.on_codec_fault(move |fault, now_ms| {
-            let v = Violation::new(
-                "peer codec",
-                observe::node(fault.to),
-                Default::default(),
-                Default::default(),
-                format!("n{} -> n{}: {}", fault.from.0, fault.to.0, fault.detail),
-            );
-            sink.lock()
-                .expect("shared lock poisoned")
-                .record(Err(v), now_ms);
+            let detail = format!("n{} -> n{}: {}", fault.from.0, fault.to.0, fault.detail);
+            node_violation(&sink, fault.to, "peer codec", detail, now_ms);
         });
         let disks: Vec<MemDisk> = (0..n).map(|_| MemDisk::new()).collect();
         let metas: Vec<MemDisk> = (0..n).map(|_| MemDisk::new()).collect();
@@ -576,14 +599,7 @@ impl Cluster {
                     net: net.node_on(id, node_clock),
                     disk: SimDisk::new(disk, clock.clone(), sync_ms, faults.clone()),
                 };
-                let observer = SimObserver {
-                    id,
-                    shared: shared.clone(),
-                    clock: clock.clone(),
-                    sent_read: false,
-                    persisting: Vec::new(),
-                    membership_seen: None,
-                };
+                let observer = SimObserver::new(id, &shared, &clock);
                 let result =
                     engine::server::run(node_config, env, machine, requests, observer).await;
                 if let Err(e) = &result
