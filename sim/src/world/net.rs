@@ -273,8 +273,7 @@ impl SimNet {
 
     /// True if `from -> to` is cut.
     pub fn is_blocked(&self, from: NodeId, to: NodeId) -> bool {
-        let s = self.lock();
-        s.blocked[slot(from) * s.size + slot(to)]
+        self.cuts().is_blocked(from, to)
     }
 
     /// Appends, row by row (`from`, then `to`), whether each link between two different nodes
